@@ -1,0 +1,83 @@
+/* linattn - argument checks shared by every operator.
+ * Each check records a message naming the argument and returns a distinct
+ * status code; callers check everything before touching any output. */
+#include <stdint.h>
+#include "internal.h"
+
+/* Reject non-positive sizes and element counts whose byte size overflows. */
+static int check_dims(const linattn_tensor *t, const char *name)
+{
+    uint64_t bytes = sizeof(float);
+    for (int d = 0; d < t->ndim; d++) {
+        const int64_t n = t->shape[d];
+        if (n <= 0)
+            return linattn_fail(LINATTN_ESIZE, "%s: dimension %d is %lld (must be > 0)",
+                                name, d, (long long)n);
+        if ((uint64_t)n > (uint64_t)PTRDIFF_MAX / bytes)
+            return linattn_fail(LINATTN_EOVERFLOW,
+                                "%s: %d-dimensional shape overflows the address space",
+                                name, t->ndim);
+        bytes *= (uint64_t)n;
+    }
+    if (bytes > (uint64_t)SIZE_MAX)
+        return linattn_fail(LINATTN_EOVERFLOW, "%s: byte count overflows size_t", name);
+    return LINATTN_OK;
+}
+
+int linattn_check_present(const linattn_tensor *t, const char *name)
+{
+    if (!t->data)
+        return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", name);
+    return LINATTN_OK;
+}
+
+int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim, int64_t *out)
+{
+    int rc = linattn_check_present(t, name);
+    if (rc) return rc;
+    if (t->ndim != ndim)
+        return linattn_fail(LINATTN_ESHAPE, "%s: rank %d, expected %d", name, t->ndim, ndim);
+    if ((rc = check_dims(t, name))) return rc;
+    for (int d = 0; d < ndim; d++) out[d] = t->shape[d];
+    return LINATTN_OK;
+}
+
+int linattn_check_tensor(const linattn_tensor *t, const char *name, int ndim,
+                         const int64_t *shape)
+{
+    int rc = linattn_check_present(t, name);
+    if (rc) return rc;
+    if (t->ndim != ndim)
+        return linattn_fail(LINATTN_ESHAPE, "%s: rank %d, expected %d", name, t->ndim, ndim);
+    if ((rc = check_dims(t, name))) return rc;
+    for (int d = 0; d < ndim; d++)
+        if (t->shape[d] != shape[d])
+            return linattn_fail(LINATTN_ESHAPE,
+                                "%s: dimension %d is %lld, expected %lld", name, d,
+                                (long long)t->shape[d], (long long)shape[d]);
+    return LINATTN_OK;
+}
+
+int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T)
+{
+    if (n < 1)
+        return linattn_fail(LINATTN_ESEQLENS, "cu_seqlens: n_seqs is %lld (must be >= 1)",
+                            (long long)n);
+    if (B != 1)
+        return linattn_fail(LINATTN_ESEQLENS,
+                            "cu_seqlens: packed sequences need B == 1 (B is %lld)",
+                            (long long)B);
+    if (cu[0] != 0)
+        return linattn_fail(LINATTN_ESEQLENS, "cu_seqlens[0] is %lld (must be 0)",
+                            (long long)cu[0]);
+    for (int64_t i = 1; i <= n; i++)
+        if (cu[i] <= cu[i - 1])
+            return linattn_fail(LINATTN_ESEQLENS,
+                                "cu_seqlens[%lld] = %lld is not above cu_seqlens[%lld] = %lld",
+                                (long long)i, (long long)cu[i], (long long)(i - 1),
+                                (long long)cu[i - 1]);
+    if (cu[n] != T)
+        return linattn_fail(LINATTN_ESEQLENS, "cu_seqlens[%lld] = %lld (must equal T = %lld)",
+                            (long long)n, (long long)cu[n], (long long)T);
+    return LINATTN_OK;
+}

@@ -1,0 +1,340 @@
+/* linattn - drivers of the delta-rule family (gdn, kla, gla): argument
+ * checks, the plan (algorithm, column blocks, scratch), and the jobs. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#ifdef HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+enum delta_op { OP_GDN, OP_KLA, OP_GLA };
+static const char *const op_names[] = {"gdn", "kla", "gla"};
+
+#define DEFAULT_CHUNK 64
+#define DEFAULT_EPS 1e-6f
+#define COL_ALIGN 16
+
+void linattn_delta_opts_init(linattn_delta_opts *opts)
+{
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->eps = DEFAULT_EPS;
+    opts->algo = LINATTN_ALGO_AUTO;
+}
+
+/* Everything a job needs; decided once per call. */
+typedef struct delta_plan {
+    const linattn_ctx *ctx;
+    int64_t T, H, nseq;
+    int K, V;
+    const int64_t *cu;            /* NULL: sequence n is batch row n */
+    const float *q, *k, *v, *g, *beta, *h0;
+    float *o, *ht;
+    float scale;
+    linattn_algo algo;
+    int C, nblk, blkw;
+    int ref;
+    size_t work_floats;           /* per thread */
+    float *work;                  /* threads * work_floats */
+    double *dwork;                /* reference: threads * ref work */
+} delta_plan;
+
+static void run_job(void *arg, int64_t job, int thread)
+{
+    const delta_plan *p = arg;
+    const int64_t blk = job % p->nblk, unit = job / p->nblk;
+    const int64_t h = unit % p->H, n = unit / p->H;
+    const int64_t b = p->cu ? 0 : n;
+    const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
+    const size_t KV = (size_t)p->K * p->V;
+    const int64_t tok0 = (b * p->T + t0) * p->H + h;   /* index of (b, t0, h) */
+    float *work = p->work + (size_t)thread * p->work_floats;
+    float *S = p->ht ? p->ht + (size_t)unit * KV : work;
+    const int j0 = (int)blk * p->blkw;
+    const int w = p->V - j0 < p->blkw ? p->V - j0 : p->blkw;
+
+    /* initial state of this column block */
+    const float *S0 = p->h0 ? p->h0 + (size_t)unit * KV : NULL;
+    if (S0 != S)
+        for (int i = 0; i < p->K; i++) {
+            float *row = S + (size_t)i * p->V + j0;
+            if (S0) memcpy(row, S0 + (size_t)i * p->V + j0, sizeof(float) * w);
+            else memset(row, 0, sizeof(float) * w);
+        }
+
+    linattn_delta_rec_job jb = {
+        .T = t1 - t0, .K = p->K, .n = w,
+        .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = (ptrdiff_t)p->H,
+        .ldS = p->V,
+        .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V + j0,
+        .g = p->g ? p->g + tok0 : NULL, .beta = p->beta ? p->beta + tok0 : NULL,
+        .o = p->o + tok0 * p->V + j0, .S = S + j0, .scale = p->scale,
+    };
+    if (p->ref)
+        linattn_delta_ref_seq(jb.T, p->K, p->V, jb.sqk, jb.sv, jb.sg, jb.q, jb.k, jb.v, jb.g,
+                              jb.beta, jb.o, S, p->scale,
+                              p->dwork + (size_t)thread * linattn_delta_ref_work(p->K, p->V));
+    else if (p->algo == LINATTN_ALGO_CHUNK)
+        linattn_delta_chunk(&jb, p->C, work + (p->ht ? 0 : KV));
+    else
+        p->ctx->kern.delta_rec(&jb);
+}
+
+/* kla: beta = eta / (|k|^2 + eps), one value per (token, head). */
+static void kla_beta(float *beta, const float *eta, const float *k, int64_t rows, int K,
+                     float eps)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        double nn = 0.0;
+        for (int i = 0; i < K; i++) nn += (double)k[r * K + i] * k[r * K + i];
+        beta[r] = (float)(eta[r] / (nn + eps));
+    }
+}
+
+static int check_opts(const linattn_delta_opts *o)
+{
+    if (!isfinite(o->scale))
+        return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
+    if (!(o->eps >= 0.0f) || !isfinite(o->eps))
+        return linattn_fail(LINATTN_ERANGE, "opts.eps: %g (must be finite and >= 0)", o->eps);
+    if (o->chunk < 0 || o->chunk > LINATTN_MAX_CHUNK)
+        return linattn_fail(LINATTN_ERANGE, "opts.chunk: %d (must be 0..%d)", o->chunk,
+                            LINATTN_MAX_CHUNK);
+    if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
+        return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
+#ifndef HAVE_CBLAS
+    if (o->algo == LINATTN_ALGO_CHUNK)
+        return linattn_fail(LINATTN_EUNSUPPORTED, "opts.algo: chunk form needs BLAS, "
+                                                  "which this build lacks");
+#endif
+    return LINATTN_OK;
+}
+
+static int check_heads(int64_t K, int64_t V)
+{
+    if (K > LINATTN_MAX_HEAD_DIM)
+        return linattn_fail(LINATTN_EHEADDIM, "q: key head size %lld above %d", (long long)K,
+                            LINATTN_MAX_HEAD_DIM);
+    if (V > LINATTN_MAX_HEAD_DIM)
+        return linattn_fail(LINATTN_EHEADDIM, "v: value head size %lld above %d", (long long)V,
+                            LINATTN_MAX_HEAD_DIM);
+    return LINATTN_OK;
+}
+
+/* Check the gate tensors: g optional, beta required except for gla. */
+static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *beta, int ndim,
+                       const int64_t *shape)
+{
+    int rc;
+    if (g->data && (rc = linattn_check_tensor(g, "g", ndim, shape))) return rc;
+    if (op == OP_GLA) {
+        if (beta->data) return linattn_fail(LINATTN_EINVAL, "beta: gla takes no beta");
+        return LINATTN_OK;
+    }
+    return linattn_check_tensor(beta, op == OP_KLA ? "eta" : "beta", ndim, shape);
+}
+
+static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *nseq)
+{
+    int rc;
+    int64_t sh[4];
+    if ((rc = linattn_check_lead(&io->q, "q", 4, s))) return rc;
+    if ((rc = linattn_check_tensor(&io->k, "k", 4, s))) return rc;
+    if ((rc = linattn_check_lead(&io->v, "v", 4, sh))) return rc;
+    if (sh[0] != s[0] || sh[1] != s[1] || sh[2] != s[2])
+        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld,%lld] differs from "
+                            "q's [%lld,%lld,%lld]", (long long)sh[0], (long long)sh[1],
+                            (long long)sh[2], (long long)s[0], (long long)s[1], (long long)s[2]);
+    s[4] = sh[3];
+    if ((rc = check_heads(s[3], s[4]))) return rc;
+    if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
+    const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
+    if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
+    if (io->cu_seqlens) {
+        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
+        *nseq = io->n_seqs;
+    } else {
+        if (io->n_seqs)
+            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
+                                (long long)io->n_seqs);
+        *nseq = s[0];
+    }
+    const int64_t hsh[4] = {*nseq, s[2], s[3], s[4]};
+    if (io->h0.data && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
+    if (io->ht.data && (rc = linattn_check_tensor(&io->ht, "ht", 4, hsh))) return rc;
+    return LINATTN_OK;
+}
+
+/* Split value columns so that there are at least as many jobs as threads
+ * (recurrent form only: a column's result never depends on the split). */
+static void plan_blocks(delta_plan *p, int64_t units)
+{
+    int nt = linattn_max_threads(p->ctx), nblk = 1;
+    if (!p->ref && p->algo == LINATTN_ALGO_RECURRENT && units < nt)
+        nblk = (int)((nt + units - 1) / units);
+    int w = (p->V + nblk - 1) / nblk;
+    w = (w + COL_ALIGN - 1) / COL_ALIGN * COL_ALIGN;
+    if (w > p->V) w = p->V;
+    p->blkw = w;
+    p->nblk = (p->V + w - 1) / w;
+}
+
+static int execute(delta_plan *p, int64_t units, const char *what)
+{
+    const int nt = linattn_max_threads(p->ctx);
+    const size_t KV = (size_t)p->K * p->V;
+    plan_blocks(p, units);
+    p->work_floats = (p->ht ? 0 : KV) +
+                     (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
+    if (!p->work_floats) p->work_floats = 1;
+    p->work = malloc(sizeof(float) * p->work_floats * nt);
+    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_delta_ref_work(p->K, p->V) * nt);
+    if (!p->work || (p->ref && !p->dwork)) {
+        free(p->work);
+        free(p->dwork);
+        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+    }
+    if (p->ctx->verbose) {
+        char algo[32];
+        if (p->algo == LINATTN_ALGO_CHUNK && !p->ref) snprintf(algo, sizeof algo, "chunk C=%d", p->C);
+        else snprintf(algo, sizeof algo, "recurrent");
+        fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d seqs=%lld: %s %s, %d column "
+                "block%s, %d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V,
+                (long long)p->nseq, p->ref ? "ref" : p->ctx->kern.isa, algo, p->nblk,
+                p->nblk == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
+    }
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
+    /* BLAS runs single-threaded inside our parallel region. */
+    int blas_threads = 0;
+    if (p->algo == LINATTN_ALGO_CHUNK && nt > 1) {
+        blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+#endif
+    linattn_parallel_for(p->ctx, units * p->nblk, run_job, p);
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
+    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+#endif
+    free(p->work);
+    free(p->dwork);
+    return LINATTN_OK;
+}
+
+static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
+                         const linattn_delta_opts *opts_in)
+{
+    int rc;
+    int64_t s[5], nseq = 0;
+    linattn_delta_opts opts;
+    char what[32];
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_delta_opts_init(&opts);
+    if (opts_in) opts = *opts_in;
+    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = check_forward(op, io, s, &nseq))) return rc;
+    linattn_clear_error();
+
+    delta_plan p = {
+        .ctx = ctx, .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3], .V = (int)s[4],
+        .cu = io->cu_seqlens, .q = io->q.data, .k = io->k.data, .v = io->v.data,
+        .g = io->g.data, .beta = io->beta.data, .h0 = io->h0.data, .o = io->o.data,
+        .ht = io->ht.data, .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[3]),
+        .ref = ctx->backend == LINATTN_BACKEND_REF,
+        .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
+    };
+#ifdef HAVE_CBLAS
+    p.algo = opts.algo == LINATTN_ALGO_AUTO ? LINATTN_ALGO_RECURRENT : opts.algo;
+#else
+    p.algo = LINATTN_ALGO_RECURRENT;
+#endif
+    float *beta = NULL;
+    if (op == OP_KLA) {
+        const int64_t rows = s[0] * s[1] * s[2];
+        if (!(beta = malloc(sizeof(float) * rows)))
+            return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
+        kla_beta(beta, io->beta.data, io->k.data, rows, p.K, opts.eps);
+        p.beta = beta;
+    }
+    snprintf(what, sizeof what, "%s forward", op_names[op]);
+    rc = execute(&p, nseq * p.H, what);
+    free(beta);
+    return rc;
+}
+
+static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
+                      const linattn_delta_opts *opts_in)
+{
+    int rc;
+    int64_t s[4], sh[3];
+    linattn_delta_opts opts;
+    char what[32];
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_delta_opts_init(&opts);
+    if (opts_in) opts = *opts_in;
+    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = linattn_check_lead(&io->q, "q", 3, s))) return rc;
+    if ((rc = linattn_check_tensor(&io->k, "k", 3, s))) return rc;
+    if ((rc = linattn_check_lead(&io->v, "v", 3, sh))) return rc;
+    if (sh[0] != s[0] || sh[1] != s[1])
+        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld] differs from q's "
+                            "[%lld,%lld]", (long long)sh[0], (long long)sh[1],
+                            (long long)s[0], (long long)s[1]);
+    s[3] = sh[2];
+    if ((rc = check_heads(s[2], s[3]))) return rc;
+    if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
+    const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
+    if ((rc = linattn_check_tensor(&io->state, "state", 4, stsh))) return rc;
+    if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
+    linattn_clear_error();
+
+    /* B sequences of one token: the forward machinery with T = 1. */
+    delta_plan p = {
+        .ctx = ctx, .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2], .V = (int)s[3],
+        .q = io->q.data, .k = io->k.data, .v = io->v.data, .g = io->g.data,
+        .beta = io->beta.data, .h0 = io->state.data, .o = io->o.data, .ht = io->state.data,
+        .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[2]),
+        .ref = ctx->backend == LINATTN_BACKEND_REF, .algo = LINATTN_ALGO_RECURRENT,
+        .C = DEFAULT_CHUNK,
+    };
+    float *beta = NULL;
+    if (op == OP_KLA) {
+        const int64_t rows = s[0] * s[1];
+        if (!(beta = malloc(sizeof(float) * rows)))
+            return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
+        kla_beta(beta, io->beta.data, io->k.data, rows, p.K, opts.eps);
+        p.beta = beta;
+    }
+    snprintf(what, sizeof what, "%s step", op_names[op]);
+    rc = execute(&p, s[0] * s[1], what);
+    free(beta);
+    return rc;
+}
+
+int linattn_gdn_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
+{
+    return delta_forward(OP_GDN, c, io, o);
+}
+int linattn_kla_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
+{
+    return delta_forward(OP_KLA, c, io, o);
+}
+int linattn_gla_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
+{
+    return delta_forward(OP_GLA, c, io, o);
+}
+int linattn_gdn_step(linattn_ctx *c, const linattn_delta_step_io *io, const linattn_delta_opts *o)
+{
+    return delta_step(OP_GDN, c, io, o);
+}
+int linattn_kla_step(linattn_ctx *c, const linattn_delta_step_io *io, const linattn_delta_opts *o)
+{
+    return delta_step(OP_KLA, c, io, o);
+}
+int linattn_gla_step(linattn_ctx *c, const linattn_delta_step_io *io, const linattn_delta_opts *o)
+{
+    return delta_step(OP_GLA, c, io, o);
+}

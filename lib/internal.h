@@ -1,0 +1,67 @@
+/* linattn - internal declarations shared by the library's files. */
+#ifndef LINATTN_INTERNAL_H
+#define LINATTN_INTERNAL_H
+
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include "linattn.h"
+#include "kernels.h"
+
+/* Kernel table: filled with the portable kernels first, then overridden by
+ * the best ISA compiled in and supported by the CPU (dispatch.c). */
+typedef struct linattn_kernels {
+    const char *isa;
+    linattn_delta_rec_fn delta_rec;
+} linattn_kernels;
+
+struct linattn_ctx {
+    linattn_backend backend; /* resolved: never AUTO */
+    int threads;
+    int verbose;
+    linattn_kernels kern;
+};
+
+/* errors.c: record a message for this thread and return the code. */
+int linattn_fail(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void linattn_clear_error(void);
+
+/* check.c: argument checks.  Each returns LINATTN_OK or records an error. */
+int linattn_check_tensor(const linattn_tensor *t, const char *name, int ndim,
+                         const int64_t *shape);
+int linattn_check_present(const linattn_tensor *t, const char *name);
+/* Validate q (rank 'ndim'), recording its shape into out[]. */
+int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim,
+                       int64_t *out);
+int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T);
+
+/* dispatch.c */
+int linattn_kernels_select(linattn_kernels *k, const char *forced);
+
+/* parallel.c: run fn(arg, job, thread) for job in [0, njobs) on the context's
+ * threads (static schedule does not matter: jobs are independent). */
+typedef void (*linattn_job_fn)(void *arg, int64_t job, int thread);
+void linattn_parallel_for(const linattn_ctx *ctx, int64_t njobs,
+                          linattn_job_fn fn, void *arg);
+int linattn_max_threads(const linattn_ctx *ctx);
+
+/* delta_ref.c: double-accumulation reference for one (sequence, head). */
+void linattn_delta_ref_seq(int64_t T, int K, int V, ptrdiff_t sqk, ptrdiff_t sv,
+                           ptrdiff_t sg, const float *q, const float *k,
+                           const float *v, const float *g, const float *beta,
+                           float *o, float *S, float scale, double *work);
+/* doubles of work the reference needs */
+size_t linattn_delta_ref_work(int K, int V);
+
+/* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
+size_t linattn_delta_chunk_work(int K, int n, int C);
+void linattn_delta_chunk(const linattn_delta_rec_job *job, int C, float *work);
+
+#endif

@@ -1,0 +1,54 @@
+/* linattn - internal kernel interface.
+ *
+ * A kernel does arithmetic only: no argument checks, no allocation, no
+ * threading, no policy.  The drivers in lib/ slice the work into jobs and
+ * hand each job to the kernel chosen for the running CPU (see dispatch.c).
+ */
+#ifndef LINATTN_KERNELS_H
+#define LINATTN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One job of the token-recurrent delta-rule kernel: one (sequence, head)
+ * and a block of n value columns of its state, over T consecutive tokens.
+ *
+ * All pointers are already offset to token 0 of this sequence and head, and
+ * the value-side pointers (v, o, S) to the first column of the block.
+ *
+ *   q[t*sqk + i], k[t*sqk + i]      i < K          query, key of token t
+ *   v[t*sv + j],  o[t*sv + j]       j < n          value in, output out
+ *   g[t*sg], beta[t*sg]                            log-decay, write strength
+ *   S[i*ldS + j]                    i < K, j < n   state, updated in place
+ *
+ * g == NULL means no decay (g_t = 0).  beta == NULL selects the plain
+ * linear-attention write of gla (S += k v^T, no delta); otherwise the
+ * Gated DeltaNet write.  Per token t (gamma = exp(g_t)):
+ *
+ *   gdn:  u = beta_t (v_t - gamma S^T k_t);  S = gamma S + k_t u^T
+ *   gla:  S = gamma S + k_t v_t^T
+ *   both: o_t = scale * S^T q_t   (read after the write)
+ *
+ * The results of one column must not depend on n or on the other columns
+ * (bit for bit), so that splitting the columns over threads never changes
+ * the answer. */
+typedef struct linattn_delta_rec_job {
+    int64_t T;
+    int K, n;
+    ptrdiff_t sqk, sv, sg, ldS;
+    const float *q, *k, *v, *g, *beta;
+    float *o, *S;
+    float scale;
+} linattn_delta_rec_job;
+
+typedef void (*linattn_delta_rec_fn)(const linattn_delta_rec_job *job);
+
+/* Portable C version (compiled for the baseline ISA). */
+void linattn_delta_rec_portable(const linattn_delta_rec_job *job);
+
+/* Per-ISA versions; each exists only when its ISA is compiled in. */
+void linattn_delta_rec_avx2(const linattn_delta_rec_job *job);
+void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
+void linattn_delta_rec_neon(const linattn_delta_rec_job *job);
+
+#endif

@@ -1,0 +1,197 @@
+/* linattn - portable linear-attention operators.
+ *
+ * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview and
+ * linattn_gdn(3) for the delta-rule family (gdn, kla, gla).
+ *
+ * Conventions
+ *   - float32 everywhere, C order, sequence-first layout:
+ *       q, k [B,T,H,K]   v, o [B,T,H,V]   gates [B,T,H]   state [B,H,K,V]
+ *   - gates are log-space: decay factor exp(g), g <= 0.
+ *   - scale defaults to 1/sqrt(K); q and k are used as given.
+ *   - every function returns LINATTN_OK (0) or a negative linattn_status;
+ *     linattn_strerror() names the code, linattn_last_error() gives the
+ *     message of the last failure in the calling thread.
+ *   - when an argument check fails nothing is written to any output.
+ */
+#ifndef LINATTN_H
+#define LINATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LINATTN_VERSION_MAJOR 0
+#define LINATTN_VERSION_MINOR 1
+#define LINATTN_VERSION_PATCH 0
+
+/* Largest key or value head size accepted by every backend. */
+#define LINATTN_MAX_HEAD_DIM 1024
+/* Largest chunk size accepted by the chunkwise algorithm. */
+#define LINATTN_MAX_CHUNK 1024
+/* Most dimensions a linattn_tensor may have. */
+#define LINATTN_MAX_DIMS 4
+
+typedef enum linattn_status {
+    LINATTN_OK = 0,
+    LINATTN_ENULL = -1,        /* a required pointer is NULL */
+    LINATTN_ESHAPE = -2,       /* wrong rank or shapes that do not agree */
+    LINATTN_ESIZE = -3,        /* a size is zero or negative */
+    LINATTN_EOVERFLOW = -4,    /* a byte count does not fit in size_t */
+    LINATTN_EHEADDIM = -5,     /* head size above LINATTN_MAX_HEAD_DIM */
+    LINATTN_ESEQLENS = -6,     /* cu_seqlens malformed */
+    LINATTN_ERANGE = -7,       /* an option or value outside its range */
+    LINATTN_ENOMEM = -8,       /* memory allocation failed */
+    LINATTN_EUNSUPPORTED = -9, /* backend, ISA or feature not available */
+    LINATTN_EIO = -10,         /* file could not be opened, read or written */
+    LINATTN_EFORMAT = -11,     /* file is not a float32 little-endian C-order .npy */
+    LINATTN_EINVAL = -12       /* any other invalid argument */
+} linattn_status;
+
+/* Name of a status code ("LINATTN_ESHAPE: ..."); never NULL. */
+const char *linattn_strerror(int status);
+/* Message of the last failed call made by this thread (never NULL; "" if none). */
+const char *linattn_last_error(void);
+
+/* Version of the library actually linked ("0.1.0"), and as a number
+ * major*10000 + minor*100 + patch. */
+const char *linattn_version_string(void);
+int linattn_version(void);
+
+/* ---- context ---------------------------------------------------------- */
+
+typedef enum linattn_backend {
+    LINATTN_BACKEND_AUTO = 0, /* best available; honours LINATTN_DEVICE */
+    LINATTN_BACKEND_REF = 1,  /* plain C reference, double accumulation */
+    LINATTN_BACKEND_CPU = 2   /* fast CPU path (SIMD, threads, BLAS) */
+} linattn_backend;
+
+typedef struct linattn_config {
+    linattn_backend backend;
+    int threads;  /* 0: LINATTN_NUM_THREADS, else OpenMP's default */
+    int verbose;  /* nonzero: log decisions to stderr (also LINATTN_VERBOSE=1) */
+    const char *isa; /* NULL: LINATTN_ISA, else the best the CPU runs;
+                        "ref", "scalar", "avx2", "avx512" or "neon" forces one */
+} linattn_config;
+
+typedef struct linattn_ctx linattn_ctx;
+
+/* Fill cfg with the defaults (auto backend, default threads, quiet). */
+void linattn_config_init(linattn_config *cfg);
+/* Create a context; cfg may be NULL for the defaults.  The context holds the
+ * dispatch decisions and thread count; it may be shared by threads. */
+int linattn_ctx_create(linattn_ctx **ctx, const linattn_config *cfg);
+void linattn_ctx_destroy(linattn_ctx *ctx);
+/* What the context chose. */
+linattn_backend linattn_ctx_backend(const linattn_ctx *ctx);
+int linattn_ctx_threads(const linattn_ctx *ctx);
+const char *linattn_ctx_isa(const linattn_ctx *ctx);
+
+/* Kernel ISAs compiled into this build, space-separated ("scalar avx2 avx512"). */
+const char *linattn_isa_compiled(void);
+/* 1 if this build has the ISA and this CPU (and OS) can run it, else 0.
+ * "ref" and "scalar" are always available. */
+int linattn_isa_usable(const char *isa);
+/* Space-separated CPU features the probe found ("avx2 fma avx512" ...). */
+const char *linattn_cpu_features(void);
+
+/* ---- tensors ---------------------------------------------------------- */
+
+/* A description of a float32 array in C order: the data is not owned.
+ * A tensor with data == NULL is "absent" (allowed only where documented). */
+typedef struct linattn_tensor {
+    float *data;
+    int ndim;
+    int64_t shape[LINATTN_MAX_DIMS];
+} linattn_tensor;
+
+linattn_tensor linattn_tensor_1d(float *data, int64_t d0);
+linattn_tensor linattn_tensor_2d(float *data, int64_t d0, int64_t d1);
+linattn_tensor linattn_tensor_3d(float *data, int64_t d0, int64_t d1, int64_t d2);
+linattn_tensor linattn_tensor_4d(float *data, int64_t d0, int64_t d1, int64_t d2,
+                                 int64_t d3);
+/* The absent tensor (all zero). */
+linattn_tensor linattn_tensor_none(void);
+
+/* ---- delta-rule family: gdn, kla, gla (linattn_gdn(3)) ------------------ */
+
+typedef enum linattn_algo {
+    LINATTN_ALGO_AUTO = 0,      /* the plan chooses by shape */
+    LINATTN_ALGO_RECURRENT = 1, /* token-recurrent, state in cache */
+    LINATTN_ALGO_CHUNK = 2      /* chunkwise, matrix products */
+} linattn_algo;
+
+typedef struct linattn_delta_opts {
+    float scale;       /* output scale; 0 means 1/sqrt(K) */
+    float eps;         /* kla: beta = eta / (|k|^2 + eps); >= 0, default 1e-6 */
+    int chunk;         /* chunk size for LINATTN_ALGO_CHUNK; 0: default (64) */
+    linattn_algo algo;
+} linattn_delta_opts;
+
+void linattn_delta_opts_init(linattn_delta_opts *opts);
+
+/* Forward over whole sequences.
+ *   q, k [B,T,H,K]; v [B,T,H,V]; o [B,T,H,V] (written)
+ *   g [B,T,H] log-decay (absent: no decay)
+ *   beta [B,T,H]: gdn write strength; kla: eta; gla: must be absent
+ *   h0 [N,H,K,V] initial state (absent: zeros); ht [N,H,K,V] final state
+ *   (absent: not returned).  h0 and ht may be the same buffer.
+ *   cu_seqlens: NULL, or N+1 strictly increasing offsets from 0 to T that
+ *   split a packed batch (B must then be 1); N = B otherwise.
+ */
+typedef struct linattn_delta_io {
+    linattn_tensor q, k, v, g, beta, h0, o, ht;
+    const int64_t *cu_seqlens;
+    int64_t n_seqs; /* number of sequences in cu_seqlens (N) */
+} linattn_delta_io;
+
+int linattn_gdn_forward(linattn_ctx *ctx, const linattn_delta_io *io,
+                        const linattn_delta_opts *opts);
+int linattn_kla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
+                        const linattn_delta_opts *opts);
+int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
+                        const linattn_delta_opts *opts);
+
+/* One decode step for B sequences on a carried state.
+ *   q, k [B,H,K]; v, o [B,H,V]; g, beta [B,H] (as in forward);
+ *   state [B,H,K,V], read and updated in place (required). */
+typedef struct linattn_delta_step_io {
+    linattn_tensor q, k, v, g, beta, state, o;
+} linattn_delta_step_io;
+
+int linattn_gdn_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
+                     const linattn_delta_opts *opts);
+int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
+                     const linattn_delta_opts *opts);
+int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
+                     const linattn_delta_opts *opts);
+
+/* ---- .npy files (float32, little-endian, C order) ---------------------- */
+
+/* An array owned by the library (free with linattn_array_free). */
+typedef struct linattn_array {
+    float *data;
+    int ndim;
+    int64_t shape[8];
+    size_t count; /* number of elements */
+} linattn_array;
+
+/* Parse a .npy image held in memory / read a .npy file.  Anything but
+ * '<f4' (or '|f4'-compatible little-endian float32), fortran_order False,
+ * at most 8 dimensions, exact payload size, is rejected with
+ * LINATTN_EFORMAT.  On failure *out is left zeroed. */
+int linattn_npy_parse(const void *buf, size_t len, linattn_array *out);
+int linattn_npy_load(const char *path, linattn_array *out);
+/* Write data with the given shape as a version 1.0 .npy file. */
+int linattn_npy_save(const char *path, const float *data, int ndim,
+                     const int64_t *shape);
+void linattn_array_free(linattn_array *a);
+/* View an array as a tensor (fails with LINATTN_ESHAPE past 4 dims). */
+int linattn_array_tensor(const linattn_array *a, linattn_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

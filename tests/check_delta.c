@@ -1,0 +1,430 @@
+/* linattn tests - the delta-rule family (gdn, kla, gla) against the double
+ * reference, and the properties of spec/delta.md that need no oracle. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+#define TOL_REC 1e-4
+#define TOL_CHUNK 5e-4
+static const char *const OPS[] = {"gdn", "kla", "gla"};
+
+static linattn_delta_opts opts_of(linattn_algo algo, int chunk)
+{
+    linattn_delta_opts o;
+    linattn_delta_opts_init(&o);
+    o.algo = algo;
+    o.chunk = chunk;
+    return o;
+}
+
+/* Run one problem on ctx into fresh poisoned buffers; returns status. */
+static int run(int op, linattn_ctx *ctx, const tu_delta *p, const linattn_delta_opts *o,
+               float *out, float *ht)
+{
+    tu_poison(out, p->B * p->T * p->H * p->V);
+    if (ht) tu_poison(ht, p->N * p->H * p->K * p->V);
+    linattn_delta_io io = tu_delta_io(p, out, ht);
+    return tu_delta_run(op, ctx, &io, o);
+}
+
+/* ---- fast paths against the reference, sizes around chunk edges -------- */
+
+typedef struct shape { int64_t B, T, H, K, V; double glo; } shape;
+static const shape SHAPES[] = {
+    {2, 1, 2, 16, 16, -0.5},   {1, 63, 3, 32, 48, -0.5},   {2, 64, 2, 64, 64, -0.5},
+    {1, 65, 2, 128, 128, -0.5}, {2, 130, 1, 48, 32, -20.0}, {1, 1000, 2, 64, 64, -0.3},
+    {1, 65, 1, 256, 64, -0.5}, {1, 130, 1, 16, 256, -0.5}, {1, 70, 2, 128, 96, -1.0},
+};
+
+static void check_shape(int op, const shape *s, int with_h0)
+{
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    tu_delta p;
+    tu_delta_make(&p, op, s->B, s->T, s->H, s->K, s->V, with_h0, s->glo);
+    const size_t no = s->B * s->T * s->H * s->V, nh = s->B * s->H * s->K * s->V;
+    float *ro = tu_alloc(no), *rh = tu_alloc(nh), *o = tu_alloc(no), *h = tu_alloc(nh);
+    linattn_delta_opts rec = opts_of(LINATTN_ALGO_RECURRENT, 0);
+    linattn_delta_opts chk = opts_of(LINATTN_ALGO_CHUNK, 0);
+
+    linattn_ctx *ref = tu_ctx("ref", 2);
+    ck_assert_int_eq(run(op, ref, &p, &rec, ro, rh), 0);
+    linattn_ctx_destroy(ref);
+
+    for (int i = 0; i < nisa; i++) {
+        linattn_ctx *ctx = tu_ctx(isas[i], 2);
+        ck_assert_int_eq(run(op, ctx, &p, &rec, o, h), 0);
+        double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
+        ck_assert_msg(eo < TOL_REC && eh < TOL_REC,
+                      "%s %s recurrent B=%lld T=%lld H=%lld K=%lld V=%lld: o %.2e ht %.2e",
+                      OPS[op], isas[i], (long long)s->B, (long long)s->T, (long long)s->H,
+                      (long long)s->K, (long long)s->V, eo, eh);
+        if (i == 0) {
+            int rc = run(op, ctx, &p, &chk, o, h);
+            if (rc == LINATTN_EUNSUPPORTED) {
+                fprintf(stderr, "note: chunk form not built (no BLAS)\n");
+            } else {
+                ck_assert_int_eq(rc, 0);
+                eo = tu_relerr(o, ro, no);
+                eh = tu_relerr(h, rh, nh);
+                ck_assert_msg(eo < TOL_CHUNK && eh < TOL_CHUNK,
+                              "%s chunk T=%lld K=%lld V=%lld: o %.2e ht %.2e", OPS[op],
+                              (long long)s->T, (long long)s->K, (long long)s->V, eo, eh);
+            }
+        }
+        linattn_ctx_destroy(ctx);
+    }
+    free(ro); free(rh); free(o); free(h);
+    tu_delta_free(&p);
+}
+
+START_TEST(test_vs_reference)
+{
+    for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; i++)
+        check_shape(_i, &SHAPES[i], (int)(i & 1));
+}
+END_TEST
+
+/* ---- chunk-size invariance ---------------------------------------------- */
+
+START_TEST(test_chunk_sizes)
+{
+    static const int CS[] = {1, 7, 16, 32, 64, 100, 200};
+    const int op = _i;
+    tu_delta p;
+    tu_delta_make(&p, op, 1, 200, 2, 32, 40, 1, -0.5);
+    const size_t no = p.T * p.H * p.V, nh = p.H * p.K * p.V;
+    float *ro = tu_alloc(no), *rh = tu_alloc(nh), *o = tu_alloc(no), *h = tu_alloc(nh);
+    linattn_ctx *ctx = tu_ctx("scalar", 2);
+    linattn_delta_opts rec = opts_of(LINATTN_ALGO_RECURRENT, 0);
+    ck_assert_int_eq(run(op, ctx, &p, &rec, ro, rh), 0);
+    for (size_t c = 0; c < sizeof CS / sizeof *CS; c++) {
+        linattn_delta_opts o2 = opts_of(LINATTN_ALGO_CHUNK, CS[c]);
+        int rc = run(op, ctx, &p, &o2, o, h);
+        if (rc == LINATTN_EUNSUPPORTED) break;
+        ck_assert_int_eq(rc, 0);
+        const double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
+        ck_assert_msg(eo < TOL_CHUNK && eh < TOL_CHUNK, "%s chunk %d: o %.2e ht %.2e",
+                      OPS[op], CS[c], eo, eh);
+    }
+    linattn_ctx_destroy(ctx);
+    free(ro); free(rh); free(o); free(h);
+    tu_delta_free(&p);
+}
+END_TEST
+
+/* ---- a sequence split in two, state carried, equals the whole ---------- */
+
+START_TEST(test_split)
+{
+    const int op = _i;
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    tu_delta p;
+    tu_delta_make(&p, op, 1, 130, 2, 48, 64, 1, -0.5);
+    const int64_t T1 = 63, H = p.H, K = p.K, V = p.V;
+    const size_t no = p.T * H * V, nh = H * K * V;
+    float *o = tu_alloc(no), *h = tu_alloc(nh), *o2 = tu_alloc(no), *h1 = tu_alloc(nh),
+          *h2 = tu_alloc(nh);
+    for (int a = 0; a <= nisa; a++) {
+        for (int algo = LINATTN_ALGO_RECURRENT; algo <= LINATTN_ALGO_CHUNK; algo++) {
+            linattn_ctx *ctx = tu_ctx(a < nisa ? isas[a] : "ref", 2);
+            linattn_delta_opts opt = opts_of((linattn_algo)algo, 0);
+            int rc = run(op, ctx, &p, &opt, o, h);
+            if (rc == LINATTN_EUNSUPPORTED) { linattn_ctx_destroy(ctx); continue; }
+            ck_assert_int_eq(rc, 0);
+            tu_delta a1 = p, a2 = p;
+            a1.T = T1;
+            a2.T = p.T - T1;
+            a2.q += T1 * H * K; a2.k += T1 * H * K; a2.v += T1 * H * V;
+            a2.g += T1 * H; a2.beta += T1 * H; a2.h0 = h1;
+            tu_poison(o2, no);
+            ck_assert_int_eq(run(op, ctx, &a1, &opt, o2, h1), 0);
+            linattn_delta_io io = tu_delta_io(&a2, o2 + T1 * H * V, h2);
+            tu_poison(h2, nh);
+            ck_assert_int_eq(tu_delta_run(op, ctx, &io, &opt), 0);
+            const double tol = algo == LINATTN_ALGO_CHUNK ? TOL_CHUNK : 1e-6;
+            const double eo = tu_relerr(o2, o, no), eh = tu_relerr(h2, h, nh);
+            ck_assert_msg(eo < tol && eh < tol, "%s %s algo %d split: o %.2e ht %.2e", OPS[op],
+                          a < nisa ? isas[a] : "ref", algo, eo, eh);
+            linattn_ctx_destroy(ctx);
+        }
+    }
+    free(o); free(h); free(o2); free(h1); free(h2);
+    tu_delta_free(&p);
+}
+END_TEST
+
+/* ---- forward equals repeated step --------------------------------------- */
+
+START_TEST(test_step)
+{
+    const int op = _i;
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    tu_delta p;
+    tu_delta_make(&p, op, 2, 65, 3, 32, 24, 1, -0.5);
+    const int64_t B = p.B, T = p.T, H = p.H, K = p.K, V = p.V;
+    const size_t no = B * T * H * V, nh = B * H * K * V;
+    float *o = tu_alloc(no), *h = tu_alloc(nh), *so = tu_alloc(no), *st = tu_alloc(nh);
+    float *q = tu_alloc(B * H * K), *k = tu_alloc(B * H * K), *v = tu_alloc(B * H * V);
+    float *g = tu_alloc(B * H), *be = tu_alloc(B * H), *ot = tu_alloc(B * H * V);
+    for (int a = 0; a <= nisa; a++) {
+        linattn_ctx *ctx = tu_ctx(a < nisa ? isas[a] : "ref", 2);
+        linattn_delta_opts opt = opts_of(LINATTN_ALGO_RECURRENT, 0);
+        ck_assert_int_eq(run(op, ctx, &p, &opt, o, h), 0);
+        memcpy(st, p.h0, sizeof(float) * nh);
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t b = 0; b < B; b++) {
+                const int64_t src = (b * T + t) * H;
+                memcpy(q + b * H * K, p.q + src * K, sizeof(float) * H * K);
+                memcpy(k + b * H * K, p.k + src * K, sizeof(float) * H * K);
+                memcpy(v + b * H * V, p.v + src * V, sizeof(float) * H * V);
+                memcpy(g + b * H, p.g + src, sizeof(float) * H);
+                memcpy(be + b * H, p.beta + src, sizeof(float) * H);
+            }
+            linattn_delta_step_io io = {
+                .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(k, B, H, K),
+                .v = linattn_tensor_3d(v, B, H, V), .g = linattn_tensor_2d(g, B, H),
+                .beta = linattn_tensor_2d(be, B, H), .state = linattn_tensor_4d(st, B, H, K, V),
+                .o = linattn_tensor_3d(ot, B, H, V)};
+            tu_poison(ot, B * H * V);
+            ck_assert_int_eq(tu_delta_step(op, ctx, &io, &opt), 0);
+            for (int64_t b = 0; b < B; b++)
+                memcpy(so + (b * T + t) * H * V, ot + b * H * V, sizeof(float) * H * V);
+        }
+        const double eo = tu_relerr(so, o, no), eh = tu_relerr(st, h, nh);
+        ck_assert_msg(eo < 1e-5 && eh < 1e-5, "%s %s step vs forward: o %.2e ht %.2e",
+                      OPS[op], a < nisa ? isas[a] : "ref", eo, eh);
+        linattn_ctx_destroy(ctx);
+    }
+    free(o); free(h); free(so); free(st); free(q); free(k); free(v); free(g); free(be); free(ot);
+    tu_delta_free(&p);
+}
+END_TEST
+
+/* ---- kla with eta = beta (|k|^2 + eps) is gdn ---------------------------- */
+
+START_TEST(test_kla_is_gdn)
+{
+    tu_delta p;
+    tu_delta_make(&p, 1, 2, 70, 2, 32, 32, 1, -0.5);
+    const size_t no = p.B * p.T * p.H * p.V, nh = p.B * p.H * p.K * p.V;
+    float *o1 = tu_alloc(no), *h1 = tu_alloc(nh), *o2 = tu_alloc(no), *h2 = tu_alloc(nh);
+    float *beta = p.beta, *eta = tu_alloc(p.B * p.T * p.H);
+    linattn_delta_opts opt = opts_of(LINATTN_ALGO_RECURRENT, 0);
+    opt.eps = 1e-3f;
+    for (int64_t r = 0; r < p.B * p.T * p.H; r++) {
+        double nn = 0;
+        for (int64_t i = 0; i < p.K; i++) nn += (double)p.k[r * p.K + i] * p.k[r * p.K + i];
+        eta[r] = (float)(beta[r] * (nn + opt.eps));
+    }
+    const char *isas[8];
+    tu_isas(isas, 8);
+    const char *names[2] = {"ref", isas[0]};
+    for (int c = 0; c < 2; c++) {
+        linattn_ctx *ctx = tu_ctx(names[c], 2);
+        ck_assert_int_eq(run(0, ctx, &p, &opt, o1, h1), 0);
+        p.beta = eta;
+        ck_assert_int_eq(run(1, ctx, &p, &opt, o2, h2), 0);
+        p.beta = beta;
+        const double eo = tu_relerr(o2, o1, no), eh = tu_relerr(h2, h1, nh);
+        ck_assert_msg(eo < 1e-5 && eh < 1e-5, "kla vs gdn (%s): o %.2e ht %.2e", names[c],
+                      eo, eh);
+        linattn_ctx_destroy(ctx);
+    }
+    free(o1); free(h1); free(o2); free(h2); free(eta);
+    tu_delta_free(&p);
+}
+END_TEST
+
+/* ---- Kaczmarz identity: with eta = 1 the write makes S^T k = v exactly --- */
+
+START_TEST(test_kaczmarz_projection)
+{
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    const int64_t B = 2, H = 3, K = 32, V = 40;
+    float *q = tu_alloc(B * H * K), *v = tu_alloc(B * H * V), *eta = tu_alloc(B * H);
+    float *st = tu_alloc(B * H * K * V), *o = tu_alloc(B * H * V);
+    for (int a = 0; a <= nisa; a++) {
+        tu_fill(q, B * H * K, -2, 2);
+        tu_fill(v, B * H * V, -1, 1);
+        tu_fill(st, B * H * K * V, -1, 1);
+        for (int64_t i = 0; i < B * H; i++) eta[i] = 1.0f;
+        tu_poison(o, B * H * V);
+        linattn_delta_opts opt = opts_of(LINATTN_ALGO_RECURRENT, 0);
+        opt.eps = 0.0f;
+        opt.scale = 1.0f;
+        /* q = k: the output reads S_t^T k_t, which must equal v_t */
+        linattn_delta_step_io io = {
+            .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(q, B, H, K),
+            .v = linattn_tensor_3d(v, B, H, V), .beta = linattn_tensor_2d(eta, B, H),
+            .state = linattn_tensor_4d(st, B, H, K, V), .o = linattn_tensor_3d(o, B, H, V)};
+        linattn_ctx *ctx = tu_ctx(a < nisa ? isas[a] : "ref", 2);
+        ck_assert_int_eq(linattn_kla_step(ctx, &io, &opt), 0);
+        const double e = tu_relerr(o, v, B * H * V);
+        ck_assert_msg(e < 1e-4, "%s: S^T k after a Kaczmarz write differs from v by %.2e",
+                      a < nisa ? isas[a] : "ref", e);
+        linattn_ctx_destroy(ctx);
+    }
+    free(q); free(v); free(eta); free(st); free(o);
+}
+END_TEST
+
+/* ---- cu_seqlens: a packed batch equals separate calls ------------------- */
+
+START_TEST(test_cu_seqlens)
+{
+    const int op = _i;
+    static const int64_t LEN[] = {5, 64, 1, 100};
+    const int64_t N = 4, T = 170, H = 2, K = 24, V = 40;
+    int64_t cu[5] = {0};
+    for (int i = 0; i < N; i++) cu[i + 1] = cu[i] + LEN[i];
+    tu_delta p;
+    tu_delta_make(&p, op, 1, T, H, K, V, 0, -0.5);
+    const size_t ns = H * K * V;
+    float *h0 = tu_alloc(N * ns), *o = tu_alloc(T * H * V), *ht = tu_alloc(N * ns);
+    float *o1 = tu_alloc(T * H * V), *h1 = tu_alloc(ns);
+    tu_fill(h0, N * ns, -0.5, 0.5);
+    linattn_ctx *ctx = tu_ctx("scalar", 2);
+    for (int algo = LINATTN_ALGO_RECURRENT; algo <= LINATTN_ALGO_CHUNK; algo++) {
+        linattn_delta_opts opt = opts_of((linattn_algo)algo, 0);
+        linattn_delta_io io = tu_delta_io(&p, o, ht);
+        io.cu_seqlens = cu;
+        io.n_seqs = N;
+        io.h0 = linattn_tensor_4d(h0, N, H, K, V);
+        io.ht = linattn_tensor_4d(ht, N, H, K, V);
+        tu_poison(o, T * H * V);
+        tu_poison(ht, N * ns);
+        int rc = tu_delta_run(op, ctx, &io, &opt);
+        if (rc == LINATTN_EUNSUPPORTED) break;
+        ck_assert_int_eq(rc, 0);
+        for (int n = 0; n < N; n++) {
+            tu_delta s = p;
+            const int64_t t0 = cu[n];
+            s.T = LEN[n];
+            s.q += t0 * H * K; s.k += t0 * H * K; s.v += t0 * H * V;
+            s.g += t0 * H; s.beta += t0 * H; s.h0 = h0 + n * ns;
+            ck_assert_int_eq(run(op, ctx, &s, &opt, o1, h1), 0);
+            const double eo = tu_relerr(o + t0 * H * V, o1, LEN[n] * H * V);
+            const double eh = tu_relerr(ht + n * ns, h1, ns);
+            ck_assert_msg(eo < 1e-6 && eh < 1e-6, "%s algo %d seq %d: o %.2e ht %.2e",
+                          OPS[op], algo, n, eo, eh);
+        }
+    }
+    linattn_ctx_destroy(ctx);
+    free(h0); free(o); free(ht); free(o1); free(h1);
+    tu_delta_free(&p);
+}
+END_TEST
+
+/* ---- same bits whatever the thread count ------------------------------- */
+
+START_TEST(test_threads_bitwise)
+{
+    const int op = _i;
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    tu_delta p;
+    tu_delta_make(&p, op, 1, 150, 1, 64, 128, 1, -0.5);
+    const size_t no = p.T * p.H * p.V, nh = p.H * p.K * p.V;
+    float *o1 = tu_alloc(no), *h1 = tu_alloc(nh), *o2 = tu_alloc(no), *h2 = tu_alloc(nh);
+    for (int a = 0; a < nisa; a++)
+        for (int algo = LINATTN_ALGO_RECURRENT; algo <= LINATTN_ALGO_CHUNK; algo++) {
+            linattn_delta_opts opt = opts_of((linattn_algo)algo, 0);
+            linattn_ctx *c1 = tu_ctx(isas[a], 1);
+            int rc = run(op, c1, &p, &opt, o1, h1);
+            linattn_ctx_destroy(c1);
+            if (rc == LINATTN_EUNSUPPORTED) continue;
+            ck_assert_int_eq(rc, 0);
+            for (int nt = 2; nt <= 5; nt++) {
+                linattn_ctx *c = tu_ctx(isas[a], nt);
+                ck_assert_int_eq(run(op, c, &p, &opt, o2, h2), 0);
+                ck_assert_msg(!memcmp(o1, o2, sizeof(float) * no) &&
+                                  !memcmp(h1, h2, sizeof(float) * nh),
+                              "%s %s algo %d: %d threads differ from 1", OPS[op], isas[a],
+                              algo, nt);
+                linattn_ctx_destroy(c);
+            }
+        }
+    free(o1); free(h1); free(o2); free(h2);
+    tu_delta_free(&p);
+}
+END_TEST
+
+/* ---- optional tensors: no gate, no ht, h0 == ht in place ---------------- */
+
+START_TEST(test_optional_tensors)
+{
+    const int op = _i;
+    tu_delta p;
+    tu_delta_make(&p, op, 2, 40, 2, 16, 16, 1, -0.5);
+    const size_t no = p.B * p.T * p.H * p.V, nh = p.B * p.H * p.K * p.V;
+    float *o1 = tu_alloc(no), *h1 = tu_alloc(nh), *o2 = tu_alloc(no), *h2 = tu_alloc(nh);
+    linattn_ctx *ctx = tu_ctx("scalar", 2);
+    linattn_delta_opts opt = opts_of(LINATTN_ALGO_RECURRENT, 0);
+
+    /* g absent == g all zero */
+    float *g = p.g;
+    float *zero = tu_alloc(p.B * p.T * p.H);
+    memset(zero, 0, sizeof(float) * p.B * p.T * p.H);
+    p.g = zero;
+    ck_assert_int_eq(run(op, ctx, &p, &opt, o1, h1), 0);
+    linattn_delta_io io = tu_delta_io(&p, o2, h2);
+    io.g = linattn_tensor_none();
+    tu_poison(o2, no);
+    tu_poison(h2, nh);
+    ck_assert_int_eq(tu_delta_run(op, ctx, &io, &opt), 0);
+    ck_assert(!memcmp(o1, o2, sizeof(float) * no) && !memcmp(h1, h2, sizeof(float) * nh));
+    p.g = g;
+
+    /* ht absent: same o */
+    ck_assert_int_eq(run(op, ctx, &p, &opt, o1, h1), 0);
+    ck_assert_int_eq(run(op, ctx, &p, &opt, o2, NULL), 0);
+    ck_assert(!memcmp(o1, o2, sizeof(float) * no));
+
+    /* h0 == ht: updated in place */
+    memcpy(h2, p.h0, sizeof(float) * nh);
+    io = tu_delta_io(&p, o2, h2);
+    io.h0 = io.ht;
+    tu_poison(o2, no);
+    ck_assert_int_eq(tu_delta_run(op, ctx, &io, &opt), 0);
+    ck_assert(!memcmp(o1, o2, sizeof(float) * no) && !memcmp(h1, h2, sizeof(float) * nh));
+
+    linattn_ctx_destroy(ctx);
+    free(o1); free(h1); free(o2); free(h2); free(zero);
+    tu_delta_free(&p);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("delta");
+    TCase *tc = tcase_create("delta");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_vs_reference, 0, 3);
+    tcase_add_loop_test(tc, test_chunk_sizes, 0, 3);
+    tcase_add_loop_test(tc, test_split, 0, 3);
+    tcase_add_loop_test(tc, test_step, 0, 3);
+    tcase_add_test(tc, test_kla_is_gdn);
+    tcase_add_test(tc, test_kaczmarz_projection);
+    tcase_add_loop_test(tc, test_cu_seqlens, 0, 3);
+    tcase_add_loop_test(tc, test_threads_bitwise, 0, 3);
+    tcase_add_loop_test(tc, test_optional_tensors, 0, 3);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    tu_seed();
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

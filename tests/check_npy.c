@@ -1,0 +1,172 @@
+/* linattn tests - the .npy reader and writer, and hostile files. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testutil.h"
+
+/* Build a .npy image: version, header text (padded), payload of n floats. */
+static size_t image(unsigned char *buf, int version, const char *hdr, size_t nfloat)
+{
+    size_t hl = strlen(hdr), off = version == 1 ? 10 : 12;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (unsigned char)version;
+    buf[7] = 0;
+    if (version == 1) { buf[8] = hl & 0xff; buf[9] = (hl >> 8) & 0xff; }
+    else { buf[8] = hl & 0xff; buf[9] = (hl >> 8) & 0xff; buf[10] = 0; buf[11] = 0; }
+    memcpy(buf + off, hdr, hl);
+    for (size_t i = 0; i < nfloat; i++) {
+        float x = (float)i * 0.5f;
+        memcpy(buf + off + hl + 4 * i, &x, 4);
+    }
+    return off + hl + 4 * nfloat;
+}
+
+static unsigned char buf[1 << 16];
+
+START_TEST(test_parse_valid)
+{
+    linattn_array a;
+    size_t n = image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", 6);
+    ck_assert_int_eq(linattn_npy_parse(buf, n, &a), 0);
+    ck_assert_int_eq(a.ndim, 2);
+    ck_assert_int_eq(a.shape[0], 2);
+    ck_assert_int_eq(a.shape[1], 3);
+    ck_assert_uint_eq(a.count, 6);
+    ck_assert(a.data[5] == 2.5f);
+    linattn_array_free(&a);
+    ck_assert_ptr_null(a.data);
+    /* version 2, double quotes, 1-D tuple, keys in another order */
+    n = image(buf, 2, "{\"shape\": (4,), \"fortran_order\": False, \"descr\": \"<f4\"}", 4);
+    ck_assert_int_eq(linattn_npy_parse(buf, n, &a), 0);
+    ck_assert_int_eq(a.ndim, 1);
+    ck_assert_int_eq(a.shape[0], 4);
+    linattn_array_free(&a);
+    /* scalar */
+    n = image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': ()}", 1);
+    ck_assert_int_eq(linattn_npy_parse(buf, n, &a), 0);
+    ck_assert_int_eq(a.ndim, 0);
+    ck_assert_uint_eq(a.count, 1);
+    linattn_array_free(&a);
+}
+END_TEST
+
+typedef struct bad_npy { int version; const char *hdr; size_t nfloat; } bad_npy;
+static const bad_npy BAD[] = {
+    {1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 4},
+    {1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 2},
+    {1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", 2},
+    {1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 2},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 2},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 2},
+    {1, "{'descr': '<f4', 'fortran_order': False }", 0},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 2},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,2,2,2,2,2,2,2,2), }", 512},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 0},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 0},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 0},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,) } trailing", 2},
+    {1, "['descr', '<f4']", 0},
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,", 0},
+    {1, "{'descr: '<f4'", 0},
+    {3, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 2},
+};
+
+START_TEST(test_parse_bad)
+{
+    linattn_array a;
+    const bad_npy *b = &BAD[_i];
+    size_t n = image(buf, b->version, b->hdr, b->nfloat);
+    if (b->version == 3) { /* version 3 is utf-8 and allowed: make it bad by version 4 */
+        buf[6] = 4;
+    }
+    memset(&a, 0x55, sizeof a);
+    ck_assert_msg(linattn_npy_parse(buf, n, &a) == LINATTN_EFORMAT, "case %d accepted: %s",
+                  _i, b->hdr);
+    ck_assert_ptr_null(a.data);
+    ck_assert(strlen(linattn_last_error()) > 0);
+}
+END_TEST
+
+START_TEST(test_truncations)
+{
+    /* every prefix of a valid file is rejected, never read past its end */
+    const size_t n = image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 3);
+    for (size_t len = 0; len < n; len++) {
+        unsigned char *copy = malloc(len ? len : 1);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, buf, len);
+        linattn_array a;
+        ck_assert_int_eq(linattn_npy_parse(copy, len, &a), LINATTN_EFORMAT);
+        free(copy);
+    }
+    linattn_array a;
+    ck_assert_int_eq(linattn_npy_parse(NULL, 10, &a), LINATTN_ENULL);
+    ck_assert_int_eq(linattn_npy_parse(buf, n, NULL), LINATTN_ENULL);
+}
+END_TEST
+
+START_TEST(test_roundtrip)
+{
+    char path[] = "/tmp/linattn-npy-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    for (int ndim = 0; ndim <= 4; ndim++) {
+        int64_t shape[4] = {3, 1, 5, 2};
+        size_t count = 1;
+        for (int d = 0; d < ndim; d++) count *= (size_t)shape[d];
+        float *x = tu_alloc(count);
+        tu_fill(x, count, -1e3, 1e3);
+        ck_assert_int_eq(linattn_npy_save(path, x, ndim, shape), 0);
+        linattn_array a;
+        ck_assert_int_eq(linattn_npy_load(path, &a), 0);
+        ck_assert_int_eq(a.ndim, ndim);
+        for (int d = 0; d < ndim; d++) ck_assert_int_eq(a.shape[d], shape[d]);
+        ck_assert(!memcmp(a.data, x, sizeof(float) * count));
+        linattn_tensor t;
+        ck_assert_int_eq(linattn_array_tensor(&a, &t), 0);
+        ck_assert_int_eq(t.ndim, ndim);
+        linattn_array_free(&a);
+        free(x);
+    }
+    /* the header is 64-byte aligned as numpy writes it */
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char pre[10];
+    ck_assert_uint_eq(fread(pre, 1, 10, f), 10);
+    fclose(f);
+    ck_assert_int_eq((10 + pre[8] + 256 * pre[9]) % 64, 0);
+    unlink(path);
+    linattn_array a;
+    ck_assert_int_eq(linattn_npy_load("/nonexistent/dir/x.npy", &a), LINATTN_EIO);
+    ck_assert_ptr_nonnull(strstr(linattn_last_error(), "/nonexistent/dir/x.npy"));
+    float one = 1.0f;
+    ck_assert_int_eq(linattn_npy_save("/nonexistent/dir/x.npy", &one, 0, NULL), LINATTN_EIO);
+    int64_t neg = -1;
+    ck_assert_int_eq(linattn_npy_save("/tmp/x.npy", &one, 1, &neg), LINATTN_ESIZE);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("npy");
+    TCase *tc = tcase_create("npy");
+    tcase_add_test(tc, test_parse_valid);
+    tcase_add_loop_test(tc, test_parse_bad, 0, (int)(sizeof BAD / sizeof *BAD));
+    tcase_add_test(tc, test_truncations);
+    tcase_add_test(tc, test_roundtrip);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    tu_seed();
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
