@@ -1,0 +1,113 @@
+/* linattn-bench - timers, medians, and this machine's limits measured in the
+ * same run as the operators (sgemm rate, memory bandwidth). */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "benchsys.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, cmp);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+double bench_sgemm_gflops(int n, int threads, int reps)
+{
+#ifdef HAVE_CBLAS
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+          *c = malloc(sizeof(float) * n * n);
+    double t[64], r = 0;
+    if (reps > 64) reps = 64;
+    if (a && b && c) {
+        for (int i = 0; i < n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+        openblas_set_num_threads(threads);
+#else
+        (void)threads;
+#endif
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        for (int i = 0; i < reps; i++) {
+            const double t0 = bench_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
+                        0.0f, c, n);
+            t[i] = bench_now() - t0;
+        }
+        r = 2.0 * n * n * (double)n / bench_median(t, reps) * 1e-9;
+    }
+    free(a); free(b); free(c);
+    return r;
+#else
+    (void)n; (void)threads; (void)reps;
+    return 0.0;
+#endif
+}
+
+double bench_copy_gbs(size_t bytes, int threads, int reps)
+{
+    const size_t n = bytes / sizeof(float);
+    float *a = malloc(bytes), *b = malloc(bytes);
+    double t[64], r = 0;
+    if (reps > 64) reps = 64;
+    if (a && b) {
+        for (int rep = -1; rep < reps; rep++) {
+            const double t0 = bench_now();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+            {
+                const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+                const size_t lo = n * id / nt, hi = n * (id + 1) / nt;
+                if (rep < 0) { memset(a + lo, 1, (hi - lo) * 4); memset(b + lo, 0, (hi - lo) * 4); }
+                else memcpy(b + lo, a + lo, (hi - lo) * sizeof(float));
+            }
+#else
+            (void)threads;
+            if (rep < 0) { memset(a, 1, bytes); memset(b, 0, bytes); }
+            else memcpy(b, a, bytes);
+#endif
+            if (rep >= 0) t[rep] = bench_now() - t0;
+        }
+        r = 2.0 * (double)bytes / bench_median(t, reps) * 1e-9;
+    }
+    free(a); free(b);
+    return r;
+}
+
+const char *bench_blas_info(void)
+{
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_GET_CONFIG)
+    static char buf[256];
+    const char *core = "";
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+    core = openblas_get_corename();
+#endif
+    snprintf(buf, sizeof buf, "%s, core %s", openblas_get_config(), core);
+    return buf;
+#elif defined(HAVE_CBLAS)
+    return "cblas (not OpenBLAS)";
+#else
+    return "none";
+#endif
+}

@@ -1,0 +1,18 @@
+/* linattn-bench - timers, medians, and this machine's limits. */
+#ifndef LINATTN_BENCHSYS_H
+#define LINATTN_BENCHSYS_H
+
+#include <stddef.h>
+
+double bench_now(void);                        /* seconds, monotonic */
+double bench_median(double *x, int n);         /* sorts x */
+/* sgemm GFLOP/s (n x n x n, median of reps) with the given thread count;
+ * 0 when the build has no BLAS. */
+double bench_sgemm_gflops(int n, int threads, int reps);
+/* Memory bandwidth in GB/s (bytes read + written by a parallel copy of
+ * 'bytes' bytes), median of reps. */
+double bench_copy_gbs(size_t bytes, int threads, int reps);
+/* Short description of the BLAS library ("OpenBLAS 0.3.21 ... Haswell"). */
+const char *bench_blas_info(void);
+
+#endif

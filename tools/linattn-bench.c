@@ -1,0 +1,494 @@
+/* linattn-bench - time forward (prefill) and step (decode) for each operator,
+ * backend, ISA and algorithm over a grid of shapes, and print every figure
+ * also as a fraction of this machine's limits measured in the same run.
+ * See linattn-bench(1). */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "benchsvg.h"
+#include "benchsys.h"
+#include "toolutil.h"
+
+#define PROG "linattn-bench"
+#define MAXL 16
+
+typedef struct list { int n; char s[MAXL][16]; } list;
+typedef struct ilist { int n; long v[MAXL]; } ilist;
+
+typedef struct opts {
+    list ops, isas, algos, modes, backends;
+    ilist T, Bdec;
+    long Bpre, H, K, V, threads, reps;
+    const char *csv, *svg;
+    int quick, limits;
+} opts;
+
+typedef struct result {
+    char op[8], mode[8], isa[16], algo[16];
+    long B, T, H, K, V, threads;
+    double sec, tok_s, gflops, gbs;
+} result;
+
+static int split(const char *s, list *l)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    l->n = 0;
+    for (char *t = strtok(buf, ", "); t; t = strtok(NULL, ", ")) {
+        if (l->n == MAXL || strlen(t) >= sizeof l->s[0]) return -1;
+        strcpy(l->s[l->n++], t);
+    }
+    return l->n ? 0 : -1;
+}
+
+static int isplit(const char *s, ilist *l, long lo, long hi)
+{
+    list t;
+    if (split(s, &t)) return -1;
+    l->n = t.n;
+    for (int i = 0; i < t.n; i++)
+        if (tool_parse_int(t.s[i], lo, hi, &l->v[i])) return -1;
+    return 0;
+}
+
+static int has(const list *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->s[i], s)) return 1;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROG " [--quick] [--op gdn,kla,gla] [--mode prefill,decode]\n"
+            "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref]\n"
+            "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
+            "       [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
+            "See linattn-bench(1).\n");
+}
+
+/* minimal flops per token and head: gdn/kla 6KV (two passes), gla 4KV */
+static double flops_per_token(const char *op, long K, long V)
+{
+    return (strcmp(op, "gla") ? 6.0 : 4.0) * (double)K * V;
+}
+
+static int opnum(const char *op) { return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : 2; }
+
+static int call_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
+                        const linattn_delta_opts *o)
+{
+    if (op == 0) return linattn_gdn_forward(ctx, io, o);
+    if (op == 1) return linattn_kla_forward(ctx, io, o);
+    linattn_delta_io j = *io;
+    j.beta = linattn_tensor_none();
+    return linattn_gla_forward(ctx, &j, o);
+}
+
+static int call_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
+                     const linattn_delta_opts *o)
+{
+    if (op == 0) return linattn_gdn_step(ctx, io, o);
+    if (op == 1) return linattn_kla_step(ctx, io, o);
+    linattn_delta_step_io j = *io;
+    j.beta = linattn_tensor_none();
+    return linattn_gla_step(ctx, &j, o);
+}
+
+static float *randbuf(size_t n, float lo, float hi, unsigned *seed)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    if (!p) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        p[i] = lo + (hi - lo) * (float)(*seed >> 8) * (1.0f / 16777216.0f);
+    }
+    return p;
+}
+
+/* keys of unit norm, as the models feed them */
+static void normalise(float *x, size_t rows, long d)
+{
+    for (size_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (long i = 0; i < d; i++) s += (double)x[r * d + i] * x[r * d + i];
+        s = 1.0 / sqrt(s + 1e-6);
+        for (long i = 0; i < d; i++) x[r * d + i] = (float)(x[r * d + i] * s);
+    }
+}
+
+typedef struct bufs { float *q, *k, *v, *g, *beta, *o, *st; } bufs;
+
+static void free_bufs(bufs *b)
+{
+    free(b->q); free(b->k); free(b->v); free(b->g); free(b->beta); free(b->o); free(b->st);
+    memset(b, 0, sizeof *b);
+}
+
+/* Inputs for B x T tokens of H heads. */
+static int make_bufs(bufs *b, long B, long T, long H, long K, long V)
+{
+    unsigned seed = 12345;
+    const size_t rows = (size_t)B * T * H;
+    memset(b, 0, sizeof *b);
+    b->q = randbuf(rows * K, -1, 1, &seed);
+    b->k = randbuf(rows * K, -1, 1, &seed);
+    b->v = randbuf(rows * V, -1, 1, &seed);
+    b->g = randbuf(rows, -0.1f, 0.0f, &seed);
+    b->beta = randbuf(rows, 0.1f, 0.9f, &seed);
+    b->o = randbuf(rows * V, 0, 0, &seed);
+    b->st = randbuf((size_t)B * H * K * V, -0.01f, 0.01f, &seed);
+    if (!b->q || !b->k || !b->v || !b->g || !b->beta || !b->o || !b->st) return -1;
+    normalise(b->q, rows, K);
+    normalise(b->k, rows, K);
+    return 0;
+}
+
+static linattn_ctx *make_ctx(const char *backend, const char *isa, long threads)
+{
+    linattn_config cfg;
+    linattn_ctx *ctx = NULL;
+    linattn_config_init(&cfg);
+    cfg.threads = (int)threads;
+    if (!strcmp(backend, "ref")) cfg.backend = LINATTN_BACKEND_REF;
+    else {
+        cfg.backend = LINATTN_BACKEND_CPU;
+        cfg.isa = isa;
+    }
+    if (linattn_ctx_create(&ctx, &cfg)) {
+        tool_error(PROG, "%s", linattn_last_error());
+        return NULL;
+    }
+    return ctx;
+}
+
+static void progress(int done, int total, const char *what)
+{
+    if (!isatty(2)) return;
+    const int w = 30, f = total ? done * w / total : w;
+    fprintf(stderr, "\r[%.*s%*s] %d/%d %-40.40s", f, "##############################", w - f, "",
+            done, total, what);
+    if (done == total) fprintf(stderr, "\r%*s\r", w + 60, "");
+}
+
+/* Median seconds of one forward over the prefill shape. */
+static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K,
+                        long V, linattn_algo algo, long reps, double *sec)
+{
+    linattn_delta_io io;
+    linattn_delta_opts o;
+    double t[64];
+    memset(&io, 0, sizeof io);
+    linattn_delta_opts_init(&o);
+    o.algo = algo;
+    io.q = linattn_tensor_4d(b->q, B, T, H, K);
+    io.k = linattn_tensor_4d(b->k, B, T, H, K);
+    io.v = linattn_tensor_4d(b->v, B, T, H, V);
+    io.g = linattn_tensor_3d(b->g, B, T, H);
+    io.beta = linattn_tensor_3d(b->beta, B, T, H);
+    io.o = linattn_tensor_4d(b->o, B, T, H, V);
+    io.ht = linattn_tensor_4d(b->st, B, H, K, V);
+    for (long r = -1; r < reps; r++) {
+        const double t0 = bench_now();
+        if (call_forward(op, ctx, &io, &o)) return -1;
+        if (r >= 0) t[r] = bench_now() - t0;
+    }
+    *sec = bench_median(t, (int)reps);
+    return 0;
+}
+
+/* Median seconds of one decode step for B sequences (each rep runs enough
+ * steps to last about 50 ms). */
+static int time_decode(int op, linattn_ctx *ctx, const bufs *b, long B, long H, long K, long V,
+                       long reps, double *sec)
+{
+    linattn_delta_opts o;
+    double t[64];
+    linattn_delta_opts_init(&o);
+    linattn_delta_step_io io = {
+        .q = linattn_tensor_3d(b->q, B, H, K), .k = linattn_tensor_3d(b->k, B, H, K),
+        .v = linattn_tensor_3d(b->v, B, H, V), .g = linattn_tensor_2d(b->g, B, H),
+        .beta = linattn_tensor_2d(b->beta, B, H), .state = linattn_tensor_4d(b->st, B, H, K, V),
+        .o = linattn_tensor_3d(b->o, B, H, V)};
+    double t0 = bench_now();
+    if (call_step(op, ctx, &io, &o)) return -1;
+    const double one = bench_now() - t0;
+    long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
+    if (n < 1) n = 1;
+    if (n > 100000) n = 100000;
+    for (long r = 0; r < reps; r++) {
+        t0 = bench_now();
+        for (long i = 0; i < n; i++)
+            if (call_step(op, ctx, &io, &o)) return -1;
+        t[r] = (bench_now() - t0) / n;
+    }
+    *sec = bench_median(t, (int)reps);
+    return 0;
+}
+
+static void parse(int argc, char **argv, opts *o)
+{
+    static const struct option lo[] = {
+        {"quick", no_argument, 0, 'q'},        {"op", required_argument, 0, 'o'},
+        {"mode", required_argument, 0, 'm'},   {"isa", required_argument, 0, 'i'},
+        {"algo", required_argument, 0, 'a'},   {"backend", required_argument, 0, 'b'},
+        {"T", required_argument, 0, 'T'},      {"B", required_argument, 0, 'B'},
+        {"prefill-B", required_argument, 0, 'P'}, {"H", required_argument, 0, 'H'},
+        {"K", required_argument, 0, 'K'},      {"V", required_argument, 0, 'V'},
+        {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
+        {"csv", required_argument, 0, 'c'},    {"svg", required_argument, 0, 's'},
+        {"no-limits", no_argument, 0, 'n'},    {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'v'},      {0, 0, 0, 0}};
+    int c, bad = 0, quick_T = 1, quick_B = 1;
+    memset(o, 0, sizeof *o);
+    split("gdn,kla,gla", &o->ops);
+    split("best", &o->isas);
+    split("recurrent,chunk", &o->algos);
+    split("prefill,decode", &o->modes);
+    split("cpu", &o->backends);
+    isplit("512,4096,16384", &o->T, 1, 1L << 30);
+    isplit("1,8,64", &o->Bdec, 1, 1L << 20);
+    o->Bpre = 1; o->H = 16; o->K = 128; o->V = 128; o->reps = 5; o->limits = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'q': o->quick = 1; break;
+        case 'o': bad |= split(optarg, &o->ops); break;
+        case 'm': bad |= split(optarg, &o->modes); break;
+        case 'i': bad |= split(optarg, &o->isas); break;
+        case 'a': bad |= split(optarg, &o->algos); break;
+        case 'b': bad |= split(optarg, &o->backends); break;
+        case 'T': bad |= isplit(optarg, &o->T, 1, 1L << 30); quick_T = 0; break;
+        case 'B': bad |= isplit(optarg, &o->Bdec, 1, 1L << 20); quick_B = 0; break;
+        case 'P': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Bpre); break;
+        case 'H': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->H); break;
+        case 'K': bad |= tool_parse_int(optarg, 1, LINATTN_MAX_HEAD_DIM, &o->K); break;
+        case 'V': bad |= tool_parse_int(optarg, 1, LINATTN_MAX_HEAD_DIM, &o->V); break;
+        case 't': bad |= tool_parse_int(optarg, 1, 4096, &o->threads); break;
+        case 'r': bad |= tool_parse_int(optarg, 1, 64, &o->reps); break;
+        case 'c': o->csv = optarg; break;
+        case 's': o->svg = optarg; break;
+        case 'n': o->limits = 0; break;
+        case 'h': usage(stdout); exit(0);
+        case 'v': printf(PROG " (linattn) %s\n", linattn_version_string()); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (bad || optind != argc) {
+        tool_error(PROG, "bad arguments");
+        usage(stderr);
+        exit(2);
+    }
+    for (int i = 0; i < o->ops.n; i++)
+        if (strcmp(o->ops.s[i], "gdn") && strcmp(o->ops.s[i], "kla") && strcmp(o->ops.s[i], "gla")) {
+            tool_error(PROG, "--op %s: expected gdn, kla or gla", o->ops.s[i]);
+            exit(2);
+        }
+    for (int i = 0; i < o->algos.n; i++)
+        if (strcmp(o->algos.s[i], "recurrent") && strcmp(o->algos.s[i], "chunk")) {
+            tool_error(PROG, "--algo %s: expected recurrent or chunk", o->algos.s[i]);
+            exit(2);
+        }
+    for (int i = 0; i < o->backends.n; i++)
+        if (strcmp(o->backends.s[i], "cpu") && strcmp(o->backends.s[i], "ref")) {
+            tool_error(PROG, "--backend %s: expected cpu or ref", o->backends.s[i]);
+            exit(2);
+        }
+    for (int i = 0; i < o->modes.n; i++)
+        if (strcmp(o->modes.s[i], "prefill") && strcmp(o->modes.s[i], "decode")) {
+            tool_error(PROG, "--mode %s: expected prefill or decode", o->modes.s[i]);
+            exit(2);
+        }
+    if (o->quick) {
+        if (quick_T) isplit("512,4096", &o->T, 1, 1L << 30);
+        if (quick_B) isplit("1,64", &o->Bdec, 1, 1L << 20);
+        if (o->reps == 5) o->reps = 3;
+    }
+}
+
+static void add(list *l, const char *s)
+{
+    if (!has(l, s) && l->n < MAXL) snprintf(l->s[l->n++], sizeof l->s[0], "%s", s);
+}
+
+/* Resolve "best" (what a default context picks) and "all" (every compiled
+ * ISA this CPU runs) into ISA names. */
+static void resolve_isas(list *l)
+{
+    list out = {0}, all;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", linattn_isa_compiled());
+    split(buf, &all);
+    for (int i = 0; i < l->n; i++) {
+        if (!strcmp(l->s[i], "all")) {
+            for (int j = 0; j < all.n; j++)
+                if (linattn_isa_usable(all.s[j])) add(&out, all.s[j]);
+        } else if (!strcmp(l->s[i], "best")) {
+            linattn_ctx *c = make_ctx("cpu", NULL, 1);
+            if (c) add(&out, linattn_ctx_isa(c));
+            linattn_ctx_destroy(c);
+        } else {
+            add(&out, l->s[i]);
+        }
+    }
+    *l = out;
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    parse(argc, argv, &o);
+    resolve_isas(&o.isas);
+    linattn_ctx *probe = make_ctx("cpu", NULL, o.threads);
+    if (!probe) return 1;
+    const long threads = linattn_ctx_threads(probe);
+    linattn_ctx_destroy(probe);
+
+    printf("# linattn %s  cpu features: %s  isas compiled: %s  threads: %ld\n",
+           linattn_version_string(), linattn_cpu_features(), linattn_isa_compiled(), threads);
+    printf("# BLAS: %s\n", bench_blas_info());
+    double sgemm = 0, bw = 0;
+    if (o.limits) {
+        progress(0, 1, "machine limits");
+        sgemm = bench_sgemm_gflops(1024, (int)threads, o.reps);
+        bw = bench_copy_gbs((size_t)256 << 20, (int)threads, o.reps);
+        printf("# limits (same run): sgemm 1024^3 %.1f GFLOP/s (%ld threads); "
+               "copy bandwidth %.1f GB/s (read+write)\n", sgemm, threads, bw);
+    }
+    printf("%-4s %-7s %-7s %-9s %5s %6s %3s %4s %4s %3s %10s %12s %8s %7s %8s %6s\n", "op",
+           "mode", "isa", "algo", "B", "T", "H", "K", "V", "thr", "median_ms", "tokens/s",
+           "GFLOP/s", "%sgemm", "GB/s", "%bw");
+
+    int total = 0, done = 0;
+    const int nbk = o.backends.n;
+    for (int m = 0; m < o.modes.n; m++) {
+        const int pre = !strcmp(o.modes.s[m], "prefill");
+        const int shapes = pre ? o.T.n : o.Bdec.n;
+        for (int bk = 0; bk < nbk; bk++) {
+            const int nisa = !strcmp(o.backends.s[bk], "ref") ? 1 : o.isas.n;
+            total += o.ops.n * nisa * (pre ? o.algos.n : 1) * shapes;
+        }
+    }
+    result *res = calloc((size_t)total + 1, sizeof *res);
+    if (!res) return 1;
+    int nres = 0, rc = 0;
+
+    for (int m = 0; m < o.modes.n && !rc; m++) {
+        const int pre = !strcmp(o.modes.s[m], "prefill");
+        const int shapes = pre ? o.T.n : o.Bdec.n;
+        for (int si = 0; si < shapes && !rc; si++) {
+            const long B = pre ? o.Bpre : o.Bdec.v[si], T = pre ? o.T.v[si] : 1;
+            bufs b;
+            if (make_bufs(&b, B, T, o.H, o.K, o.V)) {
+                tool_error(PROG, "out of memory for B=%ld T=%ld", B, T);
+                free_bufs(&b);
+                rc = 1;
+                break;
+            }
+            for (int bk = 0; bk < nbk && !rc; bk++) {
+                const int ref = !strcmp(o.backends.s[bk], "ref");
+                for (int ii = 0; ii < (ref ? 1 : o.isas.n) && !rc; ii++) {
+                    linattn_ctx *ctx = make_ctx(o.backends.s[bk], o.isas.s[ii], o.threads);
+                    if (!ctx) { rc = 1; break; }
+                    for (int oi = 0; oi < o.ops.n && !rc; oi++)
+                        for (int ai = 0; ai < (pre ? o.algos.n : 1) && !rc; ai++) {
+                            result *r = &res[nres];
+                            snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
+                            snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
+                            snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : o.isas.s[ii]);
+                            snprintf(r->algo, sizeof r->algo, "%s",
+                                     ref ? "reference" : pre ? o.algos.s[ai] : "recurrent");
+                            r->B = B; r->T = T; r->H = o.H; r->K = o.K; r->V = o.V;
+                            r->threads = threads;
+                            char what[96];
+                            snprintf(what, sizeof what, "%s %s %s %s B=%ld T=%ld", r->op, r->mode,
+                                     r->isa, r->algo, B, T);
+                            progress(done, total, what);
+                            const linattn_algo algo =
+                                pre && !strcmp(o.algos.s[ai], "chunk") ? LINATTN_ALGO_CHUNK
+                                                                       : LINATTN_ALGO_RECURRENT;
+                            const int st = pre ? time_prefill(opnum(r->op), ctx, &b, B, T, o.H, o.K,
+                                                              o.V, algo, o.reps, &r->sec)
+                                               : time_decode(opnum(r->op), ctx, &b, B, o.H, o.K,
+                                                             o.V, o.reps, &r->sec);
+                            done++;
+                            if (st) {
+                                if (ref || algo != LINATTN_ALGO_CHUNK) {
+                                    tool_error(PROG, "%s: %s", what, linattn_last_error());
+                                    rc = 1;
+                                }
+                                continue; /* chunk form not built: nothing to report */
+                            }
+                            const double tokens = (double)B * T;
+                            r->tok_s = tokens / r->sec;
+                            r->gflops = tokens * o.H * flops_per_token(r->op, o.K, o.V) / r->sec * 1e-9;
+                            r->gbs = pre ? 0 : 8.0 * B * o.H * o.K * o.V / r->sec * 1e-9;
+                            printf("%-4s %-7s %-7s %-9s %5ld %6ld %3ld %4ld %4ld %3ld %10.3f %12.0f "
+                                   "%8.1f %6.1f%% %8.1f %5.1f%%\n",
+                                   r->op, r->mode, r->isa, r->algo, B, T, o.H, o.K, o.V, threads,
+                                   r->sec * 1e3, r->tok_s, r->gflops,
+                                   sgemm > 0 ? 100.0 * r->gflops / sgemm : 0.0, r->gbs,
+                                   bw > 0 && !pre ? 100.0 * r->gbs / bw : 0.0);
+                            fflush(stdout);
+                            nres++;
+                        }
+                    linattn_ctx_destroy(ctx);
+                }
+            }
+            free_bufs(&b);
+        }
+    }
+    progress(total, total, "");
+
+    if (o.csv) {
+        FILE *f = fopen(o.csv, "w");
+        if (!f) {
+            tool_error(PROG, "%s: cannot write", o.csv);
+            rc = 1;
+        } else {
+            fprintf(f, "op,mode,isa,algo,B,T,H,K,V,threads,median_s,tokens_per_s,gflops,"
+                       "sgemm_gflops,pct_sgemm,gbs,bw_gbs,pct_bw\n");
+            for (int i = 0; i < nres; i++) {
+                const result *r = &res[i];
+                fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.6g,%.4g\n",
+                        r->op, r->mode, r->isa, r->algo, r->B, r->T, r->H, r->K, r->V, r->threads,
+                        r->sec, r->tok_s, r->gflops, sgemm, sgemm > 0 ? 100 * r->gflops / sgemm : 0,
+                        r->gbs, bw, bw > 0 && r->gbs > 0 ? 100 * r->gbs / bw : 0);
+            }
+            if (fclose(f)) rc = 1;
+        }
+    }
+    if (o.svg) {
+        svg_series *s = calloc(MAXL * 8, sizeof *s);
+        int ns = 0;
+        for (int i = 0; s && i < nres; i++) {
+            const result *r = &res[i];
+            if (strcmp(r->mode, "prefill")) continue;
+            char name[96];
+            snprintf(name, sizeof name, "%s %s %s", r->op, r->isa, r->algo);
+            int j = 0;
+            while (j < ns && strcmp(s[j].name, name)) j++;
+            if (j == ns) {
+                if (ns == MAXL * 8) continue;
+                snprintf(s[ns++].name, sizeof s->name, "%s", name);
+            }
+            if (s[j].n < 32) { s[j].x[s[j].n] = (double)r->T; s[j].y[s[j].n++] = r->tok_s; }
+        }
+        char title[160];
+        snprintf(title, sizeof title, "linattn prefill, B=%ld H=%ld K=%ld V=%ld, %ld threads",
+                 o.Bpre, o.H, o.K, o.V, threads);
+        if (!s || svg_write(o.svg, title, "sequence length T (tokens)", "tokens / s", s, ns)) {
+            tool_error(PROG, "%s: cannot write", o.svg);
+            rc = 1;
+        }
+        free(s);
+    }
+    free(res);
+    return rc;
+}
