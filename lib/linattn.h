@@ -96,6 +96,8 @@ const char *linattn_isa_compiled(void);
 int linattn_isa_usable(const char *isa);
 /* Space-separated CPU features the probe found ("avx2 fma avx512" ...). */
 const char *linattn_cpu_features(void);
+/* The BLAS this build uses ("OpenBLAS 0.3.21 ...; core Haswell"), or "none". */
+const char *linattn_blas_info(void);
 
 /* ---- tensors ---------------------------------------------------------- */
 

@@ -94,20 +94,3 @@ double bench_copy_gbs(size_t bytes, int threads, int reps)
     free(a); free(b);
     return r;
 }
-
-const char *bench_blas_info(void)
-{
-#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_GET_CONFIG)
-    static char buf[256];
-    const char *core = "";
-#ifdef HAVE_OPENBLAS_GET_CORENAME
-    core = openblas_get_corename();
-#endif
-    snprintf(buf, sizeof buf, "%s, core %s", openblas_get_config(), core);
-    return buf;
-#elif defined(HAVE_CBLAS)
-    return "cblas (not OpenBLAS)";
-#else
-    return "none";
-#endif
-}

@@ -12,7 +12,5 @@ double bench_sgemm_gflops(int n, int threads, int reps);
 /* Memory bandwidth in GB/s (bytes read + written by a parallel copy of
  * 'bytes' bytes), median of reps. */
 double bench_copy_gbs(size_t bytes, int threads, int reps);
-/* Short description of the BLAS library ("OpenBLAS 0.3.21 ... Haswell"). */
-const char *bench_blas_info(void);
 
 #endif

@@ -352,7 +352,7 @@ int main(int argc, char **argv)
 
     printf("# linattn %s  cpu features: %s  isas compiled: %s  threads: %ld\n",
            linattn_version_string(), linattn_cpu_features(), linattn_isa_compiled(), threads);
-    printf("# BLAS: %s\n", bench_blas_info());
+    printf("# BLAS: %s\n", linattn_blas_info());
     double sgemm = 0, bw = 0;
     if (o.limits) {
         progress(0, 1, "machine limits");

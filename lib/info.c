@@ -1,0 +1,23 @@
+/* linattn - what this build and this machine offer, for tools and users. */
+#include <stdio.h>
+#include "internal.h"
+#ifdef HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+const char *linattn_blas_info(void)
+{
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_GET_CONFIG)
+    static _Thread_local char buf[256];
+    const char *core = "?";
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+    core = openblas_get_corename();
+#endif
+    snprintf(buf, sizeof buf, "%s; core %s", openblas_get_config(), core);
+    return buf;
+#elif defined(HAVE_CBLAS)
+    return "cblas (not OpenBLAS)";
+#else
+    return "none (built without BLAS: no chunkwise CPU form)";
+#endif
+}

@@ -1,0 +1,81 @@
+/* linattn-info - what linattn finds on this machine and what it would run
+ * (see linattn-info(1)). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "toolutil.h"
+
+#define PROG "linattn-info"
+
+/* The CPU's name from /proc/cpuinfo (Linux), or "unknown". */
+static void cpu_model(char *out, size_t cap)
+{
+    static const char *const keys[] = {"model name", "Model", "Hardware", "CPU part"};
+    char line[512];
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        rewind(f);
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, keys[k], strlen(keys[k]))) continue;
+            const char *c = strchr(line, ':');
+            if (!c) continue;
+            c++;
+            while (*c == ' ' || *c == '\t') c++;
+            snprintf(out, cap, "%.*s", (int)strcspn(c, "\n"), c);
+            fclose(f);
+            return;
+        }
+    }
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: " PROG " [--help] [--version]\n"
+                   "Prints the CPU, its features, the kernels built and chosen, threads, BLAS\n"
+                   "and OpenCL devices.  See linattn-info(1).\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf(PROG " (linattn) %s\n", linattn_version_string());
+            return 0;
+        }
+        tool_error(PROG, "unknown argument '%s' (try --help)", argv[i]);
+        return 2;
+    }
+    char model[256], usable[128] = "", buf[128];
+    cpu_model(model, sizeof model);
+    snprintf(buf, sizeof buf, "%s", linattn_isa_compiled());
+    for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
+        if (linattn_isa_usable(t)) {
+            strncat(usable, usable[0] ? " " : "", sizeof usable - strlen(usable) - 1);
+            strncat(usable, t, sizeof usable - strlen(usable) - 1);
+        }
+
+    printf("linattn      %s\n", linattn_version_string());
+    printf("cpu          %s (%ld logical CPUs online)\n", model, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("features     %s\n", linattn_cpu_features());
+    printf("isas built   %s\n", linattn_isa_compiled());
+    printf("isas usable  %s\n", usable);
+    printf("blas         %s\n", linattn_blas_info());
+    printf("opencl       backend not built yet (LINATTN_DEVICE=cpu only)\n");
+
+    linattn_ctx *ctx = NULL;
+    if (linattn_ctx_create(&ctx, NULL)) {
+        printf("chosen       none: %s\n", linattn_last_error());
+        return 1;
+    }
+    const char *isa_env = getenv("LINATTN_ISA"), *thr_env = getenv("LINATTN_NUM_THREADS");
+    printf("backend      %s\n", linattn_ctx_backend(ctx) == LINATTN_BACKEND_REF ? "ref" : "cpu");
+    printf("isa chosen   %s%s\n", linattn_ctx_isa(ctx),
+           isa_env && *isa_env ? " (forced by LINATTN_ISA)" : " (best usable; LINATTN_ISA forces)");
+    printf("threads      %d%s\n", linattn_ctx_threads(ctx),
+           thr_env && *thr_env ? " (LINATTN_NUM_THREADS)" : " (OpenMP default; LINATTN_NUM_THREADS sets)");
+    linattn_ctx_destroy(ctx);
+    return 0;
+}
