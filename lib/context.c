@@ -80,9 +80,8 @@ int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
         if ((rc = env_threads(&ctx->threads))) goto fail;
         if (!ctx->threads) ctx->threads = default_threads();
     }
-#ifndef _OPENMP
-    ctx->threads = 1;
-#endif
+    /* Without OpenMP the work is split the same way (so results are the same)
+     * but the parts run one after another on the calling thread. */
     if (ctx->verbose)
         fprintf(stderr, "linattn: backend %s, isa %s, %d thread%s\n",
                 ctx->backend == LINATTN_BACKEND_REF ? "ref" : "cpu", ctx->kern.isa,

@@ -36,7 +36,8 @@ typedef struct delta_plan {
     linattn_algo algo;
     int C, nblk, blkw;
     int ref;
-    size_t work_floats;           /* per thread */
+    size_t work_floats;           /* per thread, a multiple of 16 (64 bytes) */
+    size_t pack_floats;           /* panel scratch for the SIMD kernels */
     float *work;                  /* threads * work_floats */
     double *dwork;                /* reference: threads * ref work */
 } delta_plan;
@@ -50,7 +51,10 @@ static void run_job(void *arg, int64_t job, int thread)
     const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
     const size_t KV = (size_t)p->K * p->V;
     const int64_t tok0 = (b * p->T + t0) * p->H + h;   /* index of (b, t0, h) */
+    /* per-thread scratch: [panel pack][state if ht absent][chunk work] */
     float *work = p->work + (size_t)thread * p->work_floats;
+    float *pack = p->pack_floats ? work : NULL;
+    work += p->pack_floats;
     float *S = p->ht ? p->ht + (size_t)unit * KV : work;
     const int j0 = (int)blk * p->blkw;
     const int w = p->V - j0 < p->blkw ? p->V - j0 : p->blkw;
@@ -70,7 +74,7 @@ static void run_job(void *arg, int64_t job, int thread)
         .ldS = p->V,
         .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V + j0,
         .g = p->g ? p->g + tok0 : NULL, .beta = p->beta ? p->beta + tok0 : NULL,
-        .o = p->o + tok0 * p->V + j0, .S = S + j0, .scale = p->scale,
+        .o = p->o + tok0 * p->V + j0, .S = S + j0, .scale = p->scale, .pack = pack,
     };
     if (p->ref)
         linattn_delta_ref_seq(jb.T, p->K, p->V, jb.sqk, jb.sv, jb.sg, jb.q, jb.k, jb.v, jb.g,
@@ -186,10 +190,11 @@ static int execute(delta_plan *p, int64_t units, const char *what)
     const int nt = linattn_max_threads(p->ctx);
     const size_t KV = (size_t)p->K * p->V;
     plan_blocks(p, units);
-    p->work_floats = (p->ht ? 0 : KV) +
+    p->pack_floats = !p->ref && p->algo == LINATTN_ALGO_RECURRENT ? LINATTN_PACK_FLOATS : 0;
+    p->work_floats = p->pack_floats + (p->ht ? 0 : KV) +
                      (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
-    if (!p->work_floats) p->work_floats = 1;
-    p->work = malloc(sizeof(float) * p->work_floats * nt);
+    p->work_floats = (p->work_floats + 16) / 16 * 16;
+    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
     if (p->ref) p->dwork = malloc(sizeof(double) * linattn_delta_ref_work(p->K, p->V) * nt);
     if (!p->work || (p->ref && !p->dwork)) {
         free(p->work);

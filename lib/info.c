@@ -21,3 +21,12 @@ const char *linattn_blas_info(void)
     return "none (built without BLAS: no chunkwise CPU form)";
 #endif
 }
+
+int linattn_have_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}

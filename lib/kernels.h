@@ -39,7 +39,13 @@ typedef struct linattn_delta_rec_job {
     const float *q, *k, *v, *g, *beta;
     float *o, *S;
     float scale;
+    /* Scratch of LINATTN_PACK_FLOATS floats (64-byte aligned) where a kernel
+     * may keep a contiguous copy of its panel of S, or NULL (then it works
+     * on S in place).  Using it must not change any result bit. */
+    float *pack;
 } linattn_delta_rec_job;
+
+#define LINATTN_PACK_FLOATS 16384
 
 typedef void (*linattn_delta_rec_fn)(const linattn_delta_rec_job *job);
 

@@ -98,6 +98,9 @@ int linattn_isa_usable(const char *isa);
 const char *linattn_cpu_features(void);
 /* The BLAS this build uses ("OpenBLAS 0.3.21 ...; core Haswell"), or "none". */
 const char *linattn_blas_info(void);
+/* 1 if built with OpenMP.  Without it a context's threads still decide how the
+ * work is split (so results are the same) but the parts run one by one. */
+int linattn_have_openmp(void);
 
 /* ---- tensors ---------------------------------------------------------- */
 

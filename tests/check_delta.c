@@ -206,7 +206,7 @@ START_TEST(test_step)
 }
 END_TEST
 
-/* ---- kla with eta = beta (|k|^2 + eps) is gdn ---------------------------- */
+/* ---- kla with eta is gdn with beta = eta / (|k|^2 + eps) ----------------- */
 
 START_TEST(test_kla_is_gdn)
 {
@@ -214,29 +214,29 @@ START_TEST(test_kla_is_gdn)
     tu_delta_make(&p, 1, 2, 70, 2, 32, 32, 1, -0.5);
     const size_t no = p.B * p.T * p.H * p.V, nh = p.B * p.H * p.K * p.V;
     float *o1 = tu_alloc(no), *h1 = tu_alloc(nh), *o2 = tu_alloc(no), *h2 = tu_alloc(nh);
-    float *beta = p.beta, *eta = tu_alloc(p.B * p.T * p.H);
+    float *eta = p.beta, *beta = tu_alloc(p.B * p.T * p.H);
     linattn_delta_opts opt = opts_of(LINATTN_ALGO_RECURRENT, 0);
     opt.eps = 1e-3f;
     for (int64_t r = 0; r < p.B * p.T * p.H; r++) {
         double nn = 0;
         for (int64_t i = 0; i < p.K; i++) nn += (double)p.k[r * p.K + i] * p.k[r * p.K + i];
-        eta[r] = (float)(beta[r] * (nn + opt.eps));
+        beta[r] = (float)(eta[r] / (nn + (double)opt.eps));
     }
     const char *isas[8];
-    tu_isas(isas, 8);
-    const char *names[2] = {"ref", isas[0]};
+    const int nisa = tu_isas(isas, 8);
+    const char *names[2] = {"ref", isas[nisa - 1]}; /* the best ISA this CPU runs */
     for (int c = 0; c < 2; c++) {
         linattn_ctx *ctx = tu_ctx(names[c], 2);
+        p.beta = beta;
         ck_assert_int_eq(run(0, ctx, &p, &opt, o1, h1), 0);
         p.beta = eta;
         ck_assert_int_eq(run(1, ctx, &p, &opt, o2, h2), 0);
-        p.beta = beta;
         const double eo = tu_relerr(o2, o1, no), eh = tu_relerr(h2, h1, nh);
         ck_assert_msg(eo < 1e-5 && eh < 1e-5, "kla vs gdn (%s): o %.2e ht %.2e", names[c],
                       eo, eh);
         linattn_ctx_destroy(ctx);
     }
-    free(o1); free(h1); free(o2); free(h2); free(eta);
+    free(o1); free(h1); free(o2); free(h2); free(beta);
     tu_delta_free(&p);
 }
 END_TEST
@@ -421,7 +421,9 @@ static Suite *suite(void)
 
 int main(void)
 {
+    const char *isas[8];
     tu_seed();
+    tu_isas(isas, 8); /* report once, before the tests fork */
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     const int failed = srunner_ntests_failed(sr);

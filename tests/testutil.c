@@ -90,6 +90,11 @@ int tu_isas(const char **names, int max)
             fprintf(stderr, "note: ISA %s is compiled in but this CPU cannot run it; "
                             "it is not tested on this machine\n", tok);
     }
+    if (!reported) {
+        fprintf(stderr, "kernel ISAs tested on this CPU:");
+        for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+        fprintf(stderr, " (and the ref backend)\n");
+    }
     reported = 1;
     return n;
 }

@@ -74,8 +74,9 @@ int main(int argc, char **argv)
     printf("backend      %s\n", linattn_ctx_backend(ctx) == LINATTN_BACKEND_REF ? "ref" : "cpu");
     printf("isa chosen   %s%s\n", linattn_ctx_isa(ctx),
            isa_env && *isa_env ? " (forced by LINATTN_ISA)" : " (best usable; LINATTN_ISA forces)");
-    printf("threads      %d%s\n", linattn_ctx_threads(ctx),
-           thr_env && *thr_env ? " (LINATTN_NUM_THREADS)" : " (OpenMP default; LINATTN_NUM_THREADS sets)");
+    printf("threads      %d%s%s\n", linattn_ctx_threads(ctx),
+           thr_env && *thr_env ? " (LINATTN_NUM_THREADS)" : " (OpenMP default; LINATTN_NUM_THREADS sets)",
+           linattn_have_openmp() ? "" : "; built without OpenMP: parts run one after another");
     linattn_ctx_destroy(ctx);
     return 0;
 }

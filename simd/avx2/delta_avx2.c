@@ -199,14 +199,12 @@ static void tail_unpacked(const linattn_delta_rec_job *jb, int j0, int w, int gd
     else panel(jb, j0, w, NULL, NVMAX, 1, 0, 0);
 }
 
-/* stack buffer for the packed panel: 64 KiB, i.e. K <= 512 at PW = 32 */
-#define PACK_FLOATS 16384
 
 void linattn_delta_rec_avx2(const linattn_delta_rec_job *job)
 {
-    _Alignas(64) float buf[PACK_FLOATS];
+    float *const buf = job->pack;
     const int gdn = job->beta != NULL;
-    const int packed = (long)job->K * PW <= PACK_FLOATS;
+    const int packed = buf && (long)job->K * PW <= LINATTN_PACK_FLOATS;
     int j0 = 0;
     for (; j0 + PW <= job->n; j0 += PW) {
         if (gdn) { if (packed) full_11(job, j0, buf); else full_10(job, j0, buf); }
