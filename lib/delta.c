@@ -15,6 +15,7 @@ static const char *const op_names[] = {"gdn", "kla", "gla"};
 #define DEFAULT_CHUNK 64
 #define DEFAULT_EPS 1e-6f
 #define COL_ALIGN 16
+#define STAGE_T 128
 
 void linattn_delta_opts_init(linattn_delta_opts *opts)
 {
@@ -38,9 +39,43 @@ typedef struct delta_plan {
     int ref;
     size_t work_floats;           /* per thread, a multiple of 16 (64 bytes) */
     size_t pack_floats;           /* panel scratch for the SIMD kernels */
+    size_t stage_floats;          /* staged token block (recurrent prefill) */
     float *work;                  /* threads * work_floats */
     double *dwork;                /* reference: threads * ref work */
 } delta_plan;
+
+/* The recurrent kernels sweep all tokens once per panel of columns.  With
+ * H heads interleaved, consecutive tokens of a head lie H*K floats apart, a
+ * stride the hardware prefetchers do not follow across pages; so tokens are
+ * copied, STAGE_T at a time, into contiguous rows first (and o back).  The
+ * kernel restarts on each block from the stored state: no result changes. */
+static void run_staged(linattn_delta_rec_fn kern, const linattn_delta_rec_job *jb, float *stage)
+{
+    if (!stage || jb->T == 1 || (jb->sqk == jb->K && jb->sv == jb->n)) {
+        kern(jb);
+        return;
+    }
+    const int K = jb->K, n = jb->n;
+    float *q = stage, *k = q + (size_t)STAGE_T * K, *v = k + (size_t)STAGE_T * K;
+    float *o = v + (size_t)STAGE_T * n;
+    for (int64_t t0 = 0; t0 < jb->T; t0 += STAGE_T) {
+        const int c = (int)(jb->T - t0 < STAGE_T ? jb->T - t0 : STAGE_T);
+        for (int r = 0; r < c; r++) {
+            memcpy(q + (size_t)r * K, jb->q + (t0 + r) * jb->sqk, sizeof(float) * K);
+            memcpy(k + (size_t)r * K, jb->k + (t0 + r) * jb->sqk, sizeof(float) * K);
+            memcpy(v + (size_t)r * n, jb->v + (t0 + r) * jb->sv, sizeof(float) * n);
+        }
+        linattn_delta_rec_job b = *jb;
+        b.T = c;
+        b.q = q; b.k = k; b.sqk = K;
+        b.v = v; b.o = o; b.sv = n;
+        b.g = jb->g ? jb->g + t0 * jb->sg : NULL;
+        b.beta = jb->beta ? jb->beta + t0 * jb->sg : NULL;
+        kern(&b);
+        for (int r = 0; r < c; r++)
+            memcpy(jb->o + (t0 + r) * jb->sv, o + (size_t)r * n, sizeof(float) * n);
+    }
+}
 
 static void run_job(void *arg, int64_t job, int thread)
 {
@@ -55,6 +90,8 @@ static void run_job(void *arg, int64_t job, int thread)
     float *work = p->work + (size_t)thread * p->work_floats;
     float *pack = p->pack_floats ? work : NULL;
     work += p->pack_floats;
+    float *stage = p->stage_floats ? work : NULL;
+    work += p->stage_floats;
     float *S = p->ht ? p->ht + (size_t)unit * KV : work;
     const int j0 = (int)blk * p->blkw;
     const int w = p->V - j0 < p->blkw ? p->V - j0 : p->blkw;
@@ -83,18 +120,44 @@ static void run_job(void *arg, int64_t job, int thread)
     else if (p->algo == LINATTN_ALGO_CHUNK)
         linattn_delta_chunk(&jb, p->C, work + (p->ht ? 0 : KV));
     else
-        p->ctx->kern.delta_rec(&jb);
+        run_staged(p->ctx->kern.delta_rec, &jb, stage);
 }
 
-/* kla: beta = eta / (|k|^2 + eps), one value per (token, head). */
-static void kla_beta(float *beta, const float *eta, const float *k, int64_t rows, int K,
-                     float eps)
+/* kla: beta = eta / (|k|^2 + eps), one value per (token, head), computed
+ * in parallel blocks of rows before the gdn kernels run. */
+#define KLA_ROWS 2048
+typedef struct kla_arg {
+    float *beta;
+    const float *eta, *k;
+    int64_t rows;
+    int K;
+    float eps;
+} kla_arg;
+
+static void kla_rows(void *arg, int64_t blk, int thread)
 {
-    for (int64_t r = 0; r < rows; r++) {
-        double nn = 0.0;
-        for (int i = 0; i < K; i++) nn += (double)k[r * K + i] * k[r * K + i];
-        beta[r] = (float)(eta[r] / (nn + eps));
+    const kla_arg *a = arg;
+    const int64_t r1 = (blk + 1) * KLA_ROWS < a->rows ? (blk + 1) * KLA_ROWS : a->rows;
+    (void)thread;
+    for (int64_t r = blk * KLA_ROWS; r < r1; r++) {
+        const float *k = a->k + r * a->K;
+        double s[4] = {0.0, 0.0, 0.0, 0.0}; /* four chains: not latency-bound */
+        int i = 0;
+        for (; i + 4 <= a->K; i += 4)
+            for (int j = 0; j < 4; j++) s[j] += (double)k[i + j] * k[i + j];
+        for (; i < a->K; i++) s[0] += (double)k[i] * k[i];
+        a->beta[r] = (float)(a->eta[r] / ((s[0] + s[1]) + (s[2] + s[3]) + a->eps));
     }
+}
+
+/* Allocate and fill kla's beta; NULL when out of memory. */
+static float *kla_beta(const linattn_ctx *ctx, const float *eta, const float *k, int64_t rows,
+                       int K, float eps)
+{
+    kla_arg a = {.eta = eta, .k = k, .rows = rows, .K = K, .eps = eps};
+    if (!(a.beta = malloc(sizeof(float) * rows))) return NULL;
+    linattn_parallel_for(ctx, (rows + KLA_ROWS - 1) / KLA_ROWS, kla_rows, &a);
+    return a.beta;
 }
 
 static int check_opts(const linattn_delta_opts *o)
@@ -190,8 +253,10 @@ static int execute(delta_plan *p, int64_t units, const char *what)
     const int nt = linattn_max_threads(p->ctx);
     const size_t KV = (size_t)p->K * p->V;
     plan_blocks(p, units);
-    p->pack_floats = !p->ref && p->algo == LINATTN_ALGO_RECURRENT ? LINATTN_PACK_FLOATS : 0;
-    p->work_floats = p->pack_floats + (p->ht ? 0 : KV) +
+    const int rec = !p->ref && p->algo == LINATTN_ALGO_RECURRENT;
+    p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
+    p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (2 * p->K + 2 * p->V) : 0;
+    p->work_floats = p->pack_floats + p->stage_floats + (p->ht ? 0 : KV) +
                      (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
     p->work_floats = (p->work_floats + 16) / 16 * 16;
     p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
@@ -250,17 +315,16 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
         .ref = ctx->backend == LINATTN_BACKEND_REF,
         .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
     };
-#ifdef HAVE_CBLAS
-    p.algo = opts.algo == LINATTN_ALGO_AUTO ? LINATTN_ALGO_RECURRENT : opts.algo;
-#else
-    p.algo = LINATTN_ALGO_RECURRENT;
-#endif
+    /* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
+     * form on the CPU; the portable recurrent kernel does not. */
+    p.algo = opts.algo;
+    if (p.algo == LINATTN_ALGO_AUTO)
+        p.algo = ctx->kern.simd || !linattn_have_blas() || p.T < DEFAULT_CHUNK
+                     ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
     float *beta = NULL;
     if (op == OP_KLA) {
-        const int64_t rows = s[0] * s[1] * s[2];
-        if (!(beta = malloc(sizeof(float) * rows)))
+        if (!(beta = kla_beta(ctx, io->beta.data, io->k.data, s[0] * s[1] * s[2], p.K, opts.eps)))
             return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
-        kla_beta(beta, io->beta.data, io->k.data, rows, p.K, opts.eps);
         p.beta = beta;
     }
     snprintf(what, sizeof what, "%s forward", op_names[op]);
@@ -307,10 +371,8 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     };
     float *beta = NULL;
     if (op == OP_KLA) {
-        const int64_t rows = s[0] * s[1];
-        if (!(beta = malloc(sizeof(float) * rows)))
+        if (!(beta = kla_beta(ctx, io->beta.data, io->k.data, s[0] * s[1], p.K, opts.eps)))
             return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
-        kla_beta(beta, io->beta.data, io->k.data, rows, p.K, opts.eps);
         p.beta = beta;
     }
     snprintf(what, sizeof what, "%s step", op_names[op]);

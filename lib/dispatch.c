@@ -109,6 +109,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     linattn_cpu_probe(&f);
     const size_t n = sizeof isas / sizeof *isas;
     k->isa = "scalar";
+    k->simd = 0;
     k->delta_rec = linattn_delta_rec_portable;
     if (forced && *forced) {
         if (!known_isa(forced))
@@ -121,6 +122,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
                 return linattn_fail(LINATTN_EUNSUPPORTED,
                                     "isa %s: this CPU cannot run it", forced);
             k->isa = isas[i].name;
+            k->simd = strcmp(k->isa, "scalar") != 0;
             k->delta_rec = isas[i].delta_rec;
             return LINATTN_OK;
         }
@@ -131,6 +133,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     for (size_t i = 0; i < n; i++)
         if (isas[i].usable(&f)) {
             k->isa = isas[i].name;
+            k->simd = strcmp(k->isa, "scalar") != 0;
             k->delta_rec = isas[i].delta_rec;
             break;
         }

@@ -30,3 +30,12 @@ int linattn_have_openmp(void)
     return 0;
 #endif
 }
+
+int linattn_have_blas(void)
+{
+#ifdef HAVE_CBLAS
+    return 1;
+#else
+    return 0;
+#endif
+}

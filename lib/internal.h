@@ -15,8 +15,12 @@
  * the best ISA compiled in and supported by the CPU (dispatch.c). */
 typedef struct linattn_kernels {
     const char *isa;
+    int simd; /* vector kernels (not the portable C ones) */
     linattn_delta_rec_fn delta_rec;
 } linattn_kernels;
+
+/* info.c */
+int linattn_have_blas(void);
 
 struct linattn_ctx {
     linattn_backend backend; /* resolved: never AUTO */

@@ -67,7 +67,6 @@ double bench_sgemm_gflops(int n, int threads, int reps)
 
 double bench_copy_gbs(size_t bytes, int threads, int reps)
 {
-    const size_t n = bytes / sizeof(float);
     float *a = malloc(bytes), *b = malloc(bytes);
     double t[64], r = 0;
     if (reps > 64) reps = 64;
@@ -77,6 +76,7 @@ double bench_copy_gbs(size_t bytes, int threads, int reps)
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
             {
+                const size_t n = bytes / sizeof(float);
                 const int nt = omp_get_num_threads(), id = omp_get_thread_num();
                 const size_t lo = n * id / nt, hi = n * (id + 1) / nt;
                 if (rep < 0) { memset(a + lo, 1, (hi - lo) * 4); memset(b + lo, 0, (hi - lo) * 4); }
