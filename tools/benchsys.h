@@ -9,8 +9,9 @@ double bench_median(double *x, int n);         /* sorts x */
 /* sgemm GFLOP/s (n x n x n, median of reps) with the given thread count;
  * 0 when the build has no BLAS. */
 double bench_sgemm_gflops(int n, int threads, int reps);
-/* Memory bandwidth in GB/s (bytes read + written by a parallel copy of
- * 'bytes' bytes), median of reps. */
-double bench_copy_gbs(size_t bytes, int threads, int reps);
+/* Memory bandwidth in GB/s of an in-place read-modify-write of 'bytes'
+ * bytes (bytes read + written, as a decode step treats its state), median
+ * of reps. */
+double bench_rmw_gbs(size_t bytes, int threads, int reps);
 
 #endif

@@ -357,9 +357,9 @@ int main(int argc, char **argv)
     if (o.limits) {
         progress(0, 1, "machine limits");
         sgemm = bench_sgemm_gflops(1024, (int)threads, o.reps);
-        bw = bench_copy_gbs((size_t)256 << 20, (int)threads, o.reps);
+        bw = bench_rmw_gbs((size_t)1 << 30, (int)threads, o.reps);
         printf("# limits (same run): sgemm 1024^3 %.1f GFLOP/s (%ld threads); "
-               "copy bandwidth %.1f GB/s (read+write)\n", sgemm, threads, bw);
+               "memory bandwidth %.1f GB/s (1 GiB read+written in place)\n", sgemm, threads, bw);
     }
     printf("%-4s %-7s %-7s %-9s %5s %6s %3s %4s %4s %3s %10s %12s %8s %7s %8s %6s\n", "op",
            "mode", "isa", "algo", "B", "T", "H", "K", "V", "thr", "median_ms", "tokens/s",
