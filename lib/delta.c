@@ -9,7 +9,7 @@
 #include <cblas.h>
 #endif
 
-enum delta_op { OP_GDN, OP_KLA, OP_GLA };
+enum delta_op { OP_GDN = LINATTN_OP_GDN, OP_KLA = LINATTN_OP_KLA, OP_GLA = LINATTN_OP_GLA };
 static const char *const op_names[] = {"gdn", "kla", "gla"};
 
 #define DEFAULT_CHUNK 64
@@ -381,6 +381,22 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     return rc;
 }
 
+static int op_ok(linattn_delta_op op)
+{
+    if (op >= LINATTN_OP_GDN && op <= LINATTN_OP_GLA) return LINATTN_OK;
+    return linattn_fail(LINATTN_EINVAL, "op: unknown operator %d", (int)op);
+}
+
+int linattn_delta_forward(linattn_ctx *c, linattn_delta_op op, const linattn_delta_io *io,
+                          const linattn_delta_opts *o)
+{
+    return op_ok(op) ? LINATTN_EINVAL : delta_forward((int)op, c, io, o);
+}
+int linattn_delta_step(linattn_ctx *c, linattn_delta_op op, const linattn_delta_step_io *io,
+                       const linattn_delta_opts *o)
+{
+    return op_ok(op) ? LINATTN_EINVAL : delta_step((int)op, c, io, o);
+}
 int linattn_gdn_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
 {
     return delta_forward(OP_GDN, c, io, o);

@@ -152,6 +152,15 @@ typedef struct linattn_delta_io {
     int64_t n_seqs; /* number of sequences in cu_seqlens (N) */
 } linattn_delta_io;
 
+/* The three operators as one entry point, for callers that pick at run time. */
+typedef enum linattn_delta_op {
+    LINATTN_OP_GDN = 0,
+    LINATTN_OP_KLA = 1,
+    LINATTN_OP_GLA = 2
+} linattn_delta_op;
+
+int linattn_delta_forward(linattn_ctx *ctx, linattn_delta_op op, const linattn_delta_io *io,
+                          const linattn_delta_opts *opts);
 int linattn_gdn_forward(linattn_ctx *ctx, const linattn_delta_io *io,
                         const linattn_delta_opts *opts);
 int linattn_kla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
@@ -166,6 +175,8 @@ typedef struct linattn_delta_step_io {
     linattn_tensor q, k, v, g, beta, state, o;
 } linattn_delta_step_io;
 
+int linattn_delta_step(linattn_ctx *ctx, linattn_delta_op op, const linattn_delta_step_io *io,
+                       const linattn_delta_opts *opts);
 int linattn_gdn_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
                      const linattn_delta_opts *opts);
 int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,

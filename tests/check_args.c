@@ -185,6 +185,9 @@ START_TEST(test_beta_rules)
     ck_assert_int_eq(linattn_kla_forward(ctx, &f->io, NULL), LINATTN_ENULL);
     ck_assert_ptr_nonnull(strstr(linattn_last_error(), "eta"));
     ck_assert(untouched(f));
+    ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)3, &f->io, NULL), LINATTN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(linattn_last_error(), "op"));
+    ck_assert(untouched(f));
     ck_assert_int_eq(linattn_gdn_forward(NULL, &f->io, NULL), LINATTN_ENULL);
     ck_assert_int_eq(linattn_gdn_forward(ctx, NULL, NULL), LINATTN_ENULL);
     free(f);
@@ -286,12 +289,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    tu_seed();
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_main(suite()); }

@@ -136,11 +136,8 @@ START_TEST(test_split)
             int rc = run(op, ctx, &p, &opt, o, h);
             if (rc == LINATTN_EUNSUPPORTED) { linattn_ctx_destroy(ctx); continue; }
             ck_assert_int_eq(rc, 0);
-            tu_delta a1 = p, a2 = p;
-            a1.T = T1;
-            a2.T = p.T - T1;
-            a2.q += T1 * H * K; a2.k += T1 * H * K; a2.v += T1 * H * V;
-            a2.g += T1 * H; a2.beta += T1 * H; a2.h0 = h1;
+            tu_delta a1 = tu_delta_slice(&p, 0, T1, p.h0);
+            tu_delta a2 = tu_delta_slice(&p, T1, p.T - T1, h1);
             tu_poison(o2, no);
             ck_assert_int_eq(run(op, ctx, &a1, &opt, o2, h1), 0);
             linattn_delta_io io = tu_delta_io(&a2, o2 + T1 * H * V, h2);
@@ -304,11 +301,8 @@ START_TEST(test_cu_seqlens)
         if (rc == LINATTN_EUNSUPPORTED) break;
         ck_assert_int_eq(rc, 0);
         for (int n = 0; n < N; n++) {
-            tu_delta s = p;
             const int64_t t0 = cu[n];
-            s.T = LEN[n];
-            s.q += t0 * H * K; s.k += t0 * H * K; s.v += t0 * H * V;
-            s.g += t0 * H; s.beta += t0 * H; s.h0 = h0 + n * ns;
+            tu_delta s = tu_delta_slice(&p, t0, LEN[n], h0 + n * ns);
             ck_assert_int_eq(run(op, ctx, &s, &opt, o1, h1), 0);
             const double eo = tu_relerr(o + t0 * H * V, o1, LEN[n] * H * V);
             const double eh = tu_relerr(ht + n * ns, h1, ns);
@@ -424,9 +418,5 @@ int main(void)
     const char *isas[8];
     tu_seed();
     tu_isas(isas, 8); /* report once, before the tests fork */
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_main(suite());
 }

@@ -161,12 +161,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    tu_seed();
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_main(suite()); }

@@ -168,19 +168,38 @@ linattn_delta_io tu_delta_io(const tu_delta *p, float *o, float *ht)
 int tu_delta_run(int op, linattn_ctx *ctx, const linattn_delta_io *io,
                  const linattn_delta_opts *opts)
 {
-    if (op == 0) return linattn_gdn_forward(ctx, io, opts);
-    if (op == 1) return linattn_kla_forward(ctx, io, opts);
-    linattn_delta_io io2 = *io;
-    io2.beta = linattn_tensor_none();
-    return linattn_gla_forward(ctx, &io2, opts);
+    linattn_delta_io j = *io;
+    if (op == LINATTN_OP_GLA) j.beta = linattn_tensor_none();
+    return linattn_delta_forward(ctx, (linattn_delta_op)op, &j, opts);
 }
 
 int tu_delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                   const linattn_delta_opts *opts)
 {
-    if (op == 0) return linattn_gdn_step(ctx, io, opts);
-    if (op == 1) return linattn_kla_step(ctx, io, opts);
-    linattn_delta_step_io io2 = *io;
-    io2.beta = linattn_tensor_none();
-    return linattn_gla_step(ctx, &io2, opts);
+    linattn_delta_step_io j = *io;
+    if (op == LINATTN_OP_GLA) j.beta = linattn_tensor_none();
+    return linattn_delta_step(ctx, (linattn_delta_op)op, &j, opts);
+}
+
+tu_delta tu_delta_slice(const tu_delta *p, int64_t t0, int64_t len, float *h0)
+{
+    tu_delta s = *p;
+    s.T = len;
+    s.q += t0 * p->H * p->K;
+    s.k += t0 * p->H * p->K;
+    s.v += t0 * p->H * p->V;
+    s.g += t0 * p->H;
+    s.beta += t0 * p->H;
+    s.h0 = h0;
+    return s;
+}
+
+int tu_main(Suite *s)
+{
+    tu_seed();
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -39,4 +39,12 @@ int tu_delta_run(int op, linattn_ctx *ctx, const linattn_delta_io *io,
 int tu_delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                   const linattn_delta_opts *opts);
 
+/* Tokens [t0, t0+len) of a B = 1 problem (views, not copies), starting
+ * from state h0 (may be NULL). */
+tu_delta tu_delta_slice(const tu_delta *p, int64_t t0, int64_t len, float *h0);
+
+/* Run a suite, print the seed first; the exit status of a test program. */
+#include <check.h>
+int tu_main(Suite *s);
+
 #endif

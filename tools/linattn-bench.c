@@ -82,24 +82,21 @@ static double flops_per_token(const char *op, long K, long V)
 
 static int opnum(const char *op) { return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : 2; }
 
+/* gla takes no beta */
 static int call_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
                         const linattn_delta_opts *o)
 {
-    if (op == 0) return linattn_gdn_forward(ctx, io, o);
-    if (op == 1) return linattn_kla_forward(ctx, io, o);
     linattn_delta_io j = *io;
-    j.beta = linattn_tensor_none();
-    return linattn_gla_forward(ctx, &j, o);
+    if (op == LINATTN_OP_GLA) j.beta = linattn_tensor_none();
+    return linattn_delta_forward(ctx, (linattn_delta_op)op, &j, o);
 }
 
 static int call_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                      const linattn_delta_opts *o)
 {
-    if (op == 0) return linattn_gdn_step(ctx, io, o);
-    if (op == 1) return linattn_kla_step(ctx, io, o);
     linattn_delta_step_io j = *io;
-    j.beta = linattn_tensor_none();
-    return linattn_gla_step(ctx, &j, o);
+    if (op == LINATTN_OP_GLA) j.beta = linattn_tensor_none();
+    return linattn_delta_step(ctx, (linattn_delta_op)op, &j, o);
 }
 
 static float *randbuf(size_t n, float lo, float hi, unsigned *seed)

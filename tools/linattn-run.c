@@ -179,11 +179,9 @@ int main(int argc, char **argv)
     io.o = linattn_tensor_4d(o, B, T, H, V);
     io.ht = linattn_tensor_4d(ht, B, H, K, V);
 
-    int st;
-    if (!strcmp(op, "gdn")) st = linattn_gdn_forward(ctx, &io, &opts);
-    else if (!strcmp(op, "kla")) st = linattn_kla_forward(ctx, &io, &opts);
-    else st = linattn_gla_forward(ctx, &io, &opts);
-    if (st) {
+    const linattn_delta_op dop = !strcmp(op, "gdn") ? LINATTN_OP_GDN
+                                 : !strcmp(op, "kla") ? LINATTN_OP_KLA : LINATTN_OP_GLA;
+    if (linattn_delta_forward(ctx, dop, &io, &opts)) {
         tool_error(PROG, "%s: %s", op, linattn_last_error());
         goto out;
     }
