@@ -74,13 +74,17 @@ double bench_rmw_gbs(size_t bytes, int threads, int reps)
     double t[64], r = 0;
     if (reps > 64) reps = 64;
     if (a) {
-        for (int rep = -1; rep < reps; rep++) {
-            const double t0 = bench_now();
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads)
 #endif
-            for (size_t i = 0; i < n; i++) a[i] = rep < 0 ? 1.0f : a[i] * 0.999f + 1e-7f;
-            if (rep >= 0) t[rep] = bench_now() - t0;
+        for (size_t i = 0; i < n; i++) a[i] = 1.0f; /* first touch by the same threads */
+        for (int rep = 0; rep < reps; rep++) {
+            const double t0 = bench_now();
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) num_threads(threads)
+#endif
+            for (size_t i = 0; i < n; i++) a[i] = a[i] * 0.999f + 1e-7f;
+            t[rep] = bench_now() - t0;
         }
         r = 2.0 * (double)bytes / bench_median(t, reps) * 1e-9;
     }
