@@ -369,7 +369,7 @@ int main(int argc, char **argv)
         const int shapes = pre ? o.T.n : o.Bdec.n;
         for (int bk = 0; bk < nbk; bk++) {
             const int nisa = !strcmp(o.backends.s[bk], "ref") ? 1 : o.isas.n;
-            total += o.ops.n * nisa * (pre ? o.algos.n : 1) * shapes;
+            total += o.ops.n * nisa * (pre && strcmp(o.backends.s[bk], "ref") ? o.algos.n : 1) * shapes;
         }
     }
     result *res = calloc((size_t)total + 1, sizeof *res);
@@ -394,7 +394,7 @@ int main(int argc, char **argv)
                     linattn_ctx *ctx = make_ctx(o.backends.s[bk], o.isas.s[ii], o.threads);
                     if (!ctx) { rc = 1; break; }
                     for (int oi = 0; oi < o.ops.n && !rc; oi++)
-                        for (int ai = 0; ai < (pre ? o.algos.n : 1) && !rc; ai++) {
+                        for (int ai = 0; ai < (pre && !ref ? o.algos.n : 1) && !rc; ai++) {
                             result *r = &res[nres];
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
