@@ -9,7 +9,6 @@
 #include <cblas.h>
 #endif
 
-enum delta_op { OP_GDN = LINATTN_OP_GDN, OP_KLA = LINATTN_OP_KLA, OP_GLA = LINATTN_OP_GLA };
 static const char *const op_names[] = {"gdn", "kla", "gla"};
 
 #define DEFAULT_CHUNK 64
@@ -196,11 +195,11 @@ static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *be
 {
     int rc;
     if (g->data && (rc = linattn_check_tensor(g, "g", ndim, shape))) return rc;
-    if (op == OP_GLA) {
+    if (op == LINATTN_OP_GLA) {
         if (beta->data) return linattn_fail(LINATTN_EINVAL, "beta: gla takes no beta");
         return LINATTN_OK;
     }
-    return linattn_check_tensor(beta, op == OP_KLA ? "eta" : "beta", ndim, shape);
+    return linattn_check_tensor(beta, op == LINATTN_OP_KLA ? "eta" : "beta", ndim, shape);
 }
 
 static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *nseq)
@@ -292,13 +291,29 @@ static int execute(delta_plan *p, int64_t units, const char *what)
     return LINATTN_OK;
 }
 
+/* kla turns eta into beta (rows = tokens x heads) and then runs as gdn. */
+static int run_op(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
+                  const char *mode)
+{
+    char what[32];
+    float *beta = NULL;
+    if (op == LINATTN_OP_KLA) {
+        if (!(beta = kla_beta(p->ctx, p->beta, p->k, rows, p->K, eps)))
+            return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
+        p->beta = beta;
+    }
+    snprintf(what, sizeof what, "%s %s", op_names[op], mode);
+    const int rc = execute(p, units, what);
+    free(beta);
+    return rc;
+}
+
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
                          const linattn_delta_opts *opts_in)
 {
     int rc;
     int64_t s[5], nseq = 0;
     linattn_delta_opts opts;
-    char what[32];
     if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_delta_opts_init(&opts);
@@ -321,16 +336,7 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     if (p.algo == LINATTN_ALGO_AUTO)
         p.algo = ctx->kern.simd || !linattn_have_blas() || p.T < DEFAULT_CHUNK
                      ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
-    float *beta = NULL;
-    if (op == OP_KLA) {
-        if (!(beta = kla_beta(ctx, io->beta.data, io->k.data, s[0] * s[1] * s[2], p.K, opts.eps)))
-            return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
-        p.beta = beta;
-    }
-    snprintf(what, sizeof what, "%s forward", op_names[op]);
-    rc = execute(&p, nseq * p.H, what);
-    free(beta);
-    return rc;
+    return run_op(op, &p, s[0] * s[1] * s[2], nseq * p.H, opts.eps, "forward");
 }
 
 static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
@@ -339,7 +345,6 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     int rc;
     int64_t s[4], sh[3];
     linattn_delta_opts opts;
-    char what[32];
     if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_delta_opts_init(&opts);
@@ -369,16 +374,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .algo = LINATTN_ALGO_RECURRENT,
         .C = DEFAULT_CHUNK,
     };
-    float *beta = NULL;
-    if (op == OP_KLA) {
-        if (!(beta = kla_beta(ctx, io->beta.data, io->k.data, s[0] * s[1], p.K, opts.eps)))
-            return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
-        p.beta = beta;
-    }
-    snprintf(what, sizeof what, "%s step", op_names[op]);
-    rc = execute(&p, s[0] * s[1], what);
-    free(beta);
-    return rc;
+    return run_op(op, &p, s[0] * s[1], s[0] * s[1], opts.eps, "step");
 }
 
 static int op_ok(linattn_delta_op op)
@@ -399,25 +395,25 @@ int linattn_delta_step(linattn_ctx *c, linattn_delta_op op, const linattn_delta_
 }
 int linattn_gdn_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
 {
-    return delta_forward(OP_GDN, c, io, o);
+    return delta_forward(LINATTN_OP_GDN, c, io, o);
 }
 int linattn_kla_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
 {
-    return delta_forward(OP_KLA, c, io, o);
+    return delta_forward(LINATTN_OP_KLA, c, io, o);
 }
 int linattn_gla_forward(linattn_ctx *c, const linattn_delta_io *io, const linattn_delta_opts *o)
 {
-    return delta_forward(OP_GLA, c, io, o);
+    return delta_forward(LINATTN_OP_GLA, c, io, o);
 }
 int linattn_gdn_step(linattn_ctx *c, const linattn_delta_step_io *io, const linattn_delta_opts *o)
 {
-    return delta_step(OP_GDN, c, io, o);
+    return delta_step(LINATTN_OP_GDN, c, io, o);
 }
 int linattn_kla_step(linattn_ctx *c, const linattn_delta_step_io *io, const linattn_delta_opts *o)
 {
-    return delta_step(OP_KLA, c, io, o);
+    return delta_step(LINATTN_OP_KLA, c, io, o);
 }
 int linattn_gla_step(linattn_ctx *c, const linattn_delta_step_io *io, const linattn_delta_opts *o)
 {
-    return delta_step(OP_GLA, c, io, o);
+    return delta_step(LINATTN_OP_GLA, c, io, o);
 }

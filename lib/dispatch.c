@@ -67,6 +67,14 @@ static int has_neon(const linattn_cpu_caps *f) { return f->neon; }
 #endif
 static int always(const linattn_cpu_caps *f) { (void)f; return 1; }
 
+/* Install one entry (the portable one is the only non-SIMD entry). */
+static void take(linattn_kernels *k, const isa_entry *e)
+{
+    k->isa = e->name;
+    k->simd = strcmp(e->name, "scalar") != 0;
+    k->delta_rec = e->delta_rec;
+}
+
 static const isa_entry isas[] = {
 #ifdef LINATTN_HAVE_AVX512
     {"avx512", linattn_delta_rec_avx512, has_avx512},
@@ -108,9 +116,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     linattn_cpu_caps f;
     linattn_cpu_probe(&f);
     const size_t n = sizeof isas / sizeof *isas;
-    k->isa = "scalar";
-    k->simd = 0;
-    k->delta_rec = linattn_delta_rec_portable;
+    take(k, &isas[n - 1]); /* the portable kernels, always last */
     if (forced && *forced) {
         if (!known_isa(forced))
             return linattn_fail(LINATTN_EINVAL,
@@ -121,9 +127,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
             if (!isas[i].usable(&f))
                 return linattn_fail(LINATTN_EUNSUPPORTED,
                                     "isa %s: this CPU cannot run it", forced);
-            k->isa = isas[i].name;
-            k->simd = strcmp(k->isa, "scalar") != 0;
-            k->delta_rec = isas[i].delta_rec;
+            take(k, &isas[i]);
             return LINATTN_OK;
         }
         return linattn_fail(LINATTN_EUNSUPPORTED,
@@ -132,9 +136,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     }
     for (size_t i = 0; i < n; i++)
         if (isas[i].usable(&f)) {
-            k->isa = isas[i].name;
-            k->simd = strcmp(k->isa, "scalar") != 0;
-            k->delta_rec = isas[i].delta_rec;
+            take(k, &isas[i]);
             break;
         }
     return LINATTN_OK;
