@@ -26,7 +26,9 @@ static int check_dims(const linattn_tensor *t, const char *name)
 
 int linattn_check_present(const linattn_tensor *t, const char *name)
 {
-    if (!t->data)
+    if (t->data && t->buf)
+        return linattn_fail(LINATTN_EINVAL, "%s: both data and buf are set", name);
+    if (!t->data && !t->buf)
         return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", name);
     return LINATTN_OK;
 }

@@ -37,15 +37,30 @@ static int default_threads(void)
 #endif
 }
 
-/* LINATTN_DEVICE: only "cpu" exists until the OpenCL backend is built. */
-static int check_device_env(void)
+/* Decide the device: cfg.device, else LINATTN_DEVICE; "cpu", "opencl" or
+ * "opencl:P.D".  With the auto backend and nothing said, an OpenCL GPU or
+ * accelerator if there is one (the probe runs once per process), unless an
+ * ISA was forced. */
+static int choose_device(linattn_ctx *ctx, const linattn_config *cfg, const char *isa)
 {
-    const char *s = getenv("LINATTN_DEVICE");
-    if (!s || !*s || !strcmp(s, "cpu")) return LINATTN_OK;
-    if (!strncmp(s, "opencl", 6))
-        return linattn_fail(LINATTN_EUNSUPPORTED,
-                            "LINATTN_DEVICE=%s: this build has no OpenCL backend", s);
-    return linattn_fail(LINATTN_EINVAL, "LINATTN_DEVICE=%s: expected cpu or opencl[:P.D]", s);
+    const char *spec = cfg->device ? cfg->device : getenv("LINATTN_DEVICE");
+    int rc;
+    if (spec && !*spec) spec = NULL;
+    if (spec && strcmp(spec, "cpu") && strncmp(spec, "opencl", 6))
+        return linattn_fail(LINATTN_EINVAL, "device %s: expected cpu or opencl[:P.D]", spec);
+    if (ctx->backend == LINATTN_BACKEND_OPENCL) {
+        if (spec && !strcmp(spec, "cpu"))
+            return linattn_fail(LINATTN_EINVAL, "device cpu: the OpenCL backend was asked for");
+        return linattn_cl_open(spec ? spec : "opencl", ctx->verbose, &ctx->cl);
+    }
+    if (ctx->backend != LINATTN_BACKEND_AUTO || (spec && !strcmp(spec, "cpu"))) return LINATTN_OK;
+    if (spec) return linattn_cl_open(spec, ctx->verbose, &ctx->cl); /* forced: errors count */
+    if (isa) return LINATTN_OK; /* a forced ISA means the CPU */
+    if ((rc = linattn_cl_open(NULL, ctx->verbose, &ctx->cl)) && ctx->verbose)
+        fprintf(stderr, "linattn: no OpenCL GPU used (%s); running on the CPU\n",
+                linattn_last_error());
+    ctx->cl_auto = ctx->cl != NULL;
+    return LINATTN_OK;
 }
 
 int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
@@ -56,7 +71,7 @@ int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
     *out = NULL;
     linattn_config_init(&cfg);
     if (cfg_in) cfg = *cfg_in;
-    if (cfg.backend < LINATTN_BACKEND_AUTO || cfg.backend > LINATTN_BACKEND_CPU)
+    if (cfg.backend < LINATTN_BACKEND_AUTO || cfg.backend > LINATTN_BACKEND_OPENCL)
         return linattn_fail(LINATTN_EINVAL, "config.backend: unknown value %d", (int)cfg.backend);
     if (cfg.threads < 0)
         return linattn_fail(LINATTN_ERANGE, "config.threads: %d (must be >= 0)", cfg.threads);
@@ -68,10 +83,11 @@ int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
     ctx->verbose = cfg.verbose || (verbose && *verbose && strcmp(verbose, "0"));
 
     ctx->backend = cfg.backend;
-    if (ctx->backend == LINATTN_BACKEND_AUTO) {
-        if ((rc = check_device_env())) goto fail;
-        ctx->backend = (isa && !strcmp(isa, "ref")) ? LINATTN_BACKEND_REF : LINATTN_BACKEND_CPU;
-    }
+    if (ctx->backend == LINATTN_BACKEND_AUTO && isa && !strcmp(isa, "ref"))
+        ctx->backend = LINATTN_BACKEND_REF;
+    if ((rc = choose_device(ctx, &cfg, isa && *isa ? isa : NULL))) goto fail;
+    if (ctx->backend == LINATTN_BACKEND_AUTO)
+        ctx->backend = ctx->cl ? LINATTN_BACKEND_OPENCL : LINATTN_BACKEND_CPU;
     if ((rc = linattn_kernels_select(&ctx->kern, (isa && strcmp(isa, "ref")) ? isa : NULL)))
         goto fail;
 
@@ -83,17 +99,29 @@ int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
     /* Without OpenMP the work is split the same way (so results are the same)
      * but the parts run one after another on the calling thread. */
     if (ctx->verbose)
-        fprintf(stderr, "linattn: backend %s, isa %s, %d thread%s\n",
-                ctx->backend == LINATTN_BACKEND_REF ? "ref" : "cpu", ctx->kern.isa,
-                ctx->threads, ctx->threads == 1 ? "" : "s");
+        fprintf(stderr, "linattn: backend %s, isa %s, %d thread%s%s%s\n",
+                ctx->backend == LINATTN_BACKEND_REF ? "ref" : ctx->cl ? "opencl" : "cpu",
+                ctx->kern.isa, ctx->threads, ctx->threads == 1 ? "" : "s",
+                ctx->cl ? ", device " : "", ctx->cl ? linattn_cl_describe(ctx->cl) : "");
     *out = ctx;
     return LINATTN_OK;
 fail:
-    free(ctx);
+    linattn_ctx_destroy(ctx);
     return rc;
 }
 
-void linattn_ctx_destroy(linattn_ctx *ctx) { free(ctx); }
+void linattn_ctx_destroy(linattn_ctx *ctx)
+{
+    if (!ctx) return;
+    linattn_cl_close(ctx->cl);
+    free(ctx);
+}
+
+const char *linattn_ctx_device(const linattn_ctx *ctx)
+{
+    if (!ctx) return "";
+    return ctx->cl ? linattn_cl_describe(ctx->cl) : "cpu";
+}
 
 linattn_backend linattn_ctx_backend(const linattn_ctx *ctx)
 {

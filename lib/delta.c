@@ -194,9 +194,9 @@ static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *be
                        const int64_t *shape)
 {
     int rc;
-    if (g->data && (rc = linattn_check_tensor(g, "g", ndim, shape))) return rc;
+    if (linattn_given(g) && (rc = linattn_check_tensor(g, "g", ndim, shape))) return rc;
     if (op == LINATTN_OP_GLA) {
-        if (beta->data) return linattn_fail(LINATTN_EINVAL, "beta: gla takes no beta");
+        if (linattn_given(beta)) return linattn_fail(LINATTN_EINVAL, "beta: gla takes no beta");
         return LINATTN_OK;
     }
     return linattn_check_tensor(beta, op == LINATTN_OP_KLA ? "eta" : "beta", ndim, shape);
@@ -228,8 +228,8 @@ static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t
         *nseq = s[0];
     }
     const int64_t hsh[4] = {*nseq, s[2], s[3], s[4]};
-    if (io->h0.data && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
-    if (io->ht.data && (rc = linattn_check_tensor(&io->ht, "ht", 4, hsh))) return rc;
+    if (linattn_given(&io->h0) && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
+    if (linattn_given(&io->ht) && (rc = linattn_check_tensor(&io->ht, "ht", 4, hsh))) return rc;
     return LINATTN_OK;
 }
 
@@ -308,6 +308,46 @@ static int run_op(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
     return rc;
 }
 
+/* Buffers must belong to the context; on the CPU they are host memory. */
+static int check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
+                         const char *const *names, int n)
+{
+    int rc;
+    for (int i = 0; i < n; i++)
+        if ((rc = linattn_check_buffer(ctx, t[i], names[i]))) return rc;
+    return LINATTN_OK;
+}
+
+static float *host(const linattn_tensor *t)
+{
+    return t->buf ? linattn_buffer_host(t->buf) : t->data;
+}
+
+static linattn_cl_arg cl_arg(const linattn_tensor *t)
+{
+    linattn_cl_arg a = {.host = t->data, .mem = t->buf ? linattn_buffer_mem(t->buf) : NULL};
+    if (linattn_given(t)) {
+        a.count = 1;
+        for (int d = 0; d < t->ndim; d++) a.count *= (size_t)t->shape[d];
+    }
+    return a;
+}
+
+/* Run on the context's OpenCL device.  *fallback is set when the device
+ * failed, the device was chosen by auto and every tensor is in host memory:
+ * the caller then runs the CPU path instead. */
+static int run_cl(const linattn_ctx *ctx, linattn_cl_delta *a, linattn_tensor *const *t, int n,
+                  int *fallback)
+{
+    const int rc = linattn_cl_delta_run(ctx->cl, a);
+    int bufs = 0;
+    for (int i = 0; i < n; i++) bufs |= t[i]->buf != NULL;
+    *fallback = rc && ctx->cl_auto && !bufs && (rc == LINATTN_ENOMEM || rc == LINATTN_EDEVICE);
+    if (*fallback && ctx->verbose)
+        fprintf(stderr, "linattn: OpenCL failed (%s); running on the CPU\n", linattn_last_error());
+    return rc;
+}
+
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
                          const linattn_delta_opts *opts_in)
 {
@@ -320,13 +360,29 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     if (opts_in) opts = *opts_in;
     if ((rc = check_opts(&opts))) return rc;
     if ((rc = check_forward(op, io, s, &nseq))) return rc;
+    linattn_delta_io x = *io;
+    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.h0, &x.o, &x.ht};
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "ht"};
+    if ((rc = check_buffers(ctx, ts, names, 8))) return rc;
     linattn_clear_error();
+    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[3]);
+    if (ctx->cl) {
+        int fallback;
+        linattn_cl_delta a = {
+            .op = op, .B = s[0], .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3],
+            .V = (int)s[4], .cu = io->cu_seqlens, .scale = scale, .eps = opts.eps,
+            .C = opts.chunk && opts.chunk < LINATTN_CL_CHUNK ? opts.chunk : LINATTN_CL_CHUNK,
+            .q = cl_arg(&x.q), .k = cl_arg(&x.k), .v = cl_arg(&x.v), .g = cl_arg(&x.g),
+            .beta = cl_arg(&x.beta), .h0 = cl_arg(&x.h0), .o = cl_arg(&x.o), .ht = cl_arg(&x.ht),
+        };
+        if ((rc = run_cl(ctx, &a, ts, 8, &fallback)) == LINATTN_OK || !fallback) return rc;
+    }
 
     delta_plan p = {
         .ctx = ctx, .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3], .V = (int)s[4],
-        .cu = io->cu_seqlens, .q = io->q.data, .k = io->k.data, .v = io->v.data,
-        .g = io->g.data, .beta = io->beta.data, .h0 = io->h0.data, .o = io->o.data,
-        .ht = io->ht.data, .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[3]),
+        .cu = io->cu_seqlens, .q = host(&x.q), .k = host(&x.k), .v = host(&x.v),
+        .g = host(&x.g), .beta = host(&x.beta), .h0 = host(&x.h0), .o = host(&x.o),
+        .ht = host(&x.ht), .scale = scale,
         .ref = ctx->backend == LINATTN_BACKEND_REF,
         .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
     };
@@ -363,14 +419,30 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
     if ((rc = linattn_check_tensor(&io->state, "state", 4, stsh))) return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
+    linattn_delta_step_io x = *io;
+    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.state, &x.o};
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "state", "o"};
+    if ((rc = check_buffers(ctx, ts, names, 7))) return rc;
     linattn_clear_error();
+    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[2]);
+    if (ctx->cl) {
+        int fallback;
+        linattn_cl_delta a = {
+            .op = op, .step = 1, .B = s[0], .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2],
+            .V = (int)s[3], .scale = scale, .eps = opts.eps, .C = LINATTN_CL_CHUNK,
+            .q = cl_arg(&x.q), .k = cl_arg(&x.k), .v = cl_arg(&x.v), .g = cl_arg(&x.g),
+            .beta = cl_arg(&x.beta), .h0 = cl_arg(&x.state), .o = cl_arg(&x.o),
+            .ht = cl_arg(&x.state),
+        };
+        if ((rc = run_cl(ctx, &a, ts, 7, &fallback)) == LINATTN_OK || !fallback) return rc;
+    }
 
     /* B sequences of one token: the forward machinery with T = 1. */
     delta_plan p = {
         .ctx = ctx, .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2], .V = (int)s[3],
-        .q = io->q.data, .k = io->k.data, .v = io->v.data, .g = io->g.data,
-        .beta = io->beta.data, .h0 = io->state.data, .o = io->o.data, .ht = io->state.data,
-        .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[2]),
+        .q = host(&x.q), .k = host(&x.k), .v = host(&x.v), .g = host(&x.g),
+        .beta = host(&x.beta), .h0 = host(&x.state), .o = host(&x.o), .ht = host(&x.state),
+        .scale = scale,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .algo = LINATTN_ALGO_RECURRENT,
         .C = DEFAULT_CHUNK,
     };

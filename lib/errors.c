@@ -34,6 +34,8 @@ const char *linattn_strerror(int status)
     case LINATTN_EIO: return "LINATTN_EIO: input/output error";
     case LINATTN_EFORMAT: return "LINATTN_EFORMAT: not a float32 little-endian C-order .npy file";
     case LINATTN_EINVAL: return "LINATTN_EINVAL: invalid argument";
+    case LINATTN_ENODEV: return "LINATTN_ENODEV: no OpenCL runtime or usable device";
+    case LINATTN_EDEVICE: return "LINATTN_EDEVICE: OpenCL device call failed";
     default: return "LINATTN_E?: unknown status code";
     }
 }

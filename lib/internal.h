@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "linattn.h"
 #include "kernels.h"
+#include "opencl.h"
 
 /* Kernel table: filled with the portable kernels first, then overridden by
  * the best ISA compiled in and supported by the CPU (dispatch.c). */
@@ -27,7 +28,14 @@ struct linattn_ctx {
     int threads;
     int verbose;
     linattn_kernels kern;
+    linattn_cl *cl;          /* OpenCL backend: the device */
+    int cl_auto;             /* device chosen by auto: may fall back to the CPU */
 };
+
+/* buffer.c: a tensor's buffer must belong to ctx and hold its shape. */
+int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const char *name);
+float *linattn_buffer_host(const linattn_buffer *b);
+void *linattn_buffer_mem(const linattn_buffer *b);
 
 /* errors.c: record a message for this thread and return the code. */
 int linattn_fail(int code, const char *fmt, ...)
@@ -41,6 +49,8 @@ void linattn_clear_error(void);
 int linattn_check_tensor(const linattn_tensor *t, const char *name, int ndim,
                          const int64_t *shape);
 int linattn_check_present(const linattn_tensor *t, const char *name);
+/* An optional tensor is given when it has data or a buffer. */
+static inline int linattn_given(const linattn_tensor *t) { return t->data || t->buf; }
 /* Validate q (rank 'ndim'), recording its shape into out[]. */
 int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim,
                        int64_t *out);

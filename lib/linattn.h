@@ -47,7 +47,10 @@ typedef enum linattn_status {
     LINATTN_EUNSUPPORTED = -9, /* backend, ISA or feature not available */
     LINATTN_EIO = -10,         /* file could not be opened, read or written */
     LINATTN_EFORMAT = -11,     /* file is not a float32 little-endian C-order .npy */
-    LINATTN_EINVAL = -12       /* any other invalid argument */
+    LINATTN_EINVAL = -12,      /* any other invalid argument */
+    LINATTN_ENODEV = -13,      /* no OpenCL runtime or no usable OpenCL device */
+    LINATTN_EDEVICE = -14      /* an OpenCL call failed (program build, launch,
+                                  transfer, lost device); the message says which */
 } linattn_status;
 
 /* Name of a status code ("LINATTN_ESHAPE: ..."); never NULL. */
@@ -65,7 +68,8 @@ int linattn_version(void);
 typedef enum linattn_backend {
     LINATTN_BACKEND_AUTO = 0, /* best available; honours LINATTN_DEVICE */
     LINATTN_BACKEND_REF = 1,  /* plain C reference, double accumulation */
-    LINATTN_BACKEND_CPU = 2   /* fast CPU path (SIMD, threads, BLAS) */
+    LINATTN_BACKEND_CPU = 2,  /* fast CPU path (SIMD, threads, BLAS) */
+    LINATTN_BACKEND_OPENCL = 3 /* an OpenCL device (linattn_opencl(3)) */
 } linattn_backend;
 
 typedef struct linattn_config {
@@ -74,6 +78,10 @@ typedef struct linattn_config {
     int verbose;  /* nonzero: log decisions to stderr (also LINATTN_VERBOSE=1) */
     const char *isa; /* NULL: LINATTN_ISA, else the best the CPU runs;
                         "ref", "scalar", "avx2", "avx512" or "neon" forces one */
+    const char *device; /* NULL: LINATTN_DEVICE.  "cpu", "opencl" (the best
+                        OpenCL device) or "opencl:P.D" (platform P, device D).
+                        With the auto backend, unset means: an OpenCL GPU or
+                        accelerator if there is one, else the CPU. */
 } linattn_config;
 
 typedef struct linattn_ctx linattn_ctx;
@@ -88,6 +96,8 @@ void linattn_ctx_destroy(linattn_ctx *ctx);
 linattn_backend linattn_ctx_backend(const linattn_ctx *ctx);
 int linattn_ctx_threads(const linattn_ctx *ctx);
 const char *linattn_ctx_isa(const linattn_ctx *ctx);
+/* "cpu", or the OpenCL device in use ("opencl:0.0 NVIDIA H100 ..."). */
+const char *linattn_ctx_device(const linattn_ctx *ctx);
 
 /* Kernel ISAs compiled into this build, space-separated ("scalar avx2 avx512"). */
 const char *linattn_isa_compiled(void);
@@ -104,12 +114,16 @@ int linattn_have_openmp(void);
 
 /* ---- tensors ---------------------------------------------------------- */
 
-/* A description of a float32 array in C order: the data is not owned.
- * A tensor with data == NULL is "absent" (allowed only where documented). */
+typedef struct linattn_buffer linattn_buffer;
+
+/* A description of a float32 array in C order, not owned: either host memory
+ * (data) or a library buffer (buf, see below), never both.  A tensor with
+ * neither is "absent" (allowed only where documented). */
 typedef struct linattn_tensor {
     float *data;
     int ndim;
     int64_t shape[LINATTN_MAX_DIMS];
+    linattn_buffer *buf; /* NULL for host tensors */
 } linattn_tensor;
 
 linattn_tensor linattn_tensor_1d(float *data, int64_t d0);
@@ -119,6 +133,44 @@ linattn_tensor linattn_tensor_4d(float *data, int64_t d0, int64_t d1, int64_t d2
                                  int64_t d3);
 /* The absent tensor (all zero). */
 linattn_tensor linattn_tensor_none(void);
+/* A tensor held in a buffer (its first prod(shape) floats). */
+linattn_tensor linattn_tensor_buffer(linattn_buffer *buf, int ndim, const int64_t *shape);
+
+/* ---- buffers: memory that lives where the context computes ------------ *
+ * On an OpenCL context a buffer is device memory: tensors in buffers are not
+ * copied by the operators, so a decode loop keeps its state (and, if it
+ * likes, q/k/v/o) on the device.  Host tensors given to an OpenCL context
+ * are copied in and out on every call.  On a CPU context a buffer is plain
+ * host memory.  A buffer belongs to the context that made it and must be
+ * destroyed before it.  New buffers hold zeros. */
+int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out);
+void linattn_buffer_destroy(linattn_buffer *buf);
+size_t linattn_buffer_count(const linattn_buffer *buf);
+/* Copy count floats between host memory and the buffer at float offset. */
+int linattn_buffer_write(linattn_buffer *buf, size_t offset, const float *src, size_t count);
+int linattn_buffer_read(const linattn_buffer *buf, size_t offset, float *dst, size_t count);
+
+/* ---- OpenCL devices (linattn_opencl(3)) -------------------------------- */
+
+typedef struct linattn_device_info {
+    int platform, device;      /* LINATTN_DEVICE=opencl:P.D picks this one */
+    char name[128], vendor[128], platform_name[128], version[128];
+    int is_gpu;                /* GPU or accelerator (auto may choose it) */
+    int compute_units, clock_mhz;
+    uint64_t global_mem, local_mem, max_alloc;
+    double score;              /* higher is preferred */
+    int usable;                /* 0: fails a requirement, see note */
+    char note[128];
+} linattn_device_info;
+
+/* 1 if this build has the OpenCL backend (the runtime is looked up when
+ * first needed: libOpenCL.so.1, or the file named by LINATTN_OPENCL_LIB). */
+int linattn_opencl_built(void);
+/* Probe the OpenCL devices (once per process) and copy up to max of them into
+ * out (may be NULL); *count receives how many there are.  No runtime (or a
+ * build without OpenCL): LINATTN_ENODEV with *count = 0 and the reason in
+ * linattn_last_error().  A runtime with no device: LINATTN_OK, *count = 0. */
+int linattn_opencl_devices(linattn_device_info *out, int max, int *count);
 
 /* ---- delta-rule family: gdn, kla, gla (linattn_gdn(3)) ------------------ */
 

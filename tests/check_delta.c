@@ -415,8 +415,7 @@ static Suite *suite(void)
 
 int main(void)
 {
-    const char *isas[8];
     tu_seed();
-    tu_isas(isas, 8); /* report once, before the tests fork */
+    tu_report();
     return tu_main(suite());
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "testutil.h"
 
@@ -95,8 +96,61 @@ int tu_isas(const char **names, int max)
         for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
         fprintf(stderr, " (and the ref backend)\n");
     }
+    if (n < max && tu_opencl()) names[n++] = "opencl";
     reported = 1;
     return n;
+}
+
+/* Say once whether OpenCL is tested, from a child process: an OpenCL runtime
+ * started in the parent would not survive the fork of each Check test. */
+void tu_report(void)
+{
+    const char *isas[8];
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        tu_isas(isas, 8);
+        fflush(NULL);
+        _exit(0);
+    }
+    if (pid > 0) waitpid(pid, NULL, 0);
+}
+
+/* The OpenCL backend joins every test when a device is usable.  The device
+ * is LINATTN_DEVICE's when that names one ("opencl" or "opencl:P.D"), else
+ * the best device of any type (PoCL's CPU device counts).  LINATTN_DEVICE=
+ * opencl with no usable device fails the tests: the run was meant to cover
+ * OpenCL.  LINATTN_DEVICE=cpu leaves OpenCL out. */
+int tu_opencl(void)
+{
+    static int known, have;
+    if (known) return have;
+    known = 1;
+    const char *env = getenv("LINATTN_DEVICE");
+    if (env && !strcmp(env, "cpu")) {
+        fprintf(stderr, "OpenCL backend: not tested (LINATTN_DEVICE=cpu)\n");
+        return have = 0;
+    }
+    if (!linattn_opencl_built()) {
+        fprintf(stderr, "OpenCL backend: not in this build\n");
+        ck_assert_msg(!env || strncmp(env, "opencl", 6), "LINATTN_DEVICE=%s but this build "
+                      "has no OpenCL backend", env);
+        return have = 0;
+    }
+    linattn_config cfg;
+    linattn_ctx *ctx = NULL;
+    linattn_config_init(&cfg);
+    cfg.backend = LINATTN_BACKEND_OPENCL;
+    int rc = linattn_ctx_create(&ctx, &cfg);
+    if (rc) {
+        fprintf(stderr, "OpenCL backend: not tested (%s)\n", linattn_last_error());
+        ck_assert_msg(!env || strncmp(env, "opencl", 6), "LINATTN_DEVICE=%s but no OpenCL "
+                      "device: %s", env, linattn_last_error());
+        return have = 0;
+    }
+    fprintf(stderr, "OpenCL backend tested on %s\n", linattn_ctx_device(ctx));
+    linattn_ctx_destroy(ctx);
+    return have = 1;
 }
 
 linattn_ctx *tu_ctx(const char *isa, int threads)
@@ -106,6 +160,7 @@ linattn_ctx *tu_ctx(const char *isa, int threads)
     linattn_config_init(&cfg);
     cfg.threads = threads;
     if (!strcmp(isa, "ref")) cfg.backend = LINATTN_BACKEND_REF;
+    else if (!strcmp(isa, "opencl")) cfg.backend = LINATTN_BACKEND_OPENCL;
     else {
         cfg.backend = LINATTN_BACKEND_CPU;
         cfg.isa = isa;

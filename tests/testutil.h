@@ -19,7 +19,11 @@ double tu_relerr(const float *x, const float *ref, size_t n);
 /* Usable kernel ISAs of this build on this CPU ("scalar", "avx2", ...);
  * prints (once) the compiled ones this CPU cannot run. */
 int tu_isas(const char **names, int max);
-/* A context for an ISA name ("ref" = reference backend) and thread count. */
+/* Print (once, from a child process) which ISAs and devices are tested. */
+void tu_report(void);
+/* 1 if the OpenCL backend has a usable device (then tu_isas lists "opencl"). */
+int tu_opencl(void);
+/* A context for an ISA name ("opencl" = the OpenCL backend, "ref" = reference backend) and thread count. */
 linattn_ctx *tu_ctx(const char *isa, int threads);
 
 /* A delta-rule problem with owned buffers. */

@@ -1,0 +1,104 @@
+/* linattn - buffers: memory where the context computes (host memory on a
+ * CPU context, device memory on an OpenCL one). */
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+struct linattn_buffer {
+    const linattn_ctx *ctx;
+    size_t count;
+    float *host; /* CPU contexts */
+    void *mem;   /* OpenCL contexts */
+};
+
+int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out)
+{
+    int rc;
+    if (!out) return linattn_fail(LINATTN_ENULL, "out: NULL");
+    *out = NULL;
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!count) return linattn_fail(LINATTN_ESIZE, "count: 0 (must be > 0)");
+    if (count > (SIZE_MAX - 64) / sizeof(float))
+        return linattn_fail(LINATTN_EOVERFLOW, "count: %zu floats overflow size_t", count);
+    linattn_buffer *b = calloc(1, sizeof *b);
+    if (!b) return linattn_fail(LINATTN_ENOMEM, "buffer: out of memory");
+    b->ctx = ctx;
+    b->count = count;
+    if (ctx->cl) {
+        if ((rc = linattn_cl_alloc(ctx->cl, count * sizeof(float), 1, &b->mem))) {
+            free(b);
+            return rc;
+        }
+    } else if (!(b->host = calloc(count, sizeof(float)))) {
+        free(b);
+        return linattn_fail(LINATTN_ENOMEM, "buffer: out of memory for %zu floats", count);
+    }
+    *out = b;
+    return LINATTN_OK;
+}
+
+void linattn_buffer_destroy(linattn_buffer *b)
+{
+    if (!b) return;
+    if (b->mem) linattn_cl_free(b->mem);
+    free(b->host);
+    free(b);
+}
+
+size_t linattn_buffer_count(const linattn_buffer *b) { return b ? b->count : 0; }
+
+static int check_range(const linattn_buffer *b, size_t offset, const void *p, size_t count)
+{
+    if (!b) return linattn_fail(LINATTN_ENULL, "buf: NULL");
+    if (!p) return linattn_fail(LINATTN_ENULL, "host pointer: NULL");
+    if (offset > b->count || count > b->count - offset)
+        return linattn_fail(LINATTN_ERANGE, "floats [%zu, %zu + %zu) outside a buffer of %zu",
+                            offset, offset, count, b->count);
+    return LINATTN_OK;
+}
+
+int linattn_buffer_write(linattn_buffer *b, size_t offset, const float *src, size_t count)
+{
+    int rc = check_range(b, offset, src, count);
+    if (rc || !count) return rc;
+    if (b->mem)
+        return linattn_cl_write(b->ctx->cl, b->mem, offset * sizeof(float), count * sizeof(float), src);
+    memmove(b->host + offset, src, count * sizeof(float));
+    return LINATTN_OK;
+}
+
+int linattn_buffer_read(const linattn_buffer *b, size_t offset, float *dst, size_t count)
+{
+    int rc = check_range(b, offset, dst, count);
+    if (rc || !count) return rc;
+    if (b->mem)
+        return linattn_cl_read(b->ctx->cl, b->mem, offset * sizeof(float), count * sizeof(float), dst);
+    memmove(dst, b->host + offset, count * sizeof(float));
+    return LINATTN_OK;
+}
+
+linattn_tensor linattn_tensor_buffer(linattn_buffer *buf, int ndim, const int64_t *shape)
+{
+    linattn_tensor t;
+    memset(&t, 0, sizeof t);
+    t.buf = buf;
+    t.ndim = ndim;
+    for (int i = 0; i < ndim && i < LINATTN_MAX_DIMS && shape; i++) t.shape[i] = shape[i];
+    return t;
+}
+
+int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const char *name)
+{
+    if (!t->buf) return LINATTN_OK;
+    if (t->buf->ctx != ctx)
+        return linattn_fail(LINATTN_EINVAL, "%s: buffer belongs to another context", name);
+    size_t need = 1;
+    for (int d = 0; d < t->ndim; d++) need *= (size_t)t->shape[d];
+    if (need > t->buf->count)
+        return linattn_fail(LINATTN_ESHAPE, "%s: buffer of %zu floats, shape needs %zu", name,
+                            t->buf->count, need);
+    return LINATTN_OK;
+}
+
+float *linattn_buffer_host(const linattn_buffer *b) { return b->host; }
+void *linattn_buffer_mem(const linattn_buffer *b) { return b->mem; }

@@ -1,0 +1,49 @@
+/* linattn - what the library core needs from the OpenCL backend (opencl/).
+ * In a build without OpenCL, lib/opencl_none.c provides these as stubs that
+ * report LINATTN_ENODEV. */
+#ifndef LINATTN_OPENCL_H
+#define LINATTN_OPENCL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "linattn.h"
+
+typedef struct linattn_cl linattn_cl;
+
+/* Chunk size of the OpenCL forward (the largest its kernels take). */
+#define LINATTN_CL_CHUNK 64
+
+/* Open a device for a context.  spec: "opencl" (best usable device of any
+ * type) or "opencl:P.D"; NULL means auto: the best GPU or accelerator, and
+ * LINATTN_ENODEV (quietly) when there is none. */
+int linattn_cl_open(const char *spec, int verbose, linattn_cl **out);
+void linattn_cl_close(linattn_cl *cl);
+const char *linattn_cl_describe(const linattn_cl *cl);
+
+/* Device memory, as an opaque handle (a cl_mem). */
+int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem);
+void linattn_cl_free(void *mem);
+int linattn_cl_write(linattn_cl *cl, void *mem, size_t off, size_t bytes, const void *src);
+int linattn_cl_read(linattn_cl *cl, void *mem, size_t off, size_t bytes, void *dst);
+
+/* A tensor argument as the device sees it: a buffer handle, or host data. */
+typedef struct linattn_cl_arg {
+    const float *host;   /* host data (copied in/out), or NULL */
+    void *mem;           /* device buffer, or NULL */
+    size_t count;        /* floats */
+} linattn_cl_arg;
+
+/* The delta family on the device, arguments already checked. */
+typedef struct linattn_cl_delta {
+    int op;              /* linattn_delta_op */
+    int step;            /* 1: decode step (T = 1, state in place) */
+    int64_t B, T, H, nseq;
+    int K, V, C;
+    const int64_t *cu;   /* NULL: sequence n is batch row n */
+    float scale, eps;
+    linattn_cl_arg q, k, v, g, beta, h0, o, ht; /* step: h0 = ht = state */
+} linattn_cl_delta;
+
+int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a);
+
+#endif

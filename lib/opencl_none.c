@@ -1,0 +1,55 @@
+/* linattn - the OpenCL backend's entry points in a build without OpenCL
+ * (configure found no CL/cl.h or was given --without-opencl). */
+#include "internal.h"
+
+static int none(void)
+{
+    return linattn_fail(LINATTN_ENODEV, "this build has no OpenCL backend "
+                                        "(configure found no OpenCL headers)");
+}
+
+int linattn_opencl_built(void) { return 0; }
+
+int linattn_opencl_devices(linattn_device_info *out, int max, int *count)
+{
+    (void)out; (void)max;
+    if (count) *count = 0;
+    return none();
+}
+
+int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
+{
+    (void)spec; (void)verbose;
+    *out = NULL;
+    return none();
+}
+
+void linattn_cl_close(linattn_cl *cl) { (void)cl; }
+const char *linattn_cl_describe(const linattn_cl *cl) { (void)cl; return "cpu"; }
+
+int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem)
+{
+    (void)cl; (void)bytes; (void)zero;
+    *mem = NULL;
+    return none();
+}
+
+void linattn_cl_free(void *mem) { (void)mem; }
+
+int linattn_cl_write(linattn_cl *cl, void *mem, size_t off, size_t bytes, const void *src)
+{
+    (void)cl; (void)mem; (void)off; (void)bytes; (void)src;
+    return none();
+}
+
+int linattn_cl_read(linattn_cl *cl, void *mem, size_t off, size_t bytes, void *dst)
+{
+    (void)cl; (void)mem; (void)off; (void)bytes; (void)dst;
+    return none();
+}
+
+int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
+{
+    (void)cl; (void)a;
+    return none();
+}

@@ -1,0 +1,55 @@
+/* linattn - state shared by the files of the OpenCL backend. */
+#ifndef LINATTN_CLPRIV_H
+#define LINATTN_CLPRIV_H
+
+#include <pthread.h>
+#include "internal.h"
+#include "opencl.h"
+#include "clapi.h"
+
+#define LINATTN_CL_WG 256      /* work-group size the kernels are written for */
+#define LINATTN_CL_MAX_PROGS 16
+
+/* One program built for a shape class, with its kernels. */
+typedef struct linattn_cl_prog {
+    int K, V, C;
+    cl_program prog;
+    cl_kernel prep, state, out, step, kla;
+} linattn_cl_prog;
+
+struct linattn_cl {
+    cl_device_id dev;
+    cl_context ctx;
+    cl_command_queue queue;
+    linattn_device_info info;
+    char desc[300];
+    int verbose;
+    pthread_mutex_t lock;      /* one call at a time on the queue and kernels */
+    cl_mem dummy;              /* bound to absent tensor arguments */
+    int nprog;
+    linattn_cl_prog progs[LINATTN_CL_MAX_PROGS];
+};
+
+/* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */
+int linattn_cl_fail(cl_int err, const char *what);
+#define LINATTN_CL_CHECK(call, what)                                                          \
+    do {                                                                                      \
+        cl_int e_ = (call);                                                                   \
+        if (e_ != CL_SUCCESS) return linattn_cl_fail(e_, what);                               \
+    } while (0)
+
+#define LINATTN_CL_CHECK_RC(rc, call, what)                                                   \
+    do {                                                                                      \
+        cl_int e_ = (call);                                                                   \
+        if (e_ != CL_SUCCESS) (rc) = linattn_cl_fail(e_, what);                               \
+    } while (0)
+
+/* device.c: linattn_cl_alloc for callers holding cl->lock. */
+int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
+
+/* program.c: the program for (K, V, C), built (or loaded from the disk
+ * cache) on first use; call with cl->lock held. */
+int linattn_cl_program(linattn_cl *cl, int K, int V, int C, linattn_cl_prog **out);
+void linattn_cl_programs_release(linattn_cl *cl);
+
+#endif

@@ -1,0 +1,370 @@
+/* linattn - OpenCL C 1.2 kernels of the delta-rule family (gdn, kla, gla).
+ *
+ * Built once per (K, V, CH) with -D K=.. -D V=.. -D CH=.. (CH <= 64, chunk
+ * size); work-groups are WG = 256 work-items.  The chunkwise form of
+ * spec/delta.md runs in three kernels per window of chunks:
+ *   delta_prep   one group per (chunk, head): G = cumsum(g), M = (Q K^T) o D,
+ *                T = (I + A)^-1 with A = strict_lower(diag(beta) K K^T o D),
+ *                W = T diag(beta e^G) K,  U = T diag(beta) V   (gla: U = V)
+ *   delta_state  one group per (sequence, head, BV value columns): walks the
+ *                chunks in order with the state in registers; saves the state
+ *                entering each chunk, U' = U - W S, S = e^{G_c} S + Kd^T U'
+ *   delta_out    one group per (chunk, head, 64 value columns):
+ *                O = scale (diag(e^G) Q S_in + M U')
+ * delta_step is the fused recurrent step (decode) and kla_beta turns eta
+ * into beta.  Everything accumulates in float; no extension is required. */
+
+#define WG 256
+#define TK 16           /* depth of a slab in the tiled products */
+#define BV 32           /* value columns per group in delta_state/delta_step */
+#define RG (WG / BV)    /* row groups sharing those columns */
+#define NR ((K + RG - 1) / RG) /* state rows held by one work-item */
+#define RB (WG / BV)    /* rows of U' reduced at a time in delta_state */
+#define LDX (TK + 1)    /* padded row of the A-operand slab */
+
+/* One 64 x 64 output tile, 4 x 4 per work-item: rows ty + 16a, cols tx + 16b.
+ * acc += X[64][TK] * Y[TK][64] from the slabs in local memory. */
+static void tile_mac(__local const float *lx, __local const float *ly, float acc[4][4],
+                     int ty, int tx)
+{
+    for (int kk = 0; kk < TK; kk++) {
+        float xa[4], yb[4];
+        for (int a = 0; a < 4; a++) xa[a] = lx[(ty + 16 * a) * LDX + kk];
+        for (int b = 0; b < 4; b++) yb[b] = ly[kk * 64 + tx + 16 * b];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
+    }
+}
+
+static void tile_zero(float acc[4][4])
+{
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
+}
+
+/* Slab i0 of the c x K rows x and y, as X[64][TK] and Y^T[TK][64] (zero-padded).
+ * (No barrier inside a helper: some compilers mishandle them.) */
+static void load_rows(__global const float *x, __global const float *y, long ld, int c,
+                      int i0, __local float *lx, __local float *ly, int lid)
+{
+    for (int e = lid; e < 64 * TK; e += WG) {
+        const int r = e / TK, kk = e % TK, i = i0 + kk;
+        const int ok = r < c && i < K;
+        lx[r * LDX + kk] = ok ? x[r * ld + i] : 0.0f;
+        ly[kk * 64 + r] = ok ? y[r * ld + i] : 0.0f;
+    }
+}
+
+/* Chunk table: per chunk of the window {first token (b*T + t), length, seq}. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_prep(__global const long *ctab, __global const float *q,
+                __global const float *k, __global const float *v,
+                __global const float *g, __global const float *beta, int H,
+                int has_g, int gdn, __global float *Gout, __global float *Mout,
+                __global float *Wout, __global float *Uout)
+{
+    __local float lA[64 * 64];
+    __local float lx[64 * LDX], ly[TK * 64];
+    __local float lG[64], lb[64];
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int w = get_group_id(0), h = get_group_id(1);
+    const long tok0 = ctab[3 * w];
+    const int c = (int)ctab[3 * w + 1];
+    const long ldk = (long)H * K, ldv = (long)H * V;
+    __global const float *qc = q + (tok0 * H + h) * K, *kc = k + (tok0 * H + h) * K;
+    __global const float *vc = v + (tok0 * H + h) * V;
+    const long wh = (long)w * H + h;
+    float acc[4][4];
+
+    if (lid == 0) {
+        float s = 0.0f;
+        for (int r = 0; r < 64; r++) {
+            if (r < c && has_g) s += g[(tok0 + r) * H + h];
+            lG[r] = s;
+            lb[r] = r < c && gdn ? beta[(tok0 + r) * H + h] : 1.0f;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < CH) Gout[wh * CH + lid] = lG[lid];
+
+    /* M = (Q K^T) o D with the diagonal; zero above it and past c */
+    tile_zero(acc);
+    for (int i0 = 0; i0 < K; i0 += TK) {
+        load_rows(qc, kc, ldk, c, i0, lx, ly, lid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        tile_mac(lx, ly, acc, ty, tx);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            const int r = ty + 16 * a, s = tx + 16 * b;
+            if (r < CH && s < CH)
+                Mout[(wh * CH + r) * CH + s] =
+                    (s <= r && r < c) ? acc[a][b] * exp(lG[r] - lG[s]) : 0.0f;
+        }
+
+    if (!gdn) { /* gla: U = V, no W */
+        for (int e = lid; e < c * V; e += WG) {
+            const int r = e / V, j = e % V;
+            Uout[(wh * CH + r) * V + j] = vc[r * ldv + j];
+        }
+        return;
+    }
+
+    /* A = strict_lower(diag(beta) K K^T o D) */
+    tile_zero(acc);
+    for (int i0 = 0; i0 < K; i0 += TK) {
+        load_rows(kc, kc, ldk, c, i0, lx, ly, lid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        tile_mac(lx, ly, acc, ty, tx);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            const int r = ty + 16 * a, s = tx + 16 * b;
+            lA[r * 64 + s] = (s < r && r < c) ? lb[r] * acc[a][b] * exp(lG[r] - lG[s]) : 0.0f;
+        }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* T = (I + A)^-1 (unit lower), strictly lower part over A, row by row */
+    for (int r = 1; r < c; r++) {
+        float t = 0.0f;
+        if (lid < r) {
+            t = -lA[r * 64 + lid];
+            for (int s = lid + 1; s < r; s++) t -= lA[r * 64 + s] * lA[s * 64 + lid];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < r) lA[r * 64 + lid] = t;
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    /* W = T diag(beta e^G) K and U = T diag(beta) V, 64 columns at a time */
+    for (int pass = 0; pass < 2; pass++) {
+        const int ncol = pass ? V : K;
+        __global const float *x = pass ? vc : kc;
+        const long ld = pass ? ldv : ldk;
+        __global float *out = pass ? Uout + wh * CH * V : Wout + wh * CH * K;
+        for (int col0 = 0; col0 < ncol; col0 += 64) {
+            tile_zero(acc);
+            for (int s0 = 0; s0 < c; s0 += TK) {
+                for (int e = lid; e < 64 * TK; e += WG) {
+                    const int r = e / TK, kk = e % TK, s = s0 + kk;
+                    lx[r * LDX + kk] = s < r ? lA[r * 64 + s] : (s == r ? 1.0f : 0.0f);
+                }
+                for (int e = lid; e < TK * 64; e += WG) {
+                    const int kk = e / 64, j = e % 64, s = s0 + kk, col = col0 + j;
+                    const float coef = s < c ? (pass ? lb[s] : lb[s] * exp(lG[s])) : 0.0f;
+                    ly[e] = (s < c && col < ncol) ? coef * x[s * ld + col] : 0.0f;
+                }
+                barrier(CLK_LOCAL_MEM_FENCE);
+                tile_mac(lx, ly, acc, ty, tx);
+                barrier(CLK_LOCAL_MEM_FENCE);
+            }
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) {
+                    const int r = ty + 16 * a, col = col0 + tx + 16 * b;
+                    if (r < c && col < ncol) out[r * ncol + col] = acc[a][b];
+                }
+        }
+    }
+}
+
+/* Sequence table: per sequence {first chunk of the window, chunks in it}.
+ * St [N,H,K,V] holds the state between windows. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_state(__global const long *stab, __global const long *ctab,
+                 __global const float *k, __global const float *Gin,
+                 __global const float *Win, __global float *Uio, __global float *St,
+                 __global float *Sbuf, int H, int gdn)
+{
+    __local float red[RG * RB * BV];
+    __local float lU[64 * BV];
+    __local float lD[64];
+    const int lid = get_local_id(0), jj = lid % BV, rg = lid / BV;
+    const int j = get_group_id(0) * BV + jj, h = get_group_id(1), n = get_group_id(2);
+    const int jok = j < V;
+    const long w0 = stab[2 * n], nw = stab[2 * n + 1];
+    const long ldk = (long)H * K;
+    float s[NR];
+    __global float *S = St + ((long)n * H + h) * K * V;
+    for (int m = 0; m < NR; m++) {
+        const int i = rg + RG * m;
+        s[m] = (i < K && jok) ? S[(long)i * V + j] : 0.0f;
+    }
+    for (long w = w0; w < w0 + nw; w++) {
+        const long tok0 = ctab[3 * w];
+        const int c = (int)ctab[3 * w + 1];
+        const long wh = w * H + h;
+        __global const float *kc = k + (tok0 * H + h) * K;
+        __global const float *G = Gin + wh * CH;
+        __global float *U = Uio + wh * CH * V;
+        __global float *Sout = Sbuf + wh * K * V;
+        if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
+        for (int m = 0; m < NR; m++) {
+            const int i = rg + RG * m;
+            if (i < K && jok) Sout[(long)i * V + j] = s[m];
+        }
+        for (int r0 = 0; r0 < c; r0 += RB) {
+            if (gdn) {
+                for (int rr = 0; rr < RB; rr++) {
+                    float p = 0.0f;
+                    if (r0 + rr < c) {
+                        __global const float *Wr = Win + (wh * CH + r0 + rr) * K;
+                        for (int m = 0; m < NR; m++) {
+                            const int i = rg + RG * m;
+                            if (i < K) p = mad(Wr[i], s[m], p);
+                        }
+                    }
+                    red[(rg * RB + rr) * BV + jj] = p;
+                }
+                barrier(CLK_LOCAL_MEM_FENCE);
+            }
+            {
+                const int rr = lid / BV, r = r0 + rr;
+                if (r < c) {
+                    float u = jok ? U[r * V + j] : 0.0f;
+                    if (gdn) {
+                        float p = 0.0f;
+                        for (int x = 0; x < RG; x++) p += red[(x * RB + rr) * BV + jj];
+                        u -= p;
+                        if (jok) U[r * V + j] = u;
+                    }
+                    lU[r * BV + jj] = u;
+                }
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        const float eGc = exp(G[c - 1]);
+        for (int m = 0; m < NR; m++) {
+            const int i = rg + RG * m;
+            if (i >= K) continue;
+            float acc = 0.0f;
+            for (int r = 0; r < c; r++) acc = mad(lD[r] * kc[r * ldk + i], lU[r * BV + jj], acc);
+            s[m] = mad(eGc, s[m], acc);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int m = 0; m < NR; m++) {
+        const int i = rg + RG * m;
+        if (i < K && jok) S[(long)i * V + j] = s[m];
+    }
+}
+
+/* O = scale (diag(e^G) Q S_in + M U') for 64 value columns of one chunk. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_out(__global const long *ctab, __global const float *q,
+               __global const float *Gin, __global const float *Min,
+               __global const float *Uin, __global const float *Sbuf,
+               __global float *o, int H, float scale)
+{
+    __local float lx[64 * LDX], ly[TK * 64];
+    __local float leG[64];
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int col0 = get_group_id(0) * 64, h = get_group_id(1), w = get_group_id(2);
+    const long tok0 = ctab[3 * w];
+    const int c = (int)ctab[3 * w + 1];
+    const long wh = (long)w * H + h, ldk = (long)H * K;
+    __global const float *qc = q + (tok0 * H + h) * K;
+    __global const float *S = Sbuf + wh * K * V, *M = Min + wh * CH * CH;
+    __global const float *U = Uin + wh * CH * V;
+    float acc[4][4];
+    if (lid < 64) leG[lid] = lid < c ? exp(Gin[wh * CH + lid]) : 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    tile_zero(acc);
+    for (int i0 = 0; i0 < K; i0 += TK) {
+        for (int e = lid; e < 64 * TK; e += WG) {
+            const int r = e / TK, kk = e % TK, i = i0 + kk;
+            lx[r * LDX + kk] = (r < c && i < K) ? leG[r] * qc[r * ldk + i] : 0.0f;
+        }
+        for (int e = lid; e < TK * 64; e += WG) {
+            const int kk = e / 64, jx = e % 64, i = i0 + kk, col = col0 + jx;
+            ly[e] = (i < K && col < V) ? S[(long)i * V + col] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        tile_mac(lx, ly, acc, ty, tx);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int s0 = 0; s0 < c; s0 += TK) {
+        for (int e = lid; e < 64 * TK; e += WG) {
+            const int r = e / TK, kk = e % TK, s = s0 + kk;
+            lx[r * LDX + kk] = (r < c && s < c) ? M[r * CH + s] : 0.0f;
+        }
+        for (int e = lid; e < TK * 64; e += WG) {
+            const int kk = e / 64, jx = e % 64, s = s0 + kk, col = col0 + jx;
+            ly[e] = (s < c && col < V) ? U[s * V + col] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        tile_mac(lx, ly, acc, ty, tx);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            const int r = ty + 16 * a, col = col0 + tx + 16 * b;
+            if (r < c && col < V) o[((tok0 + r) * H + h) * V + col] = scale * acc[a][b];
+        }
+}
+
+/* kla: beta = eta / (|k|^2 + eps), one work-item per (token, head) row. */
+__kernel void kla_beta(__global const float *eta, __global const float *k,
+                       __global float *beta, long rows, float eps)
+{
+    const long r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float *kr = k + r * K;
+    float s = 0.0f;
+    for (int i = 0; i < K; i++) s = mad(kr[i], kr[i], s);
+    beta[r] = eta[r] / (s + eps);
+}
+
+/* One decode step: group (BV columns, unit = b*H + h).  mode 0 gdn (beta
+ * given), 2 gla (no write correction).  State read and written once. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_step(__global const float *q, __global const float *k,
+                __global const float *v, __global const float *g,
+                __global const float *beta, __global float *state,
+                __global float *o, float scale, int has_g, int gdn)
+{
+    __local float lq[K], lk[K];
+    __local float ra[RG * BV], rb[RG * BV], rkq[WG];
+    const int lid = get_local_id(0), jj = lid % BV, rg = lid / BV;
+    const long unit = get_group_id(1);
+    const int j = get_group_id(0) * BV + jj, jok = j < V;
+    __global float *S = state + unit * K * V;
+    float p = 0.0f;
+    for (int i = lid; i < K; i += WG) {
+        lq[i] = q[unit * K + i];
+        lk[i] = k[unit * K + i];
+        p = mad(lq[i], lk[i], p);
+    }
+    rkq[lid] = p;
+    float s[NR];
+    float pa = 0.0f, pb = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int m = 0; m < NR; m++) {
+        const int i = rg + RG * m;
+        s[m] = (i < K && jok) ? S[(long)i * V + j] : 0.0f;
+        if (i < K) {
+            pa = mad(s[m], lk[i], pa);
+            pb = mad(s[m], lq[i], pb);
+        }
+    }
+    ra[rg * BV + jj] = pa;
+    rb[rg * BV + jj] = pb;
+    for (int hw = WG / 2; hw > 0; hw /= 2) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < hw) rkq[lid] += rkq[lid + hw];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float a = 0.0f, b = 0.0f;
+    for (int x = 0; x < RG; x++) {
+        a += ra[x * BV + jj];
+        b += rb[x * BV + jj];
+    }
+    const float gam = has_g ? exp(g[unit]) : 1.0f;
+    const float vj = jok ? v[unit * V + j] : 0.0f;
+    const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
+    if (rg == 0 && jok) o[unit * V + j] = scale * (gam * b + rkq[0] * u);
+    for (int m = 0; m < NR; m++) {
+        const int i = rg + RG * m;
+        if (i < K && jok) S[(long)i * V + j] = mad(gam, s[m], lk[i] * u);
+    }
+}
