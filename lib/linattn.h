@@ -171,6 +171,11 @@ int linattn_opencl_built(void);
  * build without OpenCL): LINATTN_ENODEV with *count = 0 and the reason in
  * linattn_last_error().  A runtime with no device: LINATTN_OK, *count = 0. */
 int linattn_opencl_devices(linattn_device_info *out, int max, int *count);
+/* Measure the OpenCL device of ctx with kernels of our own: float32 matrix
+ * product GFLOP/s (median of 5, N up to 4096) and copy bandwidth GB/s (bytes
+ * read + written, median of 5).  Takes about a second on a GPU.  A context
+ * on the CPU: LINATTN_EUNSUPPORTED (linattn-bench measures the CPU itself). */
+int linattn_opencl_limits(linattn_ctx *ctx, double *sgemm_gflops, double *copy_gbs);
 
 /* ---- delta-rule family: gdn, kla, gla (linattn_gdn(3)) ------------------ */
 

@@ -53,3 +53,9 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     (void)cl; (void)a;
     return none();
 }
+
+int linattn_opencl_limits(linattn_ctx *ctx, double *sgemm_gflops, double *copy_gbs)
+{
+    (void)ctx; (void)sgemm_gflops; (void)copy_gbs;
+    return none();
+}

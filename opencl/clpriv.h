@@ -47,6 +47,9 @@ int linattn_cl_fail(cl_int err, const char *what);
 /* device.c: linattn_cl_alloc for callers holding cl->lock. */
 int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
 
+/* program.c: build a program from source (or the disk cache); on failure
+ * the build log goes to stderr. */
+int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out);
 /* program.c: the program for (K, V, C), built (or loaded from the disk
  * cache) on first use; call with cl->lock held. */
 int linattn_cl_program(linattn_cl *cl, int K, int V, int C, linattn_cl_prog **out);

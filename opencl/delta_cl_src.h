@@ -1,4 +1,4 @@
-/* generated from opencl/delta.cl by make: do not edit */
+/* generated from delta.cl by opencl/embed.sh: do not edit */
 static const char linattn_delta_cl_src[] =
 "/* linattn - OpenCL C 1.2 kernels of the delta-rule family (gdn, kla, gla).\n"
 " *\n"

@@ -77,7 +77,7 @@ static void describe(linattn_device_info *di, cl_platform_id p, cl_device_id d)
         snprintf(di->note, sizeof di->note, "ok");
     }
     /* GPU over CPU device, then compute units x clock, then memory */
-    di->score = (di->usable ? 1e15 : 0.0) + (di->is_gpu ? 1e12 : 0.0) +
+    di->score = (di->is_gpu ? 1e12 : 0.0) +
                 (double)cu * (double)mhz * 1e3 + (double)(gmem >> 30);
 }
 

@@ -16,7 +16,7 @@ static uint64_t fnv(uint64_t h, const char *s)
     return (h ^ 0xff) * 0x100000001b3ull;
 }
 
-static int cache_path(const linattn_cl *cl, const char *opts, char *path, size_t n)
+static int cache_path(const linattn_cl *cl, const char *src, const char *opts, char *path, size_t n)
 {
     const char *dir = getenv("LINATTN_CL_CACHE_DIR");
     if (!dir || !*dir) return 0;
@@ -24,7 +24,7 @@ static int cache_path(const linattn_cl *cl, const char *opts, char *path, size_t
     linattn_clapi.clGetDeviceInfo(cl->dev, CL_DRIVER_VERSION, sizeof drv, drv, NULL);
     drv[sizeof drv - 1] = '\0';
     uint64_t h = 0xcbf29ce484222325ull;
-    h = fnv(h, linattn_delta_cl_src);
+    h = fnv(h, src);
     h = fnv(h, opts);
     h = fnv(h, cl->info.name);
     h = fnv(h, cl->info.version);
@@ -88,13 +88,12 @@ static void store_cached(linattn_cl *cl, cl_program p, const char *path)
     free(bin);
 }
 
-static int build(linattn_cl *cl, const char *opts, cl_program *out)
+int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out)
 {
     char path[4096];
     cl_int err;
-    const int cached = cache_path(cl, opts, path, sizeof path);
+    const int cached = cache_path(cl, src, opts, path, sizeof path);
     if (cached && (*out = load_cached(cl, path, opts))) return LINATTN_OK;
-    const char *src = linattn_delta_cl_src;
     cl_program p = linattn_clapi.clCreateProgramWithSource(cl->ctx, 1, &src, NULL, &err);
     if (!p) return linattn_cl_fail(err, "clCreateProgramWithSource");
     err = linattn_clapi.clBuildProgram(p, 1, &cl->dev, opts, NULL, NULL);
@@ -148,7 +147,7 @@ int linattn_cl_program(linattn_cl *cl, int K, int V, int C, linattn_cl_prog **ou
     char opts[160];
     snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d -DCH=%d", K, V, C);
     if (cl->verbose) fprintf(stderr, "linattn: building OpenCL program %s on %s\n", opts, cl->desc);
-    if ((rc = build(cl, opts, &pr->prog))) return rc;
+    if ((rc = linattn_cl_build(cl, linattn_delta_cl_src, opts, &pr->prog))) return rc;
     pr->K = K; pr->V = V; pr->C = C;
     if ((rc = kernel(pr, "delta_prep", &pr->prep)) || (rc = kernel(pr, "delta_state", &pr->state)) ||
         (rc = kernel(pr, "delta_out", &pr->out)) || (rc = kernel(pr, "delta_step", &pr->step)) ||

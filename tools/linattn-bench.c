@@ -33,6 +33,7 @@ typedef struct result {
     char op[8], mode[8], isa[16], algo[16];
     long B, T, H, K, V, threads;
     double sec, tok_s, gflops, gbs;
+    double peak, bwl; /* the limits this row is compared with */
 } result;
 
 static int split(const char *s, list *l)
@@ -68,7 +69,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: " PROG " [--quick] [--op gdn,kla,gla] [--mode prefill,decode]\n"
-            "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref]\n"
+            "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
             "See linattn-bench(1).\n");
@@ -155,6 +156,7 @@ static linattn_ctx *make_ctx(const char *backend, const char *isa, long threads)
     linattn_config_init(&cfg);
     cfg.threads = (int)threads;
     if (!strcmp(backend, "ref")) cfg.backend = LINATTN_BACKEND_REF;
+    else if (!strcmp(backend, "opencl")) cfg.backend = LINATTN_BACKEND_OPENCL;
     else {
         cfg.backend = LINATTN_BACKEND_CPU;
         cfg.isa = isa;
@@ -175,6 +177,29 @@ static void progress(int done, int total, const char *what)
     if (done == total) fprintf(stderr, "\r%*s\r", w + 60, "");
 }
 
+/* On an OpenCL context the operands live in device buffers (made once per
+ * shape, outside the timing): rows measure the device, not the bus. */
+typedef struct devbufs { linattn_buffer *b[7]; } devbufs;
+
+static void dev_free(devbufs *d)
+{
+    for (int i = 0; i < 7; i++) linattn_buffer_destroy(d->b[i]);
+    memset(d, 0, sizeof *d);
+}
+
+/* t's data copied into a new buffer of ctx; t then refers to the buffer. */
+static int dev_put(linattn_ctx *ctx, linattn_tensor *t, linattn_buffer **slot)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    if (linattn_buffer_create(ctx, n, slot) || linattn_buffer_write(*slot, 0, t->data, n))
+        return -1;
+    *t = linattn_tensor_buffer(*slot, t->ndim, t->shape);
+    return 0;
+}
+
+static int on_device(linattn_ctx *ctx) { return linattn_ctx_backend(ctx) == LINATTN_BACKEND_OPENCL; }
+
 /* Median seconds of one forward over the prefill shape. */
 static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K,
                         long V, linattn_algo algo, long reps, double *sec)
@@ -192,11 +217,19 @@ static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T,
     io.beta = linattn_tensor_3d(b->beta, B, T, H);
     io.o = linattn_tensor_4d(b->o, B, T, H, V);
     io.ht = linattn_tensor_4d(b->st, B, H, K, V);
-    for (long r = -1; r < reps; r++) {
+    devbufs d = {{NULL}};
+    int rc = 0;
+    if (on_device(ctx)) {
+        linattn_tensor *ts[7] = {&io.q, &io.k, &io.v, &io.g, &io.beta, &io.o, &io.ht};
+        for (int i = 0; i < 7 && !rc; i++) rc = dev_put(ctx, ts[i], &d.b[i]);
+    }
+    for (long r = -1; r < reps && !rc; r++) {
         const double t0 = bench_now();
-        if (call_forward(op, ctx, &io, &o)) return -1;
+        if ((rc = call_forward(op, ctx, &io, &o))) break;
         if (r >= 0) t[r] = bench_now() - t0;
     }
+    dev_free(&d);
+    if (rc) return -1;
     *sec = bench_median(t, (int)reps);
     return 0;
 }
@@ -214,18 +247,25 @@ static int time_decode(int op, linattn_ctx *ctx, const bufs *b, long B, long H, 
         .v = linattn_tensor_3d(b->v, B, H, V), .g = linattn_tensor_2d(b->g, B, H),
         .beta = linattn_tensor_2d(b->beta, B, H), .state = linattn_tensor_4d(b->st, B, H, K, V),
         .o = linattn_tensor_3d(b->o, B, H, V)};
+    devbufs d = {{NULL}};
+    int rc = 0;
+    if (on_device(ctx)) {
+        linattn_tensor *ts[7] = {&io.q, &io.k, &io.v, &io.g, &io.beta, &io.state, &io.o};
+        for (int i = 0; i < 7 && !rc; i++) rc = dev_put(ctx, ts[i], &d.b[i]);
+    }
     double t0 = bench_now();
-    if (call_step(op, ctx, &io, &o)) return -1;
+    if (!rc) rc = call_step(op, ctx, &io, &o);
     const double one = bench_now() - t0;
     long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
     if (n < 1) n = 1;
     if (n > 100000) n = 100000;
-    for (long r = 0; r < reps; r++) {
+    for (long r = 0; r < reps && !rc; r++) {
         t0 = bench_now();
-        for (long i = 0; i < n; i++)
-            if (call_step(op, ctx, &io, &o)) return -1;
+        for (long i = 0; i < n && !rc; i++) rc = call_step(op, ctx, &io, &o);
         t[r] = (bench_now() - t0) / n;
     }
+    dev_free(&d);
+    if (rc) return -1;
     *sec = bench_median(t, (int)reps);
     return 0;
 }
@@ -293,8 +333,9 @@ static void parse(int argc, char **argv, opts *o)
             exit(2);
         }
     for (int i = 0; i < o->backends.n; i++)
-        if (strcmp(o->backends.s[i], "cpu") && strcmp(o->backends.s[i], "ref")) {
-            tool_error(PROG, "--backend %s: expected cpu or ref", o->backends.s[i]);
+        if (strcmp(o->backends.s[i], "cpu") && strcmp(o->backends.s[i], "ref") &&
+            strcmp(o->backends.s[i], "opencl")) {
+            tool_error(PROG, "--backend %s: expected cpu, ref or opencl", o->backends.s[i]);
             exit(2);
         }
     for (int i = 0; i < o->modes.n; i++)
@@ -358,6 +399,24 @@ int main(int argc, char **argv)
         printf("# limits (same run): sgemm 1024^3 %.1f GFLOP/s (%ld threads); "
                "memory bandwidth %.1f GB/s (1 GiB read+written in place)\n", sgemm, threads, bw);
     }
+    double cl_sgemm = 0, cl_bw = 0;
+    if (has(&o.backends, "opencl")) {
+        linattn_ctx *c = make_ctx("opencl", NULL, 1);
+        if (!c) return 1;
+        printf("# OpenCL device: %s\n", linattn_ctx_device(c));
+        if (o.limits) {
+            progress(0, 1, "device limits");
+            if (linattn_opencl_limits(c, &cl_sgemm, &cl_bw)) {
+                tool_error(PROG, "device limits: %s", linattn_last_error());
+                linattn_ctx_destroy(c);
+                return 1;
+            }
+            printf("# device limits (same run, our kernels): sgemm %.1f GFLOP/s; copy bandwidth "
+                   "%.1f GB/s (read+written); opencl rows keep every operand in device buffers\n",
+                   cl_sgemm, cl_bw);
+        }
+        linattn_ctx_destroy(c);
+    }
     printf("%-4s %-7s %-7s %-9s %5s %6s %3s %4s %4s %3s %10s %12s %8s %7s %8s %6s\n", "op",
            "mode", "isa", "algo", "B", "T", "H", "K", "V", "thr", "median_ms", "tokens/s",
            "GFLOP/s", "%sgemm", "GB/s", "%bw");
@@ -368,8 +427,8 @@ int main(int argc, char **argv)
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
         for (int bk = 0; bk < nbk; bk++) {
-            const int nisa = !strcmp(o.backends.s[bk], "ref") ? 1 : o.isas.n;
-            total += o.ops.n * nisa * (pre && strcmp(o.backends.s[bk], "ref") ? o.algos.n : 1) * shapes;
+            const int one = strcmp(o.backends.s[bk], "cpu") != 0; /* ref, opencl */
+            total += o.ops.n * (one ? 1 : o.isas.n) * (pre && !one ? o.algos.n : 1) * shapes;
         }
     }
     result *res = calloc((size_t)total + 1, sizeof *res);
@@ -390,17 +449,20 @@ int main(int argc, char **argv)
             }
             for (int bk = 0; bk < nbk && !rc; bk++) {
                 const int ref = !strcmp(o.backends.s[bk], "ref");
-                for (int ii = 0; ii < (ref ? 1 : o.isas.n) && !rc; ii++) {
+                const int cl = !strcmp(o.backends.s[bk], "opencl"), one = ref || cl;
+                const double peak = cl ? cl_sgemm : sgemm, bwl = cl ? cl_bw : bw;
+                for (int ii = 0; ii < (one ? 1 : o.isas.n) && !rc; ii++) {
                     linattn_ctx *ctx = make_ctx(o.backends.s[bk], o.isas.s[ii], o.threads);
                     if (!ctx) { rc = 1; break; }
                     for (int oi = 0; oi < o.ops.n && !rc; oi++)
-                        for (int ai = 0; ai < (pre && !ref ? o.algos.n : 1) && !rc; ai++) {
+                        for (int ai = 0; ai < (pre && !one ? o.algos.n : 1) && !rc; ai++) {
                             result *r = &res[nres];
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
-                            snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : o.isas.s[ii]);
+                            snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : cl ? "opencl" : o.isas.s[ii]);
                             snprintf(r->algo, sizeof r->algo, "%s",
-                                     ref ? "reference" : pre ? o.algos.s[ai] : "recurrent");
+                                     ref ? "reference" : cl ? (pre ? "chunk" : "recurrent")
+                                         : pre ? o.algos.s[ai] : "recurrent");
                             r->B = B; r->T = T; r->H = o.H; r->K = o.K; r->V = o.V;
                             r->threads = threads;
                             char what[96];
@@ -408,15 +470,15 @@ int main(int argc, char **argv)
                                      r->isa, r->algo, B, T);
                             progress(done, total, what);
                             const linattn_algo algo =
-                                pre && !strcmp(o.algos.s[ai], "chunk") ? LINATTN_ALGO_CHUNK
-                                                                       : LINATTN_ALGO_RECURRENT;
+                                pre && !strcmp(r->algo, "chunk") ? LINATTN_ALGO_CHUNK
+                                                                 : LINATTN_ALGO_RECURRENT;
                             const int st = pre ? time_prefill(opnum(r->op), ctx, &b, B, T, o.H, o.K,
                                                               o.V, algo, o.reps, &r->sec)
                                                : time_decode(opnum(r->op), ctx, &b, B, o.H, o.K,
                                                              o.V, o.reps, &r->sec);
                             done++;
                             if (st) {
-                                if (ref || algo != LINATTN_ALGO_CHUNK) {
+                                if (one || algo != LINATTN_ALGO_CHUNK) {
                                     tool_error(PROG, "%s: %s", what, linattn_last_error());
                                     rc = 1;
                                 }
@@ -430,8 +492,10 @@ int main(int argc, char **argv)
                                    "%8.1f %6.1f%% %8.1f %5.1f%%\n",
                                    r->op, r->mode, r->isa, r->algo, B, T, o.H, o.K, o.V, threads,
                                    r->sec * 1e3, r->tok_s, r->gflops,
-                                   sgemm > 0 ? 100.0 * r->gflops / sgemm : 0.0, r->gbs,
-                                   bw > 0 && !pre ? 100.0 * r->gbs / bw : 0.0);
+                                   peak > 0 ? 100.0 * r->gflops / peak : 0.0, r->gbs,
+                                   bwl > 0 && !pre ? 100.0 * r->gbs / bwl : 0.0);
+                            r->peak = peak;
+                            r->bwl = bwl;
                             fflush(stdout);
                             nres++;
                         }
@@ -455,8 +519,8 @@ int main(int argc, char **argv)
                 const result *r = &res[i];
                 fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.6g,%.4g\n",
                         r->op, r->mode, r->isa, r->algo, r->B, r->T, r->H, r->K, r->V, r->threads,
-                        r->sec, r->tok_s, r->gflops, sgemm, sgemm > 0 ? 100 * r->gflops / sgemm : 0,
-                        r->gbs, bw, bw > 0 && r->gbs > 0 ? 100 * r->gbs / bw : 0);
+                        r->sec, r->tok_s, r->gflops, r->peak, r->peak > 0 ? 100 * r->gflops / r->peak : 0,
+                        r->gbs, r->bwl, r->bwl > 0 && r->gbs > 0 ? 100 * r->gbs / r->bwl : 0);
             }
             if (fclose(f)) rc = 1;
         }

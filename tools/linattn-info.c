@@ -32,6 +32,29 @@ static void cpu_model(char *out, size_t cap)
     fclose(f);
 }
 
+/* Every OpenCL device, its score and whether our kernels can run there. */
+static void list_devices(void)
+{
+    linattn_device_info devs[32];
+    int n = 0;
+    if (!linattn_opencl_built()) {
+        printf("opencl       not in this build (configure found no OpenCL headers)\n");
+        return;
+    }
+    if (linattn_opencl_devices(devs, 32, &n)) {
+        printf("opencl       no runtime: %s\n", linattn_last_error());
+        return;
+    }
+    printf("opencl       %d device%s%s\n", n, n == 1 ? "" : "s", n ? " (P.D for LINATTN_DEVICE=opencl:P.D):" : "");
+    for (int i = 0; i < n && i < 32; i++) {
+        const linattn_device_info *d = &devs[i];
+        printf("  %d.%d  %-4s %s (%s), %d CUs @ %d MHz, %.1f GiB, %s; score %.4g; %s\n",
+               d->platform, d->device, d->is_gpu ? "gpu" : "cpu", d->name, d->platform_name,
+               d->compute_units, d->clock_mhz, d->global_mem / 1073741824.0, d->version,
+               d->score, d->usable ? "usable" : d->note);
+    }
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -63,7 +86,7 @@ int main(int argc, char **argv)
     printf("isas built   %s\n", linattn_isa_compiled());
     printf("isas usable  %s\n", usable);
     printf("blas         %s\n", linattn_blas_info());
-    printf("opencl       backend not built yet (LINATTN_DEVICE=cpu only)\n");
+    list_devices();
 
     linattn_ctx *ctx = NULL;
     if (linattn_ctx_create(&ctx, NULL)) {
@@ -71,7 +94,12 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *isa_env = getenv("LINATTN_ISA"), *thr_env = getenv("LINATTN_NUM_THREADS");
-    printf("backend      %s\n", linattn_ctx_backend(ctx) == LINATTN_BACKEND_REF ? "ref" : "cpu");
+    const char *dev_env = getenv("LINATTN_DEVICE");
+    const linattn_backend be = linattn_ctx_backend(ctx);
+    printf("backend      %s\n", be == LINATTN_BACKEND_REF ? "ref" : be == LINATTN_BACKEND_OPENCL ? "opencl" : "cpu");
+    printf("device       %s%s\n", linattn_ctx_device(ctx),
+           dev_env && *dev_env ? " (forced by LINATTN_DEVICE)"
+                               : " (auto: an OpenCL GPU/accelerator if usable, else the CPU)");
     printf("isa chosen   %s%s\n", linattn_ctx_isa(ctx),
            isa_env && *isa_env ? " (forced by LINATTN_ISA)" : " (best usable; LINATTN_ISA forces)");
     printf("threads      %d%s%s\n", linattn_ctx_threads(ctx),

@@ -12,7 +12,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " OP --in INDIR --out OUTDIR [--backend auto|ref|cpu]\n"
+            "usage: " PROG " OP --in INDIR --out OUTDIR [--backend auto|ref|cpu|opencl]\n"
             "       [--threads N] [--scale S] [--eps E] [--chunk C]\n"
             "       [--algo auto|recurrent|chunk]\n"
             "OP is gdn, kla or gla.  Inputs are INDIR/<name>.npy (float32, C order):\n"
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         case 'o': outdir = optarg; break;
         case 'b':
             if (tool_parse_backend(optarg, &cfg.backend)) {
-                tool_error(PROG, "--backend %s: expected auto, ref or cpu", optarg);
+                tool_error(PROG, "--backend %s: expected auto, ref, cpu or opencl", optarg);
                 return 2;
             }
             break;

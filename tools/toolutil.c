@@ -44,6 +44,7 @@ int tool_parse_backend(const char *s, linattn_backend *out)
     if (!strcmp(s, "auto")) *out = LINATTN_BACKEND_AUTO;
     else if (!strcmp(s, "ref")) *out = LINATTN_BACKEND_REF;
     else if (!strcmp(s, "cpu")) *out = LINATTN_BACKEND_CPU;
+    else if (!strcmp(s, "opencl")) *out = LINATTN_BACKEND_OPENCL;
     else return -1;
     return 0;
 }

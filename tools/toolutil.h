@@ -13,7 +13,7 @@ void tool_error(const char *prog, const char *fmt, ...)
 /* Strict number parsing: the whole string must be a number in range. */
 int tool_parse_int(const char *s, long lo, long hi, long *out);
 int tool_parse_float(const char *s, float *out);
-/* Parse auto|ref|cpu into a backend. */
+/* Parse auto|ref|cpu|opencl into a backend. */
 int tool_parse_backend(const char *s, linattn_backend *out);
 /* Parse auto|recurrent|chunk. */
 int tool_parse_algo(const char *s, linattn_algo *out);
