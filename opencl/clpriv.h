@@ -12,7 +12,7 @@
 
 /* One program built for a shape class, with its kernels. */
 typedef struct linattn_cl_prog {
-    int K, V, C;
+    int K, V, C, BV;
     cl_program prog;
     cl_kernel prep, state, out, step, kla;
 } linattn_cl_prog;
@@ -50,9 +50,9 @@ int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
 /* program.c: build a program from source (or the disk cache); on failure
  * the build log goes to stderr. */
 int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out);
-/* program.c: the program for (K, V, C), built (or loaded from the disk
+/* program.c: the program for (K, V, C, BV), built (or loaded from the disk
  * cache) on first use; call with cl->lock held. */
-int linattn_cl_program(linattn_cl *cl, int K, int V, int C, linattn_cl_prog **out);
+int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_prog **out);
 void linattn_cl_programs_release(linattn_cl *cl);
 
 #endif

@@ -1,7 +1,7 @@
 /* linattn - OpenCL C 1.2 kernels of the delta-rule family (gdn, kla, gla).
  *
- * Built once per (K, V, CH) with -D K=.. -D V=.. -D CH=.. (CH <= 64, chunk
- * size); work-groups are WG = 256 work-items.  The chunkwise form of
+ * Built once per (K, V, CH, BV) with -D K=.. -D V=.. -D CH=.. (CH <= 64, chunk
+ * size) -D BV=.. (columns per group of the sequential kernels); work-groups are WG = 256 work-items.  The chunkwise form of
  * spec/delta.md runs in three kernels per window of chunks:
  *   delta_prep   one group per (chunk, head): G = cumsum(g), M = (Q K^T) o D,
  *                T = (I + A)^-1 with A = strict_lower(diag(beta) K K^T o D),
@@ -16,10 +16,12 @@
 
 #define WG 256
 #define TK 16           /* depth of a slab in the tiled products */
-#define BV 32           /* value columns per group in delta_state/delta_step */
+#ifndef BV
+#define BV 32           /* value columns per group in delta_state/delta_step (8, 16 or 32) */
+#endif
 #define RG (WG / BV)    /* row groups sharing those columns */
 #define NR ((K + RG - 1) / RG) /* state rows held by one work-item */
-#define RB (WG / BV)    /* rows of U' reduced at a time in delta_state */
+#define RB 8            /* rows of U' reduced at a time in delta_state */
 #define LDX (TK + 1)    /* padded row of the A-operand slab */
 
 /* One 64 x 64 output tile, 4 x 4 per work-item: rows ty + 16a, cols tx + 16b.
@@ -216,11 +218,11 @@ void delta_state(__global const long *stab, __global const long *ctab,
                     }
                     red[(rg * RB + rr) * BV + jj] = p;
                 }
-                barrier(CLK_LOCAL_MEM_FENCE);
             }
+            barrier(CLK_LOCAL_MEM_FENCE); /* unconditional: PoCL mishandles it under an if */
             {
-                const int rr = lid / BV, r = r0 + rr;
-                if (r < c) {
+                const int rr = rg, r = r0 + rr; /* row groups 0..RB-1 reduce rows r0.. */
+                if (rr < RB && r < c) {
                     float u = jok ? U[r * V + j] : 0.0f;
                     if (gdn) {
                         float p = 0.0f;

@@ -4,7 +4,18 @@
 #include <string.h>
 #include "clpriv.h"
 
-#define BV 32 /* value columns per group of delta_state / delta_step (delta.cl) */
+/* Value columns per group of delta_state / delta_step: 32, or fewer when
+ * that leaves the device with under two groups per compute unit (a single
+ * long sequence): the sequential kernels then get more, shorter groups.
+ * LINATTN_CL_BV=8|16|32 forces it (for tuning). */
+static int pick_bv(const linattn_cl *cl, int64_t units, int V)
+{
+    int bv = 32;
+    const char *env = getenv("LINATTN_CL_BV"); /* tuning: force 8, 16 or 32 */
+    if (env && (!strcmp(env, "8") || !strcmp(env, "16") || !strcmp(env, "32"))) return atoi(env);
+    while (bv > 8 && units * ((V + bv - 1) / bv) < 2 * (int64_t)cl->info.compute_units) bv /= 2;
+    return bv;
+}
 
 typedef struct run {
     linattn_cl *cl;
@@ -90,7 +101,7 @@ static int step(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a)
     const karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g), A(gdn)};
     if ((rc = set_args(pr->step, args, 10, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
-    const size_t global[2] = {(size_t)(a->V + BV - 1) / BV * LINATTN_CL_WG, (size_t)units};
+    const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
     if ((rc = launch(r->cl, pr->step, 2, global, local, "delta_step"))) return rc;
     if (!a->h0.mem)
         LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, S, CL_TRUE, 0,
@@ -190,7 +201,8 @@ static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqin
                          "clEnqueueWriteBuffer");
         const size_t l3[3] = {LINATTN_CL_WG, 1, 1};
         const size_t gp[2] = {(size_t)nw * LINATTN_CL_WG, (size_t)H};
-        const size_t gs[3] = {(size_t)(V + BV - 1) / BV * LINATTN_CL_WG, (size_t)H, (size_t)a->nseq};
+        const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
+                                (size_t)a->nseq};
         const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG, (size_t)H, (size_t)nw};
         if ((rc = launch(cl, pr->prep, 2, gp, l3, "delta_prep")) ||
             (rc = launch(cl, pr->state, 3, gs, l3, "delta_state")) ||
@@ -221,7 +233,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     const int C = a->step ? LINATTN_CL_CHUNK : a->C;
     pthread_mutex_lock(&cl->lock);
     linattn_cl_prog *pr;
-    if ((rc = linattn_cl_program(cl, a->K, a->V, C, &pr))) goto done;
+    if ((rc = linattn_cl_program(cl, a->K, a->V, C, pick_bv(cl, a->nseq * a->H, a->V), &pr)))
+        goto done;
     if (a->step) {
         rc = step(&r, pr, a);
     } else {

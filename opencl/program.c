@@ -129,11 +129,12 @@ static void release(linattn_cl_prog *pr)
     memset(pr, 0, sizeof *pr);
 }
 
-int linattn_cl_program(linattn_cl *cl, int K, int V, int C, linattn_cl_prog **out)
+int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_prog **out)
 {
     int rc;
     for (int i = 0; i < cl->nprog; i++)
-        if (cl->progs[i].K == K && cl->progs[i].V == V && cl->progs[i].C == C) {
+        if (cl->progs[i].K == K && cl->progs[i].V == V && cl->progs[i].C == C &&
+            cl->progs[i].BV == BV) {
             *out = &cl->progs[i];
             return LINATTN_OK;
         }
@@ -145,10 +146,10 @@ int linattn_cl_program(linattn_cl *cl, int K, int V, int C, linattn_cl_prog **ou
     linattn_cl_prog *pr = &cl->progs[cl->nprog];
     memset(pr, 0, sizeof *pr);
     char opts[160];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d -DCH=%d", K, V, C);
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d -DCH=%d -DBV=%d", K, V, C, BV);
     if (cl->verbose) fprintf(stderr, "linattn: building OpenCL program %s on %s\n", opts, cl->desc);
     if ((rc = linattn_cl_build(cl, linattn_delta_cl_src, opts, &pr->prog))) return rc;
-    pr->K = K; pr->V = V; pr->C = C;
+    pr->K = K; pr->V = V; pr->C = C; pr->BV = BV;
     if ((rc = kernel(pr, "delta_prep", &pr->prep)) || (rc = kernel(pr, "delta_state", &pr->state)) ||
         (rc = kernel(pr, "delta_out", &pr->out)) || (rc = kernel(pr, "delta_step", &pr->step)) ||
         (rc = kernel(pr, "kla_beta", &pr->kla))) {
