@@ -171,7 +171,11 @@ void delta_prep(__global const long *ctab, __global const float *q,
 }
 
 /* Sequence table: per sequence {first chunk of the window, chunks in it}.
- * St [N,H,K,V] holds the state between windows. */
+ * St [N,H,K,V] holds the state between windows.  Rows of W and k are staged
+ * through local memory (coalesced loads) so that the walk over the chunks is
+ * not bound by the latency of scattered global reads. */
+#define KC (K < 256 ? K : 256)  /* columns of W staged at a time (RB rows) */
+#define KR (2048 / K)           /* rows of k staged at a time */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_state(__global const long *stab, __global const long *ctab,
                  __global const float *k, __global const float *Gin,
@@ -180,6 +184,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
 {
     __local float red[RG * RB * BV];
     __local float lU[64 * BV];
+    __local float lX[2048]; /* W slab [RB][KC], then k slab [KR][K] */
     __local float lD[64];
     const int lid = get_local_id(0), jj = lid % BV, rg = lid / BV;
     const int j = get_group_id(0) * BV + jj, h = get_group_id(1), n = get_group_id(2);
@@ -200,34 +205,42 @@ void delta_state(__global const long *stab, __global const long *ctab,
         __global const float *G = Gin + wh * CH;
         __global float *U = Uio + wh * CH * V;
         __global float *Sout = Sbuf + wh * K * V;
+        __global const float *Wc = Win + wh * CH * K;
         if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K && jok) Sout[(long)i * V + j] = s[m];
         }
+        /* U' = U - W S, RB rows at a time */
         for (int r0 = 0; r0 < c; r0 += RB) {
+            float p[RB];
+            for (int rr = 0; rr < RB; rr++) p[rr] = 0.0f;
             if (gdn) {
-                for (int rr = 0; rr < RB; rr++) {
-                    float p = 0.0f;
-                    if (r0 + rr < c) {
-                        __global const float *Wr = Win + (wh * CH + r0 + rr) * K;
-                        for (int m = 0; m < NR; m++) {
-                            const int i = rg + RG * m;
-                            if (i < K) p = mad(Wr[i], s[m], p);
-                        }
+                for (int i0 = 0; i0 < K; i0 += KC) {
+                    for (int e = lid; e < RB * KC; e += WG) {
+                        const int rr = e / KC, i = i0 + e % KC;
+                        lX[e] = (r0 + rr < c && i < K) ? Wc[(r0 + rr) * K + i] : 0.0f;
                     }
-                    red[(rg * RB + rr) * BV + jj] = p;
+                    barrier(CLK_LOCAL_MEM_FENCE);
+                    for (int m = 0; m < NR; m++) {
+                        const int i = rg + RG * m;
+                        if (i >= i0 && i < i0 + KC && i < K)
+                            for (int rr = 0; rr < RB; rr++)
+                                p[rr] = mad(lX[rr * KC + i - i0], s[m], p[rr]);
+                    }
+                    barrier(CLK_LOCAL_MEM_FENCE);
                 }
             }
-            barrier(CLK_LOCAL_MEM_FENCE); /* unconditional: PoCL mishandles it under an if */
+            for (int rr = 0; rr < RB; rr++) red[(rg * RB + rr) * BV + jj] = p[rr];
+            barrier(CLK_LOCAL_MEM_FENCE);
             {
                 const int rr = rg, r = r0 + rr; /* row groups 0..RB-1 reduce rows r0.. */
                 if (rr < RB && r < c) {
                     float u = jok ? U[r * V + j] : 0.0f;
                     if (gdn) {
-                        float p = 0.0f;
-                        for (int x = 0; x < RG; x++) p += red[(x * RB + rr) * BV + jj];
-                        u -= p;
+                        float q = 0.0f;
+                        for (int x = 0; x < RG; x++) q += red[(x * RB + rr) * BV + jj];
+                        u -= q;
                         if (jok) U[r * V + j] = u;
                     }
                     lU[r * BV + jj] = u;
@@ -235,15 +248,24 @@ void delta_state(__global const long *stab, __global const long *ctab,
             }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
+        /* S = e^{G_c} S + (diag(e^{G_c - G}) K)^T U', KR rows of k at a time */
         const float eGc = exp(G[c - 1]);
-        for (int m = 0; m < NR; m++) {
-            const int i = rg + RG * m;
-            if (i >= K) continue;
-            float acc = 0.0f;
-            for (int r = 0; r < c; r++) acc = mad(lD[r] * kc[r * ldk + i], lU[r * BV + jj], acc);
-            s[m] = mad(eGc, s[m], acc);
+        for (int m = 0; m < NR; m++) s[m] *= eGc;
+        for (int r0 = 0; r0 < c; r0 += KR) {
+            for (int e = lid; e < KR * K; e += WG) {
+                const int rr = e / K, i = e % K, r = r0 + rr;
+                lX[e] = r < c ? lD[r] * kc[r * ldk + i] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int rr = 0; rr < KR && r0 + rr < c; rr++) {
+                const float u = lU[(r0 + rr) * BV + jj];
+                for (int m = 0; m < NR; m++) {
+                    const int i = rg + RG * m;
+                    if (i < K) s[m] = mad(lX[rr * K + i], u, s[m]);
+                }
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;

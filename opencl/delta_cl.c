@@ -5,15 +5,15 @@
 #include "clpriv.h"
 
 /* Value columns per group of delta_state / delta_step: 32, or fewer when
- * that leaves the device with under two groups per compute unit (a single
- * long sequence): the sequential kernels then get more, shorter groups.
+ * that leaves over half the compute units without a group (a single long
+ * sequence): the sequential kernels then get more, shorter groups.
  * LINATTN_CL_BV=8|16|32 forces it (for tuning). */
 static int pick_bv(const linattn_cl *cl, int64_t units, int V)
 {
     int bv = 32;
     const char *env = getenv("LINATTN_CL_BV"); /* tuning: force 8, 16 or 32 */
     if (env && (!strcmp(env, "8") || !strcmp(env, "16") || !strcmp(env, "32"))) return atoi(env);
-    while (bv > 8 && units * ((V + bv - 1) / bv) < 2 * (int64_t)cl->info.compute_units) bv /= 2;
+    while (bv > 8 && 2 * units * ((V + bv - 1) / bv) < (int64_t)cl->info.compute_units) bv /= 2;
     return bv;
 }
 
