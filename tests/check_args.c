@@ -146,13 +146,14 @@ static int call(int op, linattn_ctx *ctx, fix *f)
     return tu_delta_run(op, ctx, &f->io, &f->opts);
 }
 
-/* loop index = op * NFORWARD + case; each runs on the ref and cpu backends */
+/* loop index = op * NFORWARD + case; each runs on the ref and cpu backends,
+ * and on OpenCL when a device is usable */
 START_TEST(test_forward_bad)
 {
     const int op = _i / NFORWARD;
     const bad_case *c = &FORWARD[_i % NFORWARD];
-    static const char *const backends[] = {"ref", "scalar"};
-    for (int b = 0; b < 2; b++) {
+    static const char *const backends[] = {"ref", "scalar", "opencl"};
+    for (int b = 0; b < 2 + tu_opencl(); b++) {
         linattn_ctx *ctx = tu_ctx(backends[b], 2);
         fix *f = malloc(sizeof *f);
         ck_assert_ptr_nonnull(f);

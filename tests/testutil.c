@@ -79,10 +79,11 @@ double tu_relerr(const float *x, const float *ref, size_t n)
     return sqrt(num / den);
 }
 
+static int reported; /* the ISAs and devices were reported (tu_report) */
+
 int tu_isas(const char **names, int max)
 {
     static char buf[256];
-    static int reported;
     int n = 0;
     snprintf(buf, sizeof buf, "%s", linattn_isa_compiled());
     for (char *tok = strtok(buf, " "); tok && n < max; tok = strtok(NULL, " ")) {
@@ -114,6 +115,7 @@ void tu_report(void)
         _exit(0);
     }
     if (pid > 0) waitpid(pid, NULL, 0);
+    reported = 1; /* the test processes forked from here stay quiet */
 }
 
 /* The OpenCL backend joins every test when a device is usable.  The device
@@ -128,11 +130,11 @@ int tu_opencl(void)
     known = 1;
     const char *env = getenv("LINATTN_DEVICE");
     if (env && !strcmp(env, "cpu")) {
-        fprintf(stderr, "OpenCL backend: not tested (LINATTN_DEVICE=cpu)\n");
+        if (!reported) fprintf(stderr, "OpenCL backend: not tested (LINATTN_DEVICE=cpu)\n");
         return have = 0;
     }
     if (!linattn_opencl_built()) {
-        fprintf(stderr, "OpenCL backend: not in this build\n");
+        if (!reported) fprintf(stderr, "OpenCL backend: not in this build\n");
         ck_assert_msg(!env || strncmp(env, "opencl", 6), "LINATTN_DEVICE=%s but this build "
                       "has no OpenCL backend", env);
         return have = 0;
@@ -143,12 +145,12 @@ int tu_opencl(void)
     cfg.backend = LINATTN_BACKEND_OPENCL;
     int rc = linattn_ctx_create(&ctx, &cfg);
     if (rc) {
-        fprintf(stderr, "OpenCL backend: not tested (%s)\n", linattn_last_error());
+        if (!reported) fprintf(stderr, "OpenCL backend: not tested (%s)\n", linattn_last_error());
         ck_assert_msg(!env || strncmp(env, "opencl", 6), "LINATTN_DEVICE=%s but no OpenCL "
                       "device: %s", env, linattn_last_error());
         return have = 0;
     }
-    fprintf(stderr, "OpenCL backend tested on %s\n", linattn_ctx_device(ctx));
+    if (!reported) fprintf(stderr, "OpenCL backend tested on %s\n", linattn_ctx_device(ctx));
     linattn_ctx_destroy(ctx);
     return have = 1;
 }
