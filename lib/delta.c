@@ -159,7 +159,7 @@ static float *kla_beta(const linattn_ctx *ctx, const float *eta, const float *k,
     return a.beta;
 }
 
-static int check_opts(const linattn_delta_opts *o)
+static int check_opts(const linattn_ctx *ctx, const linattn_delta_opts *o)
 {
     if (!isfinite(o->scale))
         return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
@@ -171,9 +171,11 @@ static int check_opts(const linattn_delta_opts *o)
     if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
         return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
 #ifndef HAVE_CBLAS
-    if (o->algo == LINATTN_ALGO_CHUNK)
+    if (o->algo == LINATTN_ALGO_CHUNK && !ctx->cl) /* OpenCL has its own chunk form */
         return linattn_fail(LINATTN_EUNSUPPORTED, "opts.algo: chunk form needs BLAS, "
                                                   "which this build lacks");
+#else
+    (void)ctx;
 #endif
     return LINATTN_OK;
 }
@@ -358,7 +360,7 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_delta_opts_init(&opts);
     if (opts_in) opts = *opts_in;
-    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = check_opts(ctx, &opts))) return rc;
     if ((rc = check_forward(op, io, s, &nseq))) return rc;
     linattn_delta_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.h0, &x.o, &x.ht};
@@ -405,7 +407,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_delta_opts_init(&opts);
     if (opts_in) opts = *opts_in;
-    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = check_opts(ctx, &opts))) return rc;
     if ((rc = linattn_check_lead(&io->q, "q", 3, s))) return rc;
     if ((rc = linattn_check_tensor(&io->k, "k", 3, s))) return rc;
     if ((rc = linattn_check_lead(&io->v, "v", 3, sh))) return rc;

@@ -167,9 +167,10 @@ typedef struct linattn_device_info {
  * first needed: libOpenCL.so.1, or the file named by LINATTN_OPENCL_LIB). */
 int linattn_opencl_built(void);
 /* Probe the OpenCL devices (once per process) and copy up to max of them into
- * out (may be NULL); *count receives how many there are.  No runtime (or a
- * build without OpenCL): LINATTN_ENODEV with *count = 0 and the reason in
- * linattn_last_error().  A runtime with no device: LINATTN_OK, *count = 0. */
+ * out (may be NULL); *count receives how many there are.  No runtime, no
+ * platform registered with it, or a build without OpenCL: LINATTN_ENODEV
+ * with *count = 0 and the reason in linattn_last_error().  Platforms with no
+ * device: LINATTN_OK, *count = 0. */
 int linattn_opencl_devices(linattn_device_info *out, int max, int *count);
 /* Measure the OpenCL device of ctx with kernels of our own: float32 matrix
  * product GFLOP/s (median of 5, N up to 4096) and copy bandwidth GB/s (bytes

@@ -56,6 +56,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
 
 int linattn_opencl_limits(linattn_ctx *ctx, double *sgemm_gflops, double *copy_gbs)
 {
-    (void)ctx; (void)sgemm_gflops; (void)copy_gbs;
-    return none();
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!sgemm_gflops || !copy_gbs) return linattn_fail(LINATTN_ENULL, "output pointer: NULL");
+    return linattn_fail(LINATTN_EUNSUPPORTED, "ctx: not an OpenCL context");
 }

@@ -94,6 +94,7 @@ int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_progr
     cl_int err;
     const int cached = cache_path(cl, src, opts, path, sizeof path);
     if (cached && (*out = load_cached(cl, path, opts))) return LINATTN_OK;
+    if (cl->verbose) fprintf(stderr, "linattn: building OpenCL program %s on %s\n", opts, cl->desc);
     cl_program p = linattn_clapi.clCreateProgramWithSource(cl->ctx, 1, &src, NULL, &err);
     if (!p) return linattn_cl_fail(err, "clCreateProgramWithSource");
     err = linattn_clapi.clBuildProgram(p, 1, &cl->dev, opts, NULL, NULL);
@@ -147,7 +148,6 @@ int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_p
     memset(pr, 0, sizeof *pr);
     char opts[160];
     snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d -DCH=%d -DBV=%d", K, V, C, BV);
-    if (cl->verbose) fprintf(stderr, "linattn: building OpenCL program %s on %s\n", opts, cl->desc);
     if ((rc = linattn_cl_build(cl, linattn_delta_cl_src, opts, &pr->prog))) return rc;
     pr->K = K; pr->V = V; pr->C = C; pr->BV = BV;
     if ((rc = kernel(pr, "delta_prep", &pr->prep)) || (rc = kernel(pr, "delta_state", &pr->state)) ||
