@@ -100,5 +100,18 @@ int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const 
     return LINATTN_OK;
 }
 
-float *linattn_buffer_host(const linattn_buffer *b) { return b->host; }
 void *linattn_buffer_mem(const linattn_buffer *b) { return b->mem; }
+
+int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
+                          const char *const *names, int n)
+{
+    int rc;
+    for (int i = 0; i < n; i++)
+        if ((rc = linattn_check_buffer(ctx, t[i], names[i]))) return rc;
+    return LINATTN_OK;
+}
+
+float *linattn_host(const linattn_tensor *t)
+{
+    return t->buf ? t->buf->host : t->data;
+}

@@ -83,3 +83,14 @@ int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T)
                             (long long)n, (long long)cu[n], (long long)T);
     return LINATTN_OK;
 }
+
+int linattn_check_heads(int64_t K, int64_t V)
+{
+    if (K > LINATTN_MAX_HEAD_DIM)
+        return linattn_fail(LINATTN_EHEADDIM, "q: key head size %lld above %d", (long long)K,
+                            LINATTN_MAX_HEAD_DIM);
+    if (V > LINATTN_MAX_HEAD_DIM)
+        return linattn_fail(LINATTN_EHEADDIM, "v: value head size %lld above %d", (long long)V,
+                            LINATTN_MAX_HEAD_DIM);
+    return LINATTN_OK;
+}

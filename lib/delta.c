@@ -180,17 +180,6 @@ static int check_opts(const linattn_ctx *ctx, const linattn_delta_opts *o)
     return LINATTN_OK;
 }
 
-static int check_heads(int64_t K, int64_t V)
-{
-    if (K > LINATTN_MAX_HEAD_DIM)
-        return linattn_fail(LINATTN_EHEADDIM, "q: key head size %lld above %d", (long long)K,
-                            LINATTN_MAX_HEAD_DIM);
-    if (V > LINATTN_MAX_HEAD_DIM)
-        return linattn_fail(LINATTN_EHEADDIM, "v: value head size %lld above %d", (long long)V,
-                            LINATTN_MAX_HEAD_DIM);
-    return LINATTN_OK;
-}
-
 /* Check the gate tensors: g optional, beta required except for gla. */
 static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *beta, int ndim,
                        const int64_t *shape)
@@ -216,7 +205,7 @@ static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t
                             "q's [%lld,%lld,%lld]", (long long)sh[0], (long long)sh[1],
                             (long long)sh[2], (long long)s[0], (long long)s[1], (long long)s[2]);
     s[4] = sh[3];
-    if ((rc = check_heads(s[3], s[4]))) return rc;
+    if ((rc = linattn_check_heads(s[3], s[4]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
@@ -310,21 +299,6 @@ static int run_op(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
     return rc;
 }
 
-/* Buffers must belong to the context; on the CPU they are host memory. */
-static int check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
-                         const char *const *names, int n)
-{
-    int rc;
-    for (int i = 0; i < n; i++)
-        if ((rc = linattn_check_buffer(ctx, t[i], names[i]))) return rc;
-    return LINATTN_OK;
-}
-
-static float *host(const linattn_tensor *t)
-{
-    return t->buf ? linattn_buffer_host(t->buf) : t->data;
-}
-
 static linattn_cl_arg cl_arg(const linattn_tensor *t)
 {
     linattn_cl_arg a = {.host = t->data, .mem = t->buf ? linattn_buffer_mem(t->buf) : NULL};
@@ -365,7 +339,7 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     linattn_delta_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.h0, &x.o, &x.ht};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "ht"};
-    if ((rc = check_buffers(ctx, ts, names, 8))) return rc;
+    if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
     linattn_clear_error();
     const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[3]);
     if (ctx->cl) {
@@ -382,9 +356,9 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
 
     delta_plan p = {
         .ctx = ctx, .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3], .V = (int)s[4],
-        .cu = io->cu_seqlens, .q = host(&x.q), .k = host(&x.k), .v = host(&x.v),
-        .g = host(&x.g), .beta = host(&x.beta), .h0 = host(&x.h0), .o = host(&x.o),
-        .ht = host(&x.ht), .scale = scale,
+        .cu = io->cu_seqlens, .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v),
+        .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .h0 = linattn_host(&x.h0), .o = linattn_host(&x.o),
+        .ht = linattn_host(&x.ht), .scale = scale,
         .ref = ctx->backend == LINATTN_BACKEND_REF,
         .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
     };
@@ -416,7 +390,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                             "[%lld,%lld]", (long long)sh[0], (long long)sh[1],
                             (long long)s[0], (long long)s[1]);
     s[3] = sh[2];
-    if ((rc = check_heads(s[2], s[3]))) return rc;
+    if ((rc = linattn_check_heads(s[2], s[3]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
     if ((rc = linattn_check_tensor(&io->state, "state", 4, stsh))) return rc;
@@ -424,7 +398,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     linattn_delta_step_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.state, &x.o};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "state", "o"};
-    if ((rc = check_buffers(ctx, ts, names, 7))) return rc;
+    if ((rc = linattn_check_buffers(ctx, ts, names, 7))) return rc;
     linattn_clear_error();
     const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[2]);
     if (ctx->cl) {
@@ -442,8 +416,8 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     /* B sequences of one token: the forward machinery with T = 1. */
     delta_plan p = {
         .ctx = ctx, .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2], .V = (int)s[3],
-        .q = host(&x.q), .k = host(&x.k), .v = host(&x.v), .g = host(&x.g),
-        .beta = host(&x.beta), .h0 = host(&x.state), .o = host(&x.o), .ht = host(&x.state),
+        .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v), .g = linattn_host(&x.g),
+        .beta = linattn_host(&x.beta), .h0 = linattn_host(&x.state), .o = linattn_host(&x.o), .ht = linattn_host(&x.state),
         .scale = scale,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .algo = LINATTN_ALGO_RECURRENT,
         .C = DEFAULT_CHUNK,

@@ -18,6 +18,7 @@ typedef struct linattn_kernels {
     const char *isa;
     int simd; /* vector kernels (not the portable C ones) */
     linattn_delta_rec_fn delta_rec;
+    linattn_gka_rec_fn gka_rec;
 } linattn_kernels;
 
 /* info.c */
@@ -34,7 +35,11 @@ struct linattn_ctx {
 
 /* buffer.c: a tensor's buffer must belong to ctx and hold its shape. */
 int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const char *name);
-float *linattn_buffer_host(const linattn_buffer *b);
+/* Check the buffers of n tensors (names for the messages). */
+int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
+                          const char *const *names, int n);
+/* Host memory of a tensor on a CPU context: its data, or its buffer's. */
+float *linattn_host(const linattn_tensor *t);
 void *linattn_buffer_mem(const linattn_buffer *b);
 
 /* errors.c: record a message for this thread and return the code. */
@@ -55,6 +60,8 @@ static inline int linattn_given(const linattn_tensor *t) { return t->data || t->
 int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim,
                        int64_t *out);
 int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T);
+/* Key and value head sizes against LINATTN_MAX_HEAD_DIM. */
+int linattn_check_heads(int64_t K, int64_t V);
 
 /* dispatch.c */
 int linattn_kernels_select(linattn_kernels *k, const char *forced);
@@ -73,6 +80,10 @@ void linattn_delta_ref_seq(int64_t T, int K, int V, ptrdiff_t sqk, ptrdiff_t sv,
                            float *o, float *S, float scale, double *work);
 /* doubles of work the reference needs */
 size_t linattn_delta_ref_work(int K, int V);
+
+/* gka_ref.c: double reference for one (sequence, head); gka_kernel.h: float */
+size_t linattn_gka_ref_work(int K, int V);
+void linattn_gka_ref_seq(const linattn_gka_job *job, double *work);
 
 /* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
 size_t linattn_delta_chunk_work(int K, int n, int C);

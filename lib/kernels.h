@@ -57,4 +57,25 @@ void linattn_delta_rec_avx2(const linattn_delta_rec_job *job);
 void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
 void linattn_delta_rec_neon(const linattn_delta_rec_job *job);
 
+/* One job of the gka recurrence (spec/kalman.md A.1-A.2): one (sequence,
+ * head) over T tokens.  Pointers are offset to token 0 of the sequence and
+ * head; strides as for the delta family.  Hs [K*K] and Us [K*V] are the
+ * state, updated in place.  omega[n] (n < iters) is the Chebyshev schedule.
+ * work holds 3*K + max(K, V) floats. */
+typedef struct linattn_gka_job {
+    int64_t T;
+    int K, V, iters;
+    ptrdiff_t sqk, sv, sg;
+    const float *q, *k, *v, *g, *beta, *alpha, *omega;
+    float *o, *Hs, *Us, *work;
+    float scale, ridge;
+} linattn_gka_job;
+
+typedef void (*linattn_gka_rec_fn)(const linattn_gka_job *job);
+
+void linattn_gka_rec_portable(const linattn_gka_job *job);
+void linattn_gka_rec_avx2(const linattn_gka_job *job);
+void linattn_gka_rec_avx512(const linattn_gka_job *job);
+void linattn_gka_rec_neon(const linattn_gka_job *job);
+
 #endif

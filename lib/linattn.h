@@ -242,6 +242,44 @@ int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
 int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
                      const linattn_delta_opts *opts);
 
+/* ---- Gated KalmaNet: gka (linattn_gka(3)) ------------------------------ */
+
+/* Per token (spec/kalman.md part A):  kh = beta k, vh = beta v,
+ *   H = exp(g) H + kh kh^T  [K,K];   U = exp(g) U + kh vh^T  [K,V]
+ *   x ~ (H + ridge |H|_F I)^-1 q  by `iters` Chebyshev steps
+ *   o = scale U^T ((1 - alpha) q + alpha x)
+ * If |H|_F < 1e-30 (all-zero keys so far) x = 0. */
+typedef struct linattn_gka_opts {
+    float scale;  /* 0 means 1/sqrt(K) */
+    float ridge;  /* a in lambda = a |H|_F: finite, > 0; default 0.02 */
+    int iters;    /* Chebyshev iterations, 1..1000; default 30 */
+} linattn_gka_opts;
+
+void linattn_gka_opts_init(linattn_gka_opts *opts);
+
+/*   q, k [B,T,H,K]; v, o [B,T,H,V]; g, beta, alpha [B,T,H]
+ *   g absent: no decay; beta absent: 1; alpha absent: 1 (all ridge readout)
+ *   h0_kk [N,H,K,K], h0_kv [N,H,K,V] initial state (absent: zeros; both or
+ *   neither); ht_kk, ht_kv final state (absent: not returned; both or
+ *   neither; may be the h0 buffers).  cu_seqlens as for the delta family. */
+typedef struct linattn_gka_io {
+    linattn_tensor q, k, v, g, beta, alpha, h0_kk, h0_kv, o, ht_kk, ht_kv;
+    const int64_t *cu_seqlens;
+    int64_t n_seqs;
+} linattn_gka_io;
+
+int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
+                        const linattn_gka_opts *opts);
+
+/* One decode step: q, k [B,H,K]; v, o [B,H,V]; g, beta, alpha [B,H];
+ * state_kk [B,H,K,K] and state_kv [B,H,K,V] updated in place (required). */
+typedef struct linattn_gka_step_io {
+    linattn_tensor q, k, v, g, beta, alpha, state_kk, state_kv, o;
+} linattn_gka_step_io;
+
+int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,
+                     const linattn_gka_opts *opts);
+
 /* ---- .npy files (float32, little-endian, C order) ---------------------- */
 
 /* An array owned by the library (free with linattn_array_free). */

@@ -1,0 +1,246 @@
+/* linattn - driver of Gated KalmaNet (gka): argument checks, the Chebyshev
+ * schedule, one job per (sequence, head) on the context's threads. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define DEFAULT_RIDGE 0.02f
+#define DEFAULT_ITERS 30
+#define MAX_ITERS 1000
+
+void linattn_gka_opts_init(linattn_gka_opts *opts)
+{
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->ridge = DEFAULT_RIDGE;
+    opts->iters = DEFAULT_ITERS;
+}
+
+static int check_opts(const linattn_gka_opts *o)
+{
+    if (!isfinite(o->scale)) return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
+    if (!(o->ridge > 0.0f) || !isfinite(o->ridge))
+        return linattn_fail(LINATTN_ERANGE, "opts.ridge: %g (must be finite and > 0)", o->ridge);
+    if (o->iters < 1 || o->iters > MAX_ITERS)
+        return linattn_fail(LINATTN_ERANGE, "opts.iters: %d (must be 1..%d)", o->iters, MAX_ITERS);
+    return LINATTN_OK;
+}
+
+typedef struct gka_plan {
+    const linattn_ctx *ctx;
+    int64_t T, H;
+    int K, V, iters, ref;
+    const int64_t *cu;
+    const float *q, *k, *v, *g, *beta, *alpha, *h0kk, *h0kv;
+    float *o, *htkk, *htkv;
+    float scale, ridge;
+    float omega[MAX_ITERS];
+    size_t work_floats;
+    float *work;
+    double *dwork;
+} gka_plan;
+
+static void run_job(void *arg, int64_t unit, int thread)
+{
+    const gka_plan *p = arg;
+    const int64_t h = unit % p->H, n = unit / p->H;
+    const int64_t b = p->cu ? 0 : n;
+    const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
+    const size_t KK = (size_t)p->K * p->K, KV = (size_t)p->K * p->V;
+    const int64_t tok0 = (b * p->T + t0) * p->H + h;
+    float *work = p->work + (size_t)thread * p->work_floats;
+    float *Hs = p->htkk ? p->htkk + unit * KK : work;
+    float *Us = p->htkv ? p->htkv + unit * KV : work + KK;
+    const float *H0 = p->h0kk ? p->h0kk + unit * KK : NULL;
+    const float *U0 = p->h0kv ? p->h0kv + unit * KV : NULL;
+    if (H0 != Hs) {
+        if (H0) memcpy(Hs, H0, sizeof(float) * KK);
+        else memset(Hs, 0, sizeof(float) * KK);
+    }
+    if (U0 != Us) {
+        if (U0) memcpy(Us, U0, sizeof(float) * KV);
+        else memset(Us, 0, sizeof(float) * KV);
+    }
+    const ptrdiff_t sg = (ptrdiff_t)p->H;
+    linattn_gka_job jb = {
+        .T = t1 - t0, .K = p->K, .V = p->V, .iters = p->iters,
+        .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = sg,
+        .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V,
+        .g = p->g ? p->g + tok0 : NULL, .beta = p->beta ? p->beta + tok0 : NULL,
+        .alpha = p->alpha ? p->alpha + tok0 : NULL, .omega = p->omega,
+        .o = p->o + tok0 * p->V, .Hs = Hs, .Us = Us, .work = work + KK + KV,
+        .scale = p->scale, .ridge = p->ridge,
+    };
+    if (p->ref)
+        linattn_gka_ref_seq(&jb, p->dwork + (size_t)thread * linattn_gka_ref_work(p->K, p->V));
+    else
+        p->ctx->kern.gka_rec(&jb);
+}
+
+static int execute(gka_plan *p, int64_t units, const char *what)
+{
+    const int nt = linattn_max_threads(p->ctx);
+    const size_t KK = (size_t)p->K * p->K, KV = (size_t)p->K * p->V;
+    /* omega_n = 1 / (1 - rho^2/4 omega_{n-1}), omega_0 = 2, rho = 1/(1+2a) */
+    const double rho = 1.0 / (1.0 + 2.0 * (double)p->ridge);
+    double w = 2.0;
+    for (int n = 0; n < p->iters; n++) p->omega[n] = (float)(w = 1.0 / (1.0 - rho * rho / 4.0 * w));
+    p->work_floats = (KK + KV + 3u * p->K + (size_t)(p->K > p->V ? p->K : p->V) + 15) / 16 * 16;
+    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_gka_ref_work(p->K, p->V) * nt);
+    if (!p->work || (p->ref && !p->dwork)) {
+        free(p->work);
+        free(p->dwork);
+        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+    }
+    if (p->ctx->verbose)
+        fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d: %s recurrent, %d Chebyshev "
+                "iterations, %d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V,
+                p->ref ? "ref" : p->ctx->kern.isa, p->iters, nt, nt == 1 ? "" : "s");
+    linattn_parallel_for(p->ctx, units, run_job, p);
+    free(p->work);
+    free(p->dwork);
+    return LINATTN_OK;
+}
+
+/* Optional gates [.., H]: g, beta, alpha. */
+static int check_gates(const linattn_tensor *const *t, int ndim, const int64_t *shape)
+{
+    static const char *const names[] = {"g", "beta", "alpha"};
+    int rc;
+    for (int i = 0; i < 3; i++)
+        if (linattn_given(t[i]) && (rc = linattn_check_tensor(t[i], names[i], ndim, shape)))
+            return rc;
+    return LINATTN_OK;
+}
+
+/* A state pair (kk, kv): both or neither. */
+static int check_pair(const linattn_tensor *kk, const linattn_tensor *kv, const char *nkk,
+                      const char *nkv, const int64_t *shkk, const int64_t *shkv, int required)
+{
+    int rc;
+    if (!linattn_given(kk) && !linattn_given(kv)) {
+        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", nkk);
+        return LINATTN_OK;
+    }
+    if (!linattn_given(kk) || !linattn_given(kv))
+        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither",
+                            linattn_given(kk) ? nkv : nkk, linattn_given(kk) ? nkk : nkv);
+    if ((rc = linattn_check_tensor(kk, nkk, 4, shkk))) return rc;
+    return linattn_check_tensor(kv, nkv, 4, shkv);
+}
+
+/* gka has no OpenCL kernels yet: an OpenCL context runs it on the CPU when
+ * every tensor is in host memory. */
+static int on_cpu(const linattn_ctx *ctx, linattn_tensor *const *t, int n)
+{
+    if (!ctx->cl) return LINATTN_OK;
+    for (int i = 0; i < n; i++)
+        if (t[i]->buf)
+            return linattn_fail(LINATTN_EUNSUPPORTED, "gka: no OpenCL kernels yet, so its "
+                                "tensors must be in host memory on an OpenCL context");
+    if (ctx->verbose) fprintf(stderr, "linattn: gka has no OpenCL kernels yet: runs on the CPU\n");
+    return LINATTN_OK;
+}
+
+int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)
+{
+    int rc;
+    int64_t s[4], sh[4], nseq;
+    linattn_gka_opts opts;
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_gka_opts_init(&opts);
+    if (oin) opts = *oin;
+    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = linattn_check_lead(&io->q, "q", 4, s))) return rc;
+    if ((rc = linattn_check_tensor(&io->k, "k", 4, s))) return rc;
+    if ((rc = linattn_check_lead(&io->v, "v", 4, sh))) return rc;
+    if (sh[0] != s[0] || sh[1] != s[1] || sh[2] != s[2])
+        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld,%lld] differs from "
+                            "q's", (long long)sh[0], (long long)sh[1], (long long)sh[2]);
+    const int64_t K = s[3], V = sh[3];
+    if ((rc = linattn_check_heads(K, V))) return rc;
+    const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
+    if ((rc = check_gates(gates, 3, s))) return rc;
+    const int64_t osh[4] = {s[0], s[1], s[2], V};
+    if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
+    if (io->cu_seqlens) {
+        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
+        nseq = io->n_seqs;
+    } else {
+        if (io->n_seqs)
+            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
+                                (long long)io->n_seqs);
+        nseq = s[0];
+    }
+    const int64_t kk[4] = {nseq, s[2], K, K}, kv[4] = {nseq, s[2], K, V};
+    if ((rc = check_pair(&io->h0_kk, &io->h0_kv, "h0_kk", "h0_kv", kk, kv, 0))) return rc;
+    if ((rc = check_pair(&io->ht_kk, &io->ht_kv, "ht_kk", "ht_kv", kk, kv, 0))) return rc;
+    linattn_gka_io x = *io;
+    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.alpha, &x.h0_kk, &x.h0_kv,
+                                  &x.o, &x.ht_kk, &x.ht_kv};
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv",
+                                        "o", "ht_kk", "ht_kv"};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
+    if ((rc = on_cpu(ctx, ts, 11))) return rc;
+    linattn_clear_error();
+    gka_plan p = {
+        .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V, .iters = opts.iters,
+        .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = io->cu_seqlens,
+        .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v),
+        .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
+        .h0kk = linattn_host(&x.h0_kk), .h0kv = linattn_host(&x.h0_kv), .o = linattn_host(&x.o),
+        .htkk = linattn_host(&x.ht_kk), .htkv = linattn_host(&x.ht_kv),
+        .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K), .ridge = opts.ridge,
+    };
+    return execute(&p, nseq * s[2], "gka forward");
+}
+
+int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const linattn_gka_opts *oin)
+{
+    int rc;
+    int64_t s[3], sh[3];
+    linattn_gka_opts opts;
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_gka_opts_init(&opts);
+    if (oin) opts = *oin;
+    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = linattn_check_lead(&io->q, "q", 3, s))) return rc;
+    if ((rc = linattn_check_tensor(&io->k, "k", 3, s))) return rc;
+    if ((rc = linattn_check_lead(&io->v, "v", 3, sh))) return rc;
+    if (sh[0] != s[0] || sh[1] != s[1])
+        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld] differs from q's",
+                            (long long)sh[0], (long long)sh[1]);
+    const int64_t K = s[2], V = sh[2];
+    if ((rc = linattn_check_heads(K, V))) return rc;
+    const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
+    if ((rc = check_gates(gates, 2, s))) return rc;
+    const int64_t kk[4] = {s[0], s[1], K, K}, kv[4] = {s[0], s[1], K, V}, osh[3] = {s[0], s[1], V};
+    if ((rc = check_pair(&io->state_kk, &io->state_kv, "state_kk", "state_kv", kk, kv, 1)))
+        return rc;
+    if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
+    linattn_gka_step_io x = *io;
+    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.alpha, &x.state_kk,
+                                  &x.state_kv, &x.o};
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "state_kk",
+                                        "state_kv", "o"};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 9))) return rc;
+    if ((rc = on_cpu(ctx, ts, 9))) return rc;
+    linattn_clear_error();
+    /* B sequences of one token: the forward machinery with T = 1 */
+    gka_plan p = {
+        .ctx = ctx, .T = 1, .H = s[1], .K = (int)K, .V = (int)V, .iters = opts.iters,
+        .ref = ctx->backend == LINATTN_BACKEND_REF,
+        .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v),
+        .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
+        .h0kk = linattn_host(&x.state_kk), .h0kv = linattn_host(&x.state_kv),
+        .o = linattn_host(&x.o), .htkk = linattn_host(&x.state_kk),
+        .htkv = linattn_host(&x.state_kv),
+        .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K), .ridge = opts.ridge,
+    };
+    return execute(&p, s[0] * s[1], "gka step");
+}
