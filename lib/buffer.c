@@ -1,5 +1,6 @@
 /* linattn - buffers: memory where the context computes (host memory on a
  * CPU context, device memory on an OpenCL one). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -114,4 +115,24 @@ int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
 float *linattn_host(const linattn_tensor *t)
 {
     return t->buf ? t->buf->host : t->data;
+}
+
+linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t)
+{
+    linattn_cl_arg a = {.host = t->data, .mem = t->buf ? t->buf->mem : NULL};
+    if (linattn_given(t)) {
+        a.count = 1;
+        for (int d = 0; d < t->ndim; d++) a.count *= (size_t)t->shape[d];
+    }
+    return a;
+}
+
+int linattn_cl_fallback(const linattn_ctx *ctx, int rc, linattn_tensor *const *t, int n)
+{
+    int bufs = 0;
+    for (int i = 0; i < n; i++) bufs |= t[i]->buf != NULL;
+    const int fb = rc && ctx->cl_auto && !bufs && (rc == LINATTN_ENOMEM || rc == LINATTN_EDEVICE);
+    if (fb && ctx->verbose)
+        fprintf(stderr, "linattn: OpenCL failed (%s); running on the CPU\n", linattn_last_error());
+    return fb;
 }

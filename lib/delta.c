@@ -299,28 +299,12 @@ static int run_op(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
     return rc;
 }
 
-static linattn_cl_arg cl_arg(const linattn_tensor *t)
-{
-    linattn_cl_arg a = {.host = t->data, .mem = t->buf ? linattn_buffer_mem(t->buf) : NULL};
-    if (linattn_given(t)) {
-        a.count = 1;
-        for (int d = 0; d < t->ndim; d++) a.count *= (size_t)t->shape[d];
-    }
-    return a;
-}
-
-/* Run on the context's OpenCL device.  *fallback is set when the device
- * failed, the device was chosen by auto and every tensor is in host memory:
- * the caller then runs the CPU path instead. */
+/* Run on the context's OpenCL device; *fallback as linattn_cl_fallback. */
 static int run_cl(const linattn_ctx *ctx, linattn_cl_delta *a, linattn_tensor *const *t, int n,
                   int *fallback)
 {
     const int rc = linattn_cl_delta_run(ctx->cl, a);
-    int bufs = 0;
-    for (int i = 0; i < n; i++) bufs |= t[i]->buf != NULL;
-    *fallback = rc && ctx->cl_auto && !bufs && (rc == LINATTN_ENOMEM || rc == LINATTN_EDEVICE);
-    if (*fallback && ctx->verbose)
-        fprintf(stderr, "linattn: OpenCL failed (%s); running on the CPU\n", linattn_last_error());
+    *fallback = linattn_cl_fallback(ctx, rc, t, n);
     return rc;
 }
 
@@ -348,8 +332,8 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
             .op = op, .B = s[0], .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3],
             .V = (int)s[4], .cu = io->cu_seqlens, .scale = scale, .eps = opts.eps,
             .C = opts.chunk && opts.chunk < LINATTN_CL_CHUNK ? opts.chunk : LINATTN_CL_CHUNK,
-            .q = cl_arg(&x.q), .k = cl_arg(&x.k), .v = cl_arg(&x.v), .g = cl_arg(&x.g),
-            .beta = cl_arg(&x.beta), .h0 = cl_arg(&x.h0), .o = cl_arg(&x.o), .ht = cl_arg(&x.ht),
+            .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v), .g = linattn_cl_arg_of(&x.g),
+            .beta = linattn_cl_arg_of(&x.beta), .h0 = linattn_cl_arg_of(&x.h0), .o = linattn_cl_arg_of(&x.o), .ht = linattn_cl_arg_of(&x.ht),
         };
         if ((rc = run_cl(ctx, &a, ts, 8, &fallback)) == LINATTN_OK || !fallback) return rc;
     }
@@ -406,9 +390,9 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
         linattn_cl_delta a = {
             .op = op, .step = 1, .B = s[0], .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2],
             .V = (int)s[3], .scale = scale, .eps = opts.eps, .C = LINATTN_CL_CHUNK,
-            .q = cl_arg(&x.q), .k = cl_arg(&x.k), .v = cl_arg(&x.v), .g = cl_arg(&x.g),
-            .beta = cl_arg(&x.beta), .h0 = cl_arg(&x.state), .o = cl_arg(&x.o),
-            .ht = cl_arg(&x.state),
+            .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v), .g = linattn_cl_arg_of(&x.g),
+            .beta = linattn_cl_arg_of(&x.beta), .h0 = linattn_cl_arg_of(&x.state), .o = linattn_cl_arg_of(&x.o),
+            .ht = linattn_cl_arg_of(&x.state),
         };
         if ((rc = run_cl(ctx, &a, ts, 7, &fallback)) == LINATTN_OK || !fallback) return rc;
     }

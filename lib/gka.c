@@ -42,6 +42,14 @@ typedef struct gka_plan {
     double *dwork;
 } gka_plan;
 
+/* omega_n = 1 / (1 - rho^2/4 omega_{n-1}), omega_0 = 2, rho = 1/(1+2a) */
+static void omega_table(float *om, int iters, float ridge)
+{
+    const double rho = 1.0 / (1.0 + 2.0 * (double)ridge);
+    double w = 2.0;
+    for (int n = 0; n < iters; n++) om[n] = (float)(w = 1.0 / (1.0 - rho * rho / 4.0 * w));
+}
+
 static void run_job(void *arg, int64_t unit, int thread)
 {
     const gka_plan *p = arg;
@@ -83,10 +91,7 @@ static int execute(gka_plan *p, int64_t units, const char *what)
 {
     const int nt = linattn_max_threads(p->ctx);
     const size_t KK = (size_t)p->K * p->K, KV = (size_t)p->K * p->V;
-    /* omega_n = 1 / (1 - rho^2/4 omega_{n-1}), omega_0 = 2, rho = 1/(1+2a) */
-    const double rho = 1.0 / (1.0 + 2.0 * (double)p->ridge);
-    double w = 2.0;
-    for (int n = 0; n < p->iters; n++) p->omega[n] = (float)(w = 1.0 / (1.0 - rho * rho / 4.0 * w));
+    omega_table(p->omega, p->iters, p->ridge);
     p->work_floats = (KK + KV + 3u * p->K + (size_t)(p->K > p->V ? p->K : p->V) + 15) / 16 * 16;
     p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
     if (p->ref) p->dwork = malloc(sizeof(double) * linattn_gka_ref_work(p->K, p->V) * nt);
@@ -132,17 +137,17 @@ static int check_pair(const linattn_tensor *kk, const linattn_tensor *kv, const 
     return linattn_check_tensor(kv, nkv, 4, shkv);
 }
 
-/* gka has no OpenCL kernels yet: an OpenCL context runs it on the CPU when
- * every tensor is in host memory. */
-static int on_cpu(const linattn_ctx *ctx, linattn_tensor *const *t, int n)
+/* On an OpenCL context: run there.  Returns 1 when done (status in *rc),
+ * 0 when the CPU path should run. */
+static int try_cl(const linattn_ctx *ctx, linattn_cl_gka *a, linattn_tensor *const *t, int n,
+                  int *rc)
 {
-    if (!ctx->cl) return LINATTN_OK;
-    for (int i = 0; i < n; i++)
-        if (t[i]->buf)
-            return linattn_fail(LINATTN_EUNSUPPORTED, "gka: no OpenCL kernels yet, so its "
-                                "tensors must be in host memory on an OpenCL context");
-    if (ctx->verbose) fprintf(stderr, "linattn: gka has no OpenCL kernels yet: runs on the CPU\n");
-    return LINATTN_OK;
+    if (!ctx->cl) return 0;
+    float om[MAX_ITERS];
+    omega_table(om, a->iters, a->ridge);
+    a->omega = om;
+    *rc = linattn_cl_gka_run(ctx->cl, a);
+    return !(*rc && linattn_cl_fallback(ctx, *rc, t, n));
 }
 
 int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)
@@ -185,8 +190,18 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv",
                                         "o", "ht_kk", "ht_kv"};
     if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
-    if ((rc = on_cpu(ctx, ts, 11))) return rc;
     linattn_clear_error();
+    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K);
+    linattn_cl_gka a = {
+        .T = s[1], .H = s[2], .nseq = nseq, .K = (int)K, .V = (int)V, .iters = opts.iters,
+        .cu = io->cu_seqlens, .scale = scale, .ridge = opts.ridge,
+        .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v),
+        .g = linattn_cl_arg_of(&x.g), .beta = linattn_cl_arg_of(&x.beta),
+        .alpha = linattn_cl_arg_of(&x.alpha), .h0kk = linattn_cl_arg_of(&x.h0_kk),
+        .h0kv = linattn_cl_arg_of(&x.h0_kv), .o = linattn_cl_arg_of(&x.o),
+        .htkk = linattn_cl_arg_of(&x.ht_kk), .htkv = linattn_cl_arg_of(&x.ht_kv),
+    };
+    if (try_cl(ctx, &a, ts, 11, &rc)) return rc;
     gka_plan p = {
         .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V, .iters = opts.iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = io->cu_seqlens,
@@ -194,7 +209,7 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
         .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
         .h0kk = linattn_host(&x.h0_kk), .h0kv = linattn_host(&x.h0_kv), .o = linattn_host(&x.o),
         .htkk = linattn_host(&x.ht_kk), .htkv = linattn_host(&x.ht_kv),
-        .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K), .ridge = opts.ridge,
+        .scale = scale, .ridge = opts.ridge,
     };
     return execute(&p, nseq * s[2], "gka forward");
 }
@@ -229,8 +244,18 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "state_kk",
                                         "state_kv", "o"};
     if ((rc = linattn_check_buffers(ctx, ts, names, 9))) return rc;
-    if ((rc = on_cpu(ctx, ts, 9))) return rc;
     linattn_clear_error();
+    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K);
+    linattn_cl_gka a = {
+        .step = 1, .T = 1, .H = s[1], .nseq = s[0], .K = (int)K, .V = (int)V,
+        .iters = opts.iters, .scale = scale, .ridge = opts.ridge,
+        .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v),
+        .g = linattn_cl_arg_of(&x.g), .beta = linattn_cl_arg_of(&x.beta),
+        .alpha = linattn_cl_arg_of(&x.alpha), .h0kk = linattn_cl_arg_of(&x.state_kk),
+        .h0kv = linattn_cl_arg_of(&x.state_kv), .o = linattn_cl_arg_of(&x.o),
+        .htkk = linattn_cl_arg_of(&x.state_kk), .htkv = linattn_cl_arg_of(&x.state_kv),
+    };
+    if (try_cl(ctx, &a, ts, 9, &rc)) return rc;
     /* B sequences of one token: the forward machinery with T = 1 */
     gka_plan p = {
         .ctx = ctx, .T = 1, .H = s[1], .K = (int)K, .V = (int)V, .iters = opts.iters,
@@ -239,8 +264,7 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
         .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
         .h0kk = linattn_host(&x.state_kk), .h0kv = linattn_host(&x.state_kv),
         .o = linattn_host(&x.o), .htkk = linattn_host(&x.state_kk),
-        .htkv = linattn_host(&x.state_kv),
-        .scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K), .ridge = opts.ridge,
+        .htkv = linattn_host(&x.state_kv), .scale = scale, .ridge = opts.ridge,
     };
     return execute(&p, s[0] * s[1], "gka step");
 }

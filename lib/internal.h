@@ -40,6 +40,12 @@ int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
                           const char *const *names, int n);
 /* Host memory of a tensor on a CPU context: its data, or its buffer's. */
 float *linattn_host(const linattn_tensor *t);
+/* A tensor as the OpenCL backend takes it (host data or device buffer). */
+linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t);
+/* After an OpenCL run that returned rc: 1 if the caller should run the CPU
+ * path instead (the device failed, auto chose it, every tensor is in host
+ * memory; said on stderr when verbose). */
+int linattn_cl_fallback(const linattn_ctx *ctx, int rc, linattn_tensor *const *t, int n);
 void *linattn_buffer_mem(const linattn_buffer *b);
 
 /* errors.c: record a message for this thread and return the code. */

@@ -46,4 +46,18 @@ typedef struct linattn_cl_delta {
 
 int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a);
 
+/* gka on the device, arguments already checked.  step: T = 1, sequence n is
+ * batch row n, the state (h0 = ht) updated in place. */
+typedef struct linattn_cl_gka {
+    int step;
+    int64_t T, H, nseq;
+    int K, V, iters;
+    const int64_t *cu;
+    float scale, ridge;
+    const float *omega;  /* iters floats */
+    linattn_cl_arg q, k, v, g, beta, alpha, h0kk, h0kv, o, htkk, htkv;
+} linattn_cl_gka;
+
+int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a);
+
 #endif

@@ -17,6 +17,13 @@ typedef struct linattn_cl_prog {
     cl_kernel prep, state, out, step, kla;
 } linattn_cl_prog;
 
+/* A program of one operator family built for (K, V), with its kernel. */
+typedef struct linattn_cl_kprog {
+    int K, V;
+    cl_program prog;
+    cl_kernel kernel;
+} linattn_cl_kprog;
+
 struct linattn_cl {
     cl_device_id dev;
     cl_context ctx;
@@ -28,6 +35,8 @@ struct linattn_cl {
     cl_mem dummy;              /* bound to absent tensor arguments */
     int nprog;
     linattn_cl_prog progs[LINATTN_CL_MAX_PROGS];
+    int ngka;
+    linattn_cl_kprog gka[LINATTN_CL_MAX_PROGS];
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */
@@ -47,6 +56,26 @@ int linattn_cl_fail(cl_int err, const char *what);
 /* device.c: linattn_cl_alloc for callers holding cl->lock. */
 int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
 
+/* clrun.c: one call on the device (with cl->lock held). */
+#define LINATTN_CLRUN_MAX 24
+typedef struct linattn_clrun {
+    linattn_cl *cl;
+    cl_mem tmp[LINATTN_CLRUN_MAX]; /* buffers this call allocated */
+    int ntmp;
+} linattn_clrun;
+int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out);
+void linattn_clrun_free(linattn_clrun *r);
+/* The device buffer of an argument: its own, a fresh copy of its host data
+ * (in = 1), or fresh space for an output (in = 0); absent: the dummy. */
+int linattn_clrun_resolve(linattn_clrun *r, const linattn_cl_arg *a, int in, cl_mem *out);
+/* Copy an output back to its host tensor (nothing for a buffer tensor). */
+int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a);
+typedef struct linattn_karg { size_t size; const void *p; } linattn_karg;
+#define LINATTN_KARG(x) {sizeof(x), &(x)}
+int linattn_clrun_args(cl_kernel k, const linattn_karg *args, int n, const char *name);
+int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
+                         const size_t *local, const char *name);
+
 /* program.c: build a program from source (or the disk cache); on failure
  * the build log goes to stderr. */
 int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out);
@@ -54,5 +83,9 @@ int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_progr
  * cache) on first use; call with cl->lock held. */
 int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_prog **out);
 void linattn_cl_programs_release(linattn_cl *cl);
+/* program.c: the kernel `name` of source src built for (K, V), kept in the
+ * list progs (of n, at most LINATTN_CL_MAX_PROGS); cl->lock held. */
+int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
+                         const char *name, int K, int V, cl_kernel *out);
 
 #endif

@@ -4,6 +4,8 @@
 #include <string.h>
 #include "clpriv.h"
 
+#define A LINATTN_KARG
+
 /* Value columns per group of delta_state / delta_step: 32, or fewer when
  * that leaves over half the compute units without a group (a single long
  * sequence): the sequential kernels then get more, shorter groups.
@@ -17,109 +19,44 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int V)
     return bv;
 }
 
-typedef struct run {
-    linattn_cl *cl;
-    cl_mem tmp[24];       /* buffers this call allocated */
-    int ntmp;
-} run;
-
-static int tmp_alloc(run *r, size_t bytes, int zero, cl_mem *out)
-{
-    void *m;
-    int rc = linattn_cl_alloc_locked(r->cl, bytes, zero, &m);
-    if (rc) return rc;
-    r->tmp[r->ntmp++] = m;
-    *out = m;
-    return LINATTN_OK;
-}
-
-/* The device buffer of an argument: its own, a fresh copy of its host data
- * (in = 1), or fresh space for an output (in = 0); absent: the dummy. */
-static int resolve(run *r, const linattn_cl_arg *a, int in, cl_mem *out)
-{
-    int rc;
-    if (a->mem) {
-        *out = a->mem;
-        return LINATTN_OK;
-    }
-    if (!a->host && in) {
-        *out = r->cl->dummy;
-        return LINATTN_OK;
-    }
-    if ((rc = tmp_alloc(r, a->count * sizeof(float), 0, out))) return rc;
-    if (in)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0,
-                                                            a->count * sizeof(float), a->host,
-                                                            0, NULL, NULL),
-                         "clEnqueueWriteBuffer");
-    return LINATTN_OK;
-}
-
-/* Set kernel arguments from a list of (size, pointer) pairs. */
-typedef struct karg { size_t size; const void *p; } karg;
-static int set_args(cl_kernel k, const karg *args, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        LINATTN_CL_CHECK(linattn_clapi.clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].p), name);
-    return LINATTN_OK;
-}
-#define A(x) {sizeof(x), &(x)}
-
-static int launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
-                  const size_t *local, const char *name)
-{
-    LINATTN_CL_CHECK(linattn_clapi.clEnqueueNDRangeKernel(cl->queue, k, dims, NULL, global, local,
-                                                          0, NULL, NULL), name);
-    return LINATTN_OK;
-}
-
-static int kla_beta(run *r, linattn_cl_prog *pr, cl_mem eta, cl_mem k, cl_long rows, float eps,
+static int kla_beta(linattn_clrun *r, linattn_cl_prog *pr, cl_mem eta, cl_mem k, cl_long rows, float eps,
                     cl_mem *beta)
 {
     int rc;
-    if ((rc = tmp_alloc(r, (size_t)rows * sizeof(float), 0, beta))) return rc;
-    const karg args[] = {A(eta), A(k), A(*beta), A(rows), A(eps)};
-    if ((rc = set_args(pr->kla, args, 5, "kla_beta"))) return rc;
+    if ((rc = linattn_clrun_alloc(r, (size_t)rows * sizeof(float), 0, beta))) return rc;
+    const linattn_karg args[] = {A(eta), A(k), A(*beta), A(rows), A(eps)};
+    if ((rc = linattn_clrun_args(pr->kla, args, 5, "kla_beta"))) return rc;
     const size_t local = 64, global = ((size_t)rows + 63) / 64 * 64;
-    return launch(r->cl, pr->kla, 1, &global, &local, "kla_beta");
+    return linattn_clrun_launch(r->cl, pr->kla, 1, &global, &local, "kla_beta");
 }
 
-static int step(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a)
+static int step(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta *a)
 {
     int rc;
     cl_mem q, k, v, g, beta, S, o;
-    if ((rc = resolve(r, &a->q, 1, &q)) || (rc = resolve(r, &a->k, 1, &k)) ||
-        (rc = resolve(r, &a->v, 1, &v)) || (rc = resolve(r, &a->g, 1, &g)) ||
-        (rc = resolve(r, &a->beta, 1, &beta)) || (rc = resolve(r, &a->h0, 1, &S)) ||
-        (rc = resolve(r, &a->o, 0, &o)))
+    if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
+        (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
+        (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) || (rc = linattn_clrun_resolve(r, &a->h0, 1, &S)) ||
+        (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
     const cl_long units = a->B * a->H;
     if (a->op == LINATTN_OP_KLA && (rc = kla_beta(r, pr, beta, k, units, a->eps, &beta)))
         return rc;
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const float scale = a->scale;
-    const karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g), A(gdn)};
-    if ((rc = set_args(pr->step, args, 10, "delta_step"))) return rc;
+    const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g), A(gdn)};
+    if ((rc = linattn_clrun_args(pr->step, args, 10, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
-    if ((rc = launch(r->cl, pr->step, 2, global, local, "delta_step"))) return rc;
-    if (!a->h0.mem)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, S, CL_TRUE, 0,
-                                                           a->h0.count * sizeof(float),
-                                                           (void *)a->ht.host, 0, NULL, NULL),
-                         "clEnqueueReadBuffer");
-    if (!a->o.mem)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, o, CL_TRUE, 0,
-                                                           a->o.count * sizeof(float),
-                                                           (void *)a->o.host, 0, NULL, NULL),
-                         "clEnqueueReadBuffer");
-    return LINATTN_OK;
+    if ((rc = linattn_clrun_launch(r->cl, pr->step, 2, global, local, "delta_step"))) return rc;
+    if ((rc = linattn_clrun_out(r, S, &a->ht))) return rc;
+    return linattn_clrun_out(r, o, &a->o);
 }
 
 /* Window plan: chunks j0 <= j < j0 + span of every sequence. */
 typedef struct seqinfo { cl_long tok0, len, nch; } seqinfo;
 
-static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqinfo *sq,
+static int forward(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqinfo *sq,
                    cl_long *ctab, cl_long *stab)
 {
     int rc;
@@ -127,9 +64,9 @@ static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqin
     const int K = a->K, V = a->V, C = a->C;
     const cl_int H = (cl_int)a->H;
     cl_mem q, k, v, g, beta, h0, o, St, Gb, Mb, Wb, Ub, Sb, ctab_m, stab_m;
-    if ((rc = resolve(r, &a->q, 1, &q)) || (rc = resolve(r, &a->k, 1, &k)) ||
-        (rc = resolve(r, &a->v, 1, &v)) || (rc = resolve(r, &a->g, 1, &g)) ||
-        (rc = resolve(r, &a->beta, 1, &beta)) || (rc = resolve(r, &a->o, 0, &o)))
+    if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
+        (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
+        (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) || (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
     if (a->op == LINATTN_OP_KLA &&
         (rc = kla_beta(r, pr, beta, k, (cl_long)(a->B * a->T * a->H), a->eps, &beta)))
@@ -137,7 +74,7 @@ static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqin
 
     /* the state between windows, from h0 or zeros */
     const size_t sbytes = (size_t)a->nseq * a->H * K * V * sizeof(float);
-    if ((rc = tmp_alloc(r, sbytes, !a->h0.host && !a->h0.mem, &St))) return rc;
+    if ((rc = linattn_clrun_alloc(r, sbytes, !a->h0.host && !a->h0.mem, &St))) return rc;
     if (a->h0.mem)
         LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(cl->queue, a->h0.mem, St, 0, 0, sbytes,
                                                            0, NULL, NULL), "clEnqueueCopyBuffer");
@@ -159,25 +96,25 @@ static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqin
     if (span > maxnch) span = maxnch;
     const int64_t cap = a->nseq * span; /* chunks in a window, at most */
     const size_t ch = (size_t)cap * a->H;
-    if ((rc = tmp_alloc(r, ch * C * sizeof(float), 0, &Gb)) ||
-        (rc = tmp_alloc(r, ch * C * C * sizeof(float), 0, &Mb)) ||
-        (rc = tmp_alloc(r, ch * C * K * sizeof(float), 0, &Wb)) ||
-        (rc = tmp_alloc(r, ch * C * V * sizeof(float), 0, &Ub)) ||
-        (rc = tmp_alloc(r, ch * K * V * sizeof(float), 0, &Sb)) ||
-        (rc = tmp_alloc(r, (size_t)cap * 3 * sizeof(cl_long), 0, &ctab_m)) ||
-        (rc = tmp_alloc(r, (size_t)a->nseq * 2 * sizeof(cl_long), 0, &stab_m)))
+    if ((rc = linattn_clrun_alloc(r, ch * C * sizeof(float), 0, &Gb)) ||
+        (rc = linattn_clrun_alloc(r, ch * C * C * sizeof(float), 0, &Mb)) ||
+        (rc = linattn_clrun_alloc(r, ch * C * K * sizeof(float), 0, &Wb)) ||
+        (rc = linattn_clrun_alloc(r, ch * C * V * sizeof(float), 0, &Ub)) ||
+        (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &Sb)) ||
+        (rc = linattn_clrun_alloc(r, (size_t)cap * 3 * sizeof(cl_long), 0, &ctab_m)) ||
+        (rc = linattn_clrun_alloc(r, (size_t)a->nseq * 2 * sizeof(cl_long), 0, &stab_m)))
         return rc;
 
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const float scale = a->scale;
-    const karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(has_g), A(gdn),
+    const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(has_g), A(gdn),
                           A(Gb), A(Mb), A(Wb), A(Ub)};
-    const karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
+    const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
                           A(gdn)};
-    const karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(scale)};
-    if ((rc = set_args(pr->prep, pargs, 13, "delta_prep")) ||
-        (rc = set_args(pr->state, sargs, 10, "delta_state")) ||
-        (rc = set_args(pr->out, oargs, 9, "delta_out")))
+    const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(scale)};
+    if ((rc = linattn_clrun_args(pr->prep, pargs, 13, "delta_prep")) ||
+        (rc = linattn_clrun_args(pr->state, sargs, 10, "delta_state")) ||
+        (rc = linattn_clrun_args(pr->out, oargs, 9, "delta_out")))
         return rc;
 
     for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
@@ -204,9 +141,9 @@ static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqin
         const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
                                 (size_t)a->nseq};
         const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG, (size_t)H, (size_t)nw};
-        if ((rc = launch(cl, pr->prep, 2, gp, l3, "delta_prep")) ||
-            (rc = launch(cl, pr->state, 3, gs, l3, "delta_state")) ||
-            (rc = launch(cl, pr->out, 3, go, l3, "delta_out")))
+        if ((rc = linattn_clrun_launch(cl, pr->prep, 2, gp, l3, "delta_prep")) ||
+            (rc = linattn_clrun_launch(cl, pr->state, 3, gs, l3, "delta_state")) ||
+            (rc = linattn_clrun_launch(cl, pr->out, 3, go, l3, "delta_out")))
             return rc;
     }
     if (a->ht.mem)
@@ -216,18 +153,13 @@ static int forward(run *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqin
         LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(cl->queue, St, CL_TRUE, 0, sbytes,
                                                            (void *)a->ht.host, 0, NULL, NULL),
                          "clEnqueueReadBuffer");
-    if (!a->o.mem)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(cl->queue, o, CL_TRUE, 0,
-                                                           a->o.count * sizeof(float),
-                                                           (void *)a->o.host, 0, NULL, NULL),
-                         "clEnqueueReadBuffer");
-    return LINATTN_OK;
+    return linattn_clrun_out(r, o, &a->o);
 }
 
 int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
 {
     int rc;
-    run r = {.cl = cl};
+    linattn_clrun r = {.cl = cl};
     seqinfo *sq = NULL;
     cl_long *ctab = NULL, *stab = NULL;
     const int C = a->step ? LINATTN_CL_CHUNK : a->C;
@@ -256,7 +188,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
 done:
     if (rc) linattn_clapi.clFinish(cl->queue); /* nothing may still use what we free */
-    for (int i = 0; i < r.ntmp; i++) linattn_cl_free(r.tmp[i]);
+    linattn_clrun_free(&r);
     pthread_mutex_unlock(&cl->lock);
     free(sq);
     free(ctab);

@@ -161,8 +161,47 @@ int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_p
     return LINATTN_OK;
 }
 
+static void kprog_release(linattn_cl_kprog *p)
+{
+    if (p->kernel) linattn_clapi.clReleaseKernel(p->kernel);
+    if (p->prog) linattn_clapi.clReleaseProgram(p->prog);
+    memset(p, 0, sizeof *p);
+}
+
+int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
+                         const char *name, int K, int V, cl_kernel *out)
+{
+    int rc;
+    cl_int err;
+    for (int i = 0; i < *n; i++)
+        if (progs[i].K == K && progs[i].V == V) {
+            *out = progs[i].kernel;
+            return LINATTN_OK;
+        }
+    if (*n == LINATTN_CL_MAX_PROGS) { /* forget the oldest shape */
+        kprog_release(&progs[0]);
+        memmove(progs, progs + 1, sizeof progs[0] * (LINATTN_CL_MAX_PROGS - 1));
+        (*n)--;
+    }
+    linattn_cl_kprog *p = &progs[*n];
+    char opts[96];
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d", K, V);
+    if ((rc = linattn_cl_build(cl, src, opts, &p->prog))) return rc;
+    if (!(p->kernel = linattn_clapi.clCreateKernel(p->prog, name, &err))) {
+        kprog_release(p);
+        return linattn_cl_fail(err, name);
+    }
+    p->K = K;
+    p->V = V;
+    (*n)++;
+    *out = p->kernel;
+    return LINATTN_OK;
+}
+
 void linattn_cl_programs_release(linattn_cl *cl)
 {
     for (int i = 0; i < cl->nprog; i++) release(&cl->progs[i]);
     cl->nprog = 0;
+    for (int i = 0; i < cl->ngka; i++) kprog_release(&cl->gka[i]);
+    cl->ngka = 0;
 }

@@ -1,0 +1,67 @@
+/* linattn - what every operator's host code needs for one call on the
+ * device: temporary buffers, host tensors copied in, kernel arguments,
+ * launches.  Called with cl->lock held. */
+#include "clpriv.h"
+
+int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out)
+{
+    void *m;
+    if (r->ntmp == LINATTN_CLRUN_MAX)
+        return linattn_fail(LINATTN_ENOMEM, "OpenCL: too many temporary buffers in one call");
+    int rc = linattn_cl_alloc_locked(r->cl, bytes, zero, &m);
+    if (rc) return rc;
+    r->tmp[r->ntmp++] = m;
+    *out = m;
+    return LINATTN_OK;
+}
+
+void linattn_clrun_free(linattn_clrun *r)
+{
+    for (int i = 0; i < r->ntmp; i++) linattn_cl_free(r->tmp[i]);
+    r->ntmp = 0;
+}
+
+int linattn_clrun_resolve(linattn_clrun *r, const linattn_cl_arg *a, int in, cl_mem *out)
+{
+    int rc;
+    if (a->mem) {
+        *out = a->mem;
+        return LINATTN_OK;
+    }
+    if (!a->host && in) {
+        *out = r->cl->dummy;
+        return LINATTN_OK;
+    }
+    if ((rc = linattn_clrun_alloc(r, a->count * sizeof(float), 0, out))) return rc;
+    if (in)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0,
+                                                            a->count * sizeof(float), a->host,
+                                                            0, NULL, NULL),
+                         "clEnqueueWriteBuffer");
+    return LINATTN_OK;
+}
+
+int linattn_clrun_args(cl_kernel k, const linattn_karg *args, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        LINATTN_CL_CHECK(linattn_clapi.clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].p), name);
+    return LINATTN_OK;
+}
+
+int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
+                         const size_t *local, const char *name)
+{
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueNDRangeKernel(cl->queue, k, dims, NULL, global, local,
+                                                          0, NULL, NULL), name);
+    return LINATTN_OK;
+}
+
+int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a)
+{
+    if (a->mem || !a->host) return LINATTN_OK;
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, mem, CL_TRUE, 0,
+                                                       a->count * sizeof(float), (void *)a->host,
+                                                       0, NULL, NULL),
+                     "clEnqueueReadBuffer");
+    return LINATTN_OK;
+}

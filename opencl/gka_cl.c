@@ -1,0 +1,102 @@
+/* linattn - host side of gka on OpenCL (kernel in gka.cl): the state on the
+ * device, a sequence table, one launch per call. */
+#include <stdlib.h>
+#include <string.h>
+#include "clpriv.h"
+#include "gka_cl_src.h" /* generated from gka.cl: linattn_gka_cl_src */
+
+#define A LINATTN_KARG
+
+/* The state the kernel updates: the caller's (step, in place), or a fresh
+ * pair filled from h0 or with zeros (forward). */
+static int state(linattn_clrun *r, const linattn_cl_gka *a, const linattn_cl_arg *h0,
+                 size_t count, cl_mem *out)
+{
+    int rc;
+    if (a->step) return linattn_clrun_resolve(r, h0, 1, out);
+    const size_t bytes = count * sizeof(float);
+    if ((rc = linattn_clrun_alloc(r, bytes, !h0->mem && !h0->host, out))) return rc;
+    if (h0->mem)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(r->cl->queue, h0->mem, *out, 0, 0,
+                                                           bytes, 0, NULL, NULL),
+                         "clEnqueueCopyBuffer");
+    else if (h0->host)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0, bytes,
+                                                            h0->host, 0, NULL, NULL),
+                         "clEnqueueWriteBuffer");
+    return LINATTN_OK;
+}
+
+/* The final state to ht (forward), or back to a host state (step). */
+static int state_out(linattn_clrun *r, const linattn_cl_gka *a, cl_mem S, const linattn_cl_arg *ht,
+                     size_t count)
+{
+    if (a->step || !ht->mem) return linattn_clrun_out(r, S, ht);
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(r->cl->queue, S, ht->mem, 0, 0,
+                                                       count * sizeof(float), 0, NULL, NULL),
+                     "clEnqueueCopyBuffer");
+    return LINATTN_OK;
+}
+
+static int run(linattn_clrun *r, const linattn_cl_gka *a, cl_kernel kern, cl_long *stab)
+{
+    int rc;
+    linattn_cl *cl = r->cl;
+    cl_mem q, k, v, g, beta, alpha, o, Skk, Skv, om, st;
+    const size_t nkk = (size_t)a->nseq * a->H * a->K * a->K;
+    const size_t nkv = (size_t)a->nseq * a->H * a->K * a->V;
+    if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
+        (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
+        (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) ||
+        (rc = linattn_clrun_resolve(r, &a->alpha, 1, &alpha)) ||
+        (rc = linattn_clrun_resolve(r, &a->o, 0, &o)) || (rc = state(r, a, &a->h0kk, nkk, &Skk)) ||
+        (rc = state(r, a, &a->h0kv, nkv, &Skv)) ||
+        (rc = linattn_clrun_alloc(r, sizeof(float) * (size_t)a->iters, 0, &om)) ||
+        (rc = linattn_clrun_alloc(r, sizeof(cl_long) * 2 * (size_t)a->nseq, 0, &st)))
+        return rc;
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, om, CL_TRUE, 0,
+                                                        sizeof(float) * (size_t)a->iters,
+                                                        a->omega, 0, NULL, NULL), "clEnqueueWriteBuffer");
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, st, CL_TRUE, 0,
+                                                        sizeof(cl_long) * 2 * (size_t)a->nseq, stab,
+                                                        0, NULL, NULL), "clEnqueueWriteBuffer");
+    const cl_int H = (cl_int)a->H, has_g = a->g.host || a->g.mem;
+    const cl_int has_beta = a->beta.host || a->beta.mem, has_alpha = a->alpha.host || a->alpha.mem;
+    const cl_int iters = a->iters;
+    const float scale = a->scale, ridge = a->ridge;
+    const linattn_karg args[] = {A(st), A(q), A(k), A(v), A(g), A(beta), A(alpha), A(H),
+                                 A(has_g), A(has_beta), A(has_alpha), A(Skk), A(Skv), A(o),
+                                 A(om), A(iters), A(scale), A(ridge)};
+    if ((rc = linattn_clrun_args(kern, args, 18, "gka_seq"))) return rc;
+    const size_t local[2] = {LINATTN_CL_WG, 1};
+    const size_t global[2] = {(size_t)a->nseq * LINATTN_CL_WG, (size_t)a->H};
+    if ((rc = linattn_clrun_launch(cl, kern, 2, global, local, "gka_seq"))) return rc;
+    if ((rc = state_out(r, a, Skk, &a->htkk, nkk)) || (rc = state_out(r, a, Skv, &a->htkv, nkv)))
+        return rc;
+    return linattn_clrun_out(r, o, &a->o);
+}
+
+int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
+{
+    int rc;
+    cl_kernel kern;
+    linattn_clrun r = {.cl = cl};
+    cl_long *stab = malloc(sizeof *stab * 2 * (size_t)a->nseq);
+    if (!stab) return linattn_fail(LINATTN_ENOMEM, "gka: out of memory");
+    for (int64_t n = 0; n < a->nseq; n++) {
+        const int64_t b = a->cu ? 0 : n, t0 = a->cu ? a->cu[n] : 0;
+        const int64_t t1 = a->step ? 1 : a->cu ? a->cu[n + 1] : a->T;
+        stab[2 * n] = a->step ? n : b * a->T + t0;
+        stab[2 * n + 1] = t1 - t0;
+    }
+    pthread_mutex_lock(&cl->lock);
+    rc = linattn_cl_kprog_get(cl, cl->gka, &cl->ngka, linattn_gka_cl_src, "gka_seq", a->K, a->V,
+                              &kern);
+    if (!rc) rc = run(&r, a, kern, stab);
+    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
+    else linattn_clapi.clFinish(cl->queue); /* nothing may still use what we free */
+    linattn_clrun_free(&r);
+    pthread_mutex_unlock(&cl->lock);
+    free(stab);
+    return rc;
+}
