@@ -68,36 +68,63 @@ static int has(const list *l, const char *s)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " [--quick] [--op gdn,kla,gla] [--mode prefill,decode]\n"
+            "usage: " PROG " [--quick] [--op gdn,kla,gla,gka] [--mode prefill,decode]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
             "See linattn-bench(1).\n");
 }
 
-/* minimal flops per token and head: gdn/kla 6KV (two passes), gla 4KV */
+#define OP_GKA 3
+#define GKA_ITERS 30 /* the default of linattn_gka_opts */
+
+/* minimal flops per token and head: gdn/kla 6KV (two passes), gla 4KV;
+ * gka 2((iters + 2)K^2 + 2KV) (spec/kalman.md A.1) */
 static double flops_per_token(const char *op, long K, long V)
 {
+    if (!strcmp(op, "gka")) return 2.0 * ((GKA_ITERS + 2.0) * K * K + 2.0 * K * V);
     return (strcmp(op, "gla") ? 6.0 : 4.0) * (double)K * V;
 }
 
-static int opnum(const char *op) { return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : 2; }
-
-/* gla takes no beta */
-static int call_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
-                        const linattn_delta_opts *o)
+static int opnum(const char *op)
 {
-    linattn_delta_io j = *io;
-    if (op == LINATTN_OP_GLA) j.beta = linattn_tensor_none();
-    return linattn_delta_forward(ctx, (linattn_delta_op)op, &j, o);
+    return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : !strcmp(op, "gla") ? 2 : OP_GKA;
 }
 
-static int call_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
-                     const linattn_delta_opts *o)
+/* The operands of one timed call: prefill shapes ([B,T,H,..]) or decode
+ * shapes ([B,H,..]); st is the state [B,H,K,V], stkk gka's [B,H,K,K]. */
+enum { Q, KK, VV, G, BETA, ALPHA, O, ST, STKK, NSET };
+typedef struct opset { linattn_tensor t[NSET]; } opset;
+
+static int call_forward(int op, linattn_ctx *ctx, const opset *s, linattn_algo algo)
 {
-    linattn_delta_step_io j = *io;
-    if (op == LINATTN_OP_GLA) j.beta = linattn_tensor_none();
-    return linattn_delta_step(ctx, (linattn_delta_op)op, &j, o);
+    const linattn_tensor *t = s->t;
+    if (op == OP_GKA) {
+        linattn_gka_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .beta = t[BETA],
+                             .alpha = t[ALPHA], .o = t[O], .ht_kk = t[STKK], .ht_kv = t[ST]};
+        return linattn_gka_forward(ctx, &io, NULL);
+    }
+    linattn_delta_opts o;
+    linattn_delta_opts_init(&o);
+    o.algo = algo;
+    linattn_delta_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .o = t[O], .ht = t[ST],
+                           .beta = op == LINATTN_OP_GLA ? linattn_tensor_none() : t[BETA]};
+    return linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &o);
+}
+
+static int call_step(int op, linattn_ctx *ctx, const opset *s)
+{
+    const linattn_tensor *t = s->t;
+    if (op == OP_GKA) {
+        linattn_gka_step_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .beta = t[BETA],
+                                  .alpha = t[ALPHA], .o = t[O], .state_kk = t[STKK],
+                                  .state_kv = t[ST]};
+        return linattn_gka_step(ctx, &io, NULL);
+    }
+    linattn_delta_step_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .o = t[O],
+                                .state = t[ST],
+                                .beta = op == LINATTN_OP_GLA ? linattn_tensor_none() : t[BETA]};
+    return linattn_delta_step(ctx, (linattn_delta_op)op, &io, NULL);
 }
 
 static float *randbuf(size_t n, float lo, float hi, unsigned *seed)
@@ -122,11 +149,12 @@ static void normalise(float *x, size_t rows, long d)
     }
 }
 
-typedef struct bufs { float *q, *k, *v, *g, *beta, *o, *st; } bufs;
+typedef struct bufs { float *q, *k, *v, *g, *beta, *alpha, *o, *st, *stkk; } bufs;
 
 static void free_bufs(bufs *b)
 {
-    free(b->q); free(b->k); free(b->v); free(b->g); free(b->beta); free(b->o); free(b->st);
+    free(b->q); free(b->k); free(b->v); free(b->g); free(b->beta); free(b->alpha); free(b->o);
+    free(b->st); free(b->stkk);
     memset(b, 0, sizeof *b);
 }
 
@@ -143,7 +171,10 @@ static int make_bufs(bufs *b, long B, long T, long H, long K, long V)
     b->beta = randbuf(rows, 0.1f, 0.9f, &seed);
     b->o = randbuf(rows * V, 0, 0, &seed);
     b->st = randbuf((size_t)B * H * K * V, -0.01f, 0.01f, &seed);
-    if (!b->q || !b->k || !b->v || !b->g || !b->beta || !b->o || !b->st) return -1;
+    b->alpha = randbuf(rows, 0.0f, 1.0f, &seed);
+    b->stkk = randbuf((size_t)B * H * K * K, 0.0f, 0.0f, &seed);
+    if (!b->q || !b->k || !b->v || !b->g || !b->beta || !b->o || !b->st || !b->alpha || !b->stkk)
+        return -1;
     normalise(b->q, rows, K);
     normalise(b->k, rows, K);
     return 0;
@@ -179,11 +210,11 @@ static void progress(int done, int total, const char *what)
 
 /* On an OpenCL context the operands live in device buffers (made once per
  * shape, outside the timing): rows measure the device, not the bus. */
-typedef struct devbufs { linattn_buffer *b[7]; } devbufs;
+typedef struct devbufs { linattn_buffer *b[NSET]; } devbufs;
 
 static void dev_free(devbufs *d)
 {
-    for (int i = 0; i < 7; i++) linattn_buffer_destroy(d->b[i]);
+    for (int i = 0; i < NSET; i++) linattn_buffer_destroy(d->b[i]);
     memset(d, 0, sizeof *d);
 }
 
@@ -200,32 +231,46 @@ static int dev_put(linattn_ctx *ctx, linattn_tensor *t, linattn_buffer **slot)
 
 static int on_device(linattn_ctx *ctx) { return linattn_ctx_backend(ctx) == LINATTN_BACKEND_OPENCL; }
 
+/* The operands with T tokens (T = 0: decode shapes); on an OpenCL context
+ * copied into device buffers. */
+static int make_set(linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K, long V,
+                    opset *s, devbufs *d)
+{
+    const int pre = T > 0;
+    const int64_t lead[3] = {B, pre ? T : H, H};
+    const int nl = pre ? 3 : 2;
+    const int64_t st[4] = {B, H, K, V}, stkk[4] = {B, H, K, K};
+    float *data[NSET] = {b->q, b->k, b->v, b->g, b->beta, b->alpha, b->o, b->st, b->stkk};
+    const long last[NSET] = {K, K, V, 0, 0, 0, V, 0, 0};
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < NSET; i++) {
+        int64_t sh[4];
+        int nd = 0;
+        if (i == ST || i == STKK) {
+            memcpy(sh, i == ST ? st : stkk, sizeof sh);
+            nd = 4;
+        } else {
+            for (; nd < nl; nd++) sh[nd] = lead[nd];
+            if (last[i]) sh[nd++] = last[i];
+        }
+        s->t[i] = linattn_tensor_4d(data[i], sh[0], sh[1], nd > 2 ? sh[2] : 0, nd > 3 ? sh[3] : 0);
+        s->t[i].ndim = nd;
+        if (on_device(ctx) && dev_put(ctx, &s->t[i], &d->b[i])) return -1;
+    }
+    return 0;
+}
+
 /* Median seconds of one forward over the prefill shape. */
 static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K,
                         long V, linattn_algo algo, long reps, double *sec)
 {
-    linattn_delta_io io;
-    linattn_delta_opts o;
     double t[64];
-    memset(&io, 0, sizeof io);
-    linattn_delta_opts_init(&o);
-    o.algo = algo;
-    io.q = linattn_tensor_4d(b->q, B, T, H, K);
-    io.k = linattn_tensor_4d(b->k, B, T, H, K);
-    io.v = linattn_tensor_4d(b->v, B, T, H, V);
-    io.g = linattn_tensor_3d(b->g, B, T, H);
-    io.beta = linattn_tensor_3d(b->beta, B, T, H);
-    io.o = linattn_tensor_4d(b->o, B, T, H, V);
-    io.ht = linattn_tensor_4d(b->st, B, H, K, V);
-    devbufs d = {{NULL}};
-    int rc = 0;
-    if (on_device(ctx)) {
-        linattn_tensor *ts[7] = {&io.q, &io.k, &io.v, &io.g, &io.beta, &io.o, &io.ht};
-        for (int i = 0; i < 7 && !rc; i++) rc = dev_put(ctx, ts[i], &d.b[i]);
-    }
+    opset s;
+    devbufs d;
+    int rc = make_set(ctx, b, B, T, H, K, V, &s, &d);
     for (long r = -1; r < reps && !rc; r++) {
         const double t0 = bench_now();
-        if ((rc = call_forward(op, ctx, &io, &o))) break;
+        if ((rc = call_forward(op, ctx, &s, algo))) break;
         if (r >= 0) t[r] = bench_now() - t0;
     }
     dev_free(&d);
@@ -239,29 +284,19 @@ static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T,
 static int time_decode(int op, linattn_ctx *ctx, const bufs *b, long B, long H, long K, long V,
                        long reps, double *sec)
 {
-    linattn_delta_opts o;
     double t[64];
-    linattn_delta_opts_init(&o);
-    linattn_delta_step_io io = {
-        .q = linattn_tensor_3d(b->q, B, H, K), .k = linattn_tensor_3d(b->k, B, H, K),
-        .v = linattn_tensor_3d(b->v, B, H, V), .g = linattn_tensor_2d(b->g, B, H),
-        .beta = linattn_tensor_2d(b->beta, B, H), .state = linattn_tensor_4d(b->st, B, H, K, V),
-        .o = linattn_tensor_3d(b->o, B, H, V)};
-    devbufs d = {{NULL}};
-    int rc = 0;
-    if (on_device(ctx)) {
-        linattn_tensor *ts[7] = {&io.q, &io.k, &io.v, &io.g, &io.beta, &io.state, &io.o};
-        for (int i = 0; i < 7 && !rc; i++) rc = dev_put(ctx, ts[i], &d.b[i]);
-    }
+    opset s;
+    devbufs d;
+    int rc = make_set(ctx, b, B, 0, H, K, V, &s, &d);
     double t0 = bench_now();
-    if (!rc) rc = call_step(op, ctx, &io, &o);
+    if (!rc) rc = call_step(op, ctx, &s);
     const double one = bench_now() - t0;
     long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
     if (n < 1) n = 1;
     if (n > 100000) n = 100000;
     for (long r = 0; r < reps && !rc; r++) {
         t0 = bench_now();
-        for (long i = 0; i < n && !rc; i++) rc = call_step(op, ctx, &io, &o);
+        for (long i = 0; i < n && !rc; i++) rc = call_step(op, ctx, &s);
         t[r] = (bench_now() - t0) / n;
     }
     dev_free(&d);
@@ -323,8 +358,9 @@ static void parse(int argc, char **argv, opts *o)
         exit(2);
     }
     for (int i = 0; i < o->ops.n; i++)
-        if (strcmp(o->ops.s[i], "gdn") && strcmp(o->ops.s[i], "kla") && strcmp(o->ops.s[i], "gla")) {
-            tool_error(PROG, "--op %s: expected gdn, kla or gla", o->ops.s[i]);
+        if (strcmp(o->ops.s[i], "gdn") && strcmp(o->ops.s[i], "kla") && strcmp(o->ops.s[i], "gla") &&
+            strcmp(o->ops.s[i], "gka")) {
+            tool_error(PROG, "--op %s: expected gdn, kla, gla or gka", o->ops.s[i]);
             exit(2);
         }
     for (int i = 0; i < o->algos.n; i++)
@@ -455,14 +491,16 @@ int main(int argc, char **argv)
                     linattn_ctx *ctx = make_ctx(o.backends.s[bk], o.isas.s[ii], o.threads);
                     if (!ctx) { rc = 1; break; }
                     for (int oi = 0; oi < o.ops.n && !rc; oi++)
-                        for (int ai = 0; ai < (pre && !one ? o.algos.n : 1) && !rc; ai++) {
+                        for (int ai = 0; ai < (pre && !one && strcmp(o.ops.s[oi], "gka") ? o.algos.n : 1) && !rc; ai++) {
                             result *r = &res[nres];
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
                             snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : cl ? "opencl" : o.isas.s[ii]);
                             snprintf(r->algo, sizeof r->algo, "%s",
-                                     ref ? "reference" : cl ? (pre ? "chunk" : "recurrent")
-                                         : pre ? o.algos.s[ai] : "recurrent");
+                                     ref ? "reference"
+                                     : !strcmp(r->op, "gka") ? "recurrent"
+                                     : cl ? (pre ? "chunk" : "recurrent")
+                                     : pre ? o.algos.s[ai] : "recurrent");
                             r->B = B; r->T = T; r->H = o.H; r->K = o.K; r->V = o.V;
                             r->threads = threads;
                             char what[96];
@@ -487,7 +525,9 @@ int main(int argc, char **argv)
                             const double tokens = (double)B * T;
                             r->tok_s = tokens / r->sec;
                             r->gflops = tokens * o.H * flops_per_token(r->op, o.K, o.V) / r->sec * 1e-9;
-                            r->gbs = pre ? 0 : 8.0 * B * o.H * o.K * o.V / r->sec * 1e-9;
+                            r->gbs = pre ? 0 : 8.0 * B * o.H * o.K *
+                                                   (o.V + (opnum(r->op) == OP_GKA ? o.K : 0)) /
+                                                   r->sec * 1e-9;
                             printf("%-4s %-7s %-7s %-9s %5ld %6ld %3ld %4ld %4ld %3ld %10.3f %12.0f "
                                    "%8.1f %6.1f%% %8.1f %5.1f%%\n",
                                    r->op, r->mode, r->isa, r->algo, B, T, o.H, o.K, o.V, threads,
