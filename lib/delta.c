@@ -265,18 +265,9 @@ static int execute(delta_plan *p, int64_t units, const char *what)
                 (long long)p->nseq, p->ref ? "ref" : p->ctx->kern.isa, algo, p->nblk,
                 p->nblk == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
     }
-#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
-    /* BLAS runs single-threaded inside our parallel region. */
-    int blas_threads = 0;
-    if (p->algo == LINATTN_ALGO_CHUNK && nt > 1) {
-        blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-    }
-#endif
+    const int blas = linattn_blas_serial_begin(p->algo == LINATTN_ALGO_CHUNK && nt > 1);
     linattn_parallel_for(p->ctx, units * p->nblk, run_job, p);
-#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
-    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
-#endif
+    linattn_blas_serial_end(blas);
     free(p->work);
     free(p->dwork);
     return LINATTN_OK;

@@ -8,6 +8,7 @@
 
 #define DEFAULT_RIDGE 0.02f
 #define DEFAULT_ITERS 30
+#define DEFAULT_CHUNK 64
 #define MAX_ITERS 1000
 
 void linattn_gka_opts_init(linattn_gka_opts *opts)
@@ -16,6 +17,7 @@ void linattn_gka_opts_init(linattn_gka_opts *opts)
     memset(opts, 0, sizeof *opts);
     opts->ridge = DEFAULT_RIDGE;
     opts->iters = DEFAULT_ITERS;
+    opts->algo = LINATTN_ALGO_AUTO;
 }
 
 static int check_opts(const linattn_gka_opts *o)
@@ -25,13 +27,21 @@ static int check_opts(const linattn_gka_opts *o)
         return linattn_fail(LINATTN_ERANGE, "opts.ridge: %g (must be finite and > 0)", o->ridge);
     if (o->iters < 1 || o->iters > MAX_ITERS)
         return linattn_fail(LINATTN_ERANGE, "opts.iters: %d (must be 1..%d)", o->iters, MAX_ITERS);
+    if (o->chunk < 0 || o->chunk > LINATTN_MAX_CHUNK)
+        return linattn_fail(LINATTN_ERANGE, "opts.chunk: %d (must be 0..%d)", o->chunk,
+                            LINATTN_MAX_CHUNK);
+    if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
+        return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
+    if (o->algo == LINATTN_ALGO_CHUNK && !linattn_have_blas())
+        return linattn_fail(LINATTN_EUNSUPPORTED, "opts.algo: the chunk form needs BLAS, "
+                                                  "which this build lacks");
     return LINATTN_OK;
 }
 
 typedef struct gka_plan {
     const linattn_ctx *ctx;
     int64_t T, H;
-    int K, V, iters, ref;
+    int K, V, iters, ref, chunk, C; /* chunk: run the chunkwise form with chunks of C */
     const int64_t *cu;
     const float *q, *k, *v, *g, *beta, *alpha, *h0kk, *h0kv;
     float *o, *htkk, *htkv;
@@ -83,6 +93,8 @@ static void run_job(void *arg, int64_t unit, int thread)
     };
     if (p->ref)
         linattn_gka_ref_seq(&jb, p->dwork + (size_t)thread * linattn_gka_ref_work(p->K, p->V));
+    else if (p->chunk)
+        linattn_gka_chunk(&jb, p->C, jb.work);
     else
         p->ctx->kern.gka_rec(&jb);
 }
@@ -92,7 +104,10 @@ static int execute(gka_plan *p, int64_t units, const char *what)
     const int nt = linattn_max_threads(p->ctx);
     const size_t KK = (size_t)p->K * p->K, KV = (size_t)p->K * p->V;
     omega_table(p->omega, p->iters, p->ridge);
-    p->work_floats = (KK + KV + 3u * p->K + (size_t)(p->K > p->V ? p->K : p->V) + 15) / 16 * 16;
+    size_t kwork = 3u * p->K + (size_t)(p->K > p->V ? p->K : p->V);
+    if (p->chunk && linattn_gka_chunk_work(p->K, p->V, p->C) > kwork)
+        kwork = linattn_gka_chunk_work(p->K, p->V, p->C);
+    p->work_floats = (KK + KV + kwork + 15) / 16 * 16;
     p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
     if (p->ref) p->dwork = malloc(sizeof(double) * linattn_gka_ref_work(p->K, p->V) * nt);
     if (!p->work || (p->ref && !p->dwork)) {
@@ -101,10 +116,13 @@ static int execute(gka_plan *p, int64_t units, const char *what)
         return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
     }
     if (p->ctx->verbose)
-        fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d: %s recurrent, %d Chebyshev "
+        fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d: %s %s, %d Chebyshev "
                 "iterations, %d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V,
-                p->ref ? "ref" : p->ctx->kern.isa, p->iters, nt, nt == 1 ? "" : "s");
+                p->ref ? "ref" : p->ctx->kern.isa, p->chunk ? "chunk" : "recurrent", p->iters,
+                nt, nt == 1 ? "" : "s");
+    const int blas = linattn_blas_serial_begin(p->chunk && nt > 1);
     linattn_parallel_for(p->ctx, units, run_job, p);
+    linattn_blas_serial_end(blas);
     free(p->work);
     free(p->dwork);
     return LINATTN_OK;
@@ -209,8 +227,11 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
         .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
         .h0kk = linattn_host(&x.h0_kk), .h0kv = linattn_host(&x.h0_kv), .o = linattn_host(&x.o),
         .htkk = linattn_host(&x.ht_kk), .htkv = linattn_host(&x.ht_kv),
-        .scale = scale, .ridge = opts.ridge,
+        .scale = scale, .ridge = opts.ridge, .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
     };
+    /* auto: the chunk form where BLAS is there and a sequence fills a chunk */
+    p.chunk = !p.ref && (opts.algo == LINATTN_ALGO_CHUNK ||
+                         (opts.algo == LINATTN_ALGO_AUTO && linattn_have_blas() && s[1] >= p.C));
     return execute(&p, nseq * s[2], "gka forward");
 }
 

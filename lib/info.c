@@ -39,3 +39,26 @@ int linattn_have_blas(void)
     return 0;
 #endif
 }
+
+int linattn_blas_serial_begin(int parallel)
+{
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
+    if (parallel) {
+        const int n = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        return n;
+    }
+#else
+    (void)parallel;
+#endif
+    return 0;
+}
+
+void linattn_blas_serial_end(int saved)
+{
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
+    if (saved > 1) openblas_set_num_threads(saved);
+#else
+    (void)saved;
+#endif
+}

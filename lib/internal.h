@@ -23,6 +23,10 @@ typedef struct linattn_kernels {
 
 /* info.c */
 int linattn_have_blas(void);
+/* BLAS runs single-threaded inside our parallel regions: when parallel is
+ * nonzero set OpenBLAS to one thread and return what to restore. */
+int linattn_blas_serial_begin(int parallel);
+void linattn_blas_serial_end(int saved);
 
 struct linattn_ctx {
     linattn_backend backend; /* resolved: never AUTO */
@@ -90,6 +94,9 @@ size_t linattn_delta_ref_work(int K, int V);
 /* gka_ref.c: double reference for one (sequence, head); gka_kernel.h: float */
 size_t linattn_gka_ref_work(int K, int V);
 void linattn_gka_ref_seq(const linattn_gka_job *job, double *work);
+/* gka_chunk.c: chunkwise form (needs BLAS) for one (sequence, head). */
+size_t linattn_gka_chunk_work(int K, int V, int C);
+void linattn_gka_chunk(const linattn_gka_job *job, int C, float *work);
 
 /* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
 size_t linattn_delta_chunk_work(int K, int n, int C);

@@ -253,6 +253,8 @@ typedef struct linattn_gka_opts {
     float scale;  /* 0 means 1/sqrt(K) */
     float ridge;  /* a in lambda = a |H|_F: finite, > 0; default 0.02 */
     int iters;    /* Chebyshev iterations, 1..1000; default 30 */
+    int chunk;    /* chunk size of LINATTN_ALGO_CHUNK; 0: default (64) */
+    linattn_algo algo; /* forward on the CPU: recurrent, chunk (BLAS), or auto */
 } linattn_gka_opts;
 
 void linattn_gka_opts_init(linattn_gka_opts *opts);

@@ -51,6 +51,9 @@ static void prob_make(gka_prob *p, int64_t B, int64_t T, int64_t H, int64_t K, i
     }
 }
 
+/* 1 if this build has the chunk form (BLAS) */
+static int linattn_have_blas_chunk(void) { return strncmp(linattn_blas_info(), "none", 4) != 0; }
+
 static void prob_free(gka_prob *p)
 {
     free(p->q); free(p->k); free(p->v); free(p->g); free(p->beta); free(p->alpha);
@@ -61,6 +64,12 @@ static void prob_free(gka_prob *p)
 static int run(linattn_ctx *ctx, const gka_prob *p, const linattn_gka_opts *opts, float *o,
                float *hkk, float *hkv)
 {
+    linattn_gka_opts rec;
+    if (!opts) { /* the default here is the recurrence: properties below are bit for bit */
+        linattn_gka_opts_init(&rec);
+        rec.algo = LINATTN_ALGO_RECURRENT;
+        opts = &rec;
+    }
     const int64_t B = p->B, T = p->T, H = p->H, K = p->K, V = p->V;
     tu_poison(o, B * T * H * V);
     tu_poison(hkk, B * H * K * K);
@@ -105,15 +114,52 @@ START_TEST(test_vs_reference)
     linattn_ctx_destroy(ref);
     const char *isas[8];
     const int n = tu_isas(isas, 8);
-    for (int i = 0; i < n; i++) {
-        linattn_ctx *c = tu_ctx(isas[i], 2);
-        ck_assert_int_eq(run(c, &p, NULL, o1, kk1, kv1), 0);
+    for (int i = 0; i < n; i++)
+        for (int algo = LINATTN_ALGO_RECURRENT; algo <= LINATTN_ALGO_CHUNK; algo++) {
+            if (algo == LINATTN_ALGO_CHUNK && !linattn_have_blas_chunk()) continue;
+            linattn_ctx *c = tu_ctx(isas[i], 2);
+            linattn_gka_opts opts;
+            linattn_gka_opts_init(&opts);
+            opts.algo = (linattn_algo)algo;
+            ck_assert_int_eq(run(c, &p, &opts, o1, kk1, kv1), 0);
+            const double eo = tu_relerr(o1, o0, no), ek = tu_relerr(kk1, kk0, nkk),
+                         ev = tu_relerr(kv1, kv0, nkv);
+            ck_assert_msg(eo < TOL && ek < TOL && ev < TOL, "%s algo %d shape %d: o %g H %g U %g",
+                          isas[i], algo, _i, eo, ek, ev);
+            linattn_ctx_destroy(c);
+        }
+    free(o0); free(kk0); free(kv0); free(o1); free(kk1); free(kv1);
+    prob_free(&p);
+}
+END_TEST
+
+/* the chunk form for chunk sizes around the sequence length, against the
+ * recurrence (spec A.3: they agree to float rounding) */
+START_TEST(test_chunk_sizes)
+{
+    static const int sizes[] = {1, 7, 16, 64, 100, 200};
+    gka_prob p;
+    prob_make(&p, 2, 150, 2, 32, 40, 1);
+    const size_t no = 2 * 150 * 2 * 40, nkk = 2 * 2 * 32 * 32, nkv = 2 * 2 * 32 * 40;
+    float *o0 = tu_alloc(no), *kk0 = tu_alloc(nkk), *kv0 = tu_alloc(nkv);
+    float *o1 = tu_alloc(no), *kk1 = tu_alloc(nkk), *kv1 = tu_alloc(nkv);
+    linattn_ctx *c = tu_ctx("scalar", 2);
+    linattn_gka_opts opts;
+    linattn_gka_opts_init(&opts);
+    opts.algo = LINATTN_ALGO_RECURRENT;
+    ck_assert_int_eq(run(c, &p, &opts, o0, kk0, kv0), 0);
+    opts.algo = LINATTN_ALGO_CHUNK;
+    if (!linattn_have_blas_chunk()) /* a build without BLAS has no chunk form: it says so */
+        ck_assert_int_eq(run(c, &p, &opts, o1, kk1, kv1), LINATTN_EUNSUPPORTED);
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes && linattn_have_blas_chunk(); i++) {
+        opts.chunk = sizes[i];
+        ck_assert_int_eq(run(c, &p, &opts, o1, kk1, kv1), 0);
         const double eo = tu_relerr(o1, o0, no), ek = tu_relerr(kk1, kk0, nkk),
                      ev = tu_relerr(kv1, kv0, nkv);
-        ck_assert_msg(eo < TOL && ek < TOL && ev < TOL, "%s shape %d: o %g H %g U %g", isas[i],
-                      _i, eo, ek, ev);
-        linattn_ctx_destroy(c);
+        ck_assert_msg(eo < TOL && ek < TOL && ev < TOL, "chunk %d: o %g H %g U %g", sizes[i], eo,
+                      ek, ev);
     }
+    linattn_ctx_destroy(c);
     free(o0); free(kk0); free(kv0); free(o1); free(kk1); free(kv1);
     prob_free(&p);
 }
@@ -412,6 +458,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("gka");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_vs_reference, 0, NSHAPES);
+    tcase_add_test(tc, test_chunk_sizes);
     tcase_add_test(tc, test_split_step_threads);
     tcase_add_test(tc, test_alpha0_is_gla);
     tcase_add_test(tc, test_solve_accuracy);
