@@ -102,7 +102,10 @@ static int call_forward(int op, linattn_ctx *ctx, const opset *s, linattn_algo a
     if (op == OP_GKA) {
         linattn_gka_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .beta = t[BETA],
                              .alpha = t[ALPHA], .o = t[O], .ht_kk = t[STKK], .ht_kv = t[ST]};
-        return linattn_gka_forward(ctx, &io, NULL);
+        linattn_gka_opts g;
+        linattn_gka_opts_init(&g);
+        g.algo = algo;
+        return linattn_gka_forward(ctx, &io, &g);
     }
     linattn_delta_opts o;
     linattn_delta_opts_init(&o);
@@ -491,15 +494,14 @@ int main(int argc, char **argv)
                     linattn_ctx *ctx = make_ctx(o.backends.s[bk], o.isas.s[ii], o.threads);
                     if (!ctx) { rc = 1; break; }
                     for (int oi = 0; oi < o.ops.n && !rc; oi++)
-                        for (int ai = 0; ai < (pre && !one && strcmp(o.ops.s[oi], "gka") ? o.algos.n : 1) && !rc; ai++) {
+                        for (int ai = 0; ai < (pre && !one ? o.algos.n : 1) && !rc; ai++) {
                             result *r = &res[nres];
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
                             snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : cl ? "opencl" : o.isas.s[ii]);
                             snprintf(r->algo, sizeof r->algo, "%s",
                                      ref ? "reference"
-                                     : !strcmp(r->op, "gka") ? "recurrent"
-                                     : cl ? (pre ? "chunk" : "recurrent")
+                                     : cl ? (pre && strcmp(r->op, "gka") ? "chunk" : "recurrent")
                                      : pre ? o.algos.s[ai] : "recurrent");
                             r->B = B; r->T = T; r->H = o.H; r->K = o.K; r->V = o.V;
                             r->threads = threads;
