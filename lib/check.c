@@ -94,3 +94,19 @@ int linattn_check_heads(int64_t K, int64_t V)
                             LINATTN_MAX_HEAD_DIM);
     return LINATTN_OK;
 }
+
+int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
+                      int ndim, int64_t *s, int64_t *V)
+{
+    int rc;
+    int64_t sh[LINATTN_MAX_DIMS];
+    if ((rc = linattn_check_lead(q, "q", ndim, s))) return rc;
+    if ((rc = linattn_check_tensor(k, "k", ndim, s))) return rc;
+    if ((rc = linattn_check_lead(v, "v", ndim, sh))) return rc;
+    for (int d = 0; d < ndim - 1; d++)
+        if (sh[d] != s[d])
+            return linattn_fail(LINATTN_ESHAPE, "v: dimension %d is %lld, q's is %lld", d,
+                                (long long)sh[d], (long long)s[d]);
+    *V = sh[ndim - 1];
+    return linattn_check_heads(s[ndim - 1], *V);
+}

@@ -196,16 +196,7 @@ static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *be
 static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *nseq)
 {
     int rc;
-    int64_t sh[4];
-    if ((rc = linattn_check_lead(&io->q, "q", 4, s))) return rc;
-    if ((rc = linattn_check_tensor(&io->k, "k", 4, s))) return rc;
-    if ((rc = linattn_check_lead(&io->v, "v", 4, sh))) return rc;
-    if (sh[0] != s[0] || sh[1] != s[1] || sh[2] != s[2])
-        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld,%lld] differs from "
-                            "q's [%lld,%lld,%lld]", (long long)sh[0], (long long)sh[1],
-                            (long long)sh[2], (long long)s[0], (long long)s[1], (long long)s[2]);
-    s[4] = sh[3];
-    if ((rc = linattn_check_heads(s[3], s[4]))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &s[4]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
@@ -350,22 +341,14 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                       const linattn_delta_opts *opts_in)
 {
     int rc;
-    int64_t s[4], sh[3];
+    int64_t s[4];
     linattn_delta_opts opts;
     if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_delta_opts_init(&opts);
     if (opts_in) opts = *opts_in;
     if ((rc = check_opts(ctx, &opts))) return rc;
-    if ((rc = linattn_check_lead(&io->q, "q", 3, s))) return rc;
-    if ((rc = linattn_check_tensor(&io->k, "k", 3, s))) return rc;
-    if ((rc = linattn_check_lead(&io->v, "v", 3, sh))) return rc;
-    if (sh[0] != s[0] || sh[1] != s[1])
-        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld] differs from q's "
-                            "[%lld,%lld]", (long long)sh[0], (long long)sh[1],
-                            (long long)s[0], (long long)s[1]);
-    s[3] = sh[2];
-    if ((rc = linattn_check_heads(s[2], s[3]))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
     if ((rc = linattn_check_tensor(&io->state, "state", 4, stsh))) return rc;

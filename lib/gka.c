@@ -171,21 +171,15 @@ static int try_cl(const linattn_ctx *ctx, linattn_cl_gka *a, linattn_tensor *con
 int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)
 {
     int rc;
-    int64_t s[4], sh[4], nseq;
+    int64_t s[4], V, nseq;
     linattn_gka_opts opts;
     if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_gka_opts_init(&opts);
     if (oin) opts = *oin;
     if ((rc = check_opts(&opts))) return rc;
-    if ((rc = linattn_check_lead(&io->q, "q", 4, s))) return rc;
-    if ((rc = linattn_check_tensor(&io->k, "k", 4, s))) return rc;
-    if ((rc = linattn_check_lead(&io->v, "v", 4, sh))) return rc;
-    if (sh[0] != s[0] || sh[1] != s[1] || sh[2] != s[2])
-        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld,%lld] differs from "
-                            "q's", (long long)sh[0], (long long)sh[1], (long long)sh[2]);
-    const int64_t K = s[3], V = sh[3];
-    if ((rc = linattn_check_heads(K, V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
+    const int64_t K = s[3];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
     if ((rc = check_gates(gates, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], V};
@@ -238,21 +232,15 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
 int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const linattn_gka_opts *oin)
 {
     int rc;
-    int64_t s[3], sh[3];
+    int64_t s[3], V;
     linattn_gka_opts opts;
     if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
     if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
     linattn_gka_opts_init(&opts);
     if (oin) opts = *oin;
     if ((rc = check_opts(&opts))) return rc;
-    if ((rc = linattn_check_lead(&io->q, "q", 3, s))) return rc;
-    if ((rc = linattn_check_tensor(&io->k, "k", 3, s))) return rc;
-    if ((rc = linattn_check_lead(&io->v, "v", 3, sh))) return rc;
-    if (sh[0] != s[0] || sh[1] != s[1])
-        return linattn_fail(LINATTN_ESHAPE, "v: leading shape [%lld,%lld] differs from q's",
-                            (long long)sh[0], (long long)sh[1]);
-    const int64_t K = s[2], V = sh[2];
-    if ((rc = linattn_check_heads(K, V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
+    const int64_t K = s[2];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
     if ((rc = check_gates(gates, 2, s))) return rc;
     const int64_t kk[4] = {s[0], s[1], K, K}, kv[4] = {s[0], s[1], K, V}, osh[3] = {s[0], s[1], V};

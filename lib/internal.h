@@ -72,6 +72,10 @@ int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim,
 int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T);
 /* Key and value head sizes against LINATTN_MAX_HEAD_DIM. */
 int linattn_check_heads(int64_t K, int64_t V);
+/* q and k of rank ndim and one shape (into s), v with q's leading
+ * dimensions (its last into *V), and both head sizes. */
+int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
+                      int ndim, int64_t *s, int64_t *V);
 
 /* dispatch.c */
 int linattn_kernels_select(linattn_kernels *k, const char *forced);
