@@ -78,12 +78,18 @@ static void usage(FILE *f)
 #define OP_GKA 3
 #define GKA_ITERS 30 /* the default of linattn_gka_opts */
 
-/* minimal flops per token and head: gdn/kla 6KV (two passes), gla 4KV;
- * gka 2((iters + 2)K^2 + 2KV) (spec/kalman.md A.1) */
-static double flops_per_token(const char *op, long K, long V)
+/* flops per token and head: gdn/kla 6KV (two passes), gla 4KV (the
+ * minimal counts, whatever the form); gka 2((iters + 2)K^2 + 2KV) for the
+ * recurrence (A.1) and, for its chunk form, spec A.3's count
+ * 2(iters(K^2 + 2CK) + K^2 + CK + C^2 + 2KV + CK + CV) with C = 64 */
+static double flops_per_token(const char *op, const char *algo, long K, long V)
 {
-    if (!strcmp(op, "gka")) return 2.0 * ((GKA_ITERS + 2.0) * K * K + 2.0 * K * V);
-    return (strcmp(op, "gla") ? 6.0 : 4.0) * (double)K * V;
+    const double k = (double)K, v = (double)V, c = 64.0;
+    if (!strcmp(op, "gka") && !strcmp(algo, "chunk"))
+        return 2.0 * (GKA_ITERS * (k * k + 2 * c * k) + k * k + c * k + c * c + 2 * k * v +
+                      c * k + c * v);
+    if (!strcmp(op, "gka")) return 2.0 * ((GKA_ITERS + 2.0) * k * k + 2.0 * k * v);
+    return (strcmp(op, "gla") ? 6.0 : 4.0) * k * v;
 }
 
 static int opnum(const char *op)
@@ -526,7 +532,7 @@ int main(int argc, char **argv)
                             }
                             const double tokens = (double)B * T;
                             r->tok_s = tokens / r->sec;
-                            r->gflops = tokens * o.H * flops_per_token(r->op, o.K, o.V) / r->sec * 1e-9;
+                            r->gflops = tokens * o.H * flops_per_token(r->op, r->algo, o.K, o.V) / r->sec * 1e-9;
                             r->gbs = pre ? 0 : 8.0 * B * o.H * o.K *
                                                    (o.V + (opnum(r->op) == OP_GKA ? o.K : 0)) /
                                                    r->sec * 1e-9;
