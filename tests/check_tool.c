@@ -1,5 +1,6 @@
-/* linattn tests - linattn-run end to end: .npy in, .npy out, against an
- * independent float64 recurrence written here from spec/delta.md. */
+/* linattn tests - linattn-run end to end: .npy in, .npy out, against
+ * independent float64 recurrences written here from spec/delta.md and
+ * spec/kalman.md (gka). */
 #include <check.h>
 #include <math.h>
 #include <stdarg.h>
@@ -194,6 +195,249 @@ START_TEST(test_run_rejects)
 }
 END_TEST
 
+/* ---- gka (Gated KalmaNet), from spec/kalman.md A.1, A.2 and A.6 ---------- */
+
+typedef struct gka_case {
+    int64_t B, T, H, K, V;
+    int h0, zero0;        /* initial state files; zero0: see gka_make */
+    const char *opts;     /* extra options, with what they set: */
+    int iters;
+    double ridge, scale;  /* scale 0: 1/sqrt(K) */
+} gka_case;
+
+static const gka_case GKA_CASES[] = {
+    {3, 1, 4, 16, 16, 0, 0, "", 30, 0.02, 0},
+    {2, 65, 3, 32, 24, 0, 0, "", 30, 0.02, 0},
+    {1, 130, 2, 48, 64, 1, 1, "", 30, 0.02, 0},
+    {2, 40, 2, 32, 16, 1, 0, "--iters 10 --ridge 0.05 --scale 0.3", 10, 0.05, 0.3},
+};
+#define NGKA ((int)(sizeof GKA_CASES / sizeof *GKA_CASES))
+
+typedef struct gka_data {
+    float *q, *k, *v, *g, *beta, *alpha, *hkk, *hkv;
+} gka_data;
+
+/* an initial state a previous run could have left: H a sum of outer products */
+static void gka_make_h0(const gka_case *c, gka_data *p)
+{
+    const int64_t K = c->K, n = c->B * c->H;
+    p->hkk = tu_alloc(n * K * K);
+    p->hkv = tu_alloc(n * K * c->V);
+    float *w = tu_alloc(K);
+    memset(p->hkk, 0, sizeof(float) * n * K * K);
+    for (int64_t u = 0; u < n; u++)
+        for (int r = 0; r < 4; r++) {
+            tu_fill(w, K, -1, 1);
+            tu_l2norm_rows(w, 1, (int)K);
+            for (int64_t i = 0; i < K; i++)
+                for (int64_t j = 0; j < K; j++) p->hkk[(u * K + i) * K + j] += w[i] * w[j];
+        }
+    free(w);
+    tu_fill(p->hkv, n * K * c->V, -0.5, 0.5);
+}
+
+static void gka_make(const gka_case *c, gka_data *p)
+{
+    const int64_t rows = c->B * c->T * c->H;
+    memset(p, 0, sizeof *p);
+    p->q = tu_alloc(rows * c->K);
+    p->k = tu_alloc(rows * c->K);
+    p->v = tu_alloc(rows * c->V);
+    p->g = tu_alloc(rows);
+    p->beta = tu_alloc(rows);
+    p->alpha = tu_alloc(rows);
+    tu_fill(p->q, rows * c->K, -1, 1);
+    tu_fill(p->k, rows * c->K, -1, 1);
+    tu_l2norm_rows(p->q, rows, (int)c->K);
+    tu_l2norm_rows(p->k, rows, (int)c->K);
+    tu_fill(p->v, rows * c->V, -1, 1);
+    tu_fill(p->g, rows, -0.5, 0);
+    tu_fill(p->beta, rows, 0.05, 1);
+    tu_fill(p->alpha, rows, 0, 1);
+    if (c->h0) gka_make_h0(c, p);
+    if (c->zero0) { /* batch 0 sees H = 0 at t = 0 but U != 0: the A.6 guard */
+        memset(p->k, 0, sizeof(float) * c->H * c->K);
+        memset(p->hkk, 0, sizeof(float) * c->H * c->K * c->K);
+    }
+}
+
+static void gka_free(gka_data *p)
+{
+    free(p->q); free(p->k); free(p->v); free(p->g); free(p->beta); free(p->alpha);
+    free(p->hkk); free(p->hkv);
+}
+
+/* x ~ (Hm + a f I)^-1 q, f = |Hm|_F: x(-1) = 0, x(0) = tau q, then `iters`
+ * Chebyshev steps with omega_0 = 2, omega_n = 1 / (1 - rho^2/4 omega_{n-1});
+ * x = 0 when f < 1e-30.  xp and xn are scratch. */
+static void gka_solve(const double *Hm, int64_t K, const float *q, double a, int iters,
+                      double *x, double *xp, double *xn)
+{
+    double f = 0;
+    for (int64_t i = 0; i < K * K; i++) f += Hm[i] * Hm[i];
+    f = sqrt(f);
+    for (int64_t i = 0; i < K; i++) x[i] = xp[i] = 0;
+    if (f < 1e-30) return;
+    const double lam = a * f, tau = 2 / ((1 + 2 * a) * f), rho = 1 / (1 + 2 * a);
+    double w = 2;
+    for (int64_t i = 0; i < K; i++) x[i] = tau * q[i];
+    for (int n = 1; n <= iters; n++) {
+        w = 1 / (1 - rho * rho / 4 * w);
+        for (int64_t i = 0; i < K; i++) {
+            double r = lam * x[i] - q[i];
+            for (int64_t j = 0; j < K; j++) r += Hm[i * K + j] * x[j];
+            xn[i] = w * (x[i] - tau * r) + (1 - w) * xp[i];
+        }
+        memcpy(xp, x, sizeof(double) * K);
+        memcpy(x, xn, sizeof(double) * K);
+    }
+}
+
+/* One (sequence, head) in float64: state Hm [K,K], U [K,V] in, final out. */
+static void gka_oracle_head(const gka_case *c, const gka_data *p, int64_t b, int64_t h,
+                            double *Hm, double *U, double *o, double *x)
+{
+    const int64_t K = c->K, V = c->V;
+    const double scale = c->scale != 0 ? c->scale : 1 / sqrt((double)K);
+    double *kh = x + K, *vh = kh + K, *xp = vh + V, *xn = xp + K;
+    for (int64_t t = 0; t < c->T; t++) {
+        const int64_t r = (b * c->T + t) * c->H + h;
+        const double gam = exp((double)p->g[r]), beta = p->beta[r], al = p->alpha[r];
+        for (int64_t i = 0; i < K; i++) kh[i] = beta * p->k[r * K + i];
+        for (int64_t j = 0; j < V; j++) vh[j] = beta * p->v[r * V + j];
+        for (int64_t i = 0; i < K; i++) {
+            for (int64_t j = 0; j < K; j++) Hm[i * K + j] = gam * Hm[i * K + j] + kh[i] * kh[j];
+            for (int64_t j = 0; j < V; j++) U[i * V + j] = gam * U[i * V + j] + kh[i] * vh[j];
+        }
+        const float *q = p->q + r * K;
+        gka_solve(Hm, K, q, c->ridge, c->iters, x, xp, xn);
+        for (int64_t j = 0; j < V; j++) {
+            double acc = 0;
+            for (int64_t i = 0; i < K; i++) acc += U[i * V + j] * ((1 - al) * q[i] + al * x[i]);
+            o[r * V + j] = scale * acc;
+        }
+    }
+}
+
+static void gka_oracle(const gka_case *c, const gka_data *p, double *o, double *hkk,
+                       double *hkv)
+{
+    const int64_t K = c->K, V = c->V;
+    double *x = malloc(sizeof(double) * (4 * K + V));
+    ck_assert_ptr_nonnull(x);
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t h = 0; h < c->H; h++) {
+            const int64_t u = b * c->H + h;
+            double *Hm = hkk + u * K * K, *U = hkv + u * K * V;
+            for (int64_t i = 0; i < K * K; i++) Hm[i] = p->hkk ? p->hkk[u * K * K + i] : 0.0;
+            for (int64_t i = 0; i < K * V; i++) U[i] = p->hkv ? p->hkv[u * K * V + i] : 0.0;
+            gka_oracle_head(c, p, b, h, Hm, U, o, x);
+        }
+    free(x);
+}
+
+static void gka_save(const gka_case *c, const gka_data *p)
+{
+    const int64_t B = c->B, T = c->T, H = c->H, K = c->K, V = c->V;
+    const int64_t sq[4] = {B, T, H, K}, sv[4] = {B, T, H, V}, s3[3] = {B, T, H},
+                  skk[4] = {B, H, K, K}, skv[4] = {B, H, K, V};
+    save("in", "q", p->q, 4, sq);
+    save("in", "k", p->k, 4, sq);
+    save("in", "v", p->v, 4, sv);
+    save("in", "g", p->g, 3, s3);
+    save("in", "beta", p->beta, 3, s3);
+    save("in", "alpha", p->alpha, 3, s3);
+    if (c->h0) {
+        save("in", "h0_kk", p->hkk, 4, skk);
+        save("in", "h0_kv", p->hkv, 4, skv);
+    }
+}
+
+START_TEST(test_gka_matches_float64)
+{
+    static const char *const modes[] = {"--backend ref", "--backend cpu --algo recurrent",
+                                        "--backend cpu --chunk 16 --threads 3", ""};
+    const int blas = strncmp(linattn_blas_info(), "none", 4) != 0; /* the chunk form's */
+    const gka_case *c = &GKA_CASES[_i];
+    gka_data p;
+    gka_make(c, &p);
+    gka_save(c, &p);
+    const size_t no = c->B * c->T * c->H * c->V, nkk = c->B * c->H * c->K * c->K,
+                 nkv = c->B * c->H * c->K * c->V;
+    double *ro = malloc(sizeof(double) * no), *rkk = malloc(sizeof(double) * nkk),
+           *rkv = malloc(sizeof(double) * nkv);
+    ck_assert(ro && rkk && rkv);
+    gka_oracle(c, &p, ro, rkk, rkv);
+    for (int m = 0; m < 4; m++) {
+        if (m == 2 && !blas) continue;
+        sh("rm -rf %s/out", dir);
+        const int rc = sh("%s gka --in %s/in --out %s/out %s %s", tool(), dir, dir, modes[m],
+                          c->opts);
+        ck_assert_msg(rc == 0, "linattn-run gka %s %s exited %d", modes[m], c->opts, rc);
+        float *o = load("out", "o", no), *kk = load("out", "ht_kk", nkk),
+              *kv = load("out", "ht_kv", nkv);
+        const double eo = rms_rel(o, ro, no), ek = rms_rel(kk, rkk, nkk),
+                     ev = rms_rel(kv, rkv, nkv);
+        ck_assert_msg(eo < 1e-4 && ek < 1e-4 && ev < 1e-4,
+                      "gka case %d '%s %s': o %.2e ht_kk %.2e ht_kv %.2e", _i, modes[m], c->opts,
+                      eo, ek, ev);
+        free(o);
+        free(kk);
+        free(kv);
+    }
+    free(ro);
+    free(rkk);
+    free(rkv);
+    gka_free(&p);
+}
+END_TEST
+
+START_TEST(test_gka_rejects)
+{
+    const int64_t s4[4] = {1, 3, 1, 4}, s3[3] = {1, 3, 1}, skk[4] = {1, 1, 4, 4};
+    float x[64] = {0};
+    save("in", "q", x, 4, s4);
+    save("in", "k", x, 4, s4);
+    save("in", "v", x, 4, s4);
+    save("in", "g", x, 3, s3);
+    save("in", "beta", x, 3, s3);
+    save("in", "alpha", x, 3, s3);
+    /* valid baseline */
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/out 2>/dev/null", tool(), dir, dir), 0);
+    ck_assert_int_eq(sh("test -e %s/out/ht_kk.npy && test -e %s/out/ht_kv.npy", dir, dir), 0);
+    /* usage errors: exit 2, with a message naming the option */
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --ridge 0 2>%s/err", tool(), dir, dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("grep -q -- '--ridge' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --ridge inf 2>/dev/null", tool(), dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --iters 0 2>/dev/null", tool(), dir, dir), 2);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --iters 1001 2>/dev/null", tool(), dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --chunk 0 2>/dev/null", tool(), dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --eps 1e-6 2>%s/err", tool(), dir, dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("grep -q -- '--eps' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --ridge 0.1 2>%s/err", tool(), dir, dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("grep -q -- '--ridge' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s gla --in %s/in --out %s/o --iters 5 2>/dev/null", tool(), dir, dir), 2);
+    ck_assert_int_ne(sh("test -e %s/o", dir), 0);
+    /* half a state pair: rejected by the operator, nothing written */
+    save("in", "h0_kk", x, 4, skk);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o2 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q 'h0_kv' %s/err", dir), 0);
+    ck_assert_int_ne(sh("test -e %s/o2/o.npy", dir), 0);
+    sh("rm -f %s/in/h0_kk.npy", dir);
+    /* missing input: alpha */
+    sh("rm -f %s/in/alpha.npy", dir);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o3 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q 'alpha.npy' %s/err", dir), 0);
+    ck_assert_int_ne(sh("test -e %s/o3/o.npy", dir), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tool");
@@ -202,6 +446,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_run_matches_float64, 0, 3 * (int)(sizeof CASES / sizeof *CASES));
     tcase_add_test(tc, test_run_rejects);
+    tcase_add_loop_test(tc, test_gka_matches_float64, 0, NGKA);
+    tcase_add_test(tc, test_gka_rejects);
     suite_add_tcase(s, tc);
     return s;
 }
