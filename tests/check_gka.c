@@ -94,7 +94,7 @@ static int run(linattn_ctx *ctx, const gka_prob *p, const linattn_gka_opts *opts
 
 typedef struct shape { int64_t B, T, H, K, V; int h0; } shape;
 static const shape SHAPES[] = {
-    {2, 1, 2, 16, 16, 0}, {1, 63, 3, 32, 48, 1}, {2, 65, 2, 64, 64, 0},
+    {4, 1, 8, 16, 16, 0}, {1, 63, 3, 32, 48, 1}, {2, 65, 2, 64, 64, 0},
     {1, 130, 1, 128, 128, 1}, {1, 40, 2, 48, 24, 1},
 };
 #define NSHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
