@@ -101,7 +101,6 @@ int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const 
     return LINATTN_OK;
 }
 
-void *linattn_buffer_mem(const linattn_buffer *b) { return b->mem; }
 
 int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
                           const char *const *names, int n)

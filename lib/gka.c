@@ -168,16 +168,64 @@ static int try_cl(const linattn_ctx *ctx, linattn_cl_gka *a, linattn_tensor *con
     return !(*rc && linattn_cl_fallback(ctx, *rc, t, n));
 }
 
+/* The checks every entry point starts with; the options with defaults. */
+static int begin(const linattn_ctx *ctx, const void *io, const linattn_gka_opts *in,
+                 linattn_gka_opts *opts)
+{
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_gka_opts_init(opts);
+    if (in) *opts = *in;
+    return check_opts(opts);
+}
+
+/* Everything after the argument checks, for forward and step (step: T = 1,
+ * sequence n is batch row n, h0 and ht are the state, updated in place).
+ * names[] name x's tensors for the buffer checks, in the order below. */
+static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, int64_t T,
+               int64_t H, int64_t nseq, int64_t K, int64_t V, const linattn_gka_opts *opts,
+               int step)
+{
+    int rc;
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->alpha, &x->h0_kk,
+                                  &x->h0_kv, &x->o, &x->ht_kk, &x->ht_kv};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
+    linattn_clear_error();
+    const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
+    linattn_cl_gka a = {
+        .step = step, .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V,
+        .iters = opts->iters, .cu = x->cu_seqlens, .scale = scale, .ridge = opts->ridge,
+        .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k), .v = linattn_cl_arg_of(&x->v),
+        .g = linattn_cl_arg_of(&x->g), .beta = linattn_cl_arg_of(&x->beta),
+        .alpha = linattn_cl_arg_of(&x->alpha), .h0kk = linattn_cl_arg_of(&x->h0_kk),
+        .h0kv = linattn_cl_arg_of(&x->h0_kv), .o = linattn_cl_arg_of(&x->o),
+        .htkk = linattn_cl_arg_of(&x->ht_kk), .htkv = linattn_cl_arg_of(&x->ht_kv),
+    };
+    if (try_cl(ctx, &a, ts, 11, &rc)) return rc;
+    gka_plan p = {
+        .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
+        .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
+        .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
+        .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
+        .alpha = linattn_host(&x->alpha), .h0kk = linattn_host(&x->h0_kk),
+        .h0kv = linattn_host(&x->h0_kv), .o = linattn_host(&x->o),
+        .htkk = linattn_host(&x->ht_kk), .htkv = linattn_host(&x->ht_kv),
+        .scale = scale, .ridge = opts->ridge, .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
+    };
+    /* auto: the chunk form where BLAS is there and a sequence fills a chunk; the
+     * step always runs the recurrence */
+    p.chunk = !step && !p.ref &&
+              (opts->algo == LINATTN_ALGO_CHUNK ||
+               (opts->algo == LINATTN_ALGO_AUTO && linattn_have_blas() && T >= p.C));
+    return execute(&p, nseq * H, step ? "gka step" : "gka forward");
+}
+
 int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)
 {
     int rc;
     int64_t s[4], V, nseq;
     linattn_gka_opts opts;
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
-    linattn_gka_opts_init(&opts);
-    if (oin) opts = *oin;
-    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
     const int64_t K = s[3];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
@@ -196,37 +244,10 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     const int64_t kk[4] = {nseq, s[2], K, K}, kv[4] = {nseq, s[2], K, V};
     if ((rc = check_pair(&io->h0_kk, &io->h0_kv, "h0_kk", "h0_kv", kk, kv, 0))) return rc;
     if ((rc = check_pair(&io->ht_kk, &io->ht_kv, "ht_kk", "ht_kv", kk, kv, 0))) return rc;
-    linattn_gka_io x = *io;
-    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.alpha, &x.h0_kk, &x.h0_kv,
-                                  &x.o, &x.ht_kk, &x.ht_kv};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv",
                                         "o", "ht_kk", "ht_kv"};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
-    linattn_clear_error();
-    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K);
-    linattn_cl_gka a = {
-        .T = s[1], .H = s[2], .nseq = nseq, .K = (int)K, .V = (int)V, .iters = opts.iters,
-        .cu = io->cu_seqlens, .scale = scale, .ridge = opts.ridge,
-        .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v),
-        .g = linattn_cl_arg_of(&x.g), .beta = linattn_cl_arg_of(&x.beta),
-        .alpha = linattn_cl_arg_of(&x.alpha), .h0kk = linattn_cl_arg_of(&x.h0_kk),
-        .h0kv = linattn_cl_arg_of(&x.h0_kv), .o = linattn_cl_arg_of(&x.o),
-        .htkk = linattn_cl_arg_of(&x.ht_kk), .htkv = linattn_cl_arg_of(&x.ht_kv),
-    };
-    if (try_cl(ctx, &a, ts, 11, &rc)) return rc;
-    gka_plan p = {
-        .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V, .iters = opts.iters,
-        .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = io->cu_seqlens,
-        .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v),
-        .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
-        .h0kk = linattn_host(&x.h0_kk), .h0kv = linattn_host(&x.h0_kv), .o = linattn_host(&x.o),
-        .htkk = linattn_host(&x.ht_kk), .htkv = linattn_host(&x.ht_kv),
-        .scale = scale, .ridge = opts.ridge, .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
-    };
-    /* auto: the chunk form where BLAS is there and a sequence fills a chunk */
-    p.chunk = !p.ref && (opts.algo == LINATTN_ALGO_CHUNK ||
-                         (opts.algo == LINATTN_ALGO_AUTO && linattn_have_blas() && s[1] >= p.C));
-    return execute(&p, nseq * s[2], "gka forward");
+    linattn_gka_io x = *io;
+    return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
 }
 
 int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const linattn_gka_opts *oin)
@@ -234,11 +255,7 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     int rc;
     int64_t s[3], V;
     linattn_gka_opts opts;
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
-    linattn_gka_opts_init(&opts);
-    if (oin) opts = *oin;
-    if ((rc = check_opts(&opts))) return rc;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
     const int64_t K = s[2];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
@@ -247,33 +264,11 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     if ((rc = check_pair(&io->state_kk, &io->state_kv, "state_kk", "state_kv", kk, kv, 1)))
         return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
-    linattn_gka_step_io x = *io;
-    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.alpha, &x.state_kk,
-                                  &x.state_kv, &x.o};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "state_kk",
-                                        "state_kv", "o"};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 9))) return rc;
-    linattn_clear_error();
-    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)K);
-    linattn_cl_gka a = {
-        .step = 1, .T = 1, .H = s[1], .nseq = s[0], .K = (int)K, .V = (int)V,
-        .iters = opts.iters, .scale = scale, .ridge = opts.ridge,
-        .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v),
-        .g = linattn_cl_arg_of(&x.g), .beta = linattn_cl_arg_of(&x.beta),
-        .alpha = linattn_cl_arg_of(&x.alpha), .h0kk = linattn_cl_arg_of(&x.state_kk),
-        .h0kv = linattn_cl_arg_of(&x.state_kv), .o = linattn_cl_arg_of(&x.o),
-        .htkk = linattn_cl_arg_of(&x.state_kk), .htkv = linattn_cl_arg_of(&x.state_kv),
-    };
-    if (try_cl(ctx, &a, ts, 9, &rc)) return rc;
-    /* B sequences of one token: the forward machinery with T = 1 */
-    gka_plan p = {
-        .ctx = ctx, .T = 1, .H = s[1], .K = (int)K, .V = (int)V, .iters = opts.iters,
-        .ref = ctx->backend == LINATTN_BACKEND_REF,
-        .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v),
-        .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .alpha = linattn_host(&x.alpha),
-        .h0kk = linattn_host(&x.state_kk), .h0kv = linattn_host(&x.state_kv),
-        .o = linattn_host(&x.o), .htkk = linattn_host(&x.state_kk),
-        .htkv = linattn_host(&x.state_kv), .scale = scale, .ridge = opts.ridge,
-    };
-    return execute(&p, s[0] * s[1], "gka step");
+                                        "state_kv", "o", "state_kk", "state_kv"};
+    /* B sequences of one token: the forward's path with h0 = ht = the state */
+    linattn_gka_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
+                        .alpha = io->alpha, .h0_kk = io->state_kk, .h0_kv = io->state_kv,
+                        .o = io->o, .ht_kk = io->state_kk, .ht_kv = io->state_kv};
+    return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
 }

@@ -50,7 +50,6 @@ linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t);
  * path instead (the device failed, auto chose it, every tensor is in host
  * memory; said on stderr when verbose). */
 int linattn_cl_fallback(const linattn_ctx *ctx, int rc, linattn_tensor *const *t, int n);
-void *linattn_buffer_mem(const linattn_buffer *b);
 
 /* errors.c: record a message for this thread and return the code. */
 int linattn_fail(int code, const char *fmt, ...)
