@@ -157,15 +157,24 @@ START_TEST(test_run_matches_float64)
 }
 END_TEST
 
-START_TEST(test_run_rejects)
+/* Zero inputs of B=1, T=3, H=1, K=V=4 into in/: q k v g beta (gka: and alpha). */
+static void save_tiny(int gka)
 {
-    const int64_t s4[4] = {1, 3, 1, 4}, s3[3] = {1, 3, 1}, s4b[4] = {1, 3, 1, 5};
-    float x[64] = {0};
+    const int64_t s4[4] = {1, 3, 1, 4}, s3[3] = {1, 3, 1};
+    static const float x[64] = {0};
     save("in", "q", x, 4, s4);
     save("in", "k", x, 4, s4);
     save("in", "v", x, 4, s4);
     save("in", "g", x, 3, s3);
     save("in", "beta", x, 3, s3);
+    if (gka) save("in", "alpha", x, 3, s3);
+}
+
+START_TEST(test_run_rejects)
+{
+    const int64_t s3[3] = {1, 3, 1}, s4b[4] = {1, 3, 1, 5};
+    float x[64] = {0};
+    save_tiny(0);
     /* valid baseline */
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/out 2>/dev/null", tool(), dir, dir), 0);
     /* usage errors: exit 2 */
@@ -394,14 +403,9 @@ END_TEST
 
 START_TEST(test_gka_rejects)
 {
-    const int64_t s4[4] = {1, 3, 1, 4}, s3[3] = {1, 3, 1}, skk[4] = {1, 1, 4, 4};
+    const int64_t skk[4] = {1, 1, 4, 4};
     float x[64] = {0};
-    save("in", "q", x, 4, s4);
-    save("in", "k", x, 4, s4);
-    save("in", "v", x, 4, s4);
-    save("in", "g", x, 3, s3);
-    save("in", "beta", x, 3, s3);
-    save("in", "alpha", x, 3, s3);
+    save_tiny(1);
     /* valid baseline */
     ck_assert_int_eq(sh("%s gka --in %s/in --out %s/out 2>/dev/null", tool(), dir, dir), 0);
     ck_assert_int_eq(sh("test -e %s/out/ht_kk.npy && test -e %s/out/ht_kv.npy", dir, dir), 0);
