@@ -5,9 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
-#ifdef HAVE_CBLAS
-#include <cblas.h>
-#endif
 
 static const char *const op_names[] = {"gdn", "kla", "gla"};
 
