@@ -54,6 +54,8 @@ typedef struct isa_entry {
     const char *name;
     linattn_delta_rec_fn delta_rec;
     linattn_gka_rec_fn gka_rec;
+    linattn_kalman_rec_fn kalman_rec;
+    linattn_kalman_sum_fn kalman_sum;
     int (*usable)(const linattn_cpu_caps *f);
 } isa_entry;
 
@@ -75,19 +77,25 @@ static void take(linattn_kernels *k, const isa_entry *e)
     k->simd = strcmp(e->name, "scalar") != 0;
     k->delta_rec = e->delta_rec;
     k->gka_rec = e->gka_rec;
+    k->kalman_rec = e->kalman_rec;
+    k->kalman_sum = e->kalman_sum;
 }
 
 static const isa_entry isas[] = {
 #ifdef LINATTN_HAVE_AVX512
-    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512, has_avx512},
+    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512,
+     linattn_kalman_rec_avx512, linattn_kalman_sum_avx512, has_avx512},
 #endif
 #ifdef LINATTN_HAVE_AVX2
-    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2, has_avx2},
+    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2,
+     linattn_kalman_rec_avx2, linattn_kalman_sum_avx2, has_avx2},
 #endif
 #ifdef LINATTN_HAVE_NEON
-    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon, has_neon},
+    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon,
+     linattn_kalman_rec_neon, linattn_kalman_sum_neon, has_neon},
 #endif
-    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable, always},
+    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable,
+     linattn_kalman_rec_portable, linattn_kalman_sum_portable, always},
 };
 
 const char *linattn_isa_compiled(void)

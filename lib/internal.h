@@ -19,6 +19,8 @@ typedef struct linattn_kernels {
     int simd; /* vector kernels (not the portable C ones) */
     linattn_delta_rec_fn delta_rec;
     linattn_gka_rec_fn gka_rec;
+    linattn_kalman_rec_fn kalman_rec;
+    linattn_kalman_sum_fn kalman_sum;
 } linattn_kernels;
 
 /* info.c */
@@ -100,6 +102,10 @@ void linattn_gka_ref_seq(const linattn_gka_job *job, double *work);
 /* gka_chunk.c: chunkwise form (needs BLAS) for one (sequence, head). */
 size_t linattn_gka_chunk_work(int K, int V, int C);
 void linattn_gka_chunk(const linattn_gka_job *job, int C, float *work);
+
+/* kalman_ref.c: the double reference of one kalman job (doubles of work). */
+size_t linattn_kalman_ref_work(int S);
+void linattn_kalman_ref(const linattn_kalman_job *job, double *work);
 
 /* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
 size_t linattn_delta_chunk_work(int K, int n, int C);

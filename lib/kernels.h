@@ -78,4 +78,50 @@ void linattn_gka_rec_avx2(const linattn_gka_job *job);
 void linattn_gka_rec_avx512(const linattn_gka_job *job);
 void linattn_gka_rec_neon(const linattn_gka_job *job);
 
+/* One job of the kalman filter (spec/kalman.md B.2): one sequence and a
+ * block of n channels with their S lanes each, over T tokens.
+ *
+ *   v[t*sm + c], lv[t*sm + c]    c < n   observation, its precision
+ *   k[t*S + s], q[t*S + s]       s < S   observation map, readout
+ *   a[c*S + s], p[c*S + s]               decay, noise (as given)
+ *   ct[(i*S + s)*BLOCK + c]              the same, transposed and floored:
+ *                                        i = 0 a, 1 a2 = max(a^2, 1e-12),
+ *                                        2 max(p, 1e-12)
+ *   lam_in, eta_in [c*S + s]             entering state (NULL: 1 and 0)
+ *   lam, eta [c*S + s]                   final state (may be lam_in, eta_in)
+ *   y[t*sm + c], yvar[t*sm + c]          outputs (yvar NULL: skipped)
+ *
+ * Per lane and token:
+ *   den = a2 + p lam;  lam = lam/den + lv k^2;  eta = (a/den) eta + lv v k
+ *   r = 1/max(lam, 1e-12);  y += q eta r;  yvar += q^2 r   (sums over s in order)
+ * The result of a lane does not depend on n or on the other channels, so
+ * blocking never changes the answer.  work: LINATTN_KALMAN_WORK floats,
+ * 64-byte aligned. */
+typedef struct linattn_kalman_job {
+    int64_t T;
+    int S, n;
+    ptrdiff_t sm;
+    const float *v, *lv, *k, *q, *a, *p, *ct, *lam_in, *eta_in;
+    float *lam, *eta, *y, *yvar, *work;
+} linattn_kalman_job;
+
+#define LINATTN_KALMAN_BLOCK 32 /* channels per job */
+#define LINATTN_KALMAN_WORK(S) ((size_t)(S) * (2 * LINATTN_KALMAN_BLOCK + 4))
+
+typedef void (*linattn_kalman_rec_fn)(const linattn_kalman_job *job);
+/* The scan form's first pass: the composed map of the job's T tokens for
+ * each lane, seven numbers (P11 P12 P21 P22 q1 q2 s, spec B.3(c), trace
+ * normalised) as sum[(i*S + s)*LINATTN_KALMAN_BLOCK + c], i < 7; lam and
+ * eta are not touched. */
+typedef void (*linattn_kalman_sum_fn)(const linattn_kalman_job *job, float *sum);
+
+void linattn_kalman_rec_portable(const linattn_kalman_job *job);
+void linattn_kalman_rec_avx2(const linattn_kalman_job *job);
+void linattn_kalman_rec_avx512(const linattn_kalman_job *job);
+void linattn_kalman_rec_neon(const linattn_kalman_job *job);
+void linattn_kalman_sum_portable(const linattn_kalman_job *job, float *sum);
+void linattn_kalman_sum_avx2(const linattn_kalman_job *job, float *sum);
+void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);
+void linattn_kalman_sum_neon(const linattn_kalman_job *job, float *sum);
+
 #endif

@@ -282,6 +282,51 @@ typedef struct linattn_gka_step_io {
 int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,
                      const linattn_gka_opts *opts);
 
+/* ---- Kalman linear attention: kalman (linattn_kalman(3)) --------------- */
+
+/* M channels x S states = M*S lanes, each an independent scalar Kalman
+ * filter in information form (precision lam, information eta); spec
+ * kalman.md part B.  S is at most LINATTN_KALMAN_MAX_STATES. */
+#define LINATTN_KALMAN_MAX_STATES 256
+
+typedef struct linattn_kalman_opts {
+    /* forward on the CPU: LINATTN_ALGO_RECURRENT (the token recurrence),
+     * LINATTN_ALGO_CHUNK (the chunked associative scan: time split into
+     * pieces), or AUTO: the scan only when lanes are too few to keep the
+     * threads busy and the sequence is long */
+    linattn_algo algo;
+    int chunk; /* tokens per piece of the scan; 0: chosen from T */
+} linattn_kalman_opts;
+
+void linattn_kalman_opts_init(linattn_kalman_opts *opts);
+
+/*   v, lam_v [B,T,M]: observation and its precision (finite, > 0)
+ *   k, q [B,T,S]: observation map and readout, shared by the channels
+ *   decay [M,S] in (0,1), noise [M,S] finite and >= 0 (floored at 1e-12)
+ *   lam0 [N,M,S] (finite, > 0), eta0 [N,M,S]: initial state (absent: 1
+ *   and 0; both or neither); y [B,T,M] mean; yvar [B,T,M] variance
+ *   (absent: not computed); lamT, etaT [N,M,S] final state (absent: not
+ *   returned; both or neither; may be lam0, eta0).  N: B, or n_seqs with
+ *   cu_seqlens (as for the delta family). */
+typedef struct linattn_kalman_io {
+    linattn_tensor v, lam_v, k, q, decay, noise, lam0, eta0, y, yvar, lamT, etaT;
+    const int64_t *cu_seqlens;
+    int64_t n_seqs;
+} linattn_kalman_io;
+
+int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
+                           const linattn_kalman_opts *opts);
+
+/* One decode step: v, lam_v, y, yvar [B,M]; k, q [B,S]; decay, noise
+ * [M,S]; state_lam, state_eta [B,M,S] updated in place (required;
+ * state_lam finite and > 0). */
+typedef struct linattn_kalman_step_io {
+    linattn_tensor v, lam_v, k, q, decay, noise, state_lam, state_eta, y, yvar;
+} linattn_kalman_step_io;
+
+int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
+                        const linattn_kalman_opts *opts);
+
 /* ---- .npy files (float32, little-endian, C order) ---------------------- */
 
 /* An array owned by the library (free with linattn_array_free). */

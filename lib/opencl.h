@@ -60,4 +60,20 @@ typedef struct linattn_cl_gka {
 
 int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a);
 
+/* kalman on the device, arguments already checked.  step: T = 1, sequence
+ * n is batch row n, the state (lam0 = lamT) updated in place. */
+typedef struct linattn_cl_kalman {
+    int step;
+    int64_t T, M, nseq;
+    int S;
+    int64_t L;           /* tokens per piece; 0: the backend chooses */
+    const int64_t *cu;
+    linattn_cl_arg v, lv, k, q, a, p, lam0, eta0, y, yvar, lamT, etaT;
+} linattn_cl_kalman;
+
+int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
+/* *bad = 1 when a value of the count floats of buffer mem is out of range
+ * (range: 0 in (0,1), 1 finite >= 0, 2 finite > 0), else 0. */
+int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, int *bad);
+
 #endif

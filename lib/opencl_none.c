@@ -66,3 +66,15 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
     (void)cl; (void)a;
     return none();
 }
+
+int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a)
+{
+    (void)cl; (void)a;
+    return none();
+}
+
+int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, int *bad)
+{
+    (void)cl; (void)mem; (void)count; (void)range; (void)bad;
+    return none();
+}

@@ -17,11 +17,13 @@ typedef struct linattn_cl_prog {
     cl_kernel prep, state, out, step, kla;
 } linattn_cl_prog;
 
-/* A program of one operator family built for (K, V), with its kernel. */
+/* A program of one operator family built for (K, V), with its kernels. */
+#define LINATTN_CL_MAX_KERNELS 4
 typedef struct linattn_cl_kprog {
     int K, V;
     cl_program prog;
-    cl_kernel kernel;
+    cl_kernel kernel; /* the first of kernels[] */
+    cl_kernel kernels[LINATTN_CL_MAX_KERNELS];
 } linattn_cl_kprog;
 
 struct linattn_cl {
@@ -37,6 +39,8 @@ struct linattn_cl {
     linattn_cl_prog progs[LINATTN_CL_MAX_PROGS];
     int ngka;
     linattn_cl_kprog gka[LINATTN_CL_MAX_PROGS];
+    int nkalman;
+    linattn_cl_kprog kalman[LINATTN_CL_MAX_PROGS];
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */
@@ -87,5 +91,8 @@ void linattn_cl_programs_release(linattn_cl *cl);
  * list progs (of n, at most LINATTN_CL_MAX_PROGS); cl->lock held. */
 int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
                          const char *name, int K, int V, cl_kernel *out);
+/* The same for nk kernels of one program (out[i] is names[i]). */
+int linattn_cl_kprog_getn(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
+                          const char *const *names, int nk, int K, int V, cl_kernel *out);
 
 #endif

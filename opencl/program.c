@@ -163,19 +163,20 @@ int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_p
 
 static void kprog_release(linattn_cl_kprog *p)
 {
-    if (p->kernel) linattn_clapi.clReleaseKernel(p->kernel);
+    for (int i = 0; i < LINATTN_CL_MAX_KERNELS; i++)
+        if (p->kernels[i]) linattn_clapi.clReleaseKernel(p->kernels[i]);
     if (p->prog) linattn_clapi.clReleaseProgram(p->prog);
     memset(p, 0, sizeof *p);
 }
 
-int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
-                         const char *name, int K, int V, cl_kernel *out)
+int linattn_cl_kprog_getn(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
+                          const char *const *names, int nk, int K, int V, cl_kernel *out)
 {
     int rc;
     cl_int err;
     for (int i = 0; i < *n; i++)
         if (progs[i].K == K && progs[i].V == V) {
-            *out = progs[i].kernel;
+            memcpy(out, progs[i].kernels, sizeof *out * (size_t)nk);
             return LINATTN_OK;
         }
     if (*n == LINATTN_CL_MAX_PROGS) { /* forget the oldest shape */
@@ -187,15 +188,23 @@ int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const 
     char opts[96];
     snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d", K, V);
     if ((rc = linattn_cl_build(cl, src, opts, &p->prog))) return rc;
-    if (!(p->kernel = linattn_clapi.clCreateKernel(p->prog, name, &err))) {
-        kprog_release(p);
-        return linattn_cl_fail(err, name);
-    }
+    for (int i = 0; i < nk; i++)
+        if (!(p->kernels[i] = linattn_clapi.clCreateKernel(p->prog, names[i], &err))) {
+            kprog_release(p);
+            return linattn_cl_fail(err, names[i]);
+        }
+    p->kernel = p->kernels[0];
     p->K = K;
     p->V = V;
     (*n)++;
-    *out = p->kernel;
+    memcpy(out, p->kernels, sizeof *out * (size_t)nk);
     return LINATTN_OK;
+}
+
+int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
+                         const char *name, int K, int V, cl_kernel *out)
+{
+    return linattn_cl_kprog_getn(cl, progs, n, src, &name, 1, K, V, out);
 }
 
 void linattn_cl_programs_release(linattn_cl *cl)
@@ -204,4 +213,6 @@ void linattn_cl_programs_release(linattn_cl *cl)
     cl->nprog = 0;
     for (int i = 0; i < cl->ngka; i++) kprog_release(&cl->gka[i]);
     cl->ngka = 0;
+    for (int i = 0; i < cl->nkalman; i++) kprog_release(&cl->kalman[i]);
+    cl->nkalman = 0;
 }

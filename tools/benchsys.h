@@ -13,5 +13,8 @@ double bench_sgemm_gflops(int n, int threads, int reps);
  * bytes (bytes read + written, as a decode step treats its state), median
  * of reps. */
 double bench_rmw_gbs(size_t bytes, int threads, int reps);
+/* FMA peak in GFLOP/s (an FMA counts 2 flops) of the widest vector ISA
+ * this CPU runs, on the given thread count, median of reps. */
+double bench_fma_gflops(int threads, int reps);
 
 #endif

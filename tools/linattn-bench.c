@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "benchkalman.h"
 #include "benchsvg.h"
 #include "benchsys.h"
 #include "toolutil.h"
@@ -24,14 +25,14 @@ typedef struct ilist { int n; long v[MAXL]; } ilist;
 typedef struct opts {
     list ops, isas, algos, modes, backends;
     ilist T, Bdec;
-    long Bpre, H, K, V, threads, reps;
+    long Bpre, H, K, V, M, S, threads, reps;
     const char *csv, *svg;
     int quick, limits;
 } opts;
 
 typedef struct result {
-    char op[8], mode[8], isa[16], algo[16];
-    long B, T, H, K, V, threads;
+    char op[12], mode[8], isa[16], algo[16];
+    long B, T, H, K, V, M, S, threads;
     double sec, tok_s, gflops, gbs;
     double peak, bwl; /* the limits this row is compared with */
 } result;
@@ -68,14 +69,17 @@ static int has(const list *l, const char *s)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " [--quick] [--op gdn,kla,gla,gka] [--mode prefill,decode]\n"
+            "usage: " PROG " [--quick] [--op gdn,kla,gla,gka,kalman] [--mode prefill,decode]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
-            "       [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
+            "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
             "See linattn-bench(1).\n");
 }
 
 #define OP_GKA 3
+#define OP_KALMAN 4
+#define KALMAN_FLOPS 10.0 /* per lane and token, besides 2 reciprocals (spec B.3) */
+#define KALMAN_BYTES 16.0 /* per lane and decode step: lam and eta read and written */
 #define GKA_ITERS 30 /* the default of linattn_gka_opts */
 
 /* flops per token and head: gdn/kla 6KV (two passes), gla 4KV (the
@@ -94,7 +98,8 @@ static double flops_per_token(const char *op, const char *algo, long K, long V)
 
 static int opnum(const char *op)
 {
-    return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : !strcmp(op, "gla") ? 2 : OP_GKA;
+    return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : !strcmp(op, "gla") ? 2
+           : !strcmp(op, "gka") ? OP_GKA : OP_KALMAN;
 }
 
 /* The operands of one timed call: prefill shapes ([B,T,H,..]) or decode
@@ -326,7 +331,8 @@ static void parse(int argc, char **argv, opts *o)
         {"threads", required_argument, 0, 't'}, {"reps", required_argument, 0, 'r'},
         {"csv", required_argument, 0, 'c'},    {"svg", required_argument, 0, 's'},
         {"no-limits", no_argument, 0, 'n'},    {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'v'},      {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'v'},      {"M", required_argument, 0, 'M'},
+        {"S", required_argument, 0, 'S'},      {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -337,6 +343,7 @@ static void parse(int argc, char **argv, opts *o)
     isplit("512,4096,16384", &o->T, 1, 1L << 30);
     isplit("1,8,64", &o->Bdec, 1, 1L << 20);
     o->Bpre = 1; o->H = 16; o->K = 128; o->V = 128; o->reps = 5; o->limits = 1;
+    o->M = 1024; o->S = 16;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'q': o->quick = 1; break;
@@ -351,6 +358,8 @@ static void parse(int argc, char **argv, opts *o)
         case 'H': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->H); break;
         case 'K': bad |= tool_parse_int(optarg, 1, LINATTN_MAX_HEAD_DIM, &o->K); break;
         case 'V': bad |= tool_parse_int(optarg, 1, LINATTN_MAX_HEAD_DIM, &o->V); break;
+        case 'M': bad |= tool_parse_int(optarg, 1, 1L << 24, &o->M); break;
+        case 'S': bad |= tool_parse_int(optarg, 1, LINATTN_KALMAN_MAX_STATES, &o->S); break;
         case 't': bad |= tool_parse_int(optarg, 1, 4096, &o->threads); break;
         case 'r': bad |= tool_parse_int(optarg, 1, 64, &o->reps); break;
         case 'c': o->csv = optarg; break;
@@ -368,8 +377,8 @@ static void parse(int argc, char **argv, opts *o)
     }
     for (int i = 0; i < o->ops.n; i++)
         if (strcmp(o->ops.s[i], "gdn") && strcmp(o->ops.s[i], "kla") && strcmp(o->ops.s[i], "gla") &&
-            strcmp(o->ops.s[i], "gka")) {
-            tool_error(PROG, "--op %s: expected gdn, kla, gla or gka", o->ops.s[i]);
+            strcmp(o->ops.s[i], "gka") && strcmp(o->ops.s[i], "kalman")) {
+            tool_error(PROG, "--op %s: expected gdn, kla, gla, gka or kalman", o->ops.s[i]);
             exit(2);
         }
     for (int i = 0; i < o->algos.n; i++)
@@ -436,13 +445,15 @@ int main(int argc, char **argv)
     printf("# linattn %s  cpu features: %s  isas compiled: %s  threads: %ld\n",
            linattn_version_string(), linattn_cpu_features(), linattn_isa_compiled(), threads);
     printf("# BLAS: %s\n", linattn_blas_info());
-    double sgemm = 0, bw = 0;
+    double sgemm = 0, bw = 0, fma = 0;
     if (o.limits) {
         progress(0, 1, "machine limits");
         sgemm = bench_sgemm_gflops(1024, (int)threads, o.reps);
         bw = bench_rmw_gbs((size_t)1 << 30, (int)threads, o.reps);
+        fma = bench_fma_gflops((int)threads, o.reps);
         printf("# limits (same run): sgemm 1024^3 %.1f GFLOP/s (%ld threads); "
-               "memory bandwidth %.1f GB/s (1 GiB read+written in place)\n", sgemm, threads, bw);
+               "memory bandwidth %.1f GB/s (1 GiB read+written in place); "
+               "FMA peak %.1f GFLOP/s\n", sgemm, threads, bw, fma);
     }
     double cl_sgemm = 0, cl_bw = 0;
     if (has(&o.backends, "opencl")) {
@@ -462,9 +473,9 @@ int main(int argc, char **argv)
         }
         linattn_ctx_destroy(c);
     }
-    printf("%-4s %-7s %-7s %-9s %5s %6s %3s %4s %4s %3s %10s %12s %8s %7s %8s %6s\n", "op",
-           "mode", "isa", "algo", "B", "T", "H", "K", "V", "thr", "median_ms", "tokens/s",
-           "GFLOP/s", "%sgemm", "GB/s", "%bw");
+    printf("%-6s %-7s %-7s %-9s %5s %6s %-13s %3s %10s %12s %8s %7s %8s %6s\n", "op",
+           "mode", "isa", "algo", "B", "T", "shape", "thr", "median_ms", "tokens/s",
+           "GFLOP/s", "%peak", "GB/s", "%bw");
 
     int total = 0, done = 0;
     const int nbk = o.backends.n;
@@ -495,7 +506,7 @@ int main(int argc, char **argv)
             for (int bk = 0; bk < nbk && !rc; bk++) {
                 const int ref = !strcmp(o.backends.s[bk], "ref");
                 const int cl = !strcmp(o.backends.s[bk], "opencl"), one = ref || cl;
-                const double peak = cl ? cl_sgemm : sgemm, bwl = cl ? cl_bw : bw;
+                const double bwl = cl ? cl_bw : bw;
                 for (int ii = 0; ii < (one ? 1 : o.isas.n) && !rc; ii++) {
                     linattn_ctx *ctx = make_ctx(o.backends.s[bk], o.isas.s[ii], o.threads);
                     if (!ctx) { rc = 1; break; }
@@ -505,11 +516,15 @@ int main(int argc, char **argv)
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
                             snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : cl ? "opencl" : o.isas.s[ii]);
+                            const int kal = opnum(r->op) == OP_KALMAN;
+                            const double peak = cl ? cl_sgemm : kal ? fma : sgemm;
                             snprintf(r->algo, sizeof r->algo, "%s",
                                      ref ? "reference"
+                                     : cl && kal ? (pre ? "auto" : "recurrent")
                                      : cl ? (pre && strcmp(r->op, "gka") ? "chunk" : "recurrent")
                                      : pre ? o.algos.s[ai] : "recurrent");
                             r->B = B; r->T = T; r->H = o.H; r->K = o.K; r->V = o.V;
+                            if (kal) { r->H = r->K = r->V = 0; r->M = o.M; r->S = o.S; }
                             r->threads = threads;
                             char what[96];
                             snprintf(what, sizeof what, "%s %s %s %s B=%ld T=%ld", r->op, r->mode,
@@ -517,11 +532,16 @@ int main(int argc, char **argv)
                             progress(done, total, what);
                             const linattn_algo algo =
                                 pre && !strcmp(r->algo, "chunk") ? LINATTN_ALGO_CHUNK
+                                : !strcmp(r->algo, "auto")       ? LINATTN_ALGO_AUTO
                                                                  : LINATTN_ALGO_RECURRENT;
-                            const int st = pre ? time_prefill(opnum(r->op), ctx, &b, B, T, o.H, o.K,
-                                                              o.V, algo, o.reps, &r->sec)
-                                               : time_decode(opnum(r->op), ctx, &b, B, o.H, o.K,
-                                                             o.V, o.reps, &r->sec);
+                            if (kal && algo == LINATTN_ALGO_CHUNK) snprintf(r->algo, sizeof r->algo, "scan");
+                            const int st =
+                                kal ? (pre ? bench_kalman_prefill(ctx, B, T, o.M, o.S, algo, o.reps, &r->sec)
+                                           : bench_kalman_decode(ctx, B, o.M, o.S, o.reps, &r->sec))
+                                : pre ? time_prefill(opnum(r->op), ctx, &b, B, T, o.H, o.K, o.V, algo,
+                                                     o.reps, &r->sec)
+                                      : time_decode(opnum(r->op), ctx, &b, B, o.H, o.K, o.V, o.reps,
+                                                    &r->sec);
                             done++;
                             if (st) {
                                 if (one || algo != LINATTN_ALGO_CHUNK) {
@@ -532,13 +552,21 @@ int main(int argc, char **argv)
                             }
                             const double tokens = (double)B * T;
                             r->tok_s = tokens / r->sec;
-                            r->gflops = tokens * o.H * flops_per_token(r->op, r->algo, o.K, o.V) / r->sec * 1e-9;
-                            r->gbs = pre ? 0 : 8.0 * B * o.H * o.K *
-                                                   (o.V + (opnum(r->op) == OP_GKA ? o.K : 0)) /
-                                                   r->sec * 1e-9;
-                            printf("%-4s %-7s %-7s %-9s %5ld %6ld %3ld %4ld %4ld %3ld %10.3f %12.0f "
+                            const double lanes = (double)o.M * o.S;
+                            r->gflops = kal ? tokens * lanes * KALMAN_FLOPS / r->sec * 1e-9
+                                            : tokens * o.H * flops_per_token(r->op, r->algo, o.K, o.V) /
+                                                  r->sec * 1e-9;
+                            r->gbs = pre ? 0
+                                     : kal ? B * lanes * KALMAN_BYTES / r->sec * 1e-9
+                                           : 8.0 * B * o.H * o.K *
+                                                 (o.V + (opnum(r->op) == OP_GKA ? o.K : 0)) /
+                                                 r->sec * 1e-9;
+                            char shape[32];
+                            if (kal) snprintf(shape, sizeof shape, "M%ldxS%ld", o.M, o.S);
+                            else snprintf(shape, sizeof shape, "H%ldxK%ldxV%ld", o.H, o.K, o.V);
+                            printf("%-6s %-7s %-7s %-9s %5ld %6ld %-13s %3ld %10.3f %12.0f "
                                    "%8.1f %6.1f%% %8.1f %5.1f%%\n",
-                                   r->op, r->mode, r->isa, r->algo, B, T, o.H, o.K, o.V, threads,
+                                   r->op, r->mode, r->isa, r->algo, B, T, shape, threads,
                                    r->sec * 1e3, r->tok_s, r->gflops,
                                    peak > 0 ? 100.0 * r->gflops / peak : 0.0, r->gbs,
                                    bwl > 0 && !pre ? 100.0 * r->gbs / bwl : 0.0);
@@ -561,12 +589,13 @@ int main(int argc, char **argv)
             tool_error(PROG, "%s: cannot write", o.csv);
             rc = 1;
         } else {
-            fprintf(f, "op,mode,isa,algo,B,T,H,K,V,threads,median_s,tokens_per_s,gflops,"
-                       "sgemm_gflops,pct_sgemm,gbs,bw_gbs,pct_bw\n");
+            fprintf(f, "op,mode,isa,algo,B,T,H,K,V,M,S,threads,median_s,tokens_per_s,gflops,"
+                       "peak_gflops,pct_peak,gbs,bw_gbs,pct_bw\n");
             for (int i = 0; i < nres; i++) {
                 const result *r = &res[i];
-                fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.6g,%.4g\n",
-                        r->op, r->mode, r->isa, r->algo, r->B, r->T, r->H, r->K, r->V, r->threads,
+                fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.6g,%.4g\n",
+                        r->op, r->mode, r->isa, r->algo, r->B, r->T, r->H, r->K, r->V, r->M, r->S,
+                        r->threads,
                         r->sec, r->tok_s, r->gflops, r->peak, r->peak > 0 ? 100 * r->gflops / r->peak : 0,
                         r->gbs, r->bwl, r->bwl > 0 && r->gbs > 0 ? 100 * r->gbs / r->bwl : 0);
             }

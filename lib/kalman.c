@@ -1,0 +1,520 @@
+/* linattn - driver of Kalman linear attention (kalman): argument and value
+ * checks, the plan (recurrence, or the chunked scan for few lanes), one job
+ * per (sequence, block of channels[, piece of time]) on the context's
+ * threads, or the OpenCL backend. */
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define BLK LINATTN_KALMAN_BLOCK
+#define SUM_FLOATS(S) (7u * (size_t)(S) * BLK) /* one block's map (kernels.h) */
+
+void linattn_kalman_opts_init(linattn_kalman_opts *opts)
+{
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->algo = LINATTN_ALGO_AUTO;
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+/* What a tensor's values must satisfy (the OpenCL check kernel knows the
+ * same numbers). */
+enum { RANGE_UNIT = 0, RANGE_NONNEG = 1, RANGE_POS = 2 };
+static const char *const range_text[] = {"in (0, 1)", "finite and >= 0", "finite and > 0"};
+
+static int out_of_range(float x, int range)
+{
+    switch (range) {
+    case RANGE_UNIT: return !(x > 0.0f && x < 1.0f);
+    case RANGE_NONNEG: return !(x >= 0.0f && x <= FLT_MAX);
+    default: return !(x > 0.0f && x <= FLT_MAX);
+    }
+}
+
+static size_t count_of(const linattn_tensor *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* 1 if any of x[0..n) is out of range: loops the compiler vectorises
+ * (this runs on every call, the decode step included). */
+static int any_bad(const float *x, size_t n, int range)
+{
+    int bad = 0;
+    switch (range) {
+    case RANGE_UNIT:
+#pragma omp simd reduction(| : bad)
+        for (size_t i = 0; i < n; i++) bad |= !(x[i] > 0.0f) | !(x[i] < 1.0f);
+        break;
+    case RANGE_NONNEG:
+#pragma omp simd reduction(| : bad)
+        for (size_t i = 0; i < n; i++) bad |= !(x[i] >= 0.0f) | !(x[i] <= FLT_MAX);
+        break;
+    default:
+#pragma omp simd reduction(| : bad)
+        for (size_t i = 0; i < n; i++) bad |= !(x[i] > 0.0f) | !(x[i] <= FLT_MAX);
+    }
+    return bad;
+}
+
+/* The first element of x out of range, or count. */
+static size_t first_bad(const float *x, size_t count, int range)
+{
+    for (size_t b = 0; b < count; b += 4096) {
+        const size_t n = count - b < 4096 ? count - b : 4096;
+        if (!any_bad(x + b, n, range)) continue;
+        for (size_t i = b; i < b + n; i++)
+            if (out_of_range(x[i], range)) return i;
+    }
+    return count;
+}
+
+static int report_bad(const linattn_tensor *t, const char *name, size_t i, float x, int range)
+{
+    char idx[96];
+    int len = 0;
+    size_t rest = i;
+    int64_t sub[LINATTN_MAX_DIMS];
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        sub[d] = (int64_t)(rest % (size_t)t->shape[d]);
+        rest /= (size_t)t->shape[d];
+    }
+    for (int d = 0; d < t->ndim && len < (int)sizeof idx - 24; d++)
+        len += snprintf(idx + len, sizeof idx - (size_t)len, "%s%lld", d ? "," : "",
+                        (long long)sub[d]);
+    return linattn_fail(LINATTN_ERANGE, "%s[%s] = %g: must be %s", name, idx, (double)x,
+                        range_text[range]);
+}
+
+/* Every value of an (already shape-checked) tensor in range; a tensor in a
+ * device buffer is checked on the device, and read back only to name the
+ * culprit. */
+static int check_values(const linattn_ctx *ctx, const linattn_tensor *t, const char *name,
+                        int range)
+{
+    int rc, bad = 0;
+    if (!linattn_given(t)) return LINATTN_OK;
+    const size_t n = count_of(t);
+    const float *x = linattn_host(t);
+    if (!t->buf || !ctx->cl) {
+        const size_t i = first_bad(x, n, range);
+        return i < n ? report_bad(t, name, i, x[i], range) : LINATTN_OK;
+    }
+    if ((rc = linattn_cl_kalman_check(ctx->cl, linattn_cl_arg_of(t).mem, n, range, &bad)))
+        return rc;
+    if (!bad) return LINATTN_OK;
+    float *h = malloc(sizeof(float) * n);
+    if (!h) return linattn_fail(LINATTN_ENOMEM, "%s: a value is not %s", name, range_text[range]);
+    if ((rc = linattn_buffer_read(t->buf, 0, h, n))) {
+        free(h);
+        return rc;
+    }
+    const size_t i = first_bad(h, n, range);
+    rc = i < n ? report_bad(t, name, i, h[i], range)
+               : linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
+    free(h);
+    return rc;
+}
+
+/* ---- the plan --------------------------------------------------------------- */
+
+typedef struct kalman_plan {
+    const linattn_ctx *ctx;
+    int64_t T, M, nseq, L; /* L: tokens per piece of the scan; 0: the recurrence */
+    int S, nb, ref;
+    const int64_t *cu;
+    const float *v, *lv, *k, *q, *a, *p, *lam0, *eta0;
+    float *y, *yvar, *lamT, *etaT;
+    int64_t npieces;       /* scan: pieces of every sequence */
+    int64_t *first;        /* scan: [nseq + 1] first piece of each sequence */
+    int64_t *seq_of;       /* scan: [npieces] the sequence of each piece */
+    float *sums;           /* scan: [npieces * nb] maps of SUM_FLOATS(S) */
+    float *ct;             /* [nb][3][S][BLK]: decay, its square, noise (kernels.h) */
+    size_t work_floats;
+    float *work;
+    double *dwork;
+} kalman_plan;
+
+/* Tokens [t0, t1) of sequence n in the batch: row of its first token. */
+static void seq_span(const kalman_plan *p, int64_t n, int64_t *row0, int64_t *len)
+{
+    const int64_t b = p->cu ? 0 : n, t0 = p->cu ? p->cu[n] : 0;
+    *row0 = b * p->T + t0;
+    *len = p->cu ? p->cu[n + 1] - t0 : p->T;
+}
+
+static size_t state_off(const kalman_plan *p, int64_t n, int64_t blk)
+{
+    return ((size_t)n * p->M + (size_t)blk * BLK) * p->S;
+}
+
+/* A job over tokens [from, from + len) of sequence n, channel block blk;
+ * the state in from lam0/eta0 (or the prior) and out to lamT/etaT, or to
+ * st (lam then eta, BLK * S floats each) when they are absent. */
+static linattn_kalman_job make_job(const kalman_plan *p, int64_t n, int64_t blk, int64_t from,
+                                   int64_t len, float *st, float *work)
+{
+    int64_t row0, slen;
+    seq_span(p, n, &row0, &slen);
+    const int64_t c0 = blk * BLK, row = row0 + from;
+    const size_t ls = (size_t)c0 * p->S, so = state_off(p, n, blk);
+    return (linattn_kalman_job){
+        .T = len, .S = p->S, .n = (int)(p->M - c0 < BLK ? p->M - c0 : BLK), .sm = (ptrdiff_t)p->M,
+        .v = p->v + row * p->M + c0, .lv = p->lv + row * p->M + c0, .k = p->k + row * p->S,
+        .q = p->q + row * p->S, .a = p->a + ls, .p = p->p + ls,
+        .ct = p->ct + (size_t)blk * 3 * p->S * BLK,
+        .lam_in = p->lam0 ? p->lam0 + so : NULL, .eta_in = p->eta0 ? p->eta0 + so : NULL,
+        .lam = p->lamT ? p->lamT + so : st,
+        .eta = p->etaT ? p->etaT + so : st + (size_t)BLK * p->S,
+        .y = p->y + row * p->M + c0, .yvar = p->yvar ? p->yvar + row * p->M + c0 : NULL,
+        .work = work,
+    };
+}
+
+static void run_kernel(const kalman_plan *p, const linattn_kalman_job *jb, int thread)
+{
+    if (p->ref)
+        linattn_kalman_ref(jb, p->dwork + (size_t)thread * linattn_kalman_ref_work(p->S));
+    else
+        p->ctx->kern.kalman_rec(jb);
+}
+
+static float *thread_work(const kalman_plan *p, int thread)
+{
+    return p->work + (size_t)thread * p->work_floats;
+}
+
+/* The recurrence: one job per (sequence, channel block), whole sequence. */
+static void rec_job(void *arg, int64_t unit, int thread)
+{
+    const kalman_plan *p = arg;
+    const int64_t n = unit / p->nb, blk = unit % p->nb;
+    int64_t row0, len;
+    seq_span(p, n, &row0, &len);
+    float *w = thread_work(p, thread);
+    const linattn_kalman_job jb = make_job(p, n, blk, 0, len, w, w + 2u * BLK * p->S);
+    run_kernel(p, &jb, thread);
+}
+
+/* The transposed, floored constants every job of a block shares. */
+static void const_job(void *arg, int64_t blk, int thread)
+{
+    const kalman_plan *p = arg;
+    const int S = p->S;
+    const int64_t c0 = blk * BLK, n = p->M - c0 < BLK ? p->M - c0 : BLK;
+    float *ct = p->ct + (size_t)blk * 3 * S * BLK, *a2 = ct + (size_t)S * BLK,
+          *pp = a2 + (size_t)S * BLK;
+    (void)thread;
+    for (int64_t c = 0; c < n; c++)
+        for (int s = 0; s < S; s++) {
+            const size_t i = (size_t)s * BLK + (size_t)c, j = (size_t)(c0 + c) * S + s;
+            const float a = p->a[j], sq = a * a, q = p->p[j];
+            ct[i] = a;
+            a2[i] = sq > 1e-12f ? sq : 1e-12f;
+            pp[i] = q > 1e-12f ? q : 1e-12f;
+        }
+}
+
+/* Piece g of the scan: its sequence n, its tokens [from, from + len). */
+static void piece_span(const kalman_plan *p, int64_t g, int64_t *n, int64_t *from, int64_t *len)
+{
+    int64_t row0, slen;
+    *n = p->seq_of[g];
+    seq_span(p, *n, &row0, &slen);
+    *from = (g - p->first[*n]) * p->L;
+    *len = slen - *from < p->L ? slen - *from : p->L;
+}
+
+/* Scan pass 1: the composed map of every piece but each sequence's last. */
+static void sum_job(void *arg, int64_t unit, int thread)
+{
+    const kalman_plan *p = arg;
+    const int64_t g = unit / p->nb, blk = unit % p->nb;
+    int64_t n, from, len;
+    piece_span(p, g, &n, &from, &len);
+    if (g + 1 == p->first[n + 1]) return;
+    float *w = thread_work(p, thread);
+    linattn_kalman_job jb = make_job(p, n, blk, from, len, w, w + 2u * BLK * p->S);
+    p->ctx->kern.kalman_sum(&jb, p->sums + (size_t)unit * SUM_FLOATS(p->S));
+}
+
+/* (lam, eta) through a piece's map: lam = (P11 lam + P12) / (P21 lam + P22),
+ * eta = (q1 lam + q2 + s eta) / (P21 lam + P22)   (spec B.3(c)). */
+static void apply_map(const float *m, int n, int S, float *lam, float *eta)
+{
+    const size_t sz = (size_t)S * BLK;
+    for (int c = 0; c < n; c++)
+        for (int s = 0; s < S; s++) {
+            const size_t i = (size_t)s * BLK + c, j = (size_t)c * S + s;
+            const float l = lam[j], den = m[2 * sz + i] * l + m[3 * sz + i];
+            lam[j] = (m[i] * l + m[sz + i]) / den;
+            eta[j] = (m[4 * sz + i] * l + m[5 * sz + i] + m[6 * sz + i] * eta[j]) / den;
+        }
+}
+
+/* Scan pass 2: the entering state from the maps of the earlier pieces (in
+ * this thread's copy st), then the recurrence over the piece. */
+static void piece_job(void *arg, int64_t unit, int thread)
+{
+    const kalman_plan *p = arg;
+    const int64_t g = unit / p->nb, blk = unit % p->nb;
+    int64_t n, from, len;
+    piece_span(p, g, &n, &from, &len);
+    float *w = thread_work(p, thread), *st = w, *ste = w + (size_t)BLK * p->S;
+    linattn_kalman_job jb = make_job(p, n, blk, from, len, st, w + 2u * BLK * p->S);
+    const size_t cnt = (size_t)jb.n * p->S;
+    for (size_t i = 0; i < cnt; i++) {
+        st[i] = jb.lam_in ? jb.lam_in[i] : 1.0f;
+        ste[i] = jb.eta_in ? jb.eta_in[i] : 0.0f;
+    }
+    for (int64_t j = p->first[n]; j < g; j++)
+        apply_map(p->sums + (size_t)(j * p->nb + blk) * SUM_FLOATS(p->S), jb.n, p->S, st, ste);
+    jb.lam_in = st;
+    jb.eta_in = ste;
+    if (g + 1 < p->first[n + 1]) { /* not the last piece: the final state is not wanted */
+        jb.lam = st;
+        jb.eta = ste;
+    }
+    p->ctx->kern.kalman_rec(&jb);
+}
+
+/* The scan's tables: pieces of L tokens per sequence. */
+static int scan_tables(kalman_plan *p)
+{
+    int64_t row0, len;
+    if (!(p->first = malloc(sizeof(int64_t) * (size_t)(p->nseq + 1))))
+        return linattn_fail(LINATTN_ENOMEM, "kalman forward: out of memory for the scan");
+    p->first[0] = 0;
+    for (int64_t n = 0; n < p->nseq; n++) {
+        seq_span(p, n, &row0, &len);
+        p->first[n + 1] = p->first[n] + (len + p->L - 1) / p->L;
+    }
+    p->npieces = p->first[p->nseq];
+    const size_t maps = (size_t)p->npieces * (size_t)p->nb;
+    if ((size_t)p->npieces > SIZE_MAX / sizeof(int64_t) ||
+        maps > SIZE_MAX / sizeof(float) / SUM_FLOATS(p->S))
+        return linattn_fail(LINATTN_EOVERFLOW, "kalman forward: scan tables overflow");
+    p->seq_of = malloc(sizeof(int64_t) * (size_t)p->npieces);
+    p->sums = aligned_alloc(64, sizeof(float) * maps * SUM_FLOATS(p->S));
+    if (!p->seq_of || !p->sums)
+        return linattn_fail(LINATTN_ENOMEM, "kalman forward: out of memory for the scan");
+    for (int64_t n = 0; n < p->nseq; n++)
+        for (int64_t g = p->first[n]; g < p->first[n + 1]; g++) p->seq_of[g] = n;
+    return LINATTN_OK;
+}
+
+static int execute(kalman_plan *p, const char *what)
+{
+    int rc = LINATTN_OK;
+    const int nt = linattn_max_threads(p->ctx);
+    p->work_floats = (LINATTN_KALMAN_WORK(p->S) + 2u * BLK * p->S + 15) / 16 * 16;
+    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * (size_t)nt);
+    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_kalman_ref_work(p->S) * (size_t)nt);
+    if (!p->work || (p->ref && !p->dwork)) {
+        rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+        goto done;
+    }
+    p->ct = aligned_alloc(64, sizeof(float) * 3 * (size_t)p->S * BLK * (size_t)p->nb);
+    if (!p->ct) {
+        rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+        goto done;
+    }
+    if (p->L && (rc = scan_tables(p))) goto done;
+    if (p->M * p->S <= 65536) /* a decode step's worth: not worth waking threads */
+        for (int64_t blk = 0; blk < p->nb; blk++) const_job(p, blk, 0);
+    else
+        linattn_parallel_for(p->ctx, p->nb, const_job, p);
+    if (p->ctx->verbose)
+        fprintf(stderr, "linattn: %s T=%lld M=%lld S=%d: %s %s", what, (long long)p->T,
+                (long long)p->M, p->S, p->ref ? "ref" : p->ctx->kern.isa,
+                p->L ? "scan" : "recurrent");
+    if (p->ctx->verbose && p->L)
+        fprintf(stderr, ", %lld pieces of %lld tokens", (long long)p->npieces, (long long)p->L);
+    if (p->ctx->verbose) fprintf(stderr, ", %d thread%s\n", nt, nt == 1 ? "" : "s");
+    if (!p->L) {
+        linattn_parallel_for(p->ctx, p->nseq * p->nb, rec_job, p);
+    } else {
+        linattn_parallel_for(p->ctx, p->npieces * p->nb, sum_job, p);
+        linattn_parallel_for(p->ctx, p->npieces * p->nb, piece_job, p);
+    }
+done:
+    free(p->work);
+    free(p->dwork);
+    free(p->first);
+    free(p->seq_of);
+    free(p->sums);
+    free(p->ct);
+    return rc;
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+static int check_opts(const linattn_kalman_opts *o)
+{
+    if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
+        return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
+    if (o->chunk < 0) return linattn_fail(LINATTN_ERANGE, "opts.chunk: %d (must be >= 0)", o->chunk);
+    return LINATTN_OK;
+}
+
+static int begin(const linattn_ctx *ctx, const void *io, const linattn_kalman_opts *in,
+                 linattn_kalman_opts *opts)
+{
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_kalman_opts_init(opts);
+    if (in) *opts = *in;
+    return check_opts(opts);
+}
+
+/* A state pair: both or neither (required: both). */
+static int check_pair(const linattn_tensor *l, const linattn_tensor *e, const char *nl,
+                      const char *ne, const int64_t *shape, int required)
+{
+    int rc;
+    if (!linattn_given(l) && !linattn_given(e)) {
+        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", nl);
+        return LINATTN_OK;
+    }
+    if (!linattn_given(l) || !linattn_given(e))
+        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither",
+                            linattn_given(l) ? ne : nl, linattn_given(l) ? nl : ne);
+    if ((rc = linattn_check_tensor(l, nl, 3, shape))) return rc;
+    return linattn_check_tensor(e, ne, 3, shape);
+}
+
+/* v, lam_v of rank nd with shape lead (its last = M), k and q with lead's
+ * leading dims and S last; decay and noise [M,S]; y (and yvar) like v. */
+static int check_inputs(const linattn_tensor *const *t, const char *const *names, int nd,
+                        int64_t *lead, int64_t *S)
+{
+    int rc;
+    int64_t sh[LINATTN_MAX_DIMS];
+    if ((rc = linattn_check_lead(t[0], names[0], nd, lead))) return rc;
+    if ((rc = linattn_check_tensor(t[1], names[1], nd, lead))) return rc;
+    if ((rc = linattn_check_lead(t[2], names[2], nd, sh))) return rc;
+    for (int d = 0; d < nd - 1; d++)
+        if (sh[d] != lead[d])
+            return linattn_fail(LINATTN_ESHAPE, "%s: dimension %d is %lld, v's is %lld",
+                                names[2], d, (long long)sh[d], (long long)lead[d]);
+    *S = sh[nd - 1];
+    if (*S > LINATTN_KALMAN_MAX_STATES)
+        return linattn_fail(LINATTN_EHEADDIM, "%s: %lld states (at most %d)", names[2],
+                            (long long)*S, LINATTN_KALMAN_MAX_STATES);
+    if ((rc = linattn_check_tensor(t[3], names[3], nd, sh))) return rc;
+    const int64_t ms[2] = {lead[nd - 1], *S};
+    if ((rc = linattn_check_tensor(t[4], names[4], 2, ms))) return rc;
+    if ((rc = linattn_check_tensor(t[5], names[5], 2, ms))) return rc;
+    if ((rc = linattn_check_tensor(t[6], names[6], nd, lead))) return rc;
+    if (linattn_given(t[7]) && (rc = linattn_check_tensor(t[7], names[7], nd, lead))) return rc;
+    return LINATTN_OK;
+}
+
+/* Everything after the shape checks, for forward and step (step: T = 1,
+ * sequence n is batch row n, lam0 = lamT = the state).  The order of x's
+ * tensors below is the order of names[]. */
+static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names, int64_t T,
+               int64_t M, int64_t S, int64_t nseq, const linattn_kalman_opts *opts, int step)
+{
+    int rc;
+    linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
+                                  &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 12))) return rc;
+    if ((rc = check_values(ctx, &x->decay, names[4], RANGE_UNIT)) ||
+        (rc = check_values(ctx, &x->noise, names[5], RANGE_NONNEG)) ||
+        (rc = check_values(ctx, &x->lam_v, names[1], RANGE_POS)) ||
+        (rc = check_values(ctx, &x->lam0, names[8], RANGE_POS)))
+        return rc;
+    linattn_clear_error();
+    const int64_t nb = (M + BLK - 1) / BLK;
+    const int nt = linattn_max_threads(ctx);
+    int64_t L = 0;
+    if (!step && ctx->backend != LINATTN_BACKEND_REF) {
+        /* auto: the scan only when the recurrence's jobs leave most threads
+         * idle and the sequences are long; pieces follow T only */
+        const int scan = opts->algo == LINATTN_ALGO_CHUNK ||
+                         (opts->algo == LINATTN_ALGO_AUTO && 4 * nseq * nb <= nt && T >= 4096);
+        if (scan) L = opts->chunk ? opts->chunk : (T + 63) / 64 > 256 ? (T + 63) / 64 : 256;
+    }
+    linattn_cl_kalman a = {
+        .step = step, .T = T, .M = M, .S = (int)S, .nseq = nseq, .cu = x->cu_seqlens,
+        .L = opts->algo == LINATTN_ALGO_RECURRENT ? T : L,
+        .v = linattn_cl_arg_of(&x->v), .lv = linattn_cl_arg_of(&x->lam_v),
+        .k = linattn_cl_arg_of(&x->k), .q = linattn_cl_arg_of(&x->q),
+        .a = linattn_cl_arg_of(&x->decay), .p = linattn_cl_arg_of(&x->noise),
+        .lam0 = linattn_cl_arg_of(&x->lam0), .eta0 = linattn_cl_arg_of(&x->eta0),
+        .y = linattn_cl_arg_of(&x->y), .yvar = linattn_cl_arg_of(&x->yvar),
+        .lamT = linattn_cl_arg_of(&x->lamT), .etaT = linattn_cl_arg_of(&x->etaT),
+    };
+    if (ctx->cl) {
+        rc = linattn_cl_kalman_run(ctx->cl, &a);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 12))) return rc;
+    }
+    kalman_plan p = {
+        .ctx = ctx, .T = T, .M = M, .nseq = nseq, .L = L, .S = (int)S, .nb = (int)nb,
+        .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
+        .v = linattn_host(&x->v), .lv = linattn_host(&x->lam_v), .k = linattn_host(&x->k),
+        .q = linattn_host(&x->q), .a = linattn_host(&x->decay), .p = linattn_host(&x->noise),
+        .lam0 = linattn_host(&x->lam0), .eta0 = linattn_host(&x->eta0),
+        .y = linattn_host(&x->y), .yvar = linattn_host(&x->yvar),
+        .lamT = linattn_host(&x->lamT), .etaT = linattn_host(&x->etaT),
+    };
+    return execute(&p, step ? "kalman step" : "kalman forward");
+}
+
+int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
+                           const linattn_kalman_opts *oin)
+{
+    int rc;
+    int64_t s[3], S, nseq;
+    linattn_kalman_opts opts;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    static const char *const names[] = {"v", "lam_v", "k", "q", "decay", "noise",
+                                        "y", "yvar", "lam0", "eta0", "lamT", "etaT"};
+    const linattn_tensor *in[] = {&io->v, &io->lam_v, &io->k, &io->q, &io->decay, &io->noise,
+                                  &io->y, &io->yvar};
+    if ((rc = check_inputs(in, names, 3, s, &S))) return rc;
+    if (io->cu_seqlens) {
+        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
+        nseq = io->n_seqs;
+    } else {
+        if (io->n_seqs)
+            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
+                                (long long)io->n_seqs);
+        nseq = s[0];
+    }
+    const int64_t st[3] = {nseq, s[2], S};
+    if ((rc = check_pair(&io->lam0, &io->eta0, "lam0", "eta0", st, 0))) return rc;
+    if ((rc = check_pair(&io->lamT, &io->etaT, "lamT", "etaT", st, 0))) return rc;
+    linattn_kalman_io x = *io;
+    return run(ctx, &x, names, s[1], s[2], S, nseq, &opts, 0);
+}
+
+int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
+                        const linattn_kalman_opts *oin)
+{
+    int rc;
+    int64_t s[2], S;
+    linattn_kalman_opts opts;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    static const char *const names[] = {"v", "lam_v", "k", "q", "decay", "noise", "y", "yvar",
+                                        "state_lam", "state_eta", "state_lam", "state_eta"};
+    const linattn_tensor *in[] = {&io->v, &io->lam_v, &io->k, &io->q, &io->decay, &io->noise,
+                                  &io->y, &io->yvar};
+    if ((rc = check_inputs(in, names, 2, s, &S))) return rc;
+    const int64_t st[3] = {s[0], s[1], S};
+    if ((rc = check_pair(&io->state_lam, &io->state_eta, "state_lam", "state_eta", st, 1)))
+        return rc;
+    /* B sequences of one token: the forward's path with the state as both
+     * lam0/eta0 and lamT/etaT, the [B,M] tensors read as [B,1,M] */
+    linattn_kalman_io x = {.v = io->v, .lam_v = io->lam_v, .k = io->k, .q = io->q,
+                           .decay = io->decay, .noise = io->noise, .y = io->y, .yvar = io->yvar,
+                           .lam0 = io->state_lam, .eta0 = io->state_eta,
+                           .lamT = io->state_lam, .etaT = io->state_eta};
+    return run(ctx, &x, names, 1, s[1], S, s[0], &opts, 1);
+}
