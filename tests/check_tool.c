@@ -113,8 +113,10 @@ static void setup(void)
 static void teardown(void) { sh("rm -rf %s", dir); }
 
 typedef struct tcase_shape { int64_t B, T, H, K, V; int h0; } tcase_shape;
+/* T = 1 over 8 heads: with no state all of a head's outputs carry one k.q,
+ * which may cancel; the error is measured over all heads at once */
 static const tcase_shape CASES[] = {
-    {1, 1, 1, 16, 16, 0}, {2, 65, 4, 32, 24, 1}, {1, 1000, 2, 64, 64, 1}, {2, 130, 3, 48, 64, 0},
+    {1, 1, 8, 16, 16, 0}, {2, 65, 4, 32, 24, 1}, {1, 1000, 2, 64, 64, 1}, {2, 130, 3, 48, 64, 0},
 };
 
 /* 1 if this build has BLAS, which the chunkwise CPU forms need; without it
@@ -453,6 +455,94 @@ START_TEST(test_gka_rejects)
 }
 END_TEST
 
+
+/* ---- kalman (Kalman linear attention), from spec/kalman.md B.2 ----------- */
+
+/* The information-form filter of every lane in double, written from the
+ * spec: outputs y, yvar [B,T,M] and the final state [B,M,S]. */
+static void kalman_oracle(int64_t B, int64_t T, int64_t M, int64_t S, const float *v,
+                          const float *lv, const float *k, const float *q, const float *a,
+                          const float *p, double *y, double *yv, double *lam, double *eta)
+{
+    for (int64_t i = 0; i < B * M * S; i++) {
+        lam[i] = 1.0;
+        eta[i] = 0.0;
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t m = 0; m < M; m++) {
+                const int64_t r = (b * T + t) * M + m, kr = (b * T + t) * S;
+                double sy = 0.0, sv = 0.0;
+                for (int64_t s = 0; s < S; s++) {
+                    double *l = &lam[(b * M + m) * S + s], *e = &eta[(b * M + m) * S + s];
+                    const double aa = a[m * S + s], pp = p[m * S + s], ks = k[kr + s];
+                    const double den = aa * aa + pp * *l;
+                    *l = *l / den + lv[r] * ks * ks;
+                    *e = aa / den * *e + lv[r] * v[r] * ks;
+                    sy += q[kr + s] * *e / *l;
+                    sv += (double)q[kr + s] * q[kr + s] / *l;
+                }
+                y[r] = sy;
+                yv[r] = sv;
+            }
+}
+
+START_TEST(test_kalman_matches_float64)
+{
+    static const char *const modes[] = {"--backend ref", "--backend cpu",
+                                        "--backend cpu --algo chunk --chunk 7",
+                                        "--backend cpu --threads 3 --algo recurrent"};
+    const int64_t B = 2, T = 40, M = 19, S = 8;
+    const int64_t s3[3] = {B, T, M}, sk[3] = {B, T, S}, sms[2] = {M, S};
+    const size_t ny = B * T * M, nk = B * T * S, ns = B * M * S;
+    float *v = tu_alloc(ny), *lv = tu_alloc(ny), *k = tu_alloc(nk), *q = tu_alloc(nk),
+          *a = tu_alloc(M * S), *p = tu_alloc(M * S);
+    tu_fill(v, ny, -1, 1);
+    tu_fill(lv, ny, 0.1, 100);
+    tu_fill(k, nk, -0.5, 0.5);
+    tu_fill(q, nk, -0.5, 0.5);
+    tu_fill(a, M * S, 0.1, 0.9999);
+    tu_fill(p, M * S, 1e-6, 1);
+    save("in", "v", v, 3, s3);
+    save("in", "lam_v", lv, 3, s3);
+    save("in", "k", k, 3, sk);
+    save("in", "q", q, 3, sk);
+    save("in", "decay", a, 2, sms);
+    save("in", "noise", p, 2, sms);
+    double *y = malloc(sizeof(double) * ny), *yv = malloc(sizeof(double) * ny),
+           *l = malloc(sizeof(double) * ns), *e = malloc(sizeof(double) * ns);
+    ck_assert(y && yv && l && e);
+    kalman_oracle(B, T, M, S, v, lv, k, q, a, p, y, yv, l, e);
+    for (int m = 0; m < 4; m++) {
+        sh("rm -rf %s/out", dir);
+        ck_assert_int_eq(sh("%s kalman --in %s/in --out %s/out %s", tool(), dir, dir, modes[m]), 0);
+        float *oy = load("out", "y", ny), *ov = load("out", "yvar", ny),
+              *ol = load("out", "lamT", ns), *oe = load("out", "etaT", ns);
+        const double ey = rms_rel(oy, y, ny), ev = rms_rel(ov, yv, ny), el = rms_rel(ol, l, ns),
+                     ee = rms_rel(oe, e, ns);
+        ck_assert_msg(ey < 1e-5 && ev < 1e-5 && el < 1e-5 && ee < 1e-5,
+                      "kalman '%s': y %.2e yvar %.2e lamT %.2e etaT %.2e", modes[m], ey, ev, el,
+                      ee);
+        free(oy); free(ov); free(ol); free(oe);
+    }
+    /* usage errors exit 2; a decay out of (0,1) is the operator's error, exit 1 */
+    ck_assert_int_eq(sh("%s kalman --in %s/in --out %s/o --ridge 0.1 2>%s/err", tool(), dir, dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("grep -q -- '--ridge' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s kalman --in %s/in --out %s/o --scale 2 2>/dev/null", tool(), dir,
+                        dir), 2);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --chunk 5000 2>/dev/null", tool(), dir,
+                        dir), 2);
+    a[5] = 1.0f;
+    save("in", "decay", a, 2, sms);
+    ck_assert_int_eq(sh("%s kalman --in %s/in --out %s/o 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q 'decay\\[0,5\\]' %s/err", dir), 0);
+    ck_assert_int_ne(sh("test -e %s/o", dir), 0);
+    free(v); free(lv); free(k); free(q); free(a); free(p);
+    free(y); free(yv); free(l); free(e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tool");
@@ -463,6 +553,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_run_rejects);
     tcase_add_loop_test(tc, test_gka_matches_float64, 0, NGKA);
     tcase_add_test(tc, test_gka_rejects);
+    tcase_add_test(tc, test_kalman_matches_float64);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,40 +8,50 @@
 
 #define PROG "linattn-run"
 #define NIN 8
-#define NOUT 3
+#define NOUT 4
 #define GKA_MAX_ITERS 1000 /* as linattn_gka_opts.iters allows */
+#define MAX_PIECE 1000000000L /* kalman --chunk: tokens per piece of the scan */
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: " PROG " OP --in INDIR --out OUTDIR [--backend auto|ref|cpu|opencl]\n"
-            "       [--threads N] [--scale S] [--chunk C] [--algo auto|recurrent|chunk]\n"
-            "       gdn, kla, gla: [--eps E]    gka: [--ridge A] [--iters N]\n"
-            "OP is gdn, kla, gla or gka.  Inputs are INDIR/<name>.npy (float32, C order):\n"
+            "       [--threads N] [--chunk C] [--algo auto|recurrent|chunk]\n"
+            "       gdn, kla, gla: [--scale S] [--eps E]    gka: [--scale S] [--ridge A] [--iters N]\n"
+            "OP is gdn, kla, gla, gka or kalman.  Inputs are INDIR/<name>.npy (float32, C order):\n"
             "  gdn: q k v g beta [h0]    kla: q k v g eta [h0]    gla: q k v g [h0]\n"
             "  gka: q k v g beta alpha [h0_kk h0_kv]\n"
-            "Outputs: OUTDIR/o.npy and OUTDIR/ht.npy (gka: ht_kk.npy ht_kv.npy).\n"
-            "See linattn-run(1).\n");
+            "  kalman: v lam_v k q decay noise [lam0 eta0]\n"
+            "Outputs: OUTDIR/o.npy and OUTDIR/ht.npy (gka: ht_kk.npy ht_kv.npy;\n"
+            "kalman: y.npy yvar.npy lamT.npy etaT.npy).  See linattn-run(1).\n");
 }
 
 /* ---- operators ---------------------------------------------------------- */
+
+/* Operator families: which options apply, how outputs are shaped and run. */
+enum { FAM_DELTA = 1, FAM_GKA = 2, FAM_KALMAN = 4 };
 
 /* An operator: its input files, in the order the run functions read them;
  * in[0..nreq) are required, the rest optional. */
 typedef struct opdef {
     const char *name;
-    int gka;              /* 1: gka; 0: the delta family, with dop */
+    int fam;
     linattn_delta_op dop;
     int nreq;
     const char *in[NIN];
 } opdef;
 
 static const opdef OPS[] = {
-    {.name = "gdn", .dop = LINATTN_OP_GDN, .nreq = 5, .in = {"q", "k", "v", "g", "beta", "h0"}},
-    {.name = "kla", .dop = LINATTN_OP_KLA, .nreq = 5, .in = {"q", "k", "v", "g", "eta", "h0"}},
-    {.name = "gla", .dop = LINATTN_OP_GLA, .nreq = 4, .in = {"q", "k", "v", "g", "h0"}},
-    {.name = "gka", .gka = 1, .nreq = 6,
+    {.name = "gdn", .fam = FAM_DELTA, .dop = LINATTN_OP_GDN, .nreq = 5,
+     .in = {"q", "k", "v", "g", "beta", "h0"}},
+    {.name = "kla", .fam = FAM_DELTA, .dop = LINATTN_OP_KLA, .nreq = 5,
+     .in = {"q", "k", "v", "g", "eta", "h0"}},
+    {.name = "gla", .fam = FAM_DELTA, .dop = LINATTN_OP_GLA, .nreq = 4,
+     .in = {"q", "k", "v", "g", "h0"}},
+    {.name = "gka", .fam = FAM_GKA, .nreq = 6,
      .in = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv"}},
+    {.name = "kalman", .fam = FAM_KALMAN, .nreq = 6,
+     .in = {"v", "lam_v", "k", "q", "decay", "noise", "lam0", "eta0"}},
 };
 
 static const opdef *find_op(const char *name)
@@ -53,14 +63,28 @@ static const opdef *find_op(const char *name)
 
 /* ---- arguments ---------------------------------------------------------- */
 
+#define MAX_GIVEN 16
 typedef struct args {
     const char *indir, *outdir, *op;
     linattn_config cfg;
     linattn_delta_opts delta;
     linattn_gka_opts gka;
+    linattn_kalman_opts kalman;
     int algo_set, chunk_set;
-    const char *delta_only, *gka_only; /* an option given that only they take */
+    long chunk;
+    /* the options given that not every family takes, with their families */
+    int ngiven;
+    const char *given[MAX_GIVEN];
+    int given_fams[MAX_GIVEN];
 } args;
+
+static void note_given(args *a, const char *opt, int fams)
+{
+    if (a->ngiven < MAX_GIVEN) {
+        a->given[a->ngiven] = opt;
+        a->given_fams[a->ngiven++] = fams;
+    }
+}
 
 static int bad_value(const char *opt, const char *val, const char *expected)
 {
@@ -74,19 +98,17 @@ static int bad_int(const char *opt, const char *val, long hi)
     return 2;
 }
 
-/* --chunk and --algo, which every operator takes. */
+/* --chunk and --algo, which every operator takes (the chunk range is
+ * checked against the operator's once it is known). */
 static int parse_algo_option(args *a, int c, const char *val)
 {
-    long lv;
     if (c == 'c') {
-        if (tool_parse_int(val, 1, LINATTN_MAX_CHUNK, &lv))
-            return bad_int("--chunk", val, LINATTN_MAX_CHUNK);
-        a->delta.chunk = a->gka.chunk = (int)lv;
+        if (tool_parse_int(val, 1, MAX_PIECE, &a->chunk)) return bad_int("--chunk", val, MAX_PIECE);
         a->chunk_set = 1;
     } else {
         if (tool_parse_algo(val, &a->delta.algo))
             return bad_value("--algo", val, "auto, recurrent or chunk");
-        a->gka.algo = a->delta.algo;
+        a->gka.algo = a->kalman.algo = a->delta.algo;
         a->algo_set = 1;
     }
     return 0;
@@ -99,16 +121,16 @@ static int parse_family_option(args *a, int c, const char *val)
     if (c == 'e') {
         if (tool_parse_float(val, &a->delta.eps) || a->delta.eps < 0.0f)
             return bad_value("--eps", val, "a finite number >= 0");
-        a->delta_only = "--eps";
+        note_given(a, "--eps", FAM_DELTA);
     } else if (c == 'r') {
         if (tool_parse_float(val, &a->gka.ridge) || !(a->gka.ridge > 0.0f))
             return bad_value("--ridge", val, "a finite number > 0");
-        a->gka_only = "--ridge";
+        note_given(a, "--ridge", FAM_GKA);
     } else {
         if (tool_parse_int(val, 1, GKA_MAX_ITERS, &lv))
             return bad_int("--iters", val, GKA_MAX_ITERS);
         a->gka.iters = (int)lv;
-        a->gka_only = "--iters";
+        note_given(a, "--iters", FAM_GKA);
     }
     return 0;
 }
@@ -132,6 +154,7 @@ static int parse_option(args *a, int c, const char *val)
         if (tool_parse_float(val, &a->delta.scale) || a->delta.scale == 0.0f)
             return bad_value("--scale", val, "a finite nonzero number");
         a->gka.scale = a->delta.scale;
+        note_given(a, "--scale", FAM_DELTA | FAM_GKA);
         return 0;
     case 'c': case 'a': return parse_algo_option(a, c, val);
     case 'e': case 'r': case 'n': return parse_family_option(a, c, val);
@@ -155,6 +178,7 @@ static int parse_args(int argc, char **argv, args *a)
     linattn_config_init(&a->cfg);
     linattn_delta_opts_init(&a->delta);
     linattn_gka_opts_init(&a->gka);
+    linattn_kalman_opts_init(&a->kalman);
     while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
         if (c == 'h') {
             usage(stdout);
@@ -171,20 +195,40 @@ static int parse_args(int argc, char **argv, args *a)
         return 2;
     }
     a->op = argv[optind];
-    if (a->chunk_set && !a->algo_set) a->delta.algo = a->gka.algo = LINATTN_ALGO_CHUNK;
+    if (a->chunk_set && !a->algo_set)
+        a->delta.algo = a->gka.algo = a->kalman.algo = LINATTN_ALGO_CHUNK;
     return -1;
 }
 
-/* The options given must belong to the operator's family; 0 or exit 2. */
-static int check_family(const args *a, const opdef *op)
+static const char *family_ops(int fams)
 {
-    if (op->gka && a->delta_only) {
-        tool_error(PROG, "%s: applies to gdn, kla and gla, not gka", a->delta_only);
-        return 2;
-    }
-    if (!op->gka && a->gka_only) {
-        tool_error(PROG, "%s: applies to gka only, not %s", a->gka_only, op->name);
-        return 2;
+    static char buf[64];
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof OPS / sizeof *OPS; i++)
+        if (OPS[i].fam & fams)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? ", " : "",
+                     OPS[i].name);
+    return buf;
+}
+
+/* The options given must belong to the operator's family, --chunk within
+ * its range; 0 or exit 2. */
+static int check_family(args *a, const opdef *op)
+{
+    for (int i = 0; i < a->ngiven; i++)
+        if (!(a->given_fams[i] & op->fam)) {
+            tool_error(PROG, "%s: applies to %s, not %s", a->given[i],
+                       family_ops(a->given_fams[i]), op->name);
+            return 2;
+        }
+    if (a->chunk_set) {
+        const long hi = op->fam == FAM_KALMAN ? MAX_PIECE : LINATTN_MAX_CHUNK;
+        if (a->chunk > hi) {
+            char v[32];
+            snprintf(v, sizeof v, "%ld", a->chunk);
+            return bad_int("--chunk", v, hi);
+        }
+        a->delta.chunk = a->gka.chunk = a->kalman.chunk = (int)a->chunk;
     }
     return 0;
 }
@@ -228,53 +272,73 @@ static linattn_tensor input(const inputs *in, int i)
     return t;
 }
 
-typedef struct dims { int64_t B, T, H, K, V; } dims;
-
-/* The sizes the outputs follow, from q and v; the operator checks every input. */
-static int get_dims(const inputs *in, dims *d)
-{
-    const linattn_tensor q = input(in, 0), v = input(in, 2);
-    if (q.ndim != 4 || v.ndim != 4) {
-        tool_error(PROG, "q and v must be 4-dimensional ([B,T,H,K] and [B,T,H,V])");
-        return -1;
-    }
-    *d = (dims){q.shape[0], q.shape[1], q.shape[2], q.shape[3], v.shape[3]};
-    if (d->B <= 0 || d->T <= 0 || d->H <= 0 || d->K <= 0 || d->V <= 0 ||
-        d->K > LINATTN_MAX_HEAD_DIM || d->V > LINATTN_MAX_HEAD_DIM) {
-        tool_error(PROG, "q/v: unsupported shape");
-        return -1;
-    }
-    return 0;
-}
-
 typedef struct outputs {
     const char *names[NOUT];
+    int ndim[NOUT];
     int64_t shape[NOUT][4];
     float *data[NOUT];
     int n;
 } outputs;
 
-static void plan_output(outputs *out, const char *name, int64_t d0, int64_t d1, int64_t d2,
-                        int64_t d3)
+static void plan_output(outputs *out, const char *name, int ndim, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3)
 {
     const int i = out->n++;
     out->names[i] = name;
+    out->ndim[i] = ndim;
     out->shape[i][0] = d0;
     out->shape[i][1] = d1;
     out->shape[i][2] = d2;
     out->shape[i][3] = d3;
 }
 
-/* o, then the final state: ht (delta family) or ht_kk and ht_kv (gka). */
-static int alloc_outputs(outputs *out, const opdef *op, const dims *d)
+/* The outputs' shapes follow two inputs (x [lead.., X], y [lead.., Y]):
+ * q and v for the attention families, v and k for kalman.  Only the sizes
+ * the outputs need are checked here; the operator checks every input. */
+static int plan_outputs(outputs *out, const opdef *op, const inputs *in)
 {
-    plan_output(out, "o", d->B, d->T, d->H, d->V);
-    if (op->gka) {
-        plan_output(out, "ht_kk", d->B, d->H, d->K, d->K);
-        plan_output(out, "ht_kv", d->B, d->H, d->K, d->V);
-    } else {
-        plan_output(out, "ht", d->B, d->H, d->K, d->V);
+    const int kal = op->fam == FAM_KALMAN, nd = kal ? 3 : 4;
+    const linattn_tensor x = input(in, 0), y = input(in, 2); /* q, v or v, k */
+    if (x.ndim != nd || y.ndim != nd) {
+        tool_error(PROG, kal ? "v and k must be 3-dimensional ([B,T,M] and [B,T,S])"
+                             : "q and v must be 4-dimensional ([B,T,H,K] and [B,T,H,V])");
+        return -1;
     }
+    for (int d = 0; d < nd; d++)
+        if (x.shape[d] <= 0 || y.shape[d] <= 0) {
+            tool_error(PROG, "%s: unsupported shape", kal ? "v/k" : "q/v");
+            return -1;
+        }
+    if (kal) { /* y, yvar [B,T,M]; lamT, etaT [B,M,S] */
+        const int64_t B = x.shape[0], T = x.shape[1], M = x.shape[2], S = y.shape[2];
+        if (S > LINATTN_KALMAN_MAX_STATES) {
+            tool_error(PROG, "k: %lld states (at most %d)", (long long)S,
+                       LINATTN_KALMAN_MAX_STATES);
+            return -1;
+        }
+        plan_output(out, "y", 3, B, T, M, 1);
+        plan_output(out, "yvar", 3, B, T, M, 1);
+        plan_output(out, "lamT", 3, B, M, S, 1);
+        plan_output(out, "etaT", 3, B, M, S, 1);
+        return 0;
+    }
+    const int64_t B = x.shape[0], T = x.shape[1], H = x.shape[2], K = x.shape[3], V = y.shape[3];
+    if (K > LINATTN_MAX_HEAD_DIM || V > LINATTN_MAX_HEAD_DIM) {
+        tool_error(PROG, "q/v: unsupported shape");
+        return -1;
+    }
+    plan_output(out, "o", 4, B, T, H, V);
+    if (op->fam == FAM_GKA) {
+        plan_output(out, "ht_kk", 4, B, H, K, K);
+        plan_output(out, "ht_kv", 4, B, H, K, V);
+    } else {
+        plan_output(out, "ht", 4, B, H, K, V);
+    }
+    return 0;
+}
+
+static int alloc_outputs(outputs *out)
+{
     for (int i = 0; i < out->n; i++) {
         const int64_t *s = out->shape[i];
         if (!(out->data[i] = malloc(sizeof(float) * (size_t)(s[0] * s[1] * s[2] * s[3])))) {
@@ -288,7 +352,9 @@ static int alloc_outputs(outputs *out, const opdef *op, const dims *d)
 static linattn_tensor output(const outputs *out, int i)
 {
     const int64_t *s = out->shape[i];
-    return linattn_tensor_4d(out->data[i], s[0], s[1], s[2], s[3]);
+    linattn_tensor t = linattn_tensor_4d(out->data[i], s[0], s[1], s[2], s[3]);
+    t.ndim = out->ndim[i];
+    return t;
 }
 
 static int save_outputs(const outputs *out, const char *dir)
@@ -300,7 +366,7 @@ static int save_outputs(const outputs *out, const char *dir)
     }
     for (int i = 0; i < out->n; i++)
         if (tool_npy_path(path, sizeof path, dir, out->names[i]) ||
-            linattn_npy_save(path, out->data[i], 4, out->shape[i])) {
+            linattn_npy_save(path, out->data[i], out->ndim[i], out->shape[i])) {
             tool_error(PROG, "%s", linattn_last_error());
             return -1;
         }
@@ -310,7 +376,7 @@ static int save_outputs(const outputs *out, const char *dir)
 /* ---- running ------------------------------------------------------------ */
 
 static int run_delta(linattn_ctx *ctx, const opdef *op, const inputs *in, const outputs *out,
-                     const linattn_delta_opts *opts)
+                     const args *a)
 {
     linattn_delta_io io;
     memset(&io, 0, sizeof io);
@@ -322,13 +388,14 @@ static int run_delta(linattn_ctx *ctx, const opdef *op, const inputs *in, const 
     io.h0 = input(in, op->nreq);
     io.o = output(out, 0);
     io.ht = output(out, 1);
-    return linattn_delta_forward(ctx, op->dop, &io, opts);
+    return linattn_delta_forward(ctx, op->dop, &io, &a->delta);
 }
 
-static int run_gka(linattn_ctx *ctx, const inputs *in, const outputs *out,
-                   const linattn_gka_opts *opts)
+static int run_gka(linattn_ctx *ctx, const opdef *op, const inputs *in, const outputs *out,
+                   const args *a)
 {
     linattn_gka_io io;
+    (void)op;
     memset(&io, 0, sizeof io);
     io.q = input(in, 0);
     io.k = input(in, 1);
@@ -341,7 +408,36 @@ static int run_gka(linattn_ctx *ctx, const inputs *in, const outputs *out,
     io.o = output(out, 0);
     io.ht_kk = output(out, 1);
     io.ht_kv = output(out, 2);
-    return linattn_gka_forward(ctx, &io, opts);
+    return linattn_gka_forward(ctx, &io, &a->gka);
+}
+
+static int run_kalman(linattn_ctx *ctx, const opdef *op, const inputs *in, const outputs *out,
+                      const args *a)
+{
+    linattn_kalman_io io;
+    (void)op;
+    memset(&io, 0, sizeof io);
+    io.v = input(in, 0);
+    io.lam_v = input(in, 1);
+    io.k = input(in, 2);
+    io.q = input(in, 3);
+    io.decay = input(in, 4);
+    io.noise = input(in, 5);
+    io.lam0 = input(in, 6); /* half a pair is the operator's error */
+    io.eta0 = input(in, 7);
+    io.y = output(out, 0);
+    io.yvar = output(out, 1);
+    io.lamT = output(out, 2);
+    io.etaT = output(out, 3);
+    return linattn_kalman_forward(ctx, &io, &a->kalman);
+}
+
+typedef int (*run_fn)(linattn_ctx *, const opdef *, const inputs *, const outputs *,
+                      const args *);
+
+static run_fn runner(const opdef *op)
+{
+    return op->fam == FAM_KALMAN ? run_kalman : op->fam == FAM_GKA ? run_gka : run_delta;
 }
 
 /* Load, run, save; 0 or -1 (the message printed).  Nothing is written
@@ -350,7 +446,6 @@ static int run(const args *a, const opdef *op)
 {
     inputs in;
     outputs out;
-    dims d;
     linattn_ctx *ctx = NULL;
     int rc = -1;
     memset(&in, 0, sizeof in);
@@ -360,8 +455,8 @@ static int run(const args *a, const opdef *op)
         tool_error(PROG, "%s", linattn_last_error());
         goto done;
     }
-    if (get_dims(&in, &d) || alloc_outputs(&out, op, &d)) goto done;
-    if (op->gka ? run_gka(ctx, &in, &out, &a->gka) : run_delta(ctx, op, &in, &out, &a->delta)) {
+    if (plan_outputs(&out, op, &in) || alloc_outputs(&out)) goto done;
+    if (runner(op)(ctx, op, &in, &out, a)) {
         tool_error(PROG, "%s: %s", op->name, linattn_last_error());
         goto done;
     }
@@ -380,7 +475,8 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     const opdef *op = find_op(a.op);
     if (!op) {
-        tool_error(PROG, "unknown operator '%s' (expected gdn, kla, gla or gka)", a.op);
+        tool_error(PROG, "unknown operator '%s' (expected %s)", a.op,
+                   family_ops(FAM_DELTA | FAM_GKA | FAM_KALMAN));
         return 2;
     }
     if (check_family(&a, op)) return 2;
