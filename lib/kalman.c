@@ -127,6 +127,7 @@ typedef struct kalman_plan {
     const linattn_ctx *ctx;
     int64_t T, M, nseq, L; /* L: tokens per piece of the scan; 0: the recurrence */
     int S, nb, ref;
+    int64_t G, ngroups;    /* recurrence: blocks per job, jobs per sequence */
     const int64_t *cu;
     const float *v, *lv, *k, *q, *a, *p, *lam0, *eta0;
     float *y, *yvar, *lamT, *etaT;
@@ -189,16 +190,33 @@ static float *thread_work(const kalman_plan *p, int thread)
     return p->work + (size_t)thread * p->work_floats;
 }
 
-/* The recurrence: one job per (sequence, channel block), whole sequence. */
+/* The recurrence: one job per (sequence, group of G channel blocks).  It
+ * walks time in tiles of TILE tokens and runs every block of the group over
+ * a tile before the next: a token's row of v, lam_v, y, yvar is M floats, a
+ * page or more when M is large, and one block alone would touch a new page
+ * per token and array (TLB misses cost more than the arithmetic).  A lane's
+ * arithmetic is the same whatever the tiling, so results do not depend on
+ * G.  The reference keeps its double state over the whole sequence. */
+#define TILE 16
 static void rec_job(void *arg, int64_t unit, int thread)
 {
     const kalman_plan *p = arg;
-    const int64_t n = unit / p->nb, blk = unit % p->nb;
+    const int64_t n = unit / p->ngroups, b0 = unit % p->ngroups * p->G;
+    const int64_t b1 = b0 + p->G < p->nb ? b0 + p->G : p->nb;
     int64_t row0, len;
     seq_span(p, n, &row0, &len);
-    float *w = thread_work(p, thread);
-    const linattn_kalman_job jb = make_job(p, n, blk, 0, len, w, w + 2u * BLK * p->S);
-    run_kernel(p, &jb, thread);
+    float *w = thread_work(p, thread), *st = w + LINATTN_KALMAN_WORK(p->S);
+    const int64_t tile = p->ref ? len : TILE;
+    for (int64_t t0 = 0; t0 < len; t0 += tile)
+        for (int64_t blk = b0; blk < b1; blk++) {
+            linattn_kalman_job jb = make_job(p, n, blk, t0, len - t0 < tile ? len - t0 : tile,
+                                             st + (size_t)(blk - b0) * 2 * BLK * p->S, w);
+            if (t0) { /* on from where the last tile left the state */
+                jb.lam_in = jb.lam;
+                jb.eta_in = jb.eta;
+            }
+            run_kernel(p, &jb, thread);
+        }
 }
 
 /* The transposed, floored constants every job of a block shares. */
@@ -312,7 +330,11 @@ static int execute(kalman_plan *p, const char *what)
 {
     int rc = LINATTN_OK;
     const int nt = linattn_max_threads(p->ctx);
-    p->work_floats = (LINATTN_KALMAN_WORK(p->S) + 2u * BLK * p->S + 15) / 16 * 16;
+    /* recurrence: groups of G blocks, as many jobs as threads at least */
+    p->G = p->nb * p->nseq <= nt ? 1 : (p->nb * p->nseq + nt - 1) / nt;
+    if (p->G > p->nb) p->G = p->nb;
+    p->ngroups = (p->nb + p->G - 1) / p->G;
+    p->work_floats = (LINATTN_KALMAN_WORK(p->S) + 2u * BLK * p->S * (size_t)p->G + 15) / 16 * 16;
     p->work = aligned_alloc(64, sizeof(float) * p->work_floats * (size_t)nt);
     if (p->ref) p->dwork = malloc(sizeof(double) * linattn_kalman_ref_work(p->S) * (size_t)nt);
     if (!p->work || (p->ref && !p->dwork)) {
@@ -337,7 +359,7 @@ static int execute(kalman_plan *p, const char *what)
         fprintf(stderr, ", %lld pieces of %lld tokens", (long long)p->npieces, (long long)p->L);
     if (p->ctx->verbose) fprintf(stderr, ", %d thread%s\n", nt, nt == 1 ? "" : "s");
     if (!p->L) {
-        linattn_parallel_for(p->ctx, p->nseq * p->nb, rec_job, p);
+        linattn_parallel_for(p->ctx, p->nseq * p->ngroups, rec_job, p);
     } else {
         linattn_parallel_for(p->ctx, p->npieces * p->nb, sum_job, p);
         linattn_parallel_for(p->ctx, p->npieces * p->nb, piece_job, p);

@@ -22,12 +22,16 @@ static int kernels(linattn_cl *cl, int S, cl_kernel *out)
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 /* Tokens per piece: the caller's, or enough pieces that the device holds
- * about 256 work-items per compute unit. */
+ * about WI_PER_CU work-items per compute unit (LINATTN_CL_KALMAN_WI sets
+ * another number, for tuning). */
+#define WI_PER_CU 256
 static int64_t piece_len(const linattn_cl *cl, const linattn_cl_kalman *a, int64_t longest)
 {
     if (a->step) return 1;
     if (a->L > 0) return a->L;
-    const int64_t want = 256 * (int64_t)(cl->info.compute_units > 0 ? cl->info.compute_units : 1);
+    const char *env = getenv("LINATTN_CL_KALMAN_WI");
+    const long wi = env && atol(env) > 0 ? atol(env) : WI_PER_CU;
+    const int64_t want = wi * (int64_t)(cl->info.compute_units > 0 ? cl->info.compute_units : 1);
     const int64_t have = a->nseq * a->M;
     if (have >= want) return longest;
     const int64_t pieces = (want + have - 1) / have, L = (longest + pieces - 1) / pieces;

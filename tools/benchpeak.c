@@ -14,43 +14,48 @@
 #define CHAINS 12
 #define ROUNDS 4000000L
 
+/* CHAINS independent accumulators in named variables (an array of vectors
+ * is kept in memory by some compilers, which measures store forwarding). */
+#define FMA_BODY(T, SET, FMA, ADD, n, x)                                                  \
+    T a0 = SET(x), a1 = SET(x + 1), a2 = SET(x + 2), a3 = SET(x + 3), a4 = SET(x + 4),    \
+      a5 = SET(x + 5), a6 = SET(x + 6), a7 = SET(x + 7), a8 = SET(x + 8), a9 = SET(x + 9), \
+      a10 = SET(x + 10), a11 = SET(x + 11);                                               \
+    const T b = SET(0.999999f), c = SET(1e-7f);                                           \
+    for (long i = 0; i < (n); i++) {                                                      \
+        a0 = FMA(a0, b, c); a1 = FMA(a1, b, c); a2 = FMA(a2, b, c); a3 = FMA(a3, b, c);   \
+        a4 = FMA(a4, b, c); a5 = FMA(a5, b, c); a6 = FMA(a6, b, c); a7 = FMA(a7, b, c);   \
+        a8 = FMA(a8, b, c); a9 = FMA(a9, b, c); a10 = FMA(a10, b, c);                     \
+        a11 = FMA(a11, b, c);                                                             \
+    }                                                                                     \
+    a0 = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));               \
+    a0 = ADD(a0, ADD(ADD(a8, a9), ADD(a10, a11)))
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 __attribute__((target("avx512f"))) static float fma512(long n, float x)
 {
-    __m512 acc[CHAINS];
-    const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_set1_ps(x + (float)j);
-    for (long i = 0; i < n; i++)
-        for (int j = 0; j < CHAINS; j++) acc[j] = _mm512_fmadd_ps(acc[j], b, c);
-    for (int j = 1; j < CHAINS; j++) acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    return _mm512_reduce_add_ps(acc[0]);
+    FMA_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, n, x);
+    return _mm512_reduce_add_ps(a0);
 }
 
 __attribute__((target("avx2,fma"))) static float fma256(long n, float x)
 {
-    __m256 acc[CHAINS];
-    const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_set1_ps(x + (float)j);
-    for (long i = 0; i < n; i++)
-        for (int j = 0; j < CHAINS; j++) acc[j] = _mm256_fmadd_ps(acc[j], b, c);
     float out[8], s = 0.0f;
-    for (int j = 1; j < CHAINS; j++) acc[0] = _mm256_add_ps(acc[0], acc[j]);
-    _mm256_storeu_ps(out, acc[0]);
+    FMA_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, n, x);
+    _mm256_storeu_ps(out, a0);
     for (int j = 0; j < 8; j++) s += out[j];
     return s;
 }
 #elif defined(__aarch64__)
 #include <arm_neon.h>
+static inline float32x4_t neon_fma(float32x4_t a, float32x4_t b, float32x4_t c)
+{
+    return vfmaq_f32(c, a, b);
+}
 static float fma128(long n, float x)
 {
-    float32x4_t acc[CHAINS];
-    const float32x4_t b = vdupq_n_f32(0.999999f), c = vdupq_n_f32(1e-7f);
-    for (int j = 0; j < CHAINS; j++) acc[j] = vdupq_n_f32(x + (float)j);
-    for (long i = 0; i < n; i++)
-        for (int j = 0; j < CHAINS; j++) acc[j] = vfmaq_f32(c, acc[j], b);
-    for (int j = 1; j < CHAINS; j++) acc[0] = vaddq_f32(acc[0], acc[j]);
-    return vaddvq_f32(acc[0]);
+    FMA_BODY(float32x4_t, vdupq_n_f32, neon_fma, vaddq_f32, n, x);
+    return vaddvq_f32(a0);
 }
 #endif
 
