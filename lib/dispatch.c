@@ -54,6 +54,7 @@ typedef struct isa_entry {
     const char *name;
     linattn_delta_rec_fn delta_rec;
     linattn_gka_rec_fn gka_rec;
+    linattn_ela_rec_fn ela_rec;
     int (*usable)(const linattn_cpu_caps *f);
 } isa_entry;
 
@@ -75,19 +76,24 @@ static void take(linattn_kernels *k, const isa_entry *e)
     k->simd = strcmp(e->name, "scalar") != 0;
     k->delta_rec = e->delta_rec;
     k->gka_rec = e->gka_rec;
+    k->ela_rec = e->ela_rec;
 }
 
 static const isa_entry isas[] = {
 #ifdef LINATTN_HAVE_AVX512
-    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512, has_avx512},
+    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512, linattn_ela_rec_avx512,
+     has_avx512},
 #endif
 #ifdef LINATTN_HAVE_AVX2
-    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2, has_avx2},
+    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2, linattn_ela_rec_avx2,
+     has_avx2},
 #endif
 #ifdef LINATTN_HAVE_NEON
-    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon, has_neon},
+    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon, linattn_ela_rec_neon,
+     has_neon},
 #endif
-    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable, always},
+    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable,
+     linattn_ela_rec_portable, always},
 };
 
 const char *linattn_isa_compiled(void)

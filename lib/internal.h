@@ -19,6 +19,7 @@ typedef struct linattn_kernels {
     int simd; /* vector kernels (not the portable C ones) */
     linattn_delta_rec_fn delta_rec;
     linattn_gka_rec_fn gka_rec;
+    linattn_ela_rec_fn ela_rec;
 } linattn_kernels;
 
 /* info.c */
@@ -104,5 +105,13 @@ void linattn_gka_chunk(const linattn_gka_job *job, int C, float *work);
 /* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
 size_t linattn_delta_chunk_work(int K, int n, int C);
 void linattn_delta_chunk(const linattn_delta_rec_job *job, int C, float *work);
+
+/* ela_ref.c: double reference for one (sequence, head); ela_kernel.h: float */
+size_t linattn_ela_ref_work(int F, int V);
+void linattn_ela_ref_seq(const linattn_ela_job *job, double *work);
+/* ela_chunk.c: chunkwise form (BLAS, else plain C products) for one
+ * (sequence, head); work of linattn_ela_chunk_work floats. */
+size_t linattn_ela_chunk_work(int F, int V, int C);
+void linattn_ela_chunk(const linattn_ela_job *job, int C, float *work);
 
 #endif

@@ -60,4 +60,19 @@ typedef struct linattn_cl_gka {
 
 int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a);
 
+/* ela on the device, arguments already checked.  step: T = 1, sequence n is
+ * batch row n, the state (s0 = st, z0 = zt, c0 = ct) updated in place.
+ * safe: the exp map with the running max offset c (c0/ct optional, see
+ * linattn_ela_io). */
+typedef struct linattn_cl_ela {
+    int step, feature, safe, bidir;
+    int64_t T, H, nseq;
+    int K, V, F;
+    const int64_t *cu;
+    float qk_scale;
+    linattn_cl_arg q, k, v, s0, z0, c0, o, st, zt, ct;
+} linattn_cl_ela;
+
+int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a);
+
 #endif

@@ -66,3 +66,9 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
     (void)cl; (void)a;
     return none();
 }
+
+int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
+{
+    (void)cl; (void)a;
+    return none();
+}

@@ -37,6 +37,8 @@ struct linattn_cl {
     linattn_cl_prog progs[LINATTN_CL_MAX_PROGS];
     int ngka;
     linattn_cl_kprog gka[LINATTN_CL_MAX_PROGS];
+    int nela;
+    linattn_cl_kprog ela[LINATTN_CL_MAX_PROGS];
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */
