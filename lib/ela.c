@@ -230,11 +230,15 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
         .ct = linattn_host(&x->ct), .qk_scale = s,
         .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
-    /* auto: the chunk form where BLAS is there and a sequence fills a chunk;
-     * the step always runs the recurrence */
+    /* auto: the recurrence with a SIMD kernel (measured faster than the chunk
+     * form on AVX-512 at K = V = 64 and 128: both spend most of their time in
+     * the 2F exps per token, the recurrence has fewer flops); else the chunk
+     * form where BLAS is there and a sequence fills a chunk.  The step always
+     * runs the recurrence. */
     p.chunk = !step && !p.ref &&
               (opts->algo == LINATTN_ALGO_CHUNK ||
-               (opts->algo == LINATTN_ALGO_AUTO && linattn_have_blas() && T >= p.C));
+               (opts->algo == LINATTN_ALGO_AUTO && !ctx->kern.simd && linattn_have_blas() &&
+                T >= p.C));
     return execute(&p, nseq * H, step ? "ela step" : "ela forward");
 }
 
