@@ -49,13 +49,9 @@ void linattn_cpu_probe(linattn_cpu_caps *f)
     probe(f);
 }
 
-/* The ISAs this build carries, best first. */
+/* The ISAs this build carries, best first: each a full kernel table. */
 typedef struct isa_entry {
-    const char *name;
-    linattn_delta_rec_fn delta_rec;
-    linattn_gka_rec_fn gka_rec;
-    linattn_kalman_rec_fn kalman_rec;
-    linattn_kalman_sum_fn kalman_sum;
+    linattn_kernels k;
     int (*usable)(const linattn_cpu_caps *f);
 } isa_entry;
 
@@ -73,29 +69,31 @@ static int always(const linattn_cpu_caps *f) { (void)f; return 1; }
 /* Install one entry (the portable one is the only non-SIMD entry). */
 static void take(linattn_kernels *k, const isa_entry *e)
 {
-    k->isa = e->name;
-    k->simd = strcmp(e->name, "scalar") != 0;
-    k->delta_rec = e->delta_rec;
-    k->gka_rec = e->gka_rec;
-    k->kalman_rec = e->kalman_rec;
-    k->kalman_sum = e->kalman_sum;
+    *k = e->k;
+    k->simd = strcmp(e->k.isa, "scalar") != 0;
 }
+
+/* Every operator's kernels of one ISA: their names end in _SFX. */
+#define ISA_ENTRY(NAME, SFX, USABLE)                                                        \
+    {.k = {.isa = NAME,                                                                    \
+           .delta_rec = linattn_delta_rec_##SFX,                                           \
+           .gka_rec = linattn_gka_rec_##SFX,                                               \
+           .kalman_rec = linattn_kalman_rec_##SFX,                                         \
+           .kalman_sum = linattn_kalman_sum_##SFX,                                         \
+           .ela_rec = linattn_ela_rec_##SFX},                                              \
+     .usable = USABLE}
 
 static const isa_entry isas[] = {
 #ifdef LINATTN_HAVE_AVX512
-    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512,
-     linattn_kalman_rec_avx512, linattn_kalman_sum_avx512, has_avx512},
+    ISA_ENTRY("avx512", avx512, has_avx512),
 #endif
 #ifdef LINATTN_HAVE_AVX2
-    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2,
-     linattn_kalman_rec_avx2, linattn_kalman_sum_avx2, has_avx2},
+    ISA_ENTRY("avx2", avx2, has_avx2),
 #endif
 #ifdef LINATTN_HAVE_NEON
-    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon,
-     linattn_kalman_rec_neon, linattn_kalman_sum_neon, has_neon},
+    ISA_ENTRY("neon", neon, has_neon),
 #endif
-    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable,
-     linattn_kalman_rec_portable, linattn_kalman_sum_portable, always},
+    ISA_ENTRY("scalar", portable, always),
 };
 
 const char *linattn_isa_compiled(void)
@@ -133,7 +131,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
                                 "isa %s: unknown (ref, scalar, avx2, avx512, neon)",
                                 forced);
         for (size_t i = 0; i < n; i++) {
-            if (strcmp(isas[i].name, forced)) continue;
+            if (strcmp(isas[i].k.isa, forced)) continue;
             if (!isas[i].usable(&f))
                 return linattn_fail(LINATTN_EUNSUPPORTED,
                                     "isa %s: this CPU cannot run it", forced);
@@ -159,7 +157,7 @@ int linattn_isa_usable(const char *isa)
     if (!strcmp(isa, "ref")) return 1;
     linattn_cpu_probe(&f);
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
-        if (!strcmp(isas[i].name, isa)) return isas[i].usable(&f);
+        if (!strcmp(isas[i].k.isa, isa)) return isas[i].usable(&f);
     return 0;
 }
 

@@ -21,6 +21,7 @@ typedef struct linattn_kernels {
     linattn_gka_rec_fn gka_rec;
     linattn_kalman_rec_fn kalman_rec;
     linattn_kalman_sum_fn kalman_sum;
+    linattn_ela_rec_fn ela_rec;
 } linattn_kernels;
 
 /* info.c */
@@ -110,5 +111,13 @@ void linattn_kalman_ref(const linattn_kalman_job *job, double *work);
 /* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
 size_t linattn_delta_chunk_work(int K, int n, int C);
 void linattn_delta_chunk(const linattn_delta_rec_job *job, int C, float *work);
+
+/* ela_ref.c: double reference for one (sequence, head); ela_kernel.h: float */
+size_t linattn_ela_ref_work(int F, int V);
+void linattn_ela_ref_seq(const linattn_ela_job *job, double *work);
+/* ela_chunk.c: chunkwise form (BLAS, else plain C products) for one
+ * (sequence, head); work of linattn_ela_chunk_work floats. */
+size_t linattn_ela_chunk_work(int F, int V, int C);
+void linattn_ela_chunk(const linattn_ela_job *job, int C, float *work);
 
 #endif

@@ -123,5 +123,31 @@ void linattn_kalman_sum_portable(const linattn_kalman_job *job, float *sum);
 void linattn_kalman_sum_avx2(const linattn_kalman_job *job, float *sum);
 void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);
 void linattn_kalman_sum_neon(const linattn_kalman_job *job, float *sum);
+/* One job of ela (spec/ela.md 2.1-2.7): one (sequence, head) over T tokens.
+ * Pointers are offset to token 0 of the sequence and head; strides as for
+ * the delta family.  S [F*V] (row d = feature d), z [F] are the state,
+ * updated in place; with safe (the exp map with the running max shift) they
+ * are shifted by c [F], the running per-dimension maximum of the scaled keys
+ * (-inf before any key), also updated in place; else c is unused.
+ * bidir: first every token is added to the state, then every token reads it.
+ * work holds 2*F floats.  Per token, causal (read after the write):
+ *   S += psi(b) v^T, z += psi(b);  o = phi(a)^T S / max(phi(a)^T z, 1e-8) */
+typedef struct linattn_ela_job {
+    int64_t T;
+    int K, V, F, feature, safe, bidir;
+    ptrdiff_t sqk, sv;
+    const float *q, *k, *v;
+    float *o, *S, *z, *c, *work;
+    float qk_scale;
+} linattn_ela_job;
+
+#define LINATTN_ELA_EPS 1e-8f
+
+typedef void (*linattn_ela_rec_fn)(const linattn_ela_job *job);
+
+void linattn_ela_rec_portable(const linattn_ela_job *job);
+void linattn_ela_rec_avx2(const linattn_ela_job *job);
+void linattn_ela_rec_avx512(const linattn_ela_job *job);
+void linattn_ela_rec_neon(const linattn_ela_job *job);
 
 #endif

@@ -1,7 +1,8 @@
 /* linattn - portable linear-attention operators.
  *
  * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview and
- * linattn_gdn(3) for the delta-rule family (gdn, kla, gla).
+ * linattn_gdn(3) for the delta-rule family (gdn, kla, gla), linattn_gka(3),
+ * linattn_ela(3).
  *
  * Conventions
  *   - float32 everywhere, C order, sequence-first layout:
@@ -326,6 +327,79 @@ typedef struct linattn_kalman_step_io {
 
 int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
                         const linattn_kalman_opts *opts);
+/* ---- exact (feature-map) linear attention: ela (linattn_ela(3)) -------- */
+
+/* Per (sequence, head), with a = qk_scale q_i, b_j = qk_scale k_j and
+ * feature maps phi (query side), psi (key side), both R^K -> R^F:
+ *   y_i = phi(a_i)^T S / max(phi(a_i)^T z, 1e-8),
+ *   S = sum_j psi(b_j) v_j^T [F,V],  z = sum_j psi(b_j) [F]
+ * over j <= i (causal, prefix sums) or over every j (bidirectional). */
+typedef enum linattn_ela_feature {
+    LINATTN_FEATURE_EXP = 0,        /* phi = psi = exp, elementwise; F = K (default) */
+    LINATTN_FEATURE_SQDIST_SUM = 1, /* |a+b|^2: phi = [a,|a|^2,1], psi = [2b,1,|b|^2]; F = K+2 */
+    LINATTN_FEATURE_SQDIST_SUB = 2, /* |a-b|^2: phi = [a,|a|^2,1], psi = [-2b,1,|b|^2]; F = K+2 */
+    LINATTN_FEATURE_ELU1 = 3,       /* phi = psi = elu(x) + 1; F = K */
+    LINATTN_FEATURE_IDENTITY = 4    /* phi = psi = x; F = K (the denominator may be <= 0) */
+} linattn_ela_feature;
+
+/* F, the feature size of a map for key head size K; LINATTN_EINVAL (< 0) for
+ * an unknown map or K < 1. */
+int64_t linattn_ela_feature_dim(linattn_ela_feature feature, int64_t K);
+/* "exp", "sqdist_sum", "sqdist_sub", "elu1", "identity" to the enum:
+ * LINATTN_OK, or LINATTN_EINVAL (message lists the names) and *out untouched. */
+int linattn_ela_feature_parse(const char *name, linattn_ela_feature *out);
+/* The name of a map ("exp" ...), or NULL for an unknown value. */
+const char *linattn_ela_feature_name(linattn_ela_feature feature);
+
+typedef struct linattn_ela_opts {
+    float qk_scale;     /* q and k are multiplied by it before the maps; 0 means 1
+                           (none, as the paper's language model); finite */
+    linattn_ela_feature feature; /* default LINATTN_FEATURE_EXP */
+    int bidirectional;  /* nonzero: every token reads the whole sequence's S, z */
+    int plain_exp;      /* nonzero: the exp map without the running max shift
+                           (overflows in float once q_d + k_d passes about 88) */
+    int chunk;          /* chunk size of LINATTN_ALGO_CHUNK; 0: default (64) */
+    linattn_algo algo;  /* forward on the CPU: recurrent, chunk, or auto */
+} linattn_ela_opts;
+
+void linattn_ela_opts_init(linattn_ela_opts *opts);
+
+/* State.  S [N,H,F,V] and z [N,H,F].  With the exp map in its default safe
+ * form the library keeps S and z shifted by a per-dimension log-offset c
+ * [N,H,F] (the running maximum of the scaled keys): the true sums are
+ * exp(c_d) S[d,:] and exp(c_d) z_d.  c is optional:
+ *   - c0 given: s0, z0 are shifted by c0 (as a previous ct returned them);
+ *     c0 absent: s0, z0 are the true (unshifted) sums.
+ *   - ct given: st, zt are returned shifted with the offset in ct (exact and
+ *     never overflows); ct absent: st, zt are the true sums (may overflow to
+ *     inf when keys are large).
+ * c0 and ct exist only for the safe exp form (else LINATTN_EINVAL).
+ *
+ *   q, k [B,T,H,K]; v, o [B,T,H,V]
+ *   s0 [N,H,F,V], z0 [N,H,F] initial state (both or neither; absent: zeros),
+ *   c0 [N,H,F] (needs s0); st, zt final state (both or neither; absent: not
+ *   returned; may be the s0, z0 buffers), ct [N,H,F] (needs st; may be c0).
+ *   cu_seqlens and n_seqs as for the delta family.
+ * Bidirectional: the final state is the same as the causal one (initial
+ * state plus every token) and every token reads it. */
+typedef struct linattn_ela_io {
+    linattn_tensor q, k, v, s0, z0, c0, o, st, zt, ct;
+    const int64_t *cu_seqlens;
+    int64_t n_seqs;
+} linattn_ela_io;
+
+int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,
+                        const linattn_ela_opts *opts);
+
+/* One decode step (the forward with T = 1; bidirectional makes no difference):
+ * q, k [B,H,K]; v, o [B,H,V]; state_s [B,H,F,V] and state_z [B,H,F], required,
+ * updated in place; state_c [B,H,F] optional as c0 = ct above. */
+typedef struct linattn_ela_step_io {
+    linattn_tensor q, k, v, state_s, state_z, state_c, o;
+} linattn_ela_step_io;
+
+int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io,
+                     const linattn_ela_opts *opts);
 
 /* ---- .npy files (float32, little-endian, C order) ---------------------- */
 

@@ -75,5 +75,19 @@ int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
 /* *bad = 1 when a value of the count floats of buffer mem is out of range
  * (range: 0 in (0,1), 1 finite >= 0, 2 finite > 0), else 0. */
 int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, int *bad);
+/* ela on the device, arguments already checked.  step: T = 1, sequence n is
+ * batch row n, the state (s0 = st, z0 = zt, c0 = ct) updated in place.
+ * safe: the exp map with the running max offset c (c0/ct optional, see
+ * linattn_ela_io). */
+typedef struct linattn_cl_ela {
+    int step, feature, safe, bidir;
+    int64_t T, H, nseq;
+    int K, V, F;
+    const int64_t *cu;
+    float qk_scale;
+    linattn_cl_arg q, k, v, s0, z0, c0, o, st, zt, ct;
+} linattn_cl_ela;
+
+int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a);
 
 #endif

@@ -68,6 +68,7 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
 }
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a)
+int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
 {
     (void)cl; (void)a;
     return none();

@@ -41,6 +41,8 @@ struct linattn_cl {
     linattn_cl_kprog gka[LINATTN_CL_MAX_PROGS];
     int nkalman;
     linattn_cl_kprog kalman[LINATTN_CL_MAX_PROGS];
+    int nela;
+    linattn_cl_kprog ela[LINATTN_CL_MAX_PROGS];
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */

@@ -215,4 +215,6 @@ void linattn_cl_programs_release(linattn_cl *cl)
     cl->ngka = 0;
     for (int i = 0; i < cl->nkalman; i++) kprog_release(&cl->kalman[i]);
     cl->nkalman = 0;
+    for (int i = 0; i < cl->nela; i++) kprog_release(&cl->ela[i]);
+    cl->nela = 0;
 }

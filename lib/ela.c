@@ -1,0 +1,297 @@
+/* linattn - driver of exact (feature-map) linear attention (ela): option
+ * and argument checks, the state's offset convention, one job per
+ * (sequence, head) on the context's threads, OpenCL first where chosen. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define DEFAULT_CHUNK 64
+
+static const char *const feature_names[] = {"exp", "sqdist_sum", "sqdist_sub", "elu1",
+                                            "identity"};
+#define NFEATURES ((int)(sizeof feature_names / sizeof *feature_names))
+
+int64_t linattn_ela_feature_dim(linattn_ela_feature f, int64_t K)
+{
+    if ((int)f < 0 || (int)f >= NFEATURES || K < 1) return LINATTN_EINVAL;
+    return f == LINATTN_FEATURE_SQDIST_SUM || f == LINATTN_FEATURE_SQDIST_SUB ? K + 2 : K;
+}
+
+const char *linattn_ela_feature_name(linattn_ela_feature f)
+{
+    return (int)f >= 0 && (int)f < NFEATURES ? feature_names[f] : NULL;
+}
+
+int linattn_ela_feature_parse(const char *name, linattn_ela_feature *out)
+{
+    if (!name || !out) return linattn_fail(LINATTN_ENULL, "feature name: NULL");
+    for (int i = 0; i < NFEATURES; i++)
+        if (!strcmp(name, feature_names[i])) {
+            *out = (linattn_ela_feature)i;
+            return LINATTN_OK;
+        }
+    return linattn_fail(LINATTN_EINVAL, "feature %s: unknown (exp, sqdist_sum, sqdist_sub, "
+                                        "elu1, identity)", name);
+}
+
+void linattn_ela_opts_init(linattn_ela_opts *opts)
+{
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->feature = LINATTN_FEATURE_EXP;
+    opts->algo = LINATTN_ALGO_AUTO;
+}
+
+static int check_opts(const linattn_ela_opts *o)
+{
+    if (!isfinite(o->qk_scale))
+        return linattn_fail(LINATTN_ERANGE, "opts.qk_scale: not finite");
+    if (!linattn_ela_feature_name(o->feature))
+        return linattn_fail(LINATTN_EINVAL, "opts.feature: unknown value %d", (int)o->feature);
+    if (o->chunk < 0 || o->chunk > LINATTN_MAX_CHUNK)
+        return linattn_fail(LINATTN_ERANGE, "opts.chunk: %d (must be 0..%d)", o->chunk,
+                            LINATTN_MAX_CHUNK);
+    if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
+        return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
+    return LINATTN_OK;
+}
+
+/* 1 for the exp map in its safe (shifted) form */
+static int is_safe(const linattn_ela_opts *o)
+{
+    return o->feature == LINATTN_FEATURE_EXP && !o->plain_exp;
+}
+
+typedef struct ela_plan {
+    const linattn_ctx *ctx;
+    int64_t T, H;
+    int K, V, F, feature, safe, bidir, ref, chunk, C;
+    int has_s0, has_c0;
+    const int64_t *cu;
+    const float *q, *k, *v, *s0, *z0, *c0;
+    float *o, *st, *zt, *ct;
+    float qk_scale;
+    size_t work_floats;
+    float *work;
+    double *dwork;
+} ela_plan;
+
+static void run_job(void *arg, int64_t unit, int thread)
+{
+    const ela_plan *p = arg;
+    const int64_t h = unit % p->H, n = unit / p->H;
+    const int64_t b = p->cu ? 0 : n;
+    const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
+    const size_t FV = (size_t)p->F * p->V, F = (size_t)p->F;
+    const int64_t tok0 = (b * p->T + t0) * p->H + h;
+    float *work = p->work + (size_t)thread * p->work_floats;
+    float *S = p->st ? p->st + unit * FV : work;
+    float *z = p->zt ? p->zt + unit * F : work + FV;
+    float *c = p->ct ? p->ct + unit * F : work + FV + F;
+    const float *S0 = p->s0 ? p->s0 + unit * FV : NULL, *z0 = p->z0 ? p->z0 + unit * F : NULL;
+    const float *c0 = p->c0 ? p->c0 + unit * F : NULL;
+    if (S0 != S) {
+        if (S0) memcpy(S, S0, sizeof(float) * FV);
+        else memset(S, 0, sizeof(float) * FV);
+    }
+    if (z0 != z) {
+        if (z0) memcpy(z, z0, sizeof(float) * F);
+        else memset(z, 0, sizeof(float) * F);
+    }
+    if (p->safe && c0 != c) /* no offset given: the state is the true sums (offset 0),
+                               and no state means no key yet (-inf) */
+        for (size_t d = 0; d < F; d++) c[d] = c0 ? c0[d] : S0 ? 0.0f : -INFINITY;
+    linattn_ela_job jb = {
+        .T = t1 - t0, .K = p->K, .V = p->V, .F = p->F, .feature = p->feature,
+        .safe = p->safe, .bidir = p->bidir,
+        .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V),
+        .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V,
+        .o = p->o + tok0 * p->V, .S = S, .z = z, .c = p->safe ? c : NULL,
+        .work = work + FV + 2 * F, .qk_scale = p->qk_scale,
+    };
+    if (p->ref)
+        linattn_ela_ref_seq(&jb, p->dwork + (size_t)thread * linattn_ela_ref_work(p->F, p->V));
+    else if (p->chunk)
+        linattn_ela_chunk(&jb, p->C, jb.work);
+    else
+        p->ctx->kern.ela_rec(&jb);
+    if (p->safe && p->st && !p->ct) /* return the true sums */
+        for (size_t d = 0; d < F; d++) {
+            const float e = expf(c[d]);
+            for (int j = 0; j < p->V; j++) S[d * p->V + j] *= e;
+            z[d] *= e;
+        }
+}
+
+static int execute(ela_plan *p, int64_t units, const char *what)
+{
+    const int nt = linattn_max_threads(p->ctx);
+    const size_t FV = (size_t)p->F * p->V;
+    size_t kwork = 2u * p->F;
+    if (p->chunk && linattn_ela_chunk_work(p->F, p->V, p->C) > kwork)
+        kwork = linattn_ela_chunk_work(p->F, p->V, p->C);
+    p->work_floats = (FV + 2u * p->F + kwork + 15) / 16 * 16;
+    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_ela_ref_work(p->F, p->V) * nt);
+    if (!p->work || (p->ref && !p->dwork)) {
+        free(p->work);
+        free(p->dwork);
+        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+    }
+    if (p->ctx->verbose)
+        fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d F=%d: %s %s, feature %s%s%s, "
+                "%d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V, p->F,
+                p->ref ? "ref" : p->ctx->kern.isa, p->chunk ? "chunk" : "recurrent",
+                linattn_ela_feature_name((linattn_ela_feature)p->feature),
+                p->feature == LINATTN_FEATURE_EXP ? (p->safe ? " (safe)" : " (plain)") : "",
+                p->bidir ? ", bidirectional" : "", nt, nt == 1 ? "" : "s");
+    const int blas = linattn_blas_serial_begin(p->chunk && nt > 1);
+    linattn_parallel_for(p->ctx, units, run_job, p);
+    linattn_blas_serial_end(blas);
+    free(p->work);
+    free(p->dwork);
+    return LINATTN_OK;
+}
+
+/* A state (s, z, c): s and z both or neither, c only with them and only for
+ * the safe exp form. */
+static int check_state(const linattn_tensor *s, const linattn_tensor *z, const linattn_tensor *c,
+                       const char *const *nm, const int64_t *shs, const int64_t *shz,
+                       int required, int safe)
+{
+    int rc;
+    if (!linattn_given(s) && !linattn_given(z)) {
+        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", nm[0]);
+        if (linattn_given(c))
+            return linattn_fail(LINATTN_EINVAL, "%s: given without %s and %s", nm[2], nm[0],
+                                nm[1]);
+        return LINATTN_OK;
+    }
+    if (!linattn_given(s) || !linattn_given(z))
+        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither",
+                            linattn_given(s) ? nm[1] : nm[0], linattn_given(s) ? nm[0] : nm[1]);
+    if ((rc = linattn_check_tensor(s, nm[0], 4, shs))) return rc;
+    if ((rc = linattn_check_tensor(z, nm[1], 3, shz))) return rc;
+    if (!linattn_given(c)) return LINATTN_OK;
+    if (!safe)
+        return linattn_fail(LINATTN_EINVAL, "%s: a log-offset exists only for the exp feature "
+                                            "in its safe form", nm[2]);
+    return linattn_check_tensor(c, nm[2], 3, shz);
+}
+
+static int begin(const linattn_ctx *ctx, const void *io, const linattn_ela_opts *in,
+                 linattn_ela_opts *opts)
+{
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_ela_opts_init(opts);
+    if (in) *opts = *in;
+    return check_opts(opts);
+}
+
+/* Everything after the argument checks, for forward and step (step: T = 1,
+ * sequence n is batch row n, s0 = st, z0 = zt, c0 = ct: the state in place). */
+static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, int64_t T,
+               int64_t H, int64_t nseq, int64_t K, int64_t V, const linattn_ela_opts *opts,
+               int step)
+{
+    int rc;
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->s0, &x->z0, &x->c0,
+                                  &x->o, &x->st, &x->zt, &x->ct};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 10))) return rc;
+    linattn_clear_error();
+    const int safe = is_safe(opts);
+    const int bidir = !step && opts->bidirectional;
+    const float s = opts->qk_scale != 0.0f ? opts->qk_scale : 1.0f;
+    const int F = (int)linattn_ela_feature_dim(opts->feature, K);
+    if (ctx->cl) {
+        linattn_cl_ela a = {
+            .step = step, .feature = opts->feature, .safe = safe, .bidir = bidir,
+            .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V, .F = F,
+            .cu = x->cu_seqlens, .qk_scale = s,
+            .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
+            .v = linattn_cl_arg_of(&x->v), .s0 = linattn_cl_arg_of(&x->s0),
+            .z0 = linattn_cl_arg_of(&x->z0), .c0 = linattn_cl_arg_of(&x->c0),
+            .o = linattn_cl_arg_of(&x->o), .st = linattn_cl_arg_of(&x->st),
+            .zt = linattn_cl_arg_of(&x->zt), .ct = linattn_cl_arg_of(&x->ct),
+        };
+        rc = linattn_cl_ela_run(ctx->cl, &a);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 10))) return rc;
+    }
+    ela_plan p = {
+        .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .F = F,
+        .feature = opts->feature, .safe = safe, .bidir = bidir,
+        .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
+        .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
+        .s0 = linattn_host(&x->s0), .z0 = linattn_host(&x->z0), .c0 = linattn_host(&x->c0),
+        .o = linattn_host(&x->o), .st = linattn_host(&x->st), .zt = linattn_host(&x->zt),
+        .ct = linattn_host(&x->ct), .qk_scale = s,
+        .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
+    };
+    /* auto: the recurrence with a SIMD kernel (measured faster than the chunk
+     * form on AVX-512 at K = V = 64 and 128: both spend most of their time in
+     * the 2F exps per token, the recurrence has fewer flops); else the chunk
+     * form where BLAS is there and a sequence fills a chunk.  The step always
+     * runs the recurrence. */
+    p.chunk = !step && !p.ref &&
+              (opts->algo == LINATTN_ALGO_CHUNK ||
+               (opts->algo == LINATTN_ALGO_AUTO && !ctx->kern.simd && linattn_have_blas() &&
+                T >= p.C));
+    return execute(&p, nseq * H, step ? "ela step" : "ela forward");
+}
+
+int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linattn_ela_opts *oin)
+{
+    int rc;
+    int64_t s[4], V, nseq;
+    linattn_ela_opts opts;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
+    const int64_t K = s[3];
+    const int64_t osh[4] = {s[0], s[1], s[2], V};
+    if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
+    if (io->cu_seqlens) {
+        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
+        nseq = io->n_seqs;
+    } else {
+        if (io->n_seqs)
+            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
+                                (long long)io->n_seqs);
+        nseq = s[0];
+    }
+    const int64_t F = linattn_ela_feature_dim(opts.feature, K);
+    const int64_t shs[4] = {nseq, s[2], F, V}, shz[3] = {nseq, s[2], F};
+    static const char *const n0[] = {"s0", "z0", "c0"}, *const nt[] = {"st", "zt", "ct"};
+    if ((rc = check_state(&io->s0, &io->z0, &io->c0, n0, shs, shz, 0, is_safe(&opts))))
+        return rc;
+    if ((rc = check_state(&io->st, &io->zt, &io->ct, nt, shs, shz, 0, is_safe(&opts))))
+        return rc;
+    static const char *const names[] = {"q", "k", "v", "s0", "z0", "c0", "o", "st", "zt", "ct"};
+    linattn_ela_io x = *io;
+    return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
+}
+
+int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io, const linattn_ela_opts *oin)
+{
+    int rc;
+    int64_t s[3], V;
+    linattn_ela_opts opts;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
+    const int64_t K = s[2], F = linattn_ela_feature_dim(opts.feature, K);
+    const int64_t shs[4] = {s[0], s[1], F, V}, shz[3] = {s[0], s[1], F}, osh[3] = {s[0], s[1], V};
+    static const char *const ns[] = {"state_s", "state_z", "state_c"};
+    if ((rc = check_state(&io->state_s, &io->state_z, &io->state_c, ns, shs, shz, 1,
+                          is_safe(&opts))))
+        return rc;
+    if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
+    static const char *const names[] = {"q", "k", "v", "state_s", "state_z", "state_c",
+                                        "o", "state_s", "state_z", "state_c"};
+    /* B sequences of one token: the forward's path with s0 = st = the state */
+    linattn_ela_io x = {.q = io->q, .k = io->k, .v = io->v, .s0 = io->state_s,
+                        .z0 = io->state_z, .c0 = io->state_c, .o = io->o,
+                        .st = io->state_s, .zt = io->state_z, .ct = io->state_c};
+    return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
+}
