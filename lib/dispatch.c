@@ -54,6 +54,8 @@ typedef struct isa_entry {
     const char *name;
     linattn_delta_rec_fn delta_rec;
     linattn_gka_rec_fn gka_rec;
+    linattn_softmax_fwd_fn softmax_fwd;
+    linattn_softmax_dec_fn softmax_dec;
     int (*usable)(const linattn_cpu_caps *f);
 } isa_entry;
 
@@ -75,19 +77,25 @@ static void take(linattn_kernels *k, const isa_entry *e)
     k->simd = strcmp(e->name, "scalar") != 0;
     k->delta_rec = e->delta_rec;
     k->gka_rec = e->gka_rec;
+    k->softmax_fwd = e->softmax_fwd;
+    k->softmax_dec = e->softmax_dec;
 }
 
 static const isa_entry isas[] = {
 #ifdef LINATTN_HAVE_AVX512
-    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512, has_avx512},
+    {"avx512", linattn_delta_rec_avx512, linattn_gka_rec_avx512,
+     linattn_softmax_fwd_avx512, linattn_softmax_dec_avx512, has_avx512},
 #endif
 #ifdef LINATTN_HAVE_AVX2
-    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2, has_avx2},
+    {"avx2", linattn_delta_rec_avx2, linattn_gka_rec_avx2,
+     linattn_softmax_fwd_avx2, linattn_softmax_dec_avx2, has_avx2},
 #endif
 #ifdef LINATTN_HAVE_NEON
-    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon, has_neon},
+    {"neon", linattn_delta_rec_neon, linattn_gka_rec_neon,
+     linattn_softmax_fwd_neon, linattn_softmax_dec_neon, has_neon},
 #endif
-    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable, always},
+    {"scalar", linattn_delta_rec_portable, linattn_gka_rec_portable,
+     linattn_softmax_fwd_portable, linattn_softmax_dec_portable, always},
 };
 
 const char *linattn_isa_compiled(void)

@@ -204,4 +204,5 @@ void linattn_cl_programs_release(linattn_cl *cl)
     cl->nprog = 0;
     for (int i = 0; i < cl->ngka; i++) kprog_release(&cl->gka[i]);
     cl->ngka = 0;
+    linattn_cl_softmax_release(cl);
 }
