@@ -32,9 +32,9 @@
 /* 16 partial sums to one, pairwise in a fixed order */
 static inline float sm_hsum(float *p)
 {
-    for (int w = SM_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) p[l] += p[l + w];
-    return p[0];
+    SM_SIMD for (int l = 0; l < 8; l++) p[l] += p[l + 8];
+    SM_SIMD for (int l = 0; l < 4; l++) p[l] += p[l + 4];
+    return ((p[0] + p[2]) + (p[1] + p[3]));
 }
 
 /* dot products of q with four rows k0..k3 (K floats each), four
@@ -153,7 +153,7 @@ void SOFTMAX_DEC_NAME(const linattn_softmax_dec_job *jb)
     }
     for (j = 0; j < n; j++) {
         s[j] *= jb->scale;
-        mx = fmaxf(mx, s[j]);
+        mx = s[j] > mx ? s[j] : mx;
     }
     float sum = 0.0f;
     for (j = 0; j < n; j++) {
