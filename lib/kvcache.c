@@ -170,10 +170,15 @@ size_t linattn_kvcache_bytes(const linattn_kvcache *c)
     return bk + bv;
 }
 
-int linattn_kvcache_reset(linattn_kvcache *c)
+int linattn_kvcache_reset(linattn_kvcache *c) { return linattn_kvcache_truncate(c, 0); }
+
+int linattn_kvcache_truncate(linattn_kvcache *c, int64_t length)
 {
     if (!c) return linattn_fail(LINATTN_ENULL, "cache: NULL");
-    c->len = 0;
+    if (length < 0 || length > c->len)
+        return linattn_fail(LINATTN_ERANGE, "length: %lld (must be 0..%lld, the length held)",
+                            (long long)length, (long long)c->len);
+    c->len = length;
     return LINATTN_OK;
 }
 

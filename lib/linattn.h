@@ -333,6 +333,9 @@ int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *cache, const linat
                            const linattn_tensor *v);
 /* Forget every token (keeps the memory). */
 int linattn_kvcache_reset(linattn_kvcache *cache);
+/* Keep the first length tokens (0 <= length <= the length held; keeps the
+ * memory): rolls back steps, or holds a benchmark's cache at one length. */
+int linattn_kvcache_truncate(linattn_kvcache *cache, int64_t length);
 
 /* One decode step: append k [B,H,K] and v [B,H,V] as the next token of each
  * batch row, then attend with q [B,H,K] over the whole cache (the new token

@@ -307,6 +307,18 @@ START_TEST(test_decode_is_forward)
             ck_assert_msg(e < tol, "%s: append + steps vs forward, row %lld: %g", isa,
                           (long long)b, e);
         }
+        /* roll back to t2 by truncate and decode again: the same outputs */
+        const int64_t t2 = 200;
+        ck_assert_int_eq(linattn_kvcache_truncate(c, t2), 0);
+        ck_assert_int_eq(linattn_kvcache_length(c), t2);
+        tu_poison(o1, nout(&p));
+        steps(x, c, &p, t2, o1, NULL);
+        for (int64_t b = 0; b < B; b++) {
+            const size_t off = (size_t)((b * T + t2) * H * V), cnt = (size_t)((T - t2) * H * V);
+            e = tu_relerr(o1 + off, o0 + off, cnt);
+            ck_assert_msg(e < tol, "%s: truncate + steps vs forward, row %lld: %g", isa,
+                          (long long)b, e);
+        }
         linattn_kvcache_destroy(c);
         linattn_ctx_destroy(x);
     }
@@ -652,6 +664,10 @@ START_TEST(test_bad_args)
         ck_assert(untouched(so, sizeof so / sizeof *so));
         ck_assert_int_eq(linattn_kvcache_length(c), 3);
         expect(linattn_kvcache_reset(NULL), LINATTN_ENULL, "cache");
+        expect(linattn_kvcache_truncate(NULL, 0), LINATTN_ENULL, "cache");
+        expect(linattn_kvcache_truncate(c, 4), LINATTN_ERANGE, "length");
+        expect(linattn_kvcache_truncate(c, -1), LINATTN_ERANGE, "length");
+        ck_assert_int_eq(linattn_kvcache_length(c), 3);
         /* and a good step after all that */
         ck_assert_int_eq(linattn_softmax_step(x, c, &s, NULL), 0);
         ck_assert_int_eq(linattn_kvcache_length(c), 4);
