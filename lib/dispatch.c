@@ -80,7 +80,9 @@ static void take(linattn_kernels *k, const isa_entry *e)
            .gka_rec = linattn_gka_rec_##SFX,                                               \
            .kalman_rec = linattn_kalman_rec_##SFX,                                         \
            .kalman_sum = linattn_kalman_sum_##SFX,                                         \
-           .ela_rec = linattn_ela_rec_##SFX},                                              \
+           .ela_rec = linattn_ela_rec_##SFX,                                               \
+           .softmax_fwd = linattn_softmax_fwd_##SFX,                                       \
+           .softmax_dec = linattn_softmax_dec_##SFX},                                      \
      .usable = USABLE}
 
 static const isa_entry isas[] = {

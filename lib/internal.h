@@ -22,6 +22,8 @@ typedef struct linattn_kernels {
     linattn_kalman_rec_fn kalman_rec;
     linattn_kalman_sum_fn kalman_sum;
     linattn_ela_rec_fn ela_rec;
+    linattn_softmax_fwd_fn softmax_fwd;
+    linattn_softmax_dec_fn softmax_dec;
 } linattn_kernels;
 
 /* info.c */
@@ -119,5 +121,25 @@ void linattn_ela_ref_seq(const linattn_ela_job *job, double *work);
  * (sequence, head); work of linattn_ela_chunk_work floats. */
 size_t linattn_ela_chunk_work(int F, int V, int C);
 void linattn_ela_chunk(const linattn_ela_job *job, int C, float *work);
+/* softmax_ref.c: one query q over n keys k[j*sk], values v[j*sv], in double
+ * (work: n + V doubles). */
+void linattn_softmax_ref_row(int64_t n, int K, int V, ptrdiff_t sk, ptrdiff_t sv,
+                             const float *q, const float *k, const float *v, float *o,
+                             double scale, double *work);
+
+/* kvcache.c: the cache as the operators see it. */
+struct linattn_kvcache {
+    const linattn_ctx *ctx;
+    int64_t B, H, K, V;
+    int64_t len, cap;   /* tokens held, tokens that fit */
+    float *hk, *hv;     /* host: k [B,H,cap,K], v [B,H,cap,V] (CPU and ref contexts) */
+    linattn_cl_kv dev;  /* device memory (OpenCL contexts) */
+};
+/* Make room for len + n tokens (doubling); the cache is unchanged on failure. */
+int linattn_kvcache_reserve(linattn_kvcache *c, int64_t n);
+/* Copy T tokens k [B,T,H,K], v [B,T,H,V] (host memory) to positions
+ * len .. len+T-1 of the host cache, room reserved; len is not changed. */
+void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T, const float *k,
+                         const float *v);
 
 #endif

@@ -149,5 +149,53 @@ void linattn_ela_rec_portable(const linattn_ela_job *job);
 void linattn_ela_rec_avx2(const linattn_ela_job *job);
 void linattn_ela_rec_avx512(const linattn_ela_job *job);
 void linattn_ela_rec_neon(const linattn_ela_job *job);
+/* One job of the blocked causal softmax forward: nq query rows of one
+ * (sequence, head), at positions q0 .. q0+nq-1 of the sequence; row i
+ * attends to keys 0 .. q0+i.  Pointers are offset to this (sequence, head):
+ *   q[i*sqk + c], o[i*sv + c]   the job's rows (q and o already at row q0)
+ *   k[j*sqk + c], v[j*sv + c]   key and value j of the sequence (from 0)
+ * Key blocks of bk tokens; an online softmax per row.  work holds
+ * linattn_softmax_fwd_work(K, V, nq, bk) floats, 64-byte aligned. */
+typedef struct linattn_softmax_fwd_job {
+    int64_t q0;
+    int nq, K, V, bk;
+    ptrdiff_t sqk, sv;
+    const float *q, *k, *v;
+    float *o, *work;
+    float scale;
+} linattn_softmax_fwd_job;
+
+static inline size_t linattn_softmax_fwd_work(int K, int V, int nq, int bk)
+{
+    /* Kt [K][bk], s [bk], O [nq][V], m [nq], l [nq], each rounded to 16 */
+    const size_t r = 16;
+    return ((size_t)K * bk + r - 1) / r * r + ((size_t)bk + r - 1) / r * r +
+           ((size_t)nq * V + r - 1) / r * r + 2 * (((size_t)nq + r - 1) / r * r);
+}
+
+/* One split of the decode (split-K): one query over n keys k[j*K + c] and
+ * values v[j*V + c] (contiguous, the cache's layout).  Writes the split's
+ * unnormalised partial: part[c] = sum_j p_j v_j[c] (c < V), part[V] = m,
+ * part[V+1] = sum_j p_j, with s_j = scale q.k_j, m = max_j s_j and
+ * p_j = exp(s_j - m).  work holds n floats. */
+typedef struct linattn_softmax_dec_job {
+    int64_t n;
+    int K, V;
+    const float *q, *k, *v;
+    float *part, *work;
+    float scale;
+} linattn_softmax_dec_job;
+
+typedef void (*linattn_softmax_fwd_fn)(const linattn_softmax_fwd_job *job);
+typedef void (*linattn_softmax_dec_fn)(const linattn_softmax_dec_job *job);
+
+void linattn_softmax_fwd_portable(const linattn_softmax_fwd_job *job);
+void linattn_softmax_fwd_avx2(const linattn_softmax_fwd_job *job);
+void linattn_softmax_fwd_avx512(const linattn_softmax_fwd_job *job);
+void linattn_softmax_fwd_neon(const linattn_softmax_fwd_job *job);
+void linattn_softmax_dec_portable(const linattn_softmax_dec_job *job);
+void linattn_softmax_dec_avx2(const linattn_softmax_dec_job *job);
+void linattn_softmax_dec_avx512(const linattn_softmax_dec_job *job);
+void linattn_softmax_dec_neon(const linattn_softmax_dec_job *job);
 
 #endif

@@ -3,6 +3,7 @@
  * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview and
  * linattn_gdn(3) for the delta-rule family (gdn, kla, gla), linattn_gka(3),
  * linattn_ela(3).
+ * linattn_softmax(3) for softmax attention with a KV cache.
  *
  * Conventions
  *   - float32 everywhere, C order, sequence-first layout:
@@ -400,6 +401,70 @@ typedef struct linattn_ela_step_io {
 
 int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io,
                      const linattn_ela_opts *opts);
+/* ---- softmax attention with a KV cache (linattn_softmax(3)) ------------- */
+
+/* Causal softmax attention, the quadratic baseline:
+ *   o_t = sum_{j<=t} softmax_j(scale q_t . k_j) v_j
+ * computed blockwise with an online softmax (no T x T matrix is formed). */
+typedef struct linattn_softmax_opts {
+    float scale; /* 0 means 1/sqrt(K) */
+    int block;   /* CPU forward: query and key block size, 1..LINATTN_MAX_CHUNK;
+                    0: default (64).  The OpenCL kernels size their own blocks. */
+} linattn_softmax_opts;
+
+void linattn_softmax_opts_init(linattn_softmax_opts *opts);
+
+/*   q, k [B,T,H,K]; v, o [B,T,H,V]; cu_seqlens as for the delta family
+ *   (each packed sequence attends only to itself). */
+typedef struct linattn_softmax_io {
+    linattn_tensor q, k, v, o;
+    const int64_t *cu_seqlens;
+    int64_t n_seqs;
+} linattn_softmax_io;
+
+int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
+                            const linattn_softmax_opts *opts);
+
+/* A KV cache owned by the library: keys [B,H,capacity,K] and values
+ * [B,H,capacity,V] in float32, in host memory on CPU and reference contexts
+ * and in device memory on an OpenCL context.  capacity (tokens) is a hint:
+ * 0 allocates nothing until the first append; when an append needs more
+ * room the capacity doubles (at least to what is needed), so a caller that
+ * knows the final length passes it and never pays a regrowth.  A cache
+ * belongs to the context that made it (other contexts are refused) and must
+ * be destroyed before it; one call at a time per cache. */
+typedef struct linattn_kvcache linattn_kvcache;
+
+int linattn_kvcache_create(linattn_ctx *ctx, linattn_kvcache **out, int64_t B, int64_t H,
+                           int64_t K, int64_t V, int64_t capacity);
+void linattn_kvcache_destroy(linattn_kvcache *cache);
+/* Tokens held (per batch row), and tokens that fit before the next regrowth. */
+int64_t linattn_kvcache_length(const linattn_kvcache *cache);
+int64_t linattn_kvcache_capacity(const linattn_kvcache *cache);
+/* Bytes of key and value storage held: B*H*capacity*(K+V)*4 (the cache
+ * proper; the step's small split scratch is not counted). */
+size_t linattn_kvcache_bytes(const linattn_kvcache *cache);
+/* Append T tokens without attending (prefill): k [B,T,H,K], v [B,T,H,V]
+ * with the cache's B, H, K, V.  On any failure (LINATTN_ENOMEM when the
+ * cache cannot grow) the cache is left as it was. */
+int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *cache, const linattn_tensor *k,
+                           const linattn_tensor *v);
+/* Forget every token (keeps the memory). */
+int linattn_kvcache_reset(linattn_kvcache *cache);
+/* Keep the first length tokens (0 <= length <= the length held; keeps the
+ * memory): rolls back steps, or holds a benchmark's cache at one length. */
+int linattn_kvcache_truncate(linattn_kvcache *cache, int64_t length);
+
+/* One decode step: append k [B,H,K] and v [B,H,V] as the next token of each
+ * batch row, then attend with q [B,H,K] over the whole cache (the new token
+ * included) into o [B,H,V].  On failure nothing is written to o and the
+ * cache keeps its length and contents. */
+typedef struct linattn_softmax_step_io {
+    linattn_tensor q, k, v, o;
+} linattn_softmax_step_io;
+
+int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
+                         const linattn_softmax_step_io *io, const linattn_softmax_opts *opts);
 
 /* ---- .npy files (float32, little-endian, C order) ---------------------- */
 

@@ -89,5 +89,41 @@ typedef struct linattn_cl_ela {
 } linattn_cl_ela;
 
 int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a);
+/* Softmax attention (softmax.cl).  A KV cache in device memory:
+ * k [B,H,cap,K], v [B,H,cap,V] (cl_mem handles; NULL before the first
+ * growth) and the split step's scratch, kept between steps. */
+typedef struct linattn_cl_kv {
+    void *k, *v, *part;
+    size_t part_floats;
+} linattn_cl_kv;
+
+/* Move the first len tokens of each of the rows (B*H) to fresh buffers of
+ * capacity newcap; on failure kv is unchanged. */
+int linattn_cl_kv_resize(linattn_cl *cl, linattn_cl_kv *kv, int64_t rows, int K, int V,
+                         int64_t len, int64_t oldcap, int64_t newcap);
+void linattn_cl_kv_free(linattn_cl_kv *kv);
+
+/* Append T tokens k [B,T,H,K], v [B,T,H,V] at position len (room reserved)
+ * and, when q is given (a step: T = 1), attend with q [B,H,K] over the
+ * len + 1 tokens into o [B,H,V]. */
+typedef struct linattn_cl_kvstep {
+    int64_t B, T, H, len, cap;
+    int K, V;
+    float scale;
+    linattn_cl_arg q, k, v, o;
+} linattn_cl_kvstep;
+
+int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep *a);
+
+/* The blocked causal forward, arguments already checked. */
+typedef struct linattn_cl_softmax {
+    int64_t T, H, nseq;
+    int K, V;
+    const int64_t *cu;
+    float scale;
+    linattn_cl_arg q, k, v, o;
+} linattn_cl_softmax;
+
+int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a);
 
 #endif

@@ -69,6 +69,22 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a)
 int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
+int linattn_cl_kv_resize(linattn_cl *cl, linattn_cl_kv *kv, int64_t rows, int K, int V,
+                         int64_t len, int64_t oldcap, int64_t newcap)
+{
+    (void)cl; (void)kv; (void)rows; (void)K; (void)V; (void)len; (void)oldcap; (void)newcap;
+    return none();
+}
+
+void linattn_cl_kv_free(linattn_cl_kv *kv) { (void)kv; }
+
+int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep *a)
+{
+    (void)cl; (void)kv; (void)a;
+    return none();
+}
+
+int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
 {
     (void)cl; (void)a;
     return none();

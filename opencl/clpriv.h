@@ -26,6 +26,13 @@ typedef struct linattn_cl_kprog {
     cl_kernel kernels[LINATTN_CL_MAX_KERNELS];
 } linattn_cl_kprog;
 
+/* The softmax program of one (K, V) with its kernels (softmax_cl.c). */
+typedef struct linattn_cl_smprog {
+    int K, V;
+    cl_program prog;
+    cl_kernel fwd, split, merge, append;
+} linattn_cl_smprog;
+
 struct linattn_cl {
     cl_device_id dev;
     cl_context ctx;
@@ -43,6 +50,8 @@ struct linattn_cl {
     linattn_cl_kprog kalman[LINATTN_CL_MAX_PROGS];
     int nela;
     linattn_cl_kprog ela[LINATTN_CL_MAX_PROGS];
+    int nsoftmax;
+    linattn_cl_smprog softmax[LINATTN_CL_MAX_PROGS];
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */
@@ -89,6 +98,8 @@ int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_progr
  * cache) on first use; call with cl->lock held. */
 int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_prog **out);
 void linattn_cl_programs_release(linattn_cl *cl);
+/* softmax_cl.c: release the softmax programs (from linattn_cl_programs_release). */
+void linattn_cl_softmax_release(linattn_cl *cl);
 /* program.c: the kernel `name` of source src built for (K, V), kept in the
  * list progs (of n, at most LINATTN_CL_MAX_PROGS); cl->lock held. */
 int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,

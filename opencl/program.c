@@ -217,4 +217,5 @@ void linattn_cl_programs_release(linattn_cl *cl)
     cl->nkalman = 0;
     for (int i = 0; i < cl->nela; i++) kprog_release(&cl->ela[i]);
     cl->nela = 0;
+    linattn_cl_softmax_release(cl);
 }

@@ -1,0 +1,332 @@
+/* linattn - driver of causal softmax attention: argument checks; the
+ * blocked forward, one job per (block of query rows, head); the decode step
+ * over a KV cache, split-K: one job per (batch row, head, split of the
+ * cache), then a log-sum-exp merge of the splits per (batch row, head).
+ * The splits depend on the cache length only, so the result bits do not
+ * depend on the thread count. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define DEFAULT_BLOCK 64
+#define SPLIT_MIN 128   /* keys in a split of the CPU step: at least */
+#define SPLIT_MAX 4096  /* and at most; about 64 splits in between */
+
+void linattn_softmax_opts_init(linattn_softmax_opts *opts)
+{
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+}
+
+static int check_opts(const linattn_softmax_opts *o)
+{
+    if (!isfinite(o->scale)) return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
+    if (o->block < 0 || o->block > LINATTN_MAX_CHUNK)
+        return linattn_fail(LINATTN_ERANGE, "opts.block: %d (must be 0..%d)", o->block,
+                            LINATTN_MAX_CHUNK);
+    return LINATTN_OK;
+}
+
+static int begin(const linattn_ctx *ctx, const void *io, const linattn_softmax_opts *in,
+                 linattn_softmax_opts *opts)
+{
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    linattn_softmax_opts_init(opts);
+    if (in) *opts = *in;
+    return check_opts(opts);
+}
+
+static float scale_of(const linattn_softmax_opts *o, int64_t K)
+{
+    return o->scale != 0.0f ? o->scale : 1.0f / sqrtf((float)K);
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+typedef struct fwd_plan {
+    const linattn_ctx *ctx;
+    int64_t T, H, nblk;
+    int K, V, QB, ref;
+    const int64_t *cu, *blk; /* blk: per block {sequence, first row} */
+    const float *q, *k, *v;
+    float *o, *work;
+    double *dwork;
+    size_t work_floats, dwork_n;
+    float scale;
+} fwd_plan;
+
+static void seq_range(const fwd_plan *p, int64_t n, int64_t *tok0, int64_t *len)
+{
+    const int64_t b = p->cu ? 0 : n, t0 = p->cu ? p->cu[n] : 0;
+    const int64_t t1 = p->cu ? p->cu[n + 1] : p->T;
+    *tok0 = b * p->T + t0;
+    *len = t1 - t0;
+}
+
+static void fwd_job(void *arg, int64_t job, int thread)
+{
+    const fwd_plan *p = arg;
+    const int64_t h = job % p->H, bi = p->nblk - 1 - job / p->H; /* longest rows first */
+    const int64_t n = p->blk[2 * bi], i0 = p->blk[2 * bi + 1];
+    int64_t tok0, len;
+    seq_range(p, n, &tok0, &len);
+    const int nq = (int)(len - i0 < p->QB ? len - i0 : p->QB);
+    const int64_t row0 = tok0 * p->H + h, rq = (tok0 + i0) * p->H + h;
+    const ptrdiff_t sqk = (ptrdiff_t)(p->H * p->K), sv = (ptrdiff_t)(p->H * p->V);
+    if (p->ref) {
+        double *w = p->dwork + (size_t)thread * p->dwork_n;
+        for (int i = 0; i < nq; i++)
+            linattn_softmax_ref_row(i0 + i + 1, p->K, p->V, sqk, sv, p->q + (rq * p->K + i * sqk),
+                                    p->k + row0 * p->K, p->v + row0 * p->V,
+                                    p->o + (rq * p->V + i * sv), p->scale, w);
+        return;
+    }
+    const linattn_softmax_fwd_job jb = {
+        .q0 = i0, .nq = nq, .K = p->K, .V = p->V, .bk = p->QB, .sqk = sqk, .sv = sv,
+        .q = p->q + rq * p->K, .k = p->k + row0 * p->K, .v = p->v + row0 * p->V,
+        .o = p->o + rq * p->V, .work = p->work + (size_t)thread * p->work_floats,
+        .scale = p->scale,
+    };
+    p->ctx->kern.softmax_fwd(&jb);
+}
+
+static int forward_cpu(fwd_plan *p, int64_t nseq)
+{
+    const int nt = linattn_max_threads(p->ctx);
+    int64_t maxlen = 0, tok0, len;
+    p->nblk = 0;
+    for (int64_t n = 0; n < nseq; n++) {
+        seq_range(p, n, &tok0, &len);
+        p->nblk += (len + p->QB - 1) / p->QB;
+        if (len > maxlen) maxlen = len;
+    }
+    int64_t *blk = malloc(sizeof *blk * 2 * (size_t)p->nblk);
+    if (p->ref) {
+        p->dwork_n = (size_t)(maxlen + p->V);
+        p->dwork = malloc(sizeof(double) * p->dwork_n * nt);
+    } else {
+        p->work_floats = linattn_softmax_fwd_work(p->K, p->V, p->QB, p->QB);
+        p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+    }
+    if (!blk || (!p->work && !p->dwork)) {
+        free(blk);
+        free(p->work);
+        free(p->dwork);
+        return linattn_fail(LINATTN_ENOMEM, "softmax forward: out of memory for scratch");
+    }
+    int64_t nb = 0;
+    for (int64_t n = 0; n < nseq; n++) {
+        seq_range(p, n, &tok0, &len);
+        for (int64_t i0 = 0; i0 < len; i0 += p->QB) {
+            blk[2 * nb] = n;
+            blk[2 * nb + 1] = i0;
+            nb++;
+        }
+    }
+    p->blk = blk;
+    if (p->ctx->verbose)
+        fprintf(stderr, "linattn: softmax forward T=%lld H=%lld K=%d V=%d: %s, blocks of %d, "
+                "%d thread%s\n", (long long)p->T, (long long)p->H, p->K, p->V,
+                p->ref ? "ref" : p->ctx->kern.isa, p->QB, nt, nt == 1 ? "" : "s");
+    linattn_parallel_for(p->ctx, p->nblk * p->H, fwd_job, p);
+    free(blk);
+    free(p->work);
+    free(p->dwork);
+    return LINATTN_OK;
+}
+
+int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
+                            const linattn_softmax_opts *oin)
+{
+    int rc;
+    int64_t s[4], V, nseq;
+    linattn_softmax_opts opts;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
+    const int64_t K = s[3], osh[4] = {s[0], s[1], s[2], V};
+    if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
+    if (io->cu_seqlens) {
+        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
+        nseq = io->n_seqs;
+    } else {
+        if (io->n_seqs)
+            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
+                                (long long)io->n_seqs);
+        nseq = s[0];
+    }
+    linattn_softmax_io x = *io;
+    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
+    static const char *const names[] = {"q", "k", "v", "o"};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 4))) return rc;
+    linattn_clear_error();
+    const float scale = scale_of(&opts, K);
+    if (ctx->cl) {
+        const linattn_cl_softmax a = {
+            .T = s[1], .H = s[2], .nseq = nseq, .K = (int)K, .V = (int)V, .cu = io->cu_seqlens,
+            .scale = scale, .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k),
+            .v = linattn_cl_arg_of(&x.v), .o = linattn_cl_arg_of(&x.o),
+        };
+        rc = linattn_cl_softmax_run(ctx->cl, &a);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 4))) return rc;
+    }
+    fwd_plan p = {
+        .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V,
+        .QB = opts.block ? opts.block : DEFAULT_BLOCK, .ref = ctx->backend == LINATTN_BACKEND_REF,
+        .cu = io->cu_seqlens, .q = linattn_host(&x.q), .k = linattn_host(&x.k),
+        .v = linattn_host(&x.v), .o = linattn_host(&x.o), .scale = scale,
+    };
+    return forward_cpu(&p, nseq);
+}
+
+/* ---- decode step over the cache ----------------------------------------- */
+
+/* Keys per split for a cache of L tokens (a function of L alone). */
+static int64_t split_len(int64_t L)
+{
+    int64_t s = (L + 63) / 64;
+    s = (s + 63) / 64 * 64;
+    return s < SPLIT_MIN ? SPLIT_MIN : s > SPLIT_MAX ? SPLIT_MAX : s;
+}
+
+typedef struct dec_plan {
+    const linattn_ctx *ctx;
+    const linattn_kvcache *c;
+    int64_t L, S, nsplit;
+    const float *q;
+    float *o, *part, *work;
+    double *dwork;
+    size_t work_n;
+    float scale;
+} dec_plan;
+
+static void dec_job(void *arg, int64_t job, int thread)
+{
+    const dec_plan *p = arg;
+    const linattn_kvcache *c = p->c;
+    const int64_t row = job / p->nsplit, j0 = job % p->nsplit * p->S;
+    const linattn_softmax_dec_job jb = {
+        .n = p->L - j0 < p->S ? p->L - j0 : p->S, .K = (int)c->K, .V = (int)c->V,
+        .q = p->q + row * c->K, .k = c->hk + (row * c->cap + j0) * c->K,
+        .v = c->hv + (row * c->cap + j0) * c->V, .part = p->part + job * (c->V + 2),
+        .work = p->work + (size_t)thread * p->work_n, .scale = p->scale,
+    };
+    p->ctx->kern.softmax_dec(&jb);
+}
+
+/* o = sum_s w_s part_s / sum_s w_s l_s, w_s = exp(m_s - max m), s in order */
+static void merge_row(void *arg, int64_t row, int thread)
+{
+    (void)thread;
+    const dec_plan *p = arg;
+    const int V = (int)p->c->V;
+    const float *part = p->part + row * p->nsplit * (V + 2);
+    float *o = p->o + row * V, M = -INFINITY, den = 0.0f;
+    for (int64_t s = 0; s < p->nsplit; s++) M = fmaxf(M, part[s * (V + 2) + V]);
+    for (int c = 0; c < V; c++) o[c] = 0.0f;
+    for (int64_t s = 0; s < p->nsplit; s++) {
+        const float *ps = part + s * (V + 2), w = expf(ps[V] - M);
+        den += w * ps[V + 1];
+        for (int c = 0; c < V; c++) o[c] += w * ps[c];
+    }
+    const float r = 1.0f / den;
+    for (int c = 0; c < V; c++) o[c] *= r;
+}
+
+static void ref_row_job(void *arg, int64_t row, int thread)
+{
+    const dec_plan *p = arg;
+    const linattn_kvcache *c = p->c;
+    linattn_softmax_ref_row(p->L, (int)c->K, (int)c->V, (ptrdiff_t)c->K, (ptrdiff_t)c->V,
+                            p->q + row * c->K, c->hk + row * c->cap * c->K,
+                            c->hv + row * c->cap * c->V, p->o + row * c->V, p->scale,
+                            p->dwork + (size_t)thread * p->work_n);
+}
+
+/* The step on the CPU (fast kernels or the reference); room for the new
+ * token is reserved.  Scratch first: once the token is in, nothing fails. */
+static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const float *q, const float *k,
+                    const float *v, float *o, float scale)
+{
+    const int nt = linattn_max_threads(ctx), ref = ctx->backend == LINATTN_BACKEND_REF;
+    const int64_t rows = c->B * c->H, L = c->len + 1;
+    dec_plan p = {.ctx = ctx, .c = c, .L = L, .S = split_len(L), .q = q, .o = o, .scale = scale};
+    p.nsplit = (L + p.S - 1) / p.S;
+    if (ref) {
+        p.work_n = (size_t)(L + c->V);
+        p.dwork = malloc(sizeof(double) * p.work_n * nt);
+    } else {
+        p.work_n = (size_t)(p.S + 15) / 16 * 16;
+        p.work = aligned_alloc(64, sizeof(float) * p.work_n * nt);
+        p.part = malloc(sizeof(float) * (size_t)(rows * p.nsplit * (c->V + 2)));
+    }
+    if (ref ? !p.dwork : (!p.work || !p.part)) {
+        free(p.dwork);
+        free(p.work);
+        free(p.part);
+        return linattn_fail(LINATTN_ENOMEM, "softmax step: out of memory for scratch");
+    }
+    linattn_kvcache_put(ctx, c, 1, k, v);
+    if (ctx->verbose)
+        fprintf(stderr, "linattn: softmax step B=%lld H=%lld K=%lld V=%lld over %lld tokens: "
+                "%s, %lld split%s of %lld, %d thread%s\n", (long long)c->B, (long long)c->H,
+                (long long)c->K, (long long)c->V, (long long)L, ref ? "ref" : ctx->kern.isa,
+                (long long)p.nsplit, p.nsplit == 1 ? "" : "s", (long long)p.S, nt,
+                nt == 1 ? "" : "s");
+    if (ref) {
+        linattn_parallel_for(ctx, rows, ref_row_job, &p);
+    } else {
+        linattn_parallel_for(ctx, rows * p.nsplit, dec_job, &p);
+        linattn_parallel_for(ctx, rows, merge_row, &p);
+    }
+    free(p.dwork);
+    free(p.work);
+    free(p.part);
+    return LINATTN_OK;
+}
+
+int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_softmax_step_io *io,
+                         const linattn_softmax_opts *oin)
+{
+    int rc;
+    int64_t s[3], V;
+    linattn_softmax_opts opts;
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!c) return linattn_fail(LINATTN_ENULL, "cache: NULL");
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    if (c->ctx != ctx) return linattn_fail(LINATTN_EINVAL, "cache: belongs to another context");
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
+    const int64_t want[3] = {c->B, c->H, c->K};
+    static const char *const dims[3] = {"B", "H", "K"};
+    for (int d = 0; d < 3; d++)
+        if (s[d] != want[d])
+            return linattn_fail(LINATTN_ESHAPE, "q: dimension %d (%s) is %lld, the cache's is %lld",
+                                d, dims[d], (long long)s[d], (long long)want[d]);
+    if (V != c->V)
+        return linattn_fail(LINATTN_ESHAPE, "v: dimension 2 (V) is %lld, the cache's is %lld",
+                            (long long)V, (long long)c->V);
+    const int64_t osh[3] = {s[0], s[1], V};
+    if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
+    linattn_softmax_step_io x = *io;
+    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
+    static const char *const names[] = {"q", "k", "v", "o"};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 4))) return rc;
+    linattn_clear_error();
+    if ((rc = linattn_kvcache_reserve(c, 1))) return rc;
+    const float scale = scale_of(&opts, c->K);
+    if (ctx->cl) {
+        const linattn_cl_kvstep a = {
+            .B = c->B, .T = 1, .H = c->H, .len = c->len, .cap = c->cap, .K = (int)c->K,
+            .V = (int)c->V, .scale = scale, .q = linattn_cl_arg_of(&x.q),
+            .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v), .o = linattn_cl_arg_of(&x.o),
+        };
+        rc = linattn_cl_kv_run(ctx->cl, &c->dev, &a);
+    } else {
+        rc = step_cpu(ctx, c, linattn_host(&x.q), linattn_host(&x.k), linattn_host(&x.v),
+                      linattn_host(&x.o), scale);
+    }
+    if (!rc) c->len++;
+    return rc;
+}

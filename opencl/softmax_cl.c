@@ -1,0 +1,258 @@
+/* linattn - host side of softmax attention on OpenCL (kernels in
+ * softmax.cl): the forward; the KV cache in device memory (growth, append)
+ * and the split-K decode step. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "clpriv.h"
+#include "softmax_cl_src.h" /* generated from softmax.cl: linattn_softmax_cl_src */
+
+#define A LINATTN_KARG
+#define DEV_SPLIT_MIN 64   /* keys in a split of the device step: at least */
+#define DEV_SPLIT_MAX 1024 /* and at most (SPLIT_MAX in softmax.cl) */
+
+static void smprog_release(linattn_cl_smprog *p)
+{
+    cl_kernel ks[] = {p->fwd, p->split, p->merge, p->append};
+    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
+        if (ks[i]) linattn_clapi.clReleaseKernel(ks[i]);
+    if (p->prog) linattn_clapi.clReleaseProgram(p->prog);
+    memset(p, 0, sizeof *p);
+}
+
+void linattn_cl_softmax_release(linattn_cl *cl)
+{
+    for (int i = 0; i < cl->nsoftmax; i++) smprog_release(&cl->softmax[i]);
+    cl->nsoftmax = 0;
+}
+
+static int kernel(cl_program prog, const char *name, cl_kernel *out)
+{
+    cl_int err;
+    if (!(*out = linattn_clapi.clCreateKernel(prog, name, &err))) return linattn_cl_fail(err, name);
+    return LINATTN_OK;
+}
+
+/* The program for (K, V), built on first use; cl->lock held. */
+static int program(linattn_cl *cl, int K, int V, linattn_cl_smprog **out)
+{
+    int rc;
+    for (int i = 0; i < cl->nsoftmax; i++)
+        if (cl->softmax[i].K == K && cl->softmax[i].V == V) {
+            *out = &cl->softmax[i];
+            return LINATTN_OK;
+        }
+    if (cl->nsoftmax == LINATTN_CL_MAX_PROGS) { /* forget the oldest shape */
+        smprog_release(&cl->softmax[0]);
+        memmove(cl->softmax, cl->softmax + 1, sizeof cl->softmax[0] * (LINATTN_CL_MAX_PROGS - 1));
+        cl->nsoftmax--;
+    }
+    linattn_cl_smprog *p = &cl->softmax[cl->nsoftmax];
+    memset(p, 0, sizeof *p);
+    char opts[96];
+    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d", K, V);
+    if ((rc = linattn_cl_build(cl, linattn_softmax_cl_src, opts, &p->prog))) return rc;
+    if ((rc = kernel(p->prog, "softmax_fwd", &p->fwd)) ||
+        (rc = kernel(p->prog, "softmax_split", &p->split)) ||
+        (rc = kernel(p->prog, "softmax_merge", &p->merge)) ||
+        (rc = kernel(p->prog, "kv_append", &p->append))) {
+        smprog_release(p);
+        return rc;
+    }
+    p->K = K;
+    p->V = V;
+    cl->nsoftmax++;
+    *out = p;
+    return LINATTN_OK;
+}
+
+/* Query rows per work-group of softmax_fwd: QB of softmax.cl. */
+static int fwd_rows(int K, int V)
+{
+    const int budget = 7680, kp = K + 1;
+    for (int qb = 16; qb > 1; qb /= 2)
+        if (qb * kp + qb * (kp + V) + qb * qb <= budget) return qb;
+    return 1;
+}
+
+/* Keys per split of the device step for L tokens (a function of L alone). */
+static int64_t dev_split(int64_t L)
+{
+    int64_t s = (L + 63) / 64;
+    s = (s + 63) / 64 * 64;
+    return s < DEV_SPLIT_MIN ? DEV_SPLIT_MIN : s > DEV_SPLIT_MAX ? DEV_SPLIT_MAX : s;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+static int fwd(linattn_clrun *r, const linattn_cl_softmax *a, cl_kernel kern, const cl_long *stab,
+               const cl_long *btab, int64_t nblk)
+{
+    int rc;
+    cl_mem q, k, v, o, st, bt;
+    linattn_cl *cl = r->cl;
+    const size_t sb = sizeof(cl_long) * 2 * (size_t)a->nseq, bb = sizeof(cl_long) * 2 * (size_t)nblk;
+    if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
+        (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->o, 0, &o)) ||
+        (rc = linattn_clrun_alloc(r, sb, 0, &st)) || (rc = linattn_clrun_alloc(r, bb, 0, &bt)))
+        return rc;
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, st, CL_TRUE, 0, sb, stab, 0,
+                                                        NULL, NULL), "clEnqueueWriteBuffer");
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, bt, CL_TRUE, 0, bb, btab, 0,
+                                                        NULL, NULL), "clEnqueueWriteBuffer");
+    const cl_int H = (cl_int)a->H;
+    const float scale = a->scale;
+    const linattn_karg args[] = {A(st), A(bt), A(q), A(k), A(v), A(o), A(H), A(scale)};
+    if ((rc = linattn_clrun_args(kern, args, 8, "softmax_fwd"))) return rc;
+    const size_t local[2] = {LINATTN_CL_WG, 1};
+    const size_t global[2] = {(size_t)nblk * LINATTN_CL_WG, (size_t)a->H};
+    if ((rc = linattn_clrun_launch(cl, kern, 2, global, local, "softmax_fwd"))) return rc;
+    return linattn_clrun_out(r, o, &a->o);
+}
+
+int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
+{
+    int rc;
+    linattn_cl_smprog *p;
+    linattn_clrun r = {.cl = cl};
+    const int qb = fwd_rows(a->K, a->V);
+    int64_t nblk = 0;
+    cl_long *stab = malloc(sizeof *stab * 2 * (size_t)a->nseq);
+    for (int64_t n = 0; stab && n < a->nseq; n++) {
+        const int64_t b = a->cu ? 0 : n, t0 = a->cu ? a->cu[n] : 0;
+        const int64_t t1 = a->cu ? a->cu[n + 1] : a->T;
+        stab[2 * n] = b * a->T + t0;
+        stab[2 * n + 1] = t1 - t0;
+        nblk += (t1 - t0 + qb - 1) / qb;
+    }
+    cl_long *btab = stab ? malloc(sizeof *btab * 2 * (size_t)nblk) : NULL;
+    if (!btab) {
+        free(stab);
+        return linattn_fail(LINATTN_ENOMEM, "softmax: out of memory");
+    }
+    /* the longest rows first */
+    int64_t g = nblk;
+    for (int64_t n = 0; n < a->nseq; n++)
+        for (int64_t i0 = 0; i0 < stab[2 * n + 1]; i0 += qb) {
+            g--;
+            btab[2 * g] = n;
+            btab[2 * g + 1] = i0;
+        }
+    pthread_mutex_lock(&cl->lock);
+    rc = program(cl, a->K, a->V, &p);
+    if (!rc) rc = fwd(&r, a, p->fwd, stab, btab, nblk);
+    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
+    else linattn_clapi.clFinish(cl->queue);
+    linattn_clrun_free(&r);
+    pthread_mutex_unlock(&cl->lock);
+    free(stab);
+    free(btab);
+    return rc;
+}
+
+/* ---- the KV cache ------------------------------------------------------- */
+
+void linattn_cl_kv_free(linattn_cl_kv *kv)
+{
+    linattn_cl_free(kv->k);
+    linattn_cl_free(kv->v);
+    linattn_cl_free(kv->part);
+    memset(kv, 0, sizeof *kv);
+}
+
+static int move_rows(linattn_cl *cl, cl_mem from, cl_mem to, int64_t rows, int d, int64_t len,
+                     int64_t oldcap, int64_t newcap)
+{
+    const size_t f = sizeof(float) * (size_t)d;
+    for (int64_t r = 0; r < rows && len; r++)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(cl->queue, from, to, (size_t)(r * oldcap) * f,
+                                                           (size_t)(r * newcap) * f, (size_t)len * f,
+                                                           0, NULL, NULL),
+                         "clEnqueueCopyBuffer");
+    return LINATTN_OK;
+}
+
+int linattn_cl_kv_resize(linattn_cl *cl, linattn_cl_kv *kv, int64_t rows, int K, int V,
+                         int64_t len, int64_t oldcap, int64_t newcap)
+{
+    int rc;
+    void *nk = NULL, *nv = NULL;
+    const size_t n = (size_t)rows * (size_t)newcap;
+    pthread_mutex_lock(&cl->lock);
+    if (!(rc = linattn_cl_alloc_locked(cl, n * K * sizeof(float), 0, &nk)) &&
+        !(rc = linattn_cl_alloc_locked(cl, n * V * sizeof(float), 0, &nv)) && kv->k &&
+        !(rc = move_rows(cl, kv->k, nk, rows, K, len, oldcap, newcap)))
+        rc = move_rows(cl, kv->v, nv, rows, V, len, oldcap, newcap);
+    cl_int err = linattn_clapi.clFinish(cl->queue);
+    if (!rc && err != CL_SUCCESS) rc = linattn_cl_fail(err, "clFinish");
+    if (rc) {
+        linattn_cl_free(nk);
+        linattn_cl_free(nv);
+    } else {
+        linattn_cl_free(kv->k);
+        linattn_cl_free(kv->v);
+        kv->k = nk;
+        kv->v = nv;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return rc;
+}
+
+static int kv_step(linattn_clrun *r, linattn_cl_kv *kv, const linattn_cl_kvstep *a,
+                   const linattn_cl_smprog *p)
+{
+    int rc;
+    linattn_cl *cl = r->cl;
+    cl_mem k, v, q = NULL, o = NULL;
+    const int step = a->q.host || a->q.mem;
+    const cl_long L = a->len + a->T, nk = a->B * a->T * a->H * a->K, nv = a->B * a->T * a->H * a->V;
+    const int64_t S = dev_split(L), nsplit = (L + S - 1) / S;
+    const size_t need = (size_t)(a->B * a->H * nsplit * (a->V + 2));
+    if ((rc = linattn_clrun_resolve(r, &a->k, 1, &k)) || (rc = linattn_clrun_resolve(r, &a->v, 1, &v)))
+        return rc;
+    if (step && ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) ||
+                 (rc = linattn_clrun_resolve(r, &a->o, 0, &o))))
+        return rc;
+    if (step && kv->part_floats < need) { /* the split scratch, kept in the cache */
+        void *m;
+        if ((rc = linattn_cl_alloc_locked(cl, need * sizeof(float), 0, &m))) return rc;
+        linattn_cl_free(kv->part);
+        kv->part = m;
+        kv->part_floats = need;
+    }
+    cl_mem kc = kv->k, vc = kv->v, part = kv->part;
+    const cl_long T = a->T, cap = a->cap, len = a->len;
+    const cl_int H = (cl_int)a->H;
+    const linattn_karg aa[] = {A(k), A(v), A(kc), A(vc), A(T), A(H), A(cap), A(len), A(nk), A(nv)};
+    if ((rc = linattn_clrun_args(p->append, aa, 10, "kv_append"))) return rc;
+    const size_t total = (size_t)(nk + nv);
+    if ((rc = linattn_clrun_launch(cl, p->append, 1, &total, NULL, "kv_append"))) return rc;
+    if (!step) return LINATTN_OK;
+    const cl_int Si = (cl_int)S, ns = (cl_int)nsplit;
+    const float scale = a->scale;
+    const linattn_karg as[] = {A(kc), A(vc), A(q), A(part), A(cap), A(L), A(Si), A(ns), A(scale)};
+    if ((rc = linattn_clrun_args(p->split, as, 9, "softmax_split"))) return rc;
+    const size_t local[3] = {LINATTN_CL_WG, 1, 1};
+    const size_t gs[3] = {(size_t)nsplit * LINATTN_CL_WG, (size_t)a->H, (size_t)a->B};
+    if ((rc = linattn_clrun_launch(cl, p->split, 3, gs, local, "softmax_split"))) return rc;
+    const linattn_karg am[] = {A(part), A(o), A(ns)};
+    if ((rc = linattn_clrun_args(p->merge, am, 3, "softmax_merge"))) return rc;
+    const size_t gm[3] = {LINATTN_CL_WG, (size_t)a->H, (size_t)a->B};
+    if ((rc = linattn_clrun_launch(cl, p->merge, 3, gm, local, "softmax_merge"))) return rc;
+    return linattn_clrun_out(r, o, &a->o);
+}
+
+int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep *a)
+{
+    int rc;
+    linattn_cl_smprog *p;
+    linattn_clrun r = {.cl = cl};
+    pthread_mutex_lock(&cl->lock);
+    rc = program(cl, a->K, a->V, &p);
+    if (!rc) rc = kv_step(&r, kv, a, p);
+    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
+    else linattn_clapi.clFinish(cl->queue);
+    linattn_clrun_free(&r);
+    pthread_mutex_unlock(&cl->lock);
+    return rc;
+}
