@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "benchctx.h"
 #include "benchkalman.h"
 #include "benchsvg.h"
 #include "benchsys.h"
@@ -24,7 +25,8 @@ typedef struct ilist { int n; long v[MAXL]; } ilist;
 
 typedef struct opts {
     list ops, isas, algos, modes, backends;
-    ilist T, Bdec;
+    ilist T, Bdec, ctxL;
+    int ops_set;
     long Bpre, H, K, V, M, S, threads, reps;
     const char *csv, *svg;
     int quick, limits;
@@ -69,7 +71,8 @@ static int has(const list *l, const char *s)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " [--quick] [--op gdn,kla,gla,gka,kalman] [--mode prefill,decode]\n"
+            "usage: " PROG " [--quick] [--op gdn,kla,gla,gka,kalman,ela,softmax]\n"
+            "       [--mode prefill,decode,context] [--context 64,256,1024,4096,32768,131072]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
@@ -78,6 +81,8 @@ static void usage(FILE *f)
 
 #define OP_GKA 3
 #define OP_KALMAN 4
+#define OP_ELA 5
+#define OP_SOFTMAX 6
 #define KALMAN_FLOPS 10.0 /* per lane and token, besides 2 reciprocals (spec B.3) */
 #define KALMAN_BYTES 16.0 /* per lane and decode step: lam and eta read and written */
 #define GKA_ITERS 30 /* the default of linattn_gka_opts */
@@ -93,13 +98,15 @@ static double flops_per_token(const char *op, const char *algo, long K, long V)
         return 2.0 * (GKA_ITERS * (k * k + 2 * c * k) + k * k + c * k + c * c + 2 * k * v +
                       c * k + c * v);
     if (!strcmp(op, "gka")) return 2.0 * ((GKA_ITERS + 2.0) * k * k + 2.0 * k * v);
+    if (!strcmp(op, "ela")) return 4.0 * k * v; /* S += psi v^T, phi^T S (F = K) */
     return (strcmp(op, "gla") ? 6.0 : 4.0) * k * v;
 }
 
 static int opnum(const char *op)
 {
     return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : !strcmp(op, "gla") ? 2
-           : !strcmp(op, "gka") ? OP_GKA : OP_KALMAN;
+           : !strcmp(op, "gka") ? OP_GKA : !strcmp(op, "kalman") ? OP_KALMAN
+           : !strcmp(op, "ela") ? OP_ELA : OP_SOFTMAX;
 }
 
 /* The operands of one timed call: prefill shapes ([B,T,H,..]) or decode
@@ -110,6 +117,17 @@ typedef struct opset { linattn_tensor t[NSET]; } opset;
 static int call_forward(int op, linattn_ctx *ctx, const opset *s, linattn_algo algo)
 {
     const linattn_tensor *t = s->t;
+    if (op == OP_ELA) {
+        linattn_ela_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .o = t[O]};
+        linattn_ela_opts e;
+        linattn_ela_opts_init(&e);
+        e.algo = algo;
+        return linattn_ela_forward(ctx, &io, &e);
+    }
+    if (op == OP_SOFTMAX) {
+        linattn_softmax_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .o = t[O]};
+        return linattn_softmax_forward(ctx, &io, NULL);
+    }
     if (op == OP_GKA) {
         linattn_gka_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .beta = t[BETA],
                              .alpha = t[ALPHA], .o = t[O], .ht_kk = t[STKK], .ht_kv = t[ST]};
@@ -332,7 +350,8 @@ static void parse(int argc, char **argv, opts *o)
         {"csv", required_argument, 0, 'c'},    {"svg", required_argument, 0, 's'},
         {"no-limits", no_argument, 0, 'n'},    {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'v'},      {"M", required_argument, 0, 'M'},
-        {"S", required_argument, 0, 'S'},      {0, 0, 0, 0}};
+        {"S", required_argument, 0, 'S'},      {"context", required_argument, 0, 'C'},
+        {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -342,12 +361,14 @@ static void parse(int argc, char **argv, opts *o)
     split("cpu", &o->backends);
     isplit("512,4096,16384", &o->T, 1, 1L << 30);
     isplit("1,8,64", &o->Bdec, 1, 1L << 20);
+    isplit("64,256,1024,4096,32768,131072", &o->ctxL, 1, 1L << 30);
     o->Bpre = 1; o->H = 16; o->K = 128; o->V = 128; o->reps = 5; o->limits = 1;
     o->M = 1024; o->S = 16;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'q': o->quick = 1; break;
-        case 'o': bad |= split(optarg, &o->ops); break;
+        case 'o': bad |= split(optarg, &o->ops); o->ops_set = 1; break;
+        case 'C': bad |= isplit(optarg, &o->ctxL, 1, 1L << 30); break;
         case 'm': bad |= split(optarg, &o->modes); break;
         case 'i': bad |= split(optarg, &o->isas); break;
         case 'a': bad |= split(optarg, &o->algos); break;
@@ -377,8 +398,10 @@ static void parse(int argc, char **argv, opts *o)
     }
     for (int i = 0; i < o->ops.n; i++)
         if (strcmp(o->ops.s[i], "gdn") && strcmp(o->ops.s[i], "kla") && strcmp(o->ops.s[i], "gla") &&
-            strcmp(o->ops.s[i], "gka") && strcmp(o->ops.s[i], "kalman")) {
-            tool_error(PROG, "--op %s: expected gdn, kla, gla, gka or kalman", o->ops.s[i]);
+            strcmp(o->ops.s[i], "gka") && strcmp(o->ops.s[i], "kalman") &&
+            strcmp(o->ops.s[i], "ela") && strcmp(o->ops.s[i], "softmax")) {
+            tool_error(PROG, "--op %s: expected gdn, kla, gla, gka, kalman, ela or softmax",
+                       o->ops.s[i]);
             exit(2);
         }
     for (int i = 0; i < o->algos.n; i++)
@@ -393,8 +416,9 @@ static void parse(int argc, char **argv, opts *o)
             exit(2);
         }
     for (int i = 0; i < o->modes.n; i++)
-        if (strcmp(o->modes.s[i], "prefill") && strcmp(o->modes.s[i], "decode")) {
-            tool_error(PROG, "--mode %s: expected prefill or decode", o->modes.s[i]);
+        if (strcmp(o->modes.s[i], "prefill") && strcmp(o->modes.s[i], "decode") &&
+            strcmp(o->modes.s[i], "context")) {
+            tool_error(PROG, "--mode %s: expected prefill, decode or context", o->modes.s[i]);
             exit(2);
         }
     if (o->quick) {
@@ -430,6 +454,32 @@ static void resolve_isas(list *l)
         }
     }
     *l = out;
+}
+
+/* --mode context on each backend but ref (see benchctx.c); --op given or
+ * the operators the long-context comparison is about. */
+static int run_context(const opts *o)
+{
+    int ops[BENCH_CTX_NOPS], nops = 0;
+    int64_t L[16];
+    list names;
+    if (o->ops_set) names = o->ops;
+    else split("gdn,kla,gka,kalman,ela,softmax", &names);
+    for (int i = 0; i < names.n; i++)
+        for (int j = 0; j < BENCH_CTX_NOPS; j++)
+            if (!strcmp(names.s[i], bench_ctx_names[j])) ops[nops++] = j;
+    for (int i = 0; i < o->ctxL.n; i++) L[i] = o->ctxL.v[i];
+    const bench_ctx_shape g = {o->H, o->K, o->V, o->M, o->S};
+    for (int bk = 0; bk < o->backends.n; bk++) {
+        if (!strcmp(o->backends.s[bk], "ref")) continue;
+        linattn_ctx *ctx = make_ctx(o->backends.s[bk], NULL, o->threads);
+        if (!ctx) return 1;
+        const int rc = bench_context(ctx, o->backends.s[bk], ops, nops, L, o->ctxL.n, &g,
+                                     o->reps, o->svg);
+        linattn_ctx_destroy(ctx);
+        if (rc) return 1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -473,15 +523,19 @@ int main(int argc, char **argv)
         }
         linattn_ctx_destroy(c);
     }
-    printf("%-6s %-7s %-7s %-9s %5s %6s %-13s %3s %10s %12s %8s %7s %8s %6s\n", "op",
-           "mode", "isa", "algo", "B", "T", "shape", "thr", "median_ms", "tokens/s",
-           "GFLOP/s", "%peak", "GB/s", "%bw");
+    int table = 0; /* any mode but context */
+    for (int m = 0; m < o.modes.n; m++) table |= strcmp(o.modes.s[m], "context") != 0;
+    if (table)
+        printf("%-6s %-7s %-7s %-9s %5s %6s %-13s %3s %10s %12s %8s %7s %8s %6s\n", "op",
+               "mode", "isa", "algo", "B", "T", "shape", "thr", "median_ms", "tokens/s",
+               "GFLOP/s", "%peak", "GB/s", "%bw");
 
     int total = 0, done = 0;
     const int nbk = o.backends.n;
     for (int m = 0; m < o.modes.n; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
+        if (!strcmp(o.modes.s[m], "context")) continue;
         for (int bk = 0; bk < nbk; bk++) {
             const int one = strcmp(o.backends.s[bk], "cpu") != 0; /* ref, opencl */
             total += o.ops.n * (one ? 1 : o.isas.n) * (pre && !one ? o.algos.n : 1) * shapes;
@@ -494,6 +548,7 @@ int main(int argc, char **argv)
     for (int m = 0; m < o.modes.n && !rc; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
+        if (!strcmp(o.modes.s[m], "context")) continue;
         for (int si = 0; si < shapes && !rc; si++) {
             const long B = pre ? o.Bpre : o.Bdec.v[si], T = pre ? o.T.v[si] : 1;
             bufs b;
@@ -513,6 +568,7 @@ int main(int argc, char **argv)
                     for (int oi = 0; oi < o.ops.n && !rc; oi++)
                         for (int ai = 0; ai < (pre && !one ? o.algos.n : 1) && !rc; ai++) {
                             result *r = &res[nres];
+                            if (!pre && opnum(o.ops.s[oi]) >= OP_ELA) continue; /* --mode context */
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
                             snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : cl ? "opencl" : o.isas.s[ii]);
@@ -582,6 +638,9 @@ int main(int argc, char **argv)
         }
     }
     progress(total, total, "");
+    int ctx_mode = 0;
+    for (int m = 0; m < o.modes.n; m++) ctx_mode |= !strcmp(o.modes.s[m], "context");
+    if (ctx_mode && !rc) rc = run_context(&o);
 
     if (o.csv) {
         FILE *f = fopen(o.csv, "w");
@@ -602,7 +661,7 @@ int main(int argc, char **argv)
             if (fclose(f)) rc = 1;
         }
     }
-    if (o.svg) {
+    if (o.svg && !ctx_mode) {
         svg_series *s = calloc(MAXL * 8, sizeof *s);
         int ns = 0;
         for (int i = 0; s && i < nres; i++) {

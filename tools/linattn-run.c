@@ -18,18 +18,24 @@ static void usage(FILE *f)
             "usage: " PROG " OP --in INDIR --out OUTDIR [--backend auto|ref|cpu|opencl]\n"
             "       [--threads N] [--chunk C] [--algo auto|recurrent|chunk]\n"
             "       gdn, kla, gla: [--scale S] [--eps E]    gka: [--scale S] [--ridge A] [--iters N]\n"
-            "OP is gdn, kla, gla, gka or kalman.  Inputs are INDIR/<name>.npy (float32, C order):\n"
+            "       ela: [--feature exp|sqdist_sum|sqdist_sub|elu1|identity] [--bidirectional]\n"
+            "       softmax: [--scale S]\n"
+            "OP is gdn, kla, gla, gka, kalman, ela or softmax.  Inputs are INDIR/<name>.npy\n"
+            "(float32, C order):\n"
             "  gdn: q k v g beta [h0]    kla: q k v g eta [h0]    gla: q k v g [h0]\n"
             "  gka: q k v g beta alpha [h0_kk h0_kv]\n"
-            "  kalman: v lam_v k q decay noise [lam0 eta0]\n"
+            "  kalman: v lam_v k q decay noise [lam0 eta0]    ela: q k v [s0 z0]\n"
+            "  softmax: q k v\n"
             "Outputs: OUTDIR/o.npy and OUTDIR/ht.npy (gka: ht_kk.npy ht_kv.npy;\n"
-            "kalman: y.npy yvar.npy lamT.npy etaT.npy).  See linattn-run(1).\n");
+            "kalman: y.npy yvar.npy lamT.npy etaT.npy; ela: o st zt; softmax: o).\n"
+            "See linattn-run(1).\n");
 }
 
 /* ---- operators ---------------------------------------------------------- */
 
 /* Operator families: which options apply, how outputs are shaped and run. */
-enum { FAM_DELTA = 1, FAM_GKA = 2, FAM_KALMAN = 4 };
+enum { FAM_DELTA = 1, FAM_GKA = 2, FAM_KALMAN = 4, FAM_ELA = 8, FAM_SOFTMAX = 16 };
+#define FAM_ALL (FAM_DELTA | FAM_GKA | FAM_KALMAN | FAM_ELA | FAM_SOFTMAX)
 
 /* An operator: its input files, in the order the run functions read them;
  * in[0..nreq) are required, the rest optional. */
@@ -52,6 +58,8 @@ static const opdef OPS[] = {
      .in = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv"}},
     {.name = "kalman", .fam = FAM_KALMAN, .nreq = 6,
      .in = {"v", "lam_v", "k", "q", "decay", "noise", "lam0", "eta0"}},
+    {.name = "ela", .fam = FAM_ELA, .nreq = 3, .in = {"q", "k", "v", "s0", "z0"}},
+    {.name = "softmax", .fam = FAM_SOFTMAX, .nreq = 3, .in = {"q", "k", "v"}},
 };
 
 static const opdef *find_op(const char *name)
@@ -70,6 +78,8 @@ typedef struct args {
     linattn_delta_opts delta;
     linattn_gka_opts gka;
     linattn_kalman_opts kalman;
+    linattn_ela_opts ela;
+    linattn_softmax_opts softmax;
     int algo_set, chunk_set;
     long chunk;
     /* the options given that not every family takes, with their families */
@@ -108,17 +118,26 @@ static int parse_algo_option(args *a, int c, const char *val)
     } else {
         if (tool_parse_algo(val, &a->delta.algo))
             return bad_value("--algo", val, "auto, recurrent or chunk");
-        a->gka.algo = a->kalman.algo = a->delta.algo;
+        a->gka.algo = a->kalman.algo = a->ela.algo = a->delta.algo;
         a->algo_set = 1;
+        note_given(a, "--algo", FAM_ALL & ~FAM_SOFTMAX);
     }
     return 0;
 }
 
-/* Options of one family: --eps (gdn, kla, gla); --ridge, --iters (gka). */
+/* Options of one family: --eps (gdn, kla, gla); --ridge, --iters (gka);
+ * --feature, --bidirectional (ela). */
 static int parse_family_option(args *a, int c, const char *val)
 {
     long lv;
-    if (c == 'e') {
+    if (c == 'f') {
+        if (linattn_ela_feature_parse(val, &a->ela.feature))
+            return bad_value("--feature", val, "exp, sqdist_sum, sqdist_sub, elu1 or identity");
+        note_given(a, "--feature", FAM_ELA);
+    } else if (c == 'd') {
+        a->ela.bidirectional = 1;
+        note_given(a, "--bidirectional", FAM_ELA);
+    } else if (c == 'e') {
         if (tool_parse_float(val, &a->delta.eps) || a->delta.eps < 0.0f)
             return bad_value("--eps", val, "a finite number >= 0");
         note_given(a, "--eps", FAM_DELTA);
@@ -153,11 +172,11 @@ static int parse_option(args *a, int c, const char *val)
     case 's':
         if (tool_parse_float(val, &a->delta.scale) || a->delta.scale == 0.0f)
             return bad_value("--scale", val, "a finite nonzero number");
-        a->gka.scale = a->delta.scale;
-        note_given(a, "--scale", FAM_DELTA | FAM_GKA);
+        a->gka.scale = a->softmax.scale = a->delta.scale;
+        note_given(a, "--scale", FAM_DELTA | FAM_GKA | FAM_SOFTMAX);
         return 0;
     case 'c': case 'a': return parse_algo_option(a, c, val);
-    case 'e': case 'r': case 'n': return parse_family_option(a, c, val);
+    case 'e': case 'r': case 'n': case 'f': case 'd': return parse_family_option(a, c, val);
     default: usage(stderr); return 2;
     }
 }
@@ -171,6 +190,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"scale", required_argument, 0, 's'},   {"eps", required_argument, 0, 'e'},
         {"chunk", required_argument, 0, 'c'},   {"algo", required_argument, 0, 'a'},
         {"ridge", required_argument, 0, 'r'},   {"iters", required_argument, 0, 'n'},
+        {"feature", required_argument, 0, 'f'}, {"bidirectional", no_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},          {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     int c, rc;
@@ -179,6 +199,8 @@ static int parse_args(int argc, char **argv, args *a)
     linattn_delta_opts_init(&a->delta);
     linattn_gka_opts_init(&a->gka);
     linattn_kalman_opts_init(&a->kalman);
+    linattn_ela_opts_init(&a->ela);
+    linattn_softmax_opts_init(&a->softmax);
     while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
         if (c == 'h') {
             usage(stdout);
@@ -196,13 +218,13 @@ static int parse_args(int argc, char **argv, args *a)
     }
     a->op = argv[optind];
     if (a->chunk_set && !a->algo_set)
-        a->delta.algo = a->gka.algo = a->kalman.algo = LINATTN_ALGO_CHUNK;
+        a->delta.algo = a->gka.algo = a->kalman.algo = a->ela.algo = LINATTN_ALGO_CHUNK;
     return -1;
 }
 
 static const char *family_ops(int fams)
 {
-    static char buf[64];
+    static char buf[96];
     buf[0] = 0;
     for (size_t i = 0; i < sizeof OPS / sizeof *OPS; i++)
         if (OPS[i].fam & fams)
@@ -228,7 +250,8 @@ static int check_family(args *a, const opdef *op)
             snprintf(v, sizeof v, "%ld", a->chunk);
             return bad_int("--chunk", v, hi);
         }
-        a->delta.chunk = a->gka.chunk = a->kalman.chunk = (int)a->chunk;
+        a->delta.chunk = a->gka.chunk = a->kalman.chunk = a->ela.chunk = (int)a->chunk;
+        a->softmax.block = (int)a->chunk; /* softmax: the block of its forward */
     }
     return 0;
 }
@@ -295,7 +318,7 @@ static void plan_output(outputs *out, const char *name, int ndim, int64_t d0, in
 /* The outputs' shapes follow two inputs (x [lead.., X], y [lead.., Y]):
  * q and v for the attention families, v and k for kalman.  Only the sizes
  * the outputs need are checked here; the operator checks every input. */
-static int plan_outputs(outputs *out, const opdef *op, const inputs *in)
+static int plan_outputs(outputs *out, const opdef *op, const inputs *in, const args *a)
 {
     const int kal = op->fam == FAM_KALMAN, nd = kal ? 3 : 4;
     const linattn_tensor x = input(in, 0), y = input(in, 2); /* q, v or v, k */
@@ -328,6 +351,13 @@ static int plan_outputs(outputs *out, const opdef *op, const inputs *in)
         return -1;
     }
     plan_output(out, "o", 4, B, T, H, V);
+    if (op->fam == FAM_SOFTMAX) return 0;
+    if (op->fam == FAM_ELA) {
+        const int64_t F = linattn_ela_feature_dim(a->ela.feature, K);
+        plan_output(out, "st", 4, B, H, F, V);
+        plan_output(out, "zt", 3, B, H, F, 1);
+        return 0;
+    }
     if (op->fam == FAM_GKA) {
         plan_output(out, "ht_kk", 4, B, H, K, K);
         plan_output(out, "ht_kv", 4, B, H, K, V);
@@ -432,12 +462,48 @@ static int run_kalman(linattn_ctx *ctx, const opdef *op, const inputs *in, const
     return linattn_kalman_forward(ctx, &io, &a->kalman);
 }
 
+static int run_ela(linattn_ctx *ctx, const opdef *op, const inputs *in, const outputs *out,
+                   const args *a)
+{
+    linattn_ela_io io;
+    (void)op;
+    memset(&io, 0, sizeof io);
+    io.q = input(in, 0);
+    io.k = input(in, 1);
+    io.v = input(in, 2);
+    io.s0 = input(in, 3); /* half a pair is the operator's error */
+    io.z0 = input(in, 4);
+    io.o = output(out, 0);
+    io.st = output(out, 1);
+    io.zt = output(out, 2);
+    return linattn_ela_forward(ctx, &io, &a->ela);
+}
+
+static int run_softmax(linattn_ctx *ctx, const opdef *op, const inputs *in,
+                       const outputs *out, const args *a)
+{
+    linattn_softmax_io io;
+    (void)op;
+    memset(&io, 0, sizeof io);
+    io.q = input(in, 0);
+    io.k = input(in, 1);
+    io.v = input(in, 2);
+    io.o = output(out, 0);
+    return linattn_softmax_forward(ctx, &io, &a->softmax);
+}
+
 typedef int (*run_fn)(linattn_ctx *, const opdef *, const inputs *, const outputs *,
                       const args *);
 
 static run_fn runner(const opdef *op)
 {
-    return op->fam == FAM_KALMAN ? run_kalman : op->fam == FAM_GKA ? run_gka : run_delta;
+    switch (op->fam) {
+    case FAM_KALMAN: return run_kalman;
+    case FAM_GKA: return run_gka;
+    case FAM_ELA: return run_ela;
+    case FAM_SOFTMAX: return run_softmax;
+    default: return run_delta;
+    }
 }
 
 /* Load, run, save; 0 or -1 (the message printed).  Nothing is written
@@ -455,7 +521,7 @@ static int run(const args *a, const opdef *op)
         tool_error(PROG, "%s", linattn_last_error());
         goto done;
     }
-    if (plan_outputs(&out, op, &in) || alloc_outputs(&out)) goto done;
+    if (plan_outputs(&out, op, &in, a) || alloc_outputs(&out)) goto done;
     if (runner(op)(ctx, op, &in, &out, a)) {
         tool_error(PROG, "%s: %s", op->name, linattn_last_error());
         goto done;
@@ -476,7 +542,7 @@ int main(int argc, char **argv)
     const opdef *op = find_op(a.op);
     if (!op) {
         tool_error(PROG, "unknown operator '%s' (expected %s)", a.op,
-                   family_ops(FAM_DELTA | FAM_GKA | FAM_KALMAN));
+                   family_ops(FAM_ALL));
         return 2;
     }
     if (check_family(&a, op)) return 2;
