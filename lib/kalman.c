@@ -91,34 +91,53 @@ static int report_bad(const linattn_tensor *t, const char *name, size_t i, float
                         range_text[range]);
 }
 
-/* Every value of an (already shape-checked) tensor in range; a tensor in a
- * device buffer is checked on the device, and read back only to name the
- * culprit. */
-static int check_values(const linattn_ctx *ctx, const linattn_tensor *t, const char *name,
-                        int range)
+/* The culprit of a device tensor the check kernel flagged: read it back. */
+static int report_device(const linattn_tensor *t, const char *name, int range)
 {
-    int rc, bad = 0;
-    if (!linattn_given(t)) return LINATTN_OK;
     const size_t n = count_of(t);
-    const float *x = linattn_host(t);
-    if (!t->buf || !ctx->cl) {
-        const size_t i = first_bad(x, n, range);
-        return i < n ? report_bad(t, name, i, x[i], range) : LINATTN_OK;
-    }
-    if ((rc = linattn_cl_kalman_check(ctx->cl, linattn_cl_arg_of(t).mem, n, range, &bad)))
-        return rc;
-    if (!bad) return LINATTN_OK;
     float *h = malloc(sizeof(float) * n);
-    if (!h) return linattn_fail(LINATTN_ENOMEM, "%s: a value is not %s", name, range_text[range]);
-    if ((rc = linattn_buffer_read(t->buf, 0, h, n))) {
-        free(h);
-        return rc;
+    int rc;
+    if (!h) return linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
+    if (!(rc = linattn_buffer_read(t->buf, 0, h, n))) {
+        const size_t i = first_bad(h, n, range);
+        rc = i < n ? report_bad(t, name, i, h[i], range)
+                   : linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
     }
-    const size_t i = first_bad(h, n, range);
-    rc = i < n ? report_bad(t, name, i, h[i], range)
-               : linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
     free(h);
     return rc;
+}
+
+/* Every value of the (already shape-checked) tensors t[0..n) in range, in
+ * order; the first culprit is named.  Tensors in device buffers are checked
+ * there, all with one wait for the device. */
+#define NCHECK 4
+static int check_values(const linattn_ctx *ctx, const linattn_tensor *const *t,
+                        const char *const *names, const int *range, int n)
+{
+    int rc, bad[NCHECK] = {0}, dev[NCHECK] = {0}, nd = 0, rg[NCHECK];
+    void *mem[NCHECK];
+    size_t cnt[NCHECK];
+    for (int i = 0; i < n; i++) {
+        if (!linattn_given(t[i])) continue;
+        if (t[i]->buf && ctx->cl) {
+            dev[i] = 1;
+            mem[nd] = linattn_cl_arg_of(t[i]).mem;
+            cnt[nd] = count_of(t[i]);
+            rg[nd++] = range[i];
+        }
+    }
+    if (nd && (rc = linattn_cl_kalman_check(ctx->cl, mem, cnt, rg, nd, bad))) return rc;
+    for (int i = 0, d = 0; i < n; i++) {
+        if (!linattn_given(t[i])) continue;
+        if (dev[i]) {
+            if (bad[d++]) return report_device(t[i], names[i], range[i]);
+            continue;
+        }
+        const float *x = linattn_host(t[i]);
+        const size_t c = count_of(t[i]), j = first_bad(x, c, range[i]);
+        if (j < c) return report_bad(t[i], names[i], j, x[j], range[i]);
+    }
+    return LINATTN_OK;
 }
 
 /* ---- the plan --------------------------------------------------------------- */
@@ -447,11 +466,10 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
                                   &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
     if ((rc = linattn_check_buffers(ctx, ts, names, 12))) return rc;
-    if ((rc = check_values(ctx, &x->decay, names[4], RANGE_UNIT)) ||
-        (rc = check_values(ctx, &x->noise, names[5], RANGE_NONNEG)) ||
-        (rc = check_values(ctx, &x->lam_v, names[1], RANGE_POS)) ||
-        (rc = check_values(ctx, &x->lam0, names[8], RANGE_POS)))
-        return rc;
+    const linattn_tensor *chk[NCHECK] = {&x->decay, &x->noise, &x->lam_v, &x->lam0};
+    const char *const cn[NCHECK] = {names[4], names[5], names[1], names[8]};
+    static const int cr[NCHECK] = {RANGE_UNIT, RANGE_NONNEG, RANGE_POS, RANGE_POS};
+    if ((rc = check_values(ctx, chk, cn, cr, NCHECK))) return rc;
     linattn_clear_error();
     const int64_t nb = (M + BLK - 1) / BLK;
     const int nt = linattn_max_threads(ctx);

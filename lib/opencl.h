@@ -72,9 +72,11 @@ typedef struct linattn_cl_kalman {
 } linattn_cl_kalman;
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
-/* *bad = 1 when a value of the count floats of buffer mem is out of range
- * (range: 0 in (0,1), 1 finite >= 0, 2 finite > 0), else 0. */
-int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, int *bad);
+/* bad[i] = 1 when a value of the count[i] floats of buffer mem[i] is out
+ * of range[i] (0 in (0,1), 1 finite >= 0, 2 finite > 0), else 0; n <= 8
+ * buffers, one wait for the device. */
+int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *count,
+                            const int *range, int n, int *bad);
 /* ela on the device, arguments already checked.  step: T = 1, sequence n is
  * batch row n, the state (s0 = st, z0 = zt, c0 = ct) updated in place.
  * safe: the exp map with the running max offset c (c0/ct optional, see

@@ -90,8 +90,9 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
     return none();
 }
 
-int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, int *bad)
+int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *count,
+                            const int *range, int n, int *bad)
 {
-    (void)cl; (void)mem; (void)count; (void)range; (void)bad;
+    (void)cl; (void)mem; (void)count; (void)range; (void)n; (void)bad;
     return none();
 }

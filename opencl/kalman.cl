@@ -16,7 +16,8 @@
 #define NS K
 #define EPS 1e-12f
 
-__kernel void kalman_check(__global const float *x, long n, int range, __global int *flag)
+__kernel void kalman_check(__global const float *x, long n, int range, __global int *flag,
+                           int at)
 {
     int bad = 0;
     for (long i = get_global_id(0); i < n; i += get_global_size(0)) {
@@ -24,7 +25,7 @@ __kernel void kalman_check(__global const float *x, long n, int range, __global 
         bad |= range == 0 ? !(e > 0.0f && e < 1.0f)
              : range == 1 ? !(e >= 0.0f && e <= FLT_MAX) : !(e > 0.0f && e <= FLT_MAX);
     }
-    if (bad) atomic_or(flag, 1);
+    if (bad) atomic_or(flag + at, 1);
 }
 
 __kernel void kalman_sum(__global const long *ptab, __global const float *v,

@@ -191,27 +191,33 @@ out:
     return rc;
 }
 
-static int check(linattn_clrun *r, cl_kernel kn, void *mem, size_t count, int range, int *bad)
+static int check(linattn_clrun *r, cl_kernel kn, void *const *mem, const size_t *count,
+                 const int *range, int n, int *bad)
 {
     int rc;
     cl_mem flag;
-    cl_int f = 0;
-    const cl_mem x = mem;
-    const cl_long n = (cl_long)count;
-    const cl_int rg = range;
+    cl_int f[8] = {0};
+    if (n > 8) return linattn_fail(LINATTN_EINVAL, "kalman: too many tensors to check");
     if ((rc = linattn_clrun_alloc(r, sizeof f, 1, &flag))) return rc;
-    const linattn_karg args[] = {A(x), A(n), A(rg), A(flag)};
-    const size_t ls = LOCAL, gs = round_up(count < 65536 ? count : 65536, LOCAL);
-    if ((rc = linattn_clrun_args(kn, args, 4, "kalman_check")) ||
-        (rc = linattn_clrun_launch(r->cl, kn, 1, &gs, &ls, "kalman_check")))
-        return rc;
-    LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, flag, CL_TRUE, 0, sizeof f, &f,
-                                                       0, NULL, NULL), "clEnqueueReadBuffer");
-    *bad = f != 0;
+    for (int i = 0; i < n; i++) {
+        const cl_mem x = mem[i];
+        const cl_long cnt = (cl_long)count[i];
+        const cl_int rg = range[i], at = i;
+        const linattn_karg args[] = {A(x), A(cnt), A(rg), A(flag), A(at)};
+        const size_t ls = LOCAL, gs = round_up(count[i] < 65536 ? count[i] : 65536, LOCAL);
+        if ((rc = linattn_clrun_args(kn, args, 5, "kalman_check")) ||
+            (rc = linattn_clrun_launch(r->cl, kn, 1, &gs, &ls, "kalman_check")))
+            return rc;
+    }
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, flag, CL_TRUE, 0,
+                                                       sizeof(cl_int) * (size_t)n, f, 0, NULL,
+                                                       NULL), "clEnqueueReadBuffer");
+    for (int i = 0; i < n; i++) bad[i] = f[i] != 0;
     return LINATTN_OK;
 }
 
-int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, int *bad)
+int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *count,
+                            const int *range, int n, int *bad)
 {
     int rc;
     cl_kernel kn[NKERN];
@@ -220,7 +226,7 @@ int linattn_cl_kalman_check(linattn_cl *cl, void *mem, size_t count, int range, 
     /* the kernel does not depend on S: any program of this family has it */
     rc = cl->nkalman ? (memcpy(kn, cl->kalman[0].kernels, sizeof kn), LINATTN_OK)
                      : kernels(cl, 1, kn);
-    if (!rc) rc = check(&r, kn[K_CHECK], mem, count, range, bad);
+    if (!rc) rc = check(&r, kn[K_CHECK], mem, count, range, n, bad);
     linattn_clapi.clFinish(cl->queue);
     linattn_clrun_free(&r);
     pthread_mutex_unlock(&cl->lock);
