@@ -74,11 +74,13 @@ static int tables(const linattn_cl *cl, const linattn_cl_kalman *a, cl_long **pt
     return LINATTN_OK;
 }
 
+/* A table into a fresh buffer, without waiting: src outlives the call's
+ * clFinish. */
 static int upload(linattn_clrun *r, const void *src, size_t bytes, cl_mem *out)
 {
     int rc = linattn_clrun_alloc(r, bytes, 0, out);
     if (rc) return rc;
-    LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0, bytes, src,
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_FALSE, 0, bytes, src,
                                                         0, NULL, NULL), "clEnqueueWriteBuffer");
     return LINATTN_OK;
 }

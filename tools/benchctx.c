@@ -225,7 +225,7 @@ static double crossover(const int64_t *L, const double *soft, int n, double lin)
 
 int bench_context(linattn_ctx *ctx, const char *backend, const int *ops, int nops,
                   const int64_t *L, int nl, const bench_ctx_shape *g, long reps,
-                  const char *svg)
+                  svg_series *ser, int *nser)
 {
     double sec[BENCH_CTX_NOPS][16], bytes[BENCH_CTX_NOPS][16];
     int have[BENCH_CTX_NOPS] = {0};
@@ -281,12 +281,9 @@ int bench_context(linattn_ctx *ctx, const char *backend, const int *ops, int nop
                 printf("# crossover %s: softmax decode is faster below about %.0f tokens of "
                        "context\n", bench_ctx_names[op], x);
         }
-    if (!svg) return 0;
-    svg_series ser[BENCH_CTX_NOPS];
-    int ns = 0;
-    for (int oi = 0; oi < nops; oi++) {
+    for (int oi = 0; oi < nops && *nser < BENCH_CTX_MAXSER; oi++) {
         const int op = ops[oi];
-        svg_series *e = &ser[ns++];
+        svg_series *e = &ser[(*nser)++];
         memset(e, 0, sizeof *e);
         snprintf(e->name, sizeof e->name, "%s %s", bench_ctx_names[op], backend);
         for (int li = 0; li < nl && li < 32; li++) {
@@ -294,8 +291,5 @@ int bench_context(linattn_ctx *ctx, const char *backend, const int *ops, int nop
             e->y[e->n++] = 1.0 / sec[op][li];
         }
     }
-    char title[160];
-    snprintf(title, sizeof title, "linattn decode after L tokens, B=1 H=%ld K=%ld V=%ld (%s)",
-             (long)g->H, (long)g->K, (long)g->V, backend);
-    return svg_write(svg, title, "context length L (tokens)", "decode tokens / s", ser, ns);
+    return 0;
 }

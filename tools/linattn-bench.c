@@ -470,14 +470,24 @@ static int run_context(const opts *o)
             if (!strcmp(names.s[i], bench_ctx_names[j])) ops[nops++] = j;
     for (int i = 0; i < o->ctxL.n; i++) L[i] = o->ctxL.v[i];
     const bench_ctx_shape g = {o->H, o->K, o->V, o->M, o->S};
+    static svg_series ser[BENCH_CTX_MAXSER];
+    int nser = 0;
     for (int bk = 0; bk < o->backends.n; bk++) {
         if (!strcmp(o->backends.s[bk], "ref")) continue;
         linattn_ctx *ctx = make_ctx(o->backends.s[bk], NULL, o->threads);
         if (!ctx) return 1;
         const int rc = bench_context(ctx, o->backends.s[bk], ops, nops, L, o->ctxL.n, &g,
-                                     o->reps, o->svg);
+                                     o->reps, ser, &nser);
         linattn_ctx_destroy(ctx);
         if (rc) return 1;
+    }
+    char title[160];
+    snprintf(title, sizeof title, "linattn decode after L tokens of context, B=1 H=%ld K=%ld V=%ld",
+             o->H, o->K, o->V);
+    if (o->svg && svg_write(o->svg, title, "context length L (tokens)", "decode tokens / s", ser,
+                            nser)) {
+        tool_error(PROG, "%s: cannot write", o->svg);
+        return 1;
     }
     return 0;
 }
