@@ -1,6 +1,7 @@
 /* linattn tests - linattn-run end to end: .npy in, .npy out, against
- * independent float64 recurrences written here from spec/delta.md and
- * spec/kalman.md (gka). */
+ * independent float64 recurrences written here from spec/delta.md,
+ * spec/kalman.md (gka, kalman) and spec/ela.md (ela), and causal softmax
+ * attention from its definition. */
 #include <check.h>
 #include <math.h>
 #include <stdarg.h>
@@ -543,6 +544,357 @@ START_TEST(test_kalman_matches_float64)
 }
 END_TEST
 
+/* ---- ela (exact linear attention), from spec/ela.md section 2 ------------ */
+
+typedef struct ela_case {
+    const char *feature; /* --feature value */
+    int bidir, state;    /* --bidirectional; s0.npy and z0.npy given */
+    int64_t T, K, V;     /* B = 2, H = 2 */
+} ela_case;
+
+static const ela_case ELA_CASES[] = {
+    {"exp", 0, 0, 37, 16, 24},       {"exp", 1, 1, 70, 8, 12},
+    {"exp", 0, 1, 1, 16, 8},         {"sqdist_sum", 0, 1, 70, 16, 24},
+    {"sqdist_sum", 1, 0, 1, 8, 12},  {"sqdist_sub", 1, 0, 37, 8, 12},
+    {"sqdist_sub", 0, 1, 70, 16, 8}, {"elu1", 0, 0, 70, 8, 12},
+    {"elu1", 1, 1, 37, 16, 24},      {"identity", 0, 1, 37, 16, 24},
+    {"identity", 1, 0, 70, 8, 12},   {"identity", 0, 0, 1, 16, 8},
+};
+#define NELA ((int)(sizeof ELA_CASES / sizeof *ELA_CASES))
+
+/* F of a map for key size K (sqdist_*: K + 2) */
+static int64_t ela_fdim(const char *feature, int64_t K)
+{
+    return strncmp(feature, "sqdist", 6) ? K : K + 2;
+}
+
+/* phi (key = 0) or psi (key = 1) of x [K] into f [F], in double from the
+ * definitions: exp; [x, |x|^2, 1] and [+-2x, 1, |x|^2]; elu(x) + 1; x. */
+static void ela_phi(const char *feature, int key, int64_t K, const float *x, double *f)
+{
+    if (!strcmp(feature, "exp")) {
+        for (int64_t i = 0; i < K; i++) f[i] = exp((double)x[i]);
+    } else if (!strcmp(feature, "elu1")) {
+        for (int64_t i = 0; i < K; i++) f[i] = x[i] > 0 ? x[i] + 1.0 : exp((double)x[i]);
+    } else if (!strcmp(feature, "identity")) {
+        for (int64_t i = 0; i < K; i++) f[i] = x[i];
+    } else {
+        const double m = !key ? 1.0 : !strcmp(feature, "sqdist_sum") ? 2.0 : -2.0;
+        double n2 = 0;
+        for (int64_t i = 0; i < K; i++) {
+            f[i] = m * x[i];
+            n2 += (double)x[i] * x[i];
+        }
+        f[K] = key ? 1.0 : n2;
+        f[K + 1] = key ? n2 : 1.0;
+    }
+}
+
+/* o[r] = phi(q[r])^T S / max(phi(q[r])^T z, 1e-8); f is scratch [F] */
+static void ela_read(const char *feature, int64_t K, int64_t F, int64_t V, const float *q,
+                     const double *S, const double *z, double *o, double *f)
+{
+    double den = 0;
+    ela_phi(feature, 0, K, q, f);
+    for (int64_t i = 0; i < F; i++) den += f[i] * z[i];
+    den = den > 1e-8 ? den : 1e-8;
+    for (int64_t j = 0; j < V; j++) {
+        double num = 0;
+        for (int64_t i = 0; i < F; i++) num += f[i] * S[i * V + j];
+        o[j] = num / den;
+    }
+}
+
+/* y_i = phi(q_i)^T S / max(phi(q_i)^T z, 1e-8) with S = s0 + sum psi(k_j) v_j^T,
+ * z = z0 + sum psi(k_j) over j <= i (bidirectional: every j); st, zt final. */
+static void ela_oracle(const ela_case *c, int64_t B, int64_t H, const float *q, const float *k,
+                       const float *v, const float *s0, const float *z0, double *o, double *st,
+                       double *zt)
+{
+    const int64_t T = c->T, K = c->K, V = c->V, F = ela_fdim(c->feature, K);
+    double *f = malloc(sizeof(double) * F);
+    ck_assert_ptr_nonnull(f);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t u = b * H + h;
+            double *S = st + u * F * V, *z = zt + u * F;
+            for (int64_t x = 0; x < F * V; x++) S[x] = s0 ? s0[u * F * V + x] : 0.0;
+            for (int64_t x = 0; x < F; x++) z[x] = z0 ? z0[u * F + x] : 0.0;
+            for (int64_t t = 0; t < T; t++) { /* write token t; causal: then read it */
+                const int64_t r = (b * T + t) * H + h;
+                ela_phi(c->feature, 1, K, k + r * K, f);
+                for (int64_t i = 0; i < F; i++) {
+                    z[i] += f[i];
+                    for (int64_t j = 0; j < V; j++) S[i * V + j] += f[i] * v[r * V + j];
+                }
+                if (!c->bidir) ela_read(c->feature, K, F, V, q + r * K, S, z, o + r * V, f);
+            }
+            for (int64_t t = 0; c->bidir && t < T; t++) { /* every token reads the final sums */
+                const int64_t r = (b * T + t) * H + h;
+                ela_read(c->feature, K, F, V, q + r * K, S, z, o + r * V, f);
+            }
+        }
+    free(f);
+}
+
+START_TEST(test_ela_matches_float64)
+{
+    static const char *const modes[] = {"--backend ref", "--backend cpu",
+                                        "--backend cpu --algo chunk --chunk 16",
+                                        "--backend cpu --threads 3 --algo recurrent",
+                                        "--backend opencl"}; /* where a device is usable */
+    const ela_case *c = &ELA_CASES[_i];
+    const int64_t B = 2, H = 2, T = c->T, K = c->K, V = c->V, F = ela_fdim(c->feature, K);
+    const int ident = !strcmp(c->feature, "identity");
+    const size_t nq = B * T * H * K, nv = B * T * H * V, nst = B * H * F * V, nzt = B * H * F;
+    float *q = tu_alloc(nq), *k = tu_alloc(nq), *v = tu_alloc(nv);
+    float *s0 = NULL, *z0 = NULL;
+    /* identity: positive q and k, so every denominator is well above 1e-8 */
+    tu_fill(q, nq, ident ? 0.1 : -1, 1);
+    tu_fill(k, nq, ident ? 0.1 : -1, 1);
+    tu_fill(v, nv, -1, 1);
+    const int64_t sq[4] = {B, T, H, K}, sv[4] = {B, T, H, V}, ss[4] = {B, H, F, V},
+                  sz[3] = {B, H, F};
+    save("in", "q", q, 4, sq);
+    save("in", "k", k, 4, sq);
+    save("in", "v", v, 4, sv);
+    if (c->state) { /* the state 5 earlier tokens would have left */
+        const int64_t P = 5;
+        float *kp = tu_alloc(K), *vp = tu_alloc(V);
+        double *f = malloc(sizeof(double) * F);
+        ck_assert_ptr_nonnull(f);
+        s0 = tu_alloc(nst);
+        z0 = tu_alloc(nzt);
+        memset(s0, 0, sizeof(float) * nst);
+        memset(z0, 0, sizeof(float) * nzt);
+        for (int64_t u = 0; u < B * H; u++)
+            for (int64_t p = 0; p < P; p++) {
+                tu_fill(kp, K, ident ? 0.1 : -1, 1);
+                tu_fill(vp, V, -1, 1);
+                ela_phi(c->feature, 1, K, kp, f);
+                for (int64_t i = 0; i < F; i++) {
+                    z0[u * F + i] += (float)f[i];
+                    for (int64_t j = 0; j < V; j++)
+                        s0[(u * F + i) * V + j] += (float)(f[i] * vp[j]);
+                }
+            }
+        save("in", "s0", s0, 4, ss);
+        save("in", "z0", z0, 3, sz);
+        free(kp);
+        free(vp);
+        free(f);
+    }
+    double *ro = malloc(sizeof(double) * nv), *rs = malloc(sizeof(double) * nst),
+           *rz = malloc(sizeof(double) * nzt);
+    ck_assert(ro && rs && rz);
+    ela_oracle(c, B, H, q, k, v, s0, z0, ro, rs, rz);
+    for (int m = 0; m < 4 + tu_opencl(); m++) {
+        sh("rm -rf %s/out", dir);
+        const int rc = sh("%s ela --in %s/in --out %s/out --feature %s%s %s", tool(), dir, dir,
+                          c->feature, c->bidir ? " --bidirectional" : "", modes[m]);
+        ck_assert_msg(rc == 0, "linattn-run ela case %d %s exited %d", _i, modes[m], rc);
+        float *o = load("out", "o", nv), *st = load("out", "st", nst), *zt = load("out", "zt", nzt);
+        const double eo = rms_rel(o, ro, nv), es = rms_rel(st, rs, nst), ez = rms_rel(zt, rz, nzt);
+        ck_assert_msg(eo < 1e-4 && es < 1e-4 && ez < 1e-4,
+                      "ela case %d (%s%s%s T=%lld K=%lld V=%lld) '%s': o %.2e st %.2e zt %.2e",
+                      _i, c->feature, c->bidir ? " bidirectional" : "", c->state ? " s0/z0" : "",
+                      (long long)T, (long long)K, (long long)V, modes[m], eo, es, ez);
+        free(o);
+        free(st);
+        free(zt);
+    }
+    free(q); free(k); free(v); free(s0); free(z0);
+    free(ro); free(rs); free(rz);
+}
+END_TEST
+
+/* ---- softmax (causal softmax attention) ----------------------------------- */
+
+/* o_t = sum_{j<=t} exp(s_j - max s) v_j / sum_{j<=t} exp(s_j - max s),
+ * s_j = scale q_t . k_j, in double. */
+static void softmax_oracle(int64_t B, int64_t T, int64_t H, int64_t K, int64_t V, double scale,
+                           const float *q, const float *k, const float *v, double *o)
+{
+    double *s = malloc(sizeof(double) * T);
+    ck_assert_ptr_nonnull(s);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t r = (b * T + t) * H + h;
+                double mx = -INFINITY, den = 0;
+                for (int64_t j = 0; j <= t; j++) {
+                    const int64_t rj = (b * T + j) * H + h;
+                    double d = 0;
+                    for (int64_t i = 0; i < K; i++) d += (double)q[r * K + i] * k[rj * K + i];
+                    s[j] = scale * d;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int64_t j = 0; j <= t; j++) den += s[j] = exp(s[j] - mx);
+                for (int64_t x = 0; x < V; x++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j <= t; j++) acc += s[j] * v[((b * T + j) * H + h) * V + x];
+                    o[r * V + x] = acc / den;
+                }
+            }
+    free(s);
+}
+
+typedef struct sm_case { int64_t B, T, H, K, V; } sm_case;
+static const sm_case SM_CASES[] = {{2, 1, 3, 16, 8}, {1, 300, 2, 32, 48}, {2, 70, 2, 8, 12}};
+#define NSM ((int)(sizeof SM_CASES / sizeof *SM_CASES))
+
+START_TEST(test_softmax_matches_float64)
+{
+    static const char *const modes[] = {"--backend ref", "--backend cpu", "--chunk 7",
+                                        "--scale 0.3", "--backend ref --scale 0.3 --chunk 5",
+                                        "--backend opencl"}; /* where a device is usable */
+    const sm_case *c = &SM_CASES[_i];
+    const int64_t B = c->B, T = c->T, H = c->H, K = c->K, V = c->V;
+    const size_t nq = B * T * H * K, nv = B * T * H * V;
+    float *q = tu_alloc(nq), *k = tu_alloc(nq), *v = tu_alloc(nv);
+    tu_fill(q, nq, -2, 2); /* scores of a few units: far from uniform weights */
+    tu_fill(k, nq, -2, 2);
+    tu_fill(v, nv, -1, 1);
+    const int64_t sq[4] = {B, T, H, K}, sv[4] = {B, T, H, V};
+    save("in", "q", q, 4, sq);
+    save("in", "k", k, 4, sq);
+    save("in", "v", v, 4, sv);
+    double *r1 = malloc(sizeof(double) * nv), *r2 = malloc(sizeof(double) * nv);
+    ck_assert(r1 && r2);
+    softmax_oracle(B, T, H, K, V, 1 / sqrt((double)K), q, k, v, r1);
+    softmax_oracle(B, T, H, K, V, 0.3, q, k, v, r2);
+    for (int m = 0; m < 5 + tu_opencl(); m++) {
+        sh("rm -rf %s/out", dir);
+        const int rc = sh("%s softmax --in %s/in --out %s/out %s", tool(), dir, dir, modes[m]);
+        ck_assert_msg(rc == 0, "linattn-run softmax %s exited %d", modes[m], rc);
+        ck_assert_int_ne(sh("test -e %s/out/st.npy || test -e %s/out/ht.npy", dir, dir), 0);
+        float *o = load("out", "o", nv);
+        const double e = rms_rel(o, strstr(modes[m], "--scale") ? r2 : r1, nv);
+        ck_assert_msg(e < 1e-4, "softmax T=%lld K=%lld V=%lld '%s': o %.2e", (long long)T,
+                      (long long)K, (long long)V, modes[m], e);
+        free(o);
+    }
+    free(q); free(k); free(v); free(r1); free(r2);
+}
+END_TEST
+
+/* The exit status of linattn-run OP --in DIR/in --out DIR/OUT OPTS, its
+ * stderr in DIR/err. */
+static int run_err(const char *op, const char *out, const char *opts)
+{
+    return sh("%s %s --in %s/in --out %s/%s %s 2>%s/err", tool(), op, dir, dir, out, opts, dir);
+}
+
+static int err_has(const char *what) { return sh("grep -q -- '%s' %s/err", what, dir) == 0; }
+
+START_TEST(test_ela_softmax_rejects)
+{
+    const int64_t sq[4] = {2, 5, 2, 4}, sv[4] = {2, 5, 2, 3}, ss[4] = {2, 2, 4, 3},
+                  sz[3] = {2, 2, 4}, ss6[4] = {2, 2, 6, 3}, sz6[3] = {2, 2, 6},
+                  sk3[4] = {2, 5, 2, 3}, sv6[4] = {2, 6, 2, 3};
+    float x[256];
+    tu_fill(x, 256, 0.1, 1);
+    save("in", "q", x, 4, sq);
+    save("in", "k", x, 4, sq);
+    save("in", "v", x, 4, sv);
+    /* valid baselines, with the outputs' shapes */
+    ck_assert_int_eq(run_err("ela", "ok", ""), 0);
+    ck_assert_int_eq(sh("test -e %s/ok/o.npy && test -e %s/ok/st.npy && test -e %s/ok/zt.npy",
+                        dir, dir, dir), 0);
+    free(load("ok", "st", 2 * 2 * 4 * 3));
+    ck_assert_int_eq(run_err("ela", "ok2", "--feature sqdist_sub --bidirectional"), 0);
+    free(load("ok2", "st", 2 * 2 * 6 * 3));
+    free(load("ok2", "zt", 2 * 2 * 6));
+    ck_assert_int_eq(run_err("softmax", "ok3", "--scale 0.5 --chunk 2"), 0);
+    free(load("ok3", "o", 2 * 5 * 2 * 3));
+    ck_assert_int_ne(sh("test -e %s/ok3/st.npy", dir), 0);
+    /* usage errors: exit 2, the message names the option, nothing written */
+    static const struct { const char *op, *opts, *named; } usage[] = {
+        {"softmax", "--feature exp", "--feature"},
+        {"softmax", "--bidirectional", "--bidirectional"},
+        {"softmax", "--algo chunk", "--algo"},
+        {"softmax", "--algo recurrent", "--algo"},
+        {"softmax", "--eps 1e-6", "--eps"},
+        {"softmax", "--ridge 0.1", "--ridge"},
+        {"softmax", "--iters 3", "--iters"},
+        {"softmax", "--scale 0", "--scale"},
+        {"softmax", "--scale nan", "--scale"},
+        {"softmax", "--chunk 0", "--chunk"},
+        {"softmax", "--chunk 100000000", "--chunk"},
+        {"ela", "--ridge 0.1", "--ridge"},
+        {"ela", "--iters 3", "--iters"},
+        {"ela", "--eps 1e-6", "--eps"},
+        {"ela", "--scale 0.5", "--scale"},
+        {"ela", "--feature bogus", "--feature"},
+        {"ela", "--feature", "feature"},
+        {"ela", "--feature EXP", "--feature"},
+        {"ela", "--algo fast", "--algo"},
+        {"ela", "--chunk 0", "--chunk"},
+        {"ela", "--chunk 100000000", "--chunk"},
+        {"gdn", "--feature exp", "--feature"},
+        {"gka", "--bidirectional", "--bidirectional"},
+        {"kalman", "--feature elu1", "--feature"},
+    };
+    for (size_t i = 0; i < sizeof usage / sizeof *usage; i++) {
+        sh("rm -rf %s/o", dir);
+        const int rc = run_err(usage[i].op, "o", usage[i].opts);
+        ck_assert_msg(rc == 2, "linattn-run %s %s exited %d, not 2", usage[i].op, usage[i].opts,
+                      rc);
+        ck_assert_msg(err_has(usage[i].named), "linattn-run %s %s: message does not name %s",
+                      usage[i].op, usage[i].opts, usage[i].named);
+        ck_assert_int_ne(sh("test -e %s/o", dir), 0);
+    }
+    /* operator errors: exit 1, the message names the argument, nothing written */
+    save("in", "s0", x, 4, ss); /* half a state pair */
+    ck_assert_int_eq(run_err("ela", "o1", ""), 1);
+    ck_assert(err_has("z0"));
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    sh("rm -f %s/in/s0.npy", dir);
+    save("in", "z0", x, 3, sz);
+    ck_assert_int_eq(run_err("ela", "o1", ""), 1);
+    ck_assert(err_has("s0"));
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    save("in", "s0", x, 4, ss); /* a full pair of the exp map's F = K ... */
+    ck_assert_int_eq(run_err("ela", "o1", ""), 0);
+    sh("rm -rf %s/o1", dir);
+    ck_assert_int_eq(run_err("ela", "o1", "--feature sqdist_sum"), 1); /* ... not K + 2 */
+    ck_assert(err_has("s0"));
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    save("in", "s0", x, 4, ss6);
+    save("in", "z0", x, 3, sz6);
+    ck_assert_int_eq(run_err("ela", "o1", "--feature sqdist_sum"), 0);
+    sh("rm -rf %s/o1", dir);
+    save("in", "z0", x, 3, sz); /* z0 of F = K with s0 of K + 2 */
+    ck_assert_int_eq(run_err("ela", "o1", "--feature sqdist_sum"), 1);
+    ck_assert(err_has("z0"));
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    sh("rm -f %s/in/s0.npy %s/in/z0.npy", dir, dir);
+    /* k with another key size, v with another length: both operators */
+    save("in", "k", x, 4, sk3);
+    ck_assert_int_eq(run_err("ela", "o2", ""), 1);
+    ck_assert(err_has("k:"));
+    ck_assert_int_ne(sh("test -e %s/o2", dir), 0);
+    ck_assert_int_eq(run_err("softmax", "o2", ""), 1);
+    ck_assert(err_has("k:"));
+    ck_assert_int_ne(sh("test -e %s/o2", dir), 0);
+    save("in", "k", x, 4, sq);
+    save("in", "v", x, 4, sv6);
+    ck_assert_int_eq(run_err("ela", "o3", ""), 1);
+    ck_assert(err_has("v:"));
+    ck_assert_int_ne(sh("test -e %s/o3", dir), 0);
+    ck_assert_int_eq(run_err("softmax", "o3", ""), 1);
+    ck_assert(err_has("v:"));
+    ck_assert_int_ne(sh("test -e %s/o3", dir), 0);
+    /* a missing input */
+    sh("rm -f %s/in/v.npy", dir);
+    ck_assert_int_eq(run_err("softmax", "o4", ""), 1);
+    ck_assert(err_has("v.npy"));
+    ck_assert_int_eq(run_err("ela", "o4", ""), 1);
+    ck_assert(err_has("v.npy"));
+    ck_assert_int_ne(sh("test -e %s/o4", dir), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tool");
@@ -554,8 +906,16 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_gka_matches_float64, 0, NGKA);
     tcase_add_test(tc, test_gka_rejects);
     tcase_add_test(tc, test_kalman_matches_float64);
+    tcase_add_loop_test(tc, test_ela_matches_float64, 0, NELA);
+    tcase_add_loop_test(tc, test_softmax_matches_float64, 0, NSM);
+    tcase_add_test(tc, test_ela_softmax_rejects);
     suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void) { return tu_main(suite()); }
+int main(void)
+{
+    tu_seed();
+    tu_report(); /* says once whether the OpenCL modes run */
+    return tu_main(suite());
+}

@@ -268,8 +268,9 @@ int bench_context(linattn_ctx *ctx, const char *backend, const int *ops, int nop
         for (int oi = 0; oi < nops; oi++) {
             const int op = ops[oi];
             if (op == BENCH_CTX_SOFTMAX) continue;
-            double lin = 0;
-            for (int li = 0; li < nl; li++) lin += sec[op][li] / nl;
+            double tl[16]; /* its step does not depend on L: the median over L */
+            memcpy(tl, sec[op], sizeof(double) * (size_t)nl);
+            const double lin = bench_median(tl, nl);
             const double x = crossover(L, sec[BENCH_CTX_SOFTMAX], nl, lin);
             if (x < 0)
                 printf("# crossover %s: softmax decode is faster at every measured length\n",

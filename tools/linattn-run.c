@@ -113,7 +113,8 @@ static int bad_int(const char *opt, const char *val, long hi)
 static int parse_algo_option(args *a, int c, const char *val)
 {
     if (c == 'c') {
-        if (tool_parse_int(val, 1, MAX_PIECE, &a->chunk)) return bad_int("--chunk", val, MAX_PIECE);
+        if (tool_parse_int(val, 1, MAX_PIECE, &a->chunk))
+            return bad_value("--chunk", val, "an integer 1..1024 (kalman: 1..1000000000)");
         a->chunk_set = 1;
     } else {
         if (tool_parse_algo(val, &a->delta.algo))
