@@ -110,3 +110,23 @@ int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const li
     *V = sh[ndim - 1];
     return linattn_check_heads(s[ndim - 1], *V);
 }
+
+int linattn_check_pair(const linattn_tensor *a, const linattn_tensor *b, const char *na,
+                       const char *nb, int nda, const int64_t *sha, int ndb,
+                       const int64_t *shb, int required)
+{
+    int rc;
+    const int ga = linattn_given(a), gb = linattn_given(b);
+    if (!ga && !gb) {
+        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", na);
+        return LINATTN_OK;
+    }
+    if (!ga || !gb) {
+        if (required) /* a required tensor missing is a NULL pointer, as anywhere */
+            return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", ga ? nb : na);
+        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither", ga ? nb : na,
+                            ga ? na : nb);
+    }
+    if ((rc = linattn_check_tensor(a, na, nda, sha))) return rc;
+    return linattn_check_tensor(b, nb, ndb, shb);
+}

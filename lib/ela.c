@@ -162,18 +162,13 @@ static int check_state(const linattn_tensor *s, const linattn_tensor *z, const l
                        int required, int safe)
 {
     int rc;
-    if (!linattn_given(s) && !linattn_given(z)) {
-        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", nm[0]);
+    if (!linattn_given(s) && !linattn_given(z) && !required) {
         if (linattn_given(c))
             return linattn_fail(LINATTN_EINVAL, "%s: given without %s and %s", nm[2], nm[0],
                                 nm[1]);
         return LINATTN_OK;
     }
-    if (!linattn_given(s) || !linattn_given(z))
-        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither",
-                            linattn_given(s) ? nm[1] : nm[0], linattn_given(s) ? nm[0] : nm[1]);
-    if ((rc = linattn_check_tensor(s, nm[0], 4, shs))) return rc;
-    if ((rc = linattn_check_tensor(z, nm[1], 3, shz))) return rc;
+    if ((rc = linattn_check_pair(s, z, nm[0], nm[1], 4, shs, 3, shz, required))) return rc;
     if (!linattn_given(c)) return LINATTN_OK;
     if (!safe)
         return linattn_fail(LINATTN_EINVAL, "%s: a log-offset exists only for the exp feature "

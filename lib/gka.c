@@ -139,22 +139,6 @@ static int check_gates(const linattn_tensor *const *t, int ndim, const int64_t *
     return LINATTN_OK;
 }
 
-/* A state pair (kk, kv): both or neither. */
-static int check_pair(const linattn_tensor *kk, const linattn_tensor *kv, const char *nkk,
-                      const char *nkv, const int64_t *shkk, const int64_t *shkv, int required)
-{
-    int rc;
-    if (!linattn_given(kk) && !linattn_given(kv)) {
-        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", nkk);
-        return LINATTN_OK;
-    }
-    if (!linattn_given(kk) || !linattn_given(kv))
-        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither",
-                            linattn_given(kk) ? nkv : nkk, linattn_given(kk) ? nkk : nkv);
-    if ((rc = linattn_check_tensor(kk, nkk, 4, shkk))) return rc;
-    return linattn_check_tensor(kv, nkv, 4, shkv);
-}
-
 /* On an OpenCL context: run there.  Returns 1 when done (status in *rc),
  * 0 when the CPU path should run. */
 static int try_cl(const linattn_ctx *ctx, linattn_cl_gka *a, linattn_tensor *const *t, int n,
@@ -242,8 +226,8 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
         nseq = s[0];
     }
     const int64_t kk[4] = {nseq, s[2], K, K}, kv[4] = {nseq, s[2], K, V};
-    if ((rc = check_pair(&io->h0_kk, &io->h0_kv, "h0_kk", "h0_kv", kk, kv, 0))) return rc;
-    if ((rc = check_pair(&io->ht_kk, &io->ht_kv, "ht_kk", "ht_kv", kk, kv, 0))) return rc;
+    if ((rc = linattn_check_pair(&io->h0_kk, &io->h0_kv, "h0_kk", "h0_kv", 4, kk, 4, kv, 0))) return rc;
+    if ((rc = linattn_check_pair(&io->ht_kk, &io->ht_kv, "ht_kk", "ht_kv", 4, kk, 4, kv, 0))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv",
                                         "o", "ht_kk", "ht_kv"};
     linattn_gka_io x = *io;
@@ -261,7 +245,7 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
     if ((rc = check_gates(gates, 2, s))) return rc;
     const int64_t kk[4] = {s[0], s[1], K, K}, kv[4] = {s[0], s[1], K, V}, osh[3] = {s[0], s[1], V};
-    if ((rc = check_pair(&io->state_kk, &io->state_kv, "state_kk", "state_kv", kk, kv, 1)))
+    if ((rc = linattn_check_pair(&io->state_kk, &io->state_kv, "state_kk", "state_kv", 4, kk, 4, kv, 1)))
         return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "state_kk",

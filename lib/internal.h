@@ -78,6 +78,12 @@ int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T);
 int linattn_check_heads(int64_t K, int64_t V);
 /* q and k of rank ndim and one shape (into s), v with q's leading
  * dimensions (its last into *V), and both head sizes. */
+/* A pair of tensors given both or neither (required: both), with their
+ * ranks and shapes; a half pair is LINATTN_EINVAL naming the missing one
+ * (LINATTN_ENULL when required). */
+int linattn_check_pair(const linattn_tensor *a, const linattn_tensor *b, const char *na,
+                       const char *nb, int nda, const int64_t *sha, int ndb,
+                       const int64_t *shb, int required);
 int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
                       int ndim, int64_t *s, int64_t *V);
 

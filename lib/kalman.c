@@ -413,22 +413,6 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_kalman_op
     return check_opts(opts);
 }
 
-/* A state pair: both or neither (required: both). */
-static int check_pair(const linattn_tensor *l, const linattn_tensor *e, const char *nl,
-                      const char *ne, const int64_t *shape, int required)
-{
-    int rc;
-    if (!linattn_given(l) && !linattn_given(e)) {
-        if (required) return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", nl);
-        return LINATTN_OK;
-    }
-    if (!linattn_given(l) || !linattn_given(e))
-        return linattn_fail(LINATTN_EINVAL, "%s/%s: give both or neither",
-                            linattn_given(l) ? ne : nl, linattn_given(l) ? nl : ne);
-    if ((rc = linattn_check_tensor(l, nl, 3, shape))) return rc;
-    return linattn_check_tensor(e, ne, 3, shape);
-}
-
 /* v, lam_v of rank nd with shape lead (its last = M), k and q with lead's
  * leading dims and S last; decay and noise [M,S]; y (and yvar) like v. */
 static int check_inputs(const linattn_tensor *const *t, const char *const *names, int nd,
@@ -529,8 +513,8 @@ int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
         nseq = s[0];
     }
     const int64_t st[3] = {nseq, s[2], S};
-    if ((rc = check_pair(&io->lam0, &io->eta0, "lam0", "eta0", st, 0))) return rc;
-    if ((rc = check_pair(&io->lamT, &io->etaT, "lamT", "etaT", st, 0))) return rc;
+    if ((rc = linattn_check_pair(&io->lam0, &io->eta0, "lam0", "eta0", 3, st, 3, st, 0))) return rc;
+    if ((rc = linattn_check_pair(&io->lamT, &io->etaT, "lamT", "etaT", 3, st, 3, st, 0))) return rc;
     linattn_kalman_io x = *io;
     return run(ctx, &x, names, s[1], s[2], S, nseq, &opts, 0);
 }
@@ -548,7 +532,7 @@ int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
                                   &io->y, &io->yvar};
     if ((rc = check_inputs(in, names, 2, s, &S))) return rc;
     const int64_t st[3] = {s[0], s[1], S};
-    if ((rc = check_pair(&io->state_lam, &io->state_eta, "state_lam", "state_eta", st, 1)))
+    if ((rc = linattn_check_pair(&io->state_lam, &io->state_eta, "state_lam", "state_eta", 3, st, 3, st, 1)))
         return rc;
     /* B sequences of one token: the forward's path with the state as both
      * lam0/eta0 and lamT/etaT, the [B,M] tensors read as [B,1,M] */
