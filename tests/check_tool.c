@@ -895,19 +895,24 @@ START_TEST(test_ela_softmax_rejects)
 }
 END_TEST
 
+/* LINATTN_TOOL_SMOKE=1: one case of each test (CI runs every tool call of
+ * that set under valgrind through LINATTN_RUN). */
 static Suite *suite(void)
 {
     Suite *s = suite_create("tool");
     TCase *tc = tcase_create("tool");
-    tcase_set_timeout(tc, 600);
+    const char *smoke = getenv("LINATTN_TOOL_SMOKE");
+    const int one = smoke && *smoke && strcmp(smoke, "0");
+    tcase_set_timeout(tc, one ? 1800 : 600);
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_run_matches_float64, 0, 3 * (int)(sizeof CASES / sizeof *CASES));
+    tcase_add_loop_test(tc, test_run_matches_float64, 0,
+                        one ? 3 : 3 * (int)(sizeof CASES / sizeof *CASES));
     tcase_add_test(tc, test_run_rejects);
-    tcase_add_loop_test(tc, test_gka_matches_float64, 0, NGKA);
+    tcase_add_loop_test(tc, test_gka_matches_float64, 0, one ? 1 : NGKA);
     tcase_add_test(tc, test_gka_rejects);
     tcase_add_test(tc, test_kalman_matches_float64);
-    tcase_add_loop_test(tc, test_ela_matches_float64, 0, NELA);
-    tcase_add_loop_test(tc, test_softmax_matches_float64, 0, NSM);
+    tcase_add_loop_test(tc, test_ela_matches_float64, 0, one ? 1 : NELA);
+    tcase_add_loop_test(tc, test_softmax_matches_float64, 0, one ? 1 : NSM);
     tcase_add_test(tc, test_ela_softmax_rejects);
     suite_add_tcase(s, tc);
     return s;
