@@ -21,7 +21,7 @@ int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out)
     if (!count) return linattn_fail(LINATTN_ESIZE, "count: 0 (must be > 0)");
     if (count > (SIZE_MAX - 64) / sizeof(float))
         return linattn_fail(LINATTN_EOVERFLOW, "count: %zu floats overflow size_t", count);
-    linattn_buffer *b = calloc(1, sizeof *b);
+    linattn_buffer *b = linattn_calloc(1, sizeof *b);
     if (!b) return linattn_fail(LINATTN_ENOMEM, "buffer: out of memory");
     b->ctx = ctx;
     b->count = count;
@@ -30,7 +30,7 @@ int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out)
             free(b);
             return rc;
         }
-    } else if (!(b->host = calloc(count, sizeof(float)))) {
+    } else if (!(b->host = linattn_calloc(count, sizeof(float)))) {
         free(b);
         return linattn_fail(LINATTN_ENOMEM, "buffer: out of memory for %zu floats", count);
     }

@@ -78,7 +78,7 @@ int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
 
     const char *isa = cfg.isa ? cfg.isa : getenv("LINATTN_ISA");
     const char *verbose = getenv("LINATTN_VERBOSE");
-    linattn_ctx *ctx = calloc(1, sizeof *ctx);
+    linattn_ctx *ctx = linattn_calloc(1, sizeof *ctx);
     if (!ctx) return linattn_fail(LINATTN_ENOMEM, "ctx: out of memory");
     ctx->verbose = cfg.verbose || (verbose && *verbose && strcmp(verbose, "0"));
 

@@ -151,7 +151,7 @@ static float *kla_beta(const linattn_ctx *ctx, const float *eta, const float *k,
                        int K, float eps)
 {
     kla_arg a = {.eta = eta, .k = k, .rows = rows, .K = K, .eps = eps};
-    if (!(a.beta = malloc(sizeof(float) * rows))) return NULL;
+    if (!(a.beta = linattn_malloc(sizeof(float) * rows))) return NULL;
     linattn_parallel_for(ctx, (rows + KLA_ROWS - 1) / KLA_ROWS, kla_rows, &a);
     return a.beta;
 }
@@ -237,8 +237,8 @@ static int execute(delta_plan *p, int64_t units, const char *what)
     p->work_floats = p->pack_floats + p->stage_floats + (p->ht ? 0 : KV) +
                      (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
     p->work_floats = (p->work_floats + 16) / 16 * 16;
-    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_delta_ref_work(p->K, p->V) * nt);
+    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_delta_ref_work(p->K, p->V) * nt);
     if (!p->work || (p->ref && !p->dwork)) {
         free(p->work);
         free(p->dwork);

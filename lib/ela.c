@@ -133,8 +133,8 @@ static int execute(ela_plan *p, int64_t units, const char *what)
     if (p->chunk && linattn_ela_chunk_work(p->F, p->V, p->C) > kwork)
         kwork = linattn_ela_chunk_work(p->F, p->V, p->C);
     p->work_floats = (FV + 2u * p->F + kwork + 15) / 16 * 16;
-    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_ela_ref_work(p->F, p->V) * nt);
+    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_ela_ref_work(p->F, p->V) * nt);
     if (!p->work || (p->ref && !p->dwork)) {
         free(p->work);
         free(p->dwork);

@@ -108,8 +108,8 @@ static int execute(gka_plan *p, int64_t units, const char *what)
     if (p->chunk && linattn_gka_chunk_work(p->K, p->V, p->C) > kwork)
         kwork = linattn_gka_chunk_work(p->K, p->V, p->C);
     p->work_floats = (KK + KV + kwork + 15) / 16 * 16;
-    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_gka_ref_work(p->K, p->V) * nt);
+    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_gka_ref_work(p->K, p->V) * nt);
     if (!p->work || (p->ref && !p->dwork)) {
         free(p->work);
         free(p->dwork);

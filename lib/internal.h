@@ -11,6 +11,7 @@
 #include "linattn.h"
 #include "kernels.h"
 #include "opencl.h"
+#include "fault.h" /* linattn_malloc & co., fault injection for tests */
 
 /* Kernel table: filled with the portable kernels first, then overridden by
  * the best ISA compiled in and supported by the CPU (dispatch.c). */

@@ -95,7 +95,7 @@ static int report_bad(const linattn_tensor *t, const char *name, size_t i, float
 static int report_device(const linattn_tensor *t, const char *name, int range)
 {
     const size_t n = count_of(t);
-    float *h = malloc(sizeof(float) * n);
+    float *h = linattn_malloc(sizeof(float) * n);
     int rc;
     if (!h) return linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
     if (!(rc = linattn_buffer_read(t->buf, 0, h, n))) {
@@ -324,7 +324,7 @@ static void piece_job(void *arg, int64_t unit, int thread)
 static int scan_tables(kalman_plan *p)
 {
     int64_t row0, len;
-    if (!(p->first = malloc(sizeof(int64_t) * (size_t)(p->nseq + 1))))
+    if (!(p->first = linattn_malloc(sizeof(int64_t) * (size_t)(p->nseq + 1))))
         return linattn_fail(LINATTN_ENOMEM, "kalman forward: out of memory for the scan");
     p->first[0] = 0;
     for (int64_t n = 0; n < p->nseq; n++) {
@@ -336,8 +336,8 @@ static int scan_tables(kalman_plan *p)
     if ((size_t)p->npieces > SIZE_MAX / sizeof(int64_t) ||
         maps > SIZE_MAX / sizeof(float) / SUM_FLOATS(p->S))
         return linattn_fail(LINATTN_EOVERFLOW, "kalman forward: scan tables overflow");
-    p->seq_of = malloc(sizeof(int64_t) * (size_t)p->npieces);
-    p->sums = aligned_alloc(64, sizeof(float) * maps * SUM_FLOATS(p->S));
+    p->seq_of = linattn_malloc(sizeof(int64_t) * (size_t)p->npieces);
+    p->sums = linattn_aligned_alloc(64, sizeof(float) * maps * SUM_FLOATS(p->S));
     if (!p->seq_of || !p->sums)
         return linattn_fail(LINATTN_ENOMEM, "kalman forward: out of memory for the scan");
     for (int64_t n = 0; n < p->nseq; n++)
@@ -354,13 +354,13 @@ static int execute(kalman_plan *p, const char *what)
     if (p->G > p->nb) p->G = p->nb;
     p->ngroups = (p->nb + p->G - 1) / p->G;
     p->work_floats = (LINATTN_KALMAN_WORK(p->S) + 2u * BLK * p->S * (size_t)p->G + 15) / 16 * 16;
-    p->work = aligned_alloc(64, sizeof(float) * p->work_floats * (size_t)nt);
-    if (p->ref) p->dwork = malloc(sizeof(double) * linattn_kalman_ref_work(p->S) * (size_t)nt);
+    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * (size_t)nt);
+    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_kalman_ref_work(p->S) * (size_t)nt);
     if (!p->work || (p->ref && !p->dwork)) {
         rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
         goto done;
     }
-    p->ct = aligned_alloc(64, sizeof(float) * 3 * (size_t)p->S * BLK * (size_t)p->nb);
+    p->ct = linattn_aligned_alloc(64, sizeof(float) * 3 * (size_t)p->S * BLK * (size_t)p->nb);
     if (!p->ct) {
         rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
         goto done;

@@ -35,7 +35,7 @@ static int cache_bytes(const linattn_kvcache *c, int64_t cap, size_t *bk, size_t
 
 static float *alloc64(size_t bytes)
 {
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    return linattn_aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
 static int resize(linattn_kvcache *c, int64_t cap)
@@ -137,7 +137,7 @@ int linattn_kvcache_create(linattn_ctx *ctx, linattn_kvcache **out, int64_t B, i
     if (V > LINATTN_MAX_HEAD_DIM)
         return linattn_fail(LINATTN_EHEADDIM, "V: value head size %lld above %d", (long long)V,
                             LINATTN_MAX_HEAD_DIM);
-    linattn_kvcache *c = calloc(1, sizeof *c);
+    linattn_kvcache *c = linattn_calloc(1, sizeof *c);
     if (!c) return linattn_fail(LINATTN_ENOMEM, "cache: out of memory");
     *c = (linattn_kvcache){.ctx = ctx, .B = B, .H = H, .K = K, .V = V};
     size_t bk, bv;

@@ -445,8 +445,9 @@ int64_t linattn_kvcache_capacity(const linattn_kvcache *cache);
  * proper; the step's small split scratch is not counted). */
 size_t linattn_kvcache_bytes(const linattn_kvcache *cache);
 /* Append T tokens without attending (prefill): k [B,T,H,K], v [B,T,H,V]
- * with the cache's B, H, K, V.  On any failure (LINATTN_ENOMEM when the
- * cache cannot grow) the cache is left as it was. */
+ * with the cache's B, H, K, V.  On any failure the cache keeps its length
+ * and contents; when it cannot grow (LINATTN_ENOMEM) also its capacity (a
+ * device failure after a growth leaves the room grown). */
 int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *cache, const linattn_tensor *k,
                            const linattn_tensor *v);
 /* Forget every token (keeps the memory). */

@@ -153,7 +153,7 @@ int linattn_npy_parse(const void *buf, size_t len, linattn_array *out)
         return linattn_fail(LINATTN_EFORMAT, ".npy: payload is %zu bytes, shape needs %llu",
                             len - off, (unsigned long long)(count * 4));
     a.count = (size_t)count;
-    a.data = malloc(count ? count * sizeof(float) : sizeof(float));
+    a.data = linattn_malloc(count ? count * sizeof(float) : sizeof(float));
     if (!a.data) return linattn_fail(LINATTN_ENOMEM, "npy: out of memory for %zu floats", a.count);
     for (size_t i = 0; i < a.count; i++) {
         const uint32_t u = le32(b + off + 4 * i);
@@ -171,12 +171,12 @@ int linattn_npy_load(const char *path, linattn_array *out)
     FILE *f = fopen(path, "rb");
     if (!f) return linattn_fail(LINATTN_EIO, "%s: %s", path, strerror(errno));
     size_t cap = 1 << 16, len = 0;
-    unsigned char *buf = malloc(cap);
+    unsigned char *buf = linattn_malloc(cap);
     int rc = LINATTN_OK;
     while (buf) {
         len += fread(buf + len, 1, cap - len, f);
         if (len < cap) break;
-        unsigned char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+        unsigned char *nb = cap > SIZE_MAX / 2 ? NULL : linattn_realloc(buf, cap * 2);
         if (!nb) { free(buf); buf = NULL; break; }
         buf = nb;
         cap *= 2;

@@ -103,13 +103,13 @@ static int forward_cpu(fwd_plan *p, int64_t nseq)
         p->nblk += (len + p->QB - 1) / p->QB;
         if (len > maxlen) maxlen = len;
     }
-    int64_t *blk = malloc(sizeof *blk * 2 * (size_t)p->nblk);
+    int64_t *blk = linattn_malloc(sizeof *blk * 2 * (size_t)p->nblk);
     if (p->ref) {
         p->dwork_n = (size_t)(maxlen + p->V);
-        p->dwork = malloc(sizeof(double) * p->dwork_n * nt);
+        p->dwork = linattn_malloc(sizeof(double) * p->dwork_n * nt);
     } else {
         p->work_floats = linattn_softmax_fwd_work(p->K, p->V, p->QB, p->QB);
-        p->work = aligned_alloc(64, sizeof(float) * p->work_floats * nt);
+        p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
     }
     if (!blk || (!p->work && !p->dwork)) {
         free(blk);
@@ -256,11 +256,11 @@ static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const float *q, const 
     p.nsplit = (L + p.S - 1) / p.S;
     if (ref) {
         p.work_n = (size_t)(L + c->V);
-        p.dwork = malloc(sizeof(double) * p.work_n * nt);
+        p.dwork = linattn_malloc(sizeof(double) * p.work_n * nt);
     } else {
         p.work_n = (size_t)(p.S + 15) / 16 * 16;
-        p.work = aligned_alloc(64, sizeof(float) * p.work_n * nt);
-        p.part = malloc(sizeof(float) * (size_t)(rows * p.nsplit * (c->V + 2)));
+        p.work = linattn_aligned_alloc(64, sizeof(float) * p.work_n * nt);
+        p.part = linattn_malloc(sizeof(float) * (size_t)(rows * p.nsplit * (c->V + 2)));
     }
     if (ref ? !p.dwork : (!p.work || !p.part)) {
         free(p.dwork);

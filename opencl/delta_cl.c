@@ -171,8 +171,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
         rc = step(&r, pr, a);
     } else {
         int64_t nch = 0;
-        sq = malloc(sizeof *sq * a->nseq);
-        stab = malloc(sizeof *stab * 2 * a->nseq);
+        sq = linattn_malloc(sizeof *sq * a->nseq);
+        stab = linattn_malloc(sizeof *stab * 2 * a->nseq);
         for (int64_t n = 0; sq && n < a->nseq; n++) {
             const int64_t b = a->cu ? 0 : n, t0 = a->cu ? a->cu[n] : 0;
             const int64_t t1 = a->cu ? a->cu[n + 1] : a->T;
@@ -181,7 +181,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
             sq[n].nch = (t1 - t0 + C - 1) / C;
             nch += sq[n].nch;
         }
-        ctab = malloc(sizeof *ctab * 3 * (size_t)nch);
+        ctab = linattn_malloc(sizeof *ctab * 3 * (size_t)nch);
         if (!sq || !stab || !ctab) rc = linattn_fail(LINATTN_ENOMEM, "OpenCL: out of memory");
         else rc = forward(&r, pr, a, sq, ctab, stab);
     }

@@ -154,8 +154,9 @@ static int choose(const char *spec)
                             spec, ndev);
     }
     int best = -1;
+    const int any = linattn_fault_on(LINATTN_FAULT_CL_AUTO_ANY); /* tests: auto may take PoCL */
     for (int i = 0; i < ndev; i++)
-        if (devs[i].usable && (spec || devs[i].is_gpu) &&
+        if (devs[i].usable && (spec || any || devs[i].is_gpu) &&
             (best < 0 || devs[i].score > devs[best].score))
             best = i;
     if (best < 0)
@@ -175,7 +176,7 @@ int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
         return linattn_fail(LINATTN_EINVAL, "device %s: expected cpu or opencl[:P.D]", spec);
     const int i = choose(spec);
     if (i < 0) return i;
-    linattn_cl *cl = calloc(1, sizeof *cl);
+    linattn_cl *cl = linattn_calloc(1, sizeof *cl);
     if (!cl) return linattn_fail(LINATTN_ENOMEM, "OpenCL context: out of memory");
     cl->dev = dev_ids[i];
     cl->info = devs[i];
@@ -219,7 +220,11 @@ int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem)
                             "limit of %llu", cl->desc, bytes,
                             (unsigned long long)cl->info.max_alloc);
     if (!bytes) bytes = 4;
-    cl_mem m = linattn_clapi.clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    cl_mem m = NULL;
+    if (linattn_fault_on(LINATTN_FAULT_CL_OOM)) /* tests: the device is out of memory */
+        err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    else
+        m = linattn_clapi.clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (!m) return linattn_cl_fail(err, "clCreateBuffer");
     if (zero) {
         const float z = 0.0f;

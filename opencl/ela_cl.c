@@ -80,7 +80,7 @@ int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
     int rc;
     cl_kernel kern;
     linattn_clrun r = {.cl = cl};
-    cl_long *stab = malloc(sizeof *stab * 2 * (size_t)a->nseq);
+    cl_long *stab = linattn_malloc(sizeof *stab * 2 * (size_t)a->nseq);
     if (!stab) return linattn_fail(LINATTN_ENOMEM, "ela: out of memory");
     for (int64_t n = 0; n < a->nseq; n++) {
         const int64_t b = a->cu ? 0 : n, t0 = a->cu ? a->cu[n] : 0;

@@ -49,7 +49,7 @@ static int tables(const linattn_cl *cl, const linattn_cl_kalman *a, cl_long **pt
         if (len > longest) longest = len;
     }
     L = piece_len(cl, a, longest);
-    *first = malloc(sizeof(cl_long) * (size_t)(a->nseq + 1));
+    *first = linattn_malloc(sizeof(cl_long) * (size_t)(a->nseq + 1));
     if (!*first) return linattn_fail(LINATTN_ENOMEM, "kalman: out of memory");
     for (int64_t s = 0; s < a->nseq; s++) {
         const int64_t len = a->step ? 1 : a->cu ? a->cu[s + 1] - a->cu[s] : a->T;
@@ -57,7 +57,7 @@ static int tables(const linattn_cl *cl, const linattn_cl_kalman *a, cl_long **pt
         n += (len + L - 1) / L;
     }
     (*first)[a->nseq] = n;
-    *ptab = malloc(sizeof(cl_long) * 4 * (size_t)n);
+    *ptab = linattn_malloc(sizeof(cl_long) * 4 * (size_t)n);
     if (!*ptab) return linattn_fail(LINATTN_ENOMEM, "kalman: out of memory");
     for (int64_t s = 0; s < a->nseq; s++) {
         const int64_t b = a->cu ? 0 : s, t0 = a->step ? 0 : a->cu ? a->cu[s] : 0;

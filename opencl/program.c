@@ -41,7 +41,7 @@ static cl_program load_cached(linattn_cl *cl, const char *path, const char *opts
     unsigned char *bin = NULL;
     long len = -1;
     if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
-    if (len > 0 && fseek(f, 0, SEEK_SET) == 0 && (bin = malloc((size_t)len)) &&
+    if (len > 0 && fseek(f, 0, SEEK_SET) == 0 && (bin = linattn_malloc((size_t)len)) &&
         fread(bin, 1, (size_t)len, f) != (size_t)len) {
         free(bin);
         bin = NULL;
@@ -69,7 +69,7 @@ static void store_cached(linattn_cl *cl, cl_program p, const char *path)
     if (linattn_clapi.clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) !=
             CL_SUCCESS || !size)
         return;
-    unsigned char *bin = malloc(size);
+    unsigned char *bin = linattn_malloc(size);
     if (!bin) return;
     char tmp[4200];
     int ok = linattn_clapi.clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) ==
@@ -92,10 +92,14 @@ int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_progr
 {
     char path[4096];
     cl_int err;
-    const int cached = cache_path(cl, src, opts, path, sizeof path);
+    /* LINATTN_FAULT=cl_build (tests): the compiler rejects the source */
+    const int fault = linattn_fault_on(LINATTN_FAULT_CL_BUILD);
+    const char *srcs[2] = {"#error LINATTN_FAULT=cl_build\n", src};
+    const int cached = !fault && cache_path(cl, src, opts, path, sizeof path);
     if (cached && (*out = load_cached(cl, path, opts))) return LINATTN_OK;
     if (cl->verbose) fprintf(stderr, "linattn: building OpenCL program %s on %s\n", opts, cl->desc);
-    cl_program p = linattn_clapi.clCreateProgramWithSource(cl->ctx, 1, &src, NULL, &err);
+    cl_program p = linattn_clapi.clCreateProgramWithSource(cl->ctx, fault ? 2 : 1, fault ? srcs : &src,
+                                                           NULL, &err);
     if (!p) return linattn_cl_fail(err, "clCreateProgramWithSource");
     err = linattn_clapi.clBuildProgram(p, 1, &cl->dev, opts, NULL, NULL);
     if (err != CL_SUCCESS) {

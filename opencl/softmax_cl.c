@@ -117,7 +117,7 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
     linattn_clrun r = {.cl = cl};
     const int qb = fwd_rows(a->K, a->V);
     int64_t nblk = 0;
-    cl_long *stab = malloc(sizeof *stab * 2 * (size_t)a->nseq);
+    cl_long *stab = linattn_malloc(sizeof *stab * 2 * (size_t)a->nseq);
     for (int64_t n = 0; stab && n < a->nseq; n++) {
         const int64_t b = a->cu ? 0 : n, t0 = a->cu ? a->cu[n] : 0;
         const int64_t t1 = a->cu ? a->cu[n + 1] : a->T;
@@ -125,7 +125,7 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
         stab[2 * n + 1] = t1 - t0;
         nblk += (t1 - t0 + qb - 1) / qb;
     }
-    cl_long *btab = stab ? malloc(sizeof *btab * 2 * (size_t)nblk) : NULL;
+    cl_long *btab = stab ? linattn_malloc(sizeof *btab * 2 * (size_t)nblk) : NULL;
     if (!btab) {
         free(stab);
         return linattn_fail(LINATTN_ENOMEM, "softmax: out of memory");

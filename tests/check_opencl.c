@@ -133,6 +133,17 @@ START_TEST(test_missing_runtime)
         if (linattn_opencl_built() && !strstr(linattn_last_error(), "/nonexistent")) bad |= 4;
         if (ctx_dev(LINATTN_BACKEND_AUTO, "opencl", &rc) || rc != LINATTN_ENODEV) bad |= 8;
         if (linattn_opencl_devices(NULL, 0, &n) != LINATTN_ENODEV || n != 0) bad |= 16;
+        /* auto runs an operator on the CPU: a gla forward of one token */
+        c = ctx_dev(LINATTN_BACKEND_AUTO, NULL, &rc);
+        float q[16] = {1}, k[16] = {1}, v[16] = {2}, o[16];
+        for (int i = 0; i < 16; i++) o[i] = -1;
+        linattn_delta_io io = {0};
+        io.q = linattn_tensor_4d(q, 1, 1, 1, 16);
+        io.k = linattn_tensor_4d(k, 1, 1, 1, 16);
+        io.v = linattn_tensor_4d(v, 1, 1, 1, 16);
+        io.o = linattn_tensor_4d(o, 1, 1, 1, 16);
+        if (rc || linattn_gla_forward(c, &io, NULL) || o[0] != 0.5f || o[1] != 0) bad |= 32;
+        linattn_ctx_destroy(c);
         if (bad) fprintf(stderr, "missing runtime: failures %#x (%s)\n", bad, linattn_last_error());
         fflush(NULL);
         _exit(bad);

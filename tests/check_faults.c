@@ -1,0 +1,876 @@
+/* linattn tests - failure paths, by fault injection (lib/fault.h):
+ *   - malloc:N: every library allocation of a call is made to fail in turn
+ *     (only the N-th, then the N-th and all later ones); the call must return
+ *     LINATTN_ENOMEM, leave its outputs (and in-place states) as they were,
+ *     and leak nothing (the suite runs under ASan with detect_leaks=1 in CI);
+ *   - cl_build and cl_oom on OpenCL contexts: the documented codes, and the
+ *     CPU fallback of a device chosen by the auto backend (cl_auto_any lets
+ *     auto take PoCL);
+ *   - the missing runtime is in check_opencl.
+ * The switch is set with linattn_test_fault_set, so the suite runs the same
+ * with CK_FORK=no. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testutil.h"
+#include "fault.h"
+
+#define B_ 2
+#define T_ 70
+#define H_ 2
+#define K_ 16
+#define V_ 8
+#define M_ 4  /* kalman channels */
+#define S_ 8  /* kalman states */
+#define SENTINEL (-7777.25f)
+
+/* ---- fixtures: arrays that a failed call must leave alone ---------------- */
+
+typedef struct watch {
+    float *p, *orig;
+    size_t n;
+} watch;
+
+typedef struct fx fx;
+struct fx {
+    const char *name;
+    linattn_ctx *ctx;
+    int (*run)(fx *f);
+    watch w[24];
+    int nw;
+    float *in[16]; /* inputs, freed with the fixture */
+    size_t in_n[16];
+    int nin;
+    int64_t cu[3];
+    int use_cu;
+    int op;            /* delta: linattn_delta_op */
+    linattn_algo algo;
+    linattn_delta_io dio;
+    linattn_delta_step_io dsio;
+    linattn_gka_io gio;
+    linattn_gka_step_io gsio;
+    linattn_kalman_io kio;
+    linattn_kalman_step_io ksio;
+    linattn_ela_io eio;
+    linattn_ela_step_io esio;
+    linattn_softmax_io sio;
+    linattn_softmax_step_io ssio;
+    linattn_kvcache *cache;
+    int64_t cache_len, cache_cap; /* what a failed call must leave */
+    int kv;                       /* a cache fixture: */
+    int step;                     /* a failed step may leave the cache grown */
+    int64_t prep_len, prep_cap;   /* the cache made before each run */
+    float *kv_k, *kv_v;           /* kvcache append inputs */
+};
+
+static float *input(fx *f, size_t n, double lo, double hi)
+{
+    float *p = tu_alloc(n);
+    tu_fill(p, n, lo, hi);
+    ck_assert_int_lt(f->nin, 16);
+    f->in_n[f->nin] = n;
+    f->in[f->nin++] = p;
+    return p;
+}
+
+/* An array the call writes (or updates in place): its content is kept. */
+static float *watched(fx *f, size_t n, int output, double lo, double hi)
+{
+    float *p = tu_alloc(n);
+    if (output)
+        for (size_t i = 0; i < n; i++) p[i] = SENTINEL;
+    else
+        tu_fill(p, n, lo, hi);
+    ck_assert_int_lt(f->nw, 24);
+    watch *w = &f->w[f->nw++];
+    w->p = p;
+    w->n = n;
+    w->orig = tu_alloc(n);
+    memcpy(w->orig, p, n * sizeof *p);
+    return p;
+}
+
+static void fx_restore(fx *f)
+{
+    for (int i = 0; i < f->nw; i++) memcpy(f->w[i].p, f->w[i].orig, f->w[i].n * sizeof(float));
+}
+
+static int fx_untouched(const fx *f)
+{
+    for (int i = 0; i < f->nw; i++)
+        if (memcmp(f->w[i].p, f->w[i].orig, f->w[i].n * sizeof(float))) return 0;
+    return 1;
+}
+
+static void fx_free(fx *f)
+{
+    for (int i = 0; i < f->nw; i++) {
+        free(f->w[i].p);
+        free(f->w[i].orig);
+    }
+    for (int i = 0; i < f->nin; i++) free(f->in[i]);
+    linattn_kvcache_destroy(f->cache);
+    f->cache = NULL;
+    f->nw = f->nin = 0;
+}
+
+/* ---- the calls --------------------------------------------------------------- */
+
+static int run_delta(fx *f)
+{
+    linattn_delta_opts o;
+    linattn_delta_opts_init(&o);
+    o.algo = f->algo;
+    return linattn_delta_forward(f->ctx, (linattn_delta_op)f->op, &f->dio, &o);
+}
+
+static int run_delta_step(fx *f)
+{
+    return linattn_delta_step(f->ctx, (linattn_delta_op)f->op, &f->dsio, NULL);
+}
+
+static int run_gka(fx *f)
+{
+    linattn_gka_opts o;
+    linattn_gka_opts_init(&o);
+    o.algo = f->algo;
+    o.iters = 8;
+    return linattn_gka_forward(f->ctx, &f->gio, &o);
+}
+
+static int run_gka_step(fx *f) { return linattn_gka_step(f->ctx, &f->gsio, NULL); }
+
+static int run_kalman(fx *f)
+{
+    linattn_kalman_opts o;
+    linattn_kalman_opts_init(&o);
+    o.algo = f->algo;
+    if (f->algo == LINATTN_ALGO_CHUNK) o.chunk = 16;
+    return linattn_kalman_forward(f->ctx, &f->kio, &o);
+}
+
+static int run_kalman_step(fx *f) { return linattn_kalman_step(f->ctx, &f->ksio, NULL); }
+
+static int run_ela(fx *f)
+{
+    linattn_ela_opts o;
+    linattn_ela_opts_init(&o);
+    o.algo = f->algo;
+    return linattn_ela_forward(f->ctx, &f->eio, &o);
+}
+
+static int run_ela_step(fx *f) { return linattn_ela_step(f->ctx, &f->esio, NULL); }
+
+static int run_softmax(fx *f) { return linattn_softmax_forward(f->ctx, &f->sio, NULL); }
+
+static int run_softmax_step(fx *f)
+{
+    return linattn_softmax_step(f->ctx, f->cache, &f->ssio, NULL);
+}
+
+static int run_append(fx *f)
+{
+    linattn_tensor k = linattn_tensor_4d(f->kv_k, 1, T_, H_, K_);
+    linattn_tensor v = linattn_tensor_4d(f->kv_v, 1, T_, H_, V_);
+    return linattn_kvcache_append(f->ctx, f->cache, &k, &v);
+}
+
+/* ---- fixtures per operator ----------------------------------------------------- */
+
+#define T4(p, d) linattn_tensor_4d(p, B, T, H_, d)
+#define T3(p) linattn_tensor_3d(p, B, T, H_)
+
+static void make_delta(fx *f, int op, int cu)
+{
+    const int64_t B = cu ? 1 : B_, T = T_, N = cu ? 2 : B_;
+    const size_t nqk = (size_t)(B * T * H_ * K_), nv = (size_t)(B * T * H_ * V_);
+    const size_t ng = (size_t)(B * T * H_), ns = (size_t)(N * H_ * K_ * V_);
+    f->op = op;
+    f->run = run_delta;
+    f->dio.q = T4(input(f, nqk, -1, 1), K_);
+    f->dio.k = T4(input(f, nqk, -0.25, 0.25), K_);
+    f->dio.v = T4(input(f, nv, -1, 1), V_);
+    f->dio.g = T3(input(f, ng, -0.5, 0));
+    if (op != LINATTN_OP_GLA) f->dio.beta = T3(input(f, ng, 0.1, 0.9));
+    const int64_t sh[4] = {N, H_, K_, V_};
+    f->dio.h0 = linattn_tensor_4d(input(f, ns, -0.5, 0.5), sh[0], sh[1], sh[2], sh[3]);
+    f->dio.o = T4(watched(f, nv, 1, 0, 0), V_);
+    f->dio.ht = linattn_tensor_4d(watched(f, ns, 1, 0, 0), sh[0], sh[1], sh[2], sh[3]);
+    if (cu) {
+        f->cu[0] = 0, f->cu[1] = 29, f->cu[2] = T;
+        f->dio.cu_seqlens = f->cu;
+        f->dio.n_seqs = 2;
+    }
+}
+
+static void make_delta_step(fx *f, int op)
+{
+    f->op = op;
+    f->run = run_delta_step;
+    f->dsio.q = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
+    f->dsio.k = linattn_tensor_3d(input(f, B_ * H_ * K_, -0.25, 0.25), B_, H_, K_);
+    f->dsio.v = linattn_tensor_3d(input(f, B_ * H_ * V_, -1, 1), B_, H_, V_);
+    f->dsio.g = linattn_tensor_2d(input(f, B_ * H_, -0.5, 0), B_, H_);
+    if (op != LINATTN_OP_GLA) f->dsio.beta = linattn_tensor_2d(input(f, B_ * H_, 0.1, 0.9), B_, H_);
+    f->dsio.state = linattn_tensor_4d(watched(f, B_ * H_ * K_ * V_, 0, -0.5, 0.5), B_, H_, K_, V_);
+    f->dsio.o = linattn_tensor_3d(watched(f, B_ * H_ * V_, 1, 0, 0), B_, H_, V_);
+}
+
+static void make_gka(fx *f)
+{
+    const int64_t B = B_, T = T_;
+    const size_t nqk = B * T * H_ * K_, nv = B * T * H_ * V_, ng = B * T * H_;
+    f->run = run_gka;
+    f->gio.q = T4(input(f, nqk, -1, 1), K_);
+    f->gio.k = T4(input(f, nqk, -0.25, 0.25), K_);
+    f->gio.v = T4(input(f, nv, -1, 1), V_);
+    f->gio.g = T3(input(f, ng, -0.5, 0));
+    f->gio.beta = T3(input(f, ng, 0.2, 1));
+    f->gio.alpha = T3(input(f, ng, 0, 1));
+    f->gio.h0_kk = linattn_tensor_4d(input(f, B * H_ * K_ * K_, 0, 0.1), B, H_, K_, K_);
+    f->gio.h0_kv = linattn_tensor_4d(input(f, B * H_ * K_ * V_, -0.1, 0.1), B, H_, K_, V_);
+    f->gio.o = T4(watched(f, nv, 1, 0, 0), V_);
+    f->gio.ht_kk = linattn_tensor_4d(watched(f, B * H_ * K_ * K_, 1, 0, 0), B, H_, K_, K_);
+    f->gio.ht_kv = linattn_tensor_4d(watched(f, B * H_ * K_ * V_, 1, 0, 0), B, H_, K_, V_);
+}
+
+static void make_gka_step(fx *f)
+{
+    f->run = run_gka_step;
+    f->gsio.q = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
+    f->gsio.k = linattn_tensor_3d(input(f, B_ * H_ * K_, -0.25, 0.25), B_, H_, K_);
+    f->gsio.v = linattn_tensor_3d(input(f, B_ * H_ * V_, -1, 1), B_, H_, V_);
+    f->gsio.g = linattn_tensor_2d(input(f, B_ * H_, -0.5, 0), B_, H_);
+    f->gsio.beta = linattn_tensor_2d(input(f, B_ * H_, 0.2, 1), B_, H_);
+    f->gsio.alpha = linattn_tensor_2d(input(f, B_ * H_, 0, 1), B_, H_);
+    f->gsio.state_kk =
+        linattn_tensor_4d(watched(f, B_ * H_ * K_ * K_, 0, 0, 0.1), B_, H_, K_, K_);
+    f->gsio.state_kv =
+        linattn_tensor_4d(watched(f, B_ * H_ * K_ * V_, 0, -0.1, 0.1), B_, H_, K_, V_);
+    f->gsio.o = linattn_tensor_3d(watched(f, B_ * H_ * V_, 1, 0, 0), B_, H_, V_);
+}
+
+static void make_kalman(fx *f, int cu)
+{
+    const int64_t B = cu ? 1 : B_, T = T_, N = cu ? 2 : B_;
+    const size_t nm = B * T * M_, nsq = B * T * S_, st = N * M_ * S_;
+    f->run = run_kalman;
+    f->kio.v = linattn_tensor_3d(input(f, nm, -1, 1), B, T, M_);
+    f->kio.lam_v = linattn_tensor_3d(input(f, nm, 0.5, 2), B, T, M_);
+    f->kio.k = linattn_tensor_3d(input(f, nsq, -1, 1), B, T, S_);
+    f->kio.q = linattn_tensor_3d(input(f, nsq, -1, 1), B, T, S_);
+    f->kio.decay = linattn_tensor_2d(input(f, M_ * S_, 0.5, 0.99), M_, S_);
+    f->kio.noise = linattn_tensor_2d(input(f, M_ * S_, 0, 0.1), M_, S_);
+    f->kio.lam0 = linattn_tensor_3d(input(f, st, 0.5, 2), N, M_, S_);
+    f->kio.eta0 = linattn_tensor_3d(input(f, st, -1, 1), N, M_, S_);
+    f->kio.y = linattn_tensor_3d(watched(f, nm, 1, 0, 0), B, T, M_);
+    f->kio.yvar = linattn_tensor_3d(watched(f, nm, 1, 0, 0), B, T, M_);
+    f->kio.lamT = linattn_tensor_3d(watched(f, st, 1, 0, 0), N, M_, S_);
+    f->kio.etaT = linattn_tensor_3d(watched(f, st, 1, 0, 0), N, M_, S_);
+    if (cu) {
+        f->cu[0] = 0, f->cu[1] = 41, f->cu[2] = T;
+        f->kio.cu_seqlens = f->cu;
+        f->kio.n_seqs = 2;
+    }
+}
+
+static void make_kalman_step(fx *f)
+{
+    f->run = run_kalman_step;
+    f->ksio.v = linattn_tensor_2d(input(f, B_ * M_, -1, 1), B_, M_);
+    f->ksio.lam_v = linattn_tensor_2d(input(f, B_ * M_, 0.5, 2), B_, M_);
+    f->ksio.k = linattn_tensor_2d(input(f, B_ * S_, -1, 1), B_, S_);
+    f->ksio.q = linattn_tensor_2d(input(f, B_ * S_, -1, 1), B_, S_);
+    f->ksio.decay = linattn_tensor_2d(input(f, M_ * S_, 0.5, 0.99), M_, S_);
+    f->ksio.noise = linattn_tensor_2d(input(f, M_ * S_, 0, 0.1), M_, S_);
+    f->ksio.state_lam = linattn_tensor_3d(watched(f, B_ * M_ * S_, 0, 0.5, 2), B_, M_, S_);
+    f->ksio.state_eta = linattn_tensor_3d(watched(f, B_ * M_ * S_, 0, -1, 1), B_, M_, S_);
+    f->ksio.y = linattn_tensor_2d(watched(f, B_ * M_, 1, 0, 0), B_, M_);
+    f->ksio.yvar = linattn_tensor_2d(watched(f, B_ * M_, 1, 0, 0), B_, M_);
+}
+
+static void make_ela(fx *f)
+{
+    const int64_t B = B_, T = T_;
+    const size_t nqk = B * T * H_ * K_, nv = B * T * H_ * V_;
+    f->run = run_ela;
+    f->eio.q = T4(input(f, nqk, -1, 1), K_);
+    f->eio.k = T4(input(f, nqk, -1, 1), K_);
+    f->eio.v = T4(input(f, nv, -1, 1), V_);
+    f->eio.o = T4(watched(f, nv, 1, 0, 0), V_);
+    f->eio.st = linattn_tensor_4d(watched(f, B * H_ * K_ * V_, 1, 0, 0), B, H_, K_, V_);
+    f->eio.zt = linattn_tensor_3d(watched(f, B * H_ * K_, 1, 0, 0), B, H_, K_);
+    f->eio.ct = linattn_tensor_3d(watched(f, B * H_ * K_, 1, 0, 0), B, H_, K_);
+}
+
+static void make_ela_step(fx *f)
+{
+    f->run = run_ela_step;
+    f->esio.q = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
+    f->esio.k = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
+    f->esio.v = linattn_tensor_3d(input(f, B_ * H_ * V_, -1, 1), B_, H_, V_);
+    f->esio.state_s =
+        linattn_tensor_4d(watched(f, B_ * H_ * K_ * V_, 0, 0, 1), B_, H_, K_, V_);
+    f->esio.state_z = linattn_tensor_3d(watched(f, B_ * H_ * K_, 0, 1, 2), B_, H_, K_);
+    f->esio.o = linattn_tensor_3d(watched(f, B_ * H_ * V_, 1, 0, 0), B_, H_, V_);
+}
+
+static void make_softmax(fx *f, int cu)
+{
+    const int64_t B = cu ? 1 : B_, T = T_;
+    const size_t nqk = B * T * H_ * K_, nv = B * T * H_ * V_;
+    f->run = run_softmax;
+    f->sio.q = T4(input(f, nqk, -1, 1), K_);
+    f->sio.k = T4(input(f, nqk, -1, 1), K_);
+    f->sio.v = T4(input(f, nv, -1, 1), V_);
+    f->sio.o = T4(watched(f, nv, 1, 0, 0), V_);
+    if (cu) {
+        f->cu[0] = 0, f->cu[1] = 33, f->cu[2] = T;
+        f->sio.cu_seqlens = f->cu;
+        f->sio.n_seqs = 2;
+    }
+}
+
+/* A cache of B = 1 holding len tokens with room for cap. */
+static linattn_kvcache *cache_of(linattn_ctx *ctx, int64_t len, int64_t cap)
+{
+    linattn_kvcache *c = NULL;
+    ck_assert_int_eq(linattn_kvcache_create(ctx, &c, 1, H_, K_, V_, cap), LINATTN_OK);
+    if (len) {
+        float *k = tu_alloc(len * H_ * K_), *v = tu_alloc(len * H_ * V_);
+        tu_fill(k, len * H_ * K_, -1, 1);
+        tu_fill(v, len * H_ * V_, -1, 1);
+        linattn_tensor tk = linattn_tensor_4d(k, 1, len, H_, K_);
+        linattn_tensor tv = linattn_tensor_4d(v, 1, len, H_, V_);
+        ck_assert_int_eq(linattn_kvcache_append(ctx, c, &tk, &tv), LINATTN_OK);
+        free(k);
+        free(v);
+    }
+    return c;
+}
+
+/* A fresh cache before each run (made with no fault). */
+static void fx_prepare(fx *f)
+{
+    if (!f->kv) return;
+    linattn_kvcache_destroy(f->cache);
+    f->cache = cache_of(f->ctx, f->prep_len, f->prep_cap);
+    f->cache_len = linattn_kvcache_length(f->cache);
+    f->cache_cap = linattn_kvcache_capacity(f->cache);
+}
+
+static void make_softmax_step(fx *f, int64_t len, int64_t cap)
+{
+    f->run = run_softmax_step;
+    f->kv = 1;
+    f->step = 1;
+    f->prep_len = len;
+    f->prep_cap = cap;
+    fx_prepare(f);
+    f->ssio.q = linattn_tensor_3d(input(f, H_ * K_, -1, 1), 1, H_, K_);
+    f->ssio.k = linattn_tensor_3d(input(f, H_ * K_, -1, 1), 1, H_, K_);
+    f->ssio.v = linattn_tensor_3d(input(f, H_ * V_, -1, 1), 1, H_, V_);
+    f->ssio.o = linattn_tensor_3d(watched(f, H_ * V_, 1, 0, 0), 1, H_, V_);
+}
+
+static void make_append(fx *f, int64_t len, int64_t cap)
+{
+    f->run = run_append;
+    f->kv = 1;
+    f->prep_len = len;
+    f->prep_cap = cap;
+    fx_prepare(f);
+    f->kv_k = input(f, T_ * H_ * K_, -1, 1);
+    f->kv_v = input(f, T_ * H_ * V_, -1, 1);
+}
+
+/* ---- the sweep ------------------------------------------------------------------ */
+
+static void set_fault(const char *spec)
+{
+    ck_assert_msg(linattn_test_fault_set(spec) == LINATTN_OK, "fault %s: %s",
+                  spec ? spec : "(none)", linattn_last_error());
+}
+
+/* Run f with allocation N failing (alone, or with every later one when
+ * plus), N = 1, 2, ... until a run meets no injected failure.  Every run
+ * that fails must say LINATTN_ENOMEM and leave the watched arrays and the
+ * cache as they were.  Returns the number of failing runs. */
+static int sweep1(fx *f, int plus)
+{
+    int failed = 0;
+    for (long long n = 1;; n++) {
+        char spec[48];
+        snprintf(spec, sizeof spec, "malloc:%lld%s", n, plus ? "+" : "");
+        fx_restore(f);
+        fx_prepare(f);
+        set_fault(spec);
+        const int rc = f->run(f);
+        const long long hits = linattn_test_fault_hits();
+        set_fault(NULL);
+        if (rc == LINATTN_OK && hits == 0) break; /* past the last allocation */
+        if (rc == LINATTN_OK) continue;           /* the failure was tolerated */
+        failed++;
+        ck_assert_msg(hits > 0, "%s (%s): failed without an injected failure: %s", f->name,
+                      spec, linattn_last_error());
+        ck_assert_msg(rc == LINATTN_ENOMEM, "%s (%s): %d, not LINATTN_ENOMEM (%s)", f->name,
+                      spec, rc, linattn_last_error());
+        ck_assert_msg(linattn_last_error()[0], "%s (%s): no message", f->name, spec);
+        ck_assert_msg(fx_untouched(f), "%s (%s): an output was written by a failed call",
+                      f->name, spec);
+        if (f->cache) {
+            ck_assert_int_eq(linattn_kvcache_length(f->cache), f->cache_len);
+            if (!f->step) ck_assert_int_eq(linattn_kvcache_capacity(f->cache), f->cache_cap);
+        }
+        ck_assert_msg(n < 100000, "%s: no end to the allocations", f->name);
+    }
+    return failed;
+}
+
+/* The fixture once without faults (LINATTN_EUNSUPPORTED: skipped, -1), then
+ * swept both ways.  Returns the number of failing runs of the first sweep. */
+static int sweep(fx *f)
+{
+    set_fault(NULL);
+    fx_prepare(f);
+    const int rc = f->run(f); /* a first run, to know that it works */
+    if (rc == LINATTN_EUNSUPPORTED) return -1;
+    ck_assert_msg(rc == LINATTN_OK, "%s on %s: %s", f->name, linattn_ctx_device(f->ctx),
+                  linattn_last_error());
+    const int n = sweep1(f, 0);
+    sweep1(f, 1);
+    return n;
+}
+
+/* ---- malloc:N over every operator ---------------------------------------------- */
+
+/* Contexts: 0 reference, 1 CPU (best ISA), 2 OpenCL (when usable). */
+#define NCTX 3
+static linattn_ctx *ctx_of(int i)
+{
+    if (i == 0) return tu_ctx("ref", 2);
+    if (i == 1) {
+        linattn_config cfg;
+        linattn_ctx *c = NULL;
+        linattn_config_init(&cfg);
+        cfg.backend = LINATTN_BACKEND_CPU;
+        cfg.threads = 2;
+        ck_assert_int_eq(linattn_ctx_create(&c, &cfg), LINATTN_OK);
+        return c;
+    }
+    return tu_opencl() ? tu_ctx("opencl", 2) : NULL;
+}
+
+typedef void (*make_fn)(fx *f, int variant);
+
+static void mk_gdn(fx *f, int v) { make_delta(f, LINATTN_OP_GDN, v & 1); }
+static void mk_kla(fx *f, int v) { make_delta(f, LINATTN_OP_KLA, v & 1); }
+static void mk_gla(fx *f, int v) { make_delta(f, LINATTN_OP_GLA, v & 1); }
+static void mk_gdn_step(fx *f, int v) { (void)v; make_delta_step(f, LINATTN_OP_GDN); }
+static void mk_kla_step(fx *f, int v) { (void)v; make_delta_step(f, LINATTN_OP_KLA); }
+static void mk_gla_step(fx *f, int v) { (void)v; make_delta_step(f, LINATTN_OP_GLA); }
+static void mk_gka(fx *f, int v) { (void)v; make_gka(f); }
+static void mk_gka_step(fx *f, int v) { (void)v; make_gka_step(f); }
+static void mk_kalman(fx *f, int v) { make_kalman(f, v & 1); }
+static void mk_kalman_step(fx *f, int v) { (void)v; make_kalman_step(f); }
+static void mk_ela(fx *f, int v) { (void)v; make_ela(f); }
+static void mk_ela_step(fx *f, int v) { (void)v; make_ela_step(f); }
+static void mk_softmax(fx *f, int v) { make_softmax(f, v & 1); }
+/* step: into an empty cache, into a full one (growth), with room */
+static void mk_softmax_step(fx *f, int v)
+{
+    static const int64_t len[2] = {0, 5}, cap[2] = {0, 5};
+    if (v & 1) make_softmax_step(f, 3, 8);
+    else make_softmax_step(f, len[(v >> 1) & 1], cap[(v >> 1) & 1]);
+}
+static void mk_append(fx *f, int v)
+{
+    static const int64_t len[2] = {0, 5}, cap[2] = {0, 5};
+    make_append(f, len[v & 1], cap[v & 1]);
+}
+
+static const struct op {
+    const char *name;
+    make_fn make;
+    int variants;    /* variant bit 0: cu_seqlens (forward) */
+    int algos;       /* also run recurrent and chunk, not only auto */
+    int must_alloc;  /* the CPU forward allocates: a sweep that finds nothing fails */
+} ops[] = {
+    {"gdn", mk_gdn, 2, 1, 1},           {"kla", mk_kla, 2, 1, 1},
+    {"gla", mk_gla, 2, 1, 1},           {"gdn step", mk_gdn_step, 1, 0, 0},
+    {"kla step", mk_kla_step, 1, 0, 0}, {"gla step", mk_gla_step, 1, 0, 0},
+    {"gka", mk_gka, 1, 1, 1},           {"gka step", mk_gka_step, 1, 0, 0},
+    {"kalman", mk_kalman, 2, 1, 1},     {"kalman step", mk_kalman_step, 1, 0, 0},
+    {"ela", mk_ela, 1, 1, 1},           {"ela step", mk_ela_step, 1, 0, 0},
+    {"softmax", mk_softmax, 2, 0, 1},   {"softmax step", mk_softmax_step, 4, 0, 1},
+    {"kvcache append", mk_append, 2, 0, 1},
+};
+#define NOPS ((int)(sizeof ops / sizeof ops[0]))
+
+/* Ops whose device runs may fall back to the CPU (host tensors, no cache). */
+static int falls_back(const struct op *op)
+{
+    return op->make != mk_softmax_step && op->make != mk_append;
+}
+
+START_TEST(test_malloc_sweep)
+{
+    const struct op *op = &ops[_i];
+    for (int c = 0; c < NCTX; c++) {
+        linattn_ctx *ctx = ctx_of(c);
+        if (!ctx) continue;
+        static const linattn_algo algos[3] = {LINATTN_ALGO_AUTO, LINATTN_ALGO_RECURRENT,
+                                              LINATTN_ALGO_CHUNK};
+        for (int a = 0; a < (op->algos ? 3 : 1); a++)
+            for (int v = 0; v < op->variants; v++) {
+                fx f;
+                char name[96];
+                memset(&f, 0, sizeof f);
+                snprintf(name, sizeof name, "%s (variant %d, algo %d, %s)", op->name, v,
+                         (int)algos[a], c == 0 ? "ref" : c == 1 ? "cpu" : "opencl");
+                f.name = name;
+                f.ctx = ctx;
+                f.algo = algos[a];
+                op->make(&f, v);
+                const int n = sweep(&f);
+                /* the reference and CPU forwards allocate their work memory, the
+                 * OpenCL ones their tables (a cache lives on the device) */
+                if (op->must_alloc && (c < 2 || falls_back(op)) && n == 0)
+                    ck_abort_msg("%s: no allocation failed: the switch does not work", name);
+                fx_free(&f);
+            }
+        linattn_ctx_destroy(ctx);
+    }
+}
+END_TEST
+
+/* Contexts, buffers, caches. */
+START_TEST(test_malloc_objects)
+{
+    for (int c = 0; c < NCTX; c++) {
+        static const char *const isa[NCTX] = {"ref", "cpu", "opencl"};
+        if (c == 2 && !tu_opencl()) continue;
+        linattn_config cfg;
+        linattn_config_init(&cfg);
+        cfg.backend = c == 0 ? LINATTN_BACKEND_REF
+                      : c == 1 ? LINATTN_BACKEND_CPU
+                               : LINATTN_BACKEND_OPENCL;
+        int failed = 0;
+        for (long long n = 1;; n++) {
+            char spec[48];
+            snprintf(spec, sizeof spec, "malloc:%lld", n);
+            linattn_ctx *ctx = (linattn_ctx *)&failed; /* must be reset */
+            set_fault(spec);
+            int rc = linattn_ctx_create(&ctx, &cfg);
+            const long long hits = linattn_test_fault_hits();
+            set_fault(NULL);
+            if (!rc) {
+                linattn_ctx_destroy(ctx);
+                if (!hits) break;
+                continue;
+            }
+            failed++;
+            ck_assert_msg(rc == LINATTN_ENOMEM, "%s context (%s): %d %s", isa[c], spec, rc,
+                          linattn_last_error());
+            ck_assert_ptr_null(ctx);
+        }
+        ck_assert_int_gt(failed, 0);
+
+        linattn_ctx *ctx = ctx_of(c);
+        failed = 0;
+        for (long long n = 1;; n++) {
+            char spec[48];
+            snprintf(spec, sizeof spec, "malloc:%lld", n);
+            linattn_buffer *buf = (linattn_buffer *)&failed;
+            set_fault(spec);
+            int rc = linattn_buffer_create(ctx, 1000, &buf);
+            const long long hits = linattn_test_fault_hits();
+            set_fault(NULL);
+            if (!rc) {
+                linattn_buffer_destroy(buf);
+                if (!hits) break;
+                continue;
+            }
+            failed++;
+            ck_assert_msg(rc == LINATTN_ENOMEM, "%s buffer (%s): %d %s", isa[c], spec, rc,
+                          linattn_last_error());
+            ck_assert_ptr_null(buf);
+        }
+        ck_assert_int_gt(failed, 0);
+
+        for (int cap = 0; cap < 2; cap++) {
+            failed = 0;
+            for (long long n = 1;; n++) {
+                char spec[48];
+                snprintf(spec, sizeof spec, "malloc:%lld", n);
+                linattn_kvcache *kc = (linattn_kvcache *)&failed;
+                set_fault(spec);
+                int rc = linattn_kvcache_create(ctx, &kc, 2, H_, K_, V_, cap ? 100 : 0);
+                const long long hits = linattn_test_fault_hits();
+                set_fault(NULL);
+                if (!rc) {
+                    linattn_kvcache_destroy(kc);
+                    if (!hits) break;
+                    continue;
+                }
+                failed++;
+                ck_assert_msg(rc == LINATTN_ENOMEM, "%s kvcache (%s): %d %s", isa[c], spec, rc,
+                              linattn_last_error());
+                ck_assert_ptr_null(kc);
+            }
+            ck_assert_int_gt(failed, 0);
+        }
+        linattn_ctx_destroy(ctx);
+    }
+}
+END_TEST
+
+/* .npy: save, load, parse. */
+START_TEST(test_malloc_npy)
+{
+    char path[] = "/tmp/linattn-faults-XXXXXX";
+    const int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    const int64_t shape[3] = {3, 5, 7};
+    float *x = tu_alloc(105);
+    tu_fill(x, 105, -1, 1);
+    int failed = 0;
+    for (long long n = 1;; n++) { /* save */
+        char spec[48];
+        snprintf(spec, sizeof spec, "malloc:%lld+", n);
+        set_fault(spec);
+        int rc = linattn_npy_save(path, x, 3, shape);
+        const long long hits = linattn_test_fault_hits();
+        set_fault(NULL);
+        if (!rc && !hits) break;
+        if (rc) ck_assert_msg(rc == LINATTN_ENOMEM, "save (%s): %d %s", spec, rc,
+                              linattn_last_error());
+        failed += rc != 0;
+    }
+    /* the image, for parse */
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    unsigned char img[4096];
+    const size_t len = fread(img, 1, sizeof img, fp);
+    fclose(fp);
+    ck_assert_uint_gt(len, 105 * 4);
+    for (int which = 0; which < 2; which++) {
+        for (int plus = 0; plus < 2; plus++) {
+            failed = 0;
+            for (long long n = 1;; n++) {
+                char spec[48];
+                snprintf(spec, sizeof spec, "malloc:%lld%s", n, plus ? "+" : "");
+                linattn_array a;
+                memset(&a, 0x5a, sizeof a);
+                set_fault(spec);
+                int rc = which ? linattn_npy_parse(img, len, &a) : linattn_npy_load(path, &a);
+                const long long hits = linattn_test_fault_hits();
+                set_fault(NULL);
+                if (!rc) {
+                    ck_assert_uint_eq(a.count, 105);
+                    ck_assert(!memcmp(a.data, x, 105 * sizeof *x));
+                    linattn_array_free(&a);
+                    if (!hits) break;
+                    continue;
+                }
+                failed++;
+                ck_assert_msg(rc == LINATTN_ENOMEM, "%s (%s): %d %s", which ? "parse" : "load",
+                              spec, rc, linattn_last_error());
+                ck_assert_ptr_null(a.data); /* left zeroed */
+                ck_assert_int_eq(a.ndim, 0);
+                ck_assert_uint_eq(a.count, 0);
+            }
+            ck_assert_int_gt(failed, 0);
+        }
+    }
+    remove(path);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_switch_syntax)
+{
+    static const char *const good[] = {"", "malloc:1", "malloc:12+", "cl_build,cl_oom",
+                                       "cl_auto_any,malloc:3,", "cl_oom"};
+    static const char *const bad[] = {"malloc", "malloc:", "malloc:0", "malloc:-1", "malloc:2x",
+                                      "malloc:+", "cl_bild", "oom"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        ck_assert_msg(linattn_test_fault_set(good[i]) == LINATTN_OK, "%s refused", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(linattn_test_fault_set(bad[i]) == LINATTN_EINVAL, "%s taken", bad[i]);
+    /* a bad setting changes nothing: malloc:1 is still on */
+    ck_assert_int_eq(linattn_test_fault_set("malloc:1"), LINATTN_OK);
+    ck_assert_int_eq(linattn_test_fault_set("bogus"), LINATTN_EINVAL);
+    linattn_ctx *ctx = (linattn_ctx *)&ctx;
+    ck_assert_int_eq(linattn_ctx_create(&ctx, NULL), LINATTN_ENOMEM);
+    ck_assert_int_eq(linattn_test_fault_hits(), 1);
+    set_fault(NULL);
+    ck_assert_int_eq(linattn_ctx_create(&ctx, NULL), LINATTN_OK);
+    ck_assert_int_eq(linattn_test_fault_hits(), 0);
+    ck_assert_int_gt(linattn_test_fault_allocs(), 0);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* ---- OpenCL faults ------------------------------------------------------------- */
+
+
+/* Run every operator (variant 0, host tensors) on ctx with the fault on:
+ * want is the code expected, or LINATTN_OK for the CPU fallback (then the
+ * outputs must match those of a CPU context, and the ops that cannot fall
+ * back must fail with code). */
+static void every_op(linattn_ctx *ctx, const char *fault, int want, int code, const char *what)
+{
+    linattn_ctx *cpu = ctx_of(1);
+    for (int i = 0; i < NOPS; i++) {
+        const struct op *op = &ops[i];
+        const int expect = want == LINATTN_OK && !falls_back(op) ? code : want;
+        fx f, g;
+        char name[96];
+        snprintf(name, sizeof name, "%s with %s (%s)", op->name, fault, what);
+        memset(&f, 0, sizeof f);
+        memset(&g, 0, sizeof g);
+        f.name = g.name = name;
+        f.ctx = ctx;
+        g.ctx = cpu;
+        op->make(&f, 0);
+        if (expect == LINATTN_OK) { /* the same problem on the CPU, for the results */
+            op->make(&g, 0);
+            ck_assert(g.nin == f.nin && g.nw == f.nw);
+            for (int k = 0; k < f.nin; k++) memcpy(g.in[k], f.in[k], f.in_n[k] * sizeof(float));
+            for (int k = 0; k < f.nw; k++) {
+                memcpy(g.w[k].orig, f.w[k].orig, f.w[k].n * sizeof(float));
+                memcpy(g.w[k].p, f.w[k].orig, f.w[k].n * sizeof(float));
+            }
+            ck_assert_msg(g.run(&g) == LINATTN_OK, "%s on the CPU: %s", name, linattn_last_error());
+        }
+        set_fault(fault);
+        const int rc = f.run(&f);
+        set_fault(NULL);
+        if (expect == LINATTN_OK) {
+            ck_assert_msg(rc == LINATTN_OK, "%s: %d %s", name, rc, linattn_last_error());
+            for (int k = 0; k < f.nw; k++) {
+                const double e = tu_relerr(f.w[k].p, g.w[k].p, f.w[k].n);
+                ck_assert_msg(e < 1e-5, "%s: output %d differs from the CPU's by %g", name, k, e);
+            }
+        } else {
+            ck_assert_msg(rc == expect, "%s: %d, not %d (%s)", name, rc, expect,
+                          linattn_last_error());
+            ck_assert_msg(fx_untouched(&f), "%s: an output was written", name);
+            if (f.cache) {
+                ck_assert_int_eq(linattn_kvcache_length(f.cache), f.cache_len);
+                if (!f.step && expect == LINATTN_ENOMEM) /* grown before a device failure */
+                    ck_assert_int_eq(linattn_kvcache_capacity(f.cache), f.cache_cap);
+            }
+        }
+        fx_free(&f);
+        fx_free(&g);
+    }
+    linattn_ctx_destroy(cpu);
+}
+
+/* The auto backend with no device set: unset LINATTN_DEVICE and LINATTN_ISA
+ * for the call (and put them back: with CK_FORK=no other tests follow). */
+static linattn_ctx *auto_ctx(void)
+{
+    char *dev = getenv("LINATTN_DEVICE"), *isa = getenv("LINATTN_ISA");
+    dev = dev ? strdup(dev) : NULL;
+    isa = isa ? strdup(isa) : NULL;
+    unsetenv("LINATTN_DEVICE");
+    unsetenv("LINATTN_ISA");
+    linattn_ctx *ctx = NULL;
+    set_fault("cl_auto_any");
+    const int rc = linattn_ctx_create(&ctx, NULL);
+    set_fault(NULL);
+    if (dev) setenv("LINATTN_DEVICE", dev, 1);
+    if (isa) setenv("LINATTN_ISA", isa, 1);
+    free(dev);
+    free(isa);
+    ck_assert_msg(rc == LINATTN_OK, "auto context: %s", linattn_last_error());
+    ck_assert_msg(linattn_ctx_backend(ctx) == LINATTN_BACKEND_OPENCL,
+                  "cl_auto_any: auto did not take the OpenCL device (%s)",
+                  linattn_ctx_device(ctx));
+    return ctx;
+}
+
+START_TEST(test_cl_build)
+{
+    if (!tu_opencl()) return;
+    /* a forced device: LINATTN_EDEVICE, the build log on stderr */
+    linattn_ctx *ctx = tu_ctx("opencl", 2);
+    every_op(ctx, "cl_build", LINATTN_EDEVICE, LINATTN_EDEVICE, "forced device");
+    set_fault("cl_build");
+    double gf, gbs;
+    ck_assert_int_eq(linattn_opencl_limits(ctx, &gf, &gbs), LINATTN_EDEVICE);
+    ck_assert_msg(strstr(linattn_last_error(), "clBuildProgram"), "%s", linattn_last_error());
+    set_fault(NULL);
+    linattn_ctx_destroy(ctx);
+    /* the device auto chose: host tensors run on the CPU; a tensor in a
+     * device buffer (or the cache) cannot, and the error stands */
+    ctx = auto_ctx();
+    every_op(ctx, "cl_build", LINATTN_OK, LINATTN_EDEVICE, "auto device");
+    fx f;
+    memset(&f, 0, sizeof f);
+    f.name = "gdn step, state in a buffer";
+    f.ctx = ctx;
+    make_delta_step(&f, LINATTN_OP_GDN);
+    linattn_buffer *st = NULL;
+    ck_assert_int_eq(linattn_buffer_create(ctx, B_ * H_ * K_ * V_, &st), LINATTN_OK);
+    const int64_t shape[4] = {B_, H_, K_, V_};
+    f.dsio.state = linattn_tensor_buffer(st, 4, shape);
+    set_fault("cl_build");
+    ck_assert_int_eq(f.run(&f), LINATTN_EDEVICE);
+    set_fault(NULL);
+    ck_assert(fx_untouched(&f));
+    linattn_buffer_destroy(st);
+    fx_free(&f);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(test_cl_oom)
+{
+    if (!tu_opencl()) return;
+    linattn_ctx *ctx = tu_ctx("opencl", 2);
+    every_op(ctx, "cl_oom", LINATTN_ENOMEM, LINATTN_ENOMEM, "forced device");
+    set_fault("cl_oom");
+    linattn_buffer *buf = (linattn_buffer *)&ctx;
+    ck_assert_int_eq(linattn_buffer_create(ctx, 1000, &buf), LINATTN_ENOMEM);
+    ck_assert_ptr_null(buf);
+    ck_assert_msg(strstr(linattn_last_error(), "CL_MEM_OBJECT_ALLOCATION_FAILURE"), "%s",
+                  linattn_last_error());
+    linattn_kvcache *kc = (linattn_kvcache *)&ctx;
+    ck_assert_int_eq(linattn_kvcache_create(ctx, &kc, 1, H_, K_, V_, 16), LINATTN_ENOMEM);
+    ck_assert_ptr_null(kc);
+    set_fault(NULL);
+    linattn_ctx_destroy(ctx);
+    /* auto: the CPU runs what the device could not hold */
+    ctx = auto_ctx();
+    every_op(ctx, "cl_oom", LINATTN_OK, LINATTN_ENOMEM, "auto device");
+    set_fault("cl_oom");
+    ck_assert_int_eq(linattn_buffer_create(ctx, 1000, &buf), LINATTN_ENOMEM);
+    set_fault(NULL);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("faults");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_switch_syntax);
+    tcase_add_loop_test(tc, test_malloc_sweep, 0, NOPS);
+    tcase_add_test(tc, test_malloc_objects);
+    tcase_add_test(tc, test_malloc_npy);
+    tcase_add_test(tc, test_cl_build);
+    tcase_add_test(tc, test_cl_oom);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_main(suite()); }
