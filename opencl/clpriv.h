@@ -85,6 +85,12 @@ void linattn_clrun_free(linattn_clrun *r);
 int linattn_clrun_resolve(linattn_clrun *r, const linattn_cl_arg *a, int in, cl_mem *out);
 /* Copy an output back to its host tensor (nothing for a buffer tensor). */
 int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a);
+/* The end of a call begun under cl->lock: wait for the device (its failure
+ * counts only if rc is 0), free the temporaries, unlock; returns rc. */
+int linattn_clrun_end(linattn_clrun *r, int rc);
+/* Per sequence {first token row (b*T + t), tokens} (step: row n, 1 token);
+ * NULL when out of memory. */
+cl_long *linattn_clrun_seqtab(const int64_t *cu, int64_t nseq, int64_t T, int step);
 typedef struct linattn_karg { size_t size; const void *p; } linattn_karg;
 #define LINATTN_KARG(x) {sizeof(x), &(x)}
 int linattn_clrun_args(cl_kernel k, const linattn_karg *args, int n, const char *name);

@@ -65,3 +65,25 @@ int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a)
                      "clEnqueueReadBuffer");
     return LINATTN_OK;
 }
+
+int linattn_clrun_end(linattn_clrun *r, int rc)
+{
+    const cl_int err = linattn_clapi.clFinish(r->cl->queue); /* nothing may still use what we free */
+    if (!rc && err != CL_SUCCESS) rc = linattn_cl_fail(err, "clFinish");
+    linattn_clrun_free(r);
+    pthread_mutex_unlock(&r->cl->lock);
+    return rc;
+}
+
+cl_long *linattn_clrun_seqtab(const int64_t *cu, int64_t nseq, int64_t T, int step)
+{
+    cl_long *tab = linattn_malloc(sizeof *tab * 2 * (size_t)nseq);
+    if (!tab) return NULL;
+    for (int64_t n = 0; n < nseq; n++) {
+        const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0;
+        const int64_t t1 = step ? 1 : cu ? cu[n + 1] : T;
+        tab[2 * n] = step ? n : b * T + t0;
+        tab[2 * n + 1] = t1 - t0;
+    }
+    return tab;
+}

@@ -185,11 +185,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
         if (!sq || !stab || !ctab) rc = linattn_fail(LINATTN_ENOMEM, "OpenCL: out of memory");
         else rc = forward(&r, pr, a, sq, ctab, stab);
     }
-    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
 done:
-    if (rc) linattn_clapi.clFinish(cl->queue); /* nothing may still use what we free */
-    linattn_clrun_free(&r);
-    pthread_mutex_unlock(&cl->lock);
+    rc = linattn_clrun_end(&r, rc);
     free(sq);
     free(ctab);
     free(stab);

@@ -80,22 +80,13 @@ int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
     int rc;
     cl_kernel kern;
     linattn_clrun r = {.cl = cl};
-    cl_long *stab = linattn_malloc(sizeof *stab * 2 * (size_t)a->nseq);
+    cl_long *stab = linattn_clrun_seqtab(a->cu, a->nseq, a->T, a->step);
     if (!stab) return linattn_fail(LINATTN_ENOMEM, "ela: out of memory");
-    for (int64_t n = 0; n < a->nseq; n++) {
-        const int64_t b = a->cu ? 0 : n, t0 = a->cu ? a->cu[n] : 0;
-        const int64_t t1 = a->step ? 1 : a->cu ? a->cu[n + 1] : a->T;
-        stab[2 * n] = a->step ? n : b * a->T + t0;
-        stab[2 * n + 1] = t1 - t0;
-    }
     pthread_mutex_lock(&cl->lock);
     rc = linattn_cl_kprog_get(cl, cl->ela, &cl->nela, linattn_ela_cl_src, "ela_seq", a->K, a->V,
                               &kern);
     if (!rc) rc = run(&r, a, kern, stab);
-    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
-    else linattn_clapi.clFinish(cl->queue); /* nothing may still use what we free */
-    linattn_clrun_free(&r);
-    pthread_mutex_unlock(&cl->lock);
+    rc = linattn_clrun_end(&r, rc);
     free(stab);
     return rc;
 }

@@ -183,10 +183,7 @@ int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a)
     pthread_mutex_lock(&cl->lock);
     rc = kernels(cl, a->S, kn);
     if (!rc) rc = run(&r, a, kn, ptab, first, np);
-    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
-    else linattn_clapi.clFinish(cl->queue); /* nothing may still use what we free */
-    linattn_clrun_free(&r);
-    pthread_mutex_unlock(&cl->lock);
+    rc = linattn_clrun_end(&r, rc);
 out:
     free(ptab);
     free(first);
@@ -229,8 +226,5 @@ int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *coun
     rc = cl->nkalman ? (memcpy(kn, cl->kalman[0].kernels, sizeof kn), LINATTN_OK)
                      : kernels(cl, 1, kn);
     if (!rc) rc = check(&r, kn[K_CHECK], mem, count, range, n, bad);
-    linattn_clapi.clFinish(cl->queue);
-    linattn_clrun_free(&r);
-    pthread_mutex_unlock(&cl->lock);
-    return rc;
+    return linattn_clrun_end(&r, rc);
 }

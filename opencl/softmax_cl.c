@@ -141,10 +141,7 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
     pthread_mutex_lock(&cl->lock);
     rc = program(cl, a->K, a->V, &p);
     if (!rc) rc = fwd(&r, a, p->fwd, stab, btab, nblk);
-    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
-    else linattn_clapi.clFinish(cl->queue);
-    linattn_clrun_free(&r);
-    pthread_mutex_unlock(&cl->lock);
+    rc = linattn_clrun_end(&r, rc);
     free(stab);
     free(btab);
     return rc;
@@ -250,9 +247,6 @@ int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep
     pthread_mutex_lock(&cl->lock);
     rc = program(cl, a->K, a->V, &p);
     if (!rc) rc = kv_step(&r, kv, a, p);
-    if (!rc) LINATTN_CL_CHECK_RC(rc, linattn_clapi.clFinish(cl->queue), "clFinish");
-    else linattn_clapi.clFinish(cl->queue);
-    linattn_clrun_free(&r);
-    pthread_mutex_unlock(&cl->lock);
+    rc = linattn_clrun_end(&r, rc);
     return rc;
 }
