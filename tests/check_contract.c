@@ -38,10 +38,14 @@ typedef struct spec {
 
 /* ---- the entry points, tensors in table order ------------------------------ */
 
+/* Packed sequences the forwards are called with (none unless a case sets them). */
+static const int64_t *g_cu;
+static int64_t g_nseq;
+
 static int c_gdn(linattn_ctx *c, linattn_tensor *t)
 {
     linattn_delta_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .beta = t[4], .h0 = t[5],
-                           .o = t[6], .ht = t[7]};
+                           .o = t[6], .ht = t[7], .cu_seqlens = g_cu, .n_seqs = g_nseq};
     return linattn_delta_forward(c, LINATTN_OP_GDN, &io, NULL);
 }
 static int c_gdn_step(linattn_ctx *c, linattn_tensor *t)
@@ -53,7 +57,8 @@ static int c_gdn_step(linattn_ctx *c, linattn_tensor *t)
 static int c_gka(linattn_ctx *c, linattn_tensor *t)
 {
     linattn_gka_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .beta = t[4], .alpha = t[5],
-                         .h0_kk = t[6], .h0_kv = t[7], .o = t[8], .ht_kk = t[9], .ht_kv = t[10]};
+                         .h0_kk = t[6], .h0_kv = t[7], .o = t[8], .ht_kk = t[9], .ht_kv = t[10],
+                         .cu_seqlens = g_cu, .n_seqs = g_nseq};
     return linattn_gka_forward(c, &io, NULL);
 }
 static int c_gka_step(linattn_ctx *c, linattn_tensor *t)
@@ -66,7 +71,7 @@ static int c_kalman(linattn_ctx *c, linattn_tensor *t)
 {
     linattn_kalman_io io = {.v = t[0], .lam_v = t[1], .k = t[2], .q = t[3], .decay = t[4],
                             .noise = t[5], .lam0 = t[6], .eta0 = t[7], .y = t[8], .yvar = t[9],
-                            .lamT = t[10], .etaT = t[11]};
+                            .lamT = t[10], .etaT = t[11], .cu_seqlens = g_cu, .n_seqs = g_nseq};
     return linattn_kalman_forward(c, &io, NULL);
 }
 static int c_kalman_step(linattn_ctx *c, linattn_tensor *t)
@@ -79,7 +84,7 @@ static int c_kalman_step(linattn_ctx *c, linattn_tensor *t)
 static int c_ela(linattn_ctx *c, linattn_tensor *t)
 {
     linattn_ela_io io = {.q = t[0], .k = t[1], .v = t[2], .s0 = t[3], .z0 = t[4], .o = t[5],
-                         .st = t[6], .zt = t[7]};
+                         .st = t[6], .zt = t[7], .cu_seqlens = g_cu, .n_seqs = g_nseq};
     return linattn_ela_forward(c, &io, NULL);
 }
 static int c_ela_step(linattn_ctx *c, linattn_tensor *t)
@@ -90,7 +95,8 @@ static int c_ela_step(linattn_ctx *c, linattn_tensor *t)
 }
 static int c_softmax(linattn_ctx *c, linattn_tensor *t)
 {
-    linattn_softmax_io io = {.q = t[0], .k = t[1], .v = t[2], .o = t[3]};
+    linattn_softmax_io io = {.q = t[0], .k = t[1], .v = t[2], .o = t[3], .cu_seqlens = g_cu,
+                             .n_seqs = g_nseq};
     return linattn_softmax_forward(c, &io, NULL);
 }
 /* The step of softmax over a fresh cache of 3 tokens (the cache is part of
@@ -312,6 +318,30 @@ START_TEST(test_contract)
                           sp->name, sp->s[i].name, MU_NAME[mu]);
             cases++;
         }
+    /* packed sequences: cu_seqlens with B != 1, n_seqs without cu_seqlens, n_seqs 0 */
+    if (strstr(sp->name, "forward")) {
+        static const int64_t cu[3] = {0, 2, 5};
+        static const struct { const int64_t *cu; int64_t n; int expect; const char *who; } P[] = {
+            {cu, 2, LINATTN_ESEQLENS, "cu_seqlens"},
+            {NULL, 2, LINATTN_EINVAL, "n_seqs"},
+            {cu, 0, LINATTN_ESEQLENS, "n_seqs"},
+        };
+        for (int j = 0; j < 3; j++) {
+            fixture_fill(&f);
+            for (int i = 0; i < sp->n; i++) memcpy(before[i], f.data[i], f.count[i] * sizeof(float));
+            g_cu = P[j].cu;
+            g_nseq = P[j].n;
+            const int rc = sp->call(c, f.t);
+            g_cu = NULL;
+            g_nseq = 0;
+            ck_assert_msg(rc == P[j].expect && strstr(linattn_last_error(), P[j].who),
+                          "%s, packed case %d: status %d (%s)", sp->name, j, rc,
+                          linattn_last_error());
+            ck_assert_msg(unchanged(&f, before), "%s, packed case %d: an output was written",
+                          sp->name, j);
+            cases++;
+        }
+    }
     /* NULL context and io: never a crash */
     ck_assert_int_eq(sp->call(NULL, f.t), LINATTN_ENULL);
     cases++;
