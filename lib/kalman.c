@@ -247,8 +247,8 @@ static void const_job(void *arg, int64_t blk, int thread)
     float *ct = p->ct + (size_t)blk * 3 * S * BLK, *a2 = ct + (size_t)S * BLK,
           *pp = a2 + (size_t)S * BLK;
     (void)thread;
-    for (int64_t c = 0; c < n; c++)
-        for (int s = 0; s < S; s++) {
+    for (int s = 0; s < S; s++) /* written in order: the reads stride by S */
+        for (int64_t c = 0; c < n; c++) {
             const size_t i = (size_t)s * BLK + (size_t)c, j = (size_t)(c0 + c) * S + s;
             const float a = p->a[j], sq = a * a, q = p->p[j];
             ct[i] = a;

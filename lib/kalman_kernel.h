@@ -47,8 +47,8 @@ static void kf_setup(const linattn_kalman_job *jb, kf_arrays *w, int with_state)
     w->a2 = w->a + sz;
     w->p = w->a2 + sz;
     if (!with_state) return;
-    for (int c = 0; c < n; c++)
-        for (int s = 0; s < S; s++) {
+    for (int s = 0; s < S; s++) /* written in order: the reads stride by S */
+        for (int c = 0; c < n; c++) {
             const size_t i = (size_t)s * KF_BLK + c, j = (size_t)c * S + s;
             w->lam[i] = jb->lam_in ? jb->lam_in[j] : 1.0f;
             w->eta[i] = jb->eta_in ? jb->eta_in[j] : 0.0f;
