@@ -3,9 +3,12 @@
  * "make fuzz".  Besides memory errors, leaks and undefined behaviour, it
  * aborts when the parser breaks its own contract:
  *   - on failure: a nonzero code, a message, and *out zeroed;
- *   - on success: count is the product of the shape, the payload is the last
- *     4*count bytes of the input and data holds exactly those bits, and the
- *     array views as a tensor whenever its rank is at most LINATTN_MAX_DIMS. */
+ *   - on success: count is the product of the shape, the product of the
+ *     nonzero dimensions fits in size_t bytes (as NumPy requires, so that
+ *     strides computed from the shape cannot overflow even when the array is
+ *     empty), the payload is the last 4*count bytes of the input and data
+ *     holds exactly those bits, and the array views as a tensor whenever its
+ *     rank is at most LINATTN_MAX_DIMS. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,10 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (!a.data) fail("success without data");
     if (a.ndim < 0 || a.ndim > 8) fail("rank out of range");
-    uint64_t count = 1;
+    uint64_t count = 1, nonzero = 1;
     for (int d = 0; d < a.ndim; d++) {
         if (a.shape[d] < 0) fail("negative dimension");
         count *= (uint64_t)a.shape[d];
+        if (!a.shape[d]) continue;
+        if (nonzero > (uint64_t)(SIZE_MAX / 4) / (uint64_t)a.shape[d])
+            fail("product of the nonzero dimensions overflows");
+        nonzero *= (uint64_t)a.shape[d];
     }
     if (count != a.count) fail("count is not the product of the shape");
     if (a.count > size / 4) fail("count larger than the input");

@@ -118,6 +118,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof BADHDR / sizeof *BADHDR; i++)
         for (int v = 1; v <= 2; v++)
             if (!(n = image(b, sizeof b, v, BADHDR[i], 1, 2)) || put(nd, b, n)) return 1;
+    /* an empty array whose other dimensions overflow when multiplied */
+    n = image(b, sizeof b, 1, "{'descr': '<f4', 'fortran_order': False, "
+              "'shape': (0, 4294967296, 4294967296), }", 1, 0);
+    if (!n || put(nd, b, n)) return 1;
     /* bad preambles: magic, version 0 and 4, header lengths past the end */
     n = image(b, sizeof b, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 1, 1);
     memcpy(t, b, n); t[1] = 'n';
