@@ -479,8 +479,9 @@ typedef struct linattn_array {
 
 /* Parse a .npy image held in memory / read a .npy file.  Anything but
  * '<f4' (or '|f4'-compatible little-endian float32), fortran_order False,
- * at most 8 dimensions, exact payload size, is rejected with
- * LINATTN_EFORMAT.  On failure *out is left zeroed. */
+ * at most 8 dimensions whose nonzero ones multiply to at most SIZE_MAX/4
+ * elements, exact payload size, is rejected with LINATTN_EFORMAT.  On
+ * failure *out is left zeroed.  Safe on untrusted bytes (fuzzed: make fuzz). */
 int linattn_npy_parse(const void *buf, size_t len, linattn_array *out);
 int linattn_npy_load(const char *path, linattn_array *out);
 /* Write data with the given shape as a version 1.0 .npy file. */

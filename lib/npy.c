@@ -143,12 +143,17 @@ int linattn_npy_parse(const void *buf, size_t len, linattn_array *out)
     if ((rc = parse_header((const char *)b + off, hlen, &a))) return rc;
     off += hlen;
 
-    uint64_t count = 1;
+    /* The product of the nonzero dimensions must fit in size_t bytes, as
+     * NumPy requires: an empty array such as (0, 2^32, 2^32) would otherwise
+     * pass with count 0, and strides computed from its shape overflow. */
+    uint64_t count = 1, nonzero = 1;
     for (int d = 0; d < a.ndim; d++) {
-        if (a.shape[d] && count > (uint64_t)(SIZE_MAX / 4) / (uint64_t)a.shape[d])
+        if (!a.shape[d]) { count = 0; continue; }
+        if (nonzero > (uint64_t)(SIZE_MAX / 4) / (uint64_t)a.shape[d])
             return bad("shape too large");
-        count *= (uint64_t)a.shape[d];
+        nonzero *= (uint64_t)a.shape[d];
     }
+    if (count) count = nonzero;
     if (count * 4 != len - off)
         return linattn_fail(LINATTN_EFORMAT, ".npy: payload is %zu bytes, shape needs %llu",
                             len - off, (unsigned long long)(count * 4));

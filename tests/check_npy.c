@@ -66,6 +66,9 @@ static const bad_npy BAD[] = {
     {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 0},
     {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 0},
     {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 0},
+    /* fuzz_npy contract: empty, but the other dimensions overflow size_t bytes */
+    {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }", 0},
+    {2, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", 0},
     {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,) } trailing", 2},
     {1, "['descr', '<f4']", 0},
     {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,", 0},
@@ -104,6 +107,56 @@ START_TEST(test_truncations)
     linattn_array a;
     ck_assert_int_eq(linattn_npy_parse(NULL, 10, &a), LINATTN_ENULL);
     ck_assert_int_eq(linattn_npy_parse(buf, n, NULL), LINATTN_ENULL);
+}
+END_TEST
+
+/* Inputs found by the fuzz target tests/fuzz/fuzz_npy.c (make fuzz), byte for
+ * byte as it saved them, each with the code the parser must now return. */
+typedef struct fuzz_case { const char *bytes; size_t len; int rc; } fuzz_case;
+#define FUZZ_CASE(s, rc) {s, sizeof s - 1, rc}
+static const fuzz_case FUZZ[] = {
+    /* shape (0, 2^32, 2^32) with no payload was accepted with count 0: the
+     * nonzero dimensions overflow size_t bytes (NumPy refuses such arrays) */
+    FUZZ_CASE("\x93NUMPY\x01\x00\x76\x00"
+              "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }"
+              "                                     \n",
+              LINATTN_EFORMAT),
+};
+
+START_TEST(test_fuzz_regressions)
+{
+    const fuzz_case *f = &FUZZ[_i];
+    unsigned char *copy = malloc(f->len);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, f->bytes, f->len);
+    linattn_array a;
+    memset(&a, 0x55, sizeof a);
+    ck_assert_int_eq(linattn_npy_parse(copy, f->len, &a), f->rc);
+    if (f->rc) {
+        ck_assert_ptr_null(a.data);
+        ck_assert_int_eq(a.ndim, 0);
+    }
+    linattn_array_free(&a);
+    free(copy);
+}
+END_TEST
+
+START_TEST(test_empty_arrays)
+{
+    /* empty arrays stay valid while their nonzero dimensions fit */
+    static const char *const shapes[] = {"(0,)", "(3, 0, 1000)", "(0, 1048576, 1048576)"};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': %s}",
+                 shapes[i]);
+        const size_t n = image(buf, 1, hdr, 0);
+        linattn_array a;
+        ck_assert_msg(linattn_npy_parse(buf, n, &a) == 0, "%s: %s", shapes[i],
+                      linattn_last_error());
+        ck_assert_uint_eq(a.count, 0);
+        ck_assert_ptr_nonnull(a.data);
+        linattn_array_free(&a);
+    }
 }
 END_TEST
 
@@ -156,6 +209,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_parse_valid);
     tcase_add_loop_test(tc, test_parse_bad, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_truncations);
+    tcase_add_loop_test(tc, test_fuzz_regressions, 0, (int)(sizeof FUZZ / sizeof *FUZZ));
+    tcase_add_test(tc, test_empty_arrays);
     tcase_add_test(tc, test_roundtrip);
     suite_add_tcase(s, tc);
     return s;
