@@ -503,9 +503,10 @@ static void stress(shared *sh)
             ck_assert_msg(same_bits(again, j->want[c], j->nout),
                           "%s on %s: two single-threaded calls differ", j->name,
                           sh->ctxname[c]);
-            for (size_t e = 0; e < j->nout; e++)
-                ck_assert_msg(isfinite(j->want[c][e]), "%s on %s: output %zu not finite",
-                              j->name, sh->ctxname[c], e);
+            size_t e = 0; /* (one assertion: Check logs each one) */
+            while (e < j->nout && isfinite(j->want[c][e])) e++;
+            ck_assert_msg(e == j->nout, "%s on %s: output %zu not finite", j->name,
+                          sh->ctxname[c], e);
             free(again);
         }
     worker w[256];
