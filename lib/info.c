@@ -40,13 +40,28 @@ int linattn_have_blas(void)
 #endif
 }
 
+/* openblas_set_num_threads is process-wide, and contexts may be shared by
+ * threads: calls that overlap must not each save and restore it (one could
+ * save another's 1 and restore it last, or restore N while another call's
+ * parallel region still runs, multiplying the threads).  The first call in
+ * sets one thread and keeps the count it found; the last call out restores it. */
+#if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
+#include <pthread.h>
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int blas_users, blas_saved;
+#endif
+
 int linattn_blas_serial_begin(int parallel)
 {
 #if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
     if (parallel) {
-        const int n = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-        return n;
+        pthread_mutex_lock(&blas_lock);
+        if (!blas_users++) {
+            blas_saved = openblas_get_num_threads();
+            openblas_set_num_threads(1);
+        }
+        pthread_mutex_unlock(&blas_lock);
+        return 1;
     }
 #else
     (void)parallel;
@@ -54,11 +69,14 @@ int linattn_blas_serial_begin(int parallel)
     return 0;
 }
 
-void linattn_blas_serial_end(int saved)
+void linattn_blas_serial_end(int began)
 {
 #if defined(HAVE_CBLAS) && defined(HAVE_OPENBLAS_SET_NUM_THREADS)
-    if (saved > 1) openblas_set_num_threads(saved);
+    if (!began) return;
+    pthread_mutex_lock(&blas_lock);
+    if (!--blas_users && blas_saved > 1) openblas_set_num_threads(blas_saved);
+    pthread_mutex_unlock(&blas_lock);
 #else
-    (void)saved;
+    (void)began;
 #endif
 }

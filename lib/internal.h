@@ -30,9 +30,11 @@ typedef struct linattn_kernels {
 /* info.c */
 int linattn_have_blas(void);
 /* BLAS runs single-threaded inside our parallel regions: when parallel is
- * nonzero set OpenBLAS to one thread and return what to restore. */
+ * nonzero set OpenBLAS to one thread (process-wide, counted over the calls
+ * in progress: the last one out restores the count) and return what to
+ * pass to linattn_blas_serial_end. */
 int linattn_blas_serial_begin(int parallel);
-void linattn_blas_serial_end(int saved);
+void linattn_blas_serial_end(int began);
 
 struct linattn_ctx {
     linattn_backend backend; /* resolved: never AUTO */
