@@ -478,7 +478,7 @@ typedef struct linattn_array {
 } linattn_array;
 
 /* Parse a .npy image held in memory / read a .npy file.  Anything but
- * '<f4' (or '|f4'-compatible little-endian float32), fortran_order False,
+ * '<f4' (little-endian float32), fortran_order False,
  * at most 8 dimensions whose nonzero ones multiply to at most SIZE_MAX/4
  * elements, exact payload size, is rejected with LINATTN_EFORMAT.  On
  * failure *out is left zeroed.  Safe on untrusted bytes (fuzzed: make fuzz). */
