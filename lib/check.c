@@ -130,3 +130,24 @@ int linattn_check_pair(const linattn_tensor *a, const linattn_tensor *b, const c
     if ((rc = linattn_check_tensor(a, na, nda, sha))) return rc;
     return linattn_check_tensor(b, nb, ndb, shb);
 }
+
+int linattn_check_sequences(const int64_t *cu, int64_t n, int64_t B, int64_t T, int64_t *nseq)
+{
+    int rc;
+    if (cu) {
+        if ((rc = linattn_check_seqlens(cu, n, B, T))) return rc;
+        *nseq = n;
+        return LINATTN_OK;
+    }
+    if (n)
+        return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens", (long long)n);
+    *nseq = B;
+    return LINATTN_OK;
+}
+
+int linattn_check_call(const void *ctx, const void *io)
+{
+    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
+    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    return LINATTN_OK;
+}

@@ -197,15 +197,8 @@ static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t
     if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
-    if (io->cu_seqlens) {
-        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
-        *nseq = io->n_seqs;
-    } else {
-        if (io->n_seqs)
-            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
-                                (long long)io->n_seqs);
-        *nseq = s[0];
-    }
+    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], nseq)))
+        return rc;
     const int64_t hsh[4] = {*nseq, s[2], s[3], s[4]};
     if (linattn_given(&io->h0) && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
     if (linattn_given(&io->ht) && (rc = linattn_check_tensor(&io->ht, "ht", 4, hsh))) return rc;

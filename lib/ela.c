@@ -179,8 +179,8 @@ static int check_state(const linattn_tensor *s, const linattn_tensor *z, const l
 static int begin(const linattn_ctx *ctx, const void *io, const linattn_ela_opts *in,
                  linattn_ela_opts *opts)
 {
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    const int rc = linattn_check_call(ctx, io);
+    if (rc) return rc;
     linattn_ela_opts_init(opts);
     if (in) *opts = *in;
     return check_opts(opts);
@@ -247,15 +247,8 @@ int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linatt
     const int64_t K = s[3];
     const int64_t osh[4] = {s[0], s[1], s[2], V};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
-    if (io->cu_seqlens) {
-        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
-        nseq = io->n_seqs;
-    } else {
-        if (io->n_seqs)
-            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
-                                (long long)io->n_seqs);
-        nseq = s[0];
-    }
+    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
+        return rc;
     const int64_t F = linattn_ela_feature_dim(opts.feature, K);
     const int64_t shs[4] = {nseq, s[2], F, V}, shz[3] = {nseq, s[2], F};
     static const char *const n0[] = {"s0", "z0", "c0"}, *const nt[] = {"st", "zt", "ct"};

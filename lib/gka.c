@@ -156,8 +156,8 @@ static int try_cl(const linattn_ctx *ctx, linattn_cl_gka *a, linattn_tensor *con
 static int begin(const linattn_ctx *ctx, const void *io, const linattn_gka_opts *in,
                  linattn_gka_opts *opts)
 {
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    const int rc = linattn_check_call(ctx, io);
+    if (rc) return rc;
     linattn_gka_opts_init(opts);
     if (in) *opts = *in;
     return check_opts(opts);
@@ -216,15 +216,8 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     if ((rc = check_gates(gates, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], V};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
-    if (io->cu_seqlens) {
-        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
-        nseq = io->n_seqs;
-    } else {
-        if (io->n_seqs)
-            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
-                                (long long)io->n_seqs);
-        nseq = s[0];
-    }
+    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
+        return rc;
     const int64_t kk[4] = {nseq, s[2], K, K}, kv[4] = {nseq, s[2], K, V};
     if ((rc = linattn_check_pair(&io->h0_kk, &io->h0_kv, "h0_kk", "h0_kv", 4, kk, 4, kv, 0))) return rc;
     if ((rc = linattn_check_pair(&io->ht_kk, &io->ht_kv, "ht_kk", "ht_kv", 4, kk, 4, kv, 0))) return rc;

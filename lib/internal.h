@@ -77,6 +77,11 @@ static inline int linattn_given(const linattn_tensor *t) { return t->data || t->
 int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim,
                        int64_t *out);
 int linattn_check_seqlens(const int64_t *cu, int64_t n, int64_t B, int64_t T);
+/* Packed sequences or not: *nseq = n after checking cu, or B when cu is NULL
+ * (then n must be 0). */
+int linattn_check_sequences(const int64_t *cu, int64_t n, int64_t B, int64_t T, int64_t *nseq);
+/* The context and the io struct of an entry point: LINATTN_ENULL if NULL. */
+int linattn_check_call(const void *ctx, const void *io);
 /* Key and value head sizes against LINATTN_MAX_HEAD_DIM. */
 int linattn_check_heads(int64_t K, int64_t V);
 /* q and k of rank ndim and one shape (into s), v with q's leading

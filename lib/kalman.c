@@ -406,8 +406,8 @@ static int check_opts(const linattn_kalman_opts *o)
 static int begin(const linattn_ctx *ctx, const void *io, const linattn_kalman_opts *in,
                  linattn_kalman_opts *opts)
 {
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    const int rc = linattn_check_call(ctx, io);
+    if (rc) return rc;
     linattn_kalman_opts_init(opts);
     if (in) *opts = *in;
     return check_opts(opts);
@@ -503,15 +503,8 @@ int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
     const linattn_tensor *in[] = {&io->v, &io->lam_v, &io->k, &io->q, &io->decay, &io->noise,
                                   &io->y, &io->yvar};
     if ((rc = check_inputs(in, names, 3, s, &S))) return rc;
-    if (io->cu_seqlens) {
-        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
-        nseq = io->n_seqs;
-    } else {
-        if (io->n_seqs)
-            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
-                                (long long)io->n_seqs);
-        nseq = s[0];
-    }
+    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
+        return rc;
     const int64_t st[3] = {nseq, s[2], S};
     if ((rc = linattn_check_pair(&io->lam0, &io->eta0, "lam0", "eta0", 3, st, 3, st, 0))) return rc;
     if ((rc = linattn_check_pair(&io->lamT, &io->etaT, "lamT", "etaT", 3, st, 3, st, 0))) return rc;

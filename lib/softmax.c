@@ -32,8 +32,8 @@ static int check_opts(const linattn_softmax_opts *o)
 static int begin(const linattn_ctx *ctx, const void *io, const linattn_softmax_opts *in,
                  linattn_softmax_opts *opts)
 {
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
+    const int rc = linattn_check_call(ctx, io);
+    if (rc) return rc;
     linattn_softmax_opts_init(opts);
     if (in) *opts = *in;
     return check_opts(opts);
@@ -148,15 +148,8 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
     const int64_t K = s[3], osh[4] = {s[0], s[1], s[2], V};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
-    if (io->cu_seqlens) {
-        if ((rc = linattn_check_seqlens(io->cu_seqlens, io->n_seqs, s[0], s[1]))) return rc;
-        nseq = io->n_seqs;
-    } else {
-        if (io->n_seqs)
-            return linattn_fail(LINATTN_EINVAL, "n_seqs: %lld given without cu_seqlens",
-                                (long long)io->n_seqs);
-        nseq = s[0];
-    }
+    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
+        return rc;
     linattn_softmax_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
