@@ -26,22 +26,13 @@ typedef struct stepper {
 
 static unsigned seed = 777;
 
-static float *fill(size_t n, float lo, float hi)
-{
-    float *p = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; p && i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        p[i] = lo + (hi - lo) * (float)(seed >> 8) * (1.0f / 16777216.0f);
-    }
-    return p;
-}
 
 /* Tensor i of shape sh (nd dims) filled in [lo, hi]; a buffer on OpenCL. */
 static int tens(stepper *s, int i, int nd, const int64_t *sh, float lo, float hi)
 {
     size_t n = 1;
     for (int d = 0; d < nd; d++) n *= (size_t)sh[d];
-    if (!(s->h[i] = fill(n, lo, hi))) return -1;
+    if (!(s->h[i] = bench_randbuf(n, lo, hi, &seed))) return -1;
     s->t[i] = linattn_tensor_4d(s->h[i], sh[0], nd > 1 ? sh[1] : 0, nd > 2 ? sh[2] : 0,
                                 nd > 3 ? sh[3] : 0);
     s->t[i].ndim = nd;
@@ -134,8 +125,9 @@ static int stepper_make(stepper *s, linattn_ctx *ctx, int op, const bench_ctx_sh
     }
 }
 
-static int stepper_step(stepper *s)
+static int stepper_step(void *arg)
 {
+    stepper *s = arg;
     const linattn_tensor *t = s->t;
     switch (s->op) {
     case BENCH_CTX_GDN: case BENCH_CTX_KLA: case BENCH_CTX_GLA: {
@@ -169,26 +161,6 @@ static int stepper_step(stepper *s)
         return rc ? rc : linattn_kvcache_truncate(s->cache, s->L);
     }
     }
-}
-
-/* Median seconds of one step (each rep runs enough steps to last ~50 ms). */
-static int time_steps(stepper *s, long reps, double *sec)
-{
-    double t[64];
-    double t0 = bench_now();
-    int rc = stepper_step(s);
-    const double one = bench_now() - t0;
-    long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
-    if (n < 1) n = 1;
-    if (n > 100000) n = 100000;
-    for (long r = 0; r < reps && !rc; r++) {
-        t0 = bench_now();
-        for (long i = 0; i < n && !rc; i++) rc = stepper_step(s);
-        t[r] = (bench_now() - t0) / n;
-    }
-    if (rc) return -1;
-    *sec = bench_median(t, (int)reps);
-    return 0;
 }
 
 const char *const bench_ctx_names[BENCH_CTX_NOPS] = {"gdn", "kla", "gla", "gka", "kalman",
@@ -243,7 +215,7 @@ int bench_context(linattn_ctx *ctx, const char *backend, const int *ops, int nop
                 const double t0 = bench_now();
                 while (!rc && bench_now() - t0 < 0.2) rc = stepper_step(&s);
             }
-            if (rc || time_steps(&s, reps, &sec[op][li])) {
+            if (rc || bench_time_repeated(stepper_step, &s, reps, &sec[op][li])) {
                 fprintf(stderr, "linattn-bench: %s L=%lld: %s\n", bench_ctx_names[op],
                         (long long)L[li], linattn_last_error());
                 stepper_free(&s);

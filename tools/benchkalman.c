@@ -21,16 +21,6 @@ static void kset_free(kset *s)
     }
 }
 
-static float *fill(size_t n, float lo, float hi, unsigned *seed)
-{
-    float *p = malloc(sizeof(float) * n);
-    for (size_t i = 0; p && i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        p[i] = lo + (hi - lo) * (float)(*seed >> 8) * (1.0f / 16777216.0f);
-    }
-    return p;
-}
-
 /* T = 0: decode shapes [B,M] and [B,S]. */
 static int kset_make(linattn_ctx *ctx, kset *s, long B, long T, long M, long S)
 {
@@ -43,7 +33,7 @@ static int kset_make(linattn_ctx *ctx, kset *s, long B, long T, long M, long S)
     static const float hi[N] = {1, 100, 0.25f, 0.25f, 0.999f, 1e-2f, 0, 0, 1, 0};
     memset(s, 0, sizeof *s);
     for (int i = 0; i < N; i++) {
-        if (!(s->h[i] = fill(count[i], lo[i], hi[i], &seed))) return -1;
+        if (!(s->h[i] = bench_randbuf(count[i], lo[i], hi[i], &seed))) return -1;
         const int64_t lead = pre ? T : 0;
         int64_t sh[3];
         int nd;
@@ -89,41 +79,35 @@ static int step(linattn_ctx *ctx, const kset *s)
     return linattn_kalman_step(ctx, &io, NULL);
 }
 
+typedef struct timed { linattn_ctx *ctx; const kset *s; linattn_algo algo; } timed;
+static int timed_forward(void *a)
+{
+    const timed *x = a;
+    return forward(x->ctx, x->s, x->algo);
+}
+static int timed_step(void *a)
+{
+    const timed *x = a;
+    return step(x->ctx, x->s);
+}
+
 int bench_kalman_prefill(linattn_ctx *ctx, long B, long T, long M, long S, linattn_algo algo,
                          long reps, double *sec)
 {
-    double t[64];
     kset s;
     int rc = kset_make(ctx, &s, B, T, M, S);
-    for (long r = -1; r < reps && !rc; r++) {
-        const double t0 = bench_now();
-        if ((rc = forward(ctx, &s, algo))) break;
-        if (r >= 0) t[r] = bench_now() - t0;
-    }
+    timed x = {ctx, &s, algo};
+    if (!rc) rc = bench_time_once(timed_forward, &x, reps, sec);
     kset_free(&s);
-    if (rc) return -1;
-    *sec = bench_median(t, (int)reps);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 int bench_kalman_decode(linattn_ctx *ctx, long B, long M, long S, long reps, double *sec)
 {
-    double t[64];
     kset s;
     int rc = kset_make(ctx, &s, B, 0, M, S);
-    double t0 = bench_now();
-    if (!rc) rc = step(ctx, &s);
-    const double one = bench_now() - t0;
-    long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
-    if (n < 1) n = 1;
-    if (n > 100000) n = 100000;
-    for (long r = 0; r < reps && !rc; r++) {
-        t0 = bench_now();
-        for (long i = 0; i < n && !rc; i++) rc = step(ctx, &s);
-        t[r] = (bench_now() - t0) / n;
-    }
+    timed x = {ctx, &s, LINATTN_ALGO_AUTO};
+    if (!rc) rc = bench_time_repeated(timed_step, &x, reps, sec);
     kset_free(&s);
-    if (rc) return -1;
-    *sec = bench_median(t, (int)reps);
-    return 0;
+    return rc ? -1 : 0;
 }

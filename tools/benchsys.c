@@ -34,6 +34,49 @@ double bench_median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
+float *bench_randbuf(size_t n, float lo, float hi, unsigned *seed)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; p && i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        p[i] = lo + (hi - lo) * (float)(*seed >> 8) * (1.0f / 16777216.0f);
+    }
+    return p;
+}
+
+int bench_time_once(bench_call_fn fn, void *arg, long reps, double *sec)
+{
+    double t[64];
+    int rc = 0;
+    if (reps > 64) reps = 64;
+    for (long r = -1; r < reps && !rc; r++) {
+        const double t0 = bench_now();
+        if ((rc = fn(arg))) break;
+        if (r >= 0) t[r] = bench_now() - t0;
+    }
+    if (!rc) *sec = bench_median(t, (int)reps);
+    return rc;
+}
+
+int bench_time_repeated(bench_call_fn fn, void *arg, long reps, double *sec)
+{
+    double t[64];
+    if (reps > 64) reps = 64;
+    double t0 = bench_now();
+    int rc = fn(arg);
+    const double one = bench_now() - t0;
+    long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
+    if (n < 1) n = 1;
+    if (n > 100000) n = 100000;
+    for (long r = 0; r < reps && !rc; r++) {
+        t0 = bench_now();
+        for (long i = 0; i < n && !rc; i++) rc = fn(arg);
+        t[r] = (bench_now() - t0) / n;
+    }
+    if (!rc) *sec = bench_median(t, (int)reps);
+    return rc;
+}
+
 double bench_sgemm_gflops(int n, int threads, int reps)
 {
 #ifdef HAVE_CBLAS

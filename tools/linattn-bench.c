@@ -160,17 +160,6 @@ static int call_step(int op, linattn_ctx *ctx, const opset *s)
     return linattn_delta_step(ctx, (linattn_delta_op)op, &io, NULL);
 }
 
-static float *randbuf(size_t n, float lo, float hi, unsigned *seed)
-{
-    float *p = malloc(sizeof(float) * (n ? n : 1));
-    if (!p) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        p[i] = lo + (hi - lo) * (float)(*seed >> 8) * (1.0f / 16777216.0f);
-    }
-    return p;
-}
-
 /* keys of unit norm, as the models feed them */
 static void normalise(float *x, size_t rows, long d)
 {
@@ -197,15 +186,15 @@ static int make_bufs(bufs *b, long B, long T, long H, long K, long V)
     unsigned seed = 12345;
     const size_t rows = (size_t)B * T * H;
     memset(b, 0, sizeof *b);
-    b->q = randbuf(rows * K, -1, 1, &seed);
-    b->k = randbuf(rows * K, -1, 1, &seed);
-    b->v = randbuf(rows * V, -1, 1, &seed);
-    b->g = randbuf(rows, -0.1f, 0.0f, &seed);
-    b->beta = randbuf(rows, 0.1f, 0.9f, &seed);
-    b->o = randbuf(rows * V, 0, 0, &seed);
-    b->st = randbuf((size_t)B * H * K * V, -0.01f, 0.01f, &seed);
-    b->alpha = randbuf(rows, 0.0f, 1.0f, &seed);
-    b->stkk = randbuf((size_t)B * H * K * K, 0.0f, 0.0f, &seed);
+    b->q = bench_randbuf(rows * K, -1, 1, &seed);
+    b->k = bench_randbuf(rows * K, -1, 1, &seed);
+    b->v = bench_randbuf(rows * V, -1, 1, &seed);
+    b->g = bench_randbuf(rows, -0.1f, 0.0f, &seed);
+    b->beta = bench_randbuf(rows, 0.1f, 0.9f, &seed);
+    b->o = bench_randbuf(rows * V, 0, 0, &seed);
+    b->st = bench_randbuf((size_t)B * H * K * V, -0.01f, 0.01f, &seed);
+    b->alpha = bench_randbuf(rows, 0.0f, 1.0f, &seed);
+    b->stkk = bench_randbuf((size_t)B * H * K * K, 0.0f, 0.0f, &seed);
     if (!b->q || !b->k || !b->v || !b->g || !b->beta || !b->o || !b->st || !b->alpha || !b->stkk)
         return -1;
     normalise(b->q, rows, K);
@@ -293,49 +282,43 @@ static int make_set(linattn_ctx *ctx, const bufs *b, long B, long T, long H, lon
     return 0;
 }
 
+/* One timed call of an operator on its operands. */
+typedef struct timed { int op; linattn_ctx *ctx; const opset *s; linattn_algo algo; } timed;
+static int timed_forward(void *a)
+{
+    const timed *x = a;
+    return call_forward(x->op, x->ctx, x->s, x->algo);
+}
+static int timed_step(void *a)
+{
+    const timed *x = a;
+    return call_step(x->op, x->ctx, x->s);
+}
+
 /* Median seconds of one forward over the prefill shape. */
 static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K,
                         long V, linattn_algo algo, long reps, double *sec)
 {
-    double t[64];
     opset s;
     devbufs d;
     int rc = make_set(ctx, b, B, T, H, K, V, &s, &d);
-    for (long r = -1; r < reps && !rc; r++) {
-        const double t0 = bench_now();
-        if ((rc = call_forward(op, ctx, &s, algo))) break;
-        if (r >= 0) t[r] = bench_now() - t0;
-    }
+    timed x = {op, ctx, &s, algo};
+    if (!rc) rc = bench_time_once(timed_forward, &x, reps, sec);
     dev_free(&d);
-    if (rc) return -1;
-    *sec = bench_median(t, (int)reps);
-    return 0;
+    return rc ? -1 : 0;
 }
 
-/* Median seconds of one decode step for B sequences (each rep runs enough
- * steps to last about 50 ms). */
+/* Median seconds of one decode step for B sequences. */
 static int time_decode(int op, linattn_ctx *ctx, const bufs *b, long B, long H, long K, long V,
                        long reps, double *sec)
 {
-    double t[64];
     opset s;
     devbufs d;
     int rc = make_set(ctx, b, B, 0, H, K, V, &s, &d);
-    double t0 = bench_now();
-    if (!rc) rc = call_step(op, ctx, &s);
-    const double one = bench_now() - t0;
-    long n = (long)(0.05 / (one > 1e-7 ? one : 1e-7));
-    if (n < 1) n = 1;
-    if (n > 100000) n = 100000;
-    for (long r = 0; r < reps && !rc; r++) {
-        t0 = bench_now();
-        for (long i = 0; i < n && !rc; i++) rc = call_step(op, ctx, &s);
-        t[r] = (bench_now() - t0) / n;
-    }
+    timed x = {op, ctx, &s, LINATTN_ALGO_AUTO};
+    if (!rc) rc = bench_time_repeated(timed_step, &x, reps, sec);
     dev_free(&d);
-    if (rc) return -1;
-    *sec = bench_median(t, (int)reps);
-    return 0;
+    return rc ? -1 : 0;
 }
 
 static void parse(int argc, char **argv, opts *o)
