@@ -467,6 +467,104 @@ typedef struct linattn_softmax_step_io {
 int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
                          const linattn_softmax_step_io *io, const linattn_softmax_opts *opts);
 
+/* ---- the operator table (linattn_ops(3)) ------------------------------ *
+ * Every entry point described once, for callers that pick an operator at
+ * run time (tools, bindings, test harnesses): its tensors in a fixed order,
+ * their ranks and symbolic dimensions, which are read or written, which are
+ * optional, their value ranges, and its options.  linattn_op_call() runs an
+ * entry point on tensors given in the table's order. */
+#define LINATTN_OP_MAX_TENSORS 12
+#define LINATTN_OP_MAX_OPTIONS 8
+/* Symbolic dimensions are letters A..Z: B batch, T tokens, H heads, K key
+ * and V value head size, N sequences (B, or n_seqs with cu_seqlens), M
+ * channels and S states (kalman), F features (ela). */
+#define LINATTN_OP_LETTERS 26
+
+typedef enum linattn_op_role {
+    LINATTN_ROLE_IN = 0,   /* read */
+    LINATTN_ROLE_OUT = 1,  /* written */
+    LINATTN_ROLE_INOUT = 2 /* read and updated in place (a step's state) */
+} linattn_op_role;
+
+typedef struct linattn_op_tensor {
+    const char *name;     /* the field of the entry point's io struct */
+    int ndim;
+    char dims[LINATTN_MAX_DIMS + 1]; /* a letter per dimension, e.g. "BTHK" */
+    linattn_op_role role;
+    int optional;         /* may be absent */
+    int pair;             /* index of the tensor given with this one, or -1 */
+    int needs;            /* index of a tensor this one needs, or -1 */
+    int ranged;           /* values checked: finite and within [lo, hi] */
+    float lo, hi;         /* the range (ranged inputs); inclusive unless open */
+    int lo_open, hi_open;
+    float fill_lo, fill_hi; /* typical values, for tests and benchmarks */
+} linattn_op_tensor;
+
+typedef enum linattn_op_type {
+    LINATTN_OPT_FLOAT = 0,
+    LINATTN_OPT_INT = 1,
+    LINATTN_OPT_FLAG = 2,    /* 0 or 1 */
+    LINATTN_OPT_ALGO = 3,    /* linattn_algo: "auto", "recurrent", "chunk" */
+    LINATTN_OPT_FEATURE = 4  /* linattn_ela_feature, by its name */
+} linattn_op_type;
+
+typedef struct linattn_op_option {
+    const char *name;     /* the field of the entry point's opts struct */
+    linattn_op_type type;
+    double lo, hi;        /* accepted values, inclusive */
+    double def;           /* the default (0 often means "chosen by the library") */
+    int nonzero;          /* 0 is refused, though within [lo, hi] */
+} linattn_op_option;
+
+typedef struct linattn_op_info {
+    const char *name;     /* "gdn", "kla", "gla", "gka", "kalman", "ela", "softmax" */
+    const char *entry;    /* "forward" or "step" */
+    const char *family;   /* entry points sharing io structs: "delta" for gdn, kla, gla */
+    const char *page;     /* its manual page, e.g. "linattn_gdn(3)" */
+    int packed;           /* takes cu_seqlens and n_seqs (forwards) */
+    int cache;            /* needs a linattn_kvcache (softmax's step) */
+    int ntensors, noptions;
+    linattn_op_tensor tensors[LINATTN_OP_MAX_TENSORS];
+    linattn_op_option options[LINATTN_OP_MAX_OPTIONS];
+} linattn_op_info;
+
+/* The arguments of one call, in the table's order.  Absent tensors are the
+ * absent tensor (linattn_tensor_none). */
+typedef struct linattn_op_args {
+    linattn_tensor t[LINATTN_OP_MAX_TENSORS];
+    double opt[LINATTN_OP_MAX_OPTIONS];
+    const int64_t *cu_seqlens;
+    int64_t n_seqs;
+    linattn_kvcache *cache; /* softmax's step */
+} linattn_op_args;
+
+/* The entry points: linattn_op_at(i) for 0 <= i < linattn_op_count(). */
+int linattn_op_count(void);
+const linattn_op_info *linattn_op_at(int i);
+/* By operator name and entry ("forward" or "step"); NULL (and a message
+ * listing the names) when there is none. */
+const linattn_op_info *linattn_op_find(const char *name, const char *entry);
+/* The index of a tensor or option by name, or -1. */
+int linattn_op_tensor_index(const linattn_op_info *op, const char *name);
+int linattn_op_option_index(const linattn_op_info *op, const char *name);
+/* Every tensor absent, every option its default, no sequences, no cache. */
+void linattn_op_args_init(const linattn_op_info *op, linattn_op_args *args);
+/* Parse an option's value from text (numbers; algo and feature names; a
+ * flag takes "0" or "1"): LINATTN_OK, or LINATTN_ERANGE / LINATTN_EINVAL
+ * with a message that names the option and what it takes. */
+int linattn_op_option_parse(const linattn_op_info *op, int i, const char *text, double *out);
+/* Bind the symbolic dimensions: dims[letter - 'A'] entries above 0 are
+ * kept, the others are taken from the given tensors of args (in table
+ * order), then the derived ones (N, F) follow.  0 stays where nothing tells. */
+void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *args,
+                     int64_t dims[LINATTN_OP_LETTERS]);
+/* The shape of tensor i under bound dims: LINATTN_OK, or LINATTN_ESHAPE
+ * when one of its dimensions is unbound. */
+int linattn_op_shape(const linattn_op_info *op, int i, const int64_t dims[LINATTN_OP_LETTERS],
+                     int64_t shape[LINATTN_MAX_DIMS]);
+/* Run the entry point (its own checks apply, as when called directly). */
+int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op, const linattn_op_args *args);
+
 /* ---- .npy files (float32, little-endian, C order) ---------------------- */
 
 /* An array owned by the library (free with linattn_array_free). */

@@ -216,6 +216,54 @@ START_TEST(test_run_rejects)
 }
 END_TEST
 
+/* Files in the input directory that the operator does not take are errors
+ * (a typo must not silently run from a zero state). */
+START_TEST(test_run_unknown_files)
+{
+    const int64_t s4[4] = {1, 3, 1, 1};
+    float x[4] = {0};
+    save_tiny(0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/out 2>/dev/null", tool(), dir, dir), 0);
+    save("in", "h_0", x, 4, s4); /* a typo of h0 */
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o1 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q \"h_0.npy: gdn takes no input 'h_0'\" %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'q k v \\[g\\] beta \\[h0\\]' %s/err", dir), 0);
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    sh("rm -f %s/in/h_0.npy", dir);
+    /* eta given to gdn, beta given to gla: refused */
+    sh("cp %s/in/beta.npy %s/in/eta.npy", dir, dir);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o2 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q \"gdn takes no input 'eta'.*gdn takes beta.npy in its place\" %s/err",
+                        dir), 0);
+    sh("rm -f %s/in/eta.npy", dir);
+    ck_assert_int_eq(sh("%s gla --in %s/in --out %s/o2 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q \"gla takes no input 'beta'\" %s/err", dir), 0);
+    /* kla given beta hints that kla takes eta */
+    ck_assert_int_eq(sh("%s kla --in %s/in --out %s/o2 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q 'kla takes eta.npy in its place' %s/err", dir), 0);
+    ck_assert_int_ne(sh("test -e %s/o2", dir), 0);
+}
+END_TEST
+
+/* Messages as exact as the library's: a zero-size dimension is named with
+ * its letter, getopt errors carry the tool's name (not its path). */
+START_TEST(test_run_messages)
+{
+    const int64_t s0[4] = {1, 0, 1, 1};
+    float x[4] = {0};
+    save_tiny(0);
+    save("in", "q", x, 4, s0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q 'q.npy: dimension 1 (T of \\[BTHK\\]) is 0' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --bogus 2>%s/err", tool(), dir, dir, dir), 2);
+    ck_assert_int_eq(sh("grep -q '^linattn-run: --bogus' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --scale 2>%s/err", tool(), dir, dir, dir), 2);
+    ck_assert_int_eq(sh("grep -q '^linattn-run: ' %s/err", dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --chunk 0 2>%s/err", tool(), dir, dir, dir), 2);
+    ck_assert_int_eq(sh("grep -q -- '--chunk 0' %s/err", dir), 0);
+}
+END_TEST
+
 /* ---- gka (Gated KalmaNet), from spec/kalman.md A.1, A.2 and A.6 ---------- */
 
 typedef struct gka_case {
@@ -448,11 +496,15 @@ START_TEST(test_gka_rejects)
     ck_assert_int_eq(sh("grep -q 'h0_kv' %s/err", dir), 0);
     ck_assert_int_ne(sh("test -e %s/o2/o.npy", dir), 0);
     sh("rm -f %s/in/h0_kk.npy", dir);
-    /* missing input: alpha */
-    sh("rm -f %s/in/alpha.npy", dir);
+    /* a misspelt optional input is refused, naming the file and the inputs */
+    sh("mv %s/in/alpha.npy %s/in/alpah.npy", dir, dir);
     ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o3 2>%s/err", tool(), dir, dir, dir), 1);
-    ck_assert_int_eq(sh("grep -q 'alpha.npy' %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'alpah.npy: gka takes no input' %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q '\\[alpha\\]' %s/err", dir), 0);
     ck_assert_int_ne(sh("test -e %s/o3/o.npy", dir), 0);
+    /* alpha absent is alpha = 1 (linattn_gka(3)): the run succeeds */
+    sh("rm -f %s/in/alpah.npy", dir);
+    ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o3 2>/dev/null", tool(), dir, dir), 0);
 }
 END_TEST
 
@@ -908,6 +960,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_run_matches_float64, 0,
                         one ? 3 : 3 * (int)(sizeof CASES / sizeof *CASES));
     tcase_add_test(tc, test_run_rejects);
+    tcase_add_test(tc, test_run_unknown_files);
+    tcase_add_test(tc, test_run_messages);
     tcase_add_loop_test(tc, test_gka_matches_float64, 0, one ? 1 : NGKA);
     tcase_add_test(tc, test_gka_rejects);
     tcase_add_test(tc, test_kalman_matches_float64);

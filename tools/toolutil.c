@@ -76,3 +76,20 @@ int tool_exists(const char *path)
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+int tool_save_outputs(const char *prog, const char *dir, int n, const char *const *names,
+                      const float *const *data, const int *ndim, const int64_t *const *shape)
+{
+    char path[4096];
+    if (tool_mkdir(dir)) {
+        tool_error(prog, "%s: cannot create output directory", dir);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (tool_npy_path(path, sizeof path, dir, names[i]) ||
+            linattn_npy_save(path, data[i], ndim[i], shape[i])) {
+            tool_error(prog, "%s", linattn_last_error());
+            return -1;
+        }
+    return 0;
+}

@@ -24,4 +24,9 @@ int tool_mkdir(const char *dir);
 /* Does the file exist? */
 int tool_exists(const char *path);
 
+/* Write n arrays as dir/<names[i]>.npy (dir created); 0, or -1 with the
+ * message printed as "prog: ...". */
+int tool_save_outputs(const char *prog, const char *dir, int n, const char *const *names,
+                      const float *const *data, const int *ndim, const int64_t *const *shape);
+
 #endif

@@ -1,0 +1,393 @@
+/* linattn - the operator table: every entry point described once (tensors,
+ * dimensions, ranges, options), and one call that runs any of them.  Adding
+ * an operator adds its rows here; tools and tests read them. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define BIG FLT_MAX
+#define IN LINATTN_ROLE_IN
+#define OUT LINATTN_ROLE_OUT
+#define INOUT LINATTN_ROLE_INOUT
+
+/* A tensor: name, dims, role, optional, pair, needs, then the range and the
+ * typical values. */
+#define TN(nm, dm, rl, opt, pr, nd, fl, fh)                                                 \
+    {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .role = rl, .optional = opt,       \
+     .pair = pr, .needs = nd, .fill_lo = fl, .fill_hi = fh}
+#define TR(nm, dm, rl, opt, pr, l, h, lop, hop, fl, fh)                                     \
+    {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .role = rl, .optional = opt,       \
+     .pair = pr, .needs = -1, .ranged = 1, .lo = l, .hi = h, .lo_open = lop, .hi_open = hop, \
+     .fill_lo = fl, .fill_hi = fh}
+#define OPT(nm, ty, l, h, d) {.name = nm, .type = ty, .lo = l, .hi = h, .def = d}
+#define OPTNZ(nm, ty, l, h, d) {.name = nm, .type = ty, .lo = l, .hi = h, .def = d, .nonzero = 1}
+
+/* Ranges shared by several operators. */
+#define LOGDECAY(nm, dm) TR(nm, dm, IN, 1, -1, -BIG, 0, 0, 0, -1, 0)
+#define UNIT(nm, dm, opt) TR(nm, dm, IN, opt, -1, 0, 1, 0, 0, 0, 1)
+#define QKV(d4) TN("q", d4 "K", IN, 0, -1, -1, -1, 1), TN("k", d4 "K", IN, 0, -1, -1, -1, 1), \
+                TN("v", d4 "V", IN, 0, -1, -1, -1, 1)
+
+#define O_SCALE OPT("scale", LINATTN_OPT_FLOAT, -BIG, BIG, 0)
+#define O_CHUNK OPT("chunk", LINATTN_OPT_INT, 0, LINATTN_MAX_CHUNK, 0)
+#define O_ALGO OPT("algo", LINATTN_OPT_ALGO, 0, 2, 0)
+#define O_EPS OPT("eps", LINATTN_OPT_FLOAT, 0, BIG, 1e-6)
+#define O_RIDGE OPTNZ("ridge", LINATTN_OPT_FLOAT, 0, BIG, 0.02)
+#define O_ITERS OPT("iters", LINATTN_OPT_INT, 1, 1000, 30)
+#define O_QKSCALE OPT("qk_scale", LINATTN_OPT_FLOAT, -BIG, BIG, 0)
+#define O_FEATURE OPT("feature", LINATTN_OPT_FEATURE, 0, 4, 0)
+#define O_FLAG(nm) OPT(nm, LINATTN_OPT_FLAG, 0, 1, 0)
+
+/* The delta family: the forward's tensors with the write strength W (gdn's
+ * beta, kla's eta) or none (gla). */
+#define DELTA_FWD(W)                                                                        \
+    QKV("BTH"), LOGDECAY("g", "BTH"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),            \
+        TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht", "NHKV", OUT, 1, -1, -1, 0, 0)
+#define DELTA_STEP(W)                                                                       \
+    QKV("BH"), LOGDECAY("g", "BH"), W, TN("state", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
+        TN("o", "BHV", OUT, 0, -1, -1, 0, 0)
+#define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, 0, 2, 0, 0, 0, 1)
+#define KLA_ETA(dm) TR("eta", dm, IN, 0, -1, 0, BIG, 0, 0, 0, 1)
+
+static const linattn_op_info TABLE[] = {
+    {.name = "gdn", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
+     .ntensors = 8, .tensors = {DELTA_FWD(GDN_BETA("BTH"))},
+     .noptions = 3, .options = {O_SCALE, O_CHUNK, O_ALGO}},
+    {.name = "gdn", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
+     .ntensors = 7, .tensors = {DELTA_STEP(GDN_BETA("BH"))},
+     .noptions = 1, .options = {O_SCALE}},
+    {.name = "kla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
+     .ntensors = 8, .tensors = {DELTA_FWD(KLA_ETA("BTH"))},
+     .noptions = 4, .options = {O_SCALE, O_EPS, O_CHUNK, O_ALGO}},
+    {.name = "kla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
+     .ntensors = 7, .tensors = {DELTA_STEP(KLA_ETA("BH"))},
+     .noptions = 2, .options = {O_SCALE, O_EPS}},
+    {.name = "gla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
+     .ntensors = 7,
+     .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),
+                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht", "NHKV", OUT, 1, -1, -1, 0, 0)},
+     .noptions = 3, .options = {O_SCALE, O_CHUNK, O_ALGO}},
+    {.name = "gla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
+     .ntensors = 6,
+     .tensors = {QKV("BH"), LOGDECAY("g", "BH"), TN("state", "BHKV", INOUT, 0, -1, -1, -1, 1),
+                 TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .noptions = 1, .options = {O_SCALE}},
+    {.name = "gka", .entry = "forward", .family = "gka", .page = "linattn_gka(3)", .packed = 1,
+     .ntensors = 11,
+     .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"),
+                 TR("beta", "BTH", IN, 1, -1, -BIG, BIG, 0, 0, 0, 1), UNIT("alpha", "BTH", 1),
+                 TN("h0_kk", "NHKK", IN, 1, 7, -1, 0, 1), TN("h0_kv", "NHKV", IN, 1, 6, -1, -1, 1),
+                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht_kk", "NHKK", OUT, 1, 10, -1, 0, 0),
+                 TN("ht_kv", "NHKV", OUT, 1, 9, -1, 0, 0)},
+     .noptions = 5, .options = {O_SCALE, O_RIDGE, O_ITERS, O_CHUNK, O_ALGO}},
+    {.name = "gka", .entry = "step", .family = "gka", .page = "linattn_gka(3)",
+     .ntensors = 9,
+     .tensors = {QKV("BH"), LOGDECAY("g", "BH"),
+                 TR("beta", "BH", IN, 1, -1, -BIG, BIG, 0, 0, 0, 1), UNIT("alpha", "BH", 1),
+                 TN("state_kk", "BHKK", INOUT, 0, -1, -1, 0, 1),
+                 TN("state_kv", "BHKV", INOUT, 0, -1, -1, -1, 1), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .noptions = 3, .options = {O_SCALE, O_RIDGE, O_ITERS}},
+    {.name = "kalman", .entry = "forward", .family = "kalman", .page = "linattn_kalman(3)",
+     .packed = 1, .ntensors = 12,
+     .tensors = {TN("v", "BTM", IN, 0, -1, -1, -1, 1),
+                 TR("lam_v", "BTM", IN, 0, -1, 0, BIG, 1, 0, 0.5f, 2),
+                 TN("k", "BTS", IN, 0, -1, -1, -1, 1), TN("q", "BTS", IN, 0, -1, -1, -1, 1),
+                 TR("decay", "MS", IN, 0, -1, 0, 1, 1, 1, 0.5f, 0.99f),
+                 TR("noise", "MS", IN, 0, -1, 0, BIG, 0, 0, 0.001f, 0.1f),
+                 TR("lam0", "NMS", IN, 1, 7, 0, BIG, 1, 0, 0.5f, 2),
+                 TN("eta0", "NMS", IN, 1, 6, -1, -1, 1), TN("y", "BTM", OUT, 0, -1, -1, 0, 0),
+                 TN("yvar", "BTM", OUT, 1, -1, -1, 0, 0), TN("lamT", "NMS", OUT, 1, 11, -1, 0, 0),
+                 TN("etaT", "NMS", OUT, 1, 10, -1, 0, 0)},
+     .noptions = 2, .options = {O_ALGO, OPT("chunk", LINATTN_OPT_INT, 0, 1e9, 0)}},
+    {.name = "kalman", .entry = "step", .family = "kalman", .page = "linattn_kalman(3)",
+     .ntensors = 10,
+     .tensors = {TN("v", "BM", IN, 0, -1, -1, -1, 1),
+                 TR("lam_v", "BM", IN, 0, -1, 0, BIG, 1, 0, 0.5f, 2),
+                 TN("k", "BS", IN, 0, -1, -1, -1, 1), TN("q", "BS", IN, 0, -1, -1, -1, 1),
+                 TR("decay", "MS", IN, 0, -1, 0, 1, 1, 1, 0.5f, 0.99f),
+                 TR("noise", "MS", IN, 0, -1, 0, BIG, 0, 0, 0.001f, 0.1f),
+                 TR("state_lam", "BMS", INOUT, 0, -1, 0, BIG, 1, 0, 0.5f, 2),
+                 TN("state_eta", "BMS", INOUT, 0, -1, -1, -1, 1), TN("y", "BM", OUT, 0, -1, -1, 0, 0),
+                 TN("yvar", "BM", OUT, 1, -1, -1, 0, 0)},
+     .noptions = 0},
+    {.name = "ela", .entry = "forward", .family = "ela", .page = "linattn_ela(3)", .packed = 1,
+     .ntensors = 10,
+     .tensors = {QKV("BTH"), TN("s0", "NHFV", IN, 1, 4, -1, 0, 1), TN("z0", "NHF", IN, 1, 3, -1, 1, 2),
+                 TN("c0", "NHF", IN, 1, -1, 3, -1, 1), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0),
+                 TN("st", "NHFV", OUT, 1, 8, -1, 0, 0), TN("zt", "NHF", OUT, 1, 7, -1, 0, 0),
+                 TN("ct", "NHF", OUT, 1, -1, 7, 0, 0)},
+     .noptions = 6,
+     .options = {O_QKSCALE, O_FEATURE, O_FLAG("bidirectional"), O_FLAG("plain_exp"), O_CHUNK,
+                 O_ALGO}},
+    {.name = "ela", .entry = "step", .family = "ela", .page = "linattn_ela(3)",
+     .ntensors = 7,
+     .tensors = {QKV("BH"), TN("state_s", "BHFV", INOUT, 0, -1, -1, 0, 1),
+                 TN("state_z", "BHF", INOUT, 0, -1, -1, 1, 2),
+                 TN("state_c", "BHF", INOUT, 1, -1, -1, -1, 1), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .noptions = 3, .options = {O_QKSCALE, O_FEATURE, O_FLAG("plain_exp")}},
+    {.name = "softmax", .entry = "forward", .family = "softmax", .page = "linattn_softmax(3)",
+     .packed = 1, .ntensors = 4, .tensors = {QKV("BTH"), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0)},
+     .noptions = 2, .options = {O_SCALE, O_CHUNK}},
+    {.name = "softmax", .entry = "step", .family = "softmax", .page = "linattn_softmax(3)",
+     .cache = 1, .ntensors = 4, .tensors = {QKV("BH"), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .noptions = 1, .options = {O_SCALE}},
+};
+#define NOPS ((int)(sizeof TABLE / sizeof *TABLE))
+
+int linattn_op_count(void) { return NOPS; }
+
+const linattn_op_info *linattn_op_at(int i) { return i >= 0 && i < NOPS ? &TABLE[i] : NULL; }
+
+const linattn_op_info *linattn_op_find(const char *name, const char *entry)
+{
+    if (!name || !entry) {
+        linattn_fail(LINATTN_ENULL, "linattn_op_find: name or entry is NULL");
+        return NULL;
+    }
+    for (int i = 0; i < NOPS; i++)
+        if (!strcmp(TABLE[i].name, name) && !strcmp(TABLE[i].entry, entry)) return &TABLE[i];
+    char list[160] = "";
+    for (int i = 0; i < NOPS; i += 2)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 TABLE[i].name);
+    linattn_fail(LINATTN_EINVAL, "no operator '%s' with entry '%s' (operators: %s; entries: "
+                 "forward, step)", name, entry, list);
+    return NULL;
+}
+
+int linattn_op_tensor_index(const linattn_op_info *op, const char *name)
+{
+    for (int i = 0; op && name && i < op->ntensors; i++)
+        if (!strcmp(op->tensors[i].name, name)) return i;
+    return -1;
+}
+
+int linattn_op_option_index(const linattn_op_info *op, const char *name)
+{
+    for (int i = 0; op && name && i < op->noptions; i++)
+        if (!strcmp(op->options[i].name, name)) return i;
+    return -1;
+}
+
+void linattn_op_args_init(const linattn_op_info *op, linattn_op_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; op && i < op->noptions; i++) a->opt[i] = op->options[i].def;
+}
+
+int linattn_op_option_parse(const linattn_op_info *op, int i, const char *text, double *out)
+{
+    if (!op || !text || !out) return linattn_fail(LINATTN_ENULL, "option: NULL argument");
+    if (i < 0 || i >= op->noptions)
+        return linattn_fail(LINATTN_EINVAL, "%s %s: no option %d", op->name, op->entry, i);
+    const linattn_op_option *o = &op->options[i];
+    if (o->type == LINATTN_OPT_ALGO) {
+        static const char *const names[] = {"auto", "recurrent", "chunk"};
+        for (int j = 0; j < 3; j++)
+            if (!strcmp(text, names[j])) return *out = j, LINATTN_OK;
+        return linattn_fail(LINATTN_EINVAL, "%s %s: expected auto, recurrent or chunk", o->name,
+                            text);
+    }
+    if (o->type == LINATTN_OPT_FEATURE) {
+        linattn_ela_feature f;
+        if (linattn_ela_feature_parse(text, &f)) return LINATTN_EINVAL;
+        return *out = (double)f, LINATTN_OK;
+    }
+    char *end;
+    const double x = strtod(text, &end);
+    const int integral = o->type != LINATTN_OPT_FLOAT;
+    if (end == text || *end || !isfinite(x) || (integral && x != floor(x)) || x < o->lo ||
+        x > o->hi || (o->nonzero && x == 0) || (!integral && fabs(x) > FLT_MAX)) {
+        if (o->type == LINATTN_OPT_FLAG)
+            return linattn_fail(LINATTN_ERANGE, "%s %s: expected 0 or 1", o->name, text);
+        if (integral)
+            return linattn_fail(LINATTN_ERANGE, "%s %s: expected an integer %.0f..%.0f", o->name,
+                                text, o->lo, o->hi);
+        if (o->lo == 0)
+            return linattn_fail(LINATTN_ERANGE, "%s %s: expected a finite number %s 0", o->name,
+                                text, o->nonzero ? ">" : ">=");
+        return linattn_fail(LINATTN_ERANGE, "%s %s: expected a finite number", o->name, text);
+    }
+    *out = x;
+    return LINATTN_OK;
+}
+
+static int letter(char c) { return c >= 'A' && c <= 'Z' ? c - 'A' : -1; }
+
+void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *a,
+                     int64_t dims[LINATTN_OP_LETTERS])
+{
+    if (!op || !a || !dims) return;
+    for (int i = 0; i < op->ntensors; i++) {
+        const linattn_op_tensor *d = &op->tensors[i];
+        const linattn_tensor *t = &a->t[i];
+        if (!linattn_given(t) || t->ndim != d->ndim) continue;
+        for (int j = 0; j < d->ndim; j++) {
+            const int l = letter(d->dims[j]);
+            if (l >= 0 && dims[l] <= 0 && t->shape[j] > 0) dims[l] = t->shape[j];
+        }
+    }
+    if (dims['N' - 'A'] <= 0) dims['N' - 'A'] = a->cu_seqlens ? a->n_seqs : dims['B' - 'A'];
+    const int fo = linattn_op_option_index(op, "feature");
+    if (fo >= 0 && dims['F' - 'A'] <= 0 && dims['K' - 'A'] > 0) {
+        const int64_t F = linattn_ela_feature_dim((linattn_ela_feature)a->opt[fo], dims['K' - 'A']);
+        dims['F' - 'A'] = F > 0 ? F : 0;
+    }
+}
+
+int linattn_op_shape(const linattn_op_info *op, int i, const int64_t dims[LINATTN_OP_LETTERS],
+                     int64_t shape[LINATTN_MAX_DIMS])
+{
+    if (!op || !dims || !shape) return linattn_fail(LINATTN_ENULL, "linattn_op_shape: NULL argument");
+    if (i < 0 || i >= op->ntensors)
+        return linattn_fail(LINATTN_EINVAL, "%s %s: no tensor %d", op->name, op->entry, i);
+    const linattn_op_tensor *d = &op->tensors[i];
+    for (int j = 0; j < LINATTN_MAX_DIMS; j++) shape[j] = 1;
+    for (int j = 0; j < d->ndim; j++) {
+        const int l = letter(d->dims[j]);
+        if (l < 0 || dims[l] <= 0)
+            return linattn_fail(LINATTN_ESHAPE, "%s: dimension %d (%c) is not known", d->name, j,
+                                d->dims[j]);
+        shape[j] = dims[l];
+    }
+    return LINATTN_OK;
+}
+
+/* ---- calls: the table's order into each entry point's structs ------------- */
+
+#define T(i) (a->t[i])
+#define OPI(i) ((int)a->opt[i])
+#define OPF(i) ((float)a->opt[i])
+
+static int call_delta(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+{
+    const linattn_delta_op op = (linattn_delta_op)variant;
+    const int w = op != LINATTN_OP_GLA; /* a write strength tensor at index 4 */
+    linattn_delta_opts o;
+    linattn_delta_opts_init(&o);
+    o.scale = OPF(0);
+    if (op == LINATTN_OP_KLA) o.eps = OPF(1);
+    if (!step) {
+        o.chunk = OPI(op == LINATTN_OP_KLA ? 2 : 1);
+        o.algo = (linattn_algo)OPI(op == LINATTN_OP_KLA ? 3 : 2);
+        linattn_delta_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
+                               .beta = w ? T(4) : linattn_tensor_none(), .h0 = T(4 + w),
+                               .o = T(5 + w), .ht = T(6 + w), .cu_seqlens = a->cu_seqlens,
+                               .n_seqs = a->n_seqs};
+        return linattn_delta_forward(c, op, &io, &o);
+    }
+    linattn_delta_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
+                                .beta = w ? T(4) : linattn_tensor_none(), .state = T(4 + w),
+                                .o = T(5 + w)};
+    return linattn_delta_step(c, op, &io, &o);
+}
+
+static int call_gka(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+{
+    (void)variant;
+    linattn_gka_opts o;
+    linattn_gka_opts_init(&o);
+    o.scale = OPF(0);
+    o.ridge = OPF(1);
+    o.iters = OPI(2);
+    if (step) {
+        linattn_gka_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3), .beta = T(4),
+                                  .alpha = T(5), .state_kk = T(6), .state_kv = T(7), .o = T(8)};
+        return linattn_gka_step(c, &io, &o);
+    }
+    o.chunk = OPI(3);
+    o.algo = (linattn_algo)OPI(4);
+    linattn_gka_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3), .beta = T(4),
+                         .alpha = T(5), .h0_kk = T(6), .h0_kv = T(7), .o = T(8),
+                         .ht_kk = T(9), .ht_kv = T(10), .cu_seqlens = a->cu_seqlens,
+                         .n_seqs = a->n_seqs};
+    return linattn_gka_forward(c, &io, &o);
+}
+
+static int call_kalman(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+{
+    (void)variant;
+    linattn_kalman_opts o;
+    linattn_kalman_opts_init(&o);
+    if (step) {
+        linattn_kalman_step_io io = {.v = T(0), .lam_v = T(1), .k = T(2), .q = T(3),
+                                     .decay = T(4), .noise = T(5), .state_lam = T(6),
+                                     .state_eta = T(7), .y = T(8), .yvar = T(9)};
+        return linattn_kalman_step(c, &io, &o);
+    }
+    o.algo = (linattn_algo)OPI(0);
+    o.chunk = OPI(1);
+    linattn_kalman_io io = {.v = T(0), .lam_v = T(1), .k = T(2), .q = T(3), .decay = T(4),
+                            .noise = T(5), .lam0 = T(6), .eta0 = T(7), .y = T(8), .yvar = T(9),
+                            .lamT = T(10), .etaT = T(11), .cu_seqlens = a->cu_seqlens,
+                            .n_seqs = a->n_seqs};
+    return linattn_kalman_forward(c, &io, &o);
+}
+
+static int call_ela(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+{
+    (void)variant;
+    linattn_ela_opts o;
+    linattn_ela_opts_init(&o);
+    o.qk_scale = OPF(0);
+    o.feature = (linattn_ela_feature)OPI(1);
+    if (step) {
+        o.plain_exp = OPI(2);
+        linattn_ela_step_io io = {.q = T(0), .k = T(1), .v = T(2), .state_s = T(3),
+                                  .state_z = T(4), .state_c = T(5), .o = T(6)};
+        return linattn_ela_step(c, &io, &o);
+    }
+    o.bidirectional = OPI(2);
+    o.plain_exp = OPI(3);
+    o.chunk = OPI(4);
+    o.algo = (linattn_algo)OPI(5);
+    linattn_ela_io io = {.q = T(0), .k = T(1), .v = T(2), .s0 = T(3), .z0 = T(4), .c0 = T(5),
+                         .o = T(6), .st = T(7), .zt = T(8), .ct = T(9),
+                         .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
+    return linattn_ela_forward(c, &io, &o);
+}
+
+static int call_softmax(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+{
+    (void)variant;
+    linattn_softmax_opts o;
+    linattn_softmax_opts_init(&o);
+    o.scale = OPF(0);
+    if (step) {
+        linattn_softmax_step_io io = {.q = T(0), .k = T(1), .v = T(2), .o = T(3)};
+        return linattn_softmax_step(c, a->cache, &io, &o);
+    }
+    o.block = OPI(1);
+    linattn_softmax_io io = {.q = T(0), .k = T(1), .v = T(2), .o = T(3),
+                             .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
+    return linattn_softmax_forward(c, &io, &o);
+}
+
+/* How each row of TABLE is run, in the same order. */
+typedef struct op_impl {
+    int (*call)(linattn_ctx *c, int variant, int step, const linattn_op_args *a);
+    int variant;
+} op_impl;
+
+static const op_impl IMPL[] = {
+    {call_delta, LINATTN_OP_GDN}, {call_delta, LINATTN_OP_GDN},
+    {call_delta, LINATTN_OP_KLA}, {call_delta, LINATTN_OP_KLA},
+    {call_delta, LINATTN_OP_GLA}, {call_delta, LINATTN_OP_GLA},
+    {call_gka, 0},     {call_gka, 0},
+    {call_kalman, 0},  {call_kalman, 0},
+    {call_ela, 0},     {call_ela, 0},
+    {call_softmax, 0}, {call_softmax, 0},
+};
+_Static_assert(sizeof IMPL / sizeof *IMPL == sizeof TABLE / sizeof *TABLE,
+               "one implementation per row of the operator table");
+
+int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op, const linattn_op_args *a)
+{
+    if (!op || !a) return linattn_fail(LINATTN_ENULL, "linattn_op_call: op or args is NULL");
+    for (int i = 0; i < NOPS; i++)
+        if (op == &TABLE[i]) return IMPL[i].call(ctx, IMPL[i].variant, !strcmp(op->entry, "step"), a);
+    return linattn_fail(LINATTN_EINVAL, "linattn_op_call: op is not an entry of the table");
+}
