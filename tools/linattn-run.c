@@ -388,20 +388,13 @@ static linattn_tensor output(const outputs *out, int i)
     return t;
 }
 
+/* All outputs or none (see tool_save_outputs). */
 static int save_outputs(const outputs *out, const char *dir)
 {
-    char path[4096];
-    if (tool_mkdir(dir)) {
-        tool_error(PROG, "%s: cannot create output directory", dir);
-        return -1;
-    }
+    tool_output o[NOUT];
     for (int i = 0; i < out->n; i++)
-        if (tool_npy_path(path, sizeof path, dir, out->names[i]) ||
-            linattn_npy_save(path, out->data[i], out->ndim[i], out->shape[i])) {
-            tool_error(PROG, "%s", linattn_last_error());
-            return -1;
-        }
-    return 0;
+        o[i] = (tool_output){out->names[i], out->data[i], out->ndim[i], out->shape[i]};
+    return tool_save_outputs(PROG, dir, o, out->n);
 }
 
 /* ---- running ------------------------------------------------------------ */
@@ -538,6 +531,7 @@ done:
 int main(int argc, char **argv)
 {
     args a;
+    tool_progname(argc, argv, PROG);
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
     const opdef *op = find_op(a.op);
