@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include "internal.h"
 
 #define NPY_MAX_DIMS 8
@@ -73,43 +75,45 @@ static int read_shape(cursor *c, linattn_array *a)
     }
 }
 
-static int bad(const char *why)
+/* Messages name the file (or ".npy" for an image in memory): "who: why". */
+static int bad(const char *who, const char *why)
 {
-    return linattn_fail(LINATTN_EFORMAT, ".npy: %s", why);
+    return linattn_fail(LINATTN_EFORMAT, "%s: %s", who, why);
 }
 
 /* Parse the header dictionary; fills shape and ndim. */
-static int parse_header(const char *h, size_t len, linattn_array *a)
+static int parse_header(const char *who, const char *h, size_t len, linattn_array *a)
 {
     cursor c = {h, h + len};
     int have_descr = 0, have_order = 0, have_shape = 0;
     char key[32], val[32];
-    if (!eat(&c, '{')) return bad("header is not a dictionary");
+    if (!eat(&c, '{')) return bad(who, "header is not a dictionary");
     for (;;) {
         if (eat(&c, '}')) break;
-        if (!read_str(&c, key, sizeof key) || !eat(&c, ':')) return bad("malformed header");
+        if (!read_str(&c, key, sizeof key) || !eat(&c, ':')) return bad(who, "malformed header");
         if (!strcmp(key, "descr")) {
-            if (!read_str(&c, val, sizeof val)) return bad("malformed descr");
+            if (!read_str(&c, val, sizeof val)) return bad(who, "malformed descr");
             if (strcmp(val, "<f4"))
-                return linattn_fail(LINATTN_EFORMAT, ".npy: dtype '%s' (need '<f4', float32 "
-                                    "little-endian)", val);
+                return linattn_fail(LINATTN_EFORMAT, "%s: dtype '%s' (need '<f4', float32 "
+                                    "little-endian)", who, val);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order")) {
-            if (read_word(&c, "True")) return bad("fortran_order True (need C order)");
-            if (!read_word(&c, "False")) return bad("malformed fortran_order");
+            if (read_word(&c, "True")) return bad(who, "fortran_order True (need C order)");
+            if (!read_word(&c, "False")) return bad(who, "malformed fortran_order");
             have_order = 1;
         } else if (!strcmp(key, "shape")) {
-            if (!read_shape(&c, a)) return bad("malformed shape");
+            if (!read_shape(&c, a)) return bad(who, "malformed shape");
             have_shape = 1;
         } else {
-            return linattn_fail(LINATTN_EFORMAT, ".npy: unknown header key '%s'", key);
+            return linattn_fail(LINATTN_EFORMAT, "%s: unknown header key '%s'", who, key);
         }
         if (eat(&c, '}')) break;
-        if (!eat(&c, ',')) return bad("malformed header");
+        if (!eat(&c, ',')) return bad(who, "malformed header");
     }
-    if (!have_descr || !have_order || !have_shape) return bad("header lacks descr, fortran_order or shape");
+    if (!have_descr || !have_order || !have_shape)
+        return bad(who, "header lacks descr, fortran_order or shape");
     skip_ws(&c);
-    if (c.p != c.end) return bad("trailing bytes after the header dictionary");
+    if (c.p != c.end) return bad(who, "trailing bytes after the header dictionary");
     return LINATTN_OK;
 }
 
@@ -118,54 +122,140 @@ static uint32_t le32(const unsigned char *b)
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* The preamble of an image whose first len bytes are at b (a file's first
+ * bytes, or a whole image): the header's offset and length. */
+static int read_preamble(const char *who, const unsigned char *b, size_t len, size_t *hoff,
+                         size_t *hlen)
+{
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6)) return bad(who, "missing magic string");
+    if (b[6] == 1) {
+        *hlen = (size_t)b[8] | (size_t)b[9] << 8;
+        *hoff = 10;
+    } else if (b[6] == 2 || b[6] == 3) {
+        if (len < 12) return bad(who, "truncated preamble");
+        *hlen = le32(b + 8);
+        *hoff = 12;
+    } else {
+        return bad(who, "unknown format version");
+    }
+    if (*hlen > NPY_MAX_HEADER)
+        return linattn_fail(LINATTN_EFORMAT, "%s: header of %zu bytes (at most %d)", who, *hlen,
+                            NPY_MAX_HEADER);
+    return LINATTN_OK;
+}
+
+/* The header text: shape, ndim and count, checked as NumPy requires. */
+static int read_header(const char *who, const char *h, size_t hlen, linattn_array *a)
+{
+    int rc = parse_header(who, h, hlen, a);
+    if (rc) return rc;
+    /* The product of the nonzero dimensions must fit in size_t bytes, as
+     * NumPy requires: an empty array such as (0, 2^32, 2^32) would otherwise
+     * pass with count 0, and strides computed from its shape overflow. */
+    uint64_t count = 1, nonzero = 1;
+    for (int d = 0; d < a->ndim; d++) {
+        if (!a->shape[d]) { count = 0; continue; }
+        if (nonzero > (uint64_t)(SIZE_MAX / 4) / (uint64_t)a->shape[d])
+            return bad(who, "shape too large");
+        nonzero *= (uint64_t)a->shape[d];
+    }
+    a->count = count ? (size_t)nonzero : 0;
+    return LINATTN_OK;
+}
+
+/* The payload present must be the one the shape needs. */
+static int check_payload(const char *who, uint64_t have, const linattn_array *a)
+{
+    if (have != (uint64_t)a->count * 4)
+        return linattn_fail(LINATTN_EFORMAT, "%s: payload is %llu bytes, shape needs %llu", who,
+                            (unsigned long long)have, (unsigned long long)a->count * 4);
+    return LINATTN_OK;
+}
+
+/* Allocate a->data for a->count floats; the message names the bytes. */
+static int alloc_data(const char *who, linattn_array *a)
+{
+    a->data = linattn_malloc(a->count ? a->count * sizeof(float) : sizeof(float));
+    if (a->data) return LINATTN_OK;
+    char dims[8 * 22 + 1] = "";
+    for (int d = 0; d < a->ndim; d++)
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", d ? ", " : "",
+                 (long long)a->shape[d]);
+    return linattn_fail(LINATTN_ENOMEM, "%s: needs %llu bytes for [%s] float32: out of memory",
+                        who, (unsigned long long)a->count * 4, dims);
+}
+
+/* Little-endian bytes at src to the host's floats (src may be dst). */
+static void from_le(float *dst, const void *src, size_t count)
+{
+    const unsigned char *b = src;
+    for (size_t i = 0; i < count; i++) {
+        const uint32_t u = le32(b + 4 * i);
+        memcpy(&dst[i], &u, sizeof u);
+    }
+}
+
 int linattn_npy_parse(const void *buf, size_t len, linattn_array *out)
 {
+    const char *const who = ".npy";
     const unsigned char *b = buf;
     linattn_array a;
-    size_t hlen, off;
+    size_t hoff, hlen;
     int rc;
     if (!out) return linattn_fail(LINATTN_ENULL, "npy: output array is NULL");
     memset(out, 0, sizeof *out);
     if (!buf) return linattn_fail(LINATTN_ENULL, "npy: buffer is NULL");
     memset(&a, 0, sizeof a);
-    if (len < 10 || memcmp(b, "\x93NUMPY", 6)) return bad("missing magic string");
-    if (b[6] == 1) {
-        hlen = (size_t)b[8] | (size_t)b[9] << 8;
-        off = 10;
-    } else if (b[6] == 2 || b[6] == 3) {
-        if (len < 12) return bad("truncated preamble");
-        hlen = le32(b + 8);
-        off = 12;
-    } else {
-        return bad("unknown format version");
-    }
-    if (hlen > NPY_MAX_HEADER || hlen > len - off) return bad("truncated or oversized header");
-    if ((rc = parse_header((const char *)b + off, hlen, &a))) return rc;
-    off += hlen;
-
-    /* The product of the nonzero dimensions must fit in size_t bytes, as
-     * NumPy requires: an empty array such as (0, 2^32, 2^32) would otherwise
-     * pass with count 0, and strides computed from its shape overflow. */
-    uint64_t count = 1, nonzero = 1;
-    for (int d = 0; d < a.ndim; d++) {
-        if (!a.shape[d]) { count = 0; continue; }
-        if (nonzero > (uint64_t)(SIZE_MAX / 4) / (uint64_t)a.shape[d])
-            return bad("shape too large");
-        nonzero *= (uint64_t)a.shape[d];
-    }
-    if (count) count = nonzero;
-    if (count * 4 != len - off)
-        return linattn_fail(LINATTN_EFORMAT, ".npy: payload is %zu bytes, shape needs %llu",
-                            len - off, (unsigned long long)(count * 4));
-    a.count = (size_t)count;
-    a.data = linattn_malloc(count ? count * sizeof(float) : sizeof(float));
-    if (!a.data) return linattn_fail(LINATTN_ENOMEM, "npy: out of memory for %zu floats", a.count);
-    for (size_t i = 0; i < a.count; i++) {
-        const uint32_t u = le32(b + off + 4 * i);
-        memcpy(&a.data[i], &u, sizeof u);
-    }
+    if ((rc = read_preamble(who, b, len, &hoff, &hlen))) return rc;
+    if (hlen > len - hoff) return bad(who, "truncated header");
+    if ((rc = read_header(who, (const char *)b + hoff, hlen, &a))) return rc;
+    const size_t off = hoff + hlen;
+    if ((rc = check_payload(who, len - off, &a)) || (rc = alloc_data(who, &a))) return rc;
+    from_le(a.data, b + off, a.count);
     *out = a;
     return LINATTN_OK;
+}
+
+/* Read exactly n bytes; EFORMAT with both sizes when the file ends first. */
+static int read_exact(const char *path, FILE *f, void *buf, size_t n)
+{
+    const size_t got = fread(buf, 1, n, f);
+    if (got == n) return LINATTN_OK;
+    if (ferror(f)) return linattn_fail(LINATTN_EIO, "%s: read error: %s", path, strerror(errno));
+    return linattn_fail(LINATTN_EFORMAT, "%s: file ended after %zu of %zu bytes read", path, got,
+                        n);
+}
+
+/* The header is read and checked against the file's size before anything
+ * is allocated for the payload, which is then read straight into the array. */
+static int load_file(const char *path, FILE *f, linattn_array *a)
+{
+    struct stat st;
+    unsigned char pre[12];
+    size_t hoff, hlen;
+    int rc;
+    if (fstat(fileno(f), &st)) return linattn_fail(LINATTN_EIO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return linattn_fail(LINATTN_EIO, "%s: not a regular file", path);
+    const uint64_t size = (uint64_t)st.st_size;
+    const size_t npre = size < sizeof pre ? (size_t)size : sizeof pre;
+    if ((rc = read_exact(path, f, pre, npre)) || (rc = read_preamble(path, pre, npre, &hoff, &hlen)))
+        return rc;
+    if (hlen > size - hoff)
+        return linattn_fail(LINATTN_EFORMAT, "%s: header of %zu bytes, file has %llu after the "
+                            "preamble", path, hlen, (unsigned long long)(size - hoff));
+    char *h = linattn_malloc(hlen ? hlen : 1);
+    if (!h) return linattn_fail(LINATTN_ENOMEM, "%s: needs %zu bytes for the header: out of "
+                                "memory", path, hlen);
+    if (fseek(f, (long)hoff, SEEK_SET))
+        rc = linattn_fail(LINATTN_EIO, "%s: %s", path, strerror(errno));
+    if (!rc) rc = read_exact(path, f, h, hlen);
+    if (!rc) rc = read_header(path, h, hlen, a);
+    free(h);
+    if (!rc) rc = check_payload(path, size - hoff - hlen, a);
+    if (!rc) rc = alloc_data(path, a);
+    if (!rc) rc = read_exact(path, f, a->data, a->count * sizeof(float));
+    if (!rc) from_le(a->data, a->data, a->count);
+    return rc;
 }
 
 int linattn_npy_load(const char *path, linattn_array *out)
@@ -175,29 +265,16 @@ int linattn_npy_load(const char *path, linattn_array *out)
     if (!path) return linattn_fail(LINATTN_ENULL, "npy: path is NULL");
     FILE *f = fopen(path, "rb");
     if (!f) return linattn_fail(LINATTN_EIO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    unsigned char *buf = linattn_malloc(cap);
-    int rc = LINATTN_OK;
-    while (buf) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap) break;
-        unsigned char *nb = cap > SIZE_MAX / 2 ? NULL : linattn_realloc(buf, cap * 2);
-        if (!nb) { free(buf); buf = NULL; break; }
-        buf = nb;
-        cap *= 2;
-    }
-    if (!buf) rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory", path);
-    else if (ferror(f)) rc = linattn_fail(LINATTN_EIO, "%s: read error", path);
+    linattn_array a;
+    memset(&a, 0, sizeof a);
+    int rc = load_file(path, f, &a);
     fclose(f);
-    if (rc) { free(buf); return rc; }
-    rc = linattn_npy_parse(buf, len, out);
-    free(buf);
     if (rc) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "%s", linattn_last_error());
-        linattn_fail(rc, "%s: %s", path, msg);
+        free(a.data);
+        return rc;
     }
-    return rc;
+    *out = a;
+    return LINATTN_OK;
 }
 
 int linattn_npy_save(const char *path, const float *data, int ndim, const int64_t *shape)
@@ -234,8 +311,12 @@ int linattn_npy_save(const char *path, const float *data, int ndim, const int64_
         const unsigned char b[4] = {u & 0xff, (u >> 8) & 0xff, (u >> 16) & 0xff, u >> 24};
         ok = fwrite(b, 1, 4, f) == 4;
     }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) return linattn_fail(LINATTN_EIO, "%s: write error", path);
+    int err = ok ? 0 : errno; /* the first failure's reason (a full disk shows at fclose) */
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        err = errno;
+    }
+    if (!ok) return linattn_fail(LINATTN_EIO, "%s: write error: %s", path, strerror(err));
     return LINATTN_OK;
 }
 

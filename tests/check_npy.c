@@ -1,10 +1,14 @@
 /* linattn tests - the .npy reader and writer, and hostile files. */
 #include <check.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "testutil.h"
+#include "fault.h"
 
 /* Build a .npy image: version, header text (padded), payload of n floats. */
 static size_t image(unsigned char *buf, int version, const char *hdr, size_t nfloat)
@@ -202,6 +206,146 @@ START_TEST(test_roundtrip)
 }
 END_TEST
 
+/* A file of a version 1.0 header for shape, then payload bytes of zeros
+ * (written sparse: only the header is written, the size set by ftruncate);
+ * 0, or -1 if the file system cannot hold a file that large. */
+static int write_claim(const char *path, const char *shape, long long payload)
+{
+    char hdr[128];
+    snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
+    const size_t n = image(buf, 1, hdr, 0);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
+    int rc = fflush(f) || ftruncate(fileno(f), (off_t)(n + payload)) ? -1 : 0;
+    ck_assert_int_eq(fclose(f), 0);
+    return rc;
+}
+
+/* Load under a fault setting, which is switched off again. */
+static int load_with_fault(const char *spec, const char *path, linattn_array *a)
+{
+    ck_assert_int_eq(linattn_test_fault_set(spec), LINATTN_OK);
+    const int rc = linattn_npy_load(path, a);
+    linattn_test_fault_set(NULL);
+    return rc;
+}
+
+static void assert_error_has(const char *what)
+{
+    ck_assert_msg(strstr(linattn_last_error(), what), "'%s' not in '%s'", what,
+                  linattn_last_error());
+}
+
+START_TEST(test_load_checks_size_first)
+{
+    /* The header is checked against the file's size before anything is read
+     * or allocated for the payload: with one allocation allowed (the
+     * header's), a 1 MiB payload where the shape needs 8 bytes, and a shape
+     * that needs 4 GiB with 16 bytes there, are EFORMAT naming both sizes.
+     * The loader used to read the whole file into a growing buffer first
+     * (ENOMEM here; an 8 GiB file was read, then "out of memory"). */
+    char path[] = "/tmp/linattn-npy-XXXXXX";
+    const int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    linattn_array a;
+    ck_assert_int_eq(write_claim(path, "(2,)", 1 << 20), 0);
+    ck_assert_int_eq(load_with_fault("malloc:2+", path, &a), LINATTN_EFORMAT);
+    assert_error_has(path);
+    assert_error_has("payload is 1048576 bytes, shape needs 8");
+    ck_assert_ptr_null(a.data);
+    ck_assert_int_eq(write_claim(path, "(1024, 1024, 1024)", 16), 0);
+    ck_assert_int_eq(load_with_fault("malloc:2+", path, &a), LINATTN_EFORMAT);
+    assert_error_has("payload is 16 bytes, shape needs 4294967296");
+    ck_assert_int_eq(a.ndim, 0);
+    /* a header longer than the file */
+    const size_t n = image(buf, 2, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 1);
+    buf[9] = 0x01; /* header length 256 + 58: longer than the file */
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(load_with_fault("malloc:1+", path, &a), LINATTN_EFORMAT);
+    buf[9] = 0;
+    buf[10] = 0x01; /* header length 65536 + 58: over the limit */
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(load_with_fault("malloc:1+", path, &a), LINATTN_EFORMAT);
+    unlink(path);
+    /* not a regular file */
+    ck_assert_int_eq(linattn_npy_load("/tmp", &a), LINATTN_EIO);
+    assert_error_has("/tmp: ");
+}
+END_TEST
+
+START_TEST(test_load_enomem_names_bytes)
+{
+    /* When the array cannot be allocated, the message names the bytes it
+     * needs, the shape and the file (it used to say "out of memory" only). */
+    char path[] = "/tmp/linattn-npy-XXXXXX";
+    const int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    const int64_t shape[3] = {3, 5, 7};
+    float x[105];
+    tu_fill(x, 105, -1, 1);
+    ck_assert_int_eq(linattn_npy_save(path, x, 3, shape), 0);
+    linattn_array a;
+    int named = 0;
+    for (int n = 1; n < 10; n++) {
+        char spec[16];
+        snprintf(spec, sizeof spec, "malloc:%d", n);
+        const int rc = load_with_fault(spec, path, &a);
+        if (!rc) {
+            linattn_array_free(&a);
+            break;
+        }
+        ck_assert_int_eq(rc, LINATTN_ENOMEM);
+        ck_assert_ptr_null(a.data);
+        assert_error_has(path);
+        named += strstr(linattn_last_error(), ": needs 420 bytes for [3, 5, 7] float32: out of "
+                                              "memory") != NULL;
+    }
+    ck_assert_int_eq(named, 1);
+    /* the same for an image in memory */
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    const size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ck_assert_int_eq(linattn_test_fault_set("malloc:1"), LINATTN_OK);
+    ck_assert_int_eq(linattn_npy_parse(buf, len, &a), LINATTN_ENOMEM);
+    linattn_test_fault_set(NULL);
+    assert_error_has(".npy: needs 420 bytes for [3, 5, 7] float32: out of memory");
+    /* 8 GiB claimed and present (a sparse file), the allocation made to fail:
+     * nothing of the payload is read first */
+    if ((uint64_t)SIZE_MAX / 4 >= 1ull << 31 && sizeof(off_t) >= 8 &&
+        write_claim(path, "(2, 1073741824)", 1ll << 33) == 0) {
+        ck_assert_int_eq(load_with_fault("malloc:2", path, &a), LINATTN_ENOMEM);
+        assert_error_has(": needs 8589934592 bytes for [2, 1073741824] float32: out of memory");
+    }
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_save_names_reason)
+{
+    /* a failed write says why (it used to say "write error" only) */
+    const int64_t shape[1] = {4096};
+    float *x = calloc(4096, sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    if (access("/dev/full", W_OK) == 0) {
+        ck_assert_int_eq(linattn_npy_save("/dev/full", x, 1, shape), LINATTN_EIO);
+        assert_error_has(strerror(ENOSPC));
+    }
+    ck_assert_int_eq(linattn_npy_save("/nonexistent/dir/x.npy", x, 1, shape), LINATTN_EIO);
+    assert_error_has(strerror(ENOENT));
+    free(x);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("npy");
@@ -212,6 +356,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_fuzz_regressions, 0, (int)(sizeof FUZZ / sizeof *FUZZ));
     tcase_add_test(tc, test_empty_arrays);
     tcase_add_test(tc, test_roundtrip);
+    tcase_add_test(tc, test_load_checks_size_first);
+    tcase_add_test(tc, test_load_enomem_names_bytes);
+    tcase_add_test(tc, test_save_names_reason);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,6 +3,7 @@
  * spec/kalman.md (gka, kalman) and spec/ela.md (ela), and causal softmax
  * attention from its definition. */
 #include <check.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -261,6 +262,39 @@ START_TEST(test_run_messages)
     ck_assert_int_eq(sh("grep -q '^linattn-run: ' %s/err", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --chunk 0 2>%s/err", tool(), dir, dir, dir), 2);
     ck_assert_int_eq(sh("grep -q -- '--chunk 0' %s/err", dir), 0);
+}
+END_TEST
+
+/* Outputs: all or none, their directory created with its parents, and
+ * every failure saying why. */
+START_TEST(test_outputs_atomic)
+{
+    save_tiny(0);
+    /* getopt's messages name the tool, not the path it was run by */
+    ck_assert_int_eq(sh("%s --bogus 2>%s/err", tool(), dir), 2);
+    ck_assert_int_eq(sh("head -n 1 %s/err | grep -q '^linattn-run: '", dir), 0);
+    /* --out with missing parents, then again over the outputs written */
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/a/b/c 2>%s/err", tool(), dir, dir, dir), 0);
+    ck_assert_int_eq(sh("test -f %s/a/b/c/o.npy && test -f %s/a/b/c/ht.npy", dir, dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/a/b/c/ 2>%s/err", tool(), dir, dir, dir), 0);
+    ck_assert_int_eq(sh("test \"$(ls -A %s/a/b/c | tr '\\n' ' ')\" = 'ht.npy o.npy '", dir), 0);
+    /* a parent that is a file: the message names it and says why */
+    ck_assert_int_eq(sh("touch %s/f", dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/f/x/y 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q '%s/f: %s' %s/err", dir, strerror(ENOTDIR), dir), 0);
+    /* an output directory that cannot be written (root writes anyway) */
+    if (geteuid() != 0) {
+        ck_assert_int_eq(sh("mkdir %s/ro && chmod 555 %s/ro", dir, dir), 0);
+        ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/ro 2>%s/err", tool(), dir, dir, dir), 1);
+        ck_assert_int_eq(sh("grep -q '%s' %s/err", strerror(EACCES), dir), 0);
+        ck_assert_int_eq(sh("test \"$(ls -A %s/ro)\" = ''", dir), 0);
+    }
+    /* the second output cannot be written (a directory has its name): no
+     * o.npy, no temporary file left */
+    ck_assert_int_eq(sh("mkdir -p %s/o5/ht.npy", dir), 0);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o5 2>%s/err", tool(), dir, dir, dir), 1);
+    ck_assert_int_eq(sh("grep -q 'ht.npy: %s' %s/err", strerror(EISDIR), dir), 0);
+    ck_assert_int_eq(sh("test \"$(ls -A %s/o5)\" = ht.npy", dir), 0);
 }
 END_TEST
 
@@ -962,6 +996,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_run_rejects);
     tcase_add_test(tc, test_run_unknown_files);
     tcase_add_test(tc, test_run_messages);
+    tcase_add_test(tc, test_outputs_atomic);
     tcase_add_loop_test(tc, test_gka_matches_float64, 0, one ? 1 : NGKA);
     tcase_add_test(tc, test_gka_rejects);
     tcase_add_test(tc, test_kalman_matches_float64);

@@ -479,6 +479,7 @@ static int run_context(const opts *o)
 int main(int argc, char **argv)
 {
     opts o;
+    tool_progname(argc, argv, PROG);
     parse(argc, argv, &o);
     resolve_isas(&o.isas);
     linattn_ctx *probe = make_ctx("cpu", NULL, o.threads);

@@ -351,20 +351,16 @@ static int alloc_outputs(const linattn_op_info *op, linattn_op_args *oa, float *
     return 0;
 }
 
+/* All outputs or none (see tool_save_outputs). */
 static int save_outputs(const linattn_op_info *op, const linattn_op_args *oa, const char *dir)
 {
-    const char *names[LINATTN_OP_MAX_TENSORS];
-    const float *data[LINATTN_OP_MAX_TENSORS];
-    int ndim[LINATTN_OP_MAX_TENSORS], n = 0;
-    const int64_t *shape[LINATTN_OP_MAX_TENSORS];
-    for (int i = 0; i < op->ntensors; i++) {
-        if (!written(&op->tensors[i])) continue;
-        names[n] = op->tensors[i].name;
-        data[n] = oa->t[i].data;
-        ndim[n] = oa->t[i].ndim;
-        shape[n++] = oa->t[i].shape;
-    }
-    return tool_save_outputs(PROG, dir, n, names, data, ndim, shape);
+    tool_output o[LINATTN_OP_MAX_TENSORS];
+    int n = 0;
+    for (int i = 0; i < op->ntensors; i++)
+        if (written(&op->tensors[i]))
+            o[n++] = (tool_output){op->tensors[i].name, oa->t[i].data, oa->t[i].ndim,
+                                   oa->t[i].shape};
+    return tool_save_outputs(PROG, dir, o, n);
 }
 
 /* ---- running ---------------------------------------------------------------- */
@@ -402,6 +398,7 @@ int main(int argc, char **argv)
 {
     args a;
     linattn_op_args oa;
+    tool_progname(argc, argv, PROG);
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
     const linattn_op_info *op = forward_of(a.opname);

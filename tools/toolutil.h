@@ -10,6 +10,10 @@ void tool_error(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Call first in main: getopt's messages name argv[0] (glibc and musl; BSD
+ * uses the basename), which may be a full path or a libtool wrapper's
+ * lt-NAME: make it prog. */
+void tool_progname(int argc, char **argv, const char *prog);
 /* Strict number parsing: the whole string must be a number in range. */
 int tool_parse_int(const char *s, long lo, long hi, long *out);
 int tool_parse_float(const char *s, float *out);
@@ -19,14 +23,22 @@ int tool_parse_backend(const char *s, linattn_backend *out);
 int tool_parse_algo(const char *s, linattn_algo *out);
 /* dir/name.npy into buf; returns 0 if it fits. */
 int tool_npy_path(char *buf, size_t cap, const char *dir, const char *name);
-/* Create a directory if it does not exist; 0 on success. */
-int tool_mkdir(const char *dir);
+/* Create a directory and its missing parents (mkdir -p, mode 0777 & umask);
+ * 0, or -1 with "prog: cannot create DIR: PART: reason" printed. */
+int tool_mkdir(const char *prog, const char *dir);
+/* One output array, written as dir/name.npy. */
+typedef struct tool_output {
+    const char *name;
+    const float *data;
+    int ndim;
+    const int64_t *shape;
+} tool_output;
+/* Write all n outputs or none: create dir (tool_mkdir), write each under a
+ * temporary name in dir, and rename them to dir/name.npy only once every
+ * write succeeded; on failure the temporaries are removed and the reason
+ * printed.  0 or -1. */
+int tool_save_outputs(const char *prog, const char *dir, const tool_output *outs, int n);
 /* Does the file exist? */
 int tool_exists(const char *path);
-
-/* Write n arrays as dir/<names[i]>.npy (dir created); 0, or -1 with the
- * message printed as "prog: ...". */
-int tool_save_outputs(const char *prog, const char *dir, int n, const char *const *names,
-                      const float *const *data, const int *ndim, const int64_t *const *shape);
 
 #endif
