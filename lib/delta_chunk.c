@@ -1,4 +1,4 @@
-/* linattn - chunkwise delta-rule form (spec/delta.md, "The chunkwise form").
+/* linattn - chunkwise delta-rule form (the math is in linattn_gdn(3)).
  *
  * One job = one (sequence, head, block of n value columns).  Inside a chunk
  * of c <= C tokens the c rank-1 writes become one block write (WY form):

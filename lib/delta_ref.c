@@ -1,5 +1,5 @@
 /* linattn - reference delta-rule recurrence (the oracle).
- * Plain C, state and sums in double, written as the spec states it:
+ * Plain C, state and sums in double, written as linattn_gdn(3) states it:
  * decay, delta write, read after the write. */
 #include <math.h>
 #include "internal.h"

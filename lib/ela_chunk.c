@@ -1,4 +1,4 @@
-/* linattn - chunkwise ela (spec/ela.md 2.6, 2.7) for one (sequence, head).
+/* linattn - chunkwise ela (linattn_ela(3), IMPLEMENTATION) for one (sequence, head).
  * With Phi, Psi [c,F] the features of a chunk's c rows, V_c its values,
  * M the lower triangle (diagonal included) and (S, z) the state entering it:
  *   A = (Phi Psi^T) o M,  Y = (Phi S + A V_c) / max(Phi z + A 1, 1e-8)

@@ -1,4 +1,4 @@
-/* linattn - the feature maps of ela (spec/ela.md 2.2) in float, shared by
+/* linattn - the feature maps of ela (linattn_ela(3)) in float, shared by
  * the recurrent kernels (compiled per ISA) and the chunk form.  x is the
  * scaled query or key (K floats), f receives F floats.  The safe exp form
  * (2.7) shifts by the running key maximum and is written out where used. */

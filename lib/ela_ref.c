@@ -1,5 +1,5 @@
 /* linattn - reference ela (the oracle): double state and sums, written as
- * spec/ela.md 2.1, 2.2, 2.5 and 2.7 state it.  The safe exp form keeps S, z
+ * linattn_ela(3) states it.  The safe exp form keeps S, z
  * shifted by the running key maximum c exactly as the float kernels do, so
  * that the state it returns means the same; the plain form does not shift. */
 #include <math.h>

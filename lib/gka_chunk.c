@@ -1,4 +1,4 @@
-/* linattn - chunkwise gka (spec/kalman.md A.3) for one (sequence, head):
+/* linattn - chunkwise gka (linattn_gka(3), IMPLEMENTATION) for one (sequence, head):
  * the Chebyshev iteration runs on all c <= C tokens of a chunk at once, as
  * matrix products through cblas.  With rows r, s of the chunk,
  * G = cumsum(g), D_rs = exp(G_r - G_s) (s <= r), Kh = diag(beta) K,

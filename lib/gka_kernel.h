@@ -1,4 +1,4 @@
-/* linattn - the gka recurrence in float (spec/kalman.md A.1-A.2), as a
+/* linattn - the gka recurrence in float (linattn_gka(3)), as a
  * function body compiled once per ISA: lib/gka_rec.c (portable) and
  * simd/<isa>/gka_<isa>.c include this file with GKA_KERNEL_NAME set and
  * their own -m flags, and the compiler vectorises the loops.  Every loop

@@ -1,5 +1,5 @@
 /* linattn - reference gka recurrence (the oracle): double state and sums,
- * written as spec/kalman.md A.1-A.2 states it. */
+ * written as linattn_gka(3) states it. */
 #include <math.h>
 #include "internal.h"
 

@@ -281,7 +281,7 @@ static void sum_job(void *arg, int64_t unit, int thread)
 }
 
 /* (lam, eta) through a piece's map: lam = (P11 lam + P12) / (P21 lam + P22),
- * eta = (q1 lam + q2 + s eta) / (P21 lam + P22)   (spec B.3(c)). */
+ * eta = (q1 lam + q2 + s eta) / (P21 lam + P22)   (linattn_kalman(3)). */
 static void apply_map(const float *m, int n, int S, float *lam, float *eta)
 {
     const size_t sz = (size_t)S * BLK;

@@ -1,4 +1,4 @@
-/* linattn - the kalman filter in float (spec/kalman.md B.2, B.3(c)) as
+/* linattn - the kalman filter in float (linattn_kalman(3)) as
  * function bodies compiled once per ISA.  The includer defines the names
  * (KALMAN_REC_NAME, KALMAN_SUM_NAME) and a small vector layer:
  *

@@ -1,4 +1,4 @@
-/* linattn - the kalman filter in double (spec/kalman.md B.2): the oracle
+/* linattn - the kalman filter in double (linattn_kalman(3)): the oracle
  * the float kernels are tested against.  Same job as the kernels, same
  * floors (see kernels.h); every lane is carried in double for the whole
  * job and the outputs are rounded once. */

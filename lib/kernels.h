@@ -57,7 +57,7 @@ void linattn_delta_rec_avx2(const linattn_delta_rec_job *job);
 void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
 void linattn_delta_rec_neon(const linattn_delta_rec_job *job);
 
-/* One job of the gka recurrence (spec/kalman.md A.1-A.2): one (sequence,
+/* One job of the gka recurrence (linattn_gka(3)): one (sequence,
  * head) over T tokens.  Pointers are offset to token 0 of the sequence and
  * head; strides as for the delta family.  Hs [K*K] and Us [K*V] are the
  * state, updated in place.  omega[n] (n < iters) is the Chebyshev schedule.
@@ -78,7 +78,7 @@ void linattn_gka_rec_avx2(const linattn_gka_job *job);
 void linattn_gka_rec_avx512(const linattn_gka_job *job);
 void linattn_gka_rec_neon(const linattn_gka_job *job);
 
-/* One job of the kalman filter (spec/kalman.md B.2): one sequence and a
+/* One job of the kalman filter (linattn_kalman(3)): one sequence and a
  * block of n channels with their S lanes each, over T tokens.
  *
  *   v[t*sm + c], lv[t*sm + c]    c < n   observation, its precision
@@ -110,7 +110,7 @@ typedef struct linattn_kalman_job {
 
 typedef void (*linattn_kalman_rec_fn)(const linattn_kalman_job *job);
 /* The scan form's first pass: the composed map of the job's T tokens for
- * each lane, seven numbers (P11 P12 P21 P22 q1 q2 s, spec B.3(c), trace
+ * each lane, seven numbers (P11 P12 P21 P22 q1 q2 s, see linattn_kalman(3), trace
  * normalised) as sum[(i*S + s)*LINATTN_KALMAN_BLOCK + c], i < 7; lam and
  * eta are not touched. */
 typedef void (*linattn_kalman_sum_fn)(const linattn_kalman_job *job, float *sum);
@@ -123,7 +123,7 @@ void linattn_kalman_sum_portable(const linattn_kalman_job *job, float *sum);
 void linattn_kalman_sum_avx2(const linattn_kalman_job *job, float *sum);
 void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);
 void linattn_kalman_sum_neon(const linattn_kalman_job *job, float *sum);
-/* One job of ela (spec/ela.md 2.1-2.7): one (sequence, head) over T tokens.
+/* One job of ela (linattn_ela(3)): one (sequence, head) over T tokens.
  * Pointers are offset to token 0 of the sequence and head; strides as for
  * the delta family.  S [F*V] (row d = feature d), z [F] are the state,
  * updated in place; with safe (the exp map with the running max shift) they

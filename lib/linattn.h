@@ -1,9 +1,9 @@
 /* linattn - portable linear-attention operators.
  *
- * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview and
+ * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview,
  * linattn_gdn(3) for the delta-rule family (gdn, kla, gla), linattn_gka(3),
- * linattn_ela(3).
- * linattn_softmax(3) for softmax attention with a KV cache.
+ * linattn_kalman(3), linattn_ela(3), linattn_softmax(3) for softmax attention
+ * with a KV cache, and linattn_opencl(3) for buffers and OpenCL devices.
  *
  * Conventions
  *   - float32 everywhere, C order, sequence-first layout:
@@ -246,7 +246,7 @@ int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
 
 /* ---- Gated KalmaNet: gka (linattn_gka(3)) ------------------------------ */
 
-/* Per token (spec/kalman.md part A):  kh = beta k, vh = beta v,
+/* Per token (linattn_gka(3)):  kh = beta k, vh = beta v,
  *   H = exp(g) H + kh kh^T  [K,K];   U = exp(g) U + kh vh^T  [K,V]
  *   x ~ (H + ridge |H|_F I)^-1 q  by `iters` Chebyshev steps
  *   o = scale U^T ((1 - alpha) q + alpha x)
@@ -287,8 +287,8 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,
 /* ---- Kalman linear attention: kalman (linattn_kalman(3)) --------------- */
 
 /* M channels x S states = M*S lanes, each an independent scalar Kalman
- * filter in information form (precision lam, information eta); spec
- * kalman.md part B.  S is at most LINATTN_KALMAN_MAX_STATES. */
+ * filter in information form (precision lam, information eta);
+ * linattn_kalman(3).  S is at most LINATTN_KALMAN_MAX_STATES. */
 #define LINATTN_KALMAN_MAX_STATES 256
 
 typedef struct linattn_kalman_opts {

@@ -2,7 +2,7 @@
  *
  * Built once per (K, V, CH, BV) with -D K=.. -D V=.. -D CH=.. (CH <= 64, chunk
  * size) -D BV=.. (columns per group of the sequential kernels); work-groups are WG = 256 work-items.  The chunkwise form of
- * spec/delta.md runs in three kernels per window of chunks:
+ * linattn_gdn(3) runs in three kernels per window of chunks:
  *   delta_prep   one group per (chunk, head): G = cumsum(g), M = (Q K^T) o D,
  *                T = (I + A)^-1 with A = strict_lower(diag(beta) K K^T o D),
  *                W = T diag(beta e^G) K,  U = T diag(beta) V   (gla: U = V)

@@ -1,5 +1,5 @@
 /* linattn - OpenCL C 1.2 kernel of exact (feature-map) linear attention
- * (ela), spec/ela.md 2.1-2.7: the token recurrence, one work-group of WG
+ * (ela), linattn_ela(3): the token recurrence, one work-group of WG
  * work-items per (sequence, head); work-item j owns value columns
  * j, j + WG, ... of S (in device memory); z, c and the features live in
  * local memory.  Built per (K, V).  Every barrier is in the kernel body and

@@ -1,4 +1,4 @@
-/* linattn - OpenCL C 1.2 kernel of Gated KalmaNet (gka), spec/kalman.md
+/* linattn - OpenCL C 1.2 kernel of Gated KalmaNet (gka), linattn_gka(3)
  * A.1-A.2: the token recurrence with the state in device memory, one
  * work-group of WG work-items per (sequence, head).  Built per (K, V).
  * Every barrier is in the kernel body and unconditional (see README.md). */
@@ -47,7 +47,7 @@ void gka_seq(__global const long *stab, __global const float *q, __global const 
         }
         barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
         const float f = sqrt(red[0]);
-        const int zero = f < 1e-30f; /* spec A.6: x = 0 */
+        const int zero = f < 1e-30f; /* zero Hessian: x = 0 */
         const float lam = ridge * f, tau = zero ? 0.0f : 2.0f / ((1.0f + 2.0f * ridge) * f);
         for (int i = lid; i < K; i += WG) {
             lxp[i] = 0.0f;

@@ -1,5 +1,5 @@
 /* linattn - OpenCL C 1.2 kernels of Kalman linear attention (kalman),
- * spec/kalman.md B.2-B.3.  Built per S (passed as K).  No barriers, no
+ * linattn_kalman(3).  Built per S (passed as K).  No barriers, no
  * local memory: every work-item is independent.
  *
  * Time is cut into pieces (one piece per sequence: the plain recurrence).

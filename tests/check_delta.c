@@ -1,5 +1,5 @@
 /* linattn tests - the delta-rule family (gdn, kla, gla) against the double
- * reference, and the properties of spec/delta.md that need no oracle. */
+ * reference, and the properties of linattn_gdn(3) that need no oracle. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>

@@ -188,7 +188,7 @@ START_TEST(test_vs_reference)
 }
 END_TEST
 
-/* the kernel k(a, b) of each map, from its definition (spec 2.2), in double */
+/* the kernel k(a, b) of each map, from its definition (linattn_ela(3)), in double */
 static double kern(int f, const float *qa, const float *kb, int K, double off)
 {
     double s = 0.0, t;
@@ -231,7 +231,7 @@ static void quadratic(const prob *p, int bidir, double off, float *y)
 }
 
 /* the reference, both CPU forms and OpenCL against the quadratic masked form
- * (spec 2.3: exact up to rounding), on lengths around the chunk size */
+ * (the decomposition is exact up to rounding), on lengths around the chunk size */
 START_TEST(test_quadratic)
 {
     static const int64_t Ts[] = {1, 40, 130};
@@ -269,7 +269,7 @@ START_TEST(test_quadratic)
 }
 END_TEST
 
-/* spec 2.7: the safe exp form equals the plain one; where the plain form
+/* linattn_ela(3): the safe exp form equals the plain one; where the plain form
  * overflows in float (q, k around 60: e^(q+k) > FLT_MAX) the safe form
  * still equals the quadratic form (computed in double) */
 START_TEST(test_safe_is_plain)

@@ -134,7 +134,7 @@ START_TEST(test_vs_reference)
 END_TEST
 
 /* the chunk form for chunk sizes around the sequence length, against the
- * recurrence (spec A.3: they agree to float rounding) */
+ * recurrence (linattn_gka(3): they agree to float rounding) */
 START_TEST(test_chunk_sizes)
 {
     static const int sizes[] = {1, 7, 16, 64, 100, 200};
@@ -239,7 +239,7 @@ START_TEST(test_split_step_threads)
 }
 END_TEST
 
-/* spec A.1: with alpha = 0 gka is gla on the keys and values scaled by beta */
+/* with alpha = 0 gka is gla on the keys and values scaled by beta */
 START_TEST(test_alpha0_is_gla)
 {
     const int64_t T = 50, H = 2, K = 32, V = 40;
@@ -275,7 +275,7 @@ END_TEST
 /* The solve against a direct Cholesky solve (double, written here) of the
  * same system, one token at a time on the state the reference returns:
  * with iters = 80 the output matches to 1e-4; at 30 the solution's error in
- * the A-norm stays within the Chebyshev bound of spec A.2 (3.2e-4 at
+ * the A-norm stays within the Chebyshev bound of linattn_gka(3) (3.2e-4 at
  * a = 0.02), measured on the test's own double iterate, which the library's
  * output must also match. */
 static void cholesky_solve(const double *A, int n, const double *b, double *x, double *L)
@@ -390,7 +390,7 @@ START_TEST(test_solve_accuracy)
 }
 END_TEST
 
-/* spec A.6: all-zero keys leave H = 0; x = 0 and the output is finite */
+/* all-zero keys leave H = 0; x = 0 and the output is finite */
 START_TEST(test_zero_keys)
 {
     const int64_t T = 5, H = 1, K = 16, V = 8;

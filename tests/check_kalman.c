@@ -142,7 +142,7 @@ static const setting SETTINGS[] = {
     {1, 65, 35, 16, 0.1, 0.3, 0.5, 1, 0},          /* fast decay, big noise */
     {2, 130, 17, 5, 0.9, 0.9999, 1e-8, 1e-7, 1},   /* slow decay, tiny noise */
     {1, 1000, 64, 16, 0.1, 0.9999, 1e-8, 1, 1},    /* the whole range */
-    {1, 8192, 8, 16, 0.9999, 0.9999, 1e-8, 1e-8, 0}, /* the spec's worst case */
+    {1, 8192, 8, 16, 0.9999, 0.9999, 1e-8, 1e-8, 0}, /* the worst case linattn_kalman(3) names */
     {1, 8192, 3, 16, 0.1, 0.9999, 1e-8, 1, 1},
     {1, 300, 9, 64, 0.5, 0.99, 1e-4, 1e-2, 1},
 };
@@ -353,7 +353,7 @@ START_TEST(test_packed)
 END_TEST
 
 /* Noise 0 (floored at 1e-12): the precision follows the linear recurrence
- * lam_t = lam_{t-1} / a^2 + phi_t (spec B.2), computed here in double. */
+ * lam_t = lam_{t-1} / a^2 + phi_t (linattn_kalman(3)), computed here in double. */
 START_TEST(test_linear_limit)
 {
     const int64_t T = 60, M = 19, S = 16;

@@ -1,6 +1,6 @@
 /* linattn tests - linattn-run end to end: .npy in, .npy out, against
- * independent float64 recurrences written here from spec/delta.md,
- * spec/kalman.md (gka, kalman) and spec/ela.md (ela), and causal softmax
+ * independent float64 recurrences written here from linattn_gdn(3),
+ * linattn_gka(3), linattn_kalman(3) and linattn_ela(3), and causal softmax
  * attention from its definition. */
 #include <check.h>
 #include <errno.h>
@@ -298,7 +298,7 @@ START_TEST(test_outputs_atomic)
 }
 END_TEST
 
-/* ---- gka (Gated KalmaNet), from spec/kalman.md A.1, A.2 and A.6 ---------- */
+/* ---- gka (Gated KalmaNet), as linattn_gka(3) states it --------------- */
 
 typedef struct gka_case {
     int64_t B, T, H, K, V;
@@ -543,7 +543,7 @@ START_TEST(test_gka_rejects)
 END_TEST
 
 
-/* ---- kalman (Kalman linear attention), from spec/kalman.md B.2 ----------- */
+/* ---- kalman (Kalman linear attention), as linattn_kalman(3) states it --- */
 
 /* The information-form filter of every lane in double, written from the
  * spec: outputs y, yvar [B,T,M] and the final state [B,M,S]. */
@@ -630,7 +630,7 @@ START_TEST(test_kalman_matches_float64)
 }
 END_TEST
 
-/* ---- ela (exact linear attention), from spec/ela.md section 2 ------------ */
+/* ---- ela (exact linear attention), as linattn_ela(3) states it ------------ */
 
 typedef struct ela_case {
     const char *feature; /* --feature value */

@@ -83,13 +83,13 @@ static void usage(FILE *f)
 #define OP_KALMAN 4
 #define OP_ELA 5
 #define OP_SOFTMAX 6
-#define KALMAN_FLOPS 10.0 /* per lane and token, besides 2 reciprocals (spec B.3) */
+#define KALMAN_FLOPS 10.0 /* per lane and token, besides 2 reciprocals (linattn_kalman(3)) */
 #define KALMAN_BYTES 16.0 /* per lane and decode step: lam and eta read and written */
 #define GKA_ITERS 30 /* the default of linattn_gka_opts */
 
 /* flops per token and head: gdn/kla 6KV (two passes), gla 4KV (the
  * minimal counts, whatever the form); gka 2((iters + 2)K^2 + 2KV) for the
- * recurrence (A.1) and, for its chunk form, spec A.3's count
+ * recurrence (A.1) and, for its chunk form, the count of its matrix products
  * 2(iters(K^2 + 2CK) + K^2 + CK + C^2 + 2KV + CK + CV) with C = 64 */
 static double flops_per_token(const char *op, const char *algo, long K, long V, long T)
 {
