@@ -3,8 +3,12 @@
  * shapes, which are outputs, which come in pairs), and the same mutations
  * are walked over every tensor on every backend.  Each bad argument must
  * give its own status code, a message naming the argument, and leave every
- * output as it was; then the NaN/Inf policy of linattn(3) is checked. */
+ * output as it was; then the NaN/Inf policy of linattn(3) is checked, and
+ * the value ranges: a bad value in any ranged input (a slot's rg) on every
+ * backend, device buffers included, is LINATTN_ERANGE naming it and its
+ * index, with every output untouched; the ends of a closed range pass. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,11 +26,21 @@ static const int64_t DIM[NDIMS] = {2, 5, 2, 4, 3, 5, 4, 4, 1};
 enum { IN = 0, OUT = 1 };
 enum { REQ = 0, OPT = 1, PAIR = 2 }; /* PAIR: optional, both of a pair or neither */
 
+/* Value ranges of linattn(3): none, log-decay (finite, <= 0), write
+ * strength [0, 2], finite, [0, 1], (0, 1), finite >= 0, finite > 0. */
+enum { R_NONE, R_LOGDECAY, R_STEP, R_FINITE, R_UNIT, R_OPEN_UNIT, R_NONNEG, R_POS, NR };
+static const struct { float lo, hi; int lo_open, hi_open; } RANGE[NR] = {
+    [R_LOGDECAY] = {-FLT_MAX, 0, 0, 0}, [R_STEP] = {0, 2, 0, 0},
+    [R_FINITE] = {-FLT_MAX, FLT_MAX, 0, 0}, [R_UNIT] = {0, 1, 0, 0},
+    [R_OPEN_UNIT] = {0, 1, 1, 1}, [R_NONNEG] = {0, FLT_MAX, 0, 0}, [R_POS] = {0, FLT_MAX, 1, 0},
+};
+
 typedef struct slot {
     const char *name;
     int nd, dims[4];
     int io, need;
     float lo, hi; /* fill of an input */
+    int rg;       /* its value range (R_NONE: unchecked) */
 } slot;
 
 typedef struct spec {
@@ -53,6 +67,30 @@ static int c_gdn_step(linattn_ctx *c, linattn_tensor *t)
     linattn_delta_step_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .beta = t[4],
                                 .state = t[5], .o = t[6]};
     return linattn_delta_step(c, LINATTN_OP_GDN, &io, NULL);
+}
+static int c_kla(linattn_ctx *c, linattn_tensor *t)
+{
+    linattn_delta_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .beta = t[4], .h0 = t[5],
+                           .o = t[6], .ht = t[7], .cu_seqlens = g_cu, .n_seqs = g_nseq};
+    return linattn_kla_forward(c, &io, NULL);
+}
+static int c_kla_step(linattn_ctx *c, linattn_tensor *t)
+{
+    linattn_delta_step_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .beta = t[4],
+                                .state = t[5], .o = t[6]};
+    return linattn_kla_step(c, &io, NULL);
+}
+static int c_gla(linattn_ctx *c, linattn_tensor *t)
+{
+    linattn_delta_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .h0 = t[4], .o = t[5],
+                           .ht = t[6], .cu_seqlens = g_cu, .n_seqs = g_nseq};
+    return linattn_gla_forward(c, &io, NULL);
+}
+static int c_gla_step(linattn_ctx *c, linattn_tensor *t)
+{
+    linattn_delta_step_io io = {.q = t[0], .k = t[1], .v = t[2], .g = t[3], .state = t[4],
+                                .o = t[5]};
+    return linattn_gla_step(c, &io, NULL);
 }
 static int c_gka(linattn_ctx *c, linattn_tensor *t)
 {
@@ -123,63 +161,85 @@ static int c_softmax_step(linattn_ctx *c, linattn_tensor *t)
     return rc;
 }
 
-#define QKV4 {"q", 4, {DB, DT, DH, DK}, IN, REQ, -1, 1}, {"k", 4, {DB, DT, DH, DK}, IN, REQ, -1, 1}, \
-             {"v", 4, {DB, DT, DH, DV}, IN, REQ, -1, 1}
-#define QKV3 {"q", 3, {DB, DH, DK}, IN, REQ, -1, 1}, {"k", 3, {DB, DH, DK}, IN, REQ, -1, 1}, \
-             {"v", 3, {DB, DH, DV}, IN, REQ, -1, 1}
+#define QKV4 {"q", 4, {DB, DT, DH, DK}, IN, REQ, -1, 1, R_NONE}, \
+             {"k", 4, {DB, DT, DH, DK}, IN, REQ, -1, 1, R_NONE}, \
+             {"v", 4, {DB, DT, DH, DV}, IN, REQ, -1, 1, R_NONE}
+#define QKV3 {"q", 3, {DB, DH, DK}, IN, REQ, -1, 1, R_NONE}, \
+             {"k", 3, {DB, DH, DK}, IN, REQ, -1, 1, R_NONE}, \
+             {"v", 3, {DB, DH, DV}, IN, REQ, -1, 1, R_NONE}
 
 static const spec SPECS[] = {
-    {"gdn forward", 8, {QKV4, {"g", 3, {DB, DT, DH}, IN, OPT, -1, 0},
-                        {"beta", 3, {DB, DT, DH}, IN, REQ, 0, 1},
-                        {"h0", 4, {DB, DH, DK, DV}, IN, OPT, -1, 1},
-                        {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0},
-                        {"ht", 4, {DB, DH, DK, DV}, OUT, OPT, 0, 0}}, c_gdn},
-    {"gdn step", 7, {QKV3, {"g", 2, {DB, DH}, IN, OPT, -1, 0}, {"beta", 2, {DB, DH}, IN, REQ, 0, 1},
-                     {"state", 4, {DB, DH, DK, DV}, OUT, REQ, -1, 1},
-                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0}}, c_gdn_step},
-    {"gka forward", 11, {QKV4, {"g", 3, {DB, DT, DH}, IN, OPT, -1, 0},
-                         {"beta", 3, {DB, DT, DH}, IN, OPT, 0, 1},
-                         {"alpha", 3, {DB, DT, DH}, IN, OPT, 0, 1},
-                         {"h0_kk", 4, {DB, DH, DK, DK}, IN, PAIR, 0, 1},
-                         {"h0_kv", 4, {DB, DH, DK, DV}, IN, PAIR, -1, 1},
-                         {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0},
-                         {"ht_kk", 4, {DB, DH, DK, DK}, OUT, PAIR, 0, 0},
-                         {"ht_kv", 4, {DB, DH, DK, DV}, OUT, PAIR, 0, 0}}, c_gka},
-    {"gka step", 9, {QKV3, {"g", 2, {DB, DH}, IN, OPT, -1, 0}, {"beta", 2, {DB, DH}, IN, OPT, 0, 1},
-                     {"alpha", 2, {DB, DH}, IN, OPT, 0, 1},
-                     {"state_kk", 4, {DB, DH, DK, DK}, OUT, REQ, 0, 1},
-                     {"state_kv", 4, {DB, DH, DK, DV}, OUT, REQ, -1, 1},
-                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0}}, c_gka_step},
-    {"kalman forward", 12, {{"v", 3, {DB, DT, DM}, IN, REQ, -1, 1},
-                            {"lam_v", 3, {DB, DT, DM}, IN, REQ, 0.5f, 2},
-                            {"k", 3, {DB, DT, DS}, IN, REQ, -1, 1},
-                            {"q", 3, {DB, DT, DS}, IN, REQ, -1, 1},
-                            {"decay", 2, {DM, DS}, IN, REQ, 0.5f, 0.99f},
-                            {"noise", 2, {DM, DS}, IN, REQ, 0.001f, 0.1f},
-                            {"lam0", 3, {DB, DM, DS}, IN, PAIR, 0.5f, 2},
-                            {"eta0", 3, {DB, DM, DS}, IN, PAIR, -1, 1},
-                            {"y", 3, {DB, DT, DM}, OUT, REQ, 0, 0},
-                            {"yvar", 3, {DB, DT, DM}, OUT, OPT, 0, 0},
-                            {"lamT", 3, {DB, DM, DS}, OUT, PAIR, 0, 0},
-                            {"etaT", 3, {DB, DM, DS}, OUT, PAIR, 0, 0}}, c_kalman},
-    {"kalman step", 10, {{"v", 2, {DB, DM}, IN, REQ, -1, 1}, {"lam_v", 2, {DB, DM}, IN, REQ, 0.5f, 2},
-                         {"k", 2, {DB, DS}, IN, REQ, -1, 1}, {"q", 2, {DB, DS}, IN, REQ, -1, 1},
-                         {"decay", 2, {DM, DS}, IN, REQ, 0.5f, 0.99f},
-                         {"noise", 2, {DM, DS}, IN, REQ, 0.001f, 0.1f},
-                         {"state_lam", 3, {DB, DM, DS}, OUT, REQ, 0.5f, 2},
-                         {"state_eta", 3, {DB, DM, DS}, OUT, REQ, -1, 1},
-                         {"y", 2, {DB, DM}, OUT, REQ, 0, 0},
-                         {"yvar", 2, {DB, DM}, OUT, OPT, 0, 0}}, c_kalman_step},
-    {"ela forward", 8, {QKV4, {"s0", 4, {DB, DH, DF, DV}, IN, PAIR, 0, 1},
-                        {"z0", 3, {DB, DH, DF}, IN, PAIR, 1, 2},
-                        {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0},
-                        {"st", 4, {DB, DH, DF, DV}, OUT, PAIR, 0, 0},
-                        {"zt", 3, {DB, DH, DF}, OUT, PAIR, 0, 0}}, c_ela},
-    {"ela step", 6, {QKV3, {"state_s", 4, {DB, DH, DF, DV}, OUT, REQ, 0, 1},
-                     {"state_z", 3, {DB, DH, DF}, OUT, REQ, 1, 2},
-                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0}}, c_ela_step},
-    {"softmax forward", 4, {QKV4, {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0}}, c_softmax},
-    {"softmax step", 4, {QKV3, {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0}}, c_softmax_step},
+    {"gdn forward", 8, {QKV4, {"g", 3, {DB, DT, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                        {"beta", 3, {DB, DT, DH}, IN, REQ, 0, 1, R_STEP},
+                        {"h0", 4, {DB, DH, DK, DV}, IN, OPT, -1, 1, R_NONE},
+                        {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0, R_NONE},
+                        {"ht", 4, {DB, DH, DK, DV}, OUT, OPT, 0, 0, R_NONE}}, c_gdn},
+    {"gdn step", 7, {QKV3, {"g", 2, {DB, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                     {"beta", 2, {DB, DH}, IN, REQ, 0, 1, R_STEP},
+                     {"state", 4, {DB, DH, DK, DV}, OUT, REQ, -1, 1, R_NONE},
+                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_gdn_step},
+    {"kla forward", 8, {QKV4, {"g", 3, {DB, DT, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                        {"eta", 3, {DB, DT, DH}, IN, REQ, 0, 1, R_STEP},
+                        {"h0", 4, {DB, DH, DK, DV}, IN, OPT, -1, 1, R_NONE},
+                        {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0, R_NONE},
+                        {"ht", 4, {DB, DH, DK, DV}, OUT, OPT, 0, 0, R_NONE}}, c_kla},
+    {"kla step", 7, {QKV3, {"g", 2, {DB, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                     {"eta", 2, {DB, DH}, IN, REQ, 0, 1, R_STEP},
+                     {"state", 4, {DB, DH, DK, DV}, OUT, REQ, -1, 1, R_NONE},
+                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_kla_step},
+    {"gla forward", 7, {QKV4, {"g", 3, {DB, DT, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                        {"h0", 4, {DB, DH, DK, DV}, IN, OPT, -1, 1, R_NONE},
+                        {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0, R_NONE},
+                        {"ht", 4, {DB, DH, DK, DV}, OUT, OPT, 0, 0, R_NONE}}, c_gla},
+    {"gla step", 6, {QKV3, {"g", 2, {DB, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                     {"state", 4, {DB, DH, DK, DV}, OUT, REQ, -1, 1, R_NONE},
+                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_gla_step},
+    {"gka forward", 11, {QKV4, {"g", 3, {DB, DT, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                         {"beta", 3, {DB, DT, DH}, IN, OPT, 0, 1, R_FINITE},
+                         {"alpha", 3, {DB, DT, DH}, IN, OPT, 0, 1, R_UNIT},
+                         {"h0_kk", 4, {DB, DH, DK, DK}, IN, PAIR, 0, 1, R_NONE},
+                         {"h0_kv", 4, {DB, DH, DK, DV}, IN, PAIR, -1, 1, R_NONE},
+                         {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0, R_NONE},
+                         {"ht_kk", 4, {DB, DH, DK, DK}, OUT, PAIR, 0, 0, R_NONE},
+                         {"ht_kv", 4, {DB, DH, DK, DV}, OUT, PAIR, 0, 0, R_NONE}}, c_gka},
+    {"gka step", 9, {QKV3, {"g", 2, {DB, DH}, IN, OPT, -1, 0, R_LOGDECAY},
+                     {"beta", 2, {DB, DH}, IN, OPT, 0, 1, R_FINITE},
+                     {"alpha", 2, {DB, DH}, IN, OPT, 0, 1, R_UNIT},
+                     {"state_kk", 4, {DB, DH, DK, DK}, OUT, REQ, 0, 1, R_NONE},
+                     {"state_kv", 4, {DB, DH, DK, DV}, OUT, REQ, -1, 1, R_NONE},
+                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_gka_step},
+    {"kalman forward", 12, {{"v", 3, {DB, DT, DM}, IN, REQ, -1, 1, R_NONE},
+                            {"lam_v", 3, {DB, DT, DM}, IN, REQ, 0.5f, 2, R_POS},
+                            {"k", 3, {DB, DT, DS}, IN, REQ, -1, 1, R_NONE},
+                            {"q", 3, {DB, DT, DS}, IN, REQ, -1, 1, R_NONE},
+                            {"decay", 2, {DM, DS}, IN, REQ, 0.5f, 0.99f, R_OPEN_UNIT},
+                            {"noise", 2, {DM, DS}, IN, REQ, 0.001f, 0.1f, R_NONNEG},
+                            {"lam0", 3, {DB, DM, DS}, IN, PAIR, 0.5f, 2, R_POS},
+                            {"eta0", 3, {DB, DM, DS}, IN, PAIR, -1, 1, R_NONE},
+                            {"y", 3, {DB, DT, DM}, OUT, REQ, 0, 0, R_NONE},
+                            {"yvar", 3, {DB, DT, DM}, OUT, OPT, 0, 0, R_NONE},
+                            {"lamT", 3, {DB, DM, DS}, OUT, PAIR, 0, 0, R_NONE},
+                            {"etaT", 3, {DB, DM, DS}, OUT, PAIR, 0, 0, R_NONE}}, c_kalman},
+    {"kalman step", 10, {{"v", 2, {DB, DM}, IN, REQ, -1, 1, R_NONE},
+                         {"lam_v", 2, {DB, DM}, IN, REQ, 0.5f, 2, R_POS},
+                         {"k", 2, {DB, DS}, IN, REQ, -1, 1, R_NONE},
+                         {"q", 2, {DB, DS}, IN, REQ, -1, 1, R_NONE},
+                         {"decay", 2, {DM, DS}, IN, REQ, 0.5f, 0.99f, R_OPEN_UNIT},
+                         {"noise", 2, {DM, DS}, IN, REQ, 0.001f, 0.1f, R_NONNEG},
+                         {"state_lam", 3, {DB, DM, DS}, OUT, REQ, 0.5f, 2, R_POS},
+                         {"state_eta", 3, {DB, DM, DS}, OUT, REQ, -1, 1, R_NONE},
+                         {"y", 2, {DB, DM}, OUT, REQ, 0, 0, R_NONE},
+                         {"yvar", 2, {DB, DM}, OUT, OPT, 0, 0, R_NONE}}, c_kalman_step},
+    {"ela forward", 8, {QKV4, {"s0", 4, {DB, DH, DF, DV}, IN, PAIR, 0, 1, R_NONE},
+                        {"z0", 3, {DB, DH, DF}, IN, PAIR, 1, 2, R_NONE},
+                        {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0, R_NONE},
+                        {"st", 4, {DB, DH, DF, DV}, OUT, PAIR, 0, 0, R_NONE},
+                        {"zt", 3, {DB, DH, DF}, OUT, PAIR, 0, 0, R_NONE}}, c_ela},
+    {"ela step", 6, {QKV3, {"state_s", 4, {DB, DH, DF, DV}, OUT, REQ, 0, 1, R_NONE},
+                     {"state_z", 3, {DB, DH, DF}, OUT, REQ, 1, 2, R_NONE},
+                     {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_ela_step},
+    {"softmax forward", 4, {QKV4, {"o", 4, {DB, DT, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_softmax},
+    {"softmax step", 4, {QKV3, {"o", 3, {DB, DH, DV}, OUT, REQ, 0, 0, R_NONE}}, c_softmax_step},
 };
 #define NSPECS ((int)(sizeof SPECS / sizeof *SPECS))
 
@@ -355,8 +415,7 @@ END_TEST
 /* The NaN/Inf policy (linattn(3)): a NaN or Inf in q, k or v is propagated,
  * never refused, and never crashes: the call succeeds, and with a NaN some
  * output that depends on it is NaN (an Inf may legitimately vanish, e.g. a
- * score of -inf weighs 0); range-checked arguments (kalman's lam_v, decay,
- * noise, lam0) refuse it with LINATTN_ERANGE (tested in check_kalman). */
+ * score of -inf weighs 0); ranged inputs refuse it (test_values). */
 START_TEST(test_nan_propagates)
 {
     const spec *sp = &SPECS[_i / 3];
@@ -385,6 +444,114 @@ START_TEST(test_nan_propagates)
 }
 END_TEST
 
+/* ---- the value ranges ------------------------------------------------------ */
+
+/* The values a range refuses: NaN, +-Inf, and just outside each finite end
+ * (the end itself when it is open); returns how many. */
+static int bad_values(int rg, float *out)
+{
+    int n = 0;
+    out[n++] = NAN;
+    out[n++] = INFINITY;
+    out[n++] = -INFINITY;
+    if (RANGE[rg].lo > -FLT_MAX) out[n++] = RANGE[rg].lo_open ? RANGE[rg].lo : RANGE[rg].lo - 0.5f;
+    if (RANGE[rg].hi < FLT_MAX) out[n++] = RANGE[rg].hi_open ? RANGE[rg].hi : RANGE[rg].hi + 0.5f;
+    return n;
+}
+
+/* Call with every tensor copied into a device buffer of c, then every
+ * tensor read back into the fixture; the message kept in msg. */
+static int call_buffers(linattn_ctx *c, fixture *f, char *msg, size_t len)
+{
+    linattn_buffer *b[MAXS];
+    linattn_tensor t[MAXS];
+    for (int i = 0; i < f->sp->n; i++) {
+        ck_assert_int_eq(linattn_buffer_create(c, f->count[i], &b[i]), 0);
+        ck_assert_int_eq(linattn_buffer_write(b[i], 0, f->data[i], f->count[i]), 0);
+        t[i] = linattn_tensor_buffer(b[i], f->t[i].ndim, f->t[i].shape);
+    }
+    const int rc = f->sp->call(c, t);
+    snprintf(msg, len, "%s", linattn_last_error());
+    for (int i = 0; i < f->sp->n; i++) {
+        ck_assert_int_eq(linattn_buffer_read(b[i], 0, f->data[i], f->count[i]), 0);
+        linattn_buffer_destroy(b[i]);
+    }
+    return rc;
+}
+
+/* Backend 0 ref, 1 scalar, 2 OpenCL with host tensors, 3 OpenCL with every
+ * tensor in a device buffer. */
+static int call_on(linattn_ctx *c, int dev, fixture *f, char *msg, size_t len)
+{
+    if (dev) return call_buffers(c, f, msg, len);
+    const int rc = f->sp->call(c, f->t);
+    snprintf(msg, len, "%s", linattn_last_error());
+    return rc;
+}
+
+START_TEST(test_values)
+{
+    const spec *sp = &SPECS[_i / 4];
+    const int dev = _i % 4 == 3;
+    linattn_ctx *c = backend_ctx(_i % 4 < 2 ? _i % 4 : 2);
+    if (!c) return;
+    fixture f;
+    fixture_make(&f, sp);
+    float *before[MAXS];
+    char msg[256];
+    for (int i = 0; i < sp->n; i++) before[i] = tu_alloc(f.count[i]);
+    int cases = 0;
+    for (int i = 0; i < sp->n; i++) {
+        const int rg = sp->s[i].rg;
+        if (rg == R_NONE) continue;
+        float bad[5];
+        const int nb = bad_values(rg, bad);
+        for (int v = 0; v < nb; v++) {
+            fixture_fill(&f);
+            const size_t at = (size_t)tu_uniform(0, (double)f.count[i]) % f.count[i];
+            f.data[i][at] = bad[v];
+            for (int j = 0; j < sp->n; j++)
+                memcpy(before[j], f.data[j], f.count[j] * sizeof(float));
+            const int rc = call_on(c, dev, &f, msg, sizeof msg);
+            char want[64];
+            int len = snprintf(want, sizeof want, "%s[", sp->s[i].name);
+            size_t rest = at, sub[4];
+            for (int d = f.t[i].ndim - 1; d >= 0; d--) {
+                sub[d] = rest % (size_t)f.t[i].shape[d];
+                rest /= (size_t)f.t[i].shape[d];
+            }
+            for (int d = 0; d < f.t[i].ndim; d++)
+                len += snprintf(want + len, sizeof want - (size_t)len, "%s%zu", d ? "," : "",
+                                sub[d]);
+            snprintf(want + len, sizeof want - (size_t)len, "]");
+            ck_assert_msg(rc == LINATTN_ERANGE, "%s%s: %s = %g: status %d (%s)", sp->name,
+                          dev ? " (buffers)" : "", want, (double)bad[v], rc, msg);
+            ck_assert_msg(strstr(msg, want) != NULL, "%s%s: %g: message '%s' does not name %s",
+                          sp->name, dev ? " (buffers)" : "", (double)bad[v], msg, want);
+            ck_assert_msg(unchanged(&f, before), "%s%s: %s = %g: an output was written", sp->name,
+                          dev ? " (buffers)" : "", want, (double)bad[v]);
+            cases++;
+        }
+        /* the ends of a closed range are accepted, over the whole tensor */
+        const float ends[2] = {RANGE[rg].lo, RANGE[rg].hi};
+        const int open[2] = {RANGE[rg].lo_open, RANGE[rg].hi_open};
+        for (int e = 0; e < 2; e++) {
+            if (open[e] || fabsf(ends[e]) >= FLT_MAX) continue;
+            fixture_fill(&f);
+            for (size_t j = 0; j < f.count[i]; j++) f.data[i][j] = ends[e];
+            const int rc = call_on(c, dev, &f, msg, sizeof msg);
+            ck_assert_msg(rc == 0, "%s%s: %s = %g everywhere refused: %s", sp->name,
+                          dev ? " (buffers)" : "", sp->s[i].name, (double)ends[e], msg);
+            cases++;
+        }
+    }
+    if (cases) printf("values: %s%s: %d cases\n", sp->name, dev ? " (buffers)" : "", cases);
+    for (int i = 0; i < sp->n; i++) free(before[i]);
+    fixture_free(&f);
+    linattn_ctx_destroy(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("contract");
@@ -392,6 +559,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_contract, 0, 3 * NSPECS);
     tcase_add_loop_test(tc, test_nan_propagates, 0, 3 * NSPECS);
+    tcase_add_loop_test(tc, test_values, 0, 4 * NSPECS);
     suite_add_tcase(s, tc);
     return s;
 }
