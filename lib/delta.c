@@ -7,6 +7,7 @@
 #include "internal.h"
 
 static const char *const op_names[] = {"gdn", "kla", "gla"};
+static const char *const op_beta[] = {"beta", "eta", "beta"}; /* gla: absent */
 
 #define DEFAULT_CHUNK 64
 #define DEFAULT_EPS 1e-6f
@@ -296,6 +297,9 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.h0, &x.o, &x.ht};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "ht"};
     if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
+    const linattn_value_check vc[] = {{&x.g, "g", LINATTN_RANGE_LOGDECAY},
+                                      {&x.beta, op_beta[op], LINATTN_RANGE_STEP}};
+    if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
     linattn_clear_error();
     const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[3]);
     if (ctx->cl) {
@@ -347,6 +351,9 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.state, &x.o};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "state", "o"};
     if ((rc = linattn_check_buffers(ctx, ts, names, 7))) return rc;
+    const linattn_value_check vc[] = {{&x.g, "g", LINATTN_RANGE_LOGDECAY},
+                                      {&x.beta, op_beta[op], LINATTN_RANGE_STEP}};
+    if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
     linattn_clear_error();
     const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[2]);
     if (ctx->cl) {

@@ -174,6 +174,10 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->alpha, &x->h0_kk,
                                   &x->h0_kv, &x->o, &x->ht_kk, &x->ht_kv};
     if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
+    const linattn_value_check vc[] = {{&x->g, names[3], LINATTN_RANGE_LOGDECAY},
+                                      {&x->beta, names[4], LINATTN_RANGE_FINITE},
+                                      {&x->alpha, names[5], LINATTN_RANGE_UNIT}};
+    if ((rc = linattn_check_values(ctx, vc, 3))) return rc;
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
     linattn_cl_gka a = {

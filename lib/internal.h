@@ -95,6 +95,38 @@ int linattn_check_pair(const linattn_tensor *a, const linattn_tensor *b, const c
 int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
                       int ndim, int64_t *s, int64_t *V);
 
+/* values.c: the value policy of the ranged inputs (linattn(3)). */
+typedef enum linattn_range {
+    LINATTN_RANGE_LOGDECAY,  /* log-decays g: finite and <= 0 */
+    LINATTN_RANGE_STEP,      /* delta-rule write strengths: in [0, 2] */
+    LINATTN_RANGE_FINITE,    /* finite */
+    LINATTN_RANGE_UNIT,      /* mix gates: in [0, 1] */
+    LINATTN_RANGE_OPEN_UNIT, /* kalman's decay: in (0, 1) */
+    LINATTN_RANGE_NONNEG,    /* finite and >= 0 */
+    LINATTN_RANGE_POS,       /* finite and > 0 */
+    LINATTN_NRANGES
+} linattn_range;
+/* The numbers of each range: lo, hi, lo_open, hi_open (values.c checks them,
+ * the operator table publishes them: one source for both). */
+#define LINATTN_RANGE_LOGDECAY_NUMS -FLT_MAX, 0.0f, 0, 0
+#define LINATTN_RANGE_STEP_NUMS 0.0f, 2.0f, 0, 0
+#define LINATTN_RANGE_FINITE_NUMS -FLT_MAX, FLT_MAX, 0, 0
+#define LINATTN_RANGE_UNIT_NUMS 0.0f, 1.0f, 0, 0
+#define LINATTN_RANGE_OPEN_UNIT_NUMS 0.0f, 1.0f, 1, 1
+#define LINATTN_RANGE_NONNEG_NUMS 0.0f, FLT_MAX, 0, 0
+#define LINATTN_RANGE_POS_NUMS 0.0f, FLT_MAX, 1, 0
+typedef struct linattn_value_check {
+    const linattn_tensor *t; /* absent: skipped; shape and buffer already checked */
+    const char *name;
+    linattn_range range;
+} linattn_value_check;
+#define LINATTN_MAX_VALUE_CHECKS 8
+/* Every value of c[0..n) in its range, tensor by tensor in table order:
+ * else LINATTN_ERANGE naming the first culprit ("g[0,3,1] = 0.5: must be
+ * finite and <= 0").  Device buffers are checked on the device, all with
+ * one wait. */
+int linattn_check_values(const linattn_ctx *ctx, const linattn_value_check *c, int n);
+
 /* dispatch.c */
 int linattn_kernels_select(linattn_kernels *k, const char *forced);
 

@@ -1,8 +1,7 @@
 /* linattn - driver of Kalman linear attention (kalman): argument and value
  * checks, the plan (recurrence, or the chunked scan for few lanes), one job
  * per (sequence, block of channels[, piece of time]) on the context's
- * threads, or the OpenCL backend. */
-#include <float.h>
+ * threads, or the OpenCL backend.  The value checks are values.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,128 +15,6 @@ void linattn_kalman_opts_init(linattn_kalman_opts *opts)
     if (!opts) return;
     memset(opts, 0, sizeof *opts);
     opts->algo = LINATTN_ALGO_AUTO;
-}
-
-/* ---- values ---------------------------------------------------------------- */
-
-/* What a tensor's values must satisfy (the OpenCL check kernel knows the
- * same numbers). */
-enum { RANGE_UNIT = 0, RANGE_NONNEG = 1, RANGE_POS = 2 };
-static const char *const range_text[] = {"in (0, 1)", "finite and >= 0", "finite and > 0"};
-
-static int out_of_range(float x, int range)
-{
-    switch (range) {
-    case RANGE_UNIT: return !(x > 0.0f && x < 1.0f);
-    case RANGE_NONNEG: return !(x >= 0.0f && x <= FLT_MAX);
-    default: return !(x > 0.0f && x <= FLT_MAX);
-    }
-}
-
-static size_t count_of(const linattn_tensor *t)
-{
-    size_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-    return n;
-}
-
-/* 1 if any of x[0..n) is out of range: loops the compiler vectorises
- * (this runs on every call, the decode step included). */
-static int any_bad(const float *x, size_t n, int range)
-{
-    int bad = 0;
-    switch (range) {
-    case RANGE_UNIT:
-#pragma omp simd reduction(| : bad)
-        for (size_t i = 0; i < n; i++) bad |= !(x[i] > 0.0f) | !(x[i] < 1.0f);
-        break;
-    case RANGE_NONNEG:
-#pragma omp simd reduction(| : bad)
-        for (size_t i = 0; i < n; i++) bad |= !(x[i] >= 0.0f) | !(x[i] <= FLT_MAX);
-        break;
-    default:
-#pragma omp simd reduction(| : bad)
-        for (size_t i = 0; i < n; i++) bad |= !(x[i] > 0.0f) | !(x[i] <= FLT_MAX);
-    }
-    return bad;
-}
-
-/* The first element of x out of range, or count. */
-static size_t first_bad(const float *x, size_t count, int range)
-{
-    for (size_t b = 0; b < count; b += 4096) {
-        const size_t n = count - b < 4096 ? count - b : 4096;
-        if (!any_bad(x + b, n, range)) continue;
-        for (size_t i = b; i < b + n; i++)
-            if (out_of_range(x[i], range)) return i;
-    }
-    return count;
-}
-
-static int report_bad(const linattn_tensor *t, const char *name, size_t i, float x, int range)
-{
-    char idx[96];
-    int len = 0;
-    size_t rest = i;
-    int64_t sub[LINATTN_MAX_DIMS];
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        sub[d] = (int64_t)(rest % (size_t)t->shape[d]);
-        rest /= (size_t)t->shape[d];
-    }
-    for (int d = 0; d < t->ndim && len < (int)sizeof idx - 24; d++)
-        len += snprintf(idx + len, sizeof idx - (size_t)len, "%s%lld", d ? "," : "",
-                        (long long)sub[d]);
-    return linattn_fail(LINATTN_ERANGE, "%s[%s] = %g: must be %s", name, idx, (double)x,
-                        range_text[range]);
-}
-
-/* The culprit of a device tensor the check kernel flagged: read it back. */
-static int report_device(const linattn_tensor *t, const char *name, int range)
-{
-    const size_t n = count_of(t);
-    float *h = linattn_malloc(sizeof(float) * n);
-    int rc;
-    if (!h) return linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
-    if (!(rc = linattn_buffer_read(t->buf, 0, h, n))) {
-        const size_t i = first_bad(h, n, range);
-        rc = i < n ? report_bad(t, name, i, h[i], range)
-                   : linattn_fail(LINATTN_ERANGE, "%s: a value is not %s", name, range_text[range]);
-    }
-    free(h);
-    return rc;
-}
-
-/* Every value of the (already shape-checked) tensors t[0..n) in range, in
- * order; the first culprit is named.  Tensors in device buffers are checked
- * there, all with one wait for the device. */
-#define NCHECK 4
-static int check_values(const linattn_ctx *ctx, const linattn_tensor *const *t,
-                        const char *const *names, const int *range, int n)
-{
-    int rc, bad[NCHECK] = {0}, dev[NCHECK] = {0}, nd = 0, rg[NCHECK];
-    void *mem[NCHECK];
-    size_t cnt[NCHECK];
-    for (int i = 0; i < n; i++) {
-        if (!linattn_given(t[i])) continue;
-        if (t[i]->buf && ctx->cl) {
-            dev[i] = 1;
-            mem[nd] = linattn_cl_arg_of(t[i]).mem;
-            cnt[nd] = count_of(t[i]);
-            rg[nd++] = range[i];
-        }
-    }
-    if (nd && (rc = linattn_cl_kalman_check(ctx->cl, mem, cnt, rg, nd, bad))) return rc;
-    for (int i = 0, d = 0; i < n; i++) {
-        if (!linattn_given(t[i])) continue;
-        if (dev[i]) {
-            if (bad[d++]) return report_device(t[i], names[i], range[i]);
-            continue;
-        }
-        const float *x = linattn_host(t[i]);
-        const size_t c = count_of(t[i]), j = first_bad(x, c, range[i]);
-        if (j < c) return report_bad(t[i], names[i], j, x[j], range[i]);
-    }
-    return LINATTN_OK;
 }
 
 /* ---- the plan --------------------------------------------------------------- */
@@ -450,10 +327,11 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
                                   &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
     if ((rc = linattn_check_buffers(ctx, ts, names, 12))) return rc;
-    const linattn_tensor *chk[NCHECK] = {&x->decay, &x->noise, &x->lam_v, &x->lam0};
-    const char *const cn[NCHECK] = {names[4], names[5], names[1], names[8]};
-    static const int cr[NCHECK] = {RANGE_UNIT, RANGE_NONNEG, RANGE_POS, RANGE_POS};
-    if ((rc = check_values(ctx, chk, cn, cr, NCHECK))) return rc;
+    const linattn_value_check vc[] = {{&x->decay, names[4], LINATTN_RANGE_OPEN_UNIT},
+                                      {&x->noise, names[5], LINATTN_RANGE_NONNEG},
+                                      {&x->lam_v, names[1], LINATTN_RANGE_POS},
+                                      {&x->lam0, names[8], LINATTN_RANGE_POS}};
+    if ((rc = linattn_check_values(ctx, vc, 4))) return rc;
     linattn_clear_error();
     const int64_t nb = (M + BLK - 1) / BLK;
     const int nt = linattn_max_threads(ctx);

@@ -199,8 +199,9 @@ void linattn_delta_opts_init(linattn_delta_opts *opts);
 
 /* Forward over whole sequences.
  *   q, k [B,T,H,K]; v [B,T,H,V]; o [B,T,H,V] (written)
- *   g [B,T,H] log-decay (absent: no decay)
- *   beta [B,T,H]: gdn write strength; kla: eta; gla: must be absent
+ *   g [B,T,H] log-decay, finite and <= 0 (absent: no decay)
+ *   beta [B,T,H]: gdn write strength; kla: eta; in [0, 2]; gla: must be absent
+ *   (values out of range, NaN and Inf included: LINATTN_ERANGE)
  *   h0 [N,H,K,V] initial state (absent: zeros); ht [N,H,K,V] final state
  *   (absent: not returned).  h0 and ht may be the same buffer.
  *   cu_seqlens: NULL, or N+1 strictly increasing offsets from 0 to T that
@@ -263,6 +264,7 @@ void linattn_gka_opts_init(linattn_gka_opts *opts);
 
 /*   q, k [B,T,H,K]; v, o [B,T,H,V]; g, beta, alpha [B,T,H]
  *   g absent: no decay; beta absent: 1; alpha absent: 1 (all ridge readout)
+ *   g finite and <= 0, beta finite, alpha in [0, 1] (else LINATTN_ERANGE)
  *   h0_kk [N,H,K,K], h0_kv [N,H,K,V] initial state (absent: zeros; both or
  *   neither); ht_kk, ht_kv final state (absent: not returned; both or
  *   neither; may be the h0 buffers).  cu_seqlens as for the delta family. */

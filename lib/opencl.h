@@ -72,11 +72,16 @@ typedef struct linattn_cl_kalman {
 } linattn_cl_kalman;
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
+/* A value range [lo, hi], either end open (values.c's table). */
+typedef struct linattn_cl_range {
+    float lo, hi;
+    int lo_open, hi_open;
+} linattn_cl_range;
 /* bad[i] = 1 when a value of the count[i] floats of buffer mem[i] is out
- * of range[i] (0 in (0,1), 1 finite >= 0, 2 finite > 0), else 0; n <= 8
- * buffers, one wait for the device. */
-int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *count,
-                            const int *range, int n, int *bad);
+ * of range[i] (NaN always is), else 0; n <= 8 buffers, one wait for the
+ * device (values_cl.c). */
+int linattn_cl_values_check(linattn_cl *cl, void *const *mem, const size_t *count,
+                            const linattn_cl_range *range, int n, int *bad);
 /* ela on the device, arguments already checked.  step: T = 1, sequence n is
  * batch row n, the state (s0 = st, z0 = zt, c0 = ct) updated in place.
  * safe: the exp map with the running max offset c (c0/ct optional, see

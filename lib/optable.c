@@ -13,12 +13,13 @@
 #define OUT LINATTN_ROLE_OUT
 #define INOUT LINATTN_ROLE_INOUT
 
-/* A tensor: name, dims, role, optional, pair, needs, then the range and the
- * typical values. */
+/* A tensor: name, dims, role, optional, pair, needs (TN) or its range, one of
+ * values.c's (TR), then the typical values. */
 #define TN(nm, dm, rl, opt, pr, nd, fl, fh)                                                 \
     {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .role = rl, .optional = opt,       \
      .pair = pr, .needs = nd, .fill_lo = fl, .fill_hi = fh}
-#define TR(nm, dm, rl, opt, pr, l, h, lop, hop, fl, fh)                                     \
+#define TR(nm, dm, rl, opt, pr, rg, fl, fh) TR_(nm, dm, rl, opt, pr, rg, fl, fh)
+#define TR_(nm, dm, rl, opt, pr, l, h, lop, hop, fl, fh)                                    \
     {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .role = rl, .optional = opt,       \
      .pair = pr, .needs = -1, .ranged = 1, .lo = l, .hi = h, .lo_open = lop, .hi_open = hop, \
      .fill_lo = fl, .fill_hi = fh}
@@ -26,8 +27,8 @@
 #define OPTNZ(nm, ty, l, h, d) {.name = nm, .type = ty, .lo = l, .hi = h, .def = d, .nonzero = 1}
 
 /* Ranges shared by several operators. */
-#define LOGDECAY(nm, dm) TR(nm, dm, IN, 1, -1, -BIG, 0, 0, 0, -1, 0)
-#define UNIT(nm, dm, opt) TR(nm, dm, IN, opt, -1, 0, 1, 0, 0, 0, 1)
+#define LOGDECAY(nm, dm) TR(nm, dm, IN, 1, -1, LINATTN_RANGE_LOGDECAY_NUMS, -1, 0)
+#define UNIT(nm, dm, opt) TR(nm, dm, IN, opt, -1, LINATTN_RANGE_UNIT_NUMS, 0, 1)
 #define QKV(d4) TN("q", d4 "K", IN, 0, -1, -1, -1, 1), TN("k", d4 "K", IN, 0, -1, -1, -1, 1), \
                 TN("v", d4 "V", IN, 0, -1, -1, -1, 1)
 
@@ -49,8 +50,8 @@
 #define DELTA_STEP(W)                                                                       \
     QKV("BH"), LOGDECAY("g", "BH"), W, TN("state", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
         TN("o", "BHV", OUT, 0, -1, -1, 0, 0)
-#define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, 0, 2, 0, 0, 0, 1)
-#define KLA_ETA(dm) TR("eta", dm, IN, 0, -1, 0, BIG, 0, 0, 0, 1)
+#define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
+#define KLA_ETA(dm) TR("eta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
 
 static const linattn_op_info TABLE[] = {
     {.name = "gdn", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
@@ -78,7 +79,7 @@ static const linattn_op_info TABLE[] = {
     {.name = "gka", .entry = "forward", .family = "gka", .page = "linattn_gka(3)", .packed = 1,
      .ntensors = 11,
      .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"),
-                 TR("beta", "BTH", IN, 1, -1, -BIG, BIG, 0, 0, 0, 1), UNIT("alpha", "BTH", 1),
+                 TR("beta", "BTH", IN, 1, -1, LINATTN_RANGE_FINITE_NUMS, 0, 1), UNIT("alpha", "BTH", 1),
                  TN("h0_kk", "NHKK", IN, 1, 7, -1, 0, 1), TN("h0_kv", "NHKV", IN, 1, 6, -1, -1, 1),
                  TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht_kk", "NHKK", OUT, 1, 10, -1, 0, 0),
                  TN("ht_kv", "NHKV", OUT, 1, 9, -1, 0, 0)},
@@ -86,18 +87,18 @@ static const linattn_op_info TABLE[] = {
     {.name = "gka", .entry = "step", .family = "gka", .page = "linattn_gka(3)",
      .ntensors = 9,
      .tensors = {QKV("BH"), LOGDECAY("g", "BH"),
-                 TR("beta", "BH", IN, 1, -1, -BIG, BIG, 0, 0, 0, 1), UNIT("alpha", "BH", 1),
+                 TR("beta", "BH", IN, 1, -1, LINATTN_RANGE_FINITE_NUMS, 0, 1), UNIT("alpha", "BH", 1),
                  TN("state_kk", "BHKK", INOUT, 0, -1, -1, 0, 1),
                  TN("state_kv", "BHKV", INOUT, 0, -1, -1, -1, 1), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 3, .options = {O_SCALE, O_RIDGE, O_ITERS}},
     {.name = "kalman", .entry = "forward", .family = "kalman", .page = "linattn_kalman(3)",
      .packed = 1, .ntensors = 12,
      .tensors = {TN("v", "BTM", IN, 0, -1, -1, -1, 1),
-                 TR("lam_v", "BTM", IN, 0, -1, 0, BIG, 1, 0, 0.5f, 2),
+                 TR("lam_v", "BTM", IN, 0, -1, LINATTN_RANGE_POS_NUMS, 0.5f, 2),
                  TN("k", "BTS", IN, 0, -1, -1, -1, 1), TN("q", "BTS", IN, 0, -1, -1, -1, 1),
-                 TR("decay", "MS", IN, 0, -1, 0, 1, 1, 1, 0.5f, 0.99f),
-                 TR("noise", "MS", IN, 0, -1, 0, BIG, 0, 0, 0.001f, 0.1f),
-                 TR("lam0", "NMS", IN, 1, 7, 0, BIG, 1, 0, 0.5f, 2),
+                 TR("decay", "MS", IN, 0, -1, LINATTN_RANGE_OPEN_UNIT_NUMS, 0.5f, 0.99f),
+                 TR("noise", "MS", IN, 0, -1, LINATTN_RANGE_NONNEG_NUMS, 0.001f, 0.1f),
+                 TR("lam0", "NMS", IN, 1, 7, LINATTN_RANGE_POS_NUMS, 0.5f, 2),
                  TN("eta0", "NMS", IN, 1, 6, -1, -1, 1), TN("y", "BTM", OUT, 0, -1, -1, 0, 0),
                  TN("yvar", "BTM", OUT, 1, -1, -1, 0, 0), TN("lamT", "NMS", OUT, 1, 11, -1, 0, 0),
                  TN("etaT", "NMS", OUT, 1, 10, -1, 0, 0)},
@@ -105,11 +106,11 @@ static const linattn_op_info TABLE[] = {
     {.name = "kalman", .entry = "step", .family = "kalman", .page = "linattn_kalman(3)",
      .ntensors = 10,
      .tensors = {TN("v", "BM", IN, 0, -1, -1, -1, 1),
-                 TR("lam_v", "BM", IN, 0, -1, 0, BIG, 1, 0, 0.5f, 2),
+                 TR("lam_v", "BM", IN, 0, -1, LINATTN_RANGE_POS_NUMS, 0.5f, 2),
                  TN("k", "BS", IN, 0, -1, -1, -1, 1), TN("q", "BS", IN, 0, -1, -1, -1, 1),
-                 TR("decay", "MS", IN, 0, -1, 0, 1, 1, 1, 0.5f, 0.99f),
-                 TR("noise", "MS", IN, 0, -1, 0, BIG, 0, 0, 0.001f, 0.1f),
-                 TR("state_lam", "BMS", INOUT, 0, -1, 0, BIG, 1, 0, 0.5f, 2),
+                 TR("decay", "MS", IN, 0, -1, LINATTN_RANGE_OPEN_UNIT_NUMS, 0.5f, 0.99f),
+                 TR("noise", "MS", IN, 0, -1, LINATTN_RANGE_NONNEG_NUMS, 0.001f, 0.1f),
+                 TR("state_lam", "BMS", INOUT, 0, -1, LINATTN_RANGE_POS_NUMS, 0.5f, 2),
                  TN("state_eta", "BMS", INOUT, 0, -1, -1, -1, 1), TN("y", "BM", OUT, 0, -1, -1, 0, 0),
                  TN("yvar", "BM", OUT, 1, -1, -1, 0, 0)},
      .noptions = 0},

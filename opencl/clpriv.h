@@ -52,6 +52,8 @@ struct linattn_cl {
     linattn_cl_kprog ela[LINATTN_CL_MAX_PROGS];
     int nsoftmax;
     linattn_cl_smprog softmax[LINATTN_CL_MAX_PROGS];
+    int nvalues;
+    linattn_cl_kprog values[LINATTN_CL_MAX_PROGS]; /* the value check (one program) */
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */

@@ -16,18 +16,6 @@
 #define NS K
 #define EPS 1e-12f
 
-__kernel void kalman_check(__global const float *x, long n, int range, __global int *flag,
-                           int at)
-{
-    int bad = 0;
-    for (long i = get_global_id(0); i < n; i += get_global_size(0)) {
-        const float e = x[i];
-        bad |= range == 0 ? !(e > 0.0f && e < 1.0f)
-             : range == 1 ? !(e >= 0.0f && e <= FLT_MAX) : !(e > 0.0f && e <= FLT_MAX);
-    }
-    if (bad) atomic_or(flag + at, 1);
-}
-
 __kernel void kalman_sum(__global const long *ptab, __global const float *v,
                          __global const float *lv, __global const float *k,
                          __global const float *a_, __global const float *p_, long M,

@@ -1,7 +1,7 @@
 /* linattn - host side of kalman on OpenCL (kernels in kalman.cl): the
- * piece table, up to three launches per call, and the value check. */
+ * piece table and up to three launches per call (the value check is
+ * values_cl.c's). */
 #include <stdlib.h>
-#include <string.h>
 #include "clpriv.h"
 #include "kalman_cl_src.h" /* generated from kalman.cl: linattn_kalman_cl_src */
 
@@ -9,9 +9,8 @@
 #define LOCAL 64
 #define MIN_PIECE 32
 
-enum { K_CHECK, K_SUM, K_ENTER, K_SEQ, NKERN };
-static const char *const kernel_names[NKERN] = {"kalman_check", "kalman_sum", "kalman_enter",
-                                                "kalman_seq"};
+enum { K_SUM, K_ENTER, K_SEQ, NKERN };
+static const char *const kernel_names[NKERN] = {"kalman_sum", "kalman_enter", "kalman_seq"};
 
 static int kernels(linattn_cl *cl, int S, cl_kernel *out)
 {
@@ -188,43 +187,4 @@ out:
     free(ptab);
     free(first);
     return rc;
-}
-
-static int check(linattn_clrun *r, cl_kernel kn, void *const *mem, const size_t *count,
-                 const int *range, int n, int *bad)
-{
-    int rc;
-    cl_mem flag;
-    cl_int f[8] = {0};
-    if (n > 8) return linattn_fail(LINATTN_EINVAL, "kalman: too many tensors to check");
-    if ((rc = linattn_clrun_alloc(r, sizeof f, 1, &flag))) return rc;
-    for (int i = 0; i < n; i++) {
-        const cl_mem x = mem[i];
-        const cl_long cnt = (cl_long)count[i];
-        const cl_int rg = range[i], at = i;
-        const linattn_karg args[] = {A(x), A(cnt), A(rg), A(flag), A(at)};
-        const size_t ls = LOCAL, gs = round_up(count[i] < 65536 ? count[i] : 65536, LOCAL);
-        if ((rc = linattn_clrun_args(kn, args, 5, "kalman_check")) ||
-            (rc = linattn_clrun_launch(r->cl, kn, 1, &gs, &ls, "kalman_check")))
-            return rc;
-    }
-    LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, flag, CL_TRUE, 0,
-                                                       sizeof(cl_int) * (size_t)n, f, 0, NULL,
-                                                       NULL), "clEnqueueReadBuffer");
-    for (int i = 0; i < n; i++) bad[i] = f[i] != 0;
-    return LINATTN_OK;
-}
-
-int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *count,
-                            const int *range, int n, int *bad)
-{
-    int rc;
-    cl_kernel kn[NKERN];
-    linattn_clrun r = {.cl = cl};
-    pthread_mutex_lock(&cl->lock);
-    /* the kernel does not depend on S: any program of this family has it */
-    rc = cl->nkalman ? (memcpy(kn, cl->kalman[0].kernels, sizeof kn), LINATTN_OK)
-                     : kernels(cl, 1, kn);
-    if (!rc) rc = check(&r, kn[K_CHECK], mem, count, range, n, bad);
-    return linattn_clrun_end(&r, rc);
 }

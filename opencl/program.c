@@ -221,5 +221,7 @@ void linattn_cl_programs_release(linattn_cl *cl)
     cl->nkalman = 0;
     for (int i = 0; i < cl->nela; i++) kprog_release(&cl->ela[i]);
     cl->nela = 0;
+    for (int i = 0; i < cl->nvalues; i++) kprog_release(&cl->values[i]);
+    cl->nvalues = 0;
     linattn_cl_softmax_release(cl);
 }

@@ -5,6 +5,7 @@
  * give its own status code, a message naming the argument, and leave every
  * output as it was; then the NaN/Inf policy of linattn(3) is checked. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -253,7 +254,8 @@ END_TEST
  * never refused, and never crashes: the call succeeds, and with a NaN some
  * output that depends on it is NaN (an Inf may legitimately vanish, e.g. a
  * score of -inf weighs 0); range-checked arguments (kalman's lam_v, decay,
- * noise, lam0) refuse it with LINATTN_ERANGE (tested in check_kalman). */
+ * noise, lam0 and the gates of the delta family and gka) refuse it with
+ * LINATTN_ERANGE (test_values). */
 START_TEST(test_nan_propagates)
 {
     const linattn_op_info *sp = linattn_op_at(_i / 3);
@@ -282,6 +284,126 @@ START_TEST(test_nan_propagates)
 }
 END_TEST
 
+/* ---- the value ranges ------------------------------------------------------ */
+
+/* The values a ranged tensor refuses: NaN, +-Inf, and just outside each
+ * finite end (the end itself when it is open); returns how many. */
+static int bad_values(const linattn_op_tensor *r, float *out)
+{
+    int n = 0;
+    out[n++] = NAN;
+    out[n++] = INFINITY;
+    out[n++] = -INFINITY;
+    if (r->lo > -FLT_MAX) out[n++] = r->lo_open ? r->lo : r->lo - 0.5f;
+    if (r->hi < FLT_MAX) out[n++] = r->hi_open ? r->hi : r->hi + 0.5f;
+    return n;
+}
+
+/* Call with every tensor copied into a device buffer of c, then every
+ * tensor read back into the fixture; the message kept in msg. */
+static int call_buffers(linattn_ctx *c, fixture *f, char *msg, size_t len)
+{
+    linattn_buffer *b[MAXS];
+    linattn_tensor t[MAXS];
+    for (int i = 0; i < f->sp->ntensors; i++) {
+        ck_assert_int_eq(linattn_buffer_create(c, f->count[i], &b[i]), 0);
+        ck_assert_int_eq(linattn_buffer_write(b[i], 0, f->data[i], f->count[i]), 0);
+        t[i] = linattn_tensor_buffer(b[i], f->t[i].ndim, f->t[i].shape);
+    }
+    const int rc = call(c, f->sp, t);
+    snprintf(msg, len, "%s", linattn_last_error());
+    for (int i = 0; i < f->sp->ntensors; i++) {
+        ck_assert_int_eq(linattn_buffer_read(b[i], 0, f->data[i], f->count[i]), 0);
+        linattn_buffer_destroy(b[i]);
+    }
+    return rc;
+}
+
+/* Backend 0 ref, 1 scalar, 2 OpenCL with host tensors, 3 OpenCL with every
+ * tensor in a device buffer. */
+static int call_on(linattn_ctx *c, int dev, fixture *f, char *msg, size_t len)
+{
+    if (dev) return call_buffers(c, f, msg, len);
+    const int rc = call(c, f->sp, f->t);
+    snprintf(msg, len, "%s", linattn_last_error());
+    return rc;
+}
+
+/* "name[i,j,..]" of flat index at in tensor t. */
+static void index_name(char *want, size_t cap, const char *name, const linattn_tensor *t,
+                       size_t at)
+{
+    int len = snprintf(want, cap, "%s[", name);
+    size_t rest = at, sub[4];
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        sub[d] = rest % (size_t)t->shape[d];
+        rest /= (size_t)t->shape[d];
+    }
+    for (int d = 0; d < t->ndim; d++)
+        len += snprintf(want + len, cap - (size_t)len, "%s%zu", d ? "," : "", sub[d]);
+    snprintf(want + len, cap - (size_t)len, "]");
+}
+
+/* Every ranged tensor of the operator table (linattn_ops(3)): each value it
+ * refuses, at a random index, gives LINATTN_ERANGE naming the culprit and
+ * writes nothing; the ends of a closed range are accepted.  The table's
+ * ranges are what the library enforces. */
+START_TEST(test_values)
+{
+    const linattn_op_info *sp = linattn_op_at(_i / 4);
+    const int dev = _i % 4 == 3;
+    int ranged = 0;
+    for (int i = 0; i < sp->ntensors; i++) ranged |= sp->tensors[i].ranged;
+    if (!ranged) return;
+    linattn_ctx *c = backend_ctx(_i % 4 < 2 ? _i % 4 : 2);
+    if (!c) return;
+    fixture f;
+    fixture_make(&f, sp);
+    float *before[MAXS];
+    char msg[256], want[64];
+    for (int i = 0; i < sp->ntensors; i++) before[i] = tu_alloc(f.count[i]);
+    int cases = 0;
+    for (int i = 0; i < sp->ntensors; i++) {
+        const linattn_op_tensor *r = &sp->tensors[i];
+        if (!r->ranged) continue;
+        float bad[5];
+        const int nb = bad_values(r, bad);
+        for (int v = 0; v < nb; v++) {
+            fixture_fill(&f);
+            const size_t at = (size_t)tu_uniform(0, (double)f.count[i]) % f.count[i];
+            f.data[i][at] = bad[v];
+            for (int j = 0; j < sp->ntensors; j++)
+                memcpy(before[j], f.data[j], f.count[j] * sizeof(float));
+            const int rc = call_on(c, dev, &f, msg, sizeof msg);
+            index_name(want, sizeof want, r->name, &f.t[i], at);
+            ck_assert_msg(rc == LINATTN_ERANGE, "%s%s: %s = %g: status %d (%s)", label(sp),
+                          dev ? " (buffers)" : "", want, (double)bad[v], rc, msg);
+            ck_assert_msg(strstr(msg, want) != NULL, "%s%s: %g: message '%s' does not name %s",
+                          label(sp), dev ? " (buffers)" : "", (double)bad[v], msg, want);
+            ck_assert_msg(unchanged(&f, before), "%s%s: %s = %g: an output was written",
+                          label(sp), dev ? " (buffers)" : "", want, (double)bad[v]);
+            cases++;
+        }
+        /* the ends of a closed range are accepted, over the whole tensor */
+        const float ends[2] = {r->lo, r->hi};
+        const int open[2] = {r->lo_open, r->hi_open};
+        for (int e = 0; e < 2; e++) {
+            if (open[e] || fabsf(ends[e]) >= FLT_MAX) continue;
+            fixture_fill(&f);
+            for (size_t j = 0; j < f.count[i]; j++) f.data[i][j] = ends[e];
+            const int rc = call_on(c, dev, &f, msg, sizeof msg);
+            ck_assert_msg(rc == 0, "%s%s: %s = %g everywhere refused: %s", label(sp),
+                          dev ? " (buffers)" : "", r->name, (double)ends[e], msg);
+            cases++;
+        }
+    }
+    printf("values: %s%s: %d cases\n", label(sp), dev ? " (buffers)" : "", cases);
+    for (int i = 0; i < sp->ntensors; i++) free(before[i]);
+    fixture_free(&f);
+    linattn_ctx_destroy(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("contract");
@@ -289,6 +411,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_contract, 0, 3 * NSPECS);
     tcase_add_loop_test(tc, test_nan_propagates, 0, 3 * NSPECS);
+    tcase_add_loop_test(tc, test_values, 0, 4 * NSPECS);
     suite_add_tcase(s, tc);
     return s;
 }
