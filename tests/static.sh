@@ -7,4 +7,5 @@ if test "x$LINATTN_STATIC_DEMO" != xyes; then
     echo "SKIP: configure found that fully static programs cannot be linked here"
     exit 77
 fi
-exec ./tests/static_demo
+# LINATTN_TOOL_WRAPPER: the emulator of a cross build (TOOL_WRAPPER, see .ci/run)
+exec $LINATTN_TOOL_WRAPPER ./tests/static_demo
