@@ -15,9 +15,9 @@
  *   cl_auto_any  the auto backend may take a CPU-type OpenCL device (PoCL),
  *                so that its CPU fallback can be tested without a GPU
  * linattn_test_fault_set() replaces the setting in a running process (tests
- * run with CK_FORK=no cannot re-read the environment).  The linattn_test_*
- * functions are exported for the test suites only: unstable, may change or
- * go away in any release. */
+ * run with CK_FORK=no cannot re-read the environment).  Like everything
+ * here, the linattn_test_* functions are not exported from liblinattn.so:
+ * check_faults links a private static copy (tests/liblinattn-internal.la). */
 #ifndef LINATTN_FAULT_H
 #define LINATTN_FAULT_H
 

@@ -25,6 +25,14 @@
 extern "C" {
 #endif
 
+/* Marks the exported functions: the library is built with
+ * -fvisibility=hidden, so everything else stays internal. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LINATTN_API __attribute__((visibility("default")))
+#else
+#define LINATTN_API
+#endif
+
 #define LINATTN_VERSION_MAJOR 0
 #define LINATTN_VERSION_MINOR 1
 #define LINATTN_VERSION_PATCH 0
@@ -56,14 +64,14 @@ typedef enum linattn_status {
 } linattn_status;
 
 /* Name of a status code ("LINATTN_ESHAPE: ..."); never NULL. */
-const char *linattn_strerror(int status);
+LINATTN_API const char *linattn_strerror(int status);
 /* Message of the last failed call made by this thread (never NULL; "" if none). */
-const char *linattn_last_error(void);
+LINATTN_API const char *linattn_last_error(void);
 
 /* Version of the library actually linked ("0.1.0"), and as a number
  * major*10000 + minor*100 + patch. */
-const char *linattn_version_string(void);
-int linattn_version(void);
+LINATTN_API const char *linattn_version_string(void);
+LINATTN_API int linattn_version(void);
 
 /* ---- context ---------------------------------------------------------- */
 
@@ -89,30 +97,30 @@ typedef struct linattn_config {
 typedef struct linattn_ctx linattn_ctx;
 
 /* Fill cfg with the defaults (auto backend, default threads, quiet). */
-void linattn_config_init(linattn_config *cfg);
+LINATTN_API void linattn_config_init(linattn_config *cfg);
 /* Create a context; cfg may be NULL for the defaults.  The context holds the
  * dispatch decisions and thread count; it may be shared by threads. */
-int linattn_ctx_create(linattn_ctx **ctx, const linattn_config *cfg);
-void linattn_ctx_destroy(linattn_ctx *ctx);
+LINATTN_API int linattn_ctx_create(linattn_ctx **ctx, const linattn_config *cfg);
+LINATTN_API void linattn_ctx_destroy(linattn_ctx *ctx);
 /* What the context chose. */
-linattn_backend linattn_ctx_backend(const linattn_ctx *ctx);
-int linattn_ctx_threads(const linattn_ctx *ctx);
-const char *linattn_ctx_isa(const linattn_ctx *ctx);
+LINATTN_API linattn_backend linattn_ctx_backend(const linattn_ctx *ctx);
+LINATTN_API int linattn_ctx_threads(const linattn_ctx *ctx);
+LINATTN_API const char *linattn_ctx_isa(const linattn_ctx *ctx);
 /* "cpu", or the OpenCL device in use ("opencl:0.0 NVIDIA H100 ..."). */
-const char *linattn_ctx_device(const linattn_ctx *ctx);
+LINATTN_API const char *linattn_ctx_device(const linattn_ctx *ctx);
 
 /* Kernel ISAs compiled into this build, space-separated ("scalar avx2 avx512"). */
-const char *linattn_isa_compiled(void);
+LINATTN_API const char *linattn_isa_compiled(void);
 /* 1 if this build has the ISA and this CPU (and OS) can run it, else 0.
  * "ref" and "scalar" are always available. */
-int linattn_isa_usable(const char *isa);
+LINATTN_API int linattn_isa_usable(const char *isa);
 /* Space-separated CPU features the probe found ("avx2 fma avx512" ...). */
-const char *linattn_cpu_features(void);
+LINATTN_API const char *linattn_cpu_features(void);
 /* The BLAS this build uses ("OpenBLAS 0.3.21 ...; core Haswell"), or "none". */
-const char *linattn_blas_info(void);
+LINATTN_API const char *linattn_blas_info(void);
 /* 1 if built with OpenMP.  Without it a context's threads still decide how the
  * work is split (so results are the same) but the parts run one by one. */
-int linattn_have_openmp(void);
+LINATTN_API int linattn_have_openmp(void);
 
 /* ---- tensors ---------------------------------------------------------- */
 
@@ -128,15 +136,16 @@ typedef struct linattn_tensor {
     linattn_buffer *buf; /* NULL for host tensors */
 } linattn_tensor;
 
-linattn_tensor linattn_tensor_1d(float *data, int64_t d0);
-linattn_tensor linattn_tensor_2d(float *data, int64_t d0, int64_t d1);
-linattn_tensor linattn_tensor_3d(float *data, int64_t d0, int64_t d1, int64_t d2);
-linattn_tensor linattn_tensor_4d(float *data, int64_t d0, int64_t d1, int64_t d2,
-                                 int64_t d3);
+LINATTN_API linattn_tensor linattn_tensor_1d(float *data, int64_t d0);
+LINATTN_API linattn_tensor linattn_tensor_2d(float *data, int64_t d0, int64_t d1);
+LINATTN_API linattn_tensor linattn_tensor_3d(float *data, int64_t d0, int64_t d1, int64_t d2);
+LINATTN_API linattn_tensor linattn_tensor_4d(float *data, int64_t d0, int64_t d1, int64_t d2,
+                                             int64_t d3);
 /* The absent tensor (all zero). */
-linattn_tensor linattn_tensor_none(void);
+LINATTN_API linattn_tensor linattn_tensor_none(void);
 /* A tensor held in a buffer (its first prod(shape) floats). */
-linattn_tensor linattn_tensor_buffer(linattn_buffer *buf, int ndim, const int64_t *shape);
+LINATTN_API linattn_tensor linattn_tensor_buffer(linattn_buffer *buf, int ndim,
+                                                 const int64_t *shape);
 
 /* ---- buffers: memory that lives where the context computes ------------ *
  * On an OpenCL context a buffer is device memory: tensors in buffers are not
@@ -145,12 +154,14 @@ linattn_tensor linattn_tensor_buffer(linattn_buffer *buf, int ndim, const int64_
  * are copied in and out on every call.  On a CPU context a buffer is plain
  * host memory.  A buffer belongs to the context that made it and must be
  * destroyed before it.  New buffers hold zeros. */
-int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out);
-void linattn_buffer_destroy(linattn_buffer *buf);
-size_t linattn_buffer_count(const linattn_buffer *buf);
+LINATTN_API int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out);
+LINATTN_API void linattn_buffer_destroy(linattn_buffer *buf);
+LINATTN_API size_t linattn_buffer_count(const linattn_buffer *buf);
 /* Copy count floats between host memory and the buffer at float offset. */
-int linattn_buffer_write(linattn_buffer *buf, size_t offset, const float *src, size_t count);
-int linattn_buffer_read(const linattn_buffer *buf, size_t offset, float *dst, size_t count);
+LINATTN_API int linattn_buffer_write(linattn_buffer *buf, size_t offset, const float *src,
+                                     size_t count);
+LINATTN_API int linattn_buffer_read(const linattn_buffer *buf, size_t offset, float *dst,
+                                    size_t count);
 
 /* ---- OpenCL devices (linattn_opencl(3)) -------------------------------- */
 
@@ -167,18 +178,18 @@ typedef struct linattn_device_info {
 
 /* 1 if this build has the OpenCL backend (the runtime is looked up when
  * first needed: libOpenCL.so.1, or the file named by LINATTN_OPENCL_LIB). */
-int linattn_opencl_built(void);
+LINATTN_API int linattn_opencl_built(void);
 /* Probe the OpenCL devices (once per process) and copy up to max of them into
  * out (may be NULL); *count receives how many there are.  No runtime, no
  * platform registered with it, or a build without OpenCL: LINATTN_ENODEV
  * with *count = 0 and the reason in linattn_last_error().  Platforms with no
  * device: LINATTN_OK, *count = 0. */
-int linattn_opencl_devices(linattn_device_info *out, int max, int *count);
+LINATTN_API int linattn_opencl_devices(linattn_device_info *out, int max, int *count);
 /* Measure the OpenCL device of ctx with kernels of our own: float32 matrix
  * product GFLOP/s (median of 5, N up to 4096) and copy bandwidth GB/s (bytes
  * read + written, median of 5).  Takes about a second on a GPU.  A context
  * on the CPU: LINATTN_EUNSUPPORTED (linattn-bench measures the CPU itself). */
-int linattn_opencl_limits(linattn_ctx *ctx, double *sgemm_gflops, double *copy_gbs);
+LINATTN_API int linattn_opencl_limits(linattn_ctx *ctx, double *sgemm_gflops, double *copy_gbs);
 
 /* ---- delta-rule family: gdn, kla, gla (linattn_gdn(3)) ------------------ */
 
@@ -195,7 +206,7 @@ typedef struct linattn_delta_opts {
     linattn_algo algo;
 } linattn_delta_opts;
 
-void linattn_delta_opts_init(linattn_delta_opts *opts);
+LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
 
 /* Forward over whole sequences.
  *   q, k [B,T,H,K]; v [B,T,H,V]; o [B,T,H,V] (written)
@@ -220,14 +231,15 @@ typedef enum linattn_delta_op {
     LINATTN_OP_GLA = 2
 } linattn_delta_op;
 
-int linattn_delta_forward(linattn_ctx *ctx, linattn_delta_op op, const linattn_delta_io *io,
-                          const linattn_delta_opts *opts);
-int linattn_gdn_forward(linattn_ctx *ctx, const linattn_delta_io *io,
-                        const linattn_delta_opts *opts);
-int linattn_kla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
-                        const linattn_delta_opts *opts);
-int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
-                        const linattn_delta_opts *opts);
+LINATTN_API int linattn_delta_forward(linattn_ctx *ctx, linattn_delta_op op,
+                                      const linattn_delta_io *io,
+                                      const linattn_delta_opts *opts);
+LINATTN_API int linattn_gdn_forward(linattn_ctx *ctx, const linattn_delta_io *io,
+                                    const linattn_delta_opts *opts);
+LINATTN_API int linattn_kla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
+                                    const linattn_delta_opts *opts);
+LINATTN_API int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io,
+                                    const linattn_delta_opts *opts);
 
 /* One decode step for B sequences on a carried state.
  *   q, k [B,H,K]; v, o [B,H,V]; g, beta [B,H] (as in forward);
@@ -236,14 +248,15 @@ typedef struct linattn_delta_step_io {
     linattn_tensor q, k, v, g, beta, state, o;
 } linattn_delta_step_io;
 
-int linattn_delta_step(linattn_ctx *ctx, linattn_delta_op op, const linattn_delta_step_io *io,
-                       const linattn_delta_opts *opts);
-int linattn_gdn_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
-                     const linattn_delta_opts *opts);
-int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
-                     const linattn_delta_opts *opts);
-int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
-                     const linattn_delta_opts *opts);
+LINATTN_API int linattn_delta_step(linattn_ctx *ctx, linattn_delta_op op,
+                                   const linattn_delta_step_io *io,
+                                   const linattn_delta_opts *opts);
+LINATTN_API int linattn_gdn_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
+                                 const linattn_delta_opts *opts);
+LINATTN_API int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
+                                 const linattn_delta_opts *opts);
+LINATTN_API int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
+                                 const linattn_delta_opts *opts);
 
 /* ---- Gated KalmaNet: gka (linattn_gka(3)) ------------------------------ */
 
@@ -260,7 +273,7 @@ typedef struct linattn_gka_opts {
     linattn_algo algo; /* forward on the CPU: recurrent, chunk (BLAS), or auto */
 } linattn_gka_opts;
 
-void linattn_gka_opts_init(linattn_gka_opts *opts);
+LINATTN_API void linattn_gka_opts_init(linattn_gka_opts *opts);
 
 /*   q, k [B,T,H,K]; v, o [B,T,H,V]; g, beta, alpha [B,T,H]
  *   g absent: no decay; beta absent: 1; alpha absent: 1 (all ridge readout)
@@ -274,8 +287,8 @@ typedef struct linattn_gka_io {
     int64_t n_seqs;
 } linattn_gka_io;
 
-int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
-                        const linattn_gka_opts *opts);
+LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
+                                    const linattn_gka_opts *opts);
 
 /* One decode step: q, k [B,H,K]; v, o [B,H,V]; g, beta, alpha [B,H];
  * state_kk [B,H,K,K] and state_kv [B,H,K,V] updated in place (required). */
@@ -283,8 +296,8 @@ typedef struct linattn_gka_step_io {
     linattn_tensor q, k, v, g, beta, alpha, state_kk, state_kv, o;
 } linattn_gka_step_io;
 
-int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,
-                     const linattn_gka_opts *opts);
+LINATTN_API int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,
+                                 const linattn_gka_opts *opts);
 
 /* ---- Kalman linear attention: kalman (linattn_kalman(3)) --------------- */
 
@@ -302,7 +315,7 @@ typedef struct linattn_kalman_opts {
     int chunk; /* tokens per piece of the scan; 0: chosen from T */
 } linattn_kalman_opts;
 
-void linattn_kalman_opts_init(linattn_kalman_opts *opts);
+LINATTN_API void linattn_kalman_opts_init(linattn_kalman_opts *opts);
 
 /*   v, lam_v [B,T,M]: observation and its precision (finite, > 0)
  *   k, q [B,T,S]: observation map and readout, shared by the channels
@@ -318,8 +331,8 @@ typedef struct linattn_kalman_io {
     int64_t n_seqs;
 } linattn_kalman_io;
 
-int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
-                           const linattn_kalman_opts *opts);
+LINATTN_API int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
+                                       const linattn_kalman_opts *opts);
 
 /* One decode step: v, lam_v, y, yvar [B,M]; k, q [B,S]; decay, noise
  * [M,S]; state_lam, state_eta [B,M,S] updated in place (required;
@@ -328,8 +341,8 @@ typedef struct linattn_kalman_step_io {
     linattn_tensor v, lam_v, k, q, decay, noise, state_lam, state_eta, y, yvar;
 } linattn_kalman_step_io;
 
-int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
-                        const linattn_kalman_opts *opts);
+LINATTN_API int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
+                                    const linattn_kalman_opts *opts);
 /* ---- exact (feature-map) linear attention: ela (linattn_ela(3)) -------- */
 
 /* Per (sequence, head), with a = qk_scale q_i, b_j = qk_scale k_j and
@@ -347,12 +360,12 @@ typedef enum linattn_ela_feature {
 
 /* F, the feature size of a map for key head size K; LINATTN_EINVAL (< 0) for
  * an unknown map or K < 1. */
-int64_t linattn_ela_feature_dim(linattn_ela_feature feature, int64_t K);
+LINATTN_API int64_t linattn_ela_feature_dim(linattn_ela_feature feature, int64_t K);
 /* "exp", "sqdist_sum", "sqdist_sub", "elu1", "identity" to the enum:
  * LINATTN_OK, or LINATTN_EINVAL (message lists the names) and *out untouched. */
-int linattn_ela_feature_parse(const char *name, linattn_ela_feature *out);
+LINATTN_API int linattn_ela_feature_parse(const char *name, linattn_ela_feature *out);
 /* The name of a map ("exp" ...), or NULL for an unknown value. */
-const char *linattn_ela_feature_name(linattn_ela_feature feature);
+LINATTN_API const char *linattn_ela_feature_name(linattn_ela_feature feature);
 
 typedef struct linattn_ela_opts {
     float qk_scale;     /* q and k are multiplied by it before the maps; 0 means 1
@@ -365,7 +378,7 @@ typedef struct linattn_ela_opts {
     linattn_algo algo;  /* forward on the CPU: recurrent, chunk, or auto */
 } linattn_ela_opts;
 
-void linattn_ela_opts_init(linattn_ela_opts *opts);
+LINATTN_API void linattn_ela_opts_init(linattn_ela_opts *opts);
 
 /* State.  S [N,H,F,V] and z [N,H,F].  With the exp map in its default safe
  * form the library keeps S and z shifted by a per-dimension log-offset c
@@ -391,8 +404,8 @@ typedef struct linattn_ela_io {
     int64_t n_seqs;
 } linattn_ela_io;
 
-int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,
-                        const linattn_ela_opts *opts);
+LINATTN_API int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,
+                                    const linattn_ela_opts *opts);
 
 /* One decode step (the forward with T = 1; bidirectional makes no difference):
  * q, k [B,H,K]; v, o [B,H,V]; state_s [B,H,F,V] and state_z [B,H,F], required,
@@ -401,8 +414,8 @@ typedef struct linattn_ela_step_io {
     linattn_tensor q, k, v, state_s, state_z, state_c, o;
 } linattn_ela_step_io;
 
-int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io,
-                     const linattn_ela_opts *opts);
+LINATTN_API int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io,
+                                 const linattn_ela_opts *opts);
 /* ---- softmax attention with a KV cache (linattn_softmax(3)) ------------- */
 
 /* Causal softmax attention, the quadratic baseline:
@@ -414,7 +427,7 @@ typedef struct linattn_softmax_opts {
                     0: default (64).  The OpenCL kernels size their own blocks. */
 } linattn_softmax_opts;
 
-void linattn_softmax_opts_init(linattn_softmax_opts *opts);
+LINATTN_API void linattn_softmax_opts_init(linattn_softmax_opts *opts);
 
 /*   q, k [B,T,H,K]; v, o [B,T,H,V]; cu_seqlens as for the delta family
  *   (each packed sequence attends only to itself). */
@@ -424,8 +437,8 @@ typedef struct linattn_softmax_io {
     int64_t n_seqs;
 } linattn_softmax_io;
 
-int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
-                            const linattn_softmax_opts *opts);
+LINATTN_API int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
+                                        const linattn_softmax_opts *opts);
 
 /* A KV cache owned by the library: keys [B,H,capacity,K] and values
  * [B,H,capacity,V] in float32, in host memory on CPU and reference contexts
@@ -437,26 +450,28 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
  * be destroyed before it; one call at a time per cache. */
 typedef struct linattn_kvcache linattn_kvcache;
 
-int linattn_kvcache_create(linattn_ctx *ctx, linattn_kvcache **out, int64_t B, int64_t H,
-                           int64_t K, int64_t V, int64_t capacity);
-void linattn_kvcache_destroy(linattn_kvcache *cache);
+LINATTN_API int linattn_kvcache_create(linattn_ctx *ctx, linattn_kvcache **out, int64_t B,
+                                       int64_t H,
+                                       int64_t K, int64_t V, int64_t capacity);
+LINATTN_API void linattn_kvcache_destroy(linattn_kvcache *cache);
 /* Tokens held (per batch row), and tokens that fit before the next regrowth. */
-int64_t linattn_kvcache_length(const linattn_kvcache *cache);
-int64_t linattn_kvcache_capacity(const linattn_kvcache *cache);
+LINATTN_API int64_t linattn_kvcache_length(const linattn_kvcache *cache);
+LINATTN_API int64_t linattn_kvcache_capacity(const linattn_kvcache *cache);
 /* Bytes of key and value storage held: B*H*capacity*(K+V)*4 (the cache
  * proper; the step's small split scratch is not counted). */
-size_t linattn_kvcache_bytes(const linattn_kvcache *cache);
+LINATTN_API size_t linattn_kvcache_bytes(const linattn_kvcache *cache);
 /* Append T tokens without attending (prefill): k [B,T,H,K], v [B,T,H,V]
  * with the cache's B, H, K, V.  On any failure the cache keeps its length
  * and contents; when it cannot grow (LINATTN_ENOMEM) also its capacity (a
  * device failure after a growth leaves the room grown). */
-int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *cache, const linattn_tensor *k,
-                           const linattn_tensor *v);
+LINATTN_API int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *cache,
+                                       const linattn_tensor *k,
+                                       const linattn_tensor *v);
 /* Forget every token (keeps the memory). */
-int linattn_kvcache_reset(linattn_kvcache *cache);
+LINATTN_API int linattn_kvcache_reset(linattn_kvcache *cache);
 /* Keep the first length tokens (0 <= length <= the length held; keeps the
  * memory): rolls back steps, or holds a benchmark's cache at one length. */
-int linattn_kvcache_truncate(linattn_kvcache *cache, int64_t length);
+LINATTN_API int linattn_kvcache_truncate(linattn_kvcache *cache, int64_t length);
 
 /* One decode step: append k [B,H,K] and v [B,H,V] as the next token of each
  * batch row, then attend with q [B,H,K] over the whole cache (the new token
@@ -466,8 +481,9 @@ typedef struct linattn_softmax_step_io {
     linattn_tensor q, k, v, o;
 } linattn_softmax_step_io;
 
-int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
-                         const linattn_softmax_step_io *io, const linattn_softmax_opts *opts);
+LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
+                                     const linattn_softmax_step_io *io,
+                                     const linattn_softmax_opts *opts);
 
 /* ---- the operator table (linattn_ops(3)) ------------------------------ *
  * Every entry point described once, for callers that pick an operator at
@@ -541,31 +557,34 @@ typedef struct linattn_op_args {
 } linattn_op_args;
 
 /* The entry points: linattn_op_at(i) for 0 <= i < linattn_op_count(). */
-int linattn_op_count(void);
-const linattn_op_info *linattn_op_at(int i);
+LINATTN_API int linattn_op_count(void);
+LINATTN_API const linattn_op_info *linattn_op_at(int i);
 /* By operator name and entry ("forward" or "step"); NULL (and a message
  * listing the names) when there is none. */
-const linattn_op_info *linattn_op_find(const char *name, const char *entry);
+LINATTN_API const linattn_op_info *linattn_op_find(const char *name, const char *entry);
 /* The index of a tensor or option by name, or -1. */
-int linattn_op_tensor_index(const linattn_op_info *op, const char *name);
-int linattn_op_option_index(const linattn_op_info *op, const char *name);
+LINATTN_API int linattn_op_tensor_index(const linattn_op_info *op, const char *name);
+LINATTN_API int linattn_op_option_index(const linattn_op_info *op, const char *name);
 /* Every tensor absent, every option its default, no sequences, no cache. */
-void linattn_op_args_init(const linattn_op_info *op, linattn_op_args *args);
+LINATTN_API void linattn_op_args_init(const linattn_op_info *op, linattn_op_args *args);
 /* Parse an option's value from text (numbers; algo and feature names; a
  * flag takes "0" or "1"): LINATTN_OK, or LINATTN_ERANGE / LINATTN_EINVAL
  * with a message that names the option and what it takes. */
-int linattn_op_option_parse(const linattn_op_info *op, int i, const char *text, double *out);
+LINATTN_API int linattn_op_option_parse(const linattn_op_info *op, int i, const char *text,
+                                        double *out);
 /* Bind the symbolic dimensions: dims[letter - 'A'] entries above 0 are
  * kept, the others are taken from the given tensors of args (in table
  * order), then the derived ones (N, F) follow.  0 stays where nothing tells. */
-void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *args,
-                     int64_t dims[LINATTN_OP_LETTERS]);
+LINATTN_API void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *args,
+                                 int64_t dims[LINATTN_OP_LETTERS]);
 /* The shape of tensor i under bound dims: LINATTN_OK, or LINATTN_ESHAPE
  * when one of its dimensions is unbound. */
-int linattn_op_shape(const linattn_op_info *op, int i, const int64_t dims[LINATTN_OP_LETTERS],
-                     int64_t shape[LINATTN_MAX_DIMS]);
+LINATTN_API int linattn_op_shape(const linattn_op_info *op, int i,
+                                 const int64_t dims[LINATTN_OP_LETTERS],
+                                 int64_t shape[LINATTN_MAX_DIMS]);
 /* Run the entry point (its own checks apply, as when called directly). */
-int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op, const linattn_op_args *args);
+LINATTN_API int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op,
+                                const linattn_op_args *args);
 
 /* ---- .npy files (float32, little-endian, C order) ---------------------- */
 
@@ -582,14 +601,14 @@ typedef struct linattn_array {
  * at most 8 dimensions whose nonzero ones multiply to at most SIZE_MAX/4
  * elements, exact payload size, is rejected with LINATTN_EFORMAT.  On
  * failure *out is left zeroed.  Safe on untrusted bytes (fuzzed: make fuzz). */
-int linattn_npy_parse(const void *buf, size_t len, linattn_array *out);
-int linattn_npy_load(const char *path, linattn_array *out);
+LINATTN_API int linattn_npy_parse(const void *buf, size_t len, linattn_array *out);
+LINATTN_API int linattn_npy_load(const char *path, linattn_array *out);
 /* Write data with the given shape as a version 1.0 .npy file. */
-int linattn_npy_save(const char *path, const float *data, int ndim,
-                     const int64_t *shape);
-void linattn_array_free(linattn_array *a);
+LINATTN_API int linattn_npy_save(const char *path, const float *data, int ndim,
+                                 const int64_t *shape);
+LINATTN_API void linattn_array_free(linattn_array *a);
 /* View an array as a tensor (fails with LINATTN_ESHAPE past 4 dims). */
-int linattn_array_tensor(const linattn_array *a, linattn_tensor *t);
+LINATTN_API int linattn_array_tensor(const linattn_array *a, linattn_tensor *t);
 
 #ifdef __cplusplus
 }

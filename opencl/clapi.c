@@ -1,8 +1,14 @@
 /* linattn - opening the OpenCL ICD loader at run time (see clapi.h). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dl_iterate_phdr */
+#endif
 #ifdef HAVE_CONFIG_H
 #include <config.h>
 #endif
 #include <dlfcn.h>
+#ifdef HAVE_DL_ITERATE_PHDR
+#include <link.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +22,47 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char load_error[320];
 static void *handle;
 
+#ifdef HAVE_DL_ITERATE_PHDR
+static int has_interp(struct dl_phdr_info *info, size_t size, void *found)
+{
+    (void)size;
+    for (size_t i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_INTERP) {
+            *(int *)found = 1;
+            return 1;
+        }
+    return 0;
+}
+#endif
+
+/* Whether the process runs without the dynamic loader (a program linked with
+ * -static or -static-pie).  dlopen there maps a second libc beside the static
+ * one and libOpenCL crashes in its first call, so the runtime counts as absent.
+ * The test: the kernel starts ld.so only for a program whose headers carry
+ * PT_INTERP, and ld.so keeps the program's headers in its list even when it
+ * was run by hand ("ld.so ./prog"); a static(-pie) program has none.  The weak
+ * _DYNAMIC symbol would not do: in liblinattn.so it is the library's own
+ * dynamic section, and a static-pie program has one too. */
+static int statically_linked(void)
+{
+#ifdef HAVE_DL_ITERATE_PHDR
+    int interp = 0;
+    dl_iterate_phdr(has_interp, &interp);
+    return !interp;
+#else
+    return 0;
+#endif
+}
+
 static void load(void)
 {
     const char *lib = getenv("LINATTN_OPENCL_LIB");
     if (!lib || !*lib) lib = "libOpenCL.so.1";
+    if (statically_linked()) {
+        snprintf(load_error, sizeof load_error, "OpenCL runtime cannot be loaded into a "
+                 "statically linked program (no dynamic loader); link dynamically to use OpenCL");
+        return;
+    }
     if (!(handle = dlopen(lib, RTLD_NOW | RTLD_LOCAL))) {
         const char *why = dlerror();
         snprintf(load_error, sizeof load_error, "OpenCL runtime %s not found (%s)", lib,

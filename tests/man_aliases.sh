@@ -9,7 +9,7 @@ header=$srcdir/lib/linattn.h
 table=$srcdir/man/aliases.tab
 fail=0
 
-fns=$(grep -E '^[a-z_][a-z0-9_ ]*[ *]linattn_[a-z0-9_]+\(' "$header" |
+fns=$(grep -E '^(LINATTN_API )?[a-z_][a-z0-9_ ]*[ *]linattn_[a-z0-9_]+\(' "$header" |
       sed -E 's/^.*[ *](linattn_[a-z0-9_]+)\(.*/\1/' | sort -u)
 [ -n "$fns" ] || { echo "man_aliases: no function found in $header"; exit 99; }
 
