@@ -407,6 +407,7 @@ static int sweep1(fx *f, int plus)
         snprintf(spec, sizeof spec, "malloc:%lld%s", n, plus ? "+" : "");
         fx_restore(f);
         fx_prepare(f);
+        linattn_test_ctx_trim(f->ctx); /* the scratch is allocated again */
         set_fault(spec);
         const int rc = f->run(f);
         const long long hits = linattn_test_fault_hits();
