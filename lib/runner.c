@@ -87,8 +87,8 @@ static void *take(linattn_wspool *p, size_t size, int *slot)
     if (fit >= 0) return p->s[i].mem;
     /* grow by half at least, so that a slowly growing need (a decode step
      * over a growing cache) reallocates now and then, not every call */
-    size_t grow = p->s[i].size + p->s[i].size / 2;
-    grow = (grow + ALIGN - 1) / ALIGN * ALIGN;
+    size_t grow = p->s[i].size < SIZE_MAX / 4 ? p->s[i].size + p->s[i].size / 2 : 0;
+    grow = grow / ALIGN * ALIGN;
     if (grow < size) grow = size;
     free(p->s[i].mem);
     void *mem = linattn_aligned_alloc(ALIGN, grow);
