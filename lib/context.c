@@ -81,6 +81,7 @@ int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
     linattn_ctx *ctx = linattn_calloc(1, sizeof *ctx);
     if (!ctx) return linattn_fail(LINATTN_ENOMEM, "ctx: out of memory");
     ctx->verbose = cfg.verbose || (verbose && *verbose && strcmp(verbose, "0"));
+    if ((rc = linattn_wspool_create(&ctx->ws))) goto fail;
 
     ctx->backend = cfg.backend;
     if (ctx->backend == LINATTN_BACKEND_AUTO && isa && !strcmp(isa, "ref"))
@@ -114,6 +115,7 @@ void linattn_ctx_destroy(linattn_ctx *ctx)
 {
     if (!ctx) return;
     linattn_cl_close(ctx->cl);
+    linattn_wspool_destroy(ctx->ws);
     free(ctx);
 }
 

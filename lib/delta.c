@@ -34,11 +34,9 @@ typedef struct delta_plan {
     linattn_algo algo;
     int C, nblk, blkw;
     int ref;
-    size_t work_floats;           /* per thread, a multiple of 16 (64 bytes) */
     size_t pack_floats;           /* panel scratch for the SIMD kernels */
     size_t stage_floats;          /* staged token block (recurrent prefill) */
-    float *work;                  /* threads * work_floats */
-    double *dwork;                /* reference: threads * ref work */
+    linattn_runner run;           /* per-thread work (and the reference's doubles) */
 } delta_plan;
 
 /* The recurrent kernels sweep all tokens once per panel of columns.  With
@@ -79,12 +77,12 @@ static void run_job(void *arg, int64_t job, int thread)
     const delta_plan *p = arg;
     const int64_t blk = job % p->nblk, unit = job / p->nblk;
     const int64_t h = unit % p->H, n = unit / p->H;
-    const int64_t b = p->cu ? 0 : n;
-    const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
+    int64_t row0, len;
+    linattn_seq_span(p->cu, p->T, n, &row0, &len);
     const size_t KV = (size_t)p->K * p->V;
-    const int64_t tok0 = (b * p->T + t0) * p->H + h;   /* index of (b, t0, h) */
-    /* per-thread scratch: [panel pack][state if ht absent][chunk work] */
-    float *work = p->work + (size_t)thread * p->work_floats;
+    const int64_t tok0 = row0 * p->H + h;   /* index of (b, t0, h) */
+    /* per-thread scratch: [panel pack][staged tokens][state if ht absent][chunk work] */
+    float *work = linattn_runner_work(&p->run, thread);
     float *pack = p->pack_floats ? work : NULL;
     work += p->pack_floats;
     float *stage = p->stage_floats ? work : NULL;
@@ -103,7 +101,7 @@ static void run_job(void *arg, int64_t job, int thread)
         }
 
     linattn_delta_rec_job jb = {
-        .T = t1 - t0, .K = p->K, .n = w,
+        .T = len, .K = p->K, .n = w,
         .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = (ptrdiff_t)p->H,
         .ldS = p->V,
         .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V + j0,
@@ -113,7 +111,7 @@ static void run_job(void *arg, int64_t job, int thread)
     if (p->ref)
         linattn_delta_ref_seq(jb.T, p->K, p->V, jb.sqk, jb.sv, jb.sg, jb.q, jb.k, jb.v, jb.g,
                               jb.beta, jb.o, S, p->scale,
-                              p->dwork + (size_t)thread * linattn_delta_ref_work(p->K, p->V));
+                              linattn_runner_dwork(&p->run, thread));
     else if (p->algo == LINATTN_ALGO_CHUNK)
         linattn_delta_chunk(&jb, p->C, work + (p->ht ? 0 : KV));
     else
@@ -145,16 +143,6 @@ static void kla_rows(void *arg, int64_t blk, int thread)
         for (; i < a->K; i++) s[0] += (double)k[i] * k[i];
         a->beta[r] = (float)(a->eta[r] / ((s[0] + s[1]) + (s[2] + s[3]) + a->eps));
     }
-}
-
-/* Allocate and fill kla's beta; NULL when out of memory. */
-static float *kla_beta(const linattn_ctx *ctx, const float *eta, const float *k, int64_t rows,
-                       int K, float eps)
-{
-    kla_arg a = {.eta = eta, .k = k, .rows = rows, .K = K, .eps = eps};
-    if (!(a.beta = linattn_malloc(sizeof(float) * rows))) return NULL;
-    linattn_parallel_for(ctx, (rows + KLA_ROWS - 1) / KLA_ROWS, kla_rows, &a);
-    return a.beta;
 }
 
 static int check_opts(const linattn_ctx *ctx, const linattn_delta_opts *o)
@@ -220,7 +208,8 @@ static void plan_blocks(delta_plan *p, int64_t units)
     p->nblk = (p->V + w - 1) / w;
 }
 
-static int execute(delta_plan *p, int64_t units, const char *what)
+static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
+                   const char *what)
 {
     const int nt = linattn_max_threads(p->ctx);
     const size_t KV = (size_t)p->K * p->V;
@@ -228,15 +217,19 @@ static int execute(delta_plan *p, int64_t units, const char *what)
     const int rec = !p->ref && p->algo == LINATTN_ALGO_RECURRENT;
     p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
     p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (2 * p->K + 2 * p->V) : 0;
-    p->work_floats = p->pack_floats + p->stage_floats + (p->ht ? 0 : KV) +
-                     (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
-    p->work_floats = (p->work_floats + 16) / 16 * 16;
-    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_delta_ref_work(p->K, p->V) * nt);
-    if (!p->work || (p->ref && !p->dwork)) {
-        free(p->work);
-        free(p->dwork);
-        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+    size_t work = p->pack_floats + p->stage_floats + (p->ht ? 0 : KV) +
+                  (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
+    work = (work + 16) / 16 * 16;
+    const int kla = op == LINATTN_OP_KLA;
+    int rc = linattn_runner_begin(&p->run, p->ctx, work,
+                                  p->ref ? linattn_delta_ref_work(p->K, p->V) : 0,
+                                  kla ? sizeof(float) * (size_t)rows : 0, what);
+    if (rc) return rc;
+    if (kla) { /* eta into beta; then the call runs as gdn */
+        kla_arg a = {.beta = p->run.shared, .eta = p->beta, .k = p->k, .rows = rows, .K = p->K,
+                     .eps = eps};
+        linattn_runner_jobs(&p->run, (rows + KLA_ROWS - 1) / KLA_ROWS, kla_rows, &a, 0);
+        p->beta = a.beta;
     }
     if (p->ctx->verbose) {
         char algo[32];
@@ -247,137 +240,101 @@ static int execute(delta_plan *p, int64_t units, const char *what)
                 (long long)p->nseq, p->ref ? "ref" : p->ctx->kern.isa, algo, p->nblk,
                 p->nblk == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
     }
-    const int blas = linattn_blas_serial_begin(p->algo == LINATTN_ALGO_CHUNK && nt > 1);
-    linattn_parallel_for(p->ctx, units * p->nblk, run_job, p);
-    linattn_blas_serial_end(blas);
-    free(p->work);
-    free(p->dwork);
+    linattn_runner_jobs(&p->run, units * p->nblk, run_job, p, p->algo == LINATTN_ALGO_CHUNK);
+    linattn_runner_end(&p->run);
     return LINATTN_OK;
 }
 
-/* kla turns eta into beta (rows = tokens x heads) and then runs as gdn. */
-static int run_op(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
-                  const char *mode)
+/* The checks every entry point starts with; the options with defaults. */
+static int begin(const linattn_ctx *ctx, const void *io, const linattn_delta_opts *in,
+                 linattn_delta_opts *opts)
 {
-    char what[32];
-    float *beta = NULL;
-    if (op == LINATTN_OP_KLA) {
-        if (!(beta = kla_beta(p->ctx, p->beta, p->k, rows, p->K, eps)))
-            return linattn_fail(LINATTN_ENOMEM, "kla: out of memory for beta");
-        p->beta = beta;
-    }
-    snprintf(what, sizeof what, "%s %s", op_names[op], mode);
-    const int rc = execute(p, units, what);
-    free(beta);
-    return rc;
+    const int rc = linattn_check_call(ctx, io);
+    if (rc) return rc;
+    linattn_delta_opts_init(opts);
+    if (in) *opts = *in;
+    return check_opts(ctx, opts);
 }
 
-/* Run on the context's OpenCL device; *fallback as linattn_cl_fallback. */
-static int run_cl(const linattn_ctx *ctx, linattn_cl_delta *a, linattn_tensor *const *t, int n,
-                  int *fallback)
+/* Everything after the shape checks, for forward and step (step: T = 1,
+ * sequence n is batch row n, h0 and ht are the state, updated in place).
+ * names[] name x's tensors for the buffer checks, in the order below. */
+static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const *names,
+               int64_t B, int64_t T, int64_t H, int64_t nseq, int64_t K, int64_t V,
+               const linattn_delta_opts *opts, int step)
 {
-    const int rc = linattn_cl_delta_run(ctx->cl, a);
-    *fallback = linattn_cl_fallback(ctx, rc, t, n);
-    return rc;
+    int rc;
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->ht};
+    if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
+    const linattn_value_check vc[] = {{&x->g, "g", LINATTN_RANGE_LOGDECAY},
+                                      {&x->beta, op_beta[op], LINATTN_RANGE_STEP}};
+    if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
+    linattn_clear_error();
+    const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
+    if (ctx->cl) {
+        const int C = opts->chunk && opts->chunk < LINATTN_CL_CHUNK ? opts->chunk : LINATTN_CL_CHUNK;
+        linattn_cl_delta a = {
+            .op = op, .step = step, .B = B, .T = T, .H = H, .nseq = nseq, .K = (int)K,
+            .V = (int)V, .cu = x->cu_seqlens, .scale = scale, .eps = opts->eps,
+            .C = step ? LINATTN_CL_CHUNK : C,
+            .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
+            .v = linattn_cl_arg_of(&x->v), .g = linattn_cl_arg_of(&x->g),
+            .beta = linattn_cl_arg_of(&x->beta), .h0 = linattn_cl_arg_of(&x->h0),
+            .o = linattn_cl_arg_of(&x->o), .ht = linattn_cl_arg_of(&x->ht),
+        };
+        rc = linattn_cl_delta_run(ctx->cl, &a);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8))) return rc;
+    }
+    delta_plan p = {
+        .ctx = ctx, .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V,
+        .cu = x->cu_seqlens, .q = linattn_host(&x->q), .k = linattn_host(&x->k),
+        .v = linattn_host(&x->v), .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
+        .h0 = linattn_host(&x->h0), .o = linattn_host(&x->o), .ht = linattn_host(&x->ht),
+        .scale = scale, .ref = ctx->backend == LINATTN_BACKEND_REF,
+        .C = !step && opts->chunk ? opts->chunk : DEFAULT_CHUNK,
+    };
+    /* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
+     * form on the CPU; the portable recurrent kernel does not.  The step
+     * always runs the recurrence. */
+    p.algo = step ? LINATTN_ALGO_RECURRENT : opts->algo;
+    if (p.algo == LINATTN_ALGO_AUTO)
+        p.algo = ctx->kern.simd || !linattn_have_blas() || p.T < DEFAULT_CHUNK
+                     ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
+    char what[32];
+    snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
+    return execute(op, &p, B * T * H, nseq * H, opts->eps, what);
 }
 
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
-                         const linattn_delta_opts *opts_in)
+                         const linattn_delta_opts *oin)
 {
     int rc;
     int64_t s[5], nseq = 0;
     linattn_delta_opts opts;
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
-    linattn_delta_opts_init(&opts);
-    if (opts_in) opts = *opts_in;
-    if ((rc = check_opts(ctx, &opts))) return rc;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if ((rc = check_forward(op, io, s, &nseq))) return rc;
-    linattn_delta_io x = *io;
-    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.h0, &x.o, &x.ht};
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "ht"};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
-    const linattn_value_check vc[] = {{&x.g, "g", LINATTN_RANGE_LOGDECAY},
-                                      {&x.beta, op_beta[op], LINATTN_RANGE_STEP}};
-    if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
-    linattn_clear_error();
-    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[3]);
-    if (ctx->cl) {
-        int fallback;
-        linattn_cl_delta a = {
-            .op = op, .B = s[0], .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3],
-            .V = (int)s[4], .cu = io->cu_seqlens, .scale = scale, .eps = opts.eps,
-            .C = opts.chunk && opts.chunk < LINATTN_CL_CHUNK ? opts.chunk : LINATTN_CL_CHUNK,
-            .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v), .g = linattn_cl_arg_of(&x.g),
-            .beta = linattn_cl_arg_of(&x.beta), .h0 = linattn_cl_arg_of(&x.h0), .o = linattn_cl_arg_of(&x.o), .ht = linattn_cl_arg_of(&x.ht),
-        };
-        if ((rc = run_cl(ctx, &a, ts, 8, &fallback)) == LINATTN_OK || !fallback) return rc;
-    }
-
-    delta_plan p = {
-        .ctx = ctx, .T = s[1], .H = s[2], .nseq = nseq, .K = (int)s[3], .V = (int)s[4],
-        .cu = io->cu_seqlens, .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v),
-        .g = linattn_host(&x.g), .beta = linattn_host(&x.beta), .h0 = linattn_host(&x.h0), .o = linattn_host(&x.o),
-        .ht = linattn_host(&x.ht), .scale = scale,
-        .ref = ctx->backend == LINATTN_BACKEND_REF,
-        .C = opts.chunk ? opts.chunk : DEFAULT_CHUNK,
-    };
-    /* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
-     * form on the CPU; the portable recurrent kernel does not. */
-    p.algo = opts.algo;
-    if (p.algo == LINATTN_ALGO_AUTO)
-        p.algo = ctx->kern.simd || !linattn_have_blas() || p.T < DEFAULT_CHUNK
-                     ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
-    return run_op(op, &p, s[0] * s[1] * s[2], nseq * p.H, opts.eps, "forward");
+    linattn_delta_io x = *io;
+    return run(op, ctx, &x, names, s[0], s[1], s[2], nseq, s[3], s[4], &opts, 0);
 }
 
 static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
-                      const linattn_delta_opts *opts_in)
+                      const linattn_delta_opts *oin)
 {
     int rc;
     int64_t s[4];
     linattn_delta_opts opts;
-    if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
-    if (!io) return linattn_fail(LINATTN_ENULL, "io: NULL");
-    linattn_delta_opts_init(&opts);
-    if (opts_in) opts = *opts_in;
-    if ((rc = check_opts(ctx, &opts))) return rc;
+    if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
     if ((rc = linattn_check_tensor(&io->state, "state", 4, stsh))) return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
-    linattn_delta_step_io x = *io;
-    linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.g, &x.beta, &x.state, &x.o};
-    static const char *const names[] = {"q", "k", "v", "g", "beta", "state", "o"};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 7))) return rc;
-    const linattn_value_check vc[] = {{&x.g, "g", LINATTN_RANGE_LOGDECAY},
-                                      {&x.beta, op_beta[op], LINATTN_RANGE_STEP}};
-    if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
-    linattn_clear_error();
-    const float scale = opts.scale != 0.0f ? opts.scale : 1.0f / sqrtf((float)s[2]);
-    if (ctx->cl) {
-        int fallback;
-        linattn_cl_delta a = {
-            .op = op, .step = 1, .B = s[0], .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2],
-            .V = (int)s[3], .scale = scale, .eps = opts.eps, .C = LINATTN_CL_CHUNK,
-            .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v), .g = linattn_cl_arg_of(&x.g),
-            .beta = linattn_cl_arg_of(&x.beta), .h0 = linattn_cl_arg_of(&x.state), .o = linattn_cl_arg_of(&x.o),
-            .ht = linattn_cl_arg_of(&x.state),
-        };
-        if ((rc = run_cl(ctx, &a, ts, 7, &fallback)) == LINATTN_OK || !fallback) return rc;
-    }
-
-    /* B sequences of one token: the forward machinery with T = 1. */
-    delta_plan p = {
-        .ctx = ctx, .T = 1, .H = s[1], .nseq = s[0], .K = (int)s[2], .V = (int)s[3],
-        .q = linattn_host(&x.q), .k = linattn_host(&x.k), .v = linattn_host(&x.v), .g = linattn_host(&x.g),
-        .beta = linattn_host(&x.beta), .h0 = linattn_host(&x.state), .o = linattn_host(&x.o), .ht = linattn_host(&x.state),
-        .scale = scale,
-        .ref = ctx->backend == LINATTN_BACKEND_REF, .algo = LINATTN_ALGO_RECURRENT,
-        .C = DEFAULT_CHUNK,
-    };
-    return run_op(op, &p, s[0] * s[1], s[0] * s[1], opts.eps, "step");
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "state", "o", "state"};
+    /* B sequences of one token: the forward's path with h0 = ht = the state */
+    linattn_delta_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
+                          .h0 = io->state, .o = io->o, .ht = io->state};
+    return run(op, ctx, &x, names, s[0], 1, s[1], s[0], s[2], s[3], &opts, 1);
 }
 
 static int op_ok(linattn_delta_op op)

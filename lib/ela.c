@@ -73,20 +73,18 @@ typedef struct ela_plan {
     const float *q, *k, *v, *s0, *z0, *c0;
     float *o, *st, *zt, *ct;
     float qk_scale;
-    size_t work_floats;
-    float *work;
-    double *dwork;
+    linattn_runner run;
 } ela_plan;
 
 static void run_job(void *arg, int64_t unit, int thread)
 {
     const ela_plan *p = arg;
     const int64_t h = unit % p->H, n = unit / p->H;
-    const int64_t b = p->cu ? 0 : n;
-    const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
+    int64_t row0, len;
+    linattn_seq_span(p->cu, p->T, n, &row0, &len);
     const size_t FV = (size_t)p->F * p->V, F = (size_t)p->F;
-    const int64_t tok0 = (b * p->T + t0) * p->H + h;
-    float *work = p->work + (size_t)thread * p->work_floats;
+    const int64_t tok0 = row0 * p->H + h;
+    float *work = linattn_runner_work(&p->run, thread);
     float *S = p->st ? p->st + unit * FV : work;
     float *z = p->zt ? p->zt + unit * F : work + FV;
     float *c = p->ct ? p->ct + unit * F : work + FV + F;
@@ -104,7 +102,7 @@ static void run_job(void *arg, int64_t unit, int thread)
                                and no state means no key yet (-inf) */
         for (size_t d = 0; d < F; d++) c[d] = c0 ? c0[d] : S0 ? 0.0f : -INFINITY;
     linattn_ela_job jb = {
-        .T = t1 - t0, .K = p->K, .V = p->V, .F = p->F, .feature = p->feature,
+        .T = len, .K = p->K, .V = p->V, .F = p->F, .feature = p->feature,
         .safe = p->safe, .bidir = p->bidir,
         .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V),
         .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V,
@@ -112,7 +110,7 @@ static void run_job(void *arg, int64_t unit, int thread)
         .work = work + FV + 2 * F, .qk_scale = p->qk_scale,
     };
     if (p->ref)
-        linattn_ela_ref_seq(&jb, p->dwork + (size_t)thread * linattn_ela_ref_work(p->F, p->V));
+        linattn_ela_ref_seq(&jb, linattn_runner_dwork(&p->run, thread));
     else if (p->chunk)
         linattn_ela_chunk(&jb, p->C, jb.work);
     else
@@ -132,14 +130,9 @@ static int execute(ela_plan *p, int64_t units, const char *what)
     size_t kwork = 2u * p->F;
     if (p->chunk && linattn_ela_chunk_work(p->F, p->V, p->C) > kwork)
         kwork = linattn_ela_chunk_work(p->F, p->V, p->C);
-    p->work_floats = (FV + 2u * p->F + kwork + 15) / 16 * 16;
-    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_ela_ref_work(p->F, p->V) * nt);
-    if (!p->work || (p->ref && !p->dwork)) {
-        free(p->work);
-        free(p->dwork);
-        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
-    }
+    const int rc = linattn_runner_begin(&p->run, p->ctx, FV + 2u * p->F + kwork,
+                                        p->ref ? linattn_ela_ref_work(p->F, p->V) : 0, 0, what);
+    if (rc) return rc;
     if (p->ctx->verbose)
         fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d F=%d: %s %s, feature %s%s%s, "
                 "%d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V, p->F,
@@ -147,11 +140,8 @@ static int execute(ela_plan *p, int64_t units, const char *what)
                 linattn_ela_feature_name((linattn_ela_feature)p->feature),
                 p->feature == LINATTN_FEATURE_EXP ? (p->safe ? " (safe)" : " (plain)") : "",
                 p->bidir ? ", bidirectional" : "", nt, nt == 1 ? "" : "s");
-    const int blas = linattn_blas_serial_begin(p->chunk && nt > 1);
-    linattn_parallel_for(p->ctx, units, run_job, p);
-    linattn_blas_serial_end(blas);
-    free(p->work);
-    free(p->dwork);
+    linattn_runner_jobs(&p->run, units, run_job, p, p->chunk);
+    linattn_runner_end(&p->run);
     return LINATTN_OK;
 }
 

@@ -46,5 +46,9 @@ int linattn_test_fault_set(const char *spec);
  * linattn_test_fault_set() (or the start of the process). */
 long long linattn_test_fault_allocs(void);
 long long linattn_test_fault_hits(void);
+/* Free the scratch a context keeps between calls (runner.c), so that the
+ * next call allocates it again. */
+struct linattn_ctx;
+void linattn_test_ctx_trim(struct linattn_ctx *ctx);
 
 #endif

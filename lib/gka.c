@@ -47,9 +47,7 @@ typedef struct gka_plan {
     float *o, *htkk, *htkv;
     float scale, ridge;
     float omega[MAX_ITERS];
-    size_t work_floats;
-    float *work;
-    double *dwork;
+    linattn_runner run;
 } gka_plan;
 
 /* omega_n = 1 / (1 - rho^2/4 omega_{n-1}), omega_0 = 2, rho = 1/(1+2a) */
@@ -64,11 +62,11 @@ static void run_job(void *arg, int64_t unit, int thread)
 {
     const gka_plan *p = arg;
     const int64_t h = unit % p->H, n = unit / p->H;
-    const int64_t b = p->cu ? 0 : n;
-    const int64_t t0 = p->cu ? p->cu[n] : 0, t1 = p->cu ? p->cu[n + 1] : p->T;
+    int64_t row0, len;
+    linattn_seq_span(p->cu, p->T, n, &row0, &len);
     const size_t KK = (size_t)p->K * p->K, KV = (size_t)p->K * p->V;
-    const int64_t tok0 = (b * p->T + t0) * p->H + h;
-    float *work = p->work + (size_t)thread * p->work_floats;
+    const int64_t tok0 = row0 * p->H + h;
+    float *work = linattn_runner_work(&p->run, thread);
     float *Hs = p->htkk ? p->htkk + unit * KK : work;
     float *Us = p->htkv ? p->htkv + unit * KV : work + KK;
     const float *H0 = p->h0kk ? p->h0kk + unit * KK : NULL;
@@ -83,7 +81,7 @@ static void run_job(void *arg, int64_t unit, int thread)
     }
     const ptrdiff_t sg = (ptrdiff_t)p->H;
     linattn_gka_job jb = {
-        .T = t1 - t0, .K = p->K, .V = p->V, .iters = p->iters,
+        .T = len, .K = p->K, .V = p->V, .iters = p->iters,
         .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = sg,
         .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V,
         .g = p->g ? p->g + tok0 : NULL, .beta = p->beta ? p->beta + tok0 : NULL,
@@ -92,7 +90,7 @@ static void run_job(void *arg, int64_t unit, int thread)
         .scale = p->scale, .ridge = p->ridge,
     };
     if (p->ref)
-        linattn_gka_ref_seq(&jb, p->dwork + (size_t)thread * linattn_gka_ref_work(p->K, p->V));
+        linattn_gka_ref_seq(&jb, linattn_runner_dwork(&p->run, thread));
     else if (p->chunk)
         linattn_gka_chunk(&jb, p->C, jb.work);
     else
@@ -107,24 +105,16 @@ static int execute(gka_plan *p, int64_t units, const char *what)
     size_t kwork = 3u * p->K + (size_t)(p->K > p->V ? p->K : p->V);
     if (p->chunk && linattn_gka_chunk_work(p->K, p->V, p->C) > kwork)
         kwork = linattn_gka_chunk_work(p->K, p->V, p->C);
-    p->work_floats = (KK + KV + kwork + 15) / 16 * 16;
-    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_gka_ref_work(p->K, p->V) * nt);
-    if (!p->work || (p->ref && !p->dwork)) {
-        free(p->work);
-        free(p->dwork);
-        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
-    }
+    const int rc = linattn_runner_begin(&p->run, p->ctx, KK + KV + kwork,
+                                        p->ref ? linattn_gka_ref_work(p->K, p->V) : 0, 0, what);
+    if (rc) return rc;
     if (p->ctx->verbose)
         fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d: %s %s, %d Chebyshev "
                 "iterations, %d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V,
                 p->ref ? "ref" : p->ctx->kern.isa, p->chunk ? "chunk" : "recurrent", p->iters,
                 nt, nt == 1 ? "" : "s");
-    const int blas = linattn_blas_serial_begin(p->chunk && nt > 1);
-    linattn_parallel_for(p->ctx, units, run_job, p);
-    linattn_blas_serial_end(blas);
-    free(p->work);
-    free(p->dwork);
+    linattn_runner_jobs(&p->run, units, run_job, p, p->chunk);
+    linattn_runner_end(&p->run);
     return LINATTN_OK;
 }
 

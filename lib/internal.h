@@ -36,6 +36,8 @@ int linattn_have_blas(void);
 int linattn_blas_serial_begin(int parallel);
 void linattn_blas_serial_end(int began);
 
+typedef struct linattn_wspool linattn_wspool;
+
 struct linattn_ctx {
     linattn_backend backend; /* resolved: never AUTO */
     int threads;
@@ -43,6 +45,7 @@ struct linattn_ctx {
     linattn_kernels kern;
     linattn_cl *cl;          /* OpenCL backend: the device */
     int cl_auto;             /* device chosen by auto: may fall back to the CPU */
+    linattn_wspool *ws;      /* scratch kept between calls (runner.c) */
 };
 
 /* buffer.c: a tensor's buffer must belong to ctx and hold its shape. */
@@ -136,6 +139,50 @@ typedef void (*linattn_job_fn)(void *arg, int64_t job, int thread);
 void linattn_parallel_for(const linattn_ctx *ctx, int64_t njobs,
                           linattn_job_fn fn, void *arg);
 int linattn_max_threads(const linattn_ctx *ctx);
+
+/* Sequence n of a batch of T-token rows, or of the packed batch cu
+ * (cu_seqlens, NULL when not packed): the row (b * T + t) of its first
+ * token and its number of tokens. */
+static inline void linattn_seq_span(const int64_t *cu, int64_t T, int64_t n, int64_t *row0,
+                                    int64_t *len)
+{
+    *row0 = cu ? cu[n] : n * T;
+    *len = cu ? cu[n + 1] - cu[n] : T;
+}
+
+/* runner.c: the scratch of one call, taken from the blocks the context
+ * keeps (a decode step allocates nothing once they are grown), and its jobs
+ * on the context's threads.  begin: per thread work_floats floats (64-byte
+ * aligned slices, the count rounded up to 16) and dwork_n doubles, plus
+ * shared_bytes (64-byte aligned) for the call; LINATTN_ENOMEM naming what.
+ * end gives the scratch back (also after a failed begin). */
+typedef struct linattn_runner {
+    const linattn_ctx *ctx;
+    int threads;
+    size_t work_floats, dwork_n; /* per thread, as rounded */
+    float *work;
+    double *dwork;
+    void *shared;
+    void *mem;
+    int slot;
+} linattn_runner;
+int linattn_runner_begin(linattn_runner *r, const linattn_ctx *ctx, size_t work_floats,
+                         size_t dwork_n, size_t shared_bytes, const char *what);
+static inline float *linattn_runner_work(const linattn_runner *r, int thread)
+{
+    return r->work + (size_t)thread * r->work_floats;
+}
+static inline double *linattn_runner_dwork(const linattn_runner *r, int thread)
+{
+    return r->dwork + (size_t)thread * r->dwork_n;
+}
+/* fn(arg, job, thread) for job in [0, njobs); blas: the jobs call BLAS
+ * (kept single-threaded while several threads run). */
+void linattn_runner_jobs(const linattn_runner *r, int64_t njobs, linattn_job_fn fn, void *arg,
+                         int blas);
+void linattn_runner_end(linattn_runner *r);
+int linattn_wspool_create(linattn_wspool **out);
+void linattn_wspool_destroy(linattn_wspool *p);
 
 /* delta_ref.c: double-accumulation reference for one (sequence, head). */
 void linattn_delta_ref_seq(int64_t T, int K, int V, ptrdiff_t sqk, ptrdiff_t sv,

@@ -32,18 +32,8 @@ typedef struct kalman_plan {
     int64_t *seq_of;       /* scan: [npieces] the sequence of each piece */
     float *sums;           /* scan: [npieces * nb] maps of SUM_FLOATS(S) */
     float *ct;             /* [nb][3][S][BLK]: decay, its square, noise (kernels.h) */
-    size_t work_floats;
-    float *work;
-    double *dwork;
+    linattn_runner run;    /* per-thread work; ct is its shared part */
 } kalman_plan;
-
-/* Tokens [t0, t1) of sequence n in the batch: row of its first token. */
-static void seq_span(const kalman_plan *p, int64_t n, int64_t *row0, int64_t *len)
-{
-    const int64_t b = p->cu ? 0 : n, t0 = p->cu ? p->cu[n] : 0;
-    *row0 = b * p->T + t0;
-    *len = p->cu ? p->cu[n + 1] - t0 : p->T;
-}
 
 static size_t state_off(const kalman_plan *p, int64_t n, int64_t blk)
 {
@@ -57,7 +47,7 @@ static linattn_kalman_job make_job(const kalman_plan *p, int64_t n, int64_t blk,
                                    int64_t len, float *st, float *work)
 {
     int64_t row0, slen;
-    seq_span(p, n, &row0, &slen);
+    linattn_seq_span(p->cu, p->T, n, &row0, &slen);
     const int64_t c0 = blk * BLK, row = row0 + from;
     const size_t ls = (size_t)c0 * p->S, so = state_off(p, n, blk);
     return (linattn_kalman_job){
@@ -76,14 +66,9 @@ static linattn_kalman_job make_job(const kalman_plan *p, int64_t n, int64_t blk,
 static void run_kernel(const kalman_plan *p, const linattn_kalman_job *jb, int thread)
 {
     if (p->ref)
-        linattn_kalman_ref(jb, p->dwork + (size_t)thread * linattn_kalman_ref_work(p->S));
+        linattn_kalman_ref(jb, linattn_runner_dwork(&p->run, thread));
     else
         p->ctx->kern.kalman_rec(jb);
-}
-
-static float *thread_work(const kalman_plan *p, int thread)
-{
-    return p->work + (size_t)thread * p->work_floats;
 }
 
 /* The recurrence: one job per (sequence, group of G channel blocks).  It
@@ -100,8 +85,8 @@ static void rec_job(void *arg, int64_t unit, int thread)
     const int64_t n = unit / p->ngroups, b0 = unit % p->ngroups * p->G;
     const int64_t b1 = b0 + p->G < p->nb ? b0 + p->G : p->nb;
     int64_t row0, len;
-    seq_span(p, n, &row0, &len);
-    float *w = thread_work(p, thread), *st = w + LINATTN_KALMAN_WORK(p->S);
+    linattn_seq_span(p->cu, p->T, n, &row0, &len);
+    float *w = linattn_runner_work(&p->run, thread), *st = w + LINATTN_KALMAN_WORK(p->S);
     const int64_t tile = p->ref ? len : TILE;
     for (int64_t t0 = 0; t0 < len; t0 += tile)
         for (int64_t blk = b0; blk < b1; blk++) {
@@ -139,7 +124,7 @@ static void piece_span(const kalman_plan *p, int64_t g, int64_t *n, int64_t *fro
 {
     int64_t row0, slen;
     *n = p->seq_of[g];
-    seq_span(p, *n, &row0, &slen);
+    linattn_seq_span(p->cu, p->T, *n, &row0, &slen);
     *from = (g - p->first[*n]) * p->L;
     *len = slen - *from < p->L ? slen - *from : p->L;
 }
@@ -152,7 +137,7 @@ static void sum_job(void *arg, int64_t unit, int thread)
     int64_t n, from, len;
     piece_span(p, g, &n, &from, &len);
     if (g + 1 == p->first[n + 1]) return;
-    float *w = thread_work(p, thread);
+    float *w = linattn_runner_work(&p->run, thread);
     linattn_kalman_job jb = make_job(p, n, blk, from, len, w, w + 2u * BLK * p->S);
     p->ctx->kern.kalman_sum(&jb, p->sums + (size_t)unit * SUM_FLOATS(p->S));
 }
@@ -179,7 +164,7 @@ static void piece_job(void *arg, int64_t unit, int thread)
     const int64_t g = unit / p->nb, blk = unit % p->nb;
     int64_t n, from, len;
     piece_span(p, g, &n, &from, &len);
-    float *w = thread_work(p, thread), *st = w, *ste = w + (size_t)BLK * p->S;
+    float *w = linattn_runner_work(&p->run, thread), *st = w, *ste = w + (size_t)BLK * p->S;
     linattn_kalman_job jb = make_job(p, n, blk, from, len, st, w + 2u * BLK * p->S);
     const size_t cnt = (size_t)jb.n * p->S;
     for (size_t i = 0; i < cnt; i++) {
@@ -205,7 +190,7 @@ static int scan_tables(kalman_plan *p)
         return linattn_fail(LINATTN_ENOMEM, "kalman forward: out of memory for the scan");
     p->first[0] = 0;
     for (int64_t n = 0; n < p->nseq; n++) {
-        seq_span(p, n, &row0, &len);
+        linattn_seq_span(p->cu, p->T, n, &row0, &len);
         p->first[n + 1] = p->first[n] + (len + p->L - 1) / p->L;
     }
     p->npieces = p->first[p->nseq];
@@ -230,23 +215,17 @@ static int execute(kalman_plan *p, const char *what)
     p->G = p->nb * p->nseq <= nt ? 1 : (p->nb * p->nseq + nt - 1) / nt;
     if (p->G > p->nb) p->G = p->nb;
     p->ngroups = (p->nb + p->G - 1) / p->G;
-    p->work_floats = (LINATTN_KALMAN_WORK(p->S) + 2u * BLK * p->S * (size_t)p->G + 15) / 16 * 16;
-    p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * (size_t)nt);
-    if (p->ref) p->dwork = linattn_malloc(sizeof(double) * linattn_kalman_ref_work(p->S) * (size_t)nt);
-    if (!p->work || (p->ref && !p->dwork)) {
-        rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
+    if ((rc = linattn_runner_begin(&p->run, p->ctx,
+                                   LINATTN_KALMAN_WORK(p->S) + 2u * BLK * p->S * (size_t)p->G,
+                                   p->ref ? linattn_kalman_ref_work(p->S) : 0,
+                                   sizeof(float) * 3 * (size_t)p->S * BLK * (size_t)p->nb, what)))
         goto done;
-    }
-    p->ct = linattn_aligned_alloc(64, sizeof(float) * 3 * (size_t)p->S * BLK * (size_t)p->nb);
-    if (!p->ct) {
-        rc = linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
-        goto done;
-    }
+    p->ct = p->run.shared;
     if (p->L && (rc = scan_tables(p))) goto done;
     if (p->M * p->S <= 65536) /* a decode step's worth: not worth waking threads */
         for (int64_t blk = 0; blk < p->nb; blk++) const_job(p, blk, 0);
     else
-        linattn_parallel_for(p->ctx, p->nb, const_job, p);
+        linattn_runner_jobs(&p->run, p->nb, const_job, p, 0);
     if (p->ctx->verbose)
         fprintf(stderr, "linattn: %s T=%lld M=%lld S=%d: %s %s", what, (long long)p->T,
                 (long long)p->M, p->S, p->ref ? "ref" : p->ctx->kern.isa,
@@ -255,18 +234,16 @@ static int execute(kalman_plan *p, const char *what)
         fprintf(stderr, ", %lld pieces of %lld tokens", (long long)p->npieces, (long long)p->L);
     if (p->ctx->verbose) fprintf(stderr, ", %d thread%s\n", nt, nt == 1 ? "" : "s");
     if (!p->L) {
-        linattn_parallel_for(p->ctx, p->nseq * p->ngroups, rec_job, p);
+        linattn_runner_jobs(&p->run, p->nseq * p->ngroups, rec_job, p, 0);
     } else {
-        linattn_parallel_for(p->ctx, p->npieces * p->nb, sum_job, p);
-        linattn_parallel_for(p->ctx, p->npieces * p->nb, piece_job, p);
+        linattn_runner_jobs(&p->run, p->npieces * p->nb, sum_job, p, 0);
+        linattn_runner_jobs(&p->run, p->npieces * p->nb, piece_job, p, 0);
     }
 done:
-    free(p->work);
-    free(p->dwork);
+    linattn_runner_end(&p->run);
     free(p->first);
     free(p->seq_of);
     free(p->sums);
-    free(p->ct);
     return rc;
 }
 

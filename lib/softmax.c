@@ -52,19 +52,10 @@ typedef struct fwd_plan {
     int K, V, QB, ref;
     const int64_t *cu, *blk; /* blk: per block {sequence, first row} */
     const float *q, *k, *v;
-    float *o, *work;
-    double *dwork;
-    size_t work_floats, dwork_n;
+    float *o;
+    linattn_runner run;      /* per-thread work (or doubles); blk is its shared part */
     float scale;
 } fwd_plan;
-
-static void seq_range(const fwd_plan *p, int64_t n, int64_t *tok0, int64_t *len)
-{
-    const int64_t b = p->cu ? 0 : n, t0 = p->cu ? p->cu[n] : 0;
-    const int64_t t1 = p->cu ? p->cu[n + 1] : p->T;
-    *tok0 = b * p->T + t0;
-    *len = t1 - t0;
-}
 
 static void fwd_job(void *arg, int64_t job, int thread)
 {
@@ -72,12 +63,12 @@ static void fwd_job(void *arg, int64_t job, int thread)
     const int64_t h = job % p->H, bi = p->nblk - 1 - job / p->H; /* longest rows first */
     const int64_t n = p->blk[2 * bi], i0 = p->blk[2 * bi + 1];
     int64_t tok0, len;
-    seq_range(p, n, &tok0, &len);
+    linattn_seq_span(p->cu, p->T, n, &tok0, &len);
     const int nq = (int)(len - i0 < p->QB ? len - i0 : p->QB);
     const int64_t row0 = tok0 * p->H + h, rq = (tok0 + i0) * p->H + h;
     const ptrdiff_t sqk = (ptrdiff_t)(p->H * p->K), sv = (ptrdiff_t)(p->H * p->V);
     if (p->ref) {
-        double *w = p->dwork + (size_t)thread * p->dwork_n;
+        double *w = linattn_runner_dwork(&p->run, thread);
         for (int i = 0; i < nq; i++)
             linattn_softmax_ref_row(i0 + i + 1, p->K, p->V, sqk, sv, p->q + (rq * p->K + i * sqk),
                                     p->k + row0 * p->K, p->v + row0 * p->V,
@@ -87,7 +78,7 @@ static void fwd_job(void *arg, int64_t job, int thread)
     const linattn_softmax_fwd_job jb = {
         .q0 = i0, .nq = nq, .K = p->K, .V = p->V, .bk = p->QB, .sqk = sqk, .sv = sv,
         .q = p->q + rq * p->K, .k = p->k + row0 * p->K, .v = p->v + row0 * p->V,
-        .o = p->o + rq * p->V, .work = p->work + (size_t)thread * p->work_floats,
+        .o = p->o + rq * p->V, .work = linattn_runner_work(&p->run, thread),
         .scale = p->scale,
     };
     p->ctx->kern.softmax_fwd(&jb);
@@ -99,27 +90,18 @@ static int forward_cpu(fwd_plan *p, int64_t nseq)
     int64_t maxlen = 0, tok0, len;
     p->nblk = 0;
     for (int64_t n = 0; n < nseq; n++) {
-        seq_range(p, n, &tok0, &len);
+        linattn_seq_span(p->cu, p->T, n, &tok0, &len);
         p->nblk += (len + p->QB - 1) / p->QB;
         if (len > maxlen) maxlen = len;
     }
-    int64_t *blk = linattn_malloc(sizeof *blk * 2 * (size_t)p->nblk);
-    if (p->ref) {
-        p->dwork_n = (size_t)(maxlen + p->V);
-        p->dwork = linattn_malloc(sizeof(double) * p->dwork_n * nt);
-    } else {
-        p->work_floats = linattn_softmax_fwd_work(p->K, p->V, p->QB, p->QB);
-        p->work = linattn_aligned_alloc(64, sizeof(float) * p->work_floats * nt);
-    }
-    if (!blk || (!p->work && !p->dwork)) {
-        free(blk);
-        free(p->work);
-        free(p->dwork);
-        return linattn_fail(LINATTN_ENOMEM, "softmax forward: out of memory for scratch");
-    }
-    int64_t nb = 0;
+    const int rc = linattn_runner_begin(
+        &p->run, p->ctx, p->ref ? 0 : linattn_softmax_fwd_work(p->K, p->V, p->QB, p->QB),
+        p->ref ? (size_t)(maxlen + p->V) : 0, sizeof(int64_t) * 2 * (size_t)p->nblk,
+        "softmax forward");
+    if (rc) return rc;
+    int64_t *blk = p->run.shared, nb = 0;
     for (int64_t n = 0; n < nseq; n++) {
-        seq_range(p, n, &tok0, &len);
+        linattn_seq_span(p->cu, p->T, n, &tok0, &len);
         for (int64_t i0 = 0; i0 < len; i0 += p->QB) {
             blk[2 * nb] = n;
             blk[2 * nb + 1] = i0;
@@ -131,10 +113,8 @@ static int forward_cpu(fwd_plan *p, int64_t nseq)
         fprintf(stderr, "linattn: softmax forward T=%lld H=%lld K=%d V=%d: %s, blocks of %d, "
                 "%d thread%s\n", (long long)p->T, (long long)p->H, p->K, p->V,
                 p->ref ? "ref" : p->ctx->kern.isa, p->QB, nt, nt == 1 ? "" : "s");
-    linattn_parallel_for(p->ctx, p->nblk * p->H, fwd_job, p);
-    free(blk);
-    free(p->work);
-    free(p->dwork);
+    linattn_runner_jobs(&p->run, p->nblk * p->H, fwd_job, p, 0);
+    linattn_runner_end(&p->run);
     return LINATTN_OK;
 }
 
@@ -189,9 +169,8 @@ typedef struct dec_plan {
     const linattn_kvcache *c;
     int64_t L, S, nsplit;
     const float *q;
-    float *o, *part, *work;
-    double *dwork;
-    size_t work_n;
+    float *o, *part;         /* part: the runner's shared part */
+    linattn_runner run;      /* per-thread work (or the reference's doubles) */
     float scale;
 } dec_plan;
 
@@ -204,7 +183,7 @@ static void dec_job(void *arg, int64_t job, int thread)
         .n = p->L - j0 < p->S ? p->L - j0 : p->S, .K = (int)c->K, .V = (int)c->V,
         .q = p->q + row * c->K, .k = c->hk + (row * c->cap + j0) * c->K,
         .v = c->hv + (row * c->cap + j0) * c->V, .part = p->part + job * (c->V + 2),
-        .work = p->work + (size_t)thread * p->work_n, .scale = p->scale,
+        .work = linattn_runner_work(&p->run, thread), .scale = p->scale,
     };
     p->ctx->kern.softmax_dec(&jb);
 }
@@ -235,7 +214,7 @@ static void ref_row_job(void *arg, int64_t row, int thread)
     linattn_softmax_ref_row(p->L, (int)c->K, (int)c->V, (ptrdiff_t)c->K, (ptrdiff_t)c->V,
                             p->q + row * c->K, c->hk + row * c->cap * c->K,
                             c->hv + row * c->cap * c->V, p->o + row * c->V, p->scale,
-                            p->dwork + (size_t)thread * p->work_n);
+                            linattn_runner_dwork(&p->run, thread));
 }
 
 /* The step on the CPU (fast kernels or the reference); room for the new
@@ -247,20 +226,12 @@ static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const float *q, const 
     const int64_t rows = c->B * c->H, L = c->len + 1;
     dec_plan p = {.ctx = ctx, .c = c, .L = L, .S = split_len(L), .q = q, .o = o, .scale = scale};
     p.nsplit = (L + p.S - 1) / p.S;
-    if (ref) {
-        p.work_n = (size_t)(L + c->V);
-        p.dwork = linattn_malloc(sizeof(double) * p.work_n * nt);
-    } else {
-        p.work_n = (size_t)(p.S + 15) / 16 * 16;
-        p.work = linattn_aligned_alloc(64, sizeof(float) * p.work_n * nt);
-        p.part = linattn_malloc(sizeof(float) * (size_t)(rows * p.nsplit * (c->V + 2)));
-    }
-    if (ref ? !p.dwork : (!p.work || !p.part)) {
-        free(p.dwork);
-        free(p.work);
-        free(p.part);
-        return linattn_fail(LINATTN_ENOMEM, "softmax step: out of memory for scratch");
-    }
+    const int rc = linattn_runner_begin(&p.run, ctx, ref ? 0 : (size_t)p.S,
+                                        ref ? (size_t)(L + c->V) : 0,
+                                        ref ? 0 : sizeof(float) * (size_t)(rows * p.nsplit * (c->V + 2)),
+                                        "softmax step");
+    if (rc) return rc;
+    p.part = p.run.shared;
     linattn_kvcache_put(ctx, c, 1, k, v);
     if (ctx->verbose)
         fprintf(stderr, "linattn: softmax step B=%lld H=%lld K=%lld V=%lld over %lld tokens: "
@@ -269,14 +240,12 @@ static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const float *q, const 
                 (long long)p.nsplit, p.nsplit == 1 ? "" : "s", (long long)p.S, nt,
                 nt == 1 ? "" : "s");
     if (ref) {
-        linattn_parallel_for(ctx, rows, ref_row_job, &p);
+        linattn_runner_jobs(&p.run, rows, ref_row_job, &p, 0);
     } else {
-        linattn_parallel_for(ctx, rows * p.nsplit, dec_job, &p);
-        linattn_parallel_for(ctx, rows, merge_row, &p);
+        linattn_runner_jobs(&p.run, rows * p.nsplit, dec_job, &p, 0);
+        linattn_runner_jobs(&p.run, rows, merge_row, &p, 0);
     }
-    free(p.dwork);
-    free(p.work);
-    free(p.part);
+    linattn_runner_end(&p.run);
     return LINATTN_OK;
 }
 

@@ -281,6 +281,9 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("args");
     TCase *tc = tcase_create("args");
+    /* test_forward_bad creates OpenCL contexts: the first program build is
+     * slow on a loaded machine */
+    tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_forward_bad, 0, 3 * NFORWARD);
     tcase_add_test(tc, test_beta_rules);
     tcase_add_test(tc, test_step_bad);

@@ -407,6 +407,7 @@ static int sweep1(fx *f, int plus)
         snprintf(spec, sizeof spec, "malloc:%lld%s", n, plus ? "+" : "");
         fx_restore(f);
         fx_prepare(f);
+        linattn_test_ctx_trim(f->ctx); /* the scratch is allocated again */
         set_fault(spec);
         const int rc = f->run(f);
         const long long hits = linattn_test_fault_hits();
@@ -542,6 +543,43 @@ START_TEST(test_malloc_sweep)
                     ck_abort_msg("%s: no allocation failed: the switch does not work", name);
                 fx_free(&f);
             }
+        linattn_ctx_destroy(ctx);
+    }
+}
+END_TEST
+
+/* A decode step allocates nothing once a first step has run: with every
+ * allocation made to fail, further steps (on the reference and the CPU
+ * backends, 2 threads) still succeed and meet no injected failure. */
+START_TEST(test_step_steady)
+{
+    const struct op *op = &ops[_i];
+    if (!strstr(op->name, "step")) return;
+    for (int c = 0; c < 2; c++) {
+        linattn_ctx *ctx = ctx_of(c);
+        for (int v = 0; v < op->variants; v++) {
+            fx f;
+            memset(&f, 0, sizeof f);
+            f.name = op->name;
+            f.ctx = ctx;
+            f.algo = LINATTN_ALGO_AUTO;
+            if (op->make == mk_softmax_step) make_softmax_step(&f, 3, 64); /* room: no growth */
+            else op->make(&f, v);
+            set_fault(NULL);
+            ck_assert_msg(f.run(&f) == LINATTN_OK, "%s: %s", op->name, linattn_last_error());
+            set_fault("malloc:1+");
+            for (int i = 0; i < 3; i++) {
+                const int rc = f.run(&f);
+                const long long allocs = linattn_test_fault_allocs();
+                set_fault("malloc:1+");
+                ck_assert_msg(rc == LINATTN_OK && allocs == 0,
+                              "%s (%s), step %d after the first: rc %d, %lld allocations (%s)",
+                              op->name, c ? "cpu" : "ref", i + 2, rc, allocs,
+                              linattn_last_error());
+            }
+            set_fault(NULL);
+            fx_free(&f);
+        }
         linattn_ctx_destroy(ctx);
     }
 }
@@ -865,6 +903,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_switch_syntax);
     tcase_add_loop_test(tc, test_malloc_sweep, 0, NOPS);
+    tcase_add_loop_test(tc, test_step_steady, 0, NOPS);
     tcase_add_test(tc, test_malloc_objects);
     tcase_add_test(tc, test_malloc_npy);
     tcase_add_test(tc, test_cl_build);

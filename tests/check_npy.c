@@ -350,6 +350,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("npy");
     TCase *tc = tcase_create("npy");
+    tcase_set_timeout(tc, 300); /* file I/O only; generous for a loaded machine */
     tcase_add_test(tc, test_parse_valid);
     tcase_add_loop_test(tc, test_parse_bad, 0, (int)(sizeof BAD / sizeof *BAD));
     tcase_add_test(tc, test_truncations);
