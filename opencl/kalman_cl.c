@@ -1,5 +1,6 @@
 /* linattn - host side of kalman on OpenCL (kernels in kalman.cl): the
  * piece table, up to three launches per call, and the value check. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "clpriv.h"
@@ -13,10 +14,14 @@ enum { K_CHECK, K_SUM, K_ENTER, K_SEQ, NKERN };
 static const char *const kernel_names[NKERN] = {"kalman_check", "kalman_sum", "kalman_enter",
                                                 "kalman_seq"};
 
+/* The program of S states per channel (K = S; V is unused). */
+static void options(char *opts, size_t n, int S) { snprintf(opts, n, "-DK=%d -DV=0", S); }
+
 static int kernels(linattn_cl *cl, int S, cl_kernel *out)
 {
-    return linattn_cl_kprog_getn(cl, cl->kalman, &cl->nkalman, linattn_kalman_cl_src,
-                                 kernel_names, NKERN, S, 0, out);
+    char opts[64];
+    options(opts, sizeof opts, S);
+    return linattn_cl_kernels(cl, linattn_kalman_cl_src, opts, kernel_names, NKERN, out);
 }
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
@@ -222,9 +227,10 @@ int linattn_cl_kalman_check(linattn_cl *cl, void *const *mem, const size_t *coun
     cl_kernel kn[NKERN];
     linattn_clrun r = {.cl = cl};
     pthread_mutex_lock(&cl->lock);
-    /* the kernel does not depend on S: any program of this family has it */
-    rc = cl->nkalman ? (memcpy(kn, cl->kalman[0].kernels, sizeof kn), LINATTN_OK)
-                     : kernels(cl, 1, kn);
+    /* the kernel does not depend on S: any program of this source has it */
+    char opts[64];
+    options(opts, sizeof opts, 1);
+    rc = linattn_cl_kernels_any(cl, linattn_kalman_cl_src, opts, kernel_names, NKERN, kn);
     if (!rc) rc = check(&r, kn[K_CHECK], mem, count, range, n, bad);
     return linattn_clrun_end(&r, rc);
 }
