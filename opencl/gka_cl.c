@@ -19,7 +19,8 @@ static int run(linattn_clrun *r, const linattn_cl_gka *a, cl_kernel kern, cl_lon
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
         (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) ||
         (rc = linattn_clrun_resolve(r, &a->alpha, 1, &alpha)) ||
-        (rc = linattn_clrun_resolve(r, &a->o, 0, &o)) || (rc = linattn_clrun_state_in(r, &a->h0kk, nkk, a->step, &Skk)) ||
+        (rc = linattn_clrun_resolve(r, &a->o, 0, &o)) ||
+        (rc = linattn_clrun_state_in(r, &a->h0kk, nkk, a->step, &Skk)) ||
         (rc = linattn_clrun_state_in(r, &a->h0kv, nkv, a->step, &Skv)) ||
         (rc = linattn_clrun_alloc(r, sizeof(float) * (size_t)a->iters, 0, &om)) ||
         (rc = linattn_clrun_alloc(r, sizeof(cl_long) * 2 * (size_t)a->nseq, 0, &st)))
