@@ -64,7 +64,7 @@ static void panel(const linattn_delta_rec_job *jb, int j0, int w)
     }
 }
 
-void linattn_delta_rec_portable(const linattn_delta_rec_job *job)
+void linattn_delta_rec_scalar(const linattn_delta_rec_job *job)
 {
     for (int j0 = 0; j0 < job->n; j0 += PANEL) {
         const int w = job->n - j0 < PANEL ? job->n - j0 : PANEL;

@@ -1,8 +1,9 @@
 /* linattn - CPU probing and kernel selection.
  *
- * The table starts with the portable kernels, then each compiled-in ISA that
- * the CPU (and the operating system) supports overrides it, best last.
- * LINATTN_ISA may force one; forcing one the CPU cannot run is an error. */
+ * The table starts with the scalar kernels, then the best compiled-in ISA
+ * that the CPU (and the operating system) supports overrides the slots of
+ * the kernels it has.  LINATTN_ISA may force one; forcing one the CPU
+ * cannot run is an error. */
 #include <string.h>
 #include <stdio.h>
 #include "internal.h"
@@ -49,9 +50,11 @@ void linattn_cpu_probe(linattn_cpu_caps *f)
     probe(f);
 }
 
-/* The ISAs this build carries, best first: each a full kernel table. */
+/* The ISAs this build carries, best first, each with the function that
+ * overrides the slots of the kernels it has (the rest stay scalar). */
 typedef struct isa_entry {
-    linattn_kernels k;
+    const char *name;
+    void (*reg)(linattn_kernels *k);
     int (*usable)(const linattn_cpu_caps *f);
 } isa_entry;
 
@@ -66,37 +69,25 @@ static int has_neon(const linattn_cpu_caps *f) { return f->neon; }
 #endif
 static int always(const linattn_cpu_caps *f) { (void)f; return 1; }
 
-/* Install one entry (the portable one is the only non-SIMD entry). */
-static void take(linattn_kernels *k, const isa_entry *e)
-{
-    *k = e->k;
-    k->simd = strcmp(e->k.isa, "scalar") != 0;
-}
-
-/* Every operator's kernels of one ISA: their names end in _SFX. */
-#define ISA_ENTRY(NAME, SFX, USABLE)                                                        \
-    {.k = {.isa = NAME,                                                                    \
-           .delta_rec = linattn_delta_rec_##SFX,                                           \
-           .gka_rec = linattn_gka_rec_##SFX,                                               \
-           .kalman_rec = linattn_kalman_rec_##SFX,                                         \
-           .kalman_sum = linattn_kalman_sum_##SFX,                                         \
-           .ela_rec = linattn_ela_rec_##SFX,                                               \
-           .softmax_fwd = linattn_softmax_fwd_##SFX,                                       \
-           .softmax_dec = linattn_softmax_dec_##SFX},                                      \
-     .usable = USABLE}
-
 static const isa_entry isas[] = {
 #ifdef LINATTN_HAVE_AVX512
-    ISA_ENTRY("avx512", avx512, has_avx512),
+    {"avx512", linattn_register_avx512, has_avx512},
 #endif
 #ifdef LINATTN_HAVE_AVX2
-    ISA_ENTRY("avx2", avx2, has_avx2),
+    {"avx2", linattn_register_avx2, has_avx2},
 #endif
 #ifdef LINATTN_HAVE_NEON
-    ISA_ENTRY("neon", neon, has_neon),
+    {"neon", linattn_register_neon, has_neon},
 #endif
-    ISA_ENTRY("scalar", portable, always),
+    {"scalar", linattn_register_scalar, always},
 };
+
+/* The scalar table, then the slots entry e has. */
+static void take(linattn_kernels *k, const isa_entry *e)
+{
+    linattn_register_scalar(k);
+    e->reg(k);
+}
 
 const char *linattn_isa_compiled(void)
 {
@@ -126,14 +117,14 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     linattn_cpu_caps f;
     linattn_cpu_probe(&f);
     const size_t n = sizeof isas / sizeof *isas;
-    take(k, &isas[n - 1]); /* the portable kernels, always last */
+    take(k, &isas[n - 1]); /* the scalar kernels, always last */
     if (forced && *forced) {
         if (!known_isa(forced))
             return linattn_fail(LINATTN_EINVAL,
                                 "isa %s: unknown (ref, scalar, avx2, avx512, neon)",
                                 forced);
         for (size_t i = 0; i < n; i++) {
-            if (strcmp(isas[i].k.isa, forced)) continue;
+            if (strcmp(isas[i].name, forced)) continue;
             if (!isas[i].usable(&f))
                 return linattn_fail(LINATTN_EUNSUPPORTED,
                                     "isa %s: this CPU cannot run it", forced);
@@ -159,7 +150,7 @@ int linattn_isa_usable(const char *isa)
     if (!strcmp(isa, "ref")) return 1;
     linattn_cpu_probe(&f);
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
-        if (!strcmp(isas[i].k.isa, isa)) return isas[i].usable(&f);
+        if (!strcmp(isas[i].name, isa)) return isas[i].usable(&f);
     return 0;
 }
 

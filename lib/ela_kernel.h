@@ -1,6 +1,6 @@
 /* linattn - the ela recurrence in float (linattn_ela(3)), as a
- * function body compiled once per ISA: lib/ela_rec.c (portable) and
- * simd/<isa>/ela_<isa>.c include this file with ELA_KERNEL_NAME set and
+ * function body compiled once per ISA: lib/scalar.c (scalar) and
+ * simd/<isa>/<isa>.c include this file with ELA_KERNEL_NAME set and
  * their own -m flags.  The state loops are axpys over contiguous floats and
  * the denominator is summed in feature order, so no sum is reassociated.
  *

@@ -1,6 +1,6 @@
 /* linattn - the gka recurrence in float (linattn_gka(3)), as a
- * function body compiled once per ISA: lib/gka_rec.c (portable) and
- * simd/<isa>/gka_<isa>.c include this file with GKA_KERNEL_NAME set and
+ * function body compiled once per ISA: lib/scalar.c (scalar) and
+ * simd/<isa>/<isa>.c include this file with GKA_KERNEL_NAME set and
  * their own -m flags, and the compiler vectorises the loops.  Every loop
  * is an axpy over contiguous floats (no reassociated reduction), so the
  * result is the same for every ISA up to FMA contraction.

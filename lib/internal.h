@@ -13,8 +13,9 @@
 #include "opencl.h"
 #include "fault.h" /* linattn_malloc & co., fault injection for tests */
 
-/* Kernel table: filled with the portable kernels first, then overridden by
- * the best ISA compiled in and supported by the CPU (dispatch.c). */
+/* Kernel table: filled with the scalar kernels first, then the best ISA
+ * compiled in and supported by the CPU overrides the slots it has
+ * (dispatch.c). */
 typedef struct linattn_kernels {
     const char *isa;
     int simd; /* vector kernels (not the portable C ones) */
@@ -26,6 +27,12 @@ typedef struct linattn_kernels {
     linattn_softmax_fwd_fn softmax_fwd;
     linattn_softmax_dec_fn softmax_dec;
 } linattn_kernels;
+/* Fill every slot (lib/scalar.c); an ISA's function (simd/<isa>/<isa>.c)
+ * overrides only the slots of the kernels it has, and sets isa and simd. */
+void linattn_register_scalar(linattn_kernels *k);
+void linattn_register_avx2(linattn_kernels *k);
+void linattn_register_avx512(linattn_kernels *k);
+void linattn_register_neon(linattn_kernels *k);
 
 /* info.c */
 int linattn_have_blas(void);

@@ -8,7 +8,7 @@
  *   KF_ADD, KF_MUL  a+b, a*b                  KF_FMA(a,b,c) a*b + c
  *   KF_MAX(a, b)                              KF_RCP(x)     1/x, to a few ulp
  *
- * lib/kalman_rec.c gives the portable one-lane layer (KF_RCP exact);
+ * lib/scalar.c gives the scalar one-lane layer (KF_RCP exact);
  * simd/<isa>/kalman_<isa>.c give the vector ones (KF_RCP: the hardware
  * estimate refined by Newton steps).  Vectors run across channels, so the
  * sums over the S states of a channel stay in one register and in order;

@@ -49,14 +49,6 @@ typedef struct linattn_delta_rec_job {
 
 typedef void (*linattn_delta_rec_fn)(const linattn_delta_rec_job *job);
 
-/* Portable C version (compiled for the baseline ISA). */
-void linattn_delta_rec_portable(const linattn_delta_rec_job *job);
-
-/* Per-ISA versions; each exists only when its ISA is compiled in. */
-void linattn_delta_rec_avx2(const linattn_delta_rec_job *job);
-void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
-void linattn_delta_rec_neon(const linattn_delta_rec_job *job);
-
 /* One job of the gka recurrence (linattn_gka(3)): one (sequence,
  * head) over T tokens.  Pointers are offset to token 0 of the sequence and
  * head; strides as for the delta family.  Hs [K*K] and Us [K*V] are the
@@ -72,11 +64,6 @@ typedef struct linattn_gka_job {
 } linattn_gka_job;
 
 typedef void (*linattn_gka_rec_fn)(const linattn_gka_job *job);
-
-void linattn_gka_rec_portable(const linattn_gka_job *job);
-void linattn_gka_rec_avx2(const linattn_gka_job *job);
-void linattn_gka_rec_avx512(const linattn_gka_job *job);
-void linattn_gka_rec_neon(const linattn_gka_job *job);
 
 /* One job of the kalman filter (linattn_kalman(3)): one sequence and a
  * block of n channels with their S lanes each, over T tokens.
@@ -115,14 +102,6 @@ typedef void (*linattn_kalman_rec_fn)(const linattn_kalman_job *job);
  * eta are not touched. */
 typedef void (*linattn_kalman_sum_fn)(const linattn_kalman_job *job, float *sum);
 
-void linattn_kalman_rec_portable(const linattn_kalman_job *job);
-void linattn_kalman_rec_avx2(const linattn_kalman_job *job);
-void linattn_kalman_rec_avx512(const linattn_kalman_job *job);
-void linattn_kalman_rec_neon(const linattn_kalman_job *job);
-void linattn_kalman_sum_portable(const linattn_kalman_job *job, float *sum);
-void linattn_kalman_sum_avx2(const linattn_kalman_job *job, float *sum);
-void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);
-void linattn_kalman_sum_neon(const linattn_kalman_job *job, float *sum);
 /* One job of ela (linattn_ela(3)): one (sequence, head) over T tokens.
  * Pointers are offset to token 0 of the sequence and head; strides as for
  * the delta family.  S [F*V] (row d = feature d), z [F] are the state,
@@ -145,10 +124,6 @@ typedef struct linattn_ela_job {
 
 typedef void (*linattn_ela_rec_fn)(const linattn_ela_job *job);
 
-void linattn_ela_rec_portable(const linattn_ela_job *job);
-void linattn_ela_rec_avx2(const linattn_ela_job *job);
-void linattn_ela_rec_avx512(const linattn_ela_job *job);
-void linattn_ela_rec_neon(const linattn_ela_job *job);
 /* One job of the blocked causal softmax forward: nq query rows of one
  * (sequence, head), at positions q0 .. q0+nq-1 of the sequence; row i
  * attends to keys 0 .. q0+i.  Pointers are offset to this (sequence, head):
@@ -189,13 +164,36 @@ typedef struct linattn_softmax_dec_job {
 typedef void (*linattn_softmax_fwd_fn)(const linattn_softmax_fwd_job *job);
 typedef void (*linattn_softmax_dec_fn)(const linattn_softmax_dec_job *job);
 
-void linattn_softmax_fwd_portable(const linattn_softmax_fwd_job *job);
+/* The scalar kernels (lib/scalar.c, lib/delta_rec.c): portable C for the
+ * baseline ISA, one for every slot of the kernel table. */
+void linattn_delta_rec_scalar(const linattn_delta_rec_job *job);
+void linattn_gka_rec_scalar(const linattn_gka_job *job);
+void linattn_kalman_rec_scalar(const linattn_kalman_job *job);
+void linattn_kalman_sum_scalar(const linattn_kalman_job *job, float *sum);
+void linattn_ela_rec_scalar(const linattn_ela_job *job);
+void linattn_softmax_fwd_scalar(const linattn_softmax_fwd_job *job);
+void linattn_softmax_dec_scalar(const linattn_softmax_dec_job *job);
+
+/* The kernels of an ISA (simd/<isa>/), only those it really has; each
+ * exists only when its ISA is compiled in. */
+void linattn_delta_rec_avx2(const linattn_delta_rec_job *job);
+void linattn_gka_rec_avx2(const linattn_gka_job *job);
+void linattn_kalman_rec_avx2(const linattn_kalman_job *job);
+void linattn_kalman_sum_avx2(const linattn_kalman_job *job, float *sum);
+void linattn_ela_rec_avx2(const linattn_ela_job *job);
 void linattn_softmax_fwd_avx2(const linattn_softmax_fwd_job *job);
-void linattn_softmax_fwd_avx512(const linattn_softmax_fwd_job *job);
-void linattn_softmax_fwd_neon(const linattn_softmax_fwd_job *job);
-void linattn_softmax_dec_portable(const linattn_softmax_dec_job *job);
 void linattn_softmax_dec_avx2(const linattn_softmax_dec_job *job);
+
+void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
+void linattn_gka_rec_avx512(const linattn_gka_job *job);
+void linattn_kalman_rec_avx512(const linattn_kalman_job *job);
+void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);
+void linattn_ela_rec_avx512(const linattn_ela_job *job);
+void linattn_softmax_fwd_avx512(const linattn_softmax_fwd_job *job);
 void linattn_softmax_dec_avx512(const linattn_softmax_dec_job *job);
-void linattn_softmax_dec_neon(const linattn_softmax_dec_job *job);
+
+void linattn_delta_rec_neon(const linattn_delta_rec_job *job);
+void linattn_kalman_rec_neon(const linattn_kalman_job *job);
+void linattn_kalman_sum_neon(const linattn_kalman_job *job, float *sum);
 
 #endif

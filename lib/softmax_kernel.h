@@ -1,5 +1,5 @@
 /* linattn - causal softmax attention in float, as function bodies compiled
- * once per ISA: lib/softmax_cpu.c (portable) and simd/<isa>/softmax_<isa>.c
+ * once per ISA: lib/scalar.c (scalar) and simd/<isa>/<isa>.c
  * include this file with SOFTMAX_FWD_NAME and SOFTMAX_DEC_NAME set and their
  * own -m flags; the compiler vectorises the loops (see gka_kernel.h).
  * Every vector loop is an axpy over contiguous floats or a reduction into a

@@ -8,30 +8,21 @@
 #include "clapi.h"
 
 #define LINATTN_CL_WG 256      /* work-group size the kernels are written for */
-#define LINATTN_CL_MAX_PROGS 16
+#define LINATTN_CL_PROGS 32    /* programs kept per context (least recently used out) */
+#define LINATTN_CL_KERNELS 8   /* kernels of one program, at most */
 
-/* One program built for a shape class, with its kernels. */
+/* A program of the cache (program.c): its key, the source (an embedded
+ * string, compared by address) and the build options, and the kernels
+ * asked of it so far, by name. */
 typedef struct linattn_cl_prog {
-    int K, V, C, BV;
+    const char *src;
+    char opts[120];
+    uint64_t used; /* cl->clock at the last lookup */
     cl_program prog;
-    cl_kernel prep, state, out, step, kla;
+    int nk;
+    const char *names[LINATTN_CL_KERNELS];
+    cl_kernel kernels[LINATTN_CL_KERNELS];
 } linattn_cl_prog;
-
-/* A program of one operator family built for (K, V), with its kernels. */
-#define LINATTN_CL_MAX_KERNELS 4
-typedef struct linattn_cl_kprog {
-    int K, V;
-    cl_program prog;
-    cl_kernel kernel; /* the first of kernels[] */
-    cl_kernel kernels[LINATTN_CL_MAX_KERNELS];
-} linattn_cl_kprog;
-
-/* The softmax program of one (K, V) with its kernels (softmax_cl.c). */
-typedef struct linattn_cl_smprog {
-    int K, V;
-    cl_program prog;
-    cl_kernel fwd, split, merge, append;
-} linattn_cl_smprog;
 
 struct linattn_cl {
     cl_device_id dev;
@@ -42,18 +33,9 @@ struct linattn_cl {
     int verbose;
     pthread_mutex_t lock;      /* one call at a time on the queue and kernels */
     cl_mem dummy;              /* bound to absent tensor arguments */
+    uint64_t clock;            /* program lookups so far */
     int nprog;
-    linattn_cl_prog progs[LINATTN_CL_MAX_PROGS];
-    int ngka;
-    linattn_cl_kprog gka[LINATTN_CL_MAX_PROGS];
-    int nkalman;
-    linattn_cl_kprog kalman[LINATTN_CL_MAX_PROGS];
-    int nela;
-    linattn_cl_kprog ela[LINATTN_CL_MAX_PROGS];
-    int nsoftmax;
-    linattn_cl_smprog softmax[LINATTN_CL_MAX_PROGS];
-    int nvalues;
-    linattn_cl_kprog values[LINATTN_CL_MAX_PROGS]; /* the value check (one program) */
+    linattn_cl_prog progs[LINATTN_CL_PROGS];
 };
 
 /* Record an OpenCL failure: "what: CL_ERROR_NAME (code)". */
@@ -85,6 +67,16 @@ void linattn_clrun_free(linattn_clrun *r);
 /* The device buffer of an argument: its own, a fresh copy of its host data
  * (in = 1), or fresh space for an output (in = 0); absent: the dummy. */
 int linattn_clrun_resolve(linattn_clrun *r, const linattn_cl_arg *a, int in, cl_mem *out);
+/* The state a kernel updates in place: with step, the caller's own (in,
+ * resolved as an input); else a fresh buffer of count floats filled from in
+ * (a device copy or a host write) or with zeros when in is absent. */
+int linattn_clrun_state_in(linattn_clrun *r, const linattn_cl_arg *in, size_t count, int step,
+                           cl_mem *out);
+/* The final state S (count floats) to out: nothing when out is absent; read
+ * back to a host tensor; into a buffer tensor by a device copy, except with
+ * step (the state was the caller's, updated in place). */
+int linattn_clrun_state_out(linattn_clrun *r, cl_mem S, const linattn_cl_arg *out, size_t count,
+                            int step);
 /* Copy an output back to its host tensor (nothing for a buffer tensor). */
 int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a);
 /* The end of a call begun under cl->lock: wait for the device (its failure
@@ -102,18 +94,16 @@ int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t
 /* program.c: build a program from source (or the disk cache); on failure
  * the build log goes to stderr. */
 int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out);
-/* program.c: the program for (K, V, C, BV), built (or loaded from the disk
- * cache) on first use; call with cl->lock held. */
-int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_prog **out);
+/* program.c: the kernels names[0..n-1] (into out) of the program of source
+ * src built with options opts (after "-cl-std=CL1.2"), built or loaded from
+ * the disk cache on first use; call with cl->lock held.  A later lookup may
+ * release them: look up every kernel of a call at once. */
+int linattn_cl_kernels(linattn_cl *cl, const char *src, const char *opts,
+                       const char *const *names, int n, cl_kernel *out);
+/* The same from the newest program of src already built, whatever its
+ * options (for kernels that do not depend on them); else built with opts. */
+int linattn_cl_kernels_any(linattn_cl *cl, const char *src, const char *opts,
+                           const char *const *names, int n, cl_kernel *out);
 void linattn_cl_programs_release(linattn_cl *cl);
-/* softmax_cl.c: release the softmax programs (from linattn_cl_programs_release). */
-void linattn_cl_softmax_release(linattn_cl *cl);
-/* program.c: the kernel `name` of source src built for (K, V), kept in the
- * list progs (of n, at most LINATTN_CL_MAX_PROGS); cl->lock held. */
-int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
-                         const char *name, int K, int V, cl_kernel *out);
-/* The same for nk kernels of one program (out[i] is names[i]). */
-int linattn_cl_kprog_getn(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
-                          const char *const *names, int nk, int K, int V, cl_kernel *out);
 
 #endif

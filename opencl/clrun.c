@@ -87,3 +87,31 @@ cl_long *linattn_clrun_seqtab(const int64_t *cu, int64_t nseq, int64_t T, int st
     }
     return tab;
 }
+
+int linattn_clrun_state_in(linattn_clrun *r, const linattn_cl_arg *in, size_t count, int step,
+                           cl_mem *out)
+{
+    int rc;
+    if (step) return linattn_clrun_resolve(r, in, 1, out);
+    const size_t bytes = count * sizeof(float);
+    if ((rc = linattn_clrun_alloc(r, bytes, !in->mem && !in->host, out))) return rc;
+    if (in->mem)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(r->cl->queue, in->mem, *out, 0, 0,
+                                                           bytes, 0, NULL, NULL),
+                         "clEnqueueCopyBuffer");
+    else if (in->host)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0, bytes,
+                                                            in->host, 0, NULL, NULL),
+                         "clEnqueueWriteBuffer");
+    return LINATTN_OK;
+}
+
+int linattn_clrun_state_out(linattn_clrun *r, cl_mem S, const linattn_cl_arg *out, size_t count,
+                            int step)
+{
+    if (step || !out->mem) return linattn_clrun_out(r, S, out);
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(r->cl->queue, S, out->mem, 0, 0,
+                                                       count * sizeof(float), 0, NULL, NULL),
+                     "clEnqueueCopyBuffer");
+    return LINATTN_OK;
+}

@@ -1,10 +1,22 @@
 /* linattn - host side of the delta family on OpenCL: buffers in and out,
  * the chunk windows, the kernel launches (kernels in delta.cl). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "clpriv.h"
+#include "delta_cl_src.h" /* generated from delta.cl: linattn_delta_cl_src */
 
 #define A LINATTN_KARG
+
+enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, NKERN };
+static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "delta_out",
+                                                "delta_step", "kla_beta"};
+
+/* The kernels of one call and the value columns per group they are built for. */
+typedef struct dprog {
+    int BV;
+    cl_kernel k[NKERN];
+} dprog;
 
 /* Value columns per group of delta_state / delta_step: 32, or fewer when
  * that leaves over half the compute units without a group (a single long
@@ -19,51 +31,52 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int V)
     return bv;
 }
 
-static int kla_beta(linattn_clrun *r, linattn_cl_prog *pr, cl_mem eta, cl_mem k, cl_long rows, float eps,
+static int kla_beta(linattn_clrun *r, const dprog *pr, cl_mem eta, cl_mem k, cl_long rows, float eps,
                     cl_mem *beta)
 {
     int rc;
     if ((rc = linattn_clrun_alloc(r, (size_t)rows * sizeof(float), 0, beta))) return rc;
     const linattn_karg args[] = {A(eta), A(k), A(*beta), A(rows), A(eps)};
-    if ((rc = linattn_clrun_args(pr->kla, args, 5, "kla_beta"))) return rc;
+    if ((rc = linattn_clrun_args(pr->k[K_KLA], args, 5, "kla_beta"))) return rc;
     const size_t local = 64, global = ((size_t)rows + 63) / 64 * 64;
-    return linattn_clrun_launch(r->cl, pr->kla, 1, &global, &local, "kla_beta");
+    return linattn_clrun_launch(r->cl, pr->k[K_KLA], 1, &global, &local, "kla_beta");
 }
 
-static int step(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta *a)
+static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
 {
     int rc;
     cl_mem q, k, v, g, beta, S, o;
+    const cl_long units = a->B * a->H;
     if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
-        (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) || (rc = linattn_clrun_resolve(r, &a->h0, 1, &S)) ||
+        (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) ||
+        (rc = linattn_clrun_state_in(r, &a->h0, (size_t)units * a->K * a->V, 1, &S)) ||
         (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
-    const cl_long units = a->B * a->H;
     if (a->op == LINATTN_OP_KLA && (rc = kla_beta(r, pr, beta, k, units, a->eps, &beta)))
         return rc;
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const float scale = a->scale;
     const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g), A(gdn)};
-    if ((rc = linattn_clrun_args(pr->step, args, 10, "delta_step"))) return rc;
+    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 10, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
-    if ((rc = linattn_clrun_launch(r->cl, pr->step, 2, global, local, "delta_step"))) return rc;
-    if ((rc = linattn_clrun_out(r, S, &a->ht))) return rc;
+    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local, "delta_step"))) return rc;
+    if ((rc = linattn_clrun_state_out(r, S, &a->ht, (size_t)units * a->K * a->V, 1))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
 
 /* Window plan: chunks j0 <= j < j0 + span of every sequence. */
 typedef struct seqinfo { cl_long tok0, len, nch; } seqinfo;
 
-static int forward(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta *a, seqinfo *sq,
+static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, seqinfo *sq,
                    cl_long *ctab, cl_long *stab)
 {
     int rc;
     linattn_cl *cl = r->cl;
     const int K = a->K, V = a->V, C = a->C;
     const cl_int H = (cl_int)a->H;
-    cl_mem q, k, v, g, beta, h0, o, St, Gb, Mb, Wb, Ub, Sb, ctab_m, stab_m;
+    cl_mem q, k, v, g, beta, o, St, Gb, Mb, Wb, Ub, Sb, ctab_m, stab_m;
     if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
         (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) || (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
@@ -73,16 +86,8 @@ static int forward(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta
         return rc;
 
     /* the state between windows, from h0 or zeros */
-    const size_t sbytes = (size_t)a->nseq * a->H * K * V * sizeof(float);
-    if ((rc = linattn_clrun_alloc(r, sbytes, !a->h0.host && !a->h0.mem, &St))) return rc;
-    if (a->h0.mem)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(cl->queue, a->h0.mem, St, 0, 0, sbytes,
-                                                           0, NULL, NULL), "clEnqueueCopyBuffer");
-    else if (a->h0.host)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, St, CL_TRUE, 0, sbytes,
-                                                            a->h0.host, 0, NULL, NULL),
-                         "clEnqueueWriteBuffer");
-    (void)h0;
+    const size_t scount = (size_t)a->nseq * a->H * K * V;
+    if ((rc = linattn_clrun_state_in(r, &a->h0, scount, 0, &St))) return rc;
 
     /* scratch per (chunk, head): entering state, W, U, M, G */
     const size_t per = (size_t)K * V + (size_t)C * K + (size_t)C * V + (size_t)C * C + C;
@@ -112,9 +117,9 @@ static int forward(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta
     const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
                           A(gdn)};
     const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(scale)};
-    if ((rc = linattn_clrun_args(pr->prep, pargs, 13, "delta_prep")) ||
-        (rc = linattn_clrun_args(pr->state, sargs, 10, "delta_state")) ||
-        (rc = linattn_clrun_args(pr->out, oargs, 9, "delta_out")))
+    if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 13, "delta_prep")) ||
+        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 10, "delta_state")) ||
+        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 9, "delta_out")))
         return rc;
 
     for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
@@ -141,18 +146,12 @@ static int forward(linattn_clrun *r, linattn_cl_prog *pr, const linattn_cl_delta
         const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
                                 (size_t)a->nseq};
         const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG, (size_t)H, (size_t)nw};
-        if ((rc = linattn_clrun_launch(cl, pr->prep, 2, gp, l3, "delta_prep")) ||
-            (rc = linattn_clrun_launch(cl, pr->state, 3, gs, l3, "delta_state")) ||
-            (rc = linattn_clrun_launch(cl, pr->out, 3, go, l3, "delta_out")))
+        if ((rc = linattn_clrun_launch(cl, pr->k[K_PREP], 2, gp, l3, "delta_prep")) ||
+            (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3, "delta_state")) ||
+            (rc = linattn_clrun_launch(cl, pr->k[K_OUT], 3, go, l3, "delta_out")))
             return rc;
     }
-    if (a->ht.mem)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(cl->queue, St, a->ht.mem, 0, 0, sbytes,
-                                                           0, NULL, NULL), "clEnqueueCopyBuffer");
-    else if (a->ht.host)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(cl->queue, St, CL_TRUE, 0, sbytes,
-                                                           (void *)a->ht.host, 0, NULL, NULL),
-                         "clEnqueueReadBuffer");
+    if ((rc = linattn_clrun_state_out(r, St, &a->ht, scount, 0))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
 
@@ -164,11 +163,13 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     cl_long *ctab = NULL, *stab = NULL;
     const int C = a->step ? LINATTN_CL_CHUNK : a->C;
     pthread_mutex_lock(&cl->lock);
-    linattn_cl_prog *pr;
-    if ((rc = linattn_cl_program(cl, a->K, a->V, C, pick_bv(cl, a->nseq * a->H, a->V), &pr)))
+    dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->V)};
+    char opts[96];
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d", a->K, a->V, C, pr.BV);
+    if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, kernel_names, NKERN, pr.k)))
         goto done;
     if (a->step) {
-        rc = step(&r, pr, a);
+        rc = step(&r, &pr, a);
     } else {
         int64_t nch = 0;
         sq = linattn_malloc(sizeof *sq * a->nseq);
@@ -183,7 +184,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
         }
         ctab = linattn_malloc(sizeof *ctab * 3 * (size_t)nch);
         if (!sq || !stab || !ctab) rc = linattn_fail(LINATTN_ENOMEM, "OpenCL: out of memory");
-        else rc = forward(&r, pr, a, sq, ctab, stab);
+        else rc = forward(&r, &pr, a, sq, ctab, stab);
     }
 done:
     rc = linattn_clrun_end(&r, rc);

@@ -1,42 +1,12 @@
 /* linattn - host side of gka on OpenCL (kernel in gka.cl): the state on the
  * device, a sequence table, one launch per call. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "clpriv.h"
 #include "gka_cl_src.h" /* generated from gka.cl: linattn_gka_cl_src */
 
 #define A LINATTN_KARG
-
-/* The state the kernel updates: the caller's (step, in place), or a fresh
- * pair filled from h0 or with zeros (forward). */
-static int state(linattn_clrun *r, const linattn_cl_gka *a, const linattn_cl_arg *h0,
-                 size_t count, cl_mem *out)
-{
-    int rc;
-    if (a->step) return linattn_clrun_resolve(r, h0, 1, out);
-    const size_t bytes = count * sizeof(float);
-    if ((rc = linattn_clrun_alloc(r, bytes, !h0->mem && !h0->host, out))) return rc;
-    if (h0->mem)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(r->cl->queue, h0->mem, *out, 0, 0,
-                                                           bytes, 0, NULL, NULL),
-                         "clEnqueueCopyBuffer");
-    else if (h0->host)
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0, bytes,
-                                                            h0->host, 0, NULL, NULL),
-                         "clEnqueueWriteBuffer");
-    return LINATTN_OK;
-}
-
-/* The final state to ht (forward), or back to a host state (step). */
-static int state_out(linattn_clrun *r, const linattn_cl_gka *a, cl_mem S, const linattn_cl_arg *ht,
-                     size_t count)
-{
-    if (a->step || !ht->mem) return linattn_clrun_out(r, S, ht);
-    LINATTN_CL_CHECK(linattn_clapi.clEnqueueCopyBuffer(r->cl->queue, S, ht->mem, 0, 0,
-                                                       count * sizeof(float), 0, NULL, NULL),
-                     "clEnqueueCopyBuffer");
-    return LINATTN_OK;
-}
 
 static int run(linattn_clrun *r, const linattn_cl_gka *a, cl_kernel kern, cl_long *stab)
 {
@@ -49,8 +19,9 @@ static int run(linattn_clrun *r, const linattn_cl_gka *a, cl_kernel kern, cl_lon
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
         (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) ||
         (rc = linattn_clrun_resolve(r, &a->alpha, 1, &alpha)) ||
-        (rc = linattn_clrun_resolve(r, &a->o, 0, &o)) || (rc = state(r, a, &a->h0kk, nkk, &Skk)) ||
-        (rc = state(r, a, &a->h0kv, nkv, &Skv)) ||
+        (rc = linattn_clrun_resolve(r, &a->o, 0, &o)) ||
+        (rc = linattn_clrun_state_in(r, &a->h0kk, nkk, a->step, &Skk)) ||
+        (rc = linattn_clrun_state_in(r, &a->h0kv, nkv, a->step, &Skv)) ||
         (rc = linattn_clrun_alloc(r, sizeof(float) * (size_t)a->iters, 0, &om)) ||
         (rc = linattn_clrun_alloc(r, sizeof(cl_long) * 2 * (size_t)a->nseq, 0, &st)))
         return rc;
@@ -71,7 +42,8 @@ static int run(linattn_clrun *r, const linattn_cl_gka *a, cl_kernel kern, cl_lon
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const size_t global[2] = {(size_t)a->nseq * LINATTN_CL_WG, (size_t)a->H};
     if ((rc = linattn_clrun_launch(cl, kern, 2, global, local, "gka_seq"))) return rc;
-    if ((rc = state_out(r, a, Skk, &a->htkk, nkk)) || (rc = state_out(r, a, Skv, &a->htkv, nkv)))
+    if ((rc = linattn_clrun_state_out(r, Skk, &a->htkk, nkk, a->step)) ||
+        (rc = linattn_clrun_state_out(r, Skv, &a->htkv, nkv, a->step)))
         return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
@@ -84,8 +56,10 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
     cl_long *stab = linattn_clrun_seqtab(a->cu, a->nseq, a->T, a->step);
     if (!stab) return linattn_fail(LINATTN_ENOMEM, "gka: out of memory");
     pthread_mutex_lock(&cl->lock);
-    rc = linattn_cl_kprog_get(cl, cl->gka, &cl->ngka, linattn_gka_cl_src, "gka_seq", a->K, a->V,
-                              &kern);
+    static const char *const names[] = {"gka_seq"};
+    char opts[64];
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d", a->K, a->V);
+    rc = linattn_cl_kernels(cl, linattn_gka_cl_src, opts, names, 1, &kern);
     if (!rc) rc = run(&r, a, kern, stab);
     rc = linattn_clrun_end(&r, rc);
     free(stab);

@@ -1,7 +1,9 @@
 /* linattn - host side of kalman on OpenCL (kernels in kalman.cl): the
  * piece table and up to three launches per call (the value check is
  * values_cl.c's). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "clpriv.h"
 #include "kalman_cl_src.h" /* generated from kalman.cl: linattn_kalman_cl_src */
 
@@ -12,10 +14,14 @@
 enum { K_SUM, K_ENTER, K_SEQ, NKERN };
 static const char *const kernel_names[NKERN] = {"kalman_sum", "kalman_enter", "kalman_seq"};
 
+/* The program of S states per channel (K = S; V is unused). */
+static void options(char *opts, size_t n, int S) { snprintf(opts, n, "-DK=%d -DV=0", S); }
+
 static int kernels(linattn_cl *cl, int S, cl_kernel *out)
 {
-    return linattn_cl_kprog_getn(cl, cl->kalman, &cl->nkalman, linattn_kalman_cl_src,
-                                 kernel_names, NKERN, S, 0, out);
+    char opts[64];
+    options(opts, sizeof opts, S);
+    return linattn_cl_kernels(cl, linattn_kalman_cl_src, opts, kernel_names, NKERN, out);
 }
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }

@@ -1,13 +1,12 @@
 /* linattn - OpenCL programs: built from the sources embedded at build time,
- * once per context and shape class (K, V, chunk), optionally cached on disk
- * in LINATTN_CL_CACHE_DIR. */
+ * once per context and (source, options), kept in a bounded cache with
+ * their kernels, optionally cached on disk in LINATTN_CL_CACHE_DIR. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "clpriv.h"
-#include "delta_cl_src.h" /* generated from delta.cl: linattn_delta_cl_src */
 
 /* FNV-1a, 64 bits: names a cached binary after everything it depends on. */
 static uint64_t fnv(uint64_t h, const char *s)
@@ -117,111 +116,106 @@ int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_progr
     return LINATTN_OK;
 }
 
-static int kernel(linattn_cl_prog *pr, const char *name, cl_kernel *out)
-{
-    cl_int err;
-    *out = linattn_clapi.clCreateKernel(pr->prog, name, &err);
-    if (!*out) return linattn_cl_fail(err, name);
-    return LINATTN_OK;
-}
+/* ---- the program cache ----------------------------------------------------
+ * One table per context of programs keyed by (source, options), each with
+ * the kernels asked of it so far, by name.  Bounded: when it is full, the
+ * least recently used program goes, kernels and all; that happens only in
+ * a lookup of another program, and every call looks up all its kernels in
+ * one lookup, so no call loses a kernel it holds. */
 
-static void release(linattn_cl_prog *pr)
+static void prog_release(linattn_cl_prog *p)
 {
-    cl_kernel *ks[] = {&pr->prep, &pr->state, &pr->out, &pr->step, &pr->kla};
-    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
-        if (*ks[i]) linattn_clapi.clReleaseKernel(*ks[i]);
-    if (pr->prog) linattn_clapi.clReleaseProgram(pr->prog);
-    memset(pr, 0, sizeof *pr);
-}
-
-int linattn_cl_program(linattn_cl *cl, int K, int V, int C, int BV, linattn_cl_prog **out)
-{
-    int rc;
-    for (int i = 0; i < cl->nprog; i++)
-        if (cl->progs[i].K == K && cl->progs[i].V == V && cl->progs[i].C == C &&
-            cl->progs[i].BV == BV) {
-            *out = &cl->progs[i];
-            return LINATTN_OK;
-        }
-    if (cl->nprog == LINATTN_CL_MAX_PROGS) { /* forget the oldest shape class */
-        release(&cl->progs[0]);
-        memmove(cl->progs, cl->progs + 1, sizeof cl->progs[0] * (LINATTN_CL_MAX_PROGS - 1));
-        cl->nprog--;
-    }
-    linattn_cl_prog *pr = &cl->progs[cl->nprog];
-    memset(pr, 0, sizeof *pr);
-    char opts[160];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d -DCH=%d -DBV=%d", K, V, C, BV);
-    if ((rc = linattn_cl_build(cl, linattn_delta_cl_src, opts, &pr->prog))) return rc;
-    pr->K = K; pr->V = V; pr->C = C; pr->BV = BV;
-    if ((rc = kernel(pr, "delta_prep", &pr->prep)) || (rc = kernel(pr, "delta_state", &pr->state)) ||
-        (rc = kernel(pr, "delta_out", &pr->out)) || (rc = kernel(pr, "delta_step", &pr->step)) ||
-        (rc = kernel(pr, "kla_beta", &pr->kla))) {
-        release(pr);
-        return rc;
-    }
-    cl->nprog++;
-    *out = pr;
-    return LINATTN_OK;
-}
-
-static void kprog_release(linattn_cl_kprog *p)
-{
-    for (int i = 0; i < LINATTN_CL_MAX_KERNELS; i++)
-        if (p->kernels[i]) linattn_clapi.clReleaseKernel(p->kernels[i]);
+    for (int i = 0; i < p->nk; i++) linattn_clapi.clReleaseKernel(p->kernels[i]);
     if (p->prog) linattn_clapi.clReleaseProgram(p->prog);
     memset(p, 0, sizeof *p);
 }
 
-int linattn_cl_kprog_getn(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
-                          const char *const *names, int nk, int K, int V, cl_kernel *out)
+/* The kernel `name` of p, created on first use. */
+static int prog_kernel(linattn_cl_prog *p, const char *name, cl_kernel *out)
 {
-    int rc;
     cl_int err;
-    for (int i = 0; i < *n; i++)
-        if (progs[i].K == K && progs[i].V == V) {
-            memcpy(out, progs[i].kernels, sizeof *out * (size_t)nk);
+    for (int i = 0; i < p->nk; i++)
+        if (!strcmp(p->names[i], name)) {
+            *out = p->kernels[i];
             return LINATTN_OK;
         }
-    if (*n == LINATTN_CL_MAX_PROGS) { /* forget the oldest shape */
-        kprog_release(&progs[0]);
-        memmove(progs, progs + 1, sizeof progs[0] * (LINATTN_CL_MAX_PROGS - 1));
-        (*n)--;
-    }
-    linattn_cl_kprog *p = &progs[*n];
-    char opts[96];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d", K, V);
-    if ((rc = linattn_cl_build(cl, src, opts, &p->prog))) return rc;
-    for (int i = 0; i < nk; i++)
-        if (!(p->kernels[i] = linattn_clapi.clCreateKernel(p->prog, names[i], &err))) {
-            kprog_release(p);
-            return linattn_cl_fail(err, names[i]);
-        }
-    p->kernel = p->kernels[0];
-    p->K = K;
-    p->V = V;
-    (*n)++;
-    memcpy(out, p->kernels, sizeof *out * (size_t)nk);
+    if (p->nk == LINATTN_CL_KERNELS)
+        return linattn_fail(LINATTN_EINVAL, "OpenCL: more than %d kernels in one program",
+                            LINATTN_CL_KERNELS);
+    if (!(*out = linattn_clapi.clCreateKernel(p->prog, name, &err))) return linattn_cl_fail(err, name);
+    p->names[p->nk] = name;
+    p->kernels[p->nk++] = *out;
     return LINATTN_OK;
 }
 
-int linattn_cl_kprog_get(linattn_cl *cl, linattn_cl_kprog *progs, int *n, const char *src,
-                         const char *name, int K, int V, cl_kernel *out)
+/* The entry of (src, opts), or with opts NULL the newest entry of src;
+ * NULL when none. */
+static linattn_cl_prog *find(linattn_cl *cl, const char *src, const char *opts)
 {
-    return linattn_cl_kprog_getn(cl, progs, n, src, &name, 1, K, V, out);
+    linattn_cl_prog *best = NULL;
+    for (int i = 0; i < cl->nprog; i++) {
+        linattn_cl_prog *p = &cl->progs[i];
+        if (p->src != src || (opts && strcmp(p->opts, opts))) continue;
+        if (opts) return p;
+        if (!best || p->used > best->used) best = p;
+    }
+    return best;
+}
+
+/* A new entry for (src, opts), built now; the least recently used one
+ * makes room when the table is full. */
+static int add(linattn_cl *cl, const char *src, const char *opts, linattn_cl_prog **out)
+{
+    int rc;
+    char full[sizeof cl->progs[0].opts + 16];
+    if (strlen(opts) >= sizeof cl->progs[0].opts)
+        return linattn_fail(LINATTN_EINVAL, "OpenCL: build options too long: %s", opts);
+    if (cl->nprog == LINATTN_CL_PROGS) {
+        int lru = 0;
+        for (int i = 1; i < cl->nprog; i++)
+            if (cl->progs[i].used < cl->progs[lru].used) lru = i;
+        prog_release(&cl->progs[lru]);
+        cl->progs[lru] = cl->progs[--cl->nprog];
+        memset(&cl->progs[cl->nprog], 0, sizeof cl->progs[0]);
+    }
+    linattn_cl_prog *p = &cl->progs[cl->nprog];
+    snprintf(full, sizeof full, "-cl-std=CL1.2 %s", opts);
+    if ((rc = linattn_cl_build(cl, src, full, &p->prog))) return rc;
+    p->src = src;
+    strcpy(p->opts, opts);
+    cl->nprog++;
+    *out = p;
+    return LINATTN_OK;
+}
+
+static int kernels(linattn_cl *cl, linattn_cl_prog *p, const char *const *names, int n,
+                   cl_kernel *out)
+{
+    int rc;
+    p->used = ++cl->clock;
+    for (int i = 0; i < n; i++)
+        if ((rc = prog_kernel(p, names[i], &out[i]))) return rc;
+    return LINATTN_OK;
+}
+
+int linattn_cl_kernels(linattn_cl *cl, const char *src, const char *opts,
+                       const char *const *names, int n, cl_kernel *out)
+{
+    int rc;
+    linattn_cl_prog *p = find(cl, src, opts);
+    if (!p && (rc = add(cl, src, opts, &p))) return rc;
+    return kernels(cl, p, names, n, out);
+}
+
+int linattn_cl_kernels_any(linattn_cl *cl, const char *src, const char *opts,
+                           const char *const *names, int n, cl_kernel *out)
+{
+    linattn_cl_prog *p = find(cl, src, NULL);
+    return p ? kernels(cl, p, names, n, out) : linattn_cl_kernels(cl, src, opts, names, n, out);
 }
 
 void linattn_cl_programs_release(linattn_cl *cl)
 {
-    for (int i = 0; i < cl->nprog; i++) release(&cl->progs[i]);
+    for (int i = 0; i < cl->nprog; i++) prog_release(&cl->progs[i]);
     cl->nprog = 0;
-    for (int i = 0; i < cl->ngka; i++) kprog_release(&cl->gka[i]);
-    cl->ngka = 0;
-    for (int i = 0; i < cl->nkalman; i++) kprog_release(&cl->kalman[i]);
-    cl->nkalman = 0;
-    for (int i = 0; i < cl->nela; i++) kprog_release(&cl->ela[i]);
-    cl->nela = 0;
-    for (int i = 0; i < cl->nvalues; i++) kprog_release(&cl->values[i]);
-    cl->nvalues = 0;
-    linattn_cl_softmax_release(cl);
 }

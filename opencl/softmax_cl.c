@@ -11,59 +11,16 @@
 #define DEV_SPLIT_MIN 64   /* keys in a split of the device step: at least */
 #define DEV_SPLIT_MAX 1024 /* and at most (SPLIT_MAX in softmax.cl) */
 
-static void smprog_release(linattn_cl_smprog *p)
-{
-    cl_kernel ks[] = {p->fwd, p->split, p->merge, p->append};
-    for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
-        if (ks[i]) linattn_clapi.clReleaseKernel(ks[i]);
-    if (p->prog) linattn_clapi.clReleaseProgram(p->prog);
-    memset(p, 0, sizeof *p);
-}
+enum { K_FWD, K_SPLIT, K_MERGE, K_APPEND, NKERN };
+static const char *const kernel_names[NKERN] = {"softmax_fwd", "softmax_split", "softmax_merge",
+                                                "kv_append"};
 
-void linattn_cl_softmax_release(linattn_cl *cl)
+/* The kernels for (K, V), built on first use; cl->lock held. */
+static int kernels(linattn_cl *cl, int K, int V, cl_kernel *out)
 {
-    for (int i = 0; i < cl->nsoftmax; i++) smprog_release(&cl->softmax[i]);
-    cl->nsoftmax = 0;
-}
-
-static int kernel(cl_program prog, const char *name, cl_kernel *out)
-{
-    cl_int err;
-    if (!(*out = linattn_clapi.clCreateKernel(prog, name, &err))) return linattn_cl_fail(err, name);
-    return LINATTN_OK;
-}
-
-/* The program for (K, V), built on first use; cl->lock held. */
-static int program(linattn_cl *cl, int K, int V, linattn_cl_smprog **out)
-{
-    int rc;
-    for (int i = 0; i < cl->nsoftmax; i++)
-        if (cl->softmax[i].K == K && cl->softmax[i].V == V) {
-            *out = &cl->softmax[i];
-            return LINATTN_OK;
-        }
-    if (cl->nsoftmax == LINATTN_CL_MAX_PROGS) { /* forget the oldest shape */
-        smprog_release(&cl->softmax[0]);
-        memmove(cl->softmax, cl->softmax + 1, sizeof cl->softmax[0] * (LINATTN_CL_MAX_PROGS - 1));
-        cl->nsoftmax--;
-    }
-    linattn_cl_smprog *p = &cl->softmax[cl->nsoftmax];
-    memset(p, 0, sizeof *p);
-    char opts[96];
-    snprintf(opts, sizeof opts, "-cl-std=CL1.2 -DK=%d -DV=%d", K, V);
-    if ((rc = linattn_cl_build(cl, linattn_softmax_cl_src, opts, &p->prog))) return rc;
-    if ((rc = kernel(p->prog, "softmax_fwd", &p->fwd)) ||
-        (rc = kernel(p->prog, "softmax_split", &p->split)) ||
-        (rc = kernel(p->prog, "softmax_merge", &p->merge)) ||
-        (rc = kernel(p->prog, "kv_append", &p->append))) {
-        smprog_release(p);
-        return rc;
-    }
-    p->K = K;
-    p->V = V;
-    cl->nsoftmax++;
-    *out = p;
-    return LINATTN_OK;
+    char opts[64];
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d", K, V);
+    return linattn_cl_kernels(cl, linattn_softmax_cl_src, opts, kernel_names, NKERN, out);
 }
 
 /* Query rows per work-group of softmax_fwd: QB of softmax.cl. */
@@ -113,7 +70,7 @@ static int fwd(linattn_clrun *r, const linattn_cl_softmax *a, cl_kernel kern, co
 int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
 {
     int rc;
-    linattn_cl_smprog *p;
+    cl_kernel kn[NKERN];
     linattn_clrun r = {.cl = cl};
     const int qb = fwd_rows(a->K, a->V);
     int64_t nblk = 0;
@@ -139,8 +96,8 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
             btab[2 * g + 1] = i0;
         }
     pthread_mutex_lock(&cl->lock);
-    rc = program(cl, a->K, a->V, &p);
-    if (!rc) rc = fwd(&r, a, p->fwd, stab, btab, nblk);
+    rc = kernels(cl, a->K, a->V, kn);
+    if (!rc) rc = fwd(&r, a, kn[K_FWD], stab, btab, nblk);
     rc = linattn_clrun_end(&r, rc);
     free(stab);
     free(btab);
@@ -196,7 +153,7 @@ int linattn_cl_kv_resize(linattn_cl *cl, linattn_cl_kv *kv, int64_t rows, int K,
 }
 
 static int kv_step(linattn_clrun *r, linattn_cl_kv *kv, const linattn_cl_kvstep *a,
-                   const linattn_cl_smprog *p)
+                   const cl_kernel *kn)
 {
     int rc;
     linattn_cl *cl = r->cl;
@@ -221,32 +178,32 @@ static int kv_step(linattn_clrun *r, linattn_cl_kv *kv, const linattn_cl_kvstep 
     const cl_long T = a->T, cap = a->cap, len = a->len;
     const cl_int H = (cl_int)a->H;
     const linattn_karg aa[] = {A(k), A(v), A(kc), A(vc), A(T), A(H), A(cap), A(len), A(nk), A(nv)};
-    if ((rc = linattn_clrun_args(p->append, aa, 10, "kv_append"))) return rc;
+    if ((rc = linattn_clrun_args(kn[K_APPEND], aa, 10, "kv_append"))) return rc;
     const size_t total = (size_t)(nk + nv);
-    if ((rc = linattn_clrun_launch(cl, p->append, 1, &total, NULL, "kv_append"))) return rc;
+    if ((rc = linattn_clrun_launch(cl, kn[K_APPEND], 1, &total, NULL, "kv_append"))) return rc;
     if (!step) return LINATTN_OK;
     const cl_int Si = (cl_int)S, ns = (cl_int)nsplit;
     const float scale = a->scale;
     const linattn_karg as[] = {A(kc), A(vc), A(q), A(part), A(cap), A(L), A(Si), A(ns), A(scale)};
-    if ((rc = linattn_clrun_args(p->split, as, 9, "softmax_split"))) return rc;
+    if ((rc = linattn_clrun_args(kn[K_SPLIT], as, 9, "softmax_split"))) return rc;
     const size_t local[3] = {LINATTN_CL_WG, 1, 1};
     const size_t gs[3] = {(size_t)nsplit * LINATTN_CL_WG, (size_t)a->H, (size_t)a->B};
-    if ((rc = linattn_clrun_launch(cl, p->split, 3, gs, local, "softmax_split"))) return rc;
+    if ((rc = linattn_clrun_launch(cl, kn[K_SPLIT], 3, gs, local, "softmax_split"))) return rc;
     const linattn_karg am[] = {A(part), A(o), A(ns)};
-    if ((rc = linattn_clrun_args(p->merge, am, 3, "softmax_merge"))) return rc;
+    if ((rc = linattn_clrun_args(kn[K_MERGE], am, 3, "softmax_merge"))) return rc;
     const size_t gm[3] = {LINATTN_CL_WG, (size_t)a->H, (size_t)a->B};
-    if ((rc = linattn_clrun_launch(cl, p->merge, 3, gm, local, "softmax_merge"))) return rc;
+    if ((rc = linattn_clrun_launch(cl, kn[K_MERGE], 3, gm, local, "softmax_merge"))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
 
 int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep *a)
 {
     int rc;
-    linattn_cl_smprog *p;
+    cl_kernel kn[NKERN];
     linattn_clrun r = {.cl = cl};
     pthread_mutex_lock(&cl->lock);
-    rc = program(cl, a->K, a->V, &p);
-    if (!rc) rc = kv_step(&r, kv, a, p);
+    rc = kernels(cl, a->K, a->V, kn);
+    if (!rc) rc = kv_step(&r, kv, a, kn);
     rc = linattn_clrun_end(&r, rc);
     return rc;
 }

@@ -43,8 +43,8 @@ int linattn_cl_values_check(linattn_cl *cl, void *const *mem, const size_t *coun
     cl_kernel kn;
     linattn_clrun r = {.cl = cl};
     pthread_mutex_lock(&cl->lock);
-    rc = linattn_cl_kprog_get(cl, cl->values, &cl->nvalues, linattn_values_cl_src, "values_check",
-                              0, 0, &kn);
+    static const char *const name = "values_check";
+    rc = linattn_cl_kernels(cl, linattn_values_cl_src, "", &name, 1, &kn);
     if (!rc) rc = check(&r, kn, mem, count, range, n, bad);
     return linattn_clrun_end(&r, rc);
 }

@@ -550,6 +550,48 @@ START_TEST(test_buffers)
 }
 END_TEST
 
+/* The device keeps at most 32 programs per context, the least recently
+ * used going first (opencl/program.c): S = 1 .. 34 on one context (one
+ * program each, so S = 1 and 2 are evicted), each against the reference,
+ * then S = 1 again: rebuilt, the same bits as the first time. */
+START_TEST(test_program_cache)
+{
+    if (!tu_opencl()) return; /* nothing to test: no device (said by tu_report) */
+    linattn_ctx *c = tu_ctx("opencl", 1), *ref = tu_ctx("ref", 1);
+    kprob p1;
+    kout x1, again;
+    prob_make(&p1, 1, 9, 3, 1, 0.1, 0.9999, 1e-8, 1, 1);
+    out_alloc(&x1, &p1);
+    out_alloc(&again, &p1);
+    for (int S = 1; S <= 34; S++) {
+        kprob p = p1;
+        kout r, x = x1; /* S = 1: into x1 */
+        char what[32];
+        if (S > 1) {
+            prob_make(&p, 1, 9, 3, S, 0.1, 0.9999, 1e-8, 1, 1);
+            out_alloc(&x, &p);
+        }
+        out_alloc(&r, &p);
+        ck_assert_int_eq(run(ref, &p, LINATTN_ALGO_AUTO, 0, &r), 0);
+        ck_assert_int_eq(run(c, &p, LINATTN_ALGO_RECURRENT, 0, &x), 0);
+        snprintf(what, sizeof what, "opencl S=%d", S);
+        expect_close(&p, &x, &r, what);
+        out_free(&r);
+        if (S > 1) {
+            out_free(&x);
+            prob_free(&p);
+        }
+    }
+    ck_assert_int_eq(run(c, &p1, LINATTN_ALGO_RECURRENT, 0, &again), 0);
+    expect_same(&p1, &again, &x1, "S=1 after its program was evicted");
+    linattn_ctx_destroy(c);
+    linattn_ctx_destroy(ref);
+    out_free(&x1);
+    out_free(&again);
+    prob_free(&p1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("kalman");
@@ -563,6 +605,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_bad_args);
     tcase_add_test(tc, test_buffers);
+    tcase_add_test(tc, test_program_cache);
     suite_add_tcase(s, tc);
     return s;
 }
