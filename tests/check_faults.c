@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "testop.h"
 #include "testutil.h"
 #include "fault.h"
 
@@ -46,18 +47,9 @@ struct fx {
     int nin;
     int64_t cu[3];
     int use_cu;
-    int op;            /* delta: linattn_delta_op */
+    const linattn_op_info *op; /* an entry point of the operator table, or NULL */
     linattn_algo algo;
-    linattn_delta_io dio;
-    linattn_delta_step_io dsio;
-    linattn_gka_io gio;
-    linattn_gka_step_io gsio;
-    linattn_kalman_io kio;
-    linattn_kalman_step_io ksio;
-    linattn_ela_io eio;
-    linattn_ela_step_io esio;
-    linattn_softmax_io sio;
-    linattn_softmax_step_io ssio;
+    linattn_op_args a;
     linattn_kvcache *cache;
     int64_t cache_len, cache_cap; /* what a failed call must leave */
     int kv;                       /* a cache fixture: */
@@ -76,21 +68,18 @@ static float *input(fx *f, size_t n, double lo, double hi)
     return p;
 }
 
-/* An array the call writes (or updates in place): its content is kept. */
-static float *watched(fx *f, size_t n, int output, double lo, double hi)
+/* An array the call writes (or updates in place), owned by the fixture
+ * from now: its content is kept; an output starts as the sentinel. */
+static void watched(fx *f, float *p, size_t n, int output)
 {
-    float *p = tu_alloc(n);
     if (output)
         for (size_t i = 0; i < n; i++) p[i] = SENTINEL;
-    else
-        tu_fill(p, n, lo, hi);
     ck_assert_int_lt(f->nw, 24);
     watch *w = &f->w[f->nw++];
     w->p = p;
     w->n = n;
     w->orig = tu_alloc(n);
     memcpy(w->orig, p, n * sizeof *p);
-    return p;
 }
 
 static void fx_restore(fx *f)
@@ -119,56 +108,13 @@ static void fx_free(fx *f)
 
 /* ---- the calls --------------------------------------------------------------- */
 
-static int run_delta(fx *f)
+static int run_op(fx *f)
 {
-    linattn_delta_opts o;
-    linattn_delta_opts_init(&o);
-    o.algo = f->algo;
-    return linattn_delta_forward(f->ctx, (linattn_delta_op)f->op, &f->dio, &o);
-}
-
-static int run_delta_step(fx *f)
-{
-    return linattn_delta_step(f->ctx, (linattn_delta_op)f->op, &f->dsio, NULL);
-}
-
-static int run_gka(fx *f)
-{
-    linattn_gka_opts o;
-    linattn_gka_opts_init(&o);
-    o.algo = f->algo;
-    o.iters = 8;
-    return linattn_gka_forward(f->ctx, &f->gio, &o);
-}
-
-static int run_gka_step(fx *f) { return linattn_gka_step(f->ctx, &f->gsio, NULL); }
-
-static int run_kalman(fx *f)
-{
-    linattn_kalman_opts o;
-    linattn_kalman_opts_init(&o);
-    o.algo = f->algo;
-    if (f->algo == LINATTN_ALGO_CHUNK) o.chunk = 16;
-    return linattn_kalman_forward(f->ctx, &f->kio, &o);
-}
-
-static int run_kalman_step(fx *f) { return linattn_kalman_step(f->ctx, &f->ksio, NULL); }
-
-static int run_ela(fx *f)
-{
-    linattn_ela_opts o;
-    linattn_ela_opts_init(&o);
-    o.algo = f->algo;
-    return linattn_ela_forward(f->ctx, &f->eio, &o);
-}
-
-static int run_ela_step(fx *f) { return linattn_ela_step(f->ctx, &f->esio, NULL); }
-
-static int run_softmax(fx *f) { return linattn_softmax_forward(f->ctx, &f->sio, NULL); }
-
-static int run_softmax_step(fx *f)
-{
-    return linattn_softmax_step(f->ctx, f->cache, &f->ssio, NULL);
+    linattn_op_args a = f->a;
+    const int ai = linattn_op_option_index(f->op, "algo");
+    if (ai >= 0) a.opt[ai] = f->algo;
+    a.cache = f->cache;
+    return linattn_op_call(f->ctx, f->op, &a);
 }
 
 static int run_append(fx *f)
@@ -180,157 +126,32 @@ static int run_append(fx *f)
 
 /* ---- fixtures per operator ----------------------------------------------------- */
 
-#define T4(p, d) linattn_tensor_4d(p, B, T, H_, d)
-#define T3(p) linattn_tensor_3d(p, B, T, H_)
-
-static void make_delta(fx *f, int op, int cu)
+/* An entry point of the operator table with every tensor given (tu_op):
+ * inputs, outputs watched (a sentinel), in-place states watched.  Forward
+ * variant bit 0: two packed sequences of one row. */
+static void make_op(fx *f, const linattn_op_info *op, int cu)
 {
-    const int64_t B = cu ? 1 : B_, T = T_, N = cu ? 2 : B_;
-    const size_t nqk = (size_t)(B * T * H_ * K_), nv = (size_t)(B * T * H_ * V_);
-    const size_t ng = (size_t)(B * T * H_), ns = (size_t)(N * H_ * K_ * V_);
+    int64_t dims[LINATTN_OP_LETTERS];
+    tu_op p;
+    tu_op_sizes(dims, op->cache ? 1 : B_, T_, H_, K_, V_, M_, S_);
+    tu_op_make(&p, op, dims, TU_OP_ALL, 1, cu ? 29 : 0);
     f->op = op;
-    f->run = run_delta;
-    f->dio.q = T4(input(f, nqk, -1, 1), K_);
-    f->dio.k = T4(input(f, nqk, -0.25, 0.25), K_);
-    f->dio.v = T4(input(f, nv, -1, 1), V_);
-    f->dio.g = T3(input(f, ng, -0.5, 0));
-    if (op != LINATTN_OP_GLA) f->dio.beta = T3(input(f, ng, 0.1, 0.9));
-    const int64_t sh[4] = {N, H_, K_, V_};
-    f->dio.h0 = linattn_tensor_4d(input(f, ns, -0.5, 0.5), sh[0], sh[1], sh[2], sh[3]);
-    f->dio.o = T4(watched(f, nv, 1, 0, 0), V_);
-    f->dio.ht = linattn_tensor_4d(watched(f, ns, 1, 0, 0), sh[0], sh[1], sh[2], sh[3]);
-    if (cu) {
-        f->cu[0] = 0, f->cu[1] = 29, f->cu[2] = T;
-        f->dio.cu_seqlens = f->cu;
-        f->dio.n_seqs = 2;
+    f->run = run_op;
+    f->a = p.a;
+    if (cu) { /* the arrays stay, the offsets move into the fixture */
+        memcpy(f->cu, p.cu, sizeof f->cu);
+        f->a.cu_seqlens = f->cu;
     }
-}
-
-static void make_delta_step(fx *f, int op)
-{
-    f->op = op;
-    f->run = run_delta_step;
-    f->dsio.q = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
-    f->dsio.k = linattn_tensor_3d(input(f, B_ * H_ * K_, -0.25, 0.25), B_, H_, K_);
-    f->dsio.v = linattn_tensor_3d(input(f, B_ * H_ * V_, -1, 1), B_, H_, V_);
-    f->dsio.g = linattn_tensor_2d(input(f, B_ * H_, -0.5, 0), B_, H_);
-    if (op != LINATTN_OP_GLA) f->dsio.beta = linattn_tensor_2d(input(f, B_ * H_, 0.1, 0.9), B_, H_);
-    f->dsio.state = linattn_tensor_4d(watched(f, B_ * H_ * K_ * V_, 0, -0.5, 0.5), B_, H_, K_, V_);
-    f->dsio.o = linattn_tensor_3d(watched(f, B_ * H_ * V_, 1, 0, 0), B_, H_, V_);
-}
-
-static void make_gka(fx *f)
-{
-    const int64_t B = B_, T = T_;
-    const size_t nqk = B * T * H_ * K_, nv = B * T * H_ * V_, ng = B * T * H_;
-    f->run = run_gka;
-    f->gio.q = T4(input(f, nqk, -1, 1), K_);
-    f->gio.k = T4(input(f, nqk, -0.25, 0.25), K_);
-    f->gio.v = T4(input(f, nv, -1, 1), V_);
-    f->gio.g = T3(input(f, ng, -0.5, 0));
-    f->gio.beta = T3(input(f, ng, 0.2, 1));
-    f->gio.alpha = T3(input(f, ng, 0, 1));
-    f->gio.h0_kk = linattn_tensor_4d(input(f, B * H_ * K_ * K_, 0, 0.1), B, H_, K_, K_);
-    f->gio.h0_kv = linattn_tensor_4d(input(f, B * H_ * K_ * V_, -0.1, 0.1), B, H_, K_, V_);
-    f->gio.o = T4(watched(f, nv, 1, 0, 0), V_);
-    f->gio.ht_kk = linattn_tensor_4d(watched(f, B * H_ * K_ * K_, 1, 0, 0), B, H_, K_, K_);
-    f->gio.ht_kv = linattn_tensor_4d(watched(f, B * H_ * K_ * V_, 1, 0, 0), B, H_, K_, V_);
-}
-
-static void make_gka_step(fx *f)
-{
-    f->run = run_gka_step;
-    f->gsio.q = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
-    f->gsio.k = linattn_tensor_3d(input(f, B_ * H_ * K_, -0.25, 0.25), B_, H_, K_);
-    f->gsio.v = linattn_tensor_3d(input(f, B_ * H_ * V_, -1, 1), B_, H_, V_);
-    f->gsio.g = linattn_tensor_2d(input(f, B_ * H_, -0.5, 0), B_, H_);
-    f->gsio.beta = linattn_tensor_2d(input(f, B_ * H_, 0.2, 1), B_, H_);
-    f->gsio.alpha = linattn_tensor_2d(input(f, B_ * H_, 0, 1), B_, H_);
-    f->gsio.state_kk =
-        linattn_tensor_4d(watched(f, B_ * H_ * K_ * K_, 0, 0, 0.1), B_, H_, K_, K_);
-    f->gsio.state_kv =
-        linattn_tensor_4d(watched(f, B_ * H_ * K_ * V_, 0, -0.1, 0.1), B_, H_, K_, V_);
-    f->gsio.o = linattn_tensor_3d(watched(f, B_ * H_ * V_, 1, 0, 0), B_, H_, V_);
-}
-
-static void make_kalman(fx *f, int cu)
-{
-    const int64_t B = cu ? 1 : B_, T = T_, N = cu ? 2 : B_;
-    const size_t nm = B * T * M_, nsq = B * T * S_, st = N * M_ * S_;
-    f->run = run_kalman;
-    f->kio.v = linattn_tensor_3d(input(f, nm, -1, 1), B, T, M_);
-    f->kio.lam_v = linattn_tensor_3d(input(f, nm, 0.5, 2), B, T, M_);
-    f->kio.k = linattn_tensor_3d(input(f, nsq, -1, 1), B, T, S_);
-    f->kio.q = linattn_tensor_3d(input(f, nsq, -1, 1), B, T, S_);
-    f->kio.decay = linattn_tensor_2d(input(f, M_ * S_, 0.5, 0.99), M_, S_);
-    f->kio.noise = linattn_tensor_2d(input(f, M_ * S_, 0, 0.1), M_, S_);
-    f->kio.lam0 = linattn_tensor_3d(input(f, st, 0.5, 2), N, M_, S_);
-    f->kio.eta0 = linattn_tensor_3d(input(f, st, -1, 1), N, M_, S_);
-    f->kio.y = linattn_tensor_3d(watched(f, nm, 1, 0, 0), B, T, M_);
-    f->kio.yvar = linattn_tensor_3d(watched(f, nm, 1, 0, 0), B, T, M_);
-    f->kio.lamT = linattn_tensor_3d(watched(f, st, 1, 0, 0), N, M_, S_);
-    f->kio.etaT = linattn_tensor_3d(watched(f, st, 1, 0, 0), N, M_, S_);
-    if (cu) {
-        f->cu[0] = 0, f->cu[1] = 41, f->cu[2] = T;
-        f->kio.cu_seqlens = f->cu;
-        f->kio.n_seqs = 2;
-    }
-}
-
-static void make_kalman_step(fx *f)
-{
-    f->run = run_kalman_step;
-    f->ksio.v = linattn_tensor_2d(input(f, B_ * M_, -1, 1), B_, M_);
-    f->ksio.lam_v = linattn_tensor_2d(input(f, B_ * M_, 0.5, 2), B_, M_);
-    f->ksio.k = linattn_tensor_2d(input(f, B_ * S_, -1, 1), B_, S_);
-    f->ksio.q = linattn_tensor_2d(input(f, B_ * S_, -1, 1), B_, S_);
-    f->ksio.decay = linattn_tensor_2d(input(f, M_ * S_, 0.5, 0.99), M_, S_);
-    f->ksio.noise = linattn_tensor_2d(input(f, M_ * S_, 0, 0.1), M_, S_);
-    f->ksio.state_lam = linattn_tensor_3d(watched(f, B_ * M_ * S_, 0, 0.5, 2), B_, M_, S_);
-    f->ksio.state_eta = linattn_tensor_3d(watched(f, B_ * M_ * S_, 0, -1, 1), B_, M_, S_);
-    f->ksio.y = linattn_tensor_2d(watched(f, B_ * M_, 1, 0, 0), B_, M_);
-    f->ksio.yvar = linattn_tensor_2d(watched(f, B_ * M_, 1, 0, 0), B_, M_);
-}
-
-static void make_ela(fx *f)
-{
-    const int64_t B = B_, T = T_;
-    const size_t nqk = B * T * H_ * K_, nv = B * T * H_ * V_;
-    f->run = run_ela;
-    f->eio.q = T4(input(f, nqk, -1, 1), K_);
-    f->eio.k = T4(input(f, nqk, -1, 1), K_);
-    f->eio.v = T4(input(f, nv, -1, 1), V_);
-    f->eio.o = T4(watched(f, nv, 1, 0, 0), V_);
-    f->eio.st = linattn_tensor_4d(watched(f, B * H_ * K_ * V_, 1, 0, 0), B, H_, K_, V_);
-    f->eio.zt = linattn_tensor_3d(watched(f, B * H_ * K_, 1, 0, 0), B, H_, K_);
-    f->eio.ct = linattn_tensor_3d(watched(f, B * H_ * K_, 1, 0, 0), B, H_, K_);
-}
-
-static void make_ela_step(fx *f)
-{
-    f->run = run_ela_step;
-    f->esio.q = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
-    f->esio.k = linattn_tensor_3d(input(f, B_ * H_ * K_, -1, 1), B_, H_, K_);
-    f->esio.v = linattn_tensor_3d(input(f, B_ * H_ * V_, -1, 1), B_, H_, V_);
-    f->esio.state_s =
-        linattn_tensor_4d(watched(f, B_ * H_ * K_ * V_, 0, 0, 1), B_, H_, K_, V_);
-    f->esio.state_z = linattn_tensor_3d(watched(f, B_ * H_ * K_, 0, 1, 2), B_, H_, K_);
-    f->esio.o = linattn_tensor_3d(watched(f, B_ * H_ * V_, 1, 0, 0), B_, H_, V_);
-}
-
-static void make_softmax(fx *f, int cu)
-{
-    const int64_t B = cu ? 1 : B_, T = T_;
-    const size_t nqk = B * T * H_ * K_, nv = B * T * H_ * V_;
-    f->run = run_softmax;
-    f->sio.q = T4(input(f, nqk, -1, 1), K_);
-    f->sio.k = T4(input(f, nqk, -1, 1), K_);
-    f->sio.v = T4(input(f, nv, -1, 1), V_);
-    f->sio.o = T4(watched(f, nv, 1, 0, 0), V_);
-    if (cu) {
-        f->cu[0] = 0, f->cu[1] = 33, f->cu[2] = T;
-        f->sio.cu_seqlens = f->cu;
-        f->sio.n_seqs = 2;
+    for (int i = 0; i < op->ntensors; i++) {
+        if (!p.data[i]) continue;
+        const linattn_op_role role = op->tensors[i].role;
+        if (role == LINATTN_ROLE_IN) {
+            ck_assert_int_lt(f->nin, 16);
+            f->in_n[f->nin] = p.count[i];
+            f->in[f->nin++] = p.data[i];
+            continue;
+        }
+        watched(f, p.data[i], p.count[i], role == LINATTN_ROLE_OUT);
     }
 }
 
@@ -362,18 +183,16 @@ static void fx_prepare(fx *f)
     f->cache_cap = linattn_kvcache_capacity(f->cache);
 }
 
-static void make_softmax_step(fx *f, int64_t len, int64_t cap)
+/* An entry point with a KV cache: a cache of len tokens with room for cap
+ * made before each run. */
+static void make_cached(fx *f, const linattn_op_info *op, int64_t len, int64_t cap)
 {
-    f->run = run_softmax_step;
     f->kv = 1;
-    f->step = 1;
+    f->step = !strcmp(op->entry, "step");
     f->prep_len = len;
     f->prep_cap = cap;
     fx_prepare(f);
-    f->ssio.q = linattn_tensor_3d(input(f, H_ * K_, -1, 1), 1, H_, K_);
-    f->ssio.k = linattn_tensor_3d(input(f, H_ * K_, -1, 1), 1, H_, K_);
-    f->ssio.v = linattn_tensor_3d(input(f, H_ * V_, -1, 1), 1, H_, V_);
-    f->ssio.o = linattn_tensor_3d(watched(f, H_ * V_, 1, 0, 0), 1, H_, V_);
+    make_op(f, op, 0);
 }
 
 static void make_append(fx *f, int64_t len, int64_t cap)
@@ -465,81 +284,74 @@ static linattn_ctx *ctx_of(int i)
     return tu_opencl() ? tu_ctx("opencl", 2) : NULL;
 }
 
-typedef void (*make_fn)(fx *f, int variant);
+/* The entries swept: the operator table's, then kvcache append. */
+#define NOPS (linattn_op_count() + 1)
 
-static void mk_gdn(fx *f, int v) { make_delta(f, LINATTN_OP_GDN, v & 1); }
-static void mk_kla(fx *f, int v) { make_delta(f, LINATTN_OP_KLA, v & 1); }
-static void mk_gla(fx *f, int v) { make_delta(f, LINATTN_OP_GLA, v & 1); }
-static void mk_gdn_step(fx *f, int v) { (void)v; make_delta_step(f, LINATTN_OP_GDN); }
-static void mk_kla_step(fx *f, int v) { (void)v; make_delta_step(f, LINATTN_OP_KLA); }
-static void mk_gla_step(fx *f, int v) { (void)v; make_delta_step(f, LINATTN_OP_GLA); }
-static void mk_gka(fx *f, int v) { (void)v; make_gka(f); }
-static void mk_gka_step(fx *f, int v) { (void)v; make_gka_step(f); }
-static void mk_kalman(fx *f, int v) { make_kalman(f, v & 1); }
-static void mk_kalman_step(fx *f, int v) { (void)v; make_kalman_step(f); }
-static void mk_ela(fx *f, int v) { (void)v; make_ela(f); }
-static void mk_ela_step(fx *f, int v) { (void)v; make_ela_step(f); }
-static void mk_softmax(fx *f, int v) { make_softmax(f, v & 1); }
-/* step: into an empty cache, into a full one (growth), with room */
-static void mk_softmax_step(fx *f, int v)
+static const linattn_op_info *op_info(int i) { return i < linattn_op_count() ? linattn_op_at(i) : NULL; }
+
+static const char *op_label(int i) { return op_info(i) ? tu_op_name(op_info(i)) : "kvcache append"; }
+
+/* forwards: variant bit 0 packed sequences; a cache: 4 (see op_make); append 2 */
+static int op_variants(int i)
 {
-    static const int64_t len[2] = {0, 5}, cap[2] = {0, 5};
-    if (v & 1) make_softmax_step(f, 3, 8);
-    else make_softmax_step(f, len[(v >> 1) & 1], cap[(v >> 1) & 1]);
-}
-static void mk_append(fx *f, int v)
-{
-    static const int64_t len[2] = {0, 5}, cap[2] = {0, 5};
-    make_append(f, len[v & 1], cap[v & 1]);
+    const linattn_op_info *op = op_info(i);
+    return !op || op->packed ? 2 : op->cache ? 4 : 1;
 }
 
-static const struct op {
-    const char *name;
-    make_fn make;
-    int variants;    /* variant bit 0: cu_seqlens (forward) */
-    int algos;       /* also run recurrent and chunk, not only auto */
-    int must_alloc;  /* the CPU forward allocates: a sweep that finds nothing fails */
-} ops[] = {
-    {"gdn", mk_gdn, 2, 1, 1},           {"kla", mk_kla, 2, 1, 1},
-    {"gla", mk_gla, 2, 1, 1},           {"gdn step", mk_gdn_step, 1, 0, 0},
-    {"kla step", mk_kla_step, 1, 0, 0}, {"gla step", mk_gla_step, 1, 0, 0},
-    {"gka", mk_gka, 1, 1, 1},           {"gka step", mk_gka_step, 1, 0, 0},
-    {"kalman", mk_kalman, 2, 1, 1},     {"kalman step", mk_kalman_step, 1, 0, 0},
-    {"ela", mk_ela, 1, 1, 1},           {"ela step", mk_ela_step, 1, 0, 0},
-    {"softmax", mk_softmax, 2, 0, 1},   {"softmax step", mk_softmax_step, 4, 0, 1},
-    {"kvcache append", mk_append, 2, 0, 1},
-};
-#define NOPS ((int)(sizeof ops / sizeof ops[0]))
-
-/* Ops whose device runs may fall back to the CPU (host tensors, no cache). */
-static int falls_back(const struct op *op)
+/* also run recurrent and chunk, not only auto */
+static int op_algos(int i)
 {
-    return op->make != mk_softmax_step && op->make != mk_append;
+    return op_info(i) && linattn_op_option_index(op_info(i), "algo") >= 0;
+}
+
+/* the CPU forwards (and the cache's calls) allocate: a sweep that finds
+ * nothing fails */
+static int op_must_alloc(int i)
+{
+    const linattn_op_info *op = op_info(i);
+    return !op || op->cache || !strcmp(op->entry, "forward");
+}
+
+/* Entries whose device runs may fall back to the CPU (host tensors, no cache). */
+static int falls_back(int i)
+{
+    return op_info(i) && !op_info(i)->cache;
+}
+
+/* A cache: a step into an empty cache, into a full one (growth), with room. */
+static void op_make(fx *f, int i, int v)
+{
+    static const int64_t len[2] = {0, 5}, cap[2] = {0, 5};
+    const linattn_op_info *op = op_info(i);
+    if (!op) make_append(f, len[v & 1], cap[v & 1]);
+    else if (!op->cache) make_op(f, op, v & 1);
+    else if (v & 1) make_cached(f, op, 3, 8);
+    else make_cached(f, op, len[(v >> 1) & 1], cap[(v >> 1) & 1]);
 }
 
 START_TEST(test_malloc_sweep)
 {
-    const struct op *op = &ops[_i];
+    const int op = _i;
     for (int c = 0; c < NCTX; c++) {
         linattn_ctx *ctx = ctx_of(c);
         if (!ctx) continue;
         static const linattn_algo algos[3] = {LINATTN_ALGO_AUTO, LINATTN_ALGO_RECURRENT,
                                               LINATTN_ALGO_CHUNK};
-        for (int a = 0; a < (op->algos ? 3 : 1); a++)
-            for (int v = 0; v < op->variants; v++) {
+        for (int a = 0; a < (op_algos(op) ? 3 : 1); a++)
+            for (int v = 0; v < op_variants(op); v++) {
                 fx f;
                 char name[96];
                 memset(&f, 0, sizeof f);
-                snprintf(name, sizeof name, "%s (variant %d, algo %d, %s)", op->name, v,
+                snprintf(name, sizeof name, "%s (variant %d, algo %d, %s)", op_label(op), v,
                          (int)algos[a], c == 0 ? "ref" : c == 1 ? "cpu" : "opencl");
                 f.name = name;
                 f.ctx = ctx;
                 f.algo = algos[a];
-                op->make(&f, v);
+                op_make(&f, op, v);
                 const int n = sweep(&f);
                 /* the reference and CPU forwards allocate their work memory, the
                  * OpenCL ones their tables (a cache lives on the device) */
-                if (op->must_alloc && (c < 2 || falls_back(op)) && n == 0)
+                if (op_must_alloc(op) && (c < 2 || falls_back(op)) && n == 0)
                     ck_abort_msg("%s: no allocation failed: the switch does not work", name);
                 fx_free(&f);
             }
@@ -765,19 +577,18 @@ static void every_op(linattn_ctx *ctx, const char *fault, int want, int code, co
 {
     linattn_ctx *cpu = ctx_of(1);
     for (int i = 0; i < NOPS; i++) {
-        const struct op *op = &ops[i];
-        const int expect = want == LINATTN_OK && !falls_back(op) ? code : want;
+        const int expect = want == LINATTN_OK && !falls_back(i) ? code : want;
         fx f, g;
         char name[96];
-        snprintf(name, sizeof name, "%s with %s (%s)", op->name, fault, what);
+        snprintf(name, sizeof name, "%s with %s (%s)", op_label(i), fault, what);
         memset(&f, 0, sizeof f);
         memset(&g, 0, sizeof g);
         f.name = g.name = name;
         f.ctx = ctx;
         g.ctx = cpu;
-        op->make(&f, 0);
+        op_make(&f, i, 0);
         if (expect == LINATTN_OK) { /* the same problem on the CPU, for the results */
-            op->make(&g, 0);
+            op_make(&g, i, 0);
             ck_assert(g.nin == f.nin && g.nw == f.nw);
             for (int k = 0; k < f.nin; k++) memcpy(g.in[k], f.in[k], f.in_n[k] * sizeof(float));
             for (int k = 0; k < f.nw; k++) {
@@ -851,15 +662,29 @@ START_TEST(test_cl_build)
      * device buffer (or the cache) cannot, and the error stands */
     ctx = auto_ctx();
     every_op(ctx, "cl_build", LINATTN_OK, LINATTN_EDEVICE, "auto device");
+    /* the first step of the table without a cache, its first in-place state
+     * in a buffer */
+    int e = 0, s = -1;
+    for (; e < linattn_op_count() && s < 0; e++) {
+        const linattn_op_info *op = linattn_op_at(e);
+        if (strcmp(op->entry, "step") || op->cache) continue;
+        for (int i = 0; i < op->ntensors && s < 0; i++)
+            if (op->tensors[i].role == LINATTN_ROLE_INOUT) s = i;
+    }
+    ck_assert_int_ge(s, 0);
     fx f;
+    char name[96];
     memset(&f, 0, sizeof f);
-    f.name = "gdn step, state in a buffer";
+    snprintf(name, sizeof name, "%s, %s in a buffer", op_label(e - 1), linattn_op_at(e - 1)->tensors[s].name);
+    f.name = name;
     f.ctx = ctx;
-    make_delta_step(&f, LINATTN_OP_GDN);
+    op_make(&f, e - 1, 0);
+    linattn_tensor *t = &f.a.t[s];
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
     linattn_buffer *st = NULL;
-    ck_assert_int_eq(linattn_buffer_create(ctx, B_ * H_ * K_ * V_, &st), LINATTN_OK);
-    const int64_t shape[4] = {B_, H_, K_, V_};
-    f.dsio.state = linattn_tensor_buffer(st, 4, shape);
+    ck_assert_int_eq(linattn_buffer_create(ctx, n, &st), LINATTN_OK);
+    *t = linattn_tensor_buffer(st, t->ndim, t->shape);
     set_fault("cl_build");
     ck_assert_int_eq(f.run(&f), LINATTN_EDEVICE);
     set_fault(NULL);

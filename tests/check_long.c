@@ -1,7 +1,9 @@
-/* linattn tests - long sequences.  Every linear operator (gdn, kla, gla, gka,
- * kalman, ela) runs 1,000,000 tokens of one sequence with small heads and
- * realistic gates, in its chunked form and in its recurrent form, over the
- * whole sequence at once; every output and the final state must be finite.
+/* linattn tests - long sequences.  Every forward of the operator table with
+ * a fixed-size state (gdn, kla, gla, gka, kalman, ela; a new operator by its
+ * table rows) runs 1,000,000 tokens of one sequence with small heads and
+ * the table's typical values, in its chunked form and in its recurrent
+ * form, over the whole sequence at once; every output and the final state
+ * must be finite.
  * Then the same tokens go through 100 calls of 10,000 tokens, each call's
  * final state the next call's initial state (the first from the default
  * state, absent), and each call's outputs are compared with the whole run's:
@@ -25,13 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "testop.h"
 #include "testutil.h"
 
 #define CALLS 100
 #define TOL_CHUNK 5e-5
-
-enum { OP_GDN, OP_KLA, OP_GLA, OP_GKA, OP_KALMAN, OP_ELA };
-static const char *const OPNAME[] = {"gdn", "kla", "gla", "gka", "kalman", "ela"};
 
 static int64_t tokens(void)
 {
@@ -44,164 +44,99 @@ static int64_t tokens(void)
     return n;
 }
 
-/* One long sequence (B = 1).  Per token the operator writes n1 floats to
- * out1 and n2 to out2 (kalman's y and yvar; n2 = 0 otherwise); its state is
- * ns floats in one array (sections in the order of the io struct). */
+/* The sizes of every operator's long run (kalman: M channels, S states). */
+#define H_ 2
+#define K_ 8
+#define V_ 8
+#define M_ 8
+#define S_ 4
+
+/* One long sequence (B = 1) of a forward from the operator table: its
+ * arrays (tu_op), and how its tensors split: per token ([1,T,...]: sliced
+ * by the calls), initial states (inputs over N: absent in the whole run,
+ * the carried state in the calls), final states (outputs over N: the
+ * state, sections in table order), the rest whole (e.g. kalman's decay). */
 typedef struct lp {
-    int op;
-    int64_t L, H, K, V;
-    float *in[8];
-    size_t n1, n2, ns;
+    tu_op p;
+    int64_t L;
+    size_t row[LINATTN_OP_MAX_TENSORS]; /* floats per token (per-token tensors) */
+    size_t soff[LINATTN_OP_MAX_TENSORS]; /* section of the state (initial and final states) */
+    size_t ooff[LINATTN_OP_MAX_TENSORS]; /* floats before this output, per token */
+    size_t nrow, ns;                     /* output floats per token; state floats */
 } lp;
 
-static float *fresh(lp *p, int i, size_t n, double lo, double hi)
+enum { WHOLE, TOKEN, INIT, FINAL };
+
+static int kind(const lp *p, int i)
 {
-    p->in[i] = tu_alloc(n);
-    tu_fill(p->in[i], n, lo, hi);
-    return p->in[i];
+    const linattn_op_tensor *d = &p->p.op->tensors[i];
+    if (d->dims[0] == 'B' && d->dims[1] == 'T') return TOKEN;
+    if (d->dims[0] == 'N') return d->role == LINATTN_ROLE_IN ? INIT : FINAL;
+    return WHOLE;
 }
 
-static void lp_make(lp *p, int op, int64_t L, int64_t H, int64_t K, int64_t V)
+/* Whether the forward op has a fixed-size state to carry (softmax has not). */
+static int has_state(const linattn_op_info *op)
 {
+    for (int i = 0; i < op->ntensors; i++)
+        if (op->tensors[i].dims[0] == 'N' && op->tensors[i].role == LINATTN_ROLE_OUT) return 1;
+    return 0;
+}
+
+static void lp_make(lp *p, const linattn_op_info *op, int64_t L)
+{
+    int64_t dims[LINATTN_OP_LETTERS];
     memset(p, 0, sizeof *p);
-    p->op = op; p->L = L; p->H = H; p->K = K; p->V = V;
-    const size_t nqk = L * H * K, nv = L * H * V, ng = L * H;
-    switch (op) {
-    case OP_GDN: case OP_KLA: case OP_GLA: case OP_GKA:
-        fresh(p, 0, nqk, -1, 1);
-        fresh(p, 1, nqk, -1, 1);
-        fresh(p, 2, nv, -1, 1);
-        tu_l2norm_rows(p->in[0], L * H, (int)K);
-        if (op == OP_KLA) /* kla: keys keep a norm in about [0.1, 2] */
-            for (size_t i = 0; i < nqk; i++) p->in[1][i] *= (float)tu_uniform(0.2, 2.0);
-        else
-            tu_l2norm_rows(p->in[1], L * H, (int)K);
-        fresh(p, 3, ng, -0.1, 0);     /* g: memories of ten to a few hundred tokens */
-        fresh(p, 4, ng, 0.05, 1);     /* beta (kla: eta) */
-        if (op == OP_GKA) fresh(p, 5, ng, 0, 1); /* alpha */
-        p->n1 = H * V;
-        p->ns = op == OP_GKA ? H * K * K + H * K * V : H * K * V;
-        break;
-    case OP_KALMAN: { /* H = 1, K = S states, V = M channels */
-        const size_t ny = L * V, nk = L * K;
-        fresh(p, 0, ny, -1, 1);                         /* v */
-        float *lv = fresh(p, 1, ny, 0, 1);              /* lam_v: variances 1e-3 .. 10 */
-        for (size_t i = 0; i < ny; i++) lv[i] = (float)pow(10.0, tu_uniform(-1, 3));
-        fresh(p, 2, nk, -1, 1);                         /* k */
-        fresh(p, 3, nk, -1, 1);                         /* q */
-        tu_l2norm_rows(p->in[2], L, (int)K);
-        tu_l2norm_rows(p->in[3], L, (int)K);
-        fresh(p, 4, V * K, 0.9, 0.9999);                /* decay near 1 */
-        float *q = fresh(p, 5, V * K, 0, 1);            /* small process noise */
-        for (int64_t i = 0; i < V * K; i++) q[i] = (float)exp(tu_uniform(log(1e-6), log(1e-2)));
-        p->n1 = p->n2 = V;
-        p->ns = 2 * V * K;
-        break;
+    p->L = L;
+    tu_op_sizes(dims, 1, L, H_, K_, V_, M_, S_);
+    tu_op_make(&p->p, op, dims, TU_OP_ALL, 1, 0);
+    size_t init = 0;
+    for (int i = 0; i < op->ntensors; i++) {
+        const size_t n = p->p.count[i];
+        switch (kind(p, i)) {
+        case TOKEN:
+            p->row[i] = n / (size_t)L;
+            if (op->tensors[i].role == LINATTN_ROLE_OUT) {
+                p->ooff[i] = p->nrow;
+                p->nrow += p->row[i];
+            }
+            break;
+        case INIT: p->soff[i] = init; init += n; break;
+        case FINAL: p->soff[i] = p->ns; p->ns += n; break;
+        }
     }
-    case OP_ELA: /* the exp map (F = K), safe form, offset carried */
-        fresh(p, 0, nqk, -1, 1);
-        fresh(p, 1, nqk, -1, 1);
-        fresh(p, 2, nv, -1, 1);
-        p->n1 = H * V;
-        p->ns = H * K * V + 2 * H * K;
-        break;
-    }
+    ck_assert_msg(init == p->ns, "%s: initial states of %zu floats, final ones of %zu",
+                  tu_op_name(op), init, p->ns);
 }
 
-static void lp_free(lp *p)
-{
-    for (int i = 0; i < 8; i++) free(p->in[i]);
-}
+static void lp_free(lp *p) { tu_op_free(&p->p); }
 
 /* Tokens [t0, t0+len) from state s0 (NULL: the default initial state) into
- * out1/out2 (the outputs of those tokens) and the final state st. */
+ * out (the outputs of those tokens, [len, nrow] by sections) and the final
+ * state st. */
 static int lp_call(linattn_ctx *ctx, const lp *p, int algo, int64_t t0, int64_t len,
-                   const float *s0, float *st, float *out1, float *out2)
+                   const float *s0, float *st, float *out)
 {
-    const int64_t H = p->H, K = p->K, V = p->V;
-    float *const *in = p->in;
-    float *q = in[0] + t0 * H * K, *k = in[1] + t0 * H * K, *v = in[2] + t0 * H * V;
-    switch (p->op) {
-    case OP_GDN: case OP_KLA: case OP_GLA: {
-        linattn_delta_opts opts;
-        linattn_delta_opts_init(&opts);
-        opts.algo = (linattn_algo)algo;
-        linattn_delta_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(q, 1, len, H, K);
-        io.k = linattn_tensor_4d(k, 1, len, H, K);
-        io.v = linattn_tensor_4d(v, 1, len, H, V);
-        io.g = linattn_tensor_3d(in[3] + t0 * H, 1, len, H);
-        if (p->op != OP_GLA) io.beta = linattn_tensor_3d(in[4] + t0 * H, 1, len, H);
-        if (s0) io.h0 = linattn_tensor_4d((float *)s0, 1, H, K, V);
-        io.o = linattn_tensor_4d(out1, 1, len, H, V);
-        io.ht = linattn_tensor_4d(st, 1, H, K, V);
-        return linattn_delta_forward(ctx, (linattn_delta_op)p->op, &io, &opts);
-    }
-    case OP_GKA: {
-        linattn_gka_opts opts;
-        linattn_gka_opts_init(&opts);
-        opts.algo = (linattn_algo)algo;
-        linattn_gka_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(q, 1, len, H, K);
-        io.k = linattn_tensor_4d(k, 1, len, H, K);
-        io.v = linattn_tensor_4d(v, 1, len, H, V);
-        io.g = linattn_tensor_3d(in[3] + t0 * H, 1, len, H);
-        io.beta = linattn_tensor_3d(in[4] + t0 * H, 1, len, H);
-        io.alpha = linattn_tensor_3d(in[5] + t0 * H, 1, len, H);
-        if (s0) {
-            io.h0_kk = linattn_tensor_4d((float *)s0, 1, H, K, K);
-            io.h0_kv = linattn_tensor_4d((float *)s0 + H * K * K, 1, H, K, V);
+    linattn_op_args a = p->p.a;
+    const linattn_op_info *op = p->p.op;
+    const int ai = linattn_op_option_index(op, "algo");
+    if (ai >= 0) a.opt[ai] = algo;
+    for (int i = 0; i < op->ntensors; i++) {
+        linattn_tensor *t = &a.t[i];
+        switch (kind(p, i)) {
+        case TOKEN:
+            t->shape[1] = len;
+            t->data = op->tensors[i].role == LINATTN_ROLE_OUT ? out + len * p->ooff[i]
+                                                              : t->data + t0 * p->row[i];
+            break;
+        case INIT:
+            if (s0) t->data = (float *)s0 + p->soff[i];
+            else *t = linattn_tensor_none();
+            break;
+        case FINAL: t->data = st + p->soff[i]; break;
         }
-        io.o = linattn_tensor_4d(out1, 1, len, H, V);
-        io.ht_kk = linattn_tensor_4d(st, 1, H, K, K);
-        io.ht_kv = linattn_tensor_4d(st + H * K * K, 1, H, K, V);
-        return linattn_gka_forward(ctx, &io, &opts);
     }
-    case OP_KALMAN: {
-        linattn_kalman_opts opts;
-        linattn_kalman_opts_init(&opts);
-        opts.algo = (linattn_algo)algo;
-        linattn_kalman_io io;
-        memset(&io, 0, sizeof io);
-        io.v = linattn_tensor_3d(in[0] + t0 * V, 1, len, V);
-        io.lam_v = linattn_tensor_3d(in[1] + t0 * V, 1, len, V);
-        io.k = linattn_tensor_3d(in[2] + t0 * K, 1, len, K);
-        io.q = linattn_tensor_3d(in[3] + t0 * K, 1, len, K);
-        io.decay = linattn_tensor_2d(in[4], V, K);
-        io.noise = linattn_tensor_2d(in[5], V, K);
-        if (s0) {
-            io.lam0 = linattn_tensor_3d((float *)s0, 1, V, K);
-            io.eta0 = linattn_tensor_3d((float *)s0 + V * K, 1, V, K);
-        }
-        io.y = linattn_tensor_3d(out1, 1, len, V);
-        io.yvar = linattn_tensor_3d(out2, 1, len, V);
-        io.lamT = linattn_tensor_3d(st, 1, V, K);
-        io.etaT = linattn_tensor_3d(st + V * K, 1, V, K);
-        return linattn_kalman_forward(ctx, &io, &opts);
-    }
-    default: {
-        linattn_ela_opts opts;
-        linattn_ela_opts_init(&opts);
-        opts.algo = (linattn_algo)algo;
-        linattn_ela_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(q, 1, len, H, K);
-        io.k = linattn_tensor_4d(k, 1, len, H, K);
-        io.v = linattn_tensor_4d(v, 1, len, H, V);
-        if (s0) {
-            io.s0 = linattn_tensor_4d((float *)s0, 1, H, K, V);
-            io.z0 = linattn_tensor_3d((float *)s0 + H * K * V, 1, H, K);
-            io.c0 = linattn_tensor_3d((float *)s0 + H * K * V + H * K, 1, H, K);
-        }
-        io.o = linattn_tensor_4d(out1, 1, len, H, V);
-        io.st = linattn_tensor_4d(st, 1, H, K, V);
-        io.zt = linattn_tensor_3d(st + H * K * V, 1, H, K);
-        io.ct = linattn_tensor_3d(st + H * K * V + H * K, 1, H, K);
-        return linattn_ela_forward(ctx, &io, &opts);
-    }
-    }
+    return linattn_op_call(ctx, op, &a);
 }
 
 static void expect_finite(const float *x, size_t n, const char *what)
@@ -235,46 +170,43 @@ static void expect_match(const float *got, const float *want, size_t n, int exac
                   TOL_CHUNK);
 }
 
-static void long_run(int op, int64_t H, int64_t K, int64_t V)
+static void long_run(const linattn_op_info *op)
 {
     const int64_t L = tokens(), n = L / CALLS;
     lp p;
-    lp_make(&p, op, L, H, K, V);
+    lp_make(&p, op, L);
     linattn_config cfg;
     linattn_ctx *ctx = NULL;
     linattn_config_init(&cfg);
     cfg.backend = LINATTN_BACKEND_CPU; /* best ISA, default threads */
     ck_assert_msg(linattn_ctx_create(&ctx, &cfg) == 0, "%s", linattn_last_error());
-    float *w1 = tu_alloc(L * p.n1), *w2 = p.n2 ? tu_alloc(L * p.n2) : NULL;
-    float *c1 = tu_alloc(n * p.n1), *c2 = p.n2 ? tu_alloc(n * p.n2) : NULL;
+    float *w = tu_alloc(L * p.nrow), *c1 = tu_alloc(n * p.nrow);
     float *st_w = tu_alloc(p.ns), *st_chunk = tu_alloc(p.ns), *sa = tu_alloc(p.ns),
           *sb = tu_alloc(p.ns);
     for (int algo = LINATTN_ALGO_CHUNK; algo >= LINATTN_ALGO_RECURRENT; algo--) {
         const int exact = algo == LINATTN_ALGO_RECURRENT;
-        char what[96];
-        snprintf(what, sizeof what, "%s %s, %lld tokens, H=%lld K=%lld V=%lld", OPNAME[op],
-                 exact ? "recurrent" : "chunked", (long long)L, (long long)H, (long long)K,
-                 (long long)V);
-        tu_poison(w1, L * p.n1);
-        if (w2) tu_poison(w2, L * p.n2);
+        char what[128];
+        snprintf(what, sizeof what, "%s %s, %lld tokens, H=%d K=%d V=%d M=%d S=%d", op->name,
+                 exact ? "recurrent" : "chunked", (long long)L, H_, K_, V_, M_, S_);
+        tu_poison(w, L * p.nrow);
         tu_poison(st_w, p.ns);
-        ck_assert_msg(lp_call(ctx, &p, algo, 0, L, NULL, st_w, w1, w2) == 0, "%s: %s", what,
+        ck_assert_msg(lp_call(ctx, &p, algo, 0, L, NULL, st_w, w) == 0, "%s: %s", what,
                       linattn_last_error());
-        expect_finite(w1, L * p.n1, what);
-        if (w2) expect_finite(w2, L * p.n2, what);
+        expect_finite(w, L * p.nrow, what);
         expect_finite(st_w, p.ns, what);
         /* the same tokens in CALLS calls, the state carried */
         double worst = 0;
         const float *s0 = NULL;
         for (int c = 0; c < CALLS; c++) {
             float *st = (c % 2) ? sb : sa;
-            tu_poison(c1, n * p.n1);
-            if (c2) tu_poison(c2, n * p.n2);
+            tu_poison(c1, n * p.nrow);
             tu_poison(st, p.ns);
-            ck_assert_msg(lp_call(ctx, &p, algo, c * n, n, s0, st, c1, c2) == 0,
+            ck_assert_msg(lp_call(ctx, &p, algo, c * n, n, s0, st, c1) == 0,
                           "%s, call %d: %s", what, c, linattn_last_error());
-            expect_match(c1, w1 + c * n * p.n1, n * p.n1, exact, &worst, what, c);
-            if (c2) expect_match(c2, w2 + c * n * p.n2, n * p.n2, exact, &worst, what, c);
+            for (int i = 0; i < op->ntensors; i++)
+                if (kind(&p, i) == TOKEN && op->tensors[i].role == LINATTN_ROLE_OUT)
+                    expect_match(c1 + n * p.ooff[i], w + L * p.ooff[i] + c * n * p.row[i],
+                                 n * p.row[i], exact, &worst, what, c);
             s0 = st;
         }
         expect_match(s0, st_w, p.ns, exact, &worst, what, CALLS);
@@ -290,23 +222,19 @@ static void long_run(int op, int64_t H, int64_t K, int64_t V)
                     CALLS, worst);
         }
     }
-    free(w1); free(w2); free(c1); free(c2);
+    free(w); free(c1);
     free(st_w); free(st_chunk); free(sa); free(sb);
     linattn_ctx_destroy(ctx);
     lp_free(&p);
 }
 
-START_TEST(test_gdn) { long_run(OP_GDN, 2, 8, 8); }
-END_TEST
-START_TEST(test_kla) { long_run(OP_KLA, 1, 16, 8); }
-END_TEST
-START_TEST(test_gla) { long_run(OP_GLA, 2, 8, 16); }
-END_TEST
-START_TEST(test_gka) { long_run(OP_GKA, 1, 8, 8); }
-END_TEST
-START_TEST(test_kalman) { long_run(OP_KALMAN, 1, 4, 8); } /* M = 8 channels, S = 4 */
-END_TEST
-START_TEST(test_ela) { long_run(OP_ELA, 2, 8, 8); }
+/* Every forward of the operator table with a state to carry. */
+START_TEST(test_forward)
+{
+    const linattn_op_info *op = linattn_op_at(_i);
+    if (strcmp(op->entry, "forward") || !has_state(op)) return;
+    long_run(op);
+}
 END_TEST
 
 /* softmax: a cache of L tokens, filled by CALLS appends of L/CALLS, then a
@@ -390,12 +318,7 @@ static Suite *suite(void)
     Suite *s = suite_create("long");
     TCase *tc = tcase_create("long");
     tcase_set_timeout(tc, 1800);
-    tcase_add_test(tc, test_gdn);
-    tcase_add_test(tc, test_kla);
-    tcase_add_test(tc, test_gla);
-    tcase_add_test(tc, test_gka);
-    tcase_add_test(tc, test_kalman);
-    tcase_add_test(tc, test_ela);
+    tcase_add_loop_test(tc, test_forward, 0, linattn_op_count());
     tcase_add_test(tc, test_softmax);
     suite_add_tcase(s, tc);
     return s;

@@ -17,353 +17,115 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "testop.h"
 #include "testutil.h"
 
-enum { OP_GDN, OP_KLA, OP_GLA, OP_GKA, OP_KALMAN, OP_ELA, OP_SOFTMAX };
-static const char *const OPNAME[] = {"gdn", "kla", "gla", "gka", "kalman", "ela", "softmax"};
-
 #define MAXCTX 3
-#define MAXIN 10
 
-/* One call (forward over T tokens, or T steps) and its expected outputs.
- * kalman: K is S (states), V is M (channels), H is 1.  softmax step: P
- * tokens are appended to a fresh cache (capacity cap) before the T steps. */
+/* One call (forward over T tokens, or T steps) of an entry point of the
+ * operator table, and its expected outputs.  Every tensor is given.  Steps:
+ * token t of each per-token tensor at t times its size (the arrays read as
+ * [T,B,...]); the in-place state starts from p's and ends in out.  A step
+ * with a KV cache: P tokens are appended to a fresh cache (capacity cap)
+ * before the T steps. */
 typedef struct job {
-    char name[96];
-    int op, step, algo, chunk;
-    int64_t B, T, H, K, V, P, cap;
-    float *in[MAXIN];
-    size_t nin[MAXIN];
+    char name[128];
+    tu_op p;
+    int step;
+    int64_t T, P, cap;
+    float *pk, *pv; /* the cache's prefill [B,P,H,K] and [B,P,H,V] */
+    size_t off[LINATTN_OP_MAX_TENSORS]; /* where each written tensor goes in out */
     size_t nout;
     float *want[MAXCTX];
 } job;
 
-static float *fresh(job *j, int i, size_t n, double lo, double hi)
-{
-    j->in[i] = tu_alloc(n);
-    j->nin[i] = n;
-    tu_fill(j->in[i], n, lo, hi);
-    return j->in[i];
-}
-
-static void job_make(job *j, int op, int step, int algo, int64_t B, int64_t T, int64_t H,
-                     int64_t K, int64_t V)
+/* Sizes: kalman's M channels and S states are V and K. */
+static void job_make(job *j, const linattn_op_info *op, int algo, int64_t B, int64_t T,
+                     int64_t H, int64_t K, int64_t V)
 {
     memset(j, 0, sizeof *j);
-    j->op = op; j->step = step; j->algo = algo;
-    j->B = B; j->T = T; j->H = H; j->K = K; j->V = V;
-    snprintf(j->name, sizeof j->name, "%s %s%s B=%lld T=%lld H=%lld K=%lld V=%lld", OPNAME[op],
-             step ? "step" : "forward",
-             step ? "" : algo == LINATTN_ALGO_CHUNK ? " chunk" : algo ? " recurrent" : " auto",
+    j->step = !strcmp(op->entry, "step");
+    j->T = T;
+    int64_t dims[LINATTN_OP_LETTERS];
+    tu_op_sizes(dims, B, T, H, K, V, V, K);
+    tu_op_make(&j->p, op, dims, TU_OP_ALL, j->step ? T : 1, 0);
+    const int has_algo = tu_op_set(&j->p, "algo", algo);
+    snprintf(j->name, sizeof j->name, "%s%s B=%lld T=%lld H=%lld K=%lld V=%lld",
+             tu_op_name(op),
+             !has_algo ? "" : algo == LINATTN_ALGO_CHUNK ? " chunk" : algo ? " recurrent" : " auto",
              (long long)B, (long long)T, (long long)H, (long long)K, (long long)V);
-    const size_t nqk = B * T * H * K, nv = B * T * H * V, ng = B * T * H, ns = B * H * K * V;
-    switch (op) {
-    case OP_GDN: case OP_KLA: case OP_GLA:
-        fresh(j, 0, nqk, -1, 1);
-        fresh(j, 1, nqk, -1, 1);
-        tu_l2norm_rows(j->in[0], B * T * H, (int)K);
-        if (op != OP_KLA) tu_l2norm_rows(j->in[1], B * T * H, (int)K);
-        fresh(j, 2, nv, -1, 1);
-        fresh(j, 3, ng, -0.5, 0);     /* g */
-        fresh(j, 4, ng, 0.05, 1);     /* beta (kla: eta) */
-        fresh(j, 5, ns, -0.5, 0.5);   /* h0 */
-        j->nout = nv + ns;
-        break;
-    case OP_GKA:
-        fresh(j, 0, nqk, -1, 1);
-        fresh(j, 1, nqk, -1, 1);
-        tu_l2norm_rows(j->in[1], B * T * H, (int)K);
-        fresh(j, 2, nv, -1, 1);
-        fresh(j, 3, ng, -0.3, 0);     /* g */
-        fresh(j, 4, ng, 0.2, 1);      /* beta */
-        fresh(j, 5, ng, 0, 1);        /* alpha */
-        fresh(j, 6, B * H * K * K, -0.02, 0.02); /* h0_kk: made symmetric PSD below */
-        fresh(j, 7, ns, -0.5, 0.5);   /* h0_kv */
-        for (int64_t m = 0; m < B * H; m++) {
-            float *h = j->in[6] + m * K * K;
-            for (int64_t a = 0; a < K; a++)
-                for (int64_t b = 0; b < a; b++) h[b * K + a] = h[a * K + b];
-            for (int64_t a = 0; a < K; a++) h[a * K + a] = 1.0f + (float)tu_uniform(0, 1);
-        }
-        j->nout = nv + B * H * K * K + ns;
-        break;
-    case OP_KALMAN: {
-        const size_t ny = B * T * V, nk = B * T * K, ms = V * K, nst = B * V * K;
-        fresh(j, 0, ny, -1, 1);                                /* v */
-        float *lv = fresh(j, 1, ny, 0, 1);                     /* lam_v */
-        for (size_t i = 0; i < ny; i++) lv[i] = (float)pow(10.0, tu_uniform(-1, 3));
-        fresh(j, 2, nk, -1, 1);                                /* k */
-        fresh(j, 3, nk, -1, 1);                                /* q */
-        tu_l2norm_rows(j->in[2], B * T, (int)K);
-        tu_l2norm_rows(j->in[3], B * T, (int)K);
-        fresh(j, 4, ms, 0.5, 0.9999);                          /* decay */
-        float *p = fresh(j, 5, ms, 0, 1);                      /* noise */
-        for (size_t i = 0; i < ms; i++) p[i] = (float)exp(tu_uniform(log(1e-6), log(1e-1)));
-        fresh(j, 6, nst, 0.5, 50);                             /* lam0 */
-        fresh(j, 7, nst, -5, 5);                               /* eta0 */
-        j->nout = 2 * ny + 2 * nst;
-        break;
-    }
-    case OP_ELA:
-        fresh(j, 0, nqk, -1, 1);
-        fresh(j, 1, nqk, -1, 1);
-        fresh(j, 2, nv, -1, 1);
-        fresh(j, 3, ns, 0, 1);                 /* s0 (F = K: the exp map) */
-        fresh(j, 4, B * H * K, 0.5, 2);        /* z0 */
-        fresh(j, 5, B * H * K, -1, 1);         /* c0 */
-        j->nout = nv + ns + 2 * B * H * K;
-        break;
-    case OP_SOFTMAX:
-        fresh(j, 0, nqk, -1, 1);
-        fresh(j, 1, nqk, -1, 1);
-        fresh(j, 2, nv, -1, 1);
-        j->nout = nv;
-        break;
+    for (int i = 0; i < op->ntensors; i++) {
+        if (op->tensors[i].role == LINATTN_ROLE_IN) continue;
+        j->off[i] = j->nout;
+        j->nout += j->p.count[i] * (size_t)(tu_op_per_token(&j->p, i) ? T : 1);
     }
 }
 
-/* softmax step: a prefill of P tokens (k [B,P,H,K], v [B,P,H,V]) into a cache
- * created with capacity cap (0: it grows while stepping). */
+/* The option "chunk" (softmax's block) where there is one. */
+static void job_chunk(job *j, int chunk)
+{
+    if (tu_op_set(&j->p, "chunk", chunk))
+        snprintf(j->name + strlen(j->name), sizeof j->name - strlen(j->name), " chunk=%d",
+                 chunk);
+}
+
+/* A step with a KV cache: a prefill of P tokens into a cache created with
+ * capacity cap (0: it grows while stepping). */
 static void job_prefill(job *j, int64_t P, int64_t cap)
 {
+    const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['H' - 'A'];
     j->P = P;
     j->cap = cap;
-    fresh(j, 3, j->B * P * j->H * j->K, -1, 1);
-    fresh(j, 4, j->B * P * j->H * j->V, -1, 1);
+    j->pk = tu_alloc(B * P * H * d['K' - 'A']);
+    j->pv = tu_alloc(B * P * H * d['V' - 'A']);
+    tu_fill(j->pk, B * P * H * d['K' - 'A'], -1, 1);
+    tu_fill(j->pv, B * P * H * d['V' - 'A'], -1, 1);
     snprintf(j->name + strlen(j->name), sizeof j->name - strlen(j->name),
              " prefill %lld cap %lld", (long long)P, (long long)cap);
 }
 
 static void job_free(job *j)
 {
-    for (int i = 0; i < MAXIN; i++) free(j->in[i]);
+    tu_op_free(&j->p);
+    free(j->pk);
+    free(j->pv);
     for (int i = 0; i < MAXCTX; i++) free(j->want[i]);
-}
-
-static int delta_call(linattn_ctx *ctx, const job *j, float *out)
-{
-    const int64_t B = j->B, T = j->T, H = j->H, K = j->K, V = j->V;
-    float *const *in = j->in;
-    linattn_delta_opts opts;
-    linattn_delta_opts_init(&opts);
-    opts.algo = (linattn_algo)j->algo;
-    opts.chunk = j->chunk;
-    const linattn_delta_op op = (linattn_delta_op)j->op;
-    float *state = out + B * T * H * V;
-    if (!j->step) {
-        linattn_delta_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(in[0], B, T, H, K);
-        io.k = linattn_tensor_4d(in[1], B, T, H, K);
-        io.v = linattn_tensor_4d(in[2], B, T, H, V);
-        io.g = linattn_tensor_3d(in[3], B, T, H);
-        if (op != LINATTN_OP_GLA) io.beta = linattn_tensor_3d(in[4], B, T, H);
-        io.h0 = linattn_tensor_4d(in[5], B, H, K, V);
-        io.o = linattn_tensor_4d(out, B, T, H, V);
-        io.ht = linattn_tensor_4d(state, B, H, K, V);
-        return linattn_delta_forward(ctx, op, &io, &opts);
-    }
-    /* T steps, token t of every row at t*B*H*... (the arrays read as [T,B,H,*]) */
-    memcpy(state, in[5], sizeof(float) * B * H * K * V);
-    for (int64_t t = 0; t < T; t++) {
-        linattn_delta_step_io s;
-        memset(&s, 0, sizeof s);
-        s.q = linattn_tensor_3d(in[0] + t * B * H * K, B, H, K);
-        s.k = linattn_tensor_3d(in[1] + t * B * H * K, B, H, K);
-        s.v = linattn_tensor_3d(in[2] + t * B * H * V, B, H, V);
-        s.g = linattn_tensor_2d(in[3] + t * B * H, B, H);
-        if (op != LINATTN_OP_GLA) s.beta = linattn_tensor_2d(in[4] + t * B * H, B, H);
-        s.state = linattn_tensor_4d(state, B, H, K, V);
-        s.o = linattn_tensor_3d(out + t * B * H * V, B, H, V);
-        const int rc = linattn_delta_step(ctx, op, &s, &opts);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int gka_call(linattn_ctx *ctx, const job *j, float *out)
-{
-    const int64_t B = j->B, T = j->T, H = j->H, K = j->K, V = j->V;
-    float *const *in = j->in;
-    linattn_gka_opts opts;
-    linattn_gka_opts_init(&opts);
-    opts.algo = (linattn_algo)j->algo;
-    opts.chunk = j->chunk;
-    float *kk = out + B * T * H * V, *kv = kk + B * H * K * K;
-    if (!j->step) {
-        linattn_gka_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(in[0], B, T, H, K);
-        io.k = linattn_tensor_4d(in[1], B, T, H, K);
-        io.v = linattn_tensor_4d(in[2], B, T, H, V);
-        io.g = linattn_tensor_3d(in[3], B, T, H);
-        io.beta = linattn_tensor_3d(in[4], B, T, H);
-        io.alpha = linattn_tensor_3d(in[5], B, T, H);
-        io.h0_kk = linattn_tensor_4d(in[6], B, H, K, K);
-        io.h0_kv = linattn_tensor_4d(in[7], B, H, K, V);
-        io.o = linattn_tensor_4d(out, B, T, H, V);
-        io.ht_kk = linattn_tensor_4d(kk, B, H, K, K);
-        io.ht_kv = linattn_tensor_4d(kv, B, H, K, V);
-        return linattn_gka_forward(ctx, &io, &opts);
-    }
-    memcpy(kk, in[6], sizeof(float) * B * H * K * K);
-    memcpy(kv, in[7], sizeof(float) * B * H * K * V);
-    for (int64_t t = 0; t < T; t++) {
-        linattn_gka_step_io s;
-        memset(&s, 0, sizeof s);
-        s.q = linattn_tensor_3d(in[0] + t * B * H * K, B, H, K);
-        s.k = linattn_tensor_3d(in[1] + t * B * H * K, B, H, K);
-        s.v = linattn_tensor_3d(in[2] + t * B * H * V, B, H, V);
-        s.g = linattn_tensor_2d(in[3] + t * B * H, B, H);
-        s.beta = linattn_tensor_2d(in[4] + t * B * H, B, H);
-        s.alpha = linattn_tensor_2d(in[5] + t * B * H, B, H);
-        s.state_kk = linattn_tensor_4d(kk, B, H, K, K);
-        s.state_kv = linattn_tensor_4d(kv, B, H, K, V);
-        s.o = linattn_tensor_3d(out + t * B * H * V, B, H, V);
-        const int rc = linattn_gka_step(ctx, &s, &opts);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int kalman_call(linattn_ctx *ctx, const job *j, float *out)
-{
-    const int64_t B = j->B, T = j->T, M = j->V, S = j->K;
-    float *const *in = j->in;
-    linattn_kalman_opts opts;
-    linattn_kalman_opts_init(&opts);
-    opts.algo = (linattn_algo)j->algo;
-    opts.chunk = j->chunk;
-    float *y = out, *yv = y + B * T * M, *lam = yv + B * T * M, *eta = lam + B * M * S;
-    if (!j->step) {
-        linattn_kalman_io io;
-        memset(&io, 0, sizeof io);
-        io.v = linattn_tensor_3d(in[0], B, T, M);
-        io.lam_v = linattn_tensor_3d(in[1], B, T, M);
-        io.k = linattn_tensor_3d(in[2], B, T, S);
-        io.q = linattn_tensor_3d(in[3], B, T, S);
-        io.decay = linattn_tensor_2d(in[4], M, S);
-        io.noise = linattn_tensor_2d(in[5], M, S);
-        io.lam0 = linattn_tensor_3d(in[6], B, M, S);
-        io.eta0 = linattn_tensor_3d(in[7], B, M, S);
-        io.y = linattn_tensor_3d(y, B, T, M);
-        io.yvar = linattn_tensor_3d(yv, B, T, M);
-        io.lamT = linattn_tensor_3d(lam, B, M, S);
-        io.etaT = linattn_tensor_3d(eta, B, M, S);
-        return linattn_kalman_forward(ctx, &io, &opts);
-    }
-    memcpy(lam, in[6], sizeof(float) * B * M * S);
-    memcpy(eta, in[7], sizeof(float) * B * M * S);
-    for (int64_t t = 0; t < T; t++) {
-        linattn_kalman_step_io s;
-        memset(&s, 0, sizeof s);
-        s.v = linattn_tensor_2d(in[0] + t * B * M, B, M);
-        s.lam_v = linattn_tensor_2d(in[1] + t * B * M, B, M);
-        s.k = linattn_tensor_2d(in[2] + t * B * S, B, S);
-        s.q = linattn_tensor_2d(in[3] + t * B * S, B, S);
-        s.decay = linattn_tensor_2d(in[4], M, S);
-        s.noise = linattn_tensor_2d(in[5], M, S);
-        s.state_lam = linattn_tensor_3d(lam, B, M, S);
-        s.state_eta = linattn_tensor_3d(eta, B, M, S);
-        s.y = linattn_tensor_2d(y + t * B * M, B, M);
-        s.yvar = linattn_tensor_2d(yv + t * B * M, B, M);
-        const int rc = linattn_kalman_step(ctx, &s, &opts);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int ela_call(linattn_ctx *ctx, const job *j, float *out)
-{
-    const int64_t B = j->B, T = j->T, H = j->H, K = j->K, V = j->V, F = K;
-    float *const *in = j->in;
-    linattn_ela_opts opts;
-    linattn_ela_opts_init(&opts);
-    opts.algo = (linattn_algo)j->algo;
-    opts.chunk = j->chunk;
-    float *st = out + B * T * H * V, *zt = st + B * H * F * V, *ct = zt + B * H * F;
-    if (!j->step) {
-        linattn_ela_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(in[0], B, T, H, K);
-        io.k = linattn_tensor_4d(in[1], B, T, H, K);
-        io.v = linattn_tensor_4d(in[2], B, T, H, V);
-        io.s0 = linattn_tensor_4d(in[3], B, H, F, V);
-        io.z0 = linattn_tensor_3d(in[4], B, H, F);
-        io.c0 = linattn_tensor_3d(in[5], B, H, F);
-        io.o = linattn_tensor_4d(out, B, T, H, V);
-        io.st = linattn_tensor_4d(st, B, H, F, V);
-        io.zt = linattn_tensor_3d(zt, B, H, F);
-        io.ct = linattn_tensor_3d(ct, B, H, F);
-        return linattn_ela_forward(ctx, &io, &opts);
-    }
-    memcpy(st, in[3], sizeof(float) * B * H * F * V);
-    memcpy(zt, in[4], sizeof(float) * B * H * F);
-    memcpy(ct, in[5], sizeof(float) * B * H * F);
-    for (int64_t t = 0; t < T; t++) {
-        linattn_ela_step_io s;
-        memset(&s, 0, sizeof s);
-        s.q = linattn_tensor_3d(in[0] + t * B * H * K, B, H, K);
-        s.k = linattn_tensor_3d(in[1] + t * B * H * K, B, H, K);
-        s.v = linattn_tensor_3d(in[2] + t * B * H * V, B, H, V);
-        s.state_s = linattn_tensor_4d(st, B, H, F, V);
-        s.state_z = linattn_tensor_3d(zt, B, H, F);
-        s.state_c = linattn_tensor_3d(ct, B, H, F);
-        s.o = linattn_tensor_3d(out + t * B * H * V, B, H, V);
-        const int rc = linattn_ela_step(ctx, &s, &opts);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int softmax_call(linattn_ctx *ctx, const job *j, float *out)
-{
-    const int64_t B = j->B, T = j->T, H = j->H, K = j->K, V = j->V;
-    float *const *in = j->in;
-    linattn_softmax_opts opts;
-    linattn_softmax_opts_init(&opts);
-    opts.block = j->chunk;
-    if (!j->step) {
-        linattn_softmax_io io;
-        memset(&io, 0, sizeof io);
-        io.q = linattn_tensor_4d(in[0], B, T, H, K);
-        io.k = linattn_tensor_4d(in[1], B, T, H, K);
-        io.v = linattn_tensor_4d(in[2], B, T, H, V);
-        io.o = linattn_tensor_4d(out, B, T, H, V);
-        return linattn_softmax_forward(ctx, &io, &opts);
-    }
-    /* a cache of this call's own: one call at a time per cache (linattn_softmax(3)) */
-    linattn_kvcache *c = NULL;
-    int rc = linattn_kvcache_create(ctx, &c, B, H, K, V, j->cap);
-    if (rc) return rc;
-    const linattn_tensor pk = linattn_tensor_4d(in[3], B, j->P, H, K);
-    const linattn_tensor pv = linattn_tensor_4d(in[4], B, j->P, H, V);
-    if (j->P) rc = linattn_kvcache_append(ctx, c, &pk, &pv);
-    for (int64_t t = 0; t < T && !rc; t++) {
-        linattn_softmax_step_io s;
-        memset(&s, 0, sizeof s);
-        s.q = linattn_tensor_3d(in[0] + t * B * H * K, B, H, K);
-        s.k = linattn_tensor_3d(in[1] + t * B * H * K, B, H, K);
-        s.v = linattn_tensor_3d(in[2] + t * B * H * V, B, H, V);
-        s.o = linattn_tensor_3d(out + t * B * H * V, B, H, V);
-        rc = linattn_softmax_step(ctx, c, &s, &opts);
-    }
-    if (!rc && linattn_kvcache_length(c) != j->P + T) rc = LINATTN_EINVAL;
-    linattn_kvcache_destroy(c);
-    return rc;
 }
 
 /* Run job j on ctx into out (poisoned first, so unwritten elements differ). */
 static int job_run(linattn_ctx *ctx, const job *j, float *out)
 {
+    const linattn_op_info *op = j->p.op;
+    linattn_op_args a = j->p.a;
     tu_poison(out, j->nout);
-    switch (j->op) {
-    case OP_GDN: case OP_KLA: case OP_GLA: return delta_call(ctx, j, out);
-    case OP_GKA: return gka_call(ctx, j, out);
-    case OP_KALMAN: return kalman_call(ctx, j, out);
-    case OP_ELA: return ela_call(ctx, j, out);
-    default: return softmax_call(ctx, j, out);
+    for (int i = 0; i < op->ntensors; i++) {
+        if (op->tensors[i].role == LINATTN_ROLE_IN) continue;
+        a.t[i].data = out + j->off[i];
+        if (op->tensors[i].role == LINATTN_ROLE_INOUT)
+            memcpy(a.t[i].data, j->p.data[i], sizeof(float) * j->p.count[i]);
     }
+    if (!j->step) return linattn_op_call(ctx, op, &a);
+    /* a cache of this call's own: one call at a time per cache (linattn_softmax(3)) */
+    int rc = 0;
+    if (op->cache) {
+        const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['H' - 'A'];
+        rc = linattn_kvcache_create(ctx, &a.cache, B, H, d['K' - 'A'], d['V' - 'A'], j->cap);
+        if (rc) return rc;
+        const linattn_tensor pk = linattn_tensor_4d(j->pk, B, j->P, H, d['K' - 'A']);
+        const linattn_tensor pv = linattn_tensor_4d(j->pv, B, j->P, H, d['V' - 'A']);
+        if (j->P) rc = linattn_kvcache_append(ctx, a.cache, &pk, &pv);
+    }
+    for (int64_t t = 0; t < j->T && !rc; t++) {
+        linattn_op_args s = a;
+        for (int i = 0; i < op->ntensors; i++)
+            if (s.t[i].data && tu_op_per_token(&j->p, i)) s.t[i].data += t * j->p.count[i];
+        rc = linattn_op_call(ctx, op, &s);
+    }
+    if (op->cache) {
+        if (!rc && linattn_kvcache_length(a.cache) != j->P + j->T) rc = LINATTN_EINVAL;
+        linattn_kvcache_destroy(a.cache);
+    }
+    return rc;
 }
 
 /* Same bits, NaN for NaN (the poison is a NaN; memcmp, not ==). */
@@ -374,41 +136,36 @@ static int same_bits(const float *x, const float *y, size_t n)
 
 /* ---- the job list -------------------------------------------------------- */
 
-#define MAXJOBS 64
+#define MAXJOBS 96
 
+/* Every entry point of the operator table: a forward in each of its
+ * algorithms on two shapes (the second, where an algorithm is chosen, also
+ * with a small chunk), a step over a few tokens; a step with a KV cache
+ * from a growing cache and from one with room. */
 static int make_jobs(job *jobs)
 {
     int n = 0;
     static const int ALGOS[] = {LINATTN_ALGO_RECURRENT, LINATTN_ALGO_CHUNK, LINATTN_ALGO_AUTO};
-    /* the delta family: two shapes per operator and algorithm, and steps */
-    for (int op = OP_GDN; op <= OP_GLA; op++) {
-        for (int a = 0; a < 3; a++) {
-            job_make(&jobs[n++], op, 0, ALGOS[a], 2, 100, 2, 32, 16);
-            job_make(&jobs[n++], op, 0, ALGOS[a], 1, 65, 3, 16, 64);
+    for (int e = 0; e < linattn_op_count(); e++) {
+        const linattn_op_info *op = linattn_op_at(e);
+        ck_assert_int_le(n + 6, MAXJOBS);
+        if (!strcmp(op->entry, "step")) {
+            job_make(&jobs[n], op, 0, 2, 5, 2, 16, 32);
+            if (op->cache) {
+                job_prefill(&jobs[n++], 50, 0); /* grows while appending and stepping */
+                job_make(&jobs[n], op, 0, 1, 4, 3, 16, 16);
+                job_prefill(&jobs[n], 300, 304);
+            }
+            n++;
+            continue;
         }
-        jobs[n - 2].chunk = 16;
-        job_make(&jobs[n++], op, 1, 0, 2, 5, 2, 32, 48);
+        const int nalgo = linattn_op_option_index(op, "algo") >= 0 ? 3 : 1;
+        for (int a = 0; a < nalgo; a++) {
+            job_make(&jobs[n++], op, ALGOS[a], 2, 100, 2, 32, 16);
+            job_make(&jobs[n++], op, ALGOS[a], 1, 65, 3, 16, 48);
+            if (nalgo == 1 || ALGOS[a] == LINATTN_ALGO_CHUNK) job_chunk(&jobs[n - 1], 16);
+        }
     }
-    for (int a = 0; a < 2; a++) {
-        job_make(&jobs[n++], OP_GKA, 0, ALGOS[a], 1, 70, 2, 16, 16);
-        job_make(&jobs[n++], OP_GKA, 0, ALGOS[a], 2, 33, 1, 32, 8);
-        job_make(&jobs[n++], OP_KALMAN, 0, ALGOS[a], 1, 300, 1, 8, 20);
-        jobs[n - 1].chunk = a ? 64 : 0;
-        job_make(&jobs[n++], OP_KALMAN, 0, ALGOS[a], 2, 90, 1, 16, 40);
-        job_make(&jobs[n++], OP_ELA, 0, ALGOS[a], 2, 70, 2, 16, 16);
-        job_make(&jobs[n++], OP_ELA, 0, ALGOS[a], 1, 130, 1, 32, 24);
-    }
-    job_make(&jobs[n++], OP_GKA, 1, 0, 2, 4, 2, 16, 24);
-    job_make(&jobs[n++], OP_KALMAN, 1, 0, 2, 6, 1, 16, 33);
-    job_make(&jobs[n++], OP_ELA, 1, 0, 2, 5, 2, 16, 32);
-    job_make(&jobs[n++], OP_SOFTMAX, 0, 0, 1, 130, 2, 32, 32);
-    job_make(&jobs[n++], OP_SOFTMAX, 0, 0, 2, 70, 1, 16, 48);
-    jobs[n - 1].chunk = 16;
-    job_make(&jobs[n], OP_SOFTMAX, 1, 0, 2, 6, 2, 32, 16);
-    job_prefill(&jobs[n++], 50, 0);   /* grows while appending and stepping */
-    job_make(&jobs[n], OP_SOFTMAX, 1, 0, 1, 4, 3, 16, 16);
-    job_prefill(&jobs[n++], 300, 304);
-    ck_assert_int_le(n, MAXJOBS);
     return n;
 }
 
@@ -632,7 +389,7 @@ START_TEST(test_create_concurrently)
     maker m[256];
     job j;
     memset(m, 0, sizeof m);
-    job_make(&j, OP_GDN, 0, LINATTN_ALGO_CHUNK, 1, 70, 2, 16, 16);
+    job_make(&j, linattn_op_at(0), LINATTN_ALGO_CHUNK, 1, 70, 2, 16, 16);
     linattn_ctx *ctx = cpu_ctx(2);
     j.want[0] = tu_alloc(j.nout);
     ck_assert_int_eq(job_run(ctx, &j, j.want[0]), 0);

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "benchctx.h"
-#include "benchkalman.h"
+#include "benchop.h"
 #include "benchsvg.h"
 #include "benchsys.h"
 #include "toolutil.h"
@@ -68,138 +68,98 @@ static int has(const list *l, const char *s)
     return 0;
 }
 
+/* The table's operator names joined by sep, the last by last. */
+static void op_names(char *out, size_t cap, const char *sep, const char *last)
+{
+    int n = 0, k = 0;
+    out[0] = 0;
+    for (int i = 0; i < linattn_op_count(); i++)
+        n += !strcmp(linattn_op_at(i)->entry, "forward");
+    for (int i = 0; i < linattn_op_count(); i++) {
+        const linattn_op_info *op = linattn_op_at(i);
+        if (strcmp(op->entry, "forward")) continue;
+        const size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s", !k ? "" : k == n - 1 ? last : sep, op->name);
+        k++;
+    }
+}
+
 static void usage(FILE *f)
 {
+    char names[160];
+    op_names(names, sizeof names, ",", ",");
     fprintf(f,
-            "usage: " PROG " [--quick] [--op gdn,kla,gla,gka,kalman,ela,softmax]\n"
+            "usage: " PROG " [--quick] [--op %s]\n"
             "       [--mode prefill,decode,context] [--context 64,256,1024,4096,32768,131072]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
-            "See linattn-bench(1).\n");
+            "See linattn-bench(1).\n", names);
 }
 
-#define OP_GKA 3
-#define OP_KALMAN 4
-#define OP_ELA 5
-#define OP_SOFTMAX 6
+/* What the operator table does not tell: one row per operator, read by
+ * name; an operator without a row is timed all the same (0 GFLOP/s). */
+typedef struct bench_row {
+    const char *name;
+    /* flops per token over all heads or lanes, with its algo column */
+    double (*flops)(const int64_t *d, const char *algo);
+    int fma;          /* compared with the FMA peak (elementwise), not sgemm */
+    int no_decode;    /* its step is timed by --mode context only */
+    const char *form; /* the algo column of its chunk form, or of its only form */
+    const char *cl;   /* the algo of its OpenCL prefill rows */
+} bench_row;
+
+#define DK ((double)d['K' - 'A'])
+#define DV ((double)d['V' - 'A'])
+#define DH ((double)d['H' - 'A'])
 #define KALMAN_FLOPS 10.0 /* per lane and token, besides 2 reciprocals (linattn_kalman(3)) */
-#define KALMAN_BYTES 16.0 /* per lane and decode step: lam and eta read and written */
 #define GKA_ITERS 30 /* the default of linattn_gka_opts */
 
-/* flops per token and head: gdn/kla 6KV (two passes), gla 4KV (the
- * minimal counts, whatever the form); gka 2((iters + 2)K^2 + 2KV) for the
- * recurrence (A.1) and, for its chunk form, the count of its matrix products
- * 2(iters(K^2 + 2CK) + K^2 + CK + C^2 + 2KV + CK + CV) with C = 64 */
-static double flops_per_token(const char *op, const char *algo, long K, long V, long T)
+/* gdn/kla 6KV (two passes), gla 4KV per token and head (the minimal
+ * counts, whatever the form) */
+static double fl_delta(const int64_t *d, const char *algo) { (void)algo; return DH * 6.0 * DK * DV; }
+static double fl_gla(const int64_t *d, const char *algo) { (void)algo; return DH * 4.0 * DK * DV; }
+/* gka: 2((iters + 2)K^2 + 2KV) for the recurrence and, for its chunk form,
+ * the count of its matrix products (linattn_gka(3)) 2(iters(K^2 + 2CK) + K^2 + CK + C^2 + 2KV + CK + CV)
+ * with C = 64 */
+static double fl_gka(const int64_t *d, const char *algo)
 {
-    const double k = (double)K, v = (double)V, c = 64.0;
-    if (!strcmp(op, "gka") && !strcmp(algo, "chunk"))
-        return 2.0 * (GKA_ITERS * (k * k + 2 * c * k) + k * k + c * k + c * c + 2 * k * v +
-                      c * k + c * v);
-    if (!strcmp(op, "gka")) return 2.0 * ((GKA_ITERS + 2.0) * k * k + 2.0 * k * v);
-    if (!strcmp(op, "ela")) return 4.0 * k * v; /* S += psi v^T, phi^T S (F = K) */
-    if (!strcmp(op, "softmax")) return (k + v) * ((double)T + 1.0); /* causal: (T+1)/2 keys */
-    return (strcmp(op, "gla") ? 6.0 : 4.0) * k * v;
+    const double k = DK, v = DV, c = 64.0;
+    if (!strcmp(algo, "chunk"))
+        return DH * (2.0 * (GKA_ITERS * (k * k + 2 * c * k) + k * k + c * k + c * c + 2 * k * v +
+                            c * k + c * v));
+    return DH * (2.0 * ((GKA_ITERS + 2.0) * k * k + 2.0 * k * v));
+}
+static double fl_kalman(const int64_t *d, const char *algo)
+{
+    (void)algo;
+    return (double)d['M' - 'A'] * d['S' - 'A'] * KALMAN_FLOPS;
+}
+/* ela: S += psi v^T, phi^T S (F = K) */
+static double fl_ela(const int64_t *d, const char *algo) { (void)algo; return DH * 4.0 * DK * DV; }
+/* softmax, causal: (T+1)/2 keys a token */
+static double fl_softmax(const int64_t *d, const char *algo)
+{
+    (void)algo;
+    return DH * ((DK + DV) * ((double)d['T' - 'A'] + 1.0));
 }
 
-static int opnum(const char *op)
+static const bench_row ROWS[] = {
+    {"gdn", fl_delta, 0, 0, "chunk", "chunk"},
+    {"kla", fl_delta, 0, 0, "chunk", "chunk"},
+    {"gla", fl_gla, 0, 0, "chunk", "chunk"},
+    {"gka", fl_gka, 0, 0, "chunk", "recurrent"},
+    {"kalman", fl_kalman, 1, 0, "scan", "auto"},
+    {"ela", fl_ela, 0, 1, "chunk", "chunk"},
+    {"softmax", fl_softmax, 0, 1, "blocked", "chunk"},
+};
+
+static const bench_row *row_of(const char *name)
 {
-    return !strcmp(op, "gdn") ? 0 : !strcmp(op, "kla") ? 1 : !strcmp(op, "gla") ? 2
-           : !strcmp(op, "gka") ? OP_GKA : !strcmp(op, "kalman") ? OP_KALMAN
-           : !strcmp(op, "ela") ? OP_ELA : OP_SOFTMAX;
-}
-
-/* The operands of one timed call: prefill shapes ([B,T,H,..]) or decode
- * shapes ([B,H,..]); st is the state [B,H,K,V], stkk gka's [B,H,K,K]. */
-enum { Q, KK, VV, G, BETA, ALPHA, O, ST, STKK, NSET };
-typedef struct opset { linattn_tensor t[NSET]; } opset;
-
-static int call_forward(int op, linattn_ctx *ctx, const opset *s, linattn_algo algo)
-{
-    const linattn_tensor *t = s->t;
-    if (op == OP_ELA) {
-        linattn_ela_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .o = t[O]};
-        linattn_ela_opts e;
-        linattn_ela_opts_init(&e);
-        e.algo = algo;
-        return linattn_ela_forward(ctx, &io, &e);
-    }
-    if (op == OP_SOFTMAX) {
-        linattn_softmax_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .o = t[O]};
-        return linattn_softmax_forward(ctx, &io, NULL);
-    }
-    if (op == OP_GKA) {
-        linattn_gka_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .beta = t[BETA],
-                             .alpha = t[ALPHA], .o = t[O], .ht_kk = t[STKK], .ht_kv = t[ST]};
-        linattn_gka_opts g;
-        linattn_gka_opts_init(&g);
-        g.algo = algo;
-        return linattn_gka_forward(ctx, &io, &g);
-    }
-    linattn_delta_opts o;
-    linattn_delta_opts_init(&o);
-    o.algo = algo;
-    linattn_delta_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .o = t[O], .ht = t[ST],
-                           .beta = op == LINATTN_OP_GLA ? linattn_tensor_none() : t[BETA]};
-    return linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &o);
-}
-
-static int call_step(int op, linattn_ctx *ctx, const opset *s)
-{
-    const linattn_tensor *t = s->t;
-    if (op == OP_GKA) {
-        linattn_gka_step_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .beta = t[BETA],
-                                  .alpha = t[ALPHA], .o = t[O], .state_kk = t[STKK],
-                                  .state_kv = t[ST]};
-        return linattn_gka_step(ctx, &io, NULL);
-    }
-    linattn_delta_step_io io = {.q = t[Q], .k = t[KK], .v = t[VV], .g = t[G], .o = t[O],
-                                .state = t[ST],
-                                .beta = op == LINATTN_OP_GLA ? linattn_tensor_none() : t[BETA]};
-    return linattn_delta_step(ctx, (linattn_delta_op)op, &io, NULL);
-}
-
-/* keys of unit norm, as the models feed them */
-static void normalise(float *x, size_t rows, long d)
-{
-    for (size_t r = 0; r < rows; r++) {
-        double s = 0;
-        for (long i = 0; i < d; i++) s += (double)x[r * d + i] * x[r * d + i];
-        s = 1.0 / sqrt(s + 1e-6);
-        for (long i = 0; i < d; i++) x[r * d + i] = (float)(x[r * d + i] * s);
-    }
-}
-
-typedef struct bufs { float *q, *k, *v, *g, *beta, *alpha, *o, *st, *stkk; } bufs;
-
-static void free_bufs(bufs *b)
-{
-    free(b->q); free(b->k); free(b->v); free(b->g); free(b->beta); free(b->alpha); free(b->o);
-    free(b->st); free(b->stkk);
-    memset(b, 0, sizeof *b);
-}
-
-/* Inputs for B x T tokens of H heads. */
-static int make_bufs(bufs *b, long B, long T, long H, long K, long V)
-{
-    unsigned seed = 12345;
-    const size_t rows = (size_t)B * T * H;
-    memset(b, 0, sizeof *b);
-    b->q = bench_randbuf(rows * K, -1, 1, &seed);
-    b->k = bench_randbuf(rows * K, -1, 1, &seed);
-    b->v = bench_randbuf(rows * V, -1, 1, &seed);
-    b->g = bench_randbuf(rows, -0.1f, 0.0f, &seed);
-    b->beta = bench_randbuf(rows, 0.1f, 0.9f, &seed);
-    b->o = bench_randbuf(rows * V, 0, 0, &seed);
-    b->st = bench_randbuf((size_t)B * H * K * V, -0.01f, 0.01f, &seed);
-    b->alpha = bench_randbuf(rows, 0.0f, 1.0f, &seed);
-    b->stkk = bench_randbuf((size_t)B * H * K * K, 0.0f, 0.0f, &seed);
-    if (!b->q || !b->k || !b->v || !b->g || !b->beta || !b->o || !b->st || !b->alpha || !b->stkk)
-        return -1;
-    normalise(b->q, rows, K);
-    normalise(b->k, rows, K);
-    return 0;
+    static const bench_row none = {NULL, NULL, 0, 0, "chunk", "chunk"};
+    for (size_t i = 0; i < sizeof ROWS / sizeof *ROWS; i++)
+        if (!strcmp(ROWS[i].name, name)) return &ROWS[i];
+    return &none;
 }
 
 static linattn_ctx *make_ctx(const char *backend, const char *isa, long threads)
@@ -230,94 +190,19 @@ static void progress(int done, int total, const char *what)
     if (done == total) fprintf(stderr, "\r%*s\r", w + 60, "");
 }
 
-/* On an OpenCL context the operands live in device buffers (made once per
- * shape, outside the timing): rows measure the device, not the bus. */
-typedef struct devbufs { linattn_buffer *b[NSET]; } devbufs;
-
-static void dev_free(devbufs *d)
+/* Median seconds of one call of op on ctx: a forward (prefill) over the
+ * prefill shapes, or a decode step. */
+static int time_op(const linattn_op_info *op, linattn_ctx *ctx, const int64_t *dims,
+                   linattn_algo algo, long reps, double *sec, double *state_bytes)
 {
-    for (int i = 0; i < NSET; i++) linattn_buffer_destroy(d->b[i]);
-    memset(d, 0, sizeof *d);
-}
-
-/* t's data copied into a new buffer of ctx; t then refers to the buffer. */
-static int dev_put(linattn_ctx *ctx, linattn_tensor *t, linattn_buffer **slot)
-{
-    size_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-    if (linattn_buffer_create(ctx, n, slot) || linattn_buffer_write(*slot, 0, t->data, n))
-        return -1;
-    *t = linattn_tensor_buffer(*slot, t->ndim, t->shape);
-    return 0;
-}
-
-static int on_device(linattn_ctx *ctx) { return linattn_ctx_backend(ctx) == LINATTN_BACKEND_OPENCL; }
-
-/* The operands with T tokens (T = 0: decode shapes); on an OpenCL context
- * copied into device buffers. */
-static int make_set(linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K, long V,
-                    opset *s, devbufs *d)
-{
-    const int pre = T > 0;
-    const int64_t lead[3] = {B, pre ? T : H, H};
-    const int nl = pre ? 3 : 2;
-    const int64_t st[4] = {B, H, K, V}, stkk[4] = {B, H, K, K};
-    float *data[NSET] = {b->q, b->k, b->v, b->g, b->beta, b->alpha, b->o, b->st, b->stkk};
-    const long last[NSET] = {K, K, V, 0, 0, 0, V, 0, 0};
-    memset(d, 0, sizeof *d);
-    for (int i = 0; i < NSET; i++) {
-        int64_t sh[4];
-        int nd = 0;
-        if (i == ST || i == STKK) {
-            memcpy(sh, i == ST ? st : stkk, sizeof sh);
-            nd = 4;
-        } else {
-            for (; nd < nl; nd++) sh[nd] = lead[nd];
-            if (last[i]) sh[nd++] = last[i];
-        }
-        s->t[i] = linattn_tensor_4d(data[i], sh[0], sh[1], nd > 2 ? sh[2] : 0, nd > 3 ? sh[3] : 0);
-        s->t[i].ndim = nd;
-        if (on_device(ctx) && dev_put(ctx, &s->t[i], &d->b[i])) return -1;
-    }
-    return 0;
-}
-
-/* One timed call of an operator on its operands. */
-typedef struct timed { int op; linattn_ctx *ctx; const opset *s; linattn_algo algo; } timed;
-static int timed_forward(void *a)
-{
-    const timed *x = a;
-    return call_forward(x->op, x->ctx, x->s, x->algo);
-}
-static int timed_step(void *a)
-{
-    const timed *x = a;
-    return call_step(x->op, x->ctx, x->s);
-}
-
-/* Median seconds of one forward over the prefill shape. */
-static int time_prefill(int op, linattn_ctx *ctx, const bufs *b, long B, long T, long H, long K,
-                        long V, linattn_algo algo, long reps, double *sec)
-{
-    opset s;
-    devbufs d;
-    int rc = make_set(ctx, b, B, T, H, K, V, &s, &d);
-    timed x = {op, ctx, &s, algo};
-    if (!rc) rc = bench_time_once(timed_forward, &x, reps, sec);
-    dev_free(&d);
-    return rc ? -1 : 0;
-}
-
-/* Median seconds of one decode step for B sequences. */
-static int time_decode(int op, linattn_ctx *ctx, const bufs *b, long B, long H, long K, long V,
-                       long reps, double *sec)
-{
-    opset s;
-    devbufs d;
-    int rc = make_set(ctx, b, B, 0, H, K, V, &s, &d);
-    timed x = {op, ctx, &s, LINATTN_ALGO_AUTO};
-    if (!rc) rc = bench_time_repeated(timed_step, &x, reps, sec);
-    dev_free(&d);
+    unsigned seed = 12345;
+    bench_op s;
+    int rc = bench_op_make(&s, ctx, op, dims, algo, 0, &seed);
+    if (!rc)
+        rc = strcmp(op->entry, "step") ? bench_time_once(bench_op_call, &s, reps, sec)
+                                       : bench_time_repeated(bench_op_call, &s, reps, sec);
+    *state_bytes = bench_op_state_bytes(&s);
+    bench_op_free(&s);
     return rc ? -1 : 0;
 }
 
@@ -381,11 +266,10 @@ static void parse(int argc, char **argv, opts *o)
         exit(2);
     }
     for (int i = 0; i < o->ops.n; i++)
-        if (strcmp(o->ops.s[i], "gdn") && strcmp(o->ops.s[i], "kla") && strcmp(o->ops.s[i], "gla") &&
-            strcmp(o->ops.s[i], "gka") && strcmp(o->ops.s[i], "kalman") &&
-            strcmp(o->ops.s[i], "ela") && strcmp(o->ops.s[i], "softmax")) {
-            tool_error(PROG, "--op %s: expected gdn, kla, gla, gka, kalman, ela or softmax",
-                       o->ops.s[i]);
+        if (!linattn_op_find(o->ops.s[i], "forward")) {
+            char names[160];
+            op_names(names, sizeof names, ", ", " or ");
+            tool_error(PROG, "--op %s: expected %s", o->ops.s[i], names);
             exit(2);
         }
     for (int i = 0; i < o->algos.n; i++)
@@ -444,14 +328,14 @@ static void resolve_isas(list *l)
  * the operators the long-context comparison is about. */
 static int run_context(const opts *o)
 {
-    int ops[BENCH_CTX_NOPS], nops = 0;
+    const linattn_op_info *ops[BENCH_CTX_MAXOPS];
+    int nops = 0;
     int64_t L[16];
     list names;
     if (o->ops_set) names = o->ops;
     else split("gdn,kla,gka,kalman,ela,softmax", &names);
-    for (int i = 0; i < names.n; i++)
-        for (int j = 0; j < BENCH_CTX_NOPS; j++)
-            if (!strcmp(names.s[i], bench_ctx_names[j])) ops[nops++] = j;
+    for (int i = 0; i < names.n && nops < BENCH_CTX_MAXOPS; i++)
+        if ((ops[nops] = linattn_op_find(names.s[i], "step"))) nops++;
     for (int i = 0; i < o->ctxL.n; i++) L[i] = o->ctxL.v[i];
     const bench_ctx_shape g = {o->H, o->K, o->V, o->M, o->S};
     static svg_series ser[BENCH_CTX_MAXSER];
@@ -546,13 +430,6 @@ int main(int argc, char **argv)
         if (!strcmp(o.modes.s[m], "context")) continue;
         for (int si = 0; si < shapes && !rc; si++) {
             const long B = pre ? o.Bpre : o.Bdec.v[si], T = pre ? o.T.v[si] : 1;
-            bufs b;
-            if (make_bufs(&b, B, T, o.H, o.K, o.V)) {
-                tool_error(PROG, "out of memory for B=%ld T=%ld", B, T);
-                free_bufs(&b);
-                rc = 1;
-                break;
-            }
             for (int bk = 0; bk < nbk && !rc; bk++) {
                 const int ref = !strcmp(o.backends.s[bk], "ref");
                 const int cl = !strcmp(o.backends.s[bk], "opencl"), one = ref || cl;
@@ -563,20 +440,29 @@ int main(int argc, char **argv)
                     for (int oi = 0; oi < o.ops.n && !rc; oi++)
                         for (int ai = 0; ai < (pre && !one ? o.algos.n : 1) && !rc; ai++) {
                             result *r = &res[nres];
-                            if (!pre && opnum(o.ops.s[oi]) >= OP_ELA) continue; /* --mode context */
-                            if (opnum(o.ops.s[oi]) == OP_SOFTMAX && ai > 0) continue; /* one form */
+                            const linattn_op_info *op =
+                                linattn_op_find(o.ops.s[oi], pre ? "forward" : "step");
+                            const bench_row *row = row_of(o.ops.s[oi]);
+                            const int has_algo = /* the forward has forms to choose */
+                                linattn_op_option_index(linattn_op_find(o.ops.s[oi], "forward"), "algo") >= 0;
+                            if (!op || (!pre && row->no_decode)) continue; /* --mode context */
+                            if (!has_algo && ai > 0) continue; /* one form */
                             snprintf(r->op, sizeof r->op, "%s", o.ops.s[oi]);
                             snprintf(r->mode, sizeof r->mode, "%s", pre ? "prefill" : "decode");
                             snprintf(r->isa, sizeof r->isa, "%s", ref ? "ref" : cl ? "opencl" : o.isas.s[ii]);
-                            const int kal = opnum(r->op) == OP_KALMAN;
-                            const double peak = cl ? cl_sgemm : kal ? fma : sgemm;
+                            const double peak = cl ? cl_sgemm : row->fma ? fma : sgemm;
                             snprintf(r->algo, sizeof r->algo, "%s",
                                      ref ? "reference"
-                                     : cl && kal ? (pre ? "auto" : "recurrent")
-                                     : cl ? (pre && strcmp(r->op, "gka") ? "chunk" : "recurrent")
+                                     : cl ? (pre ? row->cl : "recurrent")
                                      : pre ? o.algos.s[ai] : "recurrent");
-                            r->B = B; r->T = T; r->H = o.H; r->K = o.K; r->V = o.V;
-                            if (kal) { r->H = r->K = r->V = 0; r->M = o.M; r->S = o.S; }
+                            int64_t dims[LINATTN_OP_LETTERS];
+                            bench_op_sizes(dims, B, T, o.H, o.K, o.V, o.M, o.S);
+                            r->B = B; r->T = T;
+                            r->H = bench_op_uses(op, 'H') ? o.H : 0;
+                            r->K = bench_op_uses(op, 'K') ? o.K : 0;
+                            r->V = bench_op_uses(op, 'V') ? o.V : 0;
+                            r->M = bench_op_uses(op, 'M') ? o.M : 0;
+                            r->S = bench_op_uses(op, 'S') ? o.S : 0;
                             r->threads = threads;
                             char what[96];
                             snprintf(what, sizeof what, "%s %s %s %s B=%ld T=%ld", r->op, r->mode,
@@ -586,15 +472,10 @@ int main(int argc, char **argv)
                                 pre && !strcmp(r->algo, "chunk") ? LINATTN_ALGO_CHUNK
                                 : !strcmp(r->algo, "auto")       ? LINATTN_ALGO_AUTO
                                                                  : LINATTN_ALGO_RECURRENT;
-                            if (kal && algo == LINATTN_ALGO_CHUNK) snprintf(r->algo, sizeof r->algo, "scan");
-                            if (opnum(r->op) == OP_SOFTMAX) snprintf(r->algo, sizeof r->algo, "blocked");
-                            const int st =
-                                kal ? (pre ? bench_kalman_prefill(ctx, B, T, o.M, o.S, algo, o.reps, &r->sec)
-                                           : bench_kalman_decode(ctx, B, o.M, o.S, o.reps, &r->sec))
-                                : pre ? time_prefill(opnum(r->op), ctx, &b, B, T, o.H, o.K, o.V, algo,
-                                                     o.reps, &r->sec)
-                                      : time_decode(opnum(r->op), ctx, &b, B, o.H, o.K, o.V, o.reps,
-                                                    &r->sec);
+                            if (pre && (!has_algo || algo == LINATTN_ALGO_CHUNK))
+                                snprintf(r->algo, sizeof r->algo, "%s", row->form);
+                            double state_bytes = 0;
+                            const int st = time_op(op, ctx, dims, algo, o.reps, &r->sec, &state_bytes);
                             done++;
                             if (st) {
                                 if (one || algo != LINATTN_ALGO_CHUNK) {
@@ -605,18 +486,11 @@ int main(int argc, char **argv)
                             }
                             const double tokens = (double)B * T;
                             r->tok_s = tokens / r->sec;
-                            const double lanes = (double)o.M * o.S;
-                            r->gflops = kal ? tokens * lanes * KALMAN_FLOPS / r->sec * 1e-9
-                                            : tokens * o.H * flops_per_token(r->op, r->algo, o.K, o.V, T) /
-                                                  r->sec * 1e-9;
-                            r->gbs = pre ? 0
-                                     : kal ? B * lanes * KALMAN_BYTES / r->sec * 1e-9
-                                           : 8.0 * B * o.H * o.K *
-                                                 (o.V + (opnum(r->op) == OP_GKA ? o.K : 0)) /
-                                                 r->sec * 1e-9;
+                            r->gflops = row->flops ? tokens * row->flops(dims, r->algo) / r->sec * 1e-9 : 0;
+                            /* decode reads and writes its state once a step */
+                            r->gbs = pre ? 0 : 2.0 * state_bytes / r->sec * 1e-9;
                             char shape[32];
-                            if (kal) snprintf(shape, sizeof shape, "M%ldxS%ld", o.M, o.S);
-                            else snprintf(shape, sizeof shape, "H%ldxK%ldxV%ld", o.H, o.K, o.V);
+                            bench_op_shape_name(op, dims, shape, sizeof shape);
                             printf("%-7s %-7s %-7s %-9s %5ld %6ld %-13s %3ld %10.3f %12.0f "
                                    "%8.1f %6.1f%% %8.1f %5.1f%%\n",
                                    r->op, r->mode, r->isa, r->algo, B, T, shape, threads,
@@ -631,7 +505,6 @@ int main(int argc, char **argv)
                     linattn_ctx_destroy(ctx);
                 }
             }
-            free_bufs(&b);
         }
     }
     progress(total, total, "");

@@ -1,0 +1,151 @@
+/* linattn-bench - the operands of any entry point, built from the operator
+ * table: shapes from its symbolic dimensions, values from its fill ranges,
+ * called through linattn_op_call.  No operator is named here. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "benchop.h"
+#include "benchsys.h"
+
+#define FILL 1024 /* tokens per append while filling a KV cache */
+#define D(c) dims[(c) - 'A']
+
+void bench_op_sizes(int64_t dims[LINATTN_OP_LETTERS], long B, long T, long H, long K, long V,
+                    long M, long S)
+{
+    memset(dims, 0, sizeof(int64_t) * LINATTN_OP_LETTERS);
+    D('B') = B; D('T') = T; D('H') = H; D('K') = K; D('V') = V; D('M') = M; D('S') = S;
+}
+
+int bench_op_uses(const linattn_op_info *op, char c)
+{
+    for (int i = 0; i < op->ntensors; i++)
+        if (strchr(op->tensors[i].dims, c)) return 1;
+    return 0;
+}
+
+void bench_op_shape_name(const linattn_op_info *op, const int64_t dims[LINATTN_OP_LETTERS],
+                         char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = 0;
+    for (const char *c = "HKVMS"; *c && n < cap; c++)
+        if (bench_op_uses(op, *c))
+            n += (size_t)snprintf(out + n, cap - n, "%s%c%lld", n ? "x" : "", *c, (long long)D(*c));
+}
+
+/* rows of d floats scaled to unit length */
+static void unit_rows(float *x, size_t rows, int64_t d)
+{
+    for (size_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (int64_t i = 0; i < d; i++) s += (double)x[r * d + i] * x[r * d + i];
+        s = 1.0 / sqrt(s + 1e-6);
+        for (int64_t i = 0; i < d; i++) x[r * d + i] = (float)(x[r * d + i] * s);
+    }
+}
+
+static int on_device(linattn_ctx *ctx) { return linattn_ctx_backend(ctx) == LINATTN_BACKEND_OPENCL; }
+
+/* h (n floats, shape sh) as a tensor of ctx: itself, or a device buffer. */
+static int place(linattn_ctx *ctx, float *h, int nd, const int64_t *sh, size_t n,
+                 linattn_buffer **b, linattn_tensor *t)
+{
+    *t = linattn_tensor_4d(h, sh[0], nd > 1 ? sh[1] : 0, nd > 2 ? sh[2] : 0, nd > 3 ? sh[3] : 0);
+    t->ndim = nd;
+    if (!on_device(ctx)) return 0;
+    if (linattn_buffer_create(ctx, n, b) || linattn_buffer_write(*b, 0, h, n)) return -1;
+    *t = linattn_tensor_buffer(*b, nd, sh);
+    return 0;
+}
+
+/* A KV cache of L tokens [B,H,K|V], filled by appends of random keys and
+ * values in [-1, 1]. */
+static int fill_cache(bench_op *s, const int64_t dims[LINATTN_OP_LETTERS], int64_t L,
+                      unsigned *seed)
+{
+    const int64_t B = D('B'), H = D('H'), K = D('K'), V = D('V');
+    if (linattn_kvcache_create(s->ctx, &s->a.cache, B, H, K, V, L + 1)) return -1;
+    int rc = 0;
+    for (int64_t t0 = 0; t0 < L && !rc; t0 += FILL) {
+        const int64_t n = L - t0 < FILL ? L - t0 : FILL;
+        const int64_t sh[2][4] = {{B, n, H, K}, {B, n, H, V}};
+        float *h[2] = {NULL, NULL};
+        linattn_buffer *b[2] = {NULL, NULL};
+        linattn_tensor t[2];
+        for (int i = 0; i < 2 && !rc; i++) {
+            const size_t cnt = (size_t)(B * n * H * sh[i][3]);
+            rc = !(h[i] = bench_randbuf(cnt, -1, 1, seed)) ||
+                 place(s->ctx, h[i], 4, sh[i], cnt, &b[i], &t[i]);
+        }
+        if (!rc) rc = linattn_kvcache_append(s->ctx, s->a.cache, &t[0], &t[1]);
+        for (int i = 0; i < 2; i++) {
+            free(h[i]);
+            linattn_buffer_destroy(b[i]);
+        }
+    }
+    s->L = L;
+    return rc ? -1 : 0;
+}
+
+int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
+                  const int64_t dims_in[LINATTN_OP_LETTERS], linattn_algo algo, int64_t L,
+                  unsigned *seed)
+{
+    int64_t dims[LINATTN_OP_LETTERS];
+    memset(s, 0, sizeof *s);
+    s->op = op;
+    s->ctx = ctx;
+    linattn_op_args_init(op, &s->a);
+    const int ai = linattn_op_option_index(op, "algo");
+    if (ai >= 0) s->a.opt[ai] = (double)algo;
+    memcpy(dims, dims_in, sizeof dims);
+    linattn_op_dims(op, &s->a, dims);
+    for (int i = 0; i < op->ntensors; i++) {
+        const linattn_op_tensor *d = &op->tensors[i];
+        if (d->optional && d->role == LINATTN_ROLE_IN && d->dims[0] == 'N') continue;
+        int64_t sh[LINATTN_MAX_DIMS];
+        if (linattn_op_shape(op, i, dims, sh)) return -1;
+        size_t n = 1;
+        for (int j = 0; j < d->ndim; j++) n *= (size_t)sh[j];
+        if (!(s->h[i] = bench_randbuf(n, d->fill_lo, d->fill_hi, seed))) return -1;
+        if (d->role == LINATTN_ROLE_IN && d->dims[0] == 'B' && d->dims[d->ndim - 1] == 'K')
+            unit_rows(s->h[i], n / (size_t)D('K'), D('K'));
+        if (place(ctx, s->h[i], d->ndim, sh, n, &s->b[i], &s->a.t[i])) return -1;
+    }
+    if (op->cache && fill_cache(s, dims, L, seed)) return -1;
+    return 0;
+}
+
+int bench_op_call(void *arg)
+{
+    bench_op *s = arg;
+    const int rc = linattn_op_call(s->ctx, s->op, &s->a);
+    return rc || !s->a.cache ? rc : linattn_kvcache_truncate(s->a.cache, s->L);
+}
+
+double bench_op_state_bytes(const bench_op *s)
+{
+    if (s->a.cache)
+        return (double)linattn_kvcache_bytes(s->a.cache) * (double)s->L / (double)(s->L + 1);
+    double bytes = 0;
+    for (int i = 0; i < s->op->ntensors; i++) {
+        const linattn_tensor *t = &s->a.t[i];
+        if (s->op->tensors[i].role != LINATTN_ROLE_INOUT || !s->h[i]) continue;
+        double n = 4;
+        for (int j = 0; j < t->ndim; j++) n *= (double)t->shape[j];
+        bytes += n;
+    }
+    return bytes;
+}
+
+void bench_op_free(bench_op *s)
+{
+    for (int i = 0; i < LINATTN_OP_MAX_TENSORS; i++) {
+        free(s->h[i]);
+        linattn_buffer_destroy(s->b[i]);
+    }
+    linattn_kvcache_destroy(s->a.cache);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,44 @@
+/* linattn-bench - the operands of any entry point, built from the operator
+ * table (see benchop.c). */
+#ifndef LINATTN_BENCHOP_H
+#define LINATTN_BENCHOP_H
+
+#include <stdint.h>
+#include "linattn.h"
+
+/* One entry point's operands, in host memory or, on an OpenCL context,
+ * device buffers; a.cache holds a KV cache of L tokens where it needs one. */
+typedef struct bench_op {
+    const linattn_op_info *op;
+    linattn_ctx *ctx;
+    linattn_op_args a;
+    float *h[LINATTN_OP_MAX_TENSORS];
+    linattn_buffer *b[LINATTN_OP_MAX_TENSORS];
+    int64_t L;
+} bench_op;
+
+/* The bench's sizes bound to the table's letters; N and F follow from
+ * them in bench_op_make. */
+void bench_op_sizes(int64_t dims[LINATTN_OP_LETTERS], long B, long T, long H, long K, long V,
+                    long M, long S);
+/* Whether any tensor of op has the dimension letter c. */
+int bench_op_uses(const linattn_op_info *op, char c);
+/* "H16xK128xV128": the sizes of the letters H K V M S that op uses. */
+void bench_op_shape_name(const linattn_op_info *op, const int64_t dims[LINATTN_OP_LETTERS],
+                         char *out, size_t cap);
+/* Every tensor but the optional initial states (inputs over N), filled
+ * uniformly in the table's fill range from *seed (token inputs over K are
+ * scaled to unit rows, as models feed keys); option "algo", where there is
+ * one, set to algo; a KV cache of L tokens where the entry point needs one.
+ * 0, or -1 with linattn_last_error() telling. */
+int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
+                  const int64_t dims[LINATTN_OP_LETTERS], linattn_algo algo, int64_t L,
+                  unsigned *seed);
+/* One call (a bench_call_fn); a KV cache is cut back to L tokens after it. */
+int bench_op_call(void *s);
+/* Bytes of state one call reads and updates in place (inputs-outputs), or
+ * of the KV cache's L tokens. */
+double bench_op_state_bytes(const bench_op *s);
+void bench_op_free(bench_op *s);
+
+#endif
