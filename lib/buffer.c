@@ -113,7 +113,9 @@ int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
 
 float *linattn_host(const linattn_tensor *t)
 {
-    return t->buf ? t->buf->host : t->data;
+    /* data is const for the callers of the API; outputs point to writable
+     * memory (linattn.h), so writing through it is defined */
+    return t->buf ? t->buf->host : (float *)(uintptr_t)t->data;
 }
 
 linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t)

@@ -63,7 +63,7 @@ static int choose_device(linattn_ctx *ctx, const linattn_config *cfg, const char
     return LINATTN_OK;
 }
 
-int linattn_ctx_create(linattn_ctx **out, const linattn_config *cfg_in)
+int linattn_ctx_create(const linattn_config *cfg_in, linattn_ctx **out)
 {
     linattn_config cfg;
     int rc;
@@ -138,7 +138,7 @@ const char *linattn_ctx_isa(const linattn_ctx *ctx)
     return ctx->backend == LINATTN_BACKEND_REF ? "ref" : ctx->kern.isa;
 }
 
-static linattn_tensor make(float *data, int ndim, const int64_t *shape)
+static linattn_tensor make(const float *data, int ndim, const int64_t *shape)
 {
     linattn_tensor t;
     memset(&t, 0, sizeof t);
@@ -148,19 +148,19 @@ static linattn_tensor make(float *data, int ndim, const int64_t *shape)
     return t;
 }
 
-linattn_tensor linattn_tensor_1d(float *data, int64_t d0)
+linattn_tensor linattn_tensor_1d(const float *data, int64_t d0)
 {
     return make(data, 1, (int64_t[]){d0});
 }
-linattn_tensor linattn_tensor_2d(float *data, int64_t d0, int64_t d1)
+linattn_tensor linattn_tensor_2d(const float *data, int64_t d0, int64_t d1)
 {
     return make(data, 2, (int64_t[]){d0, d1});
 }
-linattn_tensor linattn_tensor_3d(float *data, int64_t d0, int64_t d1, int64_t d2)
+linattn_tensor linattn_tensor_3d(const float *data, int64_t d0, int64_t d1, int64_t d2)
 {
     return make(data, 3, (int64_t[]){d0, d1, d2});
 }
-linattn_tensor linattn_tensor_4d(float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+linattn_tensor linattn_tensor_4d(const float *data, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
 {
     return make(data, 4, (int64_t[]){d0, d1, d2, d3});
 }

@@ -190,7 +190,7 @@ static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t
         return rc;
     const int64_t hsh[4] = {*nseq, s[2], s[3], s[4]};
     if (linattn_given(&io->h0) && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
-    if (linattn_given(&io->ht) && (rc = linattn_check_tensor(&io->ht, "ht", 4, hsh))) return rc;
+    if (linattn_given(&io->hT) && (rc = linattn_check_tensor(&io->hT, "hT", 4, hsh))) return rc;
     return LINATTN_OK;
 }
 
@@ -264,7 +264,7 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
                const linattn_delta_opts *opts, int step)
 {
     int rc;
-    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->ht};
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
     if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
     const linattn_value_check vc[] = {{&x->g, "g", LINATTN_RANGE_LOGDECAY},
                                       {&x->beta, op_beta[op], LINATTN_RANGE_STEP}};
@@ -280,7 +280,7 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
             .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
             .v = linattn_cl_arg_of(&x->v), .g = linattn_cl_arg_of(&x->g),
             .beta = linattn_cl_arg_of(&x->beta), .h0 = linattn_cl_arg_of(&x->h0),
-            .o = linattn_cl_arg_of(&x->o), .ht = linattn_cl_arg_of(&x->ht),
+            .o = linattn_cl_arg_of(&x->o), .ht = linattn_cl_arg_of(&x->hT),
         };
         rc = linattn_cl_delta_run(ctx->cl, &a);
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8))) return rc;
@@ -289,7 +289,7 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
         .ctx = ctx, .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V,
         .cu = x->cu_seqlens, .q = linattn_host(&x->q), .k = linattn_host(&x->k),
         .v = linattn_host(&x->v), .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
-        .h0 = linattn_host(&x->h0), .o = linattn_host(&x->o), .ht = linattn_host(&x->ht),
+        .h0 = linattn_host(&x->h0), .o = linattn_host(&x->o), .ht = linattn_host(&x->hT),
         .scale = scale, .ref = ctx->backend == LINATTN_BACKEND_REF,
         .C = !step && opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
@@ -313,7 +313,7 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     linattn_delta_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if ((rc = check_forward(op, io, s, &nseq))) return rc;
-    static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "ht"};
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "hT"};
     linattn_delta_io x = *io;
     return run(op, ctx, &x, names, s[0], s[1], s[2], nseq, s[3], s[4], &opts, 0);
 }
@@ -328,12 +328,12 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
-    if ((rc = linattn_check_tensor(&io->state, "state", 4, stsh))) return rc;
+    if ((rc = linattn_check_tensor(&io->state_h, "state_h", 4, stsh))) return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
-    static const char *const names[] = {"q", "k", "v", "g", "beta", "state", "o", "state"};
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "state_h", "o", "state_h"};
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_delta_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
-                          .h0 = io->state, .o = io->o, .ht = io->state};
+                          .h0 = io->state_h, .o = io->o, .hT = io->state_h};
     return run(op, ctx, &x, names, s[0], 1, s[1], s[0], s[2], s[3], &opts, 1);
 }
 

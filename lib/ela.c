@@ -184,7 +184,7 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
 {
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->s0, &x->z0, &x->c0,
-                                  &x->o, &x->st, &x->zt, &x->ct};
+                                  &x->o, &x->sT, &x->zT, &x->cT};
     if ((rc = linattn_check_buffers(ctx, ts, names, 10))) return rc;
     linattn_clear_error();
     const int safe = is_safe(opts);
@@ -199,8 +199,8 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
             .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
             .v = linattn_cl_arg_of(&x->v), .s0 = linattn_cl_arg_of(&x->s0),
             .z0 = linattn_cl_arg_of(&x->z0), .c0 = linattn_cl_arg_of(&x->c0),
-            .o = linattn_cl_arg_of(&x->o), .st = linattn_cl_arg_of(&x->st),
-            .zt = linattn_cl_arg_of(&x->zt), .ct = linattn_cl_arg_of(&x->ct),
+            .o = linattn_cl_arg_of(&x->o), .st = linattn_cl_arg_of(&x->sT),
+            .zt = linattn_cl_arg_of(&x->zT), .ct = linattn_cl_arg_of(&x->cT),
         };
         rc = linattn_cl_ela_run(ctx->cl, &a);
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 10))) return rc;
@@ -211,8 +211,8 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
         .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
         .s0 = linattn_host(&x->s0), .z0 = linattn_host(&x->z0), .c0 = linattn_host(&x->c0),
-        .o = linattn_host(&x->o), .st = linattn_host(&x->st), .zt = linattn_host(&x->zt),
-        .ct = linattn_host(&x->ct), .qk_scale = s,
+        .o = linattn_host(&x->o), .st = linattn_host(&x->sT), .zt = linattn_host(&x->zT),
+        .ct = linattn_host(&x->cT), .qk_scale = s,
         .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
     /* auto: the recurrence with a SIMD kernel (measured faster than the chunk
@@ -241,12 +241,12 @@ int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linatt
         return rc;
     const int64_t F = linattn_ela_feature_dim(opts.feature, K);
     const int64_t shs[4] = {nseq, s[2], F, V}, shz[3] = {nseq, s[2], F};
-    static const char *const n0[] = {"s0", "z0", "c0"}, *const nt[] = {"st", "zt", "ct"};
+    static const char *const n0[] = {"s0", "z0", "c0"}, *const nt[] = {"sT", "zT", "cT"};
     if ((rc = check_state(&io->s0, &io->z0, &io->c0, n0, shs, shz, 0, is_safe(&opts))))
         return rc;
-    if ((rc = check_state(&io->st, &io->zt, &io->ct, nt, shs, shz, 0, is_safe(&opts))))
+    if ((rc = check_state(&io->sT, &io->zT, &io->cT, nt, shs, shz, 0, is_safe(&opts))))
         return rc;
-    static const char *const names[] = {"q", "k", "v", "s0", "z0", "c0", "o", "st", "zt", "ct"};
+    static const char *const names[] = {"q", "k", "v", "s0", "z0", "c0", "o", "sT", "zT", "cT"};
     linattn_ela_io x = *io;
     return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
 }
@@ -270,6 +270,6 @@ int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io, const lina
     /* B sequences of one token: the forward's path with s0 = st = the state */
     linattn_ela_io x = {.q = io->q, .k = io->k, .v = io->v, .s0 = io->state_s,
                         .z0 = io->state_z, .c0 = io->state_c, .o = io->o,
-                        .st = io->state_s, .zt = io->state_z, .ct = io->state_c};
+                        .sT = io->state_s, .zT = io->state_z, .cT = io->state_c};
     return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
 }

@@ -161,8 +161,8 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
                int step)
 {
     int rc;
-    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->alpha, &x->h0_kk,
-                                  &x->h0_kv, &x->o, &x->ht_kk, &x->ht_kv};
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->alpha, &x->kk0,
+                                  &x->kv0, &x->o, &x->kkT, &x->kvT};
     if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
     const linattn_value_check vc[] = {{&x->g, names[3], LINATTN_RANGE_LOGDECAY},
                                       {&x->beta, names[4], LINATTN_RANGE_FINITE},
@@ -175,9 +175,9 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .iters = opts->iters, .cu = x->cu_seqlens, .scale = scale, .ridge = opts->ridge,
         .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k), .v = linattn_cl_arg_of(&x->v),
         .g = linattn_cl_arg_of(&x->g), .beta = linattn_cl_arg_of(&x->beta),
-        .alpha = linattn_cl_arg_of(&x->alpha), .h0kk = linattn_cl_arg_of(&x->h0_kk),
-        .h0kv = linattn_cl_arg_of(&x->h0_kv), .o = linattn_cl_arg_of(&x->o),
-        .htkk = linattn_cl_arg_of(&x->ht_kk), .htkv = linattn_cl_arg_of(&x->ht_kv),
+        .alpha = linattn_cl_arg_of(&x->alpha), .h0kk = linattn_cl_arg_of(&x->kk0),
+        .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
+        .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
     };
     if (try_cl(ctx, &a, ts, 11, &rc)) return rc;
     gka_plan p = {
@@ -185,9 +185,9 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
         .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
         .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
-        .alpha = linattn_host(&x->alpha), .h0kk = linattn_host(&x->h0_kk),
-        .h0kv = linattn_host(&x->h0_kv), .o = linattn_host(&x->o),
-        .htkk = linattn_host(&x->ht_kk), .htkv = linattn_host(&x->ht_kv),
+        .alpha = linattn_host(&x->alpha), .h0kk = linattn_host(&x->kk0),
+        .h0kv = linattn_host(&x->kv0), .o = linattn_host(&x->o),
+        .htkk = linattn_host(&x->kkT), .htkv = linattn_host(&x->kvT),
         .scale = scale, .ridge = opts->ridge, .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
     /* auto: the chunk form where BLAS is there and a sequence fills a chunk; the
@@ -213,10 +213,10 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
         return rc;
     const int64_t kk[4] = {nseq, s[2], K, K}, kv[4] = {nseq, s[2], K, V};
-    if ((rc = linattn_check_pair(&io->h0_kk, &io->h0_kv, "h0_kk", "h0_kv", 4, kk, 4, kv, 0))) return rc;
-    if ((rc = linattn_check_pair(&io->ht_kk, &io->ht_kv, "ht_kk", "ht_kv", 4, kk, 4, kv, 0))) return rc;
-    static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "h0_kk", "h0_kv",
-                                        "o", "ht_kk", "ht_kv"};
+    if ((rc = linattn_check_pair(&io->kk0, &io->kv0, "kk0", "kv0", 4, kk, 4, kv, 0))) return rc;
+    if ((rc = linattn_check_pair(&io->kkT, &io->kvT, "kkT", "kvT", 4, kk, 4, kv, 0))) return rc;
+    static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "kk0", "kv0",
+                                        "o", "kkT", "kvT"};
     linattn_gka_io x = *io;
     return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
 }
@@ -239,7 +239,7 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
                                         "state_kv", "o", "state_kk", "state_kv"};
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_gka_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
-                        .alpha = io->alpha, .h0_kk = io->state_kk, .h0_kv = io->state_kv,
-                        .o = io->o, .ht_kk = io->state_kk, .ht_kv = io->state_kv};
+                        .alpha = io->alpha, .kk0 = io->state_kk, .kv0 = io->state_kv,
+                        .o = io->o, .kkT = io->state_kk, .kvT = io->state_kv};
     return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
 }

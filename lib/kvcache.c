@@ -119,8 +119,8 @@ static int check_size(int64_t n, const char *name)
     return LINATTN_OK;
 }
 
-int linattn_kvcache_create(linattn_ctx *ctx, linattn_kvcache **out, int64_t B, int64_t H,
-                           int64_t K, int64_t V, int64_t capacity)
+int linattn_kvcache_create(linattn_ctx *ctx, int64_t B, int64_t H, int64_t K, int64_t V,
+                           int64_t capacity, linattn_kvcache **out)
 {
     int rc;
     if (!out) return linattn_fail(LINATTN_ENULL, "out: NULL");

@@ -100,7 +100,7 @@ typedef struct linattn_ctx linattn_ctx;
 LINATTN_API void linattn_config_init(linattn_config *cfg);
 /* Create a context; cfg may be NULL for the defaults.  The context holds the
  * dispatch decisions and thread count; it may be shared by threads. */
-LINATTN_API int linattn_ctx_create(linattn_ctx **ctx, const linattn_config *cfg);
+LINATTN_API int linattn_ctx_create(const linattn_config *cfg, linattn_ctx **out);
 LINATTN_API void linattn_ctx_destroy(linattn_ctx *ctx);
 /* What the context chose. */
 LINATTN_API linattn_backend linattn_ctx_backend(const linattn_ctx *ctx);
@@ -128,18 +128,21 @@ typedef struct linattn_buffer linattn_buffer;
 
 /* A description of a float32 array in C order, not owned: either host memory
  * (data) or a library buffer (buf, see below), never both.  A tensor with
- * neither is "absent" (allowed only where documented). */
+ * neither is "absent" (allowed only where documented).  data is const so
+ * that inputs take const arrays, in C and C++, without casts; the library
+ * writes through it only for the tensors an entry point documents as
+ * outputs or in-place states, whose memory must then be writable. */
 typedef struct linattn_tensor {
-    float *data;
+    const float *data;
     int ndim;
     int64_t shape[LINATTN_MAX_DIMS];
     linattn_buffer *buf; /* NULL for host tensors */
 } linattn_tensor;
 
-LINATTN_API linattn_tensor linattn_tensor_1d(float *data, int64_t d0);
-LINATTN_API linattn_tensor linattn_tensor_2d(float *data, int64_t d0, int64_t d1);
-LINATTN_API linattn_tensor linattn_tensor_3d(float *data, int64_t d0, int64_t d1, int64_t d2);
-LINATTN_API linattn_tensor linattn_tensor_4d(float *data, int64_t d0, int64_t d1, int64_t d2,
+LINATTN_API linattn_tensor linattn_tensor_1d(const float *data, int64_t d0);
+LINATTN_API linattn_tensor linattn_tensor_2d(const float *data, int64_t d0, int64_t d1);
+LINATTN_API linattn_tensor linattn_tensor_3d(const float *data, int64_t d0, int64_t d1, int64_t d2);
+LINATTN_API linattn_tensor linattn_tensor_4d(const float *data, int64_t d0, int64_t d1, int64_t d2,
                                              int64_t d3);
 /* The absent tensor (all zero). */
 LINATTN_API linattn_tensor linattn_tensor_none(void);
@@ -199,11 +202,13 @@ typedef enum linattn_algo {
     LINATTN_ALGO_CHUNK = 2      /* chunkwise, matrix products */
 } linattn_algo;
 
+/* Options share one order across operators: algo, chunk, then the
+ * operator's own (scale first where there is one). */
 typedef struct linattn_delta_opts {
+    linattn_algo algo; /* forward: recurrent, chunk, or auto (the plan chooses) */
+    int chunk;         /* chunk size for LINATTN_ALGO_CHUNK; 0: default (64) */
     float scale;       /* output scale; 0 means 1/sqrt(K) */
     float eps;         /* kla: beta = eta / (|k|^2 + eps); >= 0, default 1e-6 */
-    int chunk;         /* chunk size for LINATTN_ALGO_CHUNK; 0: default (64) */
-    linattn_algo algo;
 } linattn_delta_opts;
 
 LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
@@ -213,13 +218,13 @@ LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
  *   g [B,T,H] log-decay, finite and <= 0 (absent: no decay)
  *   beta [B,T,H]: gdn write strength; kla: eta; in [0, 2]; gla: must be absent
  *   (values out of range, NaN and Inf included: LINATTN_ERANGE)
- *   h0 [N,H,K,V] initial state (absent: zeros); ht [N,H,K,V] final state
- *   (absent: not returned).  h0 and ht may be the same buffer.
+ *   h0 [N,H,K,V] initial state (absent: zeros); hT [N,H,K,V] final state
+ *   (absent: not returned).  h0 and hT may be the same buffer.
  *   cu_seqlens: NULL, or N+1 strictly increasing offsets from 0 to T that
  *   split a packed batch (B must then be 1); N = B otherwise.
  */
 typedef struct linattn_delta_io {
-    linattn_tensor q, k, v, g, beta, h0, o, ht;
+    linattn_tensor q, k, v, g, beta, h0, o, hT;
     const int64_t *cu_seqlens;
     int64_t n_seqs; /* number of sequences in cu_seqlens (N) */
 } linattn_delta_io;
@@ -243,9 +248,9 @@ LINATTN_API int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io
 
 /* One decode step for B sequences on a carried state.
  *   q, k [B,H,K]; v, o [B,H,V]; g, beta [B,H] (as in forward);
- *   state [B,H,K,V], read and updated in place (required). */
+ *   state_h [B,H,K,V], read and updated in place (required). */
 typedef struct linattn_delta_step_io {
-    linattn_tensor q, k, v, g, beta, state, o;
+    linattn_tensor q, k, v, g, beta, state_h, o;
 } linattn_delta_step_io;
 
 LINATTN_API int linattn_delta_step(linattn_ctx *ctx, linattn_delta_op op,
@@ -266,11 +271,11 @@ LINATTN_API int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *
  *   o = scale U^T ((1 - alpha) q + alpha x)
  * If |H|_F < 1e-30 (all-zero keys so far) x = 0. */
 typedef struct linattn_gka_opts {
+    linattn_algo algo; /* forward on the CPU: recurrent, chunk (BLAS), or auto */
+    int chunk;    /* chunk size of LINATTN_ALGO_CHUNK; 0: default (64) */
     float scale;  /* 0 means 1/sqrt(K) */
     float ridge;  /* a in lambda = a |H|_F: finite, > 0; default 0.02 */
     int iters;    /* Chebyshev iterations, 1..1000; default 30 */
-    int chunk;    /* chunk size of LINATTN_ALGO_CHUNK; 0: default (64) */
-    linattn_algo algo; /* forward on the CPU: recurrent, chunk (BLAS), or auto */
 } linattn_gka_opts;
 
 LINATTN_API void linattn_gka_opts_init(linattn_gka_opts *opts);
@@ -278,11 +283,11 @@ LINATTN_API void linattn_gka_opts_init(linattn_gka_opts *opts);
 /*   q, k [B,T,H,K]; v, o [B,T,H,V]; g, beta, alpha [B,T,H]
  *   g absent: no decay; beta absent: 1; alpha absent: 1 (all ridge readout)
  *   g finite and <= 0, beta finite, alpha in [0, 1] (else LINATTN_ERANGE)
- *   h0_kk [N,H,K,K], h0_kv [N,H,K,V] initial state (absent: zeros; both or
- *   neither); ht_kk, ht_kv final state (absent: not returned; both or
+ *   kk0 [N,H,K,K], kv0 [N,H,K,V] initial state (absent: zeros; both or
+ *   neither); kkT, kvT final state (absent: not returned; both or
  *   neither; may be the h0 buffers).  cu_seqlens as for the delta family. */
 typedef struct linattn_gka_io {
-    linattn_tensor q, k, v, g, beta, alpha, h0_kk, h0_kv, o, ht_kk, ht_kv;
+    linattn_tensor q, k, v, g, beta, alpha, kk0, kv0, o, kkT, kvT;
     const int64_t *cu_seqlens;
     int64_t n_seqs;
 } linattn_gka_io;
@@ -368,14 +373,14 @@ LINATTN_API int linattn_ela_feature_parse(const char *name, linattn_ela_feature 
 LINATTN_API const char *linattn_ela_feature_name(linattn_ela_feature feature);
 
 typedef struct linattn_ela_opts {
+    linattn_algo algo;  /* forward on the CPU: recurrent, chunk, or auto */
+    int chunk;          /* chunk size of LINATTN_ALGO_CHUNK; 0: default (64) */
     float qk_scale;     /* q and k are multiplied by it before the maps; 0 means 1
                            (none, as the paper's language model); finite */
     linattn_ela_feature feature; /* default LINATTN_FEATURE_EXP */
     int bidirectional;  /* nonzero: every token reads the whole sequence's S, z */
     int plain_exp;      /* nonzero: the exp map without the running max shift
                            (overflows in float once q_d + k_d passes about 88) */
-    int chunk;          /* chunk size of LINATTN_ALGO_CHUNK; 0: default (64) */
-    linattn_algo algo;  /* forward on the CPU: recurrent, chunk, or auto */
 } linattn_ela_opts;
 
 LINATTN_API void linattn_ela_opts_init(linattn_ela_opts *opts);
@@ -384,22 +389,22 @@ LINATTN_API void linattn_ela_opts_init(linattn_ela_opts *opts);
  * form the library keeps S and z shifted by a per-dimension log-offset c
  * [N,H,F] (the running maximum of the scaled keys): the true sums are
  * exp(c_d) S[d,:] and exp(c_d) z_d.  c is optional:
- *   - c0 given: s0, z0 are shifted by c0 (as a previous ct returned them);
+ *   - c0 given: s0, z0 are shifted by c0 (as a previous cT returned them);
  *     c0 absent: s0, z0 are the true (unshifted) sums.
- *   - ct given: st, zt are returned shifted with the offset in ct (exact and
- *     never overflows); ct absent: st, zt are the true sums (may overflow to
+ *   - cT given: sT, zT are returned shifted with the offset in cT (exact and
+ *     never overflows); cT absent: sT, zT are the true sums (may overflow to
  *     inf when keys are large).
- * c0 and ct exist only for the safe exp form (else LINATTN_EINVAL).
+ * c0 and cT exist only for the safe exp form (else LINATTN_EINVAL).
  *
  *   q, k [B,T,H,K]; v, o [B,T,H,V]
  *   s0 [N,H,F,V], z0 [N,H,F] initial state (both or neither; absent: zeros),
- *   c0 [N,H,F] (needs s0); st, zt final state (both or neither; absent: not
- *   returned; may be the s0, z0 buffers), ct [N,H,F] (needs st; may be c0).
+ *   c0 [N,H,F] (needs s0); sT, zT final state (both or neither; absent: not
+ *   returned; may be the s0, z0 buffers), cT [N,H,F] (needs sT; may be c0).
  *   cu_seqlens and n_seqs as for the delta family.
  * Bidirectional: the final state is the same as the causal one (initial
  * state plus every token) and every token reads it. */
 typedef struct linattn_ela_io {
-    linattn_tensor q, k, v, s0, z0, c0, o, st, zt, ct;
+    linattn_tensor q, k, v, s0, z0, c0, o, sT, zT, cT;
     const int64_t *cu_seqlens;
     int64_t n_seqs;
 } linattn_ela_io;
@@ -409,7 +414,7 @@ LINATTN_API int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,
 
 /* One decode step (the forward with T = 1; bidirectional makes no difference):
  * q, k [B,H,K]; v, o [B,H,V]; state_s [B,H,F,V] and state_z [B,H,F], required,
- * updated in place; state_c [B,H,F] optional as c0 = ct above. */
+ * updated in place; state_c [B,H,F] optional as c0 = cT above. */
 typedef struct linattn_ela_step_io {
     linattn_tensor q, k, v, state_s, state_z, state_c, o;
 } linattn_ela_step_io;
@@ -422,9 +427,9 @@ LINATTN_API int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io
  *   o_t = sum_{j<=t} softmax_j(scale q_t . k_j) v_j
  * computed blockwise with an online softmax (no T x T matrix is formed). */
 typedef struct linattn_softmax_opts {
-    float scale; /* 0 means 1/sqrt(K) */
-    int block;   /* CPU forward: query and key block size, 1..LINATTN_MAX_CHUNK;
+    int chunk;   /* CPU forward: query and key block size, 1..LINATTN_MAX_CHUNK;
                     0: default (64).  The OpenCL kernels size their own blocks. */
+    float scale; /* 0 means 1/sqrt(K) */
 } linattn_softmax_opts;
 
 LINATTN_API void linattn_softmax_opts_init(linattn_softmax_opts *opts);
@@ -450,9 +455,8 @@ LINATTN_API int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_
  * be destroyed before it; one call at a time per cache. */
 typedef struct linattn_kvcache linattn_kvcache;
 
-LINATTN_API int linattn_kvcache_create(linattn_ctx *ctx, linattn_kvcache **out, int64_t B,
-                                       int64_t H,
-                                       int64_t K, int64_t V, int64_t capacity);
+LINATTN_API int linattn_kvcache_create(linattn_ctx *ctx, int64_t B, int64_t H, int64_t K,
+                                       int64_t V, int64_t capacity, linattn_kvcache **out);
 LINATTN_API void linattn_kvcache_destroy(linattn_kvcache *cache);
 /* Tokens held (per batch row), and tokens that fit before the next regrowth. */
 LINATTN_API int64_t linattn_kvcache_length(const linattn_kvcache *cache);

@@ -46,9 +46,9 @@
  * beta, kla's eta) or none (gla). */
 #define DELTA_FWD(W)                                                                        \
     QKV("BTH"), LOGDECAY("g", "BTH"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),            \
-        TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht", "NHKV", OUT, 1, -1, -1, 0, 0)
+        TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
 #define DELTA_STEP(W)                                                                       \
-    QKV("BH"), LOGDECAY("g", "BH"), W, TN("state", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
+    QKV("BH"), LOGDECAY("g", "BH"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
         TN("o", "BHV", OUT, 0, -1, -1, 0, 0)
 #define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
 #define KLA_ETA(dm) TR("eta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
@@ -56,34 +56,34 @@
 static const linattn_op_info TABLE[] = {
     {.name = "gdn", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 8, .tensors = {DELTA_FWD(GDN_BETA("BTH"))},
-     .noptions = 3, .options = {O_SCALE, O_CHUNK, O_ALGO}},
+     .noptions = 3, .options = {O_ALGO, O_CHUNK, O_SCALE}},
     {.name = "gdn", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(GDN_BETA("BH"))},
      .noptions = 1, .options = {O_SCALE}},
     {.name = "kla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 8, .tensors = {DELTA_FWD(KLA_ETA("BTH"))},
-     .noptions = 4, .options = {O_SCALE, O_EPS, O_CHUNK, O_ALGO}},
+     .noptions = 4, .options = {O_ALGO, O_CHUNK, O_SCALE, O_EPS}},
     {.name = "kla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(KLA_ETA("BH"))},
      .noptions = 2, .options = {O_SCALE, O_EPS}},
     {.name = "gla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 7,
      .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),
-                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht", "NHKV", OUT, 1, -1, -1, 0, 0)},
-     .noptions = 3, .options = {O_SCALE, O_CHUNK, O_ALGO}},
+                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
+     .noptions = 3, .options = {O_ALGO, O_CHUNK, O_SCALE}},
     {.name = "gla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 6,
-     .tensors = {QKV("BH"), LOGDECAY("g", "BH"), TN("state", "BHKV", INOUT, 0, -1, -1, -1, 1),
+     .tensors = {QKV("BH"), LOGDECAY("g", "BH"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),
                  TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 1, .options = {O_SCALE}},
     {.name = "gka", .entry = "forward", .family = "gka", .page = "linattn_gka(3)", .packed = 1,
      .ntensors = 11,
      .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"),
                  TR("beta", "BTH", IN, 1, -1, LINATTN_RANGE_FINITE_NUMS, 0, 1), UNIT("alpha", "BTH", 1),
-                 TN("h0_kk", "NHKK", IN, 1, 7, -1, 0, 1), TN("h0_kv", "NHKV", IN, 1, 6, -1, -1, 1),
-                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("ht_kk", "NHKK", OUT, 1, 10, -1, 0, 0),
-                 TN("ht_kv", "NHKV", OUT, 1, 9, -1, 0, 0)},
-     .noptions = 5, .options = {O_SCALE, O_RIDGE, O_ITERS, O_CHUNK, O_ALGO}},
+                 TN("kk0", "NHKK", IN, 1, 7, -1, 0, 1), TN("kv0", "NHKV", IN, 1, 6, -1, -1, 1),
+                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("kkT", "NHKK", OUT, 1, 10, -1, 0, 0),
+                 TN("kvT", "NHKV", OUT, 1, 9, -1, 0, 0)},
+     .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_RIDGE, O_ITERS}},
     {.name = "gka", .entry = "step", .family = "gka", .page = "linattn_gka(3)",
      .ntensors = 9,
      .tensors = {QKV("BH"), LOGDECAY("g", "BH"),
@@ -118,11 +118,11 @@ static const linattn_op_info TABLE[] = {
      .ntensors = 10,
      .tensors = {QKV("BTH"), TN("s0", "NHFV", IN, 1, 4, -1, 0, 1), TN("z0", "NHF", IN, 1, 3, -1, 1, 2),
                  TN("c0", "NHF", IN, 1, -1, 3, -1, 1), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0),
-                 TN("st", "NHFV", OUT, 1, 8, -1, 0, 0), TN("zt", "NHF", OUT, 1, 7, -1, 0, 0),
-                 TN("ct", "NHF", OUT, 1, -1, 7, 0, 0)},
+                 TN("sT", "NHFV", OUT, 1, 8, -1, 0, 0), TN("zT", "NHF", OUT, 1, 7, -1, 0, 0),
+                 TN("cT", "NHF", OUT, 1, -1, 7, 0, 0)},
      .noptions = 6,
-     .options = {O_QKSCALE, O_FEATURE, O_FLAG("bidirectional"), O_FLAG("plain_exp"), O_CHUNK,
-                 O_ALGO}},
+     .options = {O_ALGO, O_CHUNK, O_QKSCALE, O_FEATURE, O_FLAG("bidirectional"),
+                 O_FLAG("plain_exp")}},
     {.name = "ela", .entry = "step", .family = "ela", .page = "linattn_ela(3)",
      .ntensors = 7,
      .tensors = {QKV("BH"), TN("state_s", "BHFV", INOUT, 0, -1, -1, 0, 1),
@@ -131,7 +131,7 @@ static const linattn_op_info TABLE[] = {
      .noptions = 3, .options = {O_QKSCALE, O_FEATURE, O_FLAG("plain_exp")}},
     {.name = "softmax", .entry = "forward", .family = "softmax", .page = "linattn_softmax(3)",
      .packed = 1, .ntensors = 4, .tensors = {QKV("BTH"), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0)},
-     .noptions = 2, .options = {O_SCALE, O_CHUNK}},
+     .noptions = 2, .options = {O_CHUNK, O_SCALE}},
     {.name = "softmax", .entry = "step", .family = "softmax", .page = "linattn_softmax(3)",
      .cache = 1, .ntensors = 4, .tensors = {QKV("BH"), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 1, .options = {O_SCALE}},
@@ -260,67 +260,86 @@ int linattn_op_shape(const linattn_op_info *op, int i, const int64_t dims[LINATT
 /* ---- calls: the table's order into each entry point's structs ------------- */
 
 #define T(i) (a->t[i])
-#define OPI(i) ((int)a->opt[i])
-#define OPF(i) ((float)a->opt[i])
 
-static int call_delta(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+/* Option `name` of the call into *dst, when the entry point has it. */
+static void take_f(const linattn_op_info *op, const linattn_op_args *a, const char *name,
+                   float *dst)
+{
+    const int i = linattn_op_option_index(op, name);
+    if (i >= 0) *dst = (float)a->opt[i];
+}
+static void take_i(const linattn_op_info *op, const linattn_op_args *a, const char *name, int *dst)
+{
+    const int i = linattn_op_option_index(op, name);
+    if (i >= 0) *dst = (int)a->opt[i];
+}
+/* algo and chunk, which every forward with a chunked form takes */
+static void take_form(const linattn_op_info *op, const linattn_op_args *a, linattn_algo *algo,
+                      int *chunk)
+{
+    int x = (int)*algo;
+    take_i(op, a, "algo", &x);
+    *algo = (linattn_algo)x;
+    take_i(op, a, "chunk", chunk);
+}
+
+static int call_delta(linattn_ctx *c, const linattn_op_info *info, int variant, int step,
+                      const linattn_op_args *a)
 {
     const linattn_delta_op op = (linattn_delta_op)variant;
     const int w = op != LINATTN_OP_GLA; /* a write strength tensor at index 4 */
     linattn_delta_opts o;
     linattn_delta_opts_init(&o);
-    o.scale = OPF(0);
-    if (op == LINATTN_OP_KLA) o.eps = OPF(1);
+    take_form(info, a, &o.algo, &o.chunk);
+    take_f(info, a, "scale", &o.scale);
+    take_f(info, a, "eps", &o.eps);
     if (!step) {
-        o.chunk = OPI(op == LINATTN_OP_KLA ? 2 : 1);
-        o.algo = (linattn_algo)OPI(op == LINATTN_OP_KLA ? 3 : 2);
         linattn_delta_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
                                .beta = w ? T(4) : linattn_tensor_none(), .h0 = T(4 + w),
-                               .o = T(5 + w), .ht = T(6 + w), .cu_seqlens = a->cu_seqlens,
+                               .o = T(5 + w), .hT = T(6 + w), .cu_seqlens = a->cu_seqlens,
                                .n_seqs = a->n_seqs};
         return linattn_delta_forward(c, op, &io, &o);
     }
     linattn_delta_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
-                                .beta = w ? T(4) : linattn_tensor_none(), .state = T(4 + w),
+                                .beta = w ? T(4) : linattn_tensor_none(), .state_h = T(4 + w),
                                 .o = T(5 + w)};
     return linattn_delta_step(c, op, &io, &o);
 }
 
-static int call_gka(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+static int call_gka(linattn_ctx *c, const linattn_op_info *info, int variant, int step,
+                    const linattn_op_args *a)
 {
     (void)variant;
     linattn_gka_opts o;
     linattn_gka_opts_init(&o);
-    o.scale = OPF(0);
-    o.ridge = OPF(1);
-    o.iters = OPI(2);
+    take_form(info, a, &o.algo, &o.chunk);
+    take_f(info, a, "scale", &o.scale);
+    take_f(info, a, "ridge", &o.ridge);
+    take_i(info, a, "iters", &o.iters);
     if (step) {
         linattn_gka_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3), .beta = T(4),
                                   .alpha = T(5), .state_kk = T(6), .state_kv = T(7), .o = T(8)};
         return linattn_gka_step(c, &io, &o);
     }
-    o.chunk = OPI(3);
-    o.algo = (linattn_algo)OPI(4);
     linattn_gka_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3), .beta = T(4),
-                         .alpha = T(5), .h0_kk = T(6), .h0_kv = T(7), .o = T(8),
-                         .ht_kk = T(9), .ht_kv = T(10), .cu_seqlens = a->cu_seqlens,
-                         .n_seqs = a->n_seqs};
+                         .alpha = T(5), .kk0 = T(6), .kv0 = T(7), .o = T(8), .kkT = T(9),
+                         .kvT = T(10), .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
     return linattn_gka_forward(c, &io, &o);
 }
 
-static int call_kalman(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+static int call_kalman(linattn_ctx *c, const linattn_op_info *info, int variant, int step,
+                       const linattn_op_args *a)
 {
     (void)variant;
     linattn_kalman_opts o;
     linattn_kalman_opts_init(&o);
+    take_form(info, a, &o.algo, &o.chunk);
     if (step) {
         linattn_kalman_step_io io = {.v = T(0), .lam_v = T(1), .k = T(2), .q = T(3),
                                      .decay = T(4), .noise = T(5), .state_lam = T(6),
                                      .state_eta = T(7), .y = T(8), .yvar = T(9)};
         return linattn_kalman_step(c, &io, &o);
     }
-    o.algo = (linattn_algo)OPI(0);
-    o.chunk = OPI(1);
     linattn_kalman_io io = {.v = T(0), .lam_v = T(1), .k = T(2), .q = T(3), .decay = T(4),
                             .noise = T(5), .lam0 = T(6), .eta0 = T(7), .y = T(8), .yvar = T(9),
                             .lamT = T(10), .etaT = T(11), .cu_seqlens = a->cu_seqlens,
@@ -328,40 +347,42 @@ static int call_kalman(linattn_ctx *c, int variant, int step, const linattn_op_a
     return linattn_kalman_forward(c, &io, &o);
 }
 
-static int call_ela(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+static int call_ela(linattn_ctx *c, const linattn_op_info *info, int variant, int step,
+                    const linattn_op_args *a)
 {
     (void)variant;
     linattn_ela_opts o;
+    int feature = (int)LINATTN_FEATURE_EXP;
     linattn_ela_opts_init(&o);
-    o.qk_scale = OPF(0);
-    o.feature = (linattn_ela_feature)OPI(1);
+    take_form(info, a, &o.algo, &o.chunk);
+    take_f(info, a, "qk_scale", &o.qk_scale);
+    take_i(info, a, "feature", &feature);
+    o.feature = (linattn_ela_feature)feature;
+    take_i(info, a, "bidirectional", &o.bidirectional);
+    take_i(info, a, "plain_exp", &o.plain_exp);
     if (step) {
-        o.plain_exp = OPI(2);
         linattn_ela_step_io io = {.q = T(0), .k = T(1), .v = T(2), .state_s = T(3),
                                   .state_z = T(4), .state_c = T(5), .o = T(6)};
         return linattn_ela_step(c, &io, &o);
     }
-    o.bidirectional = OPI(2);
-    o.plain_exp = OPI(3);
-    o.chunk = OPI(4);
-    o.algo = (linattn_algo)OPI(5);
     linattn_ela_io io = {.q = T(0), .k = T(1), .v = T(2), .s0 = T(3), .z0 = T(4), .c0 = T(5),
-                         .o = T(6), .st = T(7), .zt = T(8), .ct = T(9),
+                         .o = T(6), .sT = T(7), .zT = T(8), .cT = T(9),
                          .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
     return linattn_ela_forward(c, &io, &o);
 }
 
-static int call_softmax(linattn_ctx *c, int variant, int step, const linattn_op_args *a)
+static int call_softmax(linattn_ctx *c, const linattn_op_info *info, int variant, int step,
+                        const linattn_op_args *a)
 {
     (void)variant;
     linattn_softmax_opts o;
     linattn_softmax_opts_init(&o);
-    o.scale = OPF(0);
+    take_i(info, a, "chunk", &o.chunk);
+    take_f(info, a, "scale", &o.scale);
     if (step) {
         linattn_softmax_step_io io = {.q = T(0), .k = T(1), .v = T(2), .o = T(3)};
         return linattn_softmax_step(c, a->cache, &io, &o);
     }
-    o.block = OPI(1);
     linattn_softmax_io io = {.q = T(0), .k = T(1), .v = T(2), .o = T(3),
                              .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
     return linattn_softmax_forward(c, &io, &o);
@@ -369,7 +390,8 @@ static int call_softmax(linattn_ctx *c, int variant, int step, const linattn_op_
 
 /* How each row of TABLE is run, in the same order. */
 typedef struct op_impl {
-    int (*call)(linattn_ctx *c, int variant, int step, const linattn_op_args *a);
+    int (*call)(linattn_ctx *c, const linattn_op_info *op, int variant, int step,
+                const linattn_op_args *a);
     int variant;
 } op_impl;
 
@@ -389,6 +411,6 @@ int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op, const linattn_o
 {
     if (!op || !a) return linattn_fail(LINATTN_ENULL, "linattn_op_call: op or args is NULL");
     for (int i = 0; i < NOPS; i++)
-        if (op == &TABLE[i]) return IMPL[i].call(ctx, IMPL[i].variant, !strcmp(op->entry, "step"), a);
+        if (op == &TABLE[i]) return IMPL[i].call(ctx, op, IMPL[i].variant, !strcmp(op->entry, "step"), a);
     return linattn_fail(LINATTN_EINVAL, "linattn_op_call: op is not an entry of the table");
 }

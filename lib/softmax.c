@@ -23,8 +23,8 @@ void linattn_softmax_opts_init(linattn_softmax_opts *opts)
 static int check_opts(const linattn_softmax_opts *o)
 {
     if (!isfinite(o->scale)) return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
-    if (o->block < 0 || o->block > LINATTN_MAX_CHUNK)
-        return linattn_fail(LINATTN_ERANGE, "opts.block: %d (must be 0..%d)", o->block,
+    if (o->chunk < 0 || o->chunk > LINATTN_MAX_CHUNK)
+        return linattn_fail(LINATTN_ERANGE, "opts.chunk: %d (must be 0..%d)", o->chunk,
                             LINATTN_MAX_CHUNK);
     return LINATTN_OK;
 }
@@ -147,7 +147,7 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
     }
     fwd_plan p = {
         .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V,
-        .QB = opts.block ? opts.block : DEFAULT_BLOCK, .ref = ctx->backend == LINATTN_BACKEND_REF,
+        .QB = opts.chunk ? opts.chunk : DEFAULT_BLOCK, .ref = ctx->backend == LINATTN_BACKEND_REF,
         .cu = io->cu_seqlens, .q = linattn_host(&x.q), .k = linattn_host(&x.k),
         .v = linattn_host(&x.v), .o = linattn_host(&x.o), .scale = scale,
     };

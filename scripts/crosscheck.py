@@ -139,7 +139,7 @@ def main():
                         np.save(f"{d}/in/h0.npy", h0)
                     subprocess.run([a.tool, op, "--in", f"{d}/in", "--out", f"{d}/out",
                                     "--backend", a.backend], check=True)
-                    o, ht = np.load(f"{d}/out/o.npy"), np.load(f"{d}/out/ht.npy")
+                    o, ht = np.load(f"{d}/out/o.npy"), np.load(f"{d}/out/hT.npy")
                 ro, rh = recurrence(op, q, k, v, g, beta, h0)
                 eo, eh = rms_rel(o, ro), rms_rel(ht, rh)
                 worst = max(worst, eo, eh)

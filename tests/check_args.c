@@ -39,7 +39,7 @@ static void fix_init(fix *f)
     f->io.beta = linattn_tensor_3d(f->beta, B, T, H);
     f->io.h0 = linattn_tensor_4d(f->h0, B, H, K, V);
     f->io.o = linattn_tensor_4d(f->o, B, T, H, V);
-    f->io.ht = linattn_tensor_4d(f->ht, B, H, K, V);
+    f->io.hT = linattn_tensor_4d(f->ht, B, H, K, V);
     linattn_delta_opts_init(&f->opts);
 }
 
@@ -69,7 +69,7 @@ static void m_o_shape(fix *f) { f->io.o.shape[3] = V + 1; }
 static void m_g_shape(fix *f) { f->io.g.shape[2] = H + 1; }
 static void m_g_rank(fix *f) { f->io.g.ndim = 4; }
 static void m_h0_shape(fix *f) { f->io.h0.shape[0] = B + 1; }
-static void m_ht_shape(fix *f) { f->io.ht.shape[2] = K + 1; }
+static void m_ht_shape(fix *f) { f->io.hT.shape[2] = K + 1; }
 static void m_zero_b(fix *f) { f->io.q.shape[0] = 0; }
 static void m_neg_t(fix *f) { f->io.q.shape[1] = -3; }
 static void m_zero_v(fix *f) { f->io.v.shape[3] = 0; }
@@ -88,7 +88,7 @@ static void m_big_k(fix *f)
 }
 static void m_big_v(fix *f)
 {
-    f->io.v.shape[3] = f->io.o.shape[3] = f->io.h0.shape[3] = f->io.ht.shape[3] =
+    f->io.v.shape[3] = f->io.o.shape[3] = f->io.h0.shape[3] = f->io.hT.shape[3] =
         LINATTN_MAX_HEAD_DIM * 4;
 }
 static void m_cu_batch(fix *f)
@@ -125,7 +125,7 @@ static const bad_case FORWARD[] = {
     {"k", LINATTN_ESHAPE, m_k_shape},        {"v", LINATTN_ESHAPE, m_v_shape},
     {"o", LINATTN_ESHAPE, m_o_shape},        {"g", LINATTN_ESHAPE, m_g_shape},
     {"g", LINATTN_ESHAPE, m_g_rank},         {"h0", LINATTN_ESHAPE, m_h0_shape},
-    {"ht", LINATTN_ESHAPE, m_ht_shape},      {"q", LINATTN_ESIZE, m_zero_b},
+    {"hT", LINATTN_ESHAPE, m_ht_shape},      {"q", LINATTN_ESIZE, m_zero_b},
     {"q", LINATTN_ESIZE, m_neg_t},           {"v", LINATTN_ESIZE, m_zero_v},
     {"q", LINATTN_EOVERFLOW, m_overflow},    {"q", LINATTN_EOVERFLOW, m_overflow_v},
     {"key", LINATTN_EHEADDIM, m_big_k},      {"value", LINATTN_EHEADDIM, m_big_v},
@@ -212,14 +212,14 @@ START_TEST(test_step_bad)
         linattn_delta_step_io io = {
             .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(q, B, H, K),
             .v = linattn_tensor_3d(v, B, H, V), .g = linattn_tensor_2d(g, B, H),
-            .beta = linattn_tensor_2d(be, B, H), .state = linattn_tensor_4d(st, B, H, K, V),
+            .beta = linattn_tensor_2d(be, B, H), .state_h = linattn_tensor_4d(st, B, H, K, V),
             .o = linattn_tensor_3d(o, B, H, V)};
         int want;
         const char *name;
         switch (c) {
         case 0: io.q.data = NULL; want = LINATTN_ENULL; name = "q"; break;
-        case 1: io.state.data = NULL; want = LINATTN_ENULL; name = "state"; break;
-        case 2: io.state.shape[3] = V + 1; want = LINATTN_ESHAPE; name = "state"; break;
+        case 1: io.state_h.data = NULL; want = LINATTN_ENULL; name = "state_h"; break;
+        case 2: io.state_h.shape[3] = V + 1; want = LINATTN_ESHAPE; name = "state_h"; break;
         case 3: io.o.shape[2] = V + 1; want = LINATTN_ESHAPE; name = "o"; break;
         case 4: io.g.shape[1] = H + 1; want = LINATTN_ESHAPE; name = "g"; break;
         case 5: io.v.shape[0] = B + 1; want = LINATTN_ESHAPE; name = "v"; break;
@@ -243,20 +243,20 @@ START_TEST(test_context_bad)
     ck_assert_int_eq(linattn_ctx_create(NULL, NULL), LINATTN_ENULL);
     linattn_config_init(&cfg);
     cfg.backend = (linattn_backend)42;
-    ck_assert_int_eq(linattn_ctx_create(&ctx, &cfg), LINATTN_EINVAL);
+    ck_assert_int_eq(linattn_ctx_create(&cfg, &ctx), LINATTN_EINVAL);
     ck_assert_ptr_null(ctx);
     linattn_config_init(&cfg);
     cfg.threads = -1;
-    ck_assert_int_eq(linattn_ctx_create(&ctx, &cfg), LINATTN_ERANGE);
+    ck_assert_int_eq(linattn_ctx_create(&cfg, &ctx), LINATTN_ERANGE);
     linattn_config_init(&cfg);
     cfg.isa = "bogus";
-    ck_assert_int_eq(linattn_ctx_create(&ctx, &cfg), LINATTN_EINVAL);
+    ck_assert_int_eq(linattn_ctx_create(&cfg, &ctx), LINATTN_EINVAL);
 #if defined(__x86_64__)
     cfg.isa = "neon";
 #else
     cfg.isa = "avx2";
 #endif
-    ck_assert_int_eq(linattn_ctx_create(&ctx, &cfg), LINATTN_EUNSUPPORTED);
+    ck_assert_int_eq(linattn_ctx_create(&cfg, &ctx), LINATTN_EUNSUPPORTED);
     ck_assert_ptr_null(ctx);
     linattn_ctx_destroy(NULL); /* harmless */
 }

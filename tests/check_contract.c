@@ -56,7 +56,7 @@ static int call(linattn_ctx *c, const linattn_op_info *op, const linattn_tensor 
     fixture_dims(op, dims);
     const int64_t B = dims['B' - 'A'], H = dims['H' - 'A'], K = dims['K' - 'A'],
                   V = dims['V' - 'A'];
-    int rc = linattn_kvcache_create(c, &a.cache, B, H, K, V, 8);
+    int rc = linattn_kvcache_create(c, B, H, K, V, 8, &a.cache);
     ck_assert_int_eq(rc, 0);
     float *kb = tu_alloc((size_t)(B * 3 * H * K)), *vb = tu_alloc((size_t)(B * 3 * H * V));
     tu_fill(kb, (size_t)(B * 3 * H * K), -1, 1);

@@ -186,7 +186,7 @@ START_TEST(test_step)
             linattn_delta_step_io io = {
                 .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(k, B, H, K),
                 .v = linattn_tensor_3d(v, B, H, V), .g = linattn_tensor_2d(g, B, H),
-                .beta = linattn_tensor_2d(be, B, H), .state = linattn_tensor_4d(st, B, H, K, V),
+                .beta = linattn_tensor_2d(be, B, H), .state_h = linattn_tensor_4d(st, B, H, K, V),
                 .o = linattn_tensor_3d(ot, B, H, V)};
             tu_poison(ot, B * H * V);
             ck_assert_int_eq(tu_delta_step(op, ctx, &io, &opt), 0);
@@ -260,7 +260,7 @@ START_TEST(test_kaczmarz_projection)
         linattn_delta_step_io io = {
             .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(q, B, H, K),
             .v = linattn_tensor_3d(v, B, H, V), .beta = linattn_tensor_2d(eta, B, H),
-            .state = linattn_tensor_4d(st, B, H, K, V), .o = linattn_tensor_3d(o, B, H, V)};
+            .state_h = linattn_tensor_4d(st, B, H, K, V), .o = linattn_tensor_3d(o, B, H, V)};
         linattn_ctx *ctx = tu_ctx(a < nisa ? isas[a] : "ref", 2);
         ck_assert_int_eq(linattn_kla_step(ctx, &io, &opt), 0);
         const double e = tu_relerr(o, v, B * H * V);
@@ -294,7 +294,7 @@ START_TEST(test_cu_seqlens)
         io.cu_seqlens = cu;
         io.n_seqs = N;
         io.h0 = linattn_tensor_4d(h0, N, H, K, V);
-        io.ht = linattn_tensor_4d(ht, N, H, K, V);
+        io.hT = linattn_tensor_4d(ht, N, H, K, V);
         tu_poison(o, T * H * V);
         tu_poison(ht, N * ns);
         int rc = tu_delta_run(op, ctx, &io, &opt);
@@ -384,7 +384,7 @@ START_TEST(test_optional_tensors)
     /* h0 == ht: updated in place */
     memcpy(h2, p.h0, sizeof(float) * nh);
     io = tu_delta_io(&p, o2, h2);
-    io.h0 = io.ht;
+    io.h0 = io.hT;
     tu_poison(o2, no);
     ck_assert_int_eq(tu_delta_run(op, ctx, &io, &opt), 0);
     ck_assert(!memcmp(o1, o2, sizeof(float) * no) && !memcmp(h1, h2, sizeof(float) * nh));

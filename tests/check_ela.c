@@ -58,11 +58,11 @@ static int run(linattn_ctx *ctx, const prob *p, const linattn_ela_opts *opts, fl
     }
     if (p->c0) io.c0 = linattn_tensor_3d(p->c0, N, H, F);
     io.o = linattn_tensor_4d(o, B, T, H, V);
-    io.st = linattn_tensor_4d(st, N, H, F, V);
-    io.zt = linattn_tensor_3d(zt, N, H, F);
+    io.sT = linattn_tensor_4d(st, N, H, F, V);
+    io.zT = linattn_tensor_3d(zt, N, H, F);
     if (ct) {
         tu_poison(ct, nz(p));
-        io.ct = linattn_tensor_3d(ct, N, H, F);
+        io.cT = linattn_tensor_3d(ct, N, H, F);
     }
     if (p->packed) {
         io.cu_seqlens = p->cu;
@@ -560,10 +560,10 @@ START_TEST(test_bad_args)
     io.k = linattn_tensor_4d(p.k, 1, T, H, K);
     io.v = linattn_tensor_4d(p.v, 1, T, H, V);
     io.o = linattn_tensor_4d(r.o, 1, T, H, V);
-    io.st = linattn_tensor_4d(r.s, 1, H, K, V);
-    io.ct = linattn_tensor_3d(r.c, 1, H, K); /* ct without zt */
-    BAD(linattn_ela_forward(c, &io, NULL), LINATTN_EINVAL, "zt");
-    io.zt = linattn_tensor_3d(r.z, 1, H, K);
+    io.sT = linattn_tensor_4d(r.s, 1, H, K, V);
+    io.cT = linattn_tensor_3d(r.c, 1, H, K); /* cT without zT */
+    BAD(linattn_ela_forward(c, &io, NULL), LINATTN_EINVAL, "zT");
+    io.zT = linattn_tensor_3d(r.z, 1, H, K);
     io.n_seqs = 2; /* without cu_seqlens */
     BAD(linattn_ela_forward(c, &io, NULL), LINATTN_EINVAL, "n_seqs");
     io.n_seqs = 0;

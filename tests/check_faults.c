@@ -159,7 +159,7 @@ static void make_op(fx *f, const linattn_op_info *op, int cu)
 static linattn_kvcache *cache_of(linattn_ctx *ctx, int64_t len, int64_t cap)
 {
     linattn_kvcache *c = NULL;
-    ck_assert_int_eq(linattn_kvcache_create(ctx, &c, 1, H_, K_, V_, cap), LINATTN_OK);
+    ck_assert_int_eq(linattn_kvcache_create(ctx, 1, H_, K_, V_, cap, &c), LINATTN_OK);
     if (len) {
         float *k = tu_alloc(len * H_ * K_), *v = tu_alloc(len * H_ * V_);
         tu_fill(k, len * H_ * K_, -1, 1);
@@ -278,7 +278,7 @@ static linattn_ctx *ctx_of(int i)
         linattn_config_init(&cfg);
         cfg.backend = LINATTN_BACKEND_CPU;
         cfg.threads = 2;
-        ck_assert_int_eq(linattn_ctx_create(&c, &cfg), LINATTN_OK);
+        ck_assert_int_eq(linattn_ctx_create(&cfg, &c), LINATTN_OK);
         return c;
     }
     return tu_opencl() ? tu_ctx("opencl", 2) : NULL;
@@ -365,33 +365,30 @@ END_TEST
  * backends, 2 threads) still succeed and meet no injected failure. */
 START_TEST(test_step_steady)
 {
-    const struct op *op = &ops[_i];
-    if (!strstr(op->name, "step")) return;
+    const linattn_op_info *op = op_info(_i);
+    if (!op || strcmp(op->entry, "step")) return;
     for (int c = 0; c < 2; c++) {
         linattn_ctx *ctx = ctx_of(c);
-        for (int v = 0; v < op->variants; v++) {
-            fx f;
-            memset(&f, 0, sizeof f);
-            f.name = op->name;
-            f.ctx = ctx;
-            f.algo = LINATTN_ALGO_AUTO;
-            if (op->make == mk_softmax_step) make_softmax_step(&f, 3, 64); /* room: no growth */
-            else op->make(&f, v);
-            set_fault(NULL);
-            ck_assert_msg(f.run(&f) == LINATTN_OK, "%s: %s", op->name, linattn_last_error());
+        fx f;
+        memset(&f, 0, sizeof f);
+        f.name = tu_op_name(op);
+        f.ctx = ctx;
+        f.algo = LINATTN_ALGO_AUTO;
+        if (op->cache) make_cached(&f, op, 3, 64); /* room: no growth */
+        else make_op(&f, op, 0);
+        set_fault(NULL);
+        ck_assert_msg(f.run(&f) == LINATTN_OK, "%s: %s", f.name, linattn_last_error());
+        set_fault("malloc:1+");
+        for (int i = 0; i < 3; i++) {
+            const int rc = f.run(&f);
+            const long long allocs = linattn_test_fault_allocs();
             set_fault("malloc:1+");
-            for (int i = 0; i < 3; i++) {
-                const int rc = f.run(&f);
-                const long long allocs = linattn_test_fault_allocs();
-                set_fault("malloc:1+");
-                ck_assert_msg(rc == LINATTN_OK && allocs == 0,
-                              "%s (%s), step %d after the first: rc %d, %lld allocations (%s)",
-                              op->name, c ? "cpu" : "ref", i + 2, rc, allocs,
-                              linattn_last_error());
-            }
-            set_fault(NULL);
-            fx_free(&f);
+            ck_assert_msg(rc == LINATTN_OK && allocs == 0,
+                          "%s (%s), step %d after the first: rc %d, %lld allocations (%s)",
+                          f.name, c ? "cpu" : "ref", i + 2, rc, allocs, linattn_last_error());
         }
+        set_fault(NULL);
+        fx_free(&f);
         linattn_ctx_destroy(ctx);
     }
 }
@@ -414,7 +411,7 @@ START_TEST(test_malloc_objects)
             snprintf(spec, sizeof spec, "malloc:%lld", n);
             linattn_ctx *ctx = (linattn_ctx *)&failed; /* must be reset */
             set_fault(spec);
-            int rc = linattn_ctx_create(&ctx, &cfg);
+            int rc = linattn_ctx_create(&cfg, &ctx);
             const long long hits = linattn_test_fault_hits();
             set_fault(NULL);
             if (!rc) {
@@ -458,7 +455,7 @@ START_TEST(test_malloc_objects)
                 snprintf(spec, sizeof spec, "malloc:%lld", n);
                 linattn_kvcache *kc = (linattn_kvcache *)&failed;
                 set_fault(spec);
-                int rc = linattn_kvcache_create(ctx, &kc, 2, H_, K_, V_, cap ? 100 : 0);
+                int rc = linattn_kvcache_create(ctx, 2, H_, K_, V_, cap ? 100 : 0, &kc);
                 const long long hits = linattn_test_fault_hits();
                 set_fault(NULL);
                 if (!rc) {
@@ -556,10 +553,10 @@ START_TEST(test_switch_syntax)
     ck_assert_int_eq(linattn_test_fault_set("malloc:1"), LINATTN_OK);
     ck_assert_int_eq(linattn_test_fault_set("bogus"), LINATTN_EINVAL);
     linattn_ctx *ctx = (linattn_ctx *)&ctx;
-    ck_assert_int_eq(linattn_ctx_create(&ctx, NULL), LINATTN_ENOMEM);
+    ck_assert_int_eq(linattn_ctx_create(NULL, &ctx), LINATTN_ENOMEM);
     ck_assert_int_eq(linattn_test_fault_hits(), 1);
     set_fault(NULL);
-    ck_assert_int_eq(linattn_ctx_create(&ctx, NULL), LINATTN_OK);
+    ck_assert_int_eq(linattn_ctx_create(NULL, &ctx), LINATTN_OK);
     ck_assert_int_eq(linattn_test_fault_hits(), 0);
     ck_assert_int_gt(linattn_test_fault_allocs(), 0);
     linattn_ctx_destroy(ctx);
@@ -633,7 +630,7 @@ static linattn_ctx *auto_ctx(void)
     unsetenv("LINATTN_ISA");
     linattn_ctx *ctx = NULL;
     set_fault("cl_auto_any");
-    const int rc = linattn_ctx_create(&ctx, NULL);
+    const int rc = linattn_ctx_create(NULL, &ctx);
     set_fault(NULL);
     if (dev) setenv("LINATTN_DEVICE", dev, 1);
     if (isa) setenv("LINATTN_ISA", isa, 1);
@@ -707,7 +704,7 @@ START_TEST(test_cl_oom)
     ck_assert_msg(strstr(linattn_last_error(), "CL_MEM_OBJECT_ALLOCATION_FAILURE"), "%s",
                   linattn_last_error());
     linattn_kvcache *kc = (linattn_kvcache *)&ctx;
-    ck_assert_int_eq(linattn_kvcache_create(ctx, &kc, 1, H_, K_, V_, 16), LINATTN_ENOMEM);
+    ck_assert_int_eq(linattn_kvcache_create(ctx, 1, H_, K_, V_, 16, &kc), LINATTN_ENOMEM);
     ck_assert_ptr_null(kc);
     set_fault(NULL);
     linattn_ctx_destroy(ctx);

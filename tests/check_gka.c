@@ -83,12 +83,12 @@ static int run(linattn_ctx *ctx, const gka_prob *p, const linattn_gka_opts *opts
     io.beta = p->beta ? linattn_tensor_3d(p->beta, B, T, H) : linattn_tensor_none();
     io.alpha = p->alpha ? linattn_tensor_3d(p->alpha, B, T, H) : linattn_tensor_none();
     if (p->hkk) {
-        io.h0_kk = linattn_tensor_4d(p->hkk, B, H, K, K);
-        io.h0_kv = linattn_tensor_4d(p->hkv, B, H, K, V);
+        io.kk0 = linattn_tensor_4d(p->hkk, B, H, K, K);
+        io.kv0 = linattn_tensor_4d(p->hkv, B, H, K, V);
     }
     io.o = linattn_tensor_4d(o, B, T, H, V);
-    io.ht_kk = linattn_tensor_4d(hkk, B, H, K, K);
-    io.ht_kv = linattn_tensor_4d(hkv, B, H, K, V);
+    io.kkT = linattn_tensor_4d(hkk, B, H, K, K);
+    io.kvT = linattn_tensor_4d(hkv, B, H, K, V);
     return linattn_gka_forward(ctx, &io, opts);
 }
 
@@ -430,9 +430,9 @@ START_TEST(test_bad_args)
     ck_assert_ptr_nonnull(strstr(linattn_last_error(), "iters"));
     for (size_t i = 0; i < (size_t)(T * H * V); i++) ck_assert(o[i] != o[i]);
     gka_prob q = p;
-    q.hkv = NULL; /* h0_kk without h0_kv */
+    q.hkv = NULL; /* kk0 without kv0 */
     ck_assert_int_eq(run(c, &q, NULL, o, kk, kv), LINATTN_EINVAL);
-    ck_assert_ptr_nonnull(strstr(linattn_last_error(), "h0_kv"));
+    ck_assert_ptr_nonnull(strstr(linattn_last_error(), "kv0"));
     ck_assert_int_eq(linattn_gka_forward(c, NULL, NULL), LINATTN_ENULL);
     linattn_gka_step_io s;
     memset(&s, 0, sizeof s);

@@ -179,7 +179,7 @@ static void long_run(const linattn_op_info *op)
     linattn_ctx *ctx = NULL;
     linattn_config_init(&cfg);
     cfg.backend = LINATTN_BACKEND_CPU; /* best ISA, default threads */
-    ck_assert_msg(linattn_ctx_create(&ctx, &cfg) == 0, "%s", linattn_last_error());
+    ck_assert_msg(linattn_ctx_create(&cfg, &ctx) == 0, "%s", linattn_last_error());
     float *w = tu_alloc(L * p.nrow), *c1 = tu_alloc(n * p.nrow);
     float *st_w = tu_alloc(p.ns), *st_chunk = tu_alloc(p.ns), *sa = tu_alloc(p.ns),
           *sb = tu_alloc(p.ns);
@@ -251,9 +251,9 @@ START_TEST(test_softmax)
     linattn_ctx *ctx = NULL;
     linattn_config_init(&cfg);
     cfg.backend = LINATTN_BACKEND_CPU;
-    ck_assert_msg(linattn_ctx_create(&ctx, &cfg) == 0, "%s", linattn_last_error());
+    ck_assert_msg(linattn_ctx_create(&cfg, &ctx) == 0, "%s", linattn_last_error());
     linattn_kvcache *c = NULL;
-    ck_assert_int_eq(linattn_kvcache_create(ctx, &c, 1, H, K, V, 0), 0); /* grows */
+    ck_assert_int_eq(linattn_kvcache_create(ctx, 1, H, K, V, 0, &c), 0); /* grows */
     for (int i = 0; i < CALLS; i++) {
         const linattn_tensor tk = linattn_tensor_4d(k + i * n * H * K, 1, n, H, K);
         const linattn_tensor tv = linattn_tensor_4d(v + i * n * H * V, 1, n, H, V);

@@ -18,7 +18,7 @@ static linattn_ctx *ctx_dev(linattn_backend be, const char *device, int *rc)
     linattn_config_init(&cfg);
     cfg.backend = be;
     cfg.device = device;
-    *rc = linattn_ctx_create(&ctx, &cfg);
+    *rc = linattn_ctx_create(&cfg, &ctx);
     return ctx;
 }
 
@@ -245,7 +245,7 @@ START_TEST(test_forward_buffers)
         if (op == 2) jo.beta = linattn_tensor_none();
         tu_poison(o2, no);
         tu_poison(h2, ns);
-        linattn_tensor *ts[] = {&jo.q, &jo.k, &jo.v, &jo.g, &jo.beta, &jo.h0, &jo.o, &jo.ht};
+        linattn_tensor *ts[] = {&jo.q, &jo.k, &jo.v, &jo.g, &jo.beta, &jo.h0, &jo.o, &jo.hT};
         linattn_buffer *bs[8];
         for (int t = 0; t < 8; t++) bs[t] = to_buf(ctxs[i], ts[t]);
         ck_assert_int_eq(tu_delta_run(op, ctxs[i], &jo, NULL), 0);
@@ -254,7 +254,7 @@ START_TEST(test_forward_buffers)
         ck_assert_msg(!memcmp(o2, p.o, no * sizeof(float)), "op %d ctx %d: o differs", op, i);
         ck_assert_msg(!memcmp(h2, p.ht, ns * sizeof(float)), "op %d ctx %d: ht differs", op, i);
         /* h0 and ht may be one buffer: the state advances in place */
-        jo.ht = jo.h0;
+        jo.hT = jo.h0;
         ck_assert_int_eq(tu_delta_run(op, ctxs[i], &jo, NULL), 0);
         from_buf(bs[5], h2, ns);
         ck_assert_msg(!memcmp(h2, p.ht, ns * sizeof(float)), "op %d ctx %d: in-place ht", op, i);
@@ -297,10 +297,10 @@ START_TEST(test_step_state_buffer)
                 .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(k, B, H, K),
                 .v = linattn_tensor_3d(v, B, H, V), .g = linattn_tensor_2d(g, B, H),
                 .beta = op == 2 ? linattn_tensor_none() : linattn_tensor_2d(be, B, H),
-                .state = linattn_tensor_4d(s1, B, H, K, V), .o = linattn_tensor_3d(o1, B, H, V)};
+                .state_h = linattn_tensor_4d(s1, B, H, K, V), .o = linattn_tensor_3d(o1, B, H, V)};
             tu_poison(o1, nv);
             ck_assert_int_eq(tu_delta_step(op, ctxs[i], &io, NULL), 0);
-            io.state = linattn_tensor_buffer(sb, 4, (int64_t[]){B, H, K, V});
+            io.state_h = linattn_tensor_buffer(sb, 4, (int64_t[]){B, H, K, V});
             io.o.data = o2;
             tu_poison(o2, nv);
             ck_assert_int_eq(tu_delta_step(op, ctxs[i], &io, NULL), 0);

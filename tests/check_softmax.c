@@ -226,7 +226,7 @@ START_TEST(test_blocks)
         for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
             linattn_softmax_opts opts;
             linattn_softmax_opts_init(&opts);
-            opts.block = blocks[b];
+            opts.chunk = blocks[b];
             ck_assert_int_eq(fwd(x, &p, o1, NULL, 0, &opts), 0);
             const double e = tu_relerr(o1, o0, nout(&p));
             ck_assert_msg(e < TOL, "%s block %d: %g", isas[i], blocks[b], e);
@@ -258,7 +258,7 @@ START_TEST(test_large_scores)
         double e = tu_relerr(o1, o0, nout(&p));
         ck_assert_msg(e < 1e-4, "%s forward: %g", isas[i], e);
         linattn_kvcache *c;
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, 1, 2, 32, 32, 0), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, 1, 2, 32, 32, 0, &c), 0);
         steps(x, c, &p, 0, o2, &opts);
         e = tu_relerr(o2, o0, nout(&p));
         ck_assert_msg(e < 1e-4, "%s steps: %g", isas[i], e);
@@ -288,7 +288,7 @@ START_TEST(test_decode_is_forward)
         linattn_ctx *x = tu_ctx(isa, 2);
         ck_assert_int_eq(fwd(x, &p, o0, NULL, 0, NULL), 0);
         linattn_kvcache *c;
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 1), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 1, &c), 0);
         tu_poison(o1, nout(&p));
         steps(x, c, &p, 0, o1, NULL);
         double e = tu_relerr(o1, o0, nout(&p));
@@ -346,7 +346,7 @@ START_TEST(test_long_cache)
         const char *isa = i < n ? isas[i] : "ref";
         linattn_ctx *x = tu_ctx(isa, 2);
         linattn_kvcache *c;
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 0), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 0, &c), 0);
         if (L > 1) { /* two appends: the second one grows the cache */
             ck_assert_int_eq(append(x, c, &p, L / 2), 0);
             prob r = p;
@@ -394,7 +394,7 @@ START_TEST(test_threads)
             float *o = nt == 1 ? o0 : o1, *so = nt == 1 ? s0 : s1;
             ck_assert_int_eq(fwd(x, &p, o, NULL, 0, NULL), 0);
             linattn_kvcache *c;
-            ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 0), 0);
+            ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 0, &c), 0);
             ck_assert_int_eq(append(x, c, &p, T - 1), 0);
             linattn_softmax_step_io s = {
                 .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(k, B, H, K),
@@ -449,7 +449,7 @@ START_TEST(test_buffers)
         ck_assert_msg(!memcmp(o0, o1, sizeof(float) * nv), "%s: forward on buffers", isas[i]);
         /* steps with every tensor in a buffer, the cache prefilled from buffers */
         linattn_kvcache *c;
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 0), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 0, &c), 0);
         ck_assert_int_eq(linattn_kvcache_append(x, c, &io.k, &io.v), 0);
         ck_assert_int_eq(linattn_kvcache_reset(c), 0);
         const int64_t s3q[3] = {B, H, K}, s3v[3] = {B, H, V};
@@ -499,7 +499,7 @@ START_TEST(test_cache_api)
     for (int i = 0; i <= n; i++) {
         linattn_ctx *x = tu_ctx(i < n ? isas[i] : "ref", 1);
         linattn_kvcache *c;
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 0), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 0, &c), 0);
         ck_assert_int_eq(linattn_kvcache_length(c), 0);
         ck_assert_int_eq(linattn_kvcache_capacity(c), 0);
         ck_assert_uint_eq(linattn_kvcache_bytes(c), 0);
@@ -517,7 +517,7 @@ START_TEST(test_cache_api)
         ck_assert_uint_eq(linattn_kvcache_bytes(c), 64 * tok); /* memory kept */
         linattn_kvcache_destroy(c);
         /* an exact capacity is taken as given, and a long append past it grows to need */
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 7), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 7, &c), 0);
         ck_assert_int_eq(linattn_kvcache_capacity(c), 7);
         ck_assert_uint_eq(linattn_kvcache_bytes(c), 7 * tok);
         ck_assert_int_eq(append(x, c, &p, 40), 0);
@@ -570,11 +570,11 @@ START_TEST(test_bad_args)
         /* forward */
         expect(linattn_softmax_forward(NULL, &io, NULL), LINATTN_ENULL, "ctx");
         expect(linattn_softmax_forward(x, NULL, NULL), LINATTN_ENULL, "io");
-        opts.block = -1;
-        expect(linattn_softmax_forward(x, &io, &opts), LINATTN_ERANGE, "block");
-        opts.block = LINATTN_MAX_CHUNK + 1;
-        expect(linattn_softmax_forward(x, &io, &opts), LINATTN_ERANGE, "block");
-        opts.block = 0;
+        opts.chunk = -1;
+        expect(linattn_softmax_forward(x, &io, &opts), LINATTN_ERANGE, "chunk");
+        opts.chunk = LINATTN_MAX_CHUNK + 1;
+        expect(linattn_softmax_forward(x, &io, &opts), LINATTN_ERANGE, "chunk");
+        opts.chunk = 0;
         opts.scale = NAN;
         expect(linattn_softmax_forward(x, &io, &opts), LINATTN_ERANGE, "scale");
         linattn_softmax_io bad = io;
@@ -596,19 +596,19 @@ START_TEST(test_bad_args)
         ck_assert(untouched(o, sizeof o / sizeof *o));
         /* cache creation */
         linattn_kvcache *c = (linattn_kvcache *)&p; /* must be reset to NULL on failure */
-        expect(linattn_kvcache_create(NULL, &c, 1, 1, 1, 1, 0), LINATTN_ENULL, "ctx");
+        expect(linattn_kvcache_create(NULL, 1, 1, 1, 1, 0, &c), LINATTN_ENULL, "ctx");
         ck_assert_ptr_null(c);
-        expect(linattn_kvcache_create(x, NULL, 1, 1, 1, 1, 0), LINATTN_ENULL, "out");
-        expect(linattn_kvcache_create(x, &c, 0, 1, 1, 1, 0), LINATTN_ESIZE, "B");
-        expect(linattn_kvcache_create(x, &c, 1, -2, 1, 1, 0), LINATTN_ESIZE, "H");
-        expect(linattn_kvcache_create(x, &c, 1, 1, 1, 1, -1), LINATTN_ESIZE, "capacity");
-        expect(linattn_kvcache_create(x, &c, 1, 1, LINATTN_MAX_HEAD_DIM + 1, 1, 0), LINATTN_EHEADDIM,
+        expect(linattn_kvcache_create(x, 1, 1, 1, 1, 0, NULL), LINATTN_ENULL, "out");
+        expect(linattn_kvcache_create(x, 0, 1, 1, 1, 0, &c), LINATTN_ESIZE, "B");
+        expect(linattn_kvcache_create(x, 1, -2, 1, 1, 0, &c), LINATTN_ESIZE, "H");
+        expect(linattn_kvcache_create(x, 1, 1, 1, 1, -1, &c), LINATTN_ESIZE, "capacity");
+        expect(linattn_kvcache_create(x, 1, 1, LINATTN_MAX_HEAD_DIM + 1, 1, 0, &c), LINATTN_EHEADDIM,
                "K");
-        expect(linattn_kvcache_create(x, &c, 1, 1, 8, LINATTN_MAX_HEAD_DIM + 1, 0), LINATTN_EHEADDIM,
+        expect(linattn_kvcache_create(x, 1, 1, 8, LINATTN_MAX_HEAD_DIM + 1, 0, &c), LINATTN_EHEADDIM,
                "V");
-        expect(linattn_kvcache_create(x, &c, 1, 1, 8, 8, INT64_MAX / 4), LINATTN_EOVERFLOW, "cache");
+        expect(linattn_kvcache_create(x, 1, 1, 8, 8, INT64_MAX / 4, &c), LINATTN_EOVERFLOW, "cache");
         ck_assert_ptr_null(c);
-        ck_assert_int_eq(linattn_kvcache_create(x, &c, B, H, K, V, 0), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, B, H, K, V, 0, &c), 0);
         ck_assert_int_eq(append(x, c, &p, 3), 0);
         /* append */
         linattn_tensor tk = linattn_tensor_4d(p.k, B, 2, H, K), tv = linattn_tensor_4d(p.v, B, 2, H, V);

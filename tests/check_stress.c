@@ -102,14 +102,14 @@ static int job_run(linattn_ctx *ctx, const job *j, float *out)
         if (op->tensors[i].role == LINATTN_ROLE_IN) continue;
         a.t[i].data = out + j->off[i];
         if (op->tensors[i].role == LINATTN_ROLE_INOUT)
-            memcpy(a.t[i].data, j->p.data[i], sizeof(float) * j->p.count[i]);
+            memcpy(out + j->off[i], j->p.data[i], sizeof(float) * j->p.count[i]);
     }
     if (!j->step) return linattn_op_call(ctx, op, &a);
     /* a cache of this call's own: one call at a time per cache (linattn_softmax(3)) */
     int rc = 0;
     if (op->cache) {
         const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['H' - 'A'];
-        rc = linattn_kvcache_create(ctx, &a.cache, B, H, d['K' - 'A'], d['V' - 'A'], j->cap);
+        rc = linattn_kvcache_create(ctx, B, H, d['K' - 'A'], d['V' - 'A'], j->cap, &a.cache);
         if (rc) return rc;
         const linattn_tensor pk = linattn_tensor_4d(j->pk, B, j->P, H, d['K' - 'A']);
         const linattn_tensor pv = linattn_tensor_4d(j->pv, B, j->P, H, d['V' - 'A']);
@@ -303,7 +303,7 @@ static linattn_ctx *cpu_ctx(int threads)
     linattn_config_init(&cfg);
     cfg.backend = LINATTN_BACKEND_CPU;
     cfg.threads = threads;
-    ck_assert_msg(linattn_ctx_create(&ctx, &cfg) == 0, "cpu context: %s", linattn_last_error());
+    ck_assert_msg(linattn_ctx_create(&cfg, &ctx) == 0, "cpu context: %s", linattn_last_error());
     return ctx;
 }
 
@@ -366,7 +366,7 @@ static void *make_ctx(void *arg)
         linattn_config_init(&cfg);
         cfg.backend = (m->with_cl && round % 2) ? LINATTN_BACKEND_OPENCL : LINATTN_BACKEND_CPU;
         cfg.threads = 2;
-        if (linattn_ctx_create(&ctx, &cfg)) {
+        if (linattn_ctx_create(&cfg, &ctx)) {
             m->fails++;
             continue;
         }

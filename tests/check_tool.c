@@ -157,7 +157,7 @@ START_TEST(test_run_matches_float64)
             continue;
         }
         ck_assert_msg(rc == 0, "linattn-run %s %s exited %d", ops[op], modes[m], rc);
-        float *o = load("out", "o", no), *ht = load("out", "ht", nh);
+        float *o = load("out", "o", no), *ht = load("out", "hT", nh);
         const double eo = rms_rel(o, ro, no), eh = rms_rel(ht, rh, nh);
         ck_assert_msg(eo < 1e-4 && eh < 1e-4, "%s %s T=%lld: o %.2e ht %.2e", ops[op],
                       modes[m], (long long)T, eo, eh);
@@ -275,9 +275,9 @@ START_TEST(test_outputs_atomic)
     ck_assert_int_eq(sh("head -n 1 %s/err | grep -q '^linattn-run: '", dir), 0);
     /* --out with missing parents, then again over the outputs written */
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/a/b/c 2>%s/err", tool(), dir, dir, dir), 0);
-    ck_assert_int_eq(sh("test -f %s/a/b/c/o.npy && test -f %s/a/b/c/ht.npy", dir, dir), 0);
+    ck_assert_int_eq(sh("test -f %s/a/b/c/o.npy && test -f %s/a/b/c/hT.npy", dir, dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/a/b/c/ 2>%s/err", tool(), dir, dir, dir), 0);
-    ck_assert_int_eq(sh("test \"$(ls -A %s/a/b/c | tr '\\n' ' ')\" = 'ht.npy o.npy '", dir), 0);
+    ck_assert_int_eq(sh("test \"$(ls -A %s/a/b/c | tr '\\n' ' ')\" = 'hT.npy o.npy '", dir), 0);
     /* a parent that is a file: the message names it and says why */
     ck_assert_int_eq(sh("touch %s/f", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/f/x/y 2>%s/err", tool(), dir, dir, dir), 1);
@@ -291,10 +291,10 @@ START_TEST(test_outputs_atomic)
     }
     /* the second output cannot be written (a directory has its name): no
      * o.npy, no temporary file left */
-    ck_assert_int_eq(sh("mkdir -p %s/o5/ht.npy", dir), 0);
+    ck_assert_int_eq(sh("mkdir -p %s/o5/hT.npy", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o5 2>%s/err", tool(), dir, dir, dir), 1);
-    ck_assert_int_eq(sh("grep -q 'ht.npy: %s' %s/err", strerror(EISDIR), dir), 0);
-    ck_assert_int_eq(sh("test \"$(ls -A %s/o5)\" = ht.npy", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'hT.npy: %s' %s/err", strerror(EISDIR), dir), 0);
+    ck_assert_int_eq(sh("test \"$(ls -A %s/o5)\" = hT.npy", dir), 0);
 }
 END_TEST
 
@@ -451,8 +451,8 @@ static void gka_save(const gka_case *c, const gka_data *p)
     save("in", "beta", p->beta, 3, s3);
     save("in", "alpha", p->alpha, 3, s3);
     if (c->h0) {
-        save("in", "h0_kk", p->hkk, 4, skk);
-        save("in", "h0_kv", p->hkv, 4, skv);
+        save("in", "kk0", p->hkk, 4, skk);
+        save("in", "kv0", p->hkv, 4, skv);
     }
 }
 
@@ -479,12 +479,12 @@ START_TEST(test_gka_matches_float64)
             continue;
         }
         ck_assert_msg(rc == 0, "linattn-run gka %s %s exited %d", modes[m], c->opts, rc);
-        float *o = load("out", "o", no), *kk = load("out", "ht_kk", nkk),
-              *kv = load("out", "ht_kv", nkv);
+        float *o = load("out", "o", no), *kk = load("out", "kkT", nkk),
+              *kv = load("out", "kvT", nkv);
         const double eo = rms_rel(o, ro, no), ek = rms_rel(kk, rkk, nkk),
                      ev = rms_rel(kv, rkv, nkv);
         ck_assert_msg(eo < 1e-4 && ek < 1e-4 && ev < 1e-4,
-                      "gka case %d '%s %s': o %.2e ht_kk %.2e ht_kv %.2e", _i, modes[m], c->opts,
+                      "gka case %d '%s %s': o %.2e kkT %.2e kvT %.2e", _i, modes[m], c->opts,
                       eo, ek, ev);
         free(o);
         free(kk);
@@ -504,7 +504,7 @@ START_TEST(test_gka_rejects)
     save_tiny(1);
     /* valid baseline */
     ck_assert_int_eq(sh("%s gka --in %s/in --out %s/out 2>/dev/null", tool(), dir, dir), 0);
-    ck_assert_int_eq(sh("test -e %s/out/ht_kk.npy && test -e %s/out/ht_kv.npy", dir, dir), 0);
+    ck_assert_int_eq(sh("test -e %s/out/kkT.npy && test -e %s/out/kvT.npy", dir, dir), 0);
     /* usage errors: exit 2, with a message naming the option */
     ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o --ridge 0 2>%s/err", tool(), dir, dir,
                         dir), 2);
@@ -525,11 +525,11 @@ START_TEST(test_gka_rejects)
     ck_assert_int_eq(sh("%s gla --in %s/in --out %s/o --iters 5 2>/dev/null", tool(), dir, dir), 2);
     ck_assert_int_ne(sh("test -e %s/o", dir), 0);
     /* half a state pair: rejected by the operator, nothing written */
-    save("in", "h0_kk", x, 4, skk);
+    save("in", "kk0", x, 4, skk);
     ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o2 2>%s/err", tool(), dir, dir, dir), 1);
-    ck_assert_int_eq(sh("grep -q 'h0_kv' %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'kv0' %s/err", dir), 0);
     ck_assert_int_ne(sh("test -e %s/o2/o.npy", dir), 0);
-    sh("rm -f %s/in/h0_kk.npy", dir);
+    sh("rm -f %s/in/kk0.npy", dir);
     /* a misspelt optional input is refused, naming the file and the inputs */
     sh("mv %s/in/alpha.npy %s/in/alpah.npy", dir, dir);
     ck_assert_int_eq(sh("%s gka --in %s/in --out %s/o3 2>%s/err", tool(), dir, dir, dir), 1);
@@ -779,7 +779,7 @@ START_TEST(test_ela_matches_float64)
         const int rc = sh("%s ela --in %s/in --out %s/out --feature %s%s %s", tool(), dir, dir,
                           c->feature, c->bidir ? " --bidirectional" : "", modes[m]);
         ck_assert_msg(rc == 0, "linattn-run ela case %d %s exited %d", _i, modes[m], rc);
-        float *o = load("out", "o", nv), *st = load("out", "st", nst), *zt = load("out", "zt", nzt);
+        float *o = load("out", "o", nv), *st = load("out", "sT", nst), *zt = load("out", "zT", nzt);
         const double eo = rms_rel(o, ro, nv), es = rms_rel(st, rs, nst), ez = rms_rel(zt, rz, nzt);
         ck_assert_msg(eo < 1e-4 && es < 1e-4 && ez < 1e-4,
                       "ela case %d (%s%s%s T=%lld K=%lld V=%lld) '%s': o %.2e st %.2e zt %.2e",
@@ -853,7 +853,7 @@ START_TEST(test_softmax_matches_float64)
         sh("rm -rf %s/out", dir);
         const int rc = sh("%s softmax --in %s/in --out %s/out %s", tool(), dir, dir, modes[m]);
         ck_assert_msg(rc == 0, "linattn-run softmax %s exited %d", modes[m], rc);
-        ck_assert_int_ne(sh("test -e %s/out/st.npy || test -e %s/out/ht.npy", dir, dir), 0);
+        ck_assert_int_ne(sh("test -e %s/out/sT.npy || test -e %s/out/hT.npy", dir, dir), 0);
         float *o = load("out", "o", nv);
         const double e = rms_rel(o, strstr(modes[m], "--scale") ? r2 : r1, nv);
         ck_assert_msg(e < 1e-4, "softmax T=%lld K=%lld V=%lld '%s': o %.2e", (long long)T,
@@ -885,15 +885,15 @@ START_TEST(test_ela_softmax_rejects)
     save("in", "v", x, 4, sv);
     /* valid baselines, with the outputs' shapes */
     ck_assert_int_eq(run_err("ela", "ok", ""), 0);
-    ck_assert_int_eq(sh("test -e %s/ok/o.npy && test -e %s/ok/st.npy && test -e %s/ok/zt.npy",
+    ck_assert_int_eq(sh("test -e %s/ok/o.npy && test -e %s/ok/sT.npy && test -e %s/ok/zT.npy",
                         dir, dir, dir), 0);
-    free(load("ok", "st", 2 * 2 * 4 * 3));
+    free(load("ok", "sT", 2 * 2 * 4 * 3));
     ck_assert_int_eq(run_err("ela", "ok2", "--feature sqdist_sub --bidirectional"), 0);
-    free(load("ok2", "st", 2 * 2 * 6 * 3));
-    free(load("ok2", "zt", 2 * 2 * 6));
+    free(load("ok2", "sT", 2 * 2 * 6 * 3));
+    free(load("ok2", "zT", 2 * 2 * 6));
     ck_assert_int_eq(run_err("softmax", "ok3", "--scale 0.5 --chunk 2"), 0);
     free(load("ok3", "o", 2 * 5 * 2 * 3));
-    ck_assert_int_ne(sh("test -e %s/ok3/st.npy", dir), 0);
+    ck_assert_int_ne(sh("test -e %s/ok3/sT.npy", dir), 0);
     /* usage errors: exit 2, the message names the option, nothing written */
     static const struct { const char *op, *opts, *named; } usage[] = {
         {"softmax", "--feature exp", "--feature"},

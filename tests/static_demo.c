@@ -41,7 +41,7 @@ static int run_gdn(linattn_backend backend, float *q, float *k, float *v, float 
     linattn_ctx *ctx;
     linattn_config_init(&cfg);
     cfg.backend = backend;
-    int rc = linattn_ctx_create(&ctx, &cfg);
+    int rc = linattn_ctx_create(&cfg, &ctx);
     if (rc) return rc;
     linattn_delta_io io = {0};
     io.q = linattn_tensor_4d(q, B, T, H, K);
@@ -71,7 +71,7 @@ int main(void)
     unsetenv("LINATTN_DEVICE"); /* the auto backend decides by itself */
 
     /* auto: the CPU, without touching OpenCL */
-    if ((rc = linattn_ctx_create(&ctx, NULL)))
+    if ((rc = linattn_ctx_create(NULL, &ctx)))
         bad |= failed(linattn_last_error());
     else {
         printf("static_demo: auto backend runs on %s\n", linattn_ctx_device(ctx));
@@ -84,7 +84,7 @@ int main(void)
         linattn_config_init(&cfg);
         cfg.device = "opencl";
         ctx = NULL;
-        rc = linattn_ctx_create(&ctx, &cfg);
+        rc = linattn_ctx_create(&cfg, &ctx);
         printf("static_demo: forced OpenCL: %s: %s\n", linattn_strerror(rc),
                linattn_last_error());
         if (rc != LINATTN_ENODEV || ctx) bad |= failed("forced OpenCL did not give ENODEV");

@@ -149,7 +149,7 @@ int tu_opencl(void)
     linattn_ctx *ctx = NULL;
     linattn_config_init(&cfg);
     cfg.backend = LINATTN_BACKEND_OPENCL;
-    int rc = linattn_ctx_create(&ctx, &cfg);
+    int rc = linattn_ctx_create(&cfg, &ctx);
     if (rc) {
         if (!reported) fprintf(stderr, "OpenCL backend: not tested (%s)\n", linattn_last_error());
         if (env && !strncmp(env, "opencl", 6)) /* outside a test, where it may not report) */
@@ -173,7 +173,7 @@ linattn_ctx *tu_ctx(const char *isa, int threads)
         cfg.backend = LINATTN_BACKEND_CPU;
         cfg.isa = isa;
     }
-    int rc = linattn_ctx_create(&ctx, &cfg);
+    int rc = linattn_ctx_create(&cfg, &ctx);
     ck_assert_msg(rc == 0, "context for %s: %s", isa, linattn_last_error());
     return ctx;
 }
@@ -224,7 +224,7 @@ linattn_delta_io tu_delta_io(const tu_delta *p, float *o, float *ht)
     io.beta = linattn_tensor_3d(p->beta, p->B, p->T, p->H);
     io.h0 = p->h0 ? linattn_tensor_4d(p->h0, p->N, p->H, p->K, p->V) : linattn_tensor_none();
     io.o = linattn_tensor_4d(o, p->B, p->T, p->H, p->V);
-    io.ht = ht ? linattn_tensor_4d(ht, p->N, p->H, p->K, p->V) : linattn_tensor_none();
+    io.hT = ht ? linattn_tensor_4d(ht, p->N, p->H, p->K, p->V) : linattn_tensor_none();
     return io;
 }
 

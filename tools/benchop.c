@@ -66,7 +66,7 @@ static int fill_cache(bench_op *s, const int64_t dims[LINATTN_OP_LETTERS], int64
                       unsigned *seed)
 {
     const int64_t B = D('B'), H = D('H'), K = D('K'), V = D('V');
-    if (linattn_kvcache_create(s->ctx, &s->a.cache, B, H, K, V, L + 1)) return -1;
+    if (linattn_kvcache_create(s->ctx, B, H, K, V, L + 1, &s->a.cache)) return -1;
     int rc = 0;
     for (int64_t t0 = 0; t0 < L && !rc; t0 += FILL) {
         const int64_t n = L - t0 < FILL ? L - t0 : FILL;

@@ -174,7 +174,7 @@ static linattn_ctx *make_ctx(const char *backend, const char *isa, long threads)
         cfg.backend = LINATTN_BACKEND_CPU;
         cfg.isa = isa;
     }
-    if (linattn_ctx_create(&ctx, &cfg)) {
+    if (linattn_ctx_create(&cfg, &ctx)) {
         tool_error(PROG, "%s", linattn_last_error());
         return NULL;
     }

@@ -89,7 +89,7 @@ int main(int argc, char **argv)
     list_devices();
 
     linattn_ctx *ctx = NULL;
-    if (linattn_ctx_create(&ctx, NULL)) {
+    if (linattn_ctx_create(NULL, &ctx)) {
         printf("chosen       none: %s\n", linattn_last_error());
         return 1;
     }

@@ -375,7 +375,7 @@ static int run(const args *a, const linattn_op_info *op, linattn_op_args *oa)
     int rc = -1;
     memset(arr, 0, sizeof arr);
     if (check_files(op, a->indir) || load_inputs(op, a->indir, arr, oa)) goto done;
-    if (linattn_ctx_create(&ctx, &a->cfg)) {
+    if (linattn_ctx_create(&a->cfg, &ctx)) {
         tool_error(PROG, "%s", linattn_last_error());
         goto done;
     }
