@@ -296,7 +296,7 @@ START_TEST(test_load_enomem_names_bytes)
     linattn_array a;
     int named = 0;
     for (int n = 1; n < 10; n++) {
-        char spec[16];
+        char spec[32];
         snprintf(spec, sizeof spec, "malloc:%d", n);
         const int rc = load_with_fault(spec, path, &a);
         if (!rc) {
