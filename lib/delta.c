@@ -34,6 +34,7 @@ typedef struct delta_plan {
     linattn_algo algo;
     int C, nblk, blkw;
     int ref;
+    int flags;                    /* LINATTN_DELTA_QKNORM, _LOGITS: the options */
     size_t pack_floats;           /* panel scratch for the SIMD kernels */
     size_t stage_floats;          /* staged token block (recurrent prefill) */
     linattn_runner run;           /* per-thread work (and the reference's doubles) */
@@ -110,7 +111,7 @@ static void run_job(void *arg, int64_t job, int thread)
     };
     if (p->ref)
         linattn_delta_ref_seq(jb.T, p->K, p->V, jb.sqk, jb.sv, jb.sg, jb.q, jb.k, jb.v, jb.g,
-                              jb.beta, jb.o, S, p->scale,
+                              jb.beta, jb.o, S, p->scale, p->flags,
                               linattn_runner_dwork(&p->run, thread));
     else if (p->algo == LINATTN_ALGO_CHUNK)
         linattn_delta_chunk(&jb, p->C, work + (p->ht ? 0 : KV));
@@ -119,13 +120,14 @@ static void run_job(void *arg, int64_t job, int thread)
 }
 
 /* kla: beta = eta / (|k|^2 + eps), one value per (token, head), computed
- * in parallel blocks of rows before the gdn kernels run. */
+ * in parallel blocks of rows before the gdn kernels run.  norm: k is the
+ * raw k of a qk_l2norm call on the reference, |k_hat|^2 = s / (s + 1e-6). */
 #define KLA_ROWS 2048
 typedef struct kla_arg {
     float *beta;
     const float *eta, *k;
     int64_t rows;
-    int K;
+    int K, norm;
     float eps;
 } kla_arg;
 
@@ -141,12 +143,39 @@ static void kla_rows(void *arg, int64_t blk, int thread)
         for (; i + 4 <= a->K; i += 4)
             for (int j = 0; j < 4; j++) s[j] += (double)k[i + j] * k[i + j];
         for (; i < a->K; i++) s[0] += (double)k[i] * k[i];
-        a->beta[r] = (float)(a->eta[r] / ((s[0] + s[1]) + (s[2] + s[3]) + a->eps));
+        double nn = (s[0] + s[1]) + (s[2] + s[3]);
+        if (a->norm) nn /= nn + LINATTN_QK_NORM_EPS;
+        a->beta[r] = (float)(a->eta[r] / (nn + a->eps));
     }
 }
 
-static int check_opts(const linattn_ctx *ctx, const linattn_delta_opts *o)
+/* opts.qk_l2norm and opts.beta_logits on the fast paths: normalised q, k
+ * rows and sigmoid(beta) into scratch, in parallel blocks of rows, before
+ * the kernels (which are unchanged) run on them. */
+typedef struct stage_arg {
+    const float *q, *k, *beta;  /* given; NULL: not staged */
+    float *qn, *kn, *bs;
+    int64_t rows;
+    int K;
+} stage_arg;
+
+static void stage_rows(void *arg, int64_t blk, int thread)
 {
+    const stage_arg *a = arg;
+    const int64_t r0 = blk * KLA_ROWS, r1 = r0 + KLA_ROWS < a->rows ? r0 + KLA_ROWS : a->rows;
+    (void)thread;
+    if (a->q) {
+        linattn_l2norm_rows(a->q, a->qn, r0, r1, a->K);
+        linattn_l2norm_rows(a->k, a->kn, r0, r1, a->K);
+    }
+    if (a->beta) linattn_sigmoid(a->beta, a->bs, r0, r1);
+}
+
+static int check_opts(const linattn_ctx *ctx, int op, const linattn_delta_opts *o)
+{
+    if (o->beta_logits && op != LINATTN_OP_GDN)
+        return linattn_fail(LINATTN_EINVAL, "opts.beta_logits: gdn only (%s takes no logits)",
+                            op_names[op]);
     if (!isfinite(o->scale))
         return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
     if (!(o->eps >= 0.0f) || !isfinite(o->eps))
@@ -221,14 +250,35 @@ static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps
                   (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
     work = (work + 16) / 16 * 16;
     const int kla = op == LINATTN_OP_KLA;
+    /* shared: [beta: kla's, or sigmoid(beta)][q, k normalised] (the last two
+     * not on the reference, which applies the options itself in double) */
+    const int norm = (p->flags & LINATTN_DELTA_QKNORM) && !p->ref;
+    const int logits = (p->flags & LINATTN_DELTA_LOGITS) && !p->ref;
+    const size_t nb = kla || logits ? ((size_t)rows + 15) / 16 * 16 : 0;
+    const size_t nqk = norm ? (size_t)rows * p->K : 0;
+    if (nqk && nqk / p->K != (size_t)rows)
+        return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
     int rc = linattn_runner_begin(&p->run, p->ctx, work,
                                   p->ref ? linattn_delta_ref_work(p->K, p->V) : 0,
-                                  kla ? sizeof(float) * (size_t)rows : 0, what);
+                                  nqk > (SIZE_MAX / sizeof(float) - nb) / 2
+                                      ? SIZE_MAX : sizeof(float) * (nb + 2 * nqk), what);
     if (rc) return rc;
+    const int64_t nrb = (rows + KLA_ROWS - 1) / KLA_ROWS;
+    if (norm || logits) {
+        float *sh = p->run.shared;
+        stage_arg a = {.q = norm ? p->q : NULL, .k = p->k, .beta = logits ? p->beta : NULL,
+                       .bs = sh, .qn = sh + nb, .kn = sh + nb + nqk, .rows = rows, .K = p->K};
+        linattn_runner_jobs(&p->run, nrb, stage_rows, &a, 0);
+        if (norm) {
+            p->q = a.qn;
+            p->k = a.kn;
+        }
+        if (logits) p->beta = a.bs;
+    }
     if (kla) { /* eta into beta; then the call runs as gdn */
         kla_arg a = {.beta = p->run.shared, .eta = p->beta, .k = p->k, .rows = rows, .K = p->K,
-                     .eps = eps};
-        linattn_runner_jobs(&p->run, (rows + KLA_ROWS - 1) / KLA_ROWS, kla_rows, &a, 0);
+                     .norm = p->ref && (p->flags & LINATTN_DELTA_QKNORM), .eps = eps};
+        linattn_runner_jobs(&p->run, nrb, kla_rows, &a, 0);
         p->beta = a.beta;
     }
     if (p->ctx->verbose) {
@@ -246,14 +296,14 @@ static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps
 }
 
 /* The checks every entry point starts with; the options with defaults. */
-static int begin(const linattn_ctx *ctx, const void *io, const linattn_delta_opts *in,
+static int begin(const linattn_ctx *ctx, int op, const void *io, const linattn_delta_opts *in,
                  linattn_delta_opts *opts)
 {
     const int rc = linattn_check_call(ctx, io);
     if (rc) return rc;
     linattn_delta_opts_init(opts);
     if (in) *opts = *in;
-    return check_opts(ctx, opts);
+    return check_opts(ctx, op, opts);
 }
 
 /* Everything after the shape checks, for forward and step (step: T = 1,
@@ -267,7 +317,9 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
     if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
     const linattn_value_check vc[] = {{&x->g, "g", LINATTN_RANGE_LOGDECAY},
-                                      {&x->beta, op_beta[op], LINATTN_RANGE_STEP}};
+                                      {&x->beta, op_beta[op],
+                                       opts->beta_logits ? LINATTN_RANGE_FINITE
+                                                         : LINATTN_RANGE_STEP}};
     if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
@@ -277,6 +329,7 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
             .op = op, .step = step, .B = B, .T = T, .H = H, .nseq = nseq, .K = (int)K,
             .V = (int)V, .cu = x->cu_seqlens, .scale = scale, .eps = opts->eps,
             .C = step ? LINATTN_CL_CHUNK : C,
+            .qk_l2norm = opts->qk_l2norm != 0, .beta_logits = opts->beta_logits != 0,
             .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
             .v = linattn_cl_arg_of(&x->v), .g = linattn_cl_arg_of(&x->g),
             .beta = linattn_cl_arg_of(&x->beta), .h0 = linattn_cl_arg_of(&x->h0),
@@ -291,6 +344,8 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
         .v = linattn_host(&x->v), .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
         .h0 = linattn_host(&x->h0), .o = linattn_host(&x->o), .ht = linattn_host(&x->hT),
         .scale = scale, .ref = ctx->backend == LINATTN_BACKEND_REF,
+        .flags = (opts->qk_l2norm ? LINATTN_DELTA_QKNORM : 0) |
+                 (opts->beta_logits ? LINATTN_DELTA_LOGITS : 0),
         .C = !step && opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
     /* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
@@ -311,7 +366,7 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     int rc;
     int64_t s[5], nseq = 0;
     linattn_delta_opts opts;
-    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
     if ((rc = check_forward(op, io, s, &nseq))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "hT"};
     linattn_delta_io x = *io;
@@ -324,7 +379,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     int rc;
     int64_t s[4];
     linattn_delta_opts opts;
-    if ((rc = begin(ctx, io, oin, &opts))) return rc;
+    if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};

@@ -191,11 +191,21 @@ void linattn_runner_end(linattn_runner *r);
 int linattn_wspool_create(linattn_wspool **out);
 void linattn_wspool_destroy(linattn_wspool *p);
 
-/* delta_ref.c: double-accumulation reference for one (sequence, head). */
+/* delta_ref.c: double-accumulation reference for one (sequence, head).
+ * flags: LINATTN_DELTA_QKNORM (q, k rows over sqrt(|row|^2 + 1e-6), in
+ * double), LINATTN_DELTA_LOGITS (beta through the sigmoid, in double). */
+#define LINATTN_DELTA_QKNORM 1
+#define LINATTN_DELTA_LOGITS 2
+#define LINATTN_QK_NORM_EPS 1e-6 /* opts.qk_l2norm's epsilon, as fla's l2norm */
 void linattn_delta_ref_seq(int64_t T, int K, int V, ptrdiff_t sqk, ptrdiff_t sv,
                            ptrdiff_t sg, const float *q, const float *k,
                            const float *v, const float *g, const float *beta,
-                           float *o, float *S, float scale, double *work);
+                           float *o, float *S, float scale, int flags, double *work);
+/* delta_norm.c: opts.qk_l2norm and opts.beta_logits on the CPU, rows
+ * [r0, r1) of n floats each: y = x / sqrt(|x|^2 + 1e-6), and
+ * y = sigmoid(x) elementwise (the float formulas linattn_gdn(3) states). */
+void linattn_l2norm_rows(const float *x, float *y, int64_t r0, int64_t r1, int n);
+void linattn_sigmoid(const float *x, float *y, int64_t i0, int64_t i1);
 /* doubles of work the reference needs */
 size_t linattn_delta_ref_work(int K, int V);
 

@@ -209,6 +209,10 @@ typedef struct linattn_delta_opts {
     int chunk;         /* chunk size for LINATTN_ALGO_CHUNK; 0: default (64) */
     float scale;       /* output scale; 0 means 1/sqrt(K) */
     float eps;         /* kla: beta = eta / (|k|^2 + eps); >= 0, default 1e-6 */
+    int qk_l2norm;     /* nonzero: each q and k row (per token and head) is first
+                          divided by sqrt(|row|^2 + 1e-6); kla's eta then uses that k */
+    int beta_logits;   /* gdn only, nonzero: beta holds logits, the write strength
+                          is sigmoid(beta); kla, gla: LINATTN_EINVAL */
 } linattn_delta_opts;
 
 LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
@@ -217,7 +221,8 @@ LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
  *   q, k [B,T,H,K]; v [B,T,H,V]; o [B,T,H,V] (written)
  *   g [B,T,H] log-decay, finite and <= 0 (absent: no decay)
  *   beta [B,T,H]: gdn write strength; kla: eta; in [0, 2]; gla: must be absent
- *   (values out of range, NaN and Inf included: LINATTN_ERANGE)
+ *   (values out of range, NaN and Inf included: LINATTN_ERANGE; with
+ *   opts.beta_logits any finite value)
  *   h0 [N,H,K,V] initial state (absent: zeros); hT [N,H,K,V] final state
  *   (absent: not returned).  h0 and hT may be the same buffer.
  *   cu_seqlens: NULL, or N+1 strictly increasing offsets from 0 to T that

@@ -42,6 +42,7 @@ typedef struct linattn_cl_delta {
     const int64_t *cu;   /* NULL: sequence n is batch row n */
     float scale, eps;
     linattn_cl_arg q, k, v, g, beta, h0, o, ht; /* step: h0 = ht = state */
+    int qk_l2norm, beta_logits; /* opts: q, k rows normalised; beta through the sigmoid */
 } linattn_cl_delta;
 
 int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a);

@@ -41,6 +41,8 @@
 #define O_QKSCALE OPT("qk_scale", LINATTN_OPT_FLOAT, -BIG, BIG, 0)
 #define O_FEATURE OPT("feature", LINATTN_OPT_FEATURE, 0, 4, 0)
 #define O_FLAG(nm) OPT(nm, LINATTN_OPT_FLAG, 0, 1, 0)
+#define O_QKNORM O_FLAG("qk_l2norm")
+#define O_LOGITS O_FLAG("beta_logits")
 
 /* The delta family: the forward's tensors with the write strength W (gdn's
  * beta, kla's eta) or none (gla). */
@@ -50,32 +52,34 @@
 #define DELTA_STEP(W)                                                                       \
     QKV("BH"), LOGDECAY("g", "BH"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
         TN("o", "BHV", OUT, 0, -1, -1, 0, 0)
+/* beta's published range is the one for beta_logits off (any finite
+ * value with it on); the table's ranges do not depend on options. */
 #define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
 #define KLA_ETA(dm) TR("eta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
 
 static const linattn_op_info TABLE[] = {
     {.name = "gdn", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 8, .tensors = {DELTA_FWD(GDN_BETA("BTH"))},
-     .noptions = 3, .options = {O_ALGO, O_CHUNK, O_SCALE}},
+     .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_LOGITS}},
     {.name = "gdn", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(GDN_BETA("BH"))},
-     .noptions = 1, .options = {O_SCALE}},
+     .noptions = 3, .options = {O_SCALE, O_QKNORM, O_LOGITS}},
     {.name = "kla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 8, .tensors = {DELTA_FWD(KLA_ETA("BTH"))},
-     .noptions = 4, .options = {O_ALGO, O_CHUNK, O_SCALE, O_EPS}},
+     .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_EPS, O_QKNORM}},
     {.name = "kla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(KLA_ETA("BH"))},
-     .noptions = 2, .options = {O_SCALE, O_EPS}},
+     .noptions = 3, .options = {O_SCALE, O_EPS, O_QKNORM}},
     {.name = "gla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 7,
      .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),
                  TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
-     .noptions = 3, .options = {O_ALGO, O_CHUNK, O_SCALE}},
+     .noptions = 4, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM}},
     {.name = "gla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 6,
      .tensors = {QKV("BH"), LOGDECAY("g", "BH"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),
                  TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
-     .noptions = 1, .options = {O_SCALE}},
+     .noptions = 2, .options = {O_SCALE, O_QKNORM}},
     {.name = "gka", .entry = "forward", .family = "gka", .page = "linattn_gka(3)", .packed = 1,
      .ntensors = 11,
      .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"),
@@ -293,6 +297,8 @@ static int call_delta(linattn_ctx *c, const linattn_op_info *info, int variant, 
     take_form(info, a, &o.algo, &o.chunk);
     take_f(info, a, "scale", &o.scale);
     take_f(info, a, "eps", &o.eps);
+    take_i(info, a, "qk_l2norm", &o.qk_l2norm);
+    take_i(info, a, "beta_logits", &o.beta_logits);
     if (!step) {
         linattn_delta_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
                                .beta = w ? T(4) : linattn_tensor_none(), .h0 = T(4 + w),

@@ -11,8 +11,8 @@
  *                entering each chunk, U' = U - W S, S = e^{G_c} S + Kd^T U'
  *   delta_out    one group per (chunk, head, 64 value columns):
  *                O = scale (diag(e^G) Q S_in + M U')
- * delta_step is the fused recurrent step (decode) and kla_beta turns eta
- * into beta.  Everything accumulates in float; no extension is required. */
+ * delta_step is the fused recurrent step (decode), kla_beta turns eta
+ * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.  Everything accumulates in float; no extension is required. */
 
 #define WG 256
 #define TK 16           /* depth of a slab in the tiled products */
@@ -337,6 +337,27 @@ __kernel void kla_beta(__global const float *eta, __global const float *k,
     float s = 0.0f;
     for (int i = 0; i < K; i++) s = mad(kr[i], kr[i], s);
     beta[r] = eta[r] / (s + eps);
+}
+
+/* opts.qk_l2norm: y = x / sqrt(|x|^2 + 1e-6) per row of K floats, one
+ * work-item per (token, head) row (float sums, unlike the host's doubles). */
+__kernel void qk_l2norm(__global const float *x, __global float *y, long rows)
+{
+    const long r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float *xr = x + r * K;
+    __global float *yr = y + r * K;
+    float s = 0.0f;
+    for (int i = 0; i < K; i++) s = mad(xr[i], xr[i], s);
+    const float d = sqrt(s + 1e-6f);
+    for (int i = 0; i < K; i++) yr[i] = xr[i] / d;
+}
+
+/* opts.beta_logits: y = 1 / (1 + exp(-x)) (exp's overflow gives 0). */
+__kernel void beta_sigmoid(__global const float *x, __global float *y, long n)
+{
+    const long i = get_global_id(0);
+    if (i < n) y[i] = 1.0f / (1.0f + exp(-x[i]));
 }
 
 /* One decode step: group (BV columns, unit = b*H + h).  mode 0 gdn (beta

@@ -8,9 +8,10 @@
 
 #define A LINATTN_KARG
 
-enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, NKERN };
+enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, K_NORM, K_SIGM, NKERN };
 static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "delta_out",
-                                                "delta_step", "kla_beta"};
+                                                "delta_step", "kla_beta", "qk_l2norm",
+                                                "beta_sigmoid"};
 
 /* The kernels of one call and the value columns per group they are built for. */
 typedef struct dprog {
@@ -42,6 +43,33 @@ static int kla_beta(linattn_clrun *r, const dprog *pr, cl_mem eta, cl_mem k, cl_
     return linattn_clrun_launch(r->cl, pr->k[K_KLA], 1, &global, &local, "kla_beta");
 }
 
+/* One row-wise kernel (qk_l2norm, beta_sigmoid) from x into a new temporary *y. */
+static int rowwise(linattn_clrun *r, cl_kernel kern, const char *name, cl_mem x, cl_long rows,
+                   size_t width, cl_mem *y)
+{
+    int rc;
+    if ((rc = linattn_clrun_alloc(r, (size_t)rows * width * sizeof(float), 0, y))) return rc;
+    const linattn_karg args[] = {A(x), A(*y), A(rows)};
+    if ((rc = linattn_clrun_args(kern, args, 3, name))) return rc;
+    const size_t local = 64, global = ((size_t)rows + 63) / 64 * 64;
+    return linattn_clrun_launch(r->cl, kern, 1, &global, &local, name);
+}
+
+/* The options' inputs (q, k normalised; beta through the sigmoid), then
+ * kla's beta from eta and the (normalised) k: rows = (token, head) rows. */
+static int inputs(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_long rows,
+                  cl_mem *q, cl_mem *k, cl_mem *beta)
+{
+    int rc;
+    if (a->qk_l2norm && ((rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *q, rows, a->K, q)) ||
+                         (rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *k, rows, a->K, k))))
+        return rc;
+    if (a->beta_logits && (rc = rowwise(r, pr->k[K_SIGM], "beta_sigmoid", *beta, rows, 1, beta)))
+        return rc;
+    if (a->op == LINATTN_OP_KLA) return kla_beta(r, pr, *beta, *k, rows, a->eps, beta);
+    return LINATTN_OK;
+}
+
 static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
 {
     int rc;
@@ -53,8 +81,7 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
         (rc = linattn_clrun_state_in(r, &a->h0, (size_t)units * a->K * a->V, 1, &S)) ||
         (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
-    if (a->op == LINATTN_OP_KLA && (rc = kla_beta(r, pr, beta, k, units, a->eps, &beta)))
-        return rc;
+    if ((rc = inputs(r, pr, a, units, &q, &k, &beta))) return rc;
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const float scale = a->scale;
     const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g), A(gdn)};
@@ -81,9 +108,7 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
         (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) || (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
-    if (a->op == LINATTN_OP_KLA &&
-        (rc = kla_beta(r, pr, beta, k, (cl_long)(a->B * a->T * a->H), a->eps, &beta)))
-        return rc;
+    if ((rc = inputs(r, pr, a, (cl_long)(a->B * a->T * a->H), &q, &k, &beta))) return rc;
 
     /* the state between windows, from h0 or zeros */
     const size_t scount = (size_t)a->nseq * a->H * K * V;
