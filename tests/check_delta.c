@@ -395,6 +395,228 @@ START_TEST(test_optional_tensors)
 }
 END_TEST
 
+/* ---- opts.qk_l2norm and opts.beta_logits -------------------------------- */
+
+/* The formulas linattn_gdn(3) states, on the host: sum of squares in double
+ * in four interleaved partial sums, r = 1 / sqrt(sum + 1e-6), y = x r. */
+static void host_l2norm(const float *x, float *y, int64_t rows, int64_t K)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        double s[4] = {0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 4 <= K; i += 4)
+            for (int j = 0; j < 4; j++) s[j] += (double)x[r * K + i + j] * x[r * K + i + j];
+        for (; i < K; i++) s[0] += (double)x[r * K + i] * x[r * K + i];
+        const double inv = 1.0 / sqrt(((s[0] + s[1]) + (s[2] + s[3])) + 1e-6);
+        for (i = 0; i < K; i++) y[r * K + i] = (float)(x[r * K + i] * inv);
+    }
+}
+
+static void host_sigmoid(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+}
+
+/* Raw inputs for the options: q, k rows of norms far from 1 (some zero),
+ * gdn's beta as logits in [-lim, lim] (lim >= 30: some exactly +-lim). */
+static void make_raw(tu_delta *p, int op, double lim)
+{
+    const int64_t rows = p->B * p->T * p->H;
+    for (int64_t r = 0; r < rows; r++) {
+        const float fq = (float)tu_uniform(0.3, 4.0), fk = (float)tu_uniform(0.3, 4.0);
+        for (int64_t i = 0; i < p->K; i++) {
+            p->q[r * p->K + i] = r % 11 == 3 ? 0.0f : p->q[r * p->K + i] * fq;
+            p->k[r * p->K + i] = r % 13 == 5 ? 0.0f : p->k[r * p->K + i] * fk;
+        }
+    }
+    if (op == 0) {
+        tu_fill(p->beta, rows, -lim, lim);
+        if (lim >= 30)
+            for (int64_t r = 0; r < rows; r += 3) p->beta[r] = r % 2 ? (float)lim : (float)-lim;
+    }
+}
+
+static linattn_delta_opts opts_on(int op, linattn_algo algo)
+{
+    linattn_delta_opts o = opts_of(algo, 0);
+    o.qk_l2norm = 1;
+    o.beta_logits = op == 0;
+    return o;
+}
+
+/* A step over B sequences (T = 1 problem), state from h0. */
+static int run_step(int op, linattn_ctx *ctx, const tu_delta *p, const linattn_delta_opts *o,
+                    float *out, float *st)
+{
+    const int64_t B = p->B, H = p->H, K = p->K, V = p->V;
+    memcpy(st, p->h0, sizeof(float) * B * H * K * V);
+    tu_poison(out, B * H * V);
+    linattn_delta_step_io io = {
+        .q = linattn_tensor_3d(p->q, B, H, K), .k = linattn_tensor_3d(p->k, B, H, K),
+        .v = linattn_tensor_3d(p->v, B, H, V), .g = linattn_tensor_2d(p->g, B, H),
+        .beta = op == 2 ? linattn_tensor_none() : linattn_tensor_2d(p->beta, B, H),
+        .state_h = linattn_tensor_4d(st, B, H, K, V), .o = linattn_tensor_3d(out, B, H, V)};
+    return tu_delta_step(op, ctx, &io, o);
+}
+
+static const shape OSHAPES[] = {
+    {2, 65, 2, 64, 48, -0.5}, {1, 130, 1, 128, 64, -0.3}, {3, 1, 2, 32, 40, -0.5},
+    {1, 70, 3, 48, 32, -1.0},
+};
+
+/* Every backend with the options on (outputs poisoned) against the double
+ * reference with them on; beta logits up to +-lim; zero q, k rows. */
+static void check_options(int op, double lim)
+{
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    for (size_t si = 0; si < sizeof OSHAPES / sizeof *OSHAPES; si++) {
+        const shape *s = &OSHAPES[si];
+        tu_delta p;
+        tu_delta_make(&p, op, s->B, s->T, s->H, s->K, s->V, 1, s->glo);
+        make_raw(&p, op, lim);
+        const size_t no = s->B * s->T * s->H * s->V, nh = s->B * s->H * s->K * s->V;
+        float *ro = tu_alloc(no), *rh = tu_alloc(nh), *o = tu_alloc(no), *h = tu_alloc(nh);
+        const int step = s->T == 1;
+        linattn_delta_opts rec = opts_on(op, LINATTN_ALGO_RECURRENT);
+        linattn_delta_opts chk = opts_on(op, LINATTN_ALGO_CHUNK);
+        linattn_ctx *ref = tu_ctx("ref", 2);
+        ck_assert_int_eq(step ? run_step(op, ref, &p, &rec, ro, rh) : run(op, ref, &p, &rec, ro, rh), 0);
+        linattn_ctx_destroy(ref);
+        ck_assert_msg(isfinite(tu_relerr(ro, ro, no)) && isfinite(tu_relerr(rh, rh, nh)),
+                      "%s: reference not finite with the options", OPS[op]);
+        for (int i = 0; i < nisa; i++) {
+            linattn_ctx *ctx = tu_ctx(isas[i], 2);
+            for (int form = 0; form < (step ? 1 : 2); form++) {
+                const int rc = step ? run_step(op, ctx, &p, &rec, o, h)
+                                    : run(op, ctx, &p, form ? &chk : &rec, o, h);
+                if (rc == LINATTN_EUNSUPPORTED) continue;
+                ck_assert_int_eq(rc, 0);
+                const double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
+                const double tol = form ? TOL_CHUNK : TOL_REC;
+                ck_assert_msg(eo < tol && eh < tol,
+                              "%s %s %s options on B=%lld T=%lld K=%lld V=%lld lim %g: "
+                              "o %.2e ht %.2e", OPS[op], isas[i],
+                              step ? "step" : form ? "chunk" : "recurrent", (long long)s->B,
+                              (long long)s->T, (long long)s->K, (long long)s->V, lim, eo, eh);
+            }
+            linattn_ctx_destroy(ctx);
+        }
+        free(ro); free(rh); free(o); free(h);
+        tu_delta_free(&p);
+    }
+}
+
+START_TEST(test_options_vs_reference)
+{
+    check_options(_i, 4.0);
+}
+END_TEST
+
+START_TEST(test_options_large_logits)
+{
+    check_options(0, 30.0);
+}
+END_TEST
+
+/* The options on raw inputs equal (CPU: bit for bit) the options off on
+ * inputs normalised on the host by the same formulas; and differ from the
+ * options off on the raw inputs, so an ignored option fails here. */
+START_TEST(test_options_prenormalised)
+{
+    const int op = _i;
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    for (size_t si = 0; si < sizeof OSHAPES / sizeof *OSHAPES; si++) {
+        const shape *s = &OSHAPES[si];
+        tu_delta p, n;
+        tu_delta_make(&p, op, s->B, s->T, s->H, s->K, s->V, 1, s->glo);
+        make_raw(&p, op, 4.0);
+        const int64_t rows = s->B * s->T * s->H;
+        tu_delta_make(&n, op, s->B, s->T, s->H, s->K, s->V, 1, s->glo); /* same shapes */
+        memcpy(n.v, p.v, sizeof(float) * rows * s->V);
+        memcpy(n.g, p.g, sizeof(float) * rows);
+        memcpy(n.h0, p.h0, sizeof(float) * s->B * s->H * s->K * s->V);
+        host_l2norm(p.q, n.q, rows, s->K);
+        host_l2norm(p.k, n.k, rows, s->K);
+        if (op == 0) host_sigmoid(p.beta, n.beta, rows);
+        else memcpy(n.beta, p.beta, sizeof(float) * rows);
+        const size_t no = rows * s->V, nh = s->B * s->H * s->K * s->V;
+        float *o1 = tu_alloc(no), *h1 = tu_alloc(nh), *o2 = tu_alloc(no), *h2 = tu_alloc(nh);
+        const int step = s->T == 1;
+        for (int i = 0; i <= nisa; i++) {
+            const char *name = i < nisa ? isas[i] : "ref";
+            /* the reference applies the options in double, OpenCL in float */
+            const int exact = strcmp(name, "ref") && strcmp(name, "opencl");
+            linattn_ctx *ctx = tu_ctx(name, 2);
+            for (int form = 0; form < (step ? 1 : 2); form++) {
+                const linattn_algo algo = form ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
+                linattn_delta_opts on = opts_on(op, algo), off = opts_of(algo, 0);
+                int rc = step ? run_step(op, ctx, &p, &on, o1, h1) : run(op, ctx, &p, &on, o1, h1);
+                if (rc == LINATTN_EUNSUPPORTED) continue;
+                ck_assert_int_eq(rc, 0);
+                ck_assert_int_eq(step ? run_step(op, ctx, &n, &off, o2, h2)
+                                      : run(op, ctx, &n, &off, o2, h2), 0);
+                const double eo = tu_relerr(o1, o2, no), eh = tu_relerr(h1, h2, nh);
+                if (exact)
+                    ck_assert_msg(!memcmp(o1, o2, sizeof(float) * no) &&
+                                      !memcmp(h1, h2, sizeof(float) * nh),
+                                  "%s %s form %d: options differ from host normalisation "
+                                  "(o %.2e ht %.2e)", OPS[op], name, form, eo, eh);
+                else
+                    ck_assert_msg(eo < 1e-5 && eh < 1e-5, "%s %s form %d: options vs host "
+                                  "normalisation: o %.2e ht %.2e", OPS[op], name, form, eo, eh);
+            }
+            linattn_ctx_destroy(ctx);
+        }
+        /* options off on the raw inputs: far from the normalised result */
+        if (op != 0) { /* (gdn's raw logits are refused without beta_logits) */
+            linattn_ctx *ctx = tu_ctx("scalar", 2);
+            linattn_delta_opts off = opts_of(LINATTN_ALGO_RECURRENT, 0), on = off;
+            on.qk_l2norm = 1;
+            ck_assert_int_eq(step ? run_step(op, ctx, &p, &on, o1, h1) : run(op, ctx, &p, &on, o1, h1), 0);
+            ck_assert_int_eq(step ? run_step(op, ctx, &p, &off, o2, h2) : run(op, ctx, &p, &off, o2, h2), 0);
+            ck_assert_msg(!(tu_relerr(o2, o1, no) < 1e-2), "%s: qk_l2norm changes nothing",
+                          OPS[op]);
+            linattn_ctx_destroy(ctx);
+        }
+        free(o1); free(h1); free(o2); free(h2);
+        tu_delta_free(&p);
+        tu_delta_free(&n);
+    }
+}
+END_TEST
+
+/* beta_logits: kla and gla refuse it; beta is then any finite value */
+START_TEST(test_options_values)
+{
+    const char *isas[8];
+    const int nisa = tu_isas(isas, 8);
+    tu_delta p;
+    tu_delta_make(&p, 0, 1, 20, 2, 16, 16, 1, -0.5);
+    const size_t no = p.T * p.H * p.V, nh = p.H * p.K * p.V;
+    float *o = tu_alloc(no), *h = tu_alloc(nh);
+    for (int i = 0; i <= nisa; i++) {
+        linattn_ctx *ctx = tu_ctx(i < nisa ? isas[i] : "ref", 2);
+        linattn_delta_opts on = opts_on(0, LINATTN_ALGO_AUTO), off = opts_of(LINATTN_ALGO_AUTO, 0);
+        ck_assert_int_eq(run(1, ctx, &p, &on, o, h), LINATTN_EINVAL);
+        ck_assert(strstr(linattn_last_error(), "beta_logits") != NULL);
+        ck_assert_int_eq(run(2, ctx, &p, &on, o, h), LINATTN_EINVAL);
+        p.beta[7] = 5.0f;
+        ck_assert_int_eq(run(0, ctx, &p, &off, o, h), LINATTN_ERANGE);
+        ck_assert_int_eq(run(0, ctx, &p, &on, o, h), 0);
+        p.beta[7] = INFINITY;
+        ck_assert_int_eq(run(0, ctx, &p, &on, o, h), LINATTN_ERANGE);
+        p.beta[7] = NAN;
+        ck_assert_int_eq(run(0, ctx, &p, &on, o, h), LINATTN_ERANGE);
+        p.beta[7] = 0.5f;
+        linattn_ctx_destroy(ctx);
+    }
+    free(o); free(h);
+    tu_delta_free(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("delta");
@@ -409,6 +631,10 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_cu_seqlens, 0, 3);
     tcase_add_loop_test(tc, test_threads_bitwise, 0, 3);
     tcase_add_loop_test(tc, test_optional_tensors, 0, 3);
+    tcase_add_loop_test(tc, test_options_vs_reference, 0, 3);
+    tcase_add_test(tc, test_options_large_logits);
+    tcase_add_loop_test(tc, test_options_prenormalised, 0, 3);
+    tcase_add_test(tc, test_options_values);
     suite_add_tcase(s, tc);
     return s;
 }
