@@ -617,6 +617,52 @@ START_TEST(test_options_values)
 }
 END_TEST
 
+/* The operator table's option rows reach the entry points: a table call
+ * with qk_l2norm and beta_logits set equals the direct call. */
+START_TEST(test_options_table)
+{
+    const char *const names[] = {"qk_l2norm", "beta_logits"};
+    for (int op = 0; op < 3; op++) {
+        tu_delta p;
+        tu_delta_make(&p, op, 1, 30, 2, 16, 24, 1, -0.5);
+        make_raw(&p, op, 4.0);
+        const size_t no = p.T * p.H * p.V, nh = p.H * p.K * p.V;
+        float *o1 = tu_alloc(no), *h1 = tu_alloc(nh);
+        linattn_ctx *ctx = tu_ctx("scalar", 2);
+        linattn_delta_opts on = opts_on(op, LINATTN_ALGO_AUTO);
+        ck_assert_int_eq(run(op, ctx, &p, &on, o1, h1), 0);
+        const linattn_op_info *info = linattn_op_find(OPS[op], "forward");
+        ck_assert_ptr_nonnull(info);
+        linattn_op_args a;
+        linattn_op_args_init(info, &a);
+        linattn_delta_io io = tu_delta_io(&p, p.o, p.ht);
+        const linattn_tensor ts[] = {io.q, io.k, io.v, io.g, io.beta, io.h0, io.o, io.hT};
+        const char *const tn[] = {"q", "k", "v", "g", op == 1 ? "eta" : "beta", "h0", "o", "hT"};
+        for (int i = 0; i < 8; i++) {
+            const int j = linattn_op_tensor_index(info, tn[i]);
+            if (j >= 0) a.t[j] = ts[i];
+        }
+        for (int i = 0; i < 2; i++) {
+            const int j = linattn_op_option_index(info, names[i]);
+            ck_assert_msg((j >= 0) == (i == 0 || op == 0), "%s forward: option %s %s", OPS[op],
+                          names[i], j >= 0 ? "listed" : "missing");
+            if (j >= 0) a.opt[j] = 1;
+        }
+        tu_poison(p.o, no);
+        tu_poison(p.ht, nh);
+        ck_assert_int_eq(linattn_op_call(ctx, info, &a), 0);
+        ck_assert_msg(!memcmp(o1, p.o, sizeof(float) * no) && !memcmp(h1, p.ht, sizeof(float) * nh),
+                      "%s: table call with the options differs from the direct call", OPS[op]);
+        const linattn_op_info *st = linattn_op_find(OPS[op], "step");
+        ck_assert_int_ge(linattn_op_option_index(st, "qk_l2norm"), 0);
+        ck_assert_int_eq(linattn_op_option_index(st, "beta_logits") >= 0, op == 0);
+        linattn_ctx_destroy(ctx);
+        free(o1); free(h1);
+        tu_delta_free(&p);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("delta");
@@ -635,6 +681,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_options_large_logits);
     tcase_add_loop_test(tc, test_options_prenormalised, 0, 3);
     tcase_add_test(tc, test_options_values);
+    tcase_add_test(tc, test_options_table);
     suite_add_tcase(s, tc);
     return s;
 }
