@@ -12,7 +12,8 @@
  *   delta_out    one group per (chunk, head, 64 value columns):
  *                O = scale (diag(e^G) Q S_in + M U')
  * delta_step is the fused recurrent step (decode), kla_beta turns eta
- * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.  Everything accumulates in float; no extension is required. */
+ * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.
+ * Everything accumulates in float; no extension is required. */
 
 #define WG 256
 #define TK 16           /* depth of a slab in the tiled products */

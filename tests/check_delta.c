@@ -459,6 +459,13 @@ static int run_step(int op, linattn_ctx *ctx, const tu_delta *p, const linattn_d
     return tu_delta_step(op, ctx, &io, o);
 }
 
+/* A step when the problem has one token (T = 1), else a forward. */
+static int run_any(int step, int op, linattn_ctx *ctx, const tu_delta *p,
+                   const linattn_delta_opts *o, float *out, float *h)
+{
+    return step ? run_step(op, ctx, p, o, out, h) : run(op, ctx, p, o, out, h);
+}
+
 static const shape OSHAPES[] = {
     {2, 65, 2, 64, 48, -0.5}, {1, 130, 1, 128, 64, -0.3}, {3, 1, 2, 32, 40, -0.5},
     {1, 70, 3, 48, 32, -1.0},
@@ -481,15 +488,14 @@ static void check_options(int op, double lim)
         linattn_delta_opts rec = opts_on(op, LINATTN_ALGO_RECURRENT);
         linattn_delta_opts chk = opts_on(op, LINATTN_ALGO_CHUNK);
         linattn_ctx *ref = tu_ctx("ref", 2);
-        ck_assert_int_eq(step ? run_step(op, ref, &p, &rec, ro, rh) : run(op, ref, &p, &rec, ro, rh), 0);
+        ck_assert_int_eq(run_any(step, op, ref, &p, &rec, ro, rh), 0);
         linattn_ctx_destroy(ref);
         ck_assert_msg(isfinite(tu_relerr(ro, ro, no)) && isfinite(tu_relerr(rh, rh, nh)),
                       "%s: reference not finite with the options", OPS[op]);
         for (int i = 0; i < nisa; i++) {
             linattn_ctx *ctx = tu_ctx(isas[i], 2);
             for (int form = 0; form < (step ? 1 : 2); form++) {
-                const int rc = step ? run_step(op, ctx, &p, &rec, o, h)
-                                    : run(op, ctx, &p, form ? &chk : &rec, o, h);
+                const int rc = run_any(step, op, ctx, &p, form ? &chk : &rec, o, h);
                 if (rc == LINATTN_EUNSUPPORTED) continue;
                 ck_assert_int_eq(rc, 0);
                 const double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
@@ -552,11 +558,10 @@ START_TEST(test_options_prenormalised)
             for (int form = 0; form < (step ? 1 : 2); form++) {
                 const linattn_algo algo = form ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
                 linattn_delta_opts on = opts_on(op, algo), off = opts_of(algo, 0);
-                int rc = step ? run_step(op, ctx, &p, &on, o1, h1) : run(op, ctx, &p, &on, o1, h1);
+                int rc = run_any(step, op, ctx, &p, &on, o1, h1);
                 if (rc == LINATTN_EUNSUPPORTED) continue;
                 ck_assert_int_eq(rc, 0);
-                ck_assert_int_eq(step ? run_step(op, ctx, &n, &off, o2, h2)
-                                      : run(op, ctx, &n, &off, o2, h2), 0);
+                ck_assert_int_eq(run_any(step, op, ctx, &n, &off, o2, h2), 0);
                 const double eo = tu_relerr(o1, o2, no), eh = tu_relerr(h1, h2, nh);
                 if (exact)
                     ck_assert_msg(!memcmp(o1, o2, sizeof(float) * no) &&
@@ -574,8 +579,8 @@ START_TEST(test_options_prenormalised)
             linattn_ctx *ctx = tu_ctx("scalar", 2);
             linattn_delta_opts off = opts_of(LINATTN_ALGO_RECURRENT, 0), on = off;
             on.qk_l2norm = 1;
-            ck_assert_int_eq(step ? run_step(op, ctx, &p, &on, o1, h1) : run(op, ctx, &p, &on, o1, h1), 0);
-            ck_assert_int_eq(step ? run_step(op, ctx, &p, &off, o2, h2) : run(op, ctx, &p, &off, o2, h2), 0);
+            ck_assert_int_eq(run_any(step, op, ctx, &p, &on, o1, h1), 0);
+            ck_assert_int_eq(run_any(step, op, ctx, &p, &off, o2, h2), 0);
             ck_assert_msg(!(tu_relerr(o2, o1, no) < 1e-2), "%s: qk_l2norm changes nothing",
                           OPS[op]);
             linattn_ctx_destroy(ctx);
