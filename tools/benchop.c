@@ -89,6 +89,67 @@ static int fill_cache(bench_op *s, const int64_t dims[LINATTN_OP_LETTERS], int64
     return rc ? -1 : 0;
 }
 
+#define MAX_SET 16
+static struct { char name[48]; char value[48]; } sets[MAX_SET];
+static int nsets;
+
+int bench_op_set(const char *nv)
+{
+    const char *eq = strchr(nv, '=');
+    if (!eq || eq == nv || !eq[1] || nsets == MAX_SET || (size_t)(eq - nv) >= sizeof sets[0].name ||
+        strlen(eq + 1) >= sizeof sets[0].value)
+        return -1;
+    snprintf(sets[nsets].name, sizeof sets[nsets].name, "%.*s", (int)(eq - nv), nv);
+    snprintf(sets[nsets].value, sizeof sets[nsets].value, "%s", eq + 1);
+    nsets++;
+    return 0;
+}
+
+void bench_op_print_sets(FILE *f)
+{
+    if (!nsets) return;
+    fprintf(f, "# options set (--set):");
+    for (int i = 0; i < nsets; i++) fprintf(f, " %s=%s", sets[i].name, sets[i].value);
+    fprintf(f, "\n");
+}
+
+const char *bench_op_bad_set(const char *const *ops, int n)
+{
+    static char bad[128];
+    for (int i = 0; i < nsets; i++) {
+        int used = 0;
+        for (int o = 0; o < n && !used; o++)
+            for (int e = 0; e < 2 && !used; e++) {
+                const linattn_op_info *op = linattn_op_find(ops[o], e ? "step" : "forward");
+                const int j = op ? linattn_op_option_index(op, sets[i].name) : -1;
+                double x;
+                if (j < 0) continue;
+                if (linattn_op_option_parse(op, j, sets[i].value, &x)) {
+                    snprintf(bad, sizeof bad, "%s=%s: %s", sets[i].name, sets[i].value,
+                             linattn_last_error());
+                    return bad;
+                }
+                used = 1;
+            }
+        if (!used) {
+            snprintf(bad, sizeof bad, "%s=%s: no operator measured takes %s", sets[i].name,
+                     sets[i].value, sets[i].name);
+            return bad;
+        }
+    }
+    return NULL;
+}
+
+/* The --set options that op takes, into args; 0 or -1 (message recorded). */
+static int apply_sets(const linattn_op_info *op, linattn_op_args *a)
+{
+    for (int i = 0; i < nsets; i++) {
+        const int j = linattn_op_option_index(op, sets[i].name);
+        if (j >= 0 && linattn_op_option_parse(op, j, sets[i].value, &a->opt[j])) return -1;
+    }
+    return 0;
+}
+
 int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
                   const int64_t dims_in[LINATTN_OP_LETTERS], linattn_algo algo, int64_t L,
                   unsigned *seed)
@@ -98,6 +159,7 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
     s->op = op;
     s->ctx = ctx;
     linattn_op_args_init(op, &s->a);
+    if (apply_sets(op, &s->a)) return -1;
     const int ai = linattn_op_option_index(op, "algo");
     if (ai >= 0) s->a.opt[ai] = (double)algo;
     memcpy(dims, dims_in, sizeof dims);

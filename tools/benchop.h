@@ -4,6 +4,7 @@
 #define LINATTN_BENCHOP_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include "linattn.h"
 
 /* One entry point's operands, in host memory or, on an OpenCL context,
@@ -34,6 +35,15 @@ void bench_op_shape_name(const linattn_op_info *op, const int64_t dims[LINATTN_O
 int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
                   const int64_t dims[LINATTN_OP_LETTERS], linattn_algo algo, int64_t L,
                   unsigned *seed);
+/* Options of the operator table given as "name=value" (--set): every later
+ * bench_op_make applies those its entry point takes.  0, or -1 when the text
+ * is not name=value or the list is full. */
+int bench_op_set(const char *name_value);
+/* "# options set: a=1 b=2" (nothing when none was given). */
+void bench_op_print_sets(FILE *f);
+/* The first --set that none of the n operators' entry points takes, or whose
+ * value the first that takes it refuses; NULL when every one applies. */
+const char *bench_op_bad_set(const char *const *ops, int n);
 /* One call (a bench_call_fn); a KV cache is cut back to L tokens after it. */
 int bench_op_call(void *s);
 /* Bytes of state one call reads and updates in place (inputs-outputs), or

@@ -94,6 +94,7 @@ static void usage(FILE *f)
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
+            "       [--set NAME=VALUE ...]\n"
             "See linattn-bench(1).\n", names);
 }
 
@@ -220,7 +221,7 @@ static void parse(int argc, char **argv, opts *o)
         {"no-limits", no_argument, 0, 'n'},    {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'v'},      {"M", required_argument, 0, 'M'},
         {"S", required_argument, 0, 'S'},      {"context", required_argument, 0, 'C'},
-        {0, 0, 0, 0}};
+        {"set", required_argument, 0, 'e'},    {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -255,6 +256,13 @@ static void parse(int argc, char **argv, opts *o)
         case 'c': o->csv = optarg; break;
         case 's': o->svg = optarg; break;
         case 'n': o->limits = 0; break;
+        case 'e':
+            if (bench_op_set(optarg)) {
+                tool_error(PROG, "--set %s: expected NAME=VALUE (an option of linattn_ops(3))",
+                           optarg);
+                exit(2);
+            }
+            break;
         case 'h': usage(stdout); exit(0);
         case 'v': printf(PROG " (linattn) %s\n", linattn_version_string()); exit(0);
         default: usage(stderr); exit(2);
@@ -272,6 +280,13 @@ static void parse(int argc, char **argv, opts *o)
             tool_error(PROG, "--op %s: expected %s", o->ops.s[i], names);
             exit(2);
         }
+    const char *opnames[MAXL];
+    for (int i = 0; i < o->ops.n; i++) opnames[i] = o->ops.s[i];
+    const char *bad_set = bench_op_bad_set(opnames, o->ops.n);
+    if (bad_set) {
+        tool_error(PROG, "--set %s", bad_set);
+        exit(2);
+    }
     for (int i = 0; i < o->algos.n; i++)
         if (strcmp(o->algos.s[i], "recurrent") && strcmp(o->algos.s[i], "chunk")) {
             tool_error(PROG, "--algo %s: expected recurrent or chunk", o->algos.s[i]);
@@ -374,6 +389,7 @@ int main(int argc, char **argv)
     printf("# linattn %s  cpu features: %s  isas compiled: %s  threads: %ld\n",
            linattn_version_string(), linattn_cpu_features(), linattn_isa_compiled(), threads);
     printf("# BLAS: %s\n", linattn_blas_info());
+    bench_op_print_sets(stdout);
     double sgemm = 0, bw = 0, fma = 0;
     if (o.limits) {
         progress(0, 1, "machine limits");
