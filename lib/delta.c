@@ -25,8 +25,8 @@ void linattn_delta_opts_init(linattn_delta_opts *opts)
 /* Everything a job needs; decided once per call. */
 typedef struct delta_plan {
     const linattn_ctx *ctx;
-    int64_t T, H, nseq;
-    int K, V;
+    int64_t T, H, Hk, nseq;      /* Hk key heads (q, k), H value heads */
+    int K, V, map;                /* map: opts.head_map */
     const int64_t *cu;            /* NULL: sequence n is batch row n */
     const float *q, *k, *v, *g, *beta, *h0;
     float *o, *ht;
@@ -39,6 +39,12 @@ typedef struct delta_plan {
     size_t stage_floats;          /* staged token block (recurrent prefill) */
     linattn_runner run;           /* per-thread work (and the reference's doubles) */
 } delta_plan;
+
+/* The key head that value head h reads (linattn_gdn(3)). */
+static int64_t key_head(int64_t h, int64_t H, int64_t Hk, int map)
+{
+    return map == LINATTN_HEADS_TILED ? h % Hk : h / (H / Hk);
+}
 
 /* The recurrent kernels sweep all tokens once per panel of columns.  With
  * H heads interleaved, consecutive tokens of a head lie H*K floats apart, a
@@ -82,6 +88,7 @@ static void run_job(void *arg, int64_t job, int thread)
     linattn_seq_span(p->cu, p->T, n, &row0, &len);
     const size_t KV = (size_t)p->K * p->V;
     const int64_t tok0 = row0 * p->H + h;   /* index of (b, t0, h) */
+    const int64_t kt0 = row0 * p->Hk + key_head(h, p->H, p->Hk, p->map); /* its key row */
     /* per-thread scratch: [panel pack][staged tokens][state if ht absent][chunk work] */
     float *work = linattn_runner_work(&p->run, thread);
     float *pack = p->pack_floats ? work : NULL;
@@ -103,9 +110,9 @@ static void run_job(void *arg, int64_t job, int thread)
 
     linattn_delta_rec_job jb = {
         .T = len, .K = p->K, .n = w,
-        .sqk = (ptrdiff_t)(p->H * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = (ptrdiff_t)p->H,
+        .sqk = (ptrdiff_t)(p->Hk * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = (ptrdiff_t)p->H,
         .ldS = p->V,
-        .q = p->q + tok0 * p->K, .k = p->k + tok0 * p->K, .v = p->v + tok0 * p->V + j0,
+        .q = p->q + kt0 * p->K, .k = p->k + kt0 * p->K, .v = p->v + tok0 * p->V + j0,
         .g = p->g ? p->g + tok0 : NULL, .beta = p->beta ? p->beta + tok0 : NULL,
         .o = p->o + tok0 * p->V + j0, .S = S + j0, .scale = p->scale, .pack = pack,
     };
@@ -119,15 +126,16 @@ static void run_job(void *arg, int64_t job, int thread)
         run_staged(p->ctx->kern.delta_rec, &jb, stage);
 }
 
-/* kla: beta = eta / (|k|^2 + eps), one value per (token, head), computed
- * in parallel blocks of rows before the gdn kernels run.  norm: k is the
- * raw k of a qk_l2norm call on the reference, |k_hat|^2 = s / (s + 1e-6). */
+/* kla: beta = eta / (|k|^2 + eps), one value per (token, value head), from
+ * the key head that value head reads, computed in parallel blocks of rows
+ * before the gdn kernels run.  norm: k is the raw k of a qk_l2norm call on
+ * the reference, |k_hat|^2 = s / (s + 1e-6). */
 #define KLA_ROWS 2048
 typedef struct kla_arg {
     float *beta;
     const float *eta, *k;
-    int64_t rows;
-    int K, norm;
+    int64_t rows, H, Hk;
+    int K, norm, map;
     float eps;
 } kla_arg;
 
@@ -137,7 +145,8 @@ static void kla_rows(void *arg, int64_t blk, int thread)
     const int64_t r1 = (blk + 1) * KLA_ROWS < a->rows ? (blk + 1) * KLA_ROWS : a->rows;
     (void)thread;
     for (int64_t r = blk * KLA_ROWS; r < r1; r++) {
-        const float *k = a->k + r * a->K;
+        const int64_t kr = r / a->H * a->Hk + key_head(r % a->H, a->H, a->Hk, a->map);
+        const float *k = a->k + kr * a->K;
         double s[4] = {0.0, 0.0, 0.0, 0.0}; /* four chains: not latency-bound */
         int i = 0;
         for (; i + 4 <= a->K; i += 4)
@@ -155,20 +164,22 @@ static void kla_rows(void *arg, int64_t blk, int thread)
 typedef struct stage_arg {
     const float *q, *k, *beta;  /* given; NULL: not staged */
     float *qn, *kn, *bs;
-    int64_t rows;
+    int64_t rows, qkrows;       /* (token, value head) and (token, key head) rows */
     int K;
 } stage_arg;
 
 static void stage_rows(void *arg, int64_t blk, int thread)
 {
     const stage_arg *a = arg;
-    const int64_t r0 = blk * KLA_ROWS, r1 = r0 + KLA_ROWS < a->rows ? r0 + KLA_ROWS : a->rows;
+    const int64_t r0 = blk * KLA_ROWS;
     (void)thread;
-    if (a->q) {
+    if (a->q && r0 < a->qkrows) {
+        const int64_t r1 = r0 + KLA_ROWS < a->qkrows ? r0 + KLA_ROWS : a->qkrows;
         linattn_l2norm_rows(a->q, a->qn, r0, r1, a->K);
         linattn_l2norm_rows(a->k, a->kn, r0, r1, a->K);
     }
-    if (a->beta) linattn_sigmoid(a->beta, a->bs, r0, r1);
+    if (a->beta && r0 < a->rows)
+        linattn_sigmoid(a->beta, a->bs, r0, r0 + KLA_ROWS < a->rows ? r0 + KLA_ROWS : a->rows);
 }
 
 static int check_opts(const linattn_ctx *ctx, int op, const linattn_delta_opts *o)
@@ -185,6 +196,9 @@ static int check_opts(const linattn_ctx *ctx, int op, const linattn_delta_opts *
                             LINATTN_MAX_CHUNK);
     if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
         return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
+    if (o->head_map != LINATTN_HEADS_GROUPED && o->head_map != LINATTN_HEADS_TILED)
+        return linattn_fail(LINATTN_ERANGE, "opts.head_map: %d (must be 0, grouped, or 1, tiled)",
+                            o->head_map);
 #ifndef HAVE_CBLAS
     if (o->algo == LINATTN_ALGO_CHUNK && !ctx->cl) /* OpenCL has its own chunk form */
         return linattn_fail(LINATTN_EUNSUPPORTED, "opts.algo: chunk form needs BLAS, "
@@ -208,10 +222,35 @@ static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *be
     return linattn_check_tensor(beta, op == LINATTN_OP_KLA ? "eta" : "beta", ndim, shape);
 }
 
-static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *nseq)
+/* q, k [..., Hk, K] and v [..., H, V] of rank ndim: s = v's leading
+ * dimensions and K, *Hk the key heads (dividing H), *V. */
+static int check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
+                     int ndim, int64_t *s, int64_t *Hk, int64_t *V)
 {
     int rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &s[4]))) return rc;
+    int64_t sq[LINATTN_MAX_DIMS], sh[LINATTN_MAX_DIMS];
+    if ((rc = linattn_check_lead(q, "q", ndim, sq))) return rc;
+    if ((rc = linattn_check_tensor(k, "k", ndim, sq))) return rc;
+    if ((rc = linattn_check_lead(v, "v", ndim, sh))) return rc;
+    for (int d = 0; d < ndim - 2; d++)
+        if (sh[d] != sq[d])
+            return linattn_fail(LINATTN_ESHAPE, "v: dimension %d is %lld, q's is %lld", d,
+                                (long long)sh[d], (long long)sq[d]);
+    *Hk = sq[ndim - 2];
+    if (sh[ndim - 2] % *Hk)
+        return linattn_fail(LINATTN_ESHAPE, "k: %lld key heads do not divide v's %lld value heads",
+                            (long long)*Hk, (long long)sh[ndim - 2]);
+    for (int d = 0; d < ndim - 1; d++) s[d] = sh[d];
+    s[ndim - 1] = sq[ndim - 1];
+    *V = sh[ndim - 1];
+    return linattn_check_heads(s[ndim - 1], *V);
+}
+
+static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *Hk,
+                         int64_t *nseq)
+{
+    int rc;
+    if ((rc = check_qkv(&io->q, &io->k, &io->v, 4, s, Hk, &s[4]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
@@ -237,8 +276,8 @@ static void plan_blocks(delta_plan *p, int64_t units)
     p->nblk = (p->V + w - 1) / w;
 }
 
-static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps,
-                   const char *what)
+static int execute(int op, delta_plan *p, int64_t rows, int64_t qkrows, int64_t units,
+                   float eps, const char *what)
 {
     const int nt = linattn_max_threads(p->ctx);
     const size_t KV = (size_t)p->K * p->V;
@@ -255,19 +294,20 @@ static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps
     const int norm = (p->flags & LINATTN_DELTA_QKNORM) && !p->ref;
     const int logits = (p->flags & LINATTN_DELTA_LOGITS) && !p->ref;
     const size_t nb = kla || logits ? ((size_t)rows + 15) / 16 * 16 : 0;
-    const size_t nqk = norm ? (size_t)rows * p->K : 0;
-    if (nqk && nqk / p->K != (size_t)rows)
+    const size_t nqk = norm ? (size_t)qkrows * p->K : 0;
+    if (nqk && nqk / p->K != (size_t)qkrows)
         return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
     int rc = linattn_runner_begin(&p->run, p->ctx, work,
                                   p->ref ? linattn_delta_ref_work(p->K, p->V) : 0,
                                   nqk > (SIZE_MAX / sizeof(float) - nb) / 2
                                       ? SIZE_MAX : sizeof(float) * (nb + 2 * nqk), what);
     if (rc) return rc;
-    const int64_t nrb = (rows + KLA_ROWS - 1) / KLA_ROWS;
+    const int64_t nrb = (rows + KLA_ROWS - 1) / KLA_ROWS; /* rows >= qkrows */
     if (norm || logits) {
         float *sh = p->run.shared;
         stage_arg a = {.q = norm ? p->q : NULL, .k = p->k, .beta = logits ? p->beta : NULL,
-                       .bs = sh, .qn = sh + nb, .kn = sh + nb + nqk, .rows = rows, .K = p->K};
+                       .bs = sh, .qn = sh + nb, .kn = sh + nb + nqk, .rows = rows,
+                       .qkrows = qkrows, .K = p->K};
         linattn_runner_jobs(&p->run, nrb, stage_rows, &a, 0);
         if (norm) {
             p->q = a.qn;
@@ -276,7 +316,8 @@ static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps
         if (logits) p->beta = a.bs;
     }
     if (kla) { /* eta into beta; then the call runs as gdn */
-        kla_arg a = {.beta = p->run.shared, .eta = p->beta, .k = p->k, .rows = rows, .K = p->K,
+        kla_arg a = {.beta = p->run.shared, .eta = p->beta, .k = p->k, .rows = rows, .H = p->H,
+                     .Hk = p->Hk, .K = p->K, .map = p->map,
                      .norm = p->ref && (p->flags & LINATTN_DELTA_QKNORM), .eps = eps};
         linattn_runner_jobs(&p->run, nrb, kla_rows, &a, 0);
         p->beta = a.beta;
@@ -285,8 +326,9 @@ static int execute(int op, delta_plan *p, int64_t rows, int64_t units, float eps
         char algo[32];
         if (p->algo == LINATTN_ALGO_CHUNK && !p->ref) snprintf(algo, sizeof algo, "chunk C=%d", p->C);
         else snprintf(algo, sizeof algo, "recurrent");
-        fprintf(stderr, "linattn: %s T=%lld H=%lld K=%d V=%d seqs=%lld: %s %s, %d column "
-                "block%s, %d thread%s\n", what, (long long)p->T, (long long)p->H, p->K, p->V,
+        fprintf(stderr, "linattn: %s T=%lld H=%lld Hk=%lld K=%d V=%d seqs=%lld: %s %s, %d column "
+                "block%s, %d thread%s\n", what, (long long)p->T, (long long)p->H,
+                (long long)p->Hk, p->K, p->V,
                 (long long)p->nseq, p->ref ? "ref" : p->ctx->kern.isa, algo, p->nblk,
                 p->nblk == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
     }
@@ -310,8 +352,8 @@ static int begin(const linattn_ctx *ctx, int op, const void *io, const linattn_d
  * sequence n is batch row n, h0 and ht are the state, updated in place).
  * names[] name x's tensors for the buffer checks, in the order below. */
 static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const *names,
-               int64_t B, int64_t T, int64_t H, int64_t nseq, int64_t K, int64_t V,
-               const linattn_delta_opts *opts, int step)
+               int64_t B, int64_t T, int64_t H, int64_t Hk, int64_t nseq, int64_t K,
+               int64_t V, const linattn_delta_opts *opts, int step)
 {
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
@@ -326,7 +368,8 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
     if (ctx->cl) {
         const int C = opts->chunk && opts->chunk < LINATTN_CL_CHUNK ? opts->chunk : LINATTN_CL_CHUNK;
         linattn_cl_delta a = {
-            .op = op, .step = step, .B = B, .T = T, .H = H, .nseq = nseq, .K = (int)K,
+            .op = op, .step = step, .B = B, .T = T, .H = H, .Hk = Hk, .map = opts->head_map,
+            .nseq = nseq, .K = (int)K,
             .V = (int)V, .cu = x->cu_seqlens, .scale = scale, .eps = opts->eps,
             .C = step ? LINATTN_CL_CHUNK : C,
             .qk_l2norm = opts->qk_l2norm != 0, .beta_logits = opts->beta_logits != 0,
@@ -339,7 +382,8 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8))) return rc;
     }
     delta_plan p = {
-        .ctx = ctx, .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V,
+        .ctx = ctx, .T = T, .H = H, .Hk = Hk, .nseq = nseq, .K = (int)K, .V = (int)V,
+        .map = opts->head_map,
         .cu = x->cu_seqlens, .q = linattn_host(&x->q), .k = linattn_host(&x->k),
         .v = linattn_host(&x->v), .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
         .h0 = linattn_host(&x->h0), .o = linattn_host(&x->o), .ht = linattn_host(&x->hT),
@@ -357,30 +401,30 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
                      ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
-    return execute(op, &p, B * T * H, nseq * H, opts->eps, what);
+    return execute(op, &p, B * T * H, B * T * Hk, nseq * H, opts->eps, what);
 }
 
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
                          const linattn_delta_opts *oin)
 {
     int rc;
-    int64_t s[5], nseq = 0;
+    int64_t s[5], Hk = 0, nseq = 0;
     linattn_delta_opts opts;
     if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
-    if ((rc = check_forward(op, io, s, &nseq))) return rc;
+    if ((rc = check_forward(op, io, s, &Hk, &nseq))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "hT"};
     linattn_delta_io x = *io;
-    return run(op, ctx, &x, names, s[0], s[1], s[2], nseq, s[3], s[4], &opts, 0);
+    return run(op, ctx, &x, names, s[0], s[1], s[2], Hk, nseq, s[3], s[4], &opts, 0);
 }
 
 static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                       const linattn_delta_opts *oin)
 {
     int rc;
-    int64_t s[4];
+    int64_t s[4], Hk = 0;
     linattn_delta_opts opts;
     if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3]))) return rc;
+    if ((rc = check_qkv(&io->q, &io->k, &io->v, 3, s, &Hk, &s[3]))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
     if ((rc = linattn_check_tensor(&io->state_h, "state_h", 4, stsh))) return rc;
@@ -389,7 +433,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_delta_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
                           .h0 = io->state_h, .o = io->o, .hT = io->state_h};
-    return run(op, ctx, &x, names, s[0], 1, s[1], s[0], s[2], s[3], &opts, 1);
+    return run(op, ctx, &x, names, s[0], 1, s[1], Hk, s[0], s[2], s[3], &opts, 1);
 }
 
 static int op_ok(linattn_delta_op op)

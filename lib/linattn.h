@@ -204,6 +204,13 @@ typedef enum linattn_algo {
 
 /* Options share one order across operators: algo, chunk, then the
  * operator's own (scale first where there is one). */
+/* Value head h (of H) reads key head h / (H / Hk) (grouped: flash-linear-
+ * attention, transformers) or h % Hk (tiled: ggml); Hk = H: head h. */
+typedef enum linattn_head_map {
+    LINATTN_HEADS_GROUPED = 0,
+    LINATTN_HEADS_TILED = 1
+} linattn_head_map;
+
 typedef struct linattn_delta_opts {
     linattn_algo algo; /* forward: recurrent, chunk, or auto (the plan chooses) */
     int chunk;         /* chunk size for LINATTN_ALGO_CHUNK; 0: default (64) */
@@ -213,12 +220,15 @@ typedef struct linattn_delta_opts {
                           divided by sqrt(|row|^2 + 1e-6); kla's eta then uses that k */
     int beta_logits;   /* gdn only, nonzero: beta holds logits, the write strength
                           is sigmoid(beta); kla, gla: LINATTN_EINVAL */
+    int head_map;      /* linattn_head_map: the key head a value head reads when
+                          q and k have fewer heads (Hk) than v (H); default grouped */
 } linattn_delta_opts;
 
 LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
 
 /* Forward over whole sequences.
- *   q, k [B,T,H,K]; v [B,T,H,V]; o [B,T,H,V] (written)
+ *   q, k [B,T,Hk,K]; v [B,T,H,V]; o [B,T,H,V] (written); H a multiple of
+ *   Hk, value head h reads key head opts.head_map of h (Hk = H: head h)
  *   g [B,T,H] log-decay, finite and <= 0 (absent: no decay)
  *   beta [B,T,H]: gdn write strength; kla: eta; in [0, 2]; gla: must be absent
  *   (values out of range, NaN and Inf included: LINATTN_ERANGE; with
@@ -252,7 +262,7 @@ LINATTN_API int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io
                                     const linattn_delta_opts *opts);
 
 /* One decode step for B sequences on a carried state.
- *   q, k [B,H,K]; v, o [B,H,V]; g, beta [B,H] (as in forward);
+ *   q, k [B,Hk,K]; v, o [B,H,V]; g, beta [B,H] (as in forward);
  *   state_h [B,H,K,V], read and updated in place (required). */
 typedef struct linattn_delta_step_io {
     linattn_tensor q, k, v, g, beta, state_h, o;
@@ -503,8 +513,9 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
 #define LINATTN_OP_MAX_TENSORS 12
 #define LINATTN_OP_MAX_OPTIONS 8
 /* Symbolic dimensions are letters A..Z: B batch, T tokens, H heads, K key
- * and V value head size, N sequences (B, or n_seqs with cu_seqlens), M
- * channels and S states (kalman), F features (ela). */
+ * and V value head size, N sequences (B, or n_seqs with cu_seqlens), J key
+ * heads of the delta family (H when nothing binds it), M channels and S
+ * states (kalman), F features (ela). */
 #define LINATTN_OP_LETTERS 26
 
 typedef enum linattn_op_role {

@@ -39,6 +39,8 @@ typedef struct linattn_cl_delta {
     int step;            /* 1: decode step (T = 1, state in place) */
     int64_t B, T, H, nseq;
     int K, V, C;
+    int64_t Hk;          /* key heads of q, k (divides H) */
+    int map;             /* linattn_head_map: value head h reads key head map(h) */
     const int64_t *cu;   /* NULL: sequence n is batch row n */
     float scale, eps;
     linattn_cl_arg q, k, v, g, beta, h0, o, ht; /* step: h0 = ht = state */

@@ -43,14 +43,17 @@
 #define O_FLAG(nm) OPT(nm, LINATTN_OPT_FLAG, 0, 1, 0)
 #define O_QKNORM O_FLAG("qk_l2norm")
 #define O_LOGITS O_FLAG("beta_logits")
+#define O_HEADMAP OPT("head_map", LINATTN_OPT_INT, 0, 1, 0)
 
 /* The delta family: the forward's tensors with the write strength W (gdn's
- * beta, kla's eta) or none (gla). */
+ * beta, kla's eta) or none (gla); q and k have J key heads (J divides H). */
+#define QJKV(dj, dh) TN("q", dj "K", IN, 0, -1, -1, -1, 1), TN("k", dj "K", IN, 0, -1, -1, -1, 1), \
+                     TN("v", dh "V", IN, 0, -1, -1, -1, 1)
 #define DELTA_FWD(W)                                                                        \
-    QKV("BTH"), LOGDECAY("g", "BTH"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),            \
+    QJKV("BTJ", "BTH"), LOGDECAY("g", "BTH"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),            \
         TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
 #define DELTA_STEP(W)                                                                       \
-    QKV("BH"), LOGDECAY("g", "BH"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
+    QJKV("BJ", "BH"), LOGDECAY("g", "BH"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
         TN("o", "BHV", OUT, 0, -1, -1, 0, 0)
 /* beta's published range is the one for beta_logits off (any finite
  * value with it on); the table's ranges do not depend on options. */
@@ -60,26 +63,26 @@
 static const linattn_op_info TABLE[] = {
     {.name = "gdn", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 8, .tensors = {DELTA_FWD(GDN_BETA("BTH"))},
-     .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_LOGITS}},
+     .noptions = 6, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_LOGITS, O_HEADMAP}},
     {.name = "gdn", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(GDN_BETA("BH"))},
-     .noptions = 3, .options = {O_SCALE, O_QKNORM, O_LOGITS}},
+     .noptions = 4, .options = {O_SCALE, O_QKNORM, O_LOGITS, O_HEADMAP}},
     {.name = "kla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 8, .tensors = {DELTA_FWD(KLA_ETA("BTH"))},
-     .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_EPS, O_QKNORM}},
+     .noptions = 6, .options = {O_ALGO, O_CHUNK, O_SCALE, O_EPS, O_QKNORM, O_HEADMAP}},
     {.name = "kla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(KLA_ETA("BH"))},
-     .noptions = 3, .options = {O_SCALE, O_EPS, O_QKNORM}},
+     .noptions = 4, .options = {O_SCALE, O_EPS, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 7,
-     .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),
+     .tensors = {QJKV("BTJ", "BTH"), LOGDECAY("g", "BTH"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),
                  TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
-     .noptions = 4, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM}},
+     .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 6,
-     .tensors = {QKV("BH"), LOGDECAY("g", "BH"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),
+     .tensors = {QJKV("BJ", "BH"), LOGDECAY("g", "BH"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),
                  TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
-     .noptions = 2, .options = {O_SCALE, O_QKNORM}},
+     .noptions = 3, .options = {O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gka", .entry = "forward", .family = "gka", .page = "linattn_gka(3)", .packed = 1,
      .ntensors = 11,
      .tensors = {QKV("BTH"), LOGDECAY("g", "BTH"),
@@ -236,6 +239,7 @@ void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *a,
         }
     }
     if (dims['N' - 'A'] <= 0) dims['N' - 'A'] = a->cu_seqlens ? a->n_seqs : dims['B' - 'A'];
+    if (dims['J' - 'A'] <= 0) dims['J' - 'A'] = dims['H' - 'A']; /* key heads: as many */
     const int fo = linattn_op_option_index(op, "feature");
     if (fo >= 0 && dims['F' - 'A'] <= 0 && dims['K' - 'A'] > 0) {
         const int64_t F = linattn_ela_feature_dim((linattn_ela_feature)a->opt[fo], dims['K' - 'A']);
@@ -299,6 +303,7 @@ static int call_delta(linattn_ctx *c, const linattn_op_info *info, int variant, 
     take_f(info, a, "eps", &o.eps);
     take_i(info, a, "qk_l2norm", &o.qk_l2norm);
     take_i(info, a, "beta_logits", &o.beta_logits);
+    take_i(info, a, "head_map", &o.head_map);
     if (!step) {
         linattn_delta_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
                                .beta = w ? T(4) : linattn_tensor_none(), .h0 = T(4 + w),

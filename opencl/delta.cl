@@ -13,7 +13,9 @@
  *                O = scale (diag(e^G) Q S_in + M U')
  * delta_step is the fused recurrent step (decode), kla_beta turns eta
  * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.
- * Everything accumulates in float; no extension is required. */
+ * Everything accumulates in float; no extension is required.
+ * q and k have Hk key heads, v, o, g, beta and the state H value heads;
+ * value head h reads key head key_head(h) (map 0 grouped, 1 tiled). */
 
 #define WG 256
 #define TK 16           /* depth of a slab in the tiled products */
@@ -24,6 +26,11 @@
 #define NR ((K + RG - 1) / RG) /* state rows held by one work-item */
 #define RB 8            /* rows of U' reduced at a time in delta_state */
 #define LDX (TK + 1)    /* padded row of the A-operand slab */
+
+static int key_head(int h, int H, int Hk, int map)
+{
+    return map ? h % Hk : h / (H / Hk);
+}
 
 /* One 64 x 64 output tile, 4 x 4 per work-item: rows ty + 16a, cols tx + 16b.
  * acc += X[64][TK] * Y[TK][64] from the slabs in local memory. */
@@ -63,7 +70,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_prep(__global const long *ctab, __global const float *q,
                 __global const float *k, __global const float *v,
                 __global const float *g, __global const float *beta, int H,
-                int has_g, int gdn, __global float *Gout, __global float *Mout,
+                int Hk, int map, int has_g, int gdn, __global float *Gout, __global float *Mout,
                 __global float *Wout, __global float *Uout)
 {
     __local float lA[64 * 64];
@@ -73,8 +80,8 @@ void delta_prep(__global const long *ctab, __global const float *q,
     const int w = get_group_id(0), h = get_group_id(1);
     const long tok0 = ctab[3 * w];
     const int c = (int)ctab[3 * w + 1];
-    const long ldk = (long)H * K, ldv = (long)H * V;
-    __global const float *qc = q + (tok0 * H + h) * K, *kc = k + (tok0 * H + h) * K;
+    const long ldk = (long)Hk * K, ldv = (long)H * V, kh = key_head(h, H, Hk, map);
+    __global const float *qc = q + (tok0 * Hk + kh) * K, *kc = k + (tok0 * Hk + kh) * K;
     __global const float *vc = v + (tok0 * H + h) * V;
     const long wh = (long)w * H + h;
     float acc[4][4];
@@ -181,7 +188,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_state(__global const long *stab, __global const long *ctab,
                  __global const float *k, __global const float *Gin,
                  __global const float *Win, __global float *Uio, __global float *St,
-                 __global float *Sbuf, int H, int gdn)
+                 __global float *Sbuf, int H, int Hk, int map, int gdn)
 {
     __local float red[RG * RB * BV];
     __local float lU[64 * BV];
@@ -191,7 +198,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
     const int j = get_group_id(0) * BV + jj, h = get_group_id(1), n = get_group_id(2);
     const int jok = j < V;
     const long w0 = stab[2 * n], nw = stab[2 * n + 1];
-    const long ldk = (long)H * K;
+    const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
     float s[NR];
     __global float *S = St + ((long)n * H + h) * K * V;
     for (int m = 0; m < NR; m++) {
@@ -202,7 +209,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
         const long tok0 = ctab[3 * w];
         const int c = (int)ctab[3 * w + 1];
         const long wh = w * H + h;
-        __global const float *kc = k + (tok0 * H + h) * K;
+        __global const float *kc = k + (tok0 * Hk + kh) * K;
         __global const float *G = Gin + wh * CH;
         __global float *U = Uio + wh * CH * V;
         __global float *Sout = Sbuf + wh * K * V;
@@ -279,7 +286,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_out(__global const long *ctab, __global const float *q,
                __global const float *Gin, __global const float *Min,
                __global const float *Uin, __global const float *Sbuf,
-               __global float *o, int H, float scale)
+               __global float *o, int H, int Hk, int map, float scale)
 {
     __local float lx[64 * LDX], ly[TK * 64];
     __local float leG[64];
@@ -287,8 +294,8 @@ void delta_out(__global const long *ctab, __global const float *q,
     const int col0 = get_group_id(0) * 64, h = get_group_id(1), w = get_group_id(2);
     const long tok0 = ctab[3 * w];
     const int c = (int)ctab[3 * w + 1];
-    const long wh = (long)w * H + h, ldk = (long)H * K;
-    __global const float *qc = q + (tok0 * H + h) * K;
+    const long wh = (long)w * H + h, ldk = (long)Hk * K;
+    __global const float *qc = q + (tok0 * Hk + key_head(h, H, Hk, map)) * K;
     __global const float *S = Sbuf + wh * K * V, *M = Min + wh * CH * CH;
     __global const float *U = Uin + wh * CH * V;
     float acc[4][4];
@@ -328,13 +335,14 @@ void delta_out(__global const long *ctab, __global const float *q,
         }
 }
 
-/* kla: beta = eta / (|k|^2 + eps), one work-item per (token, head) row. */
+/* kla: beta = eta / (|k|^2 + eps), one work-item per (token, value head)
+ * row, k from the key head that value head reads. */
 __kernel void kla_beta(__global const float *eta, __global const float *k,
-                       __global float *beta, long rows, float eps)
+                       __global float *beta, long rows, float eps, int H, int Hk, int map)
 {
     const long r = get_global_id(0);
     if (r >= rows) return;
-    __global const float *kr = k + r * K;
+    __global const float *kr = k + (r / H * Hk + key_head((int)(r % H), H, Hk, map)) * K;
     float s = 0.0f;
     for (int i = 0; i < K; i++) s = mad(kr[i], kr[i], s);
     beta[r] = eta[r] / (s + eps);
@@ -367,7 +375,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_step(__global const float *q, __global const float *k,
                 __global const float *v, __global const float *g,
                 __global const float *beta, __global float *state,
-                __global float *o, float scale, int has_g, int gdn)
+                __global float *o, float scale, int has_g, int gdn, int H, int Hk,
+                int map)
 {
     __local float lq[K], lk[K];
     __local float ra[RG * BV], rb[RG * BV], rkq[WG];
@@ -375,10 +384,11 @@ void delta_step(__global const float *q, __global const float *k,
     const long unit = get_group_id(1);
     const int j = get_group_id(0) * BV + jj, jok = j < V;
     __global float *S = state + unit * K * V;
+    const long ku = unit / H * Hk + key_head((int)(unit % H), H, Hk, map);
     float p = 0.0f;
     for (int i = lid; i < K; i += WG) {
-        lq[i] = q[unit * K + i];
-        lk[i] = k[unit * K + i];
+        lq[i] = q[ku * K + i];
+        lk[i] = k[ku * K + i];
         p = mad(lq[i], lk[i], p);
     }
     rkq[lid] = p;

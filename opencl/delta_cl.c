@@ -32,13 +32,15 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int V)
     return bv;
 }
 
-static int kla_beta(linattn_clrun *r, const dprog *pr, cl_mem eta, cl_mem k, cl_long rows, float eps,
-                    cl_mem *beta)
+static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,
+                    cl_mem k, cl_long rows, cl_mem *beta)
 {
     int rc;
+    const float eps = a->eps;
+    const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk, map = a->map;
     if ((rc = linattn_clrun_alloc(r, (size_t)rows * sizeof(float), 0, beta))) return rc;
-    const linattn_karg args[] = {A(eta), A(k), A(*beta), A(rows), A(eps)};
-    if ((rc = linattn_clrun_args(pr->k[K_KLA], args, 5, "kla_beta"))) return rc;
+    const linattn_karg args[] = {A(eta), A(k), A(*beta), A(rows), A(eps), A(H), A(Hk), A(map)};
+    if ((rc = linattn_clrun_args(pr->k[K_KLA], args, 8, "kla_beta"))) return rc;
     const size_t local = 64, global = ((size_t)rows + 63) / 64 * 64;
     return linattn_clrun_launch(r->cl, pr->k[K_KLA], 1, &global, &local, "kla_beta");
 }
@@ -56,17 +58,19 @@ static int rowwise(linattn_clrun *r, cl_kernel kern, const char *name, cl_mem x,
 }
 
 /* The options' inputs (q, k normalised; beta through the sigmoid), then
- * kla's beta from eta and the (normalised) k: rows = (token, head) rows. */
-static int inputs(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_long rows,
+ * kla's beta from eta and the (normalised) k: tokens * H (token, value
+ * head) rows, tokens * Hk (token, key head) rows of q and k. */
+static int inputs(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_long tokens,
                   cl_mem *q, cl_mem *k, cl_mem *beta)
 {
     int rc;
-    if (a->qk_l2norm && ((rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *q, rows, a->K, q)) ||
-                         (rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *k, rows, a->K, k))))
+    const cl_long rows = tokens * a->H, qkrows = tokens * a->Hk;
+    if (a->qk_l2norm && ((rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *q, qkrows, a->K, q)) ||
+                         (rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *k, qkrows, a->K, k))))
         return rc;
     if (a->beta_logits && (rc = rowwise(r, pr->k[K_SIGM], "beta_sigmoid", *beta, rows, 1, beta)))
         return rc;
-    if (a->op == LINATTN_OP_KLA) return kla_beta(r, pr, *beta, *k, rows, a->eps, beta);
+    if (a->op == LINATTN_OP_KLA) return kla_beta(r, pr, a, *beta, *k, rows, beta);
     return LINATTN_OK;
 }
 
@@ -81,11 +85,13 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
         (rc = linattn_clrun_state_in(r, &a->h0, (size_t)units * a->K * a->V, 1, &S)) ||
         (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
-    if ((rc = inputs(r, pr, a, units, &q, &k, &beta))) return rc;
+    if ((rc = inputs(r, pr, a, (cl_long)a->B, &q, &k, &beta))) return rc;
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
+    const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk, map = a->map;
     const float scale = a->scale;
-    const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g), A(gdn)};
-    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 10, "delta_step"))) return rc;
+    const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g),
+                                 A(gdn), A(H), A(Hk), A(map)};
+    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 13, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
     if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local, "delta_step"))) return rc;
@@ -102,13 +108,13 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     int rc;
     linattn_cl *cl = r->cl;
     const int K = a->K, V = a->V, C = a->C;
-    const cl_int H = (cl_int)a->H;
+    const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk, map = a->map;
     cl_mem q, k, v, g, beta, o, St, Gb, Mb, Wb, Ub, Sb, ctab_m, stab_m;
     if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
         (rc = linattn_clrun_resolve(r, &a->beta, 1, &beta)) || (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
-    if ((rc = inputs(r, pr, a, (cl_long)(a->B * a->T * a->H), &q, &k, &beta))) return rc;
+    if ((rc = inputs(r, pr, a, (cl_long)(a->B * a->T), &q, &k, &beta))) return rc;
 
     /* the state between windows, from h0 or zeros */
     const size_t scount = (size_t)a->nseq * a->H * K * V;
@@ -137,14 +143,15 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
 
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const float scale = a->scale;
-    const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(has_g), A(gdn),
-                          A(Gb), A(Mb), A(Wb), A(Ub)};
+    const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk), A(map),
+                          A(has_g), A(gdn), A(Gb), A(Mb), A(Wb), A(Ub)};
     const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
-                          A(gdn)};
-    const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(scale)};
-    if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 13, "delta_prep")) ||
-        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 10, "delta_state")) ||
-        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 9, "delta_out")))
+                          A(Hk), A(map), A(gdn)};
+    const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(Hk),
+                          A(map), A(scale)};
+    if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 15, "delta_prep")) ||
+        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state")) ||
+        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 11, "delta_out")))
         return rc;
 
     for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
