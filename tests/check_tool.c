@@ -255,7 +255,7 @@ START_TEST(test_run_messages)
     save_tiny(0);
     save("in", "q", x, 4, s0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o 2>%s/err", tool(), dir, dir, dir), 1);
-    ck_assert_int_eq(sh("grep -q 'q.npy: dimension 1 (T of \\[BTHK\\]) is 0' %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'q.npy: dimension 1 (T of \\[BTJK\\]) is 0' %s/err", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --bogus 2>%s/err", tool(), dir, dir, dir), 2);
     ck_assert_int_eq(sh("grep -q '^linattn-run: --bogus' %s/err", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --scale 2>%s/err", tool(), dir, dir, dir), 2);
