@@ -96,17 +96,29 @@ int linattn_check_heads(int64_t K, int64_t V)
 }
 
 int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
-                      int ndim, int64_t *s, int64_t *V)
+                      int ndim, int64_t *s, int64_t *V, int64_t *Hk)
 {
     int rc;
-    int64_t sh[LINATTN_MAX_DIMS];
-    if ((rc = linattn_check_lead(q, "q", ndim, s))) return rc;
-    if ((rc = linattn_check_tensor(k, "k", ndim, s))) return rc;
+    int64_t sq[LINATTN_MAX_DIMS], sh[LINATTN_MAX_DIMS];
+    if ((rc = linattn_check_lead(q, "q", ndim, sq))) return rc;
+    if ((rc = linattn_check_tensor(k, "k", ndim, sq))) return rc;
     if ((rc = linattn_check_lead(v, "v", ndim, sh))) return rc;
-    for (int d = 0; d < ndim - 1; d++)
-        if (sh[d] != s[d])
+    /* the dimensions q and v share: all but the head size, and the heads too
+     * unless key heads may be shared (Hk) */
+    const int same = Hk ? ndim - 2 : ndim - 1;
+    for (int d = 0; d < same; d++)
+        if (sh[d] != sq[d])
             return linattn_fail(LINATTN_ESHAPE, "v: dimension %d is %lld, q's is %lld", d,
-                                (long long)sh[d], (long long)s[d]);
+                                (long long)sh[d], (long long)sq[d]);
+    if (Hk) {
+        *Hk = sq[ndim - 2];
+        if (sh[ndim - 2] % *Hk)
+            return linattn_fail(LINATTN_ESHAPE,
+                                "k: %lld key heads do not divide v's %lld value heads",
+                                (long long)*Hk, (long long)sh[ndim - 2]);
+    }
+    for (int d = 0; d < ndim - 1; d++) s[d] = sh[d];
+    s[ndim - 1] = sq[ndim - 1];
     *V = sh[ndim - 1];
     return linattn_check_heads(s[ndim - 1], *V);
 }

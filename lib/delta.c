@@ -222,35 +222,11 @@ static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *be
     return linattn_check_tensor(beta, op == LINATTN_OP_KLA ? "eta" : "beta", ndim, shape);
 }
 
-/* q, k [..., Hk, K] and v [..., H, V] of rank ndim: s = v's leading
- * dimensions and K, *Hk the key heads (dividing H), *V. */
-static int check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
-                     int ndim, int64_t *s, int64_t *Hk, int64_t *V)
-{
-    int rc;
-    int64_t sq[LINATTN_MAX_DIMS], sh[LINATTN_MAX_DIMS];
-    if ((rc = linattn_check_lead(q, "q", ndim, sq))) return rc;
-    if ((rc = linattn_check_tensor(k, "k", ndim, sq))) return rc;
-    if ((rc = linattn_check_lead(v, "v", ndim, sh))) return rc;
-    for (int d = 0; d < ndim - 2; d++)
-        if (sh[d] != sq[d])
-            return linattn_fail(LINATTN_ESHAPE, "v: dimension %d is %lld, q's is %lld", d,
-                                (long long)sh[d], (long long)sq[d]);
-    *Hk = sq[ndim - 2];
-    if (sh[ndim - 2] % *Hk)
-        return linattn_fail(LINATTN_ESHAPE, "k: %lld key heads do not divide v's %lld value heads",
-                            (long long)*Hk, (long long)sh[ndim - 2]);
-    for (int d = 0; d < ndim - 1; d++) s[d] = sh[d];
-    s[ndim - 1] = sq[ndim - 1];
-    *V = sh[ndim - 1];
-    return linattn_check_heads(s[ndim - 1], *V);
-}
-
 static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *Hk,
                          int64_t *nseq)
 {
     int rc;
-    if ((rc = check_qkv(&io->q, &io->k, &io->v, 4, s, Hk, &s[4]))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &s[4], Hk))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
     const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
@@ -424,7 +400,7 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     int64_t s[4], Hk = 0;
     linattn_delta_opts opts;
     if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
-    if ((rc = check_qkv(&io->q, &io->k, &io->v, 3, s, &Hk, &s[3]))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3], &Hk))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
     if ((rc = linattn_check_tensor(&io->state_h, "state_h", 4, stsh))) return rc;

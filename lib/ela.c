@@ -233,7 +233,7 @@ int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linatt
     int64_t s[4], V, nseq;
     linattn_ela_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V, NULL))) return rc;
     const int64_t K = s[3];
     const int64_t osh[4] = {s[0], s[1], s[2], V};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
@@ -257,7 +257,7 @@ int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io, const lina
     int64_t s[3], V;
     linattn_ela_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V, NULL))) return rc;
     const int64_t K = s[2], F = linattn_ela_feature_dim(opts.feature, K);
     const int64_t shs[4] = {s[0], s[1], F, V}, shz[3] = {s[0], s[1], F}, osh[3] = {s[0], s[1], V};
     static const char *const ns[] = {"state_s", "state_z", "state_c"};

@@ -204,7 +204,7 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     int64_t s[4], V, nseq;
     linattn_gka_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V, NULL))) return rc;
     const int64_t K = s[3];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
     if ((rc = check_gates(gates, 3, s))) return rc;
@@ -227,7 +227,7 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     int64_t s[3], V;
     linattn_gka_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V, NULL))) return rc;
     const int64_t K = s[2];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
     if ((rc = check_gates(gates, 2, s))) return rc;

@@ -94,16 +94,18 @@ int linattn_check_sequences(const int64_t *cu, int64_t n, int64_t B, int64_t T, 
 int linattn_check_call(const void *ctx, const void *io);
 /* Key and value head sizes against LINATTN_MAX_HEAD_DIM. */
 int linattn_check_heads(int64_t K, int64_t V);
-/* q and k of rank ndim and one shape (into s), v with q's leading
- * dimensions (its last into *V), and both head sizes. */
 /* A pair of tensors given both or neither (required: both), with their
  * ranks and shapes; a half pair is LINATTN_EINVAL naming the missing one
  * (LINATTN_ENULL when required). */
 int linattn_check_pair(const linattn_tensor *a, const linattn_tensor *b, const char *na,
                        const char *nb, int nda, const int64_t *sha, int ndb,
                        const int64_t *shb, int required);
+/* q and k of rank ndim and one shape, v with their leading dimensions: s
+ * receives v's leading dimensions and q's head size K, *V v's.  Hk NULL: q
+ * and v have the same heads; else q, k [.., Hk, K] with Hk dividing v's
+ * heads H (value heads sharing key heads), Hk into *Hk. */
 int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
-                      int ndim, int64_t *s, int64_t *V);
+                      int ndim, int64_t *s, int64_t *V, int64_t *Hk);
 
 /* values.c: the value policy of the ranged inputs (linattn(3)). */
 typedef enum linattn_range {

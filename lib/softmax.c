@@ -125,7 +125,7 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
     int64_t s[4], V, nseq;
     linattn_softmax_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V, NULL))) return rc;
     const int64_t K = s[3], osh[4] = {s[0], s[1], s[2], V};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
@@ -259,7 +259,7 @@ int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_sof
     if (!c) return linattn_fail(LINATTN_ENULL, "cache: NULL");
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if (c->ctx != ctx) return linattn_fail(LINATTN_EINVAL, "cache: belongs to another context");
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V, NULL))) return rc;
     const int64_t want[3] = {c->B, c->H, c->K};
     static const char *const dims[3] = {"B", "H", "K"};
     for (int d = 0; d < 3; d++)
