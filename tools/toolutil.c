@@ -1,7 +1,6 @@
 /* linattn tools - small helpers shared by the command-line tools. */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,31 +35,12 @@ int tool_parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-int tool_parse_float(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v) || fabs(v) > 3.4e38) return -1;
-    *out = (float)v;
-    return 0;
-}
-
 int tool_parse_backend(const char *s, linattn_backend *out)
 {
     if (!strcmp(s, "auto")) *out = LINATTN_BACKEND_AUTO;
     else if (!strcmp(s, "ref")) *out = LINATTN_BACKEND_REF;
     else if (!strcmp(s, "cpu")) *out = LINATTN_BACKEND_CPU;
     else if (!strcmp(s, "opencl")) *out = LINATTN_BACKEND_OPENCL;
-    else return -1;
-    return 0;
-}
-
-int tool_parse_algo(const char *s, linattn_algo *out)
-{
-    if (!strcmp(s, "auto")) *out = LINATTN_ALGO_AUTO;
-    else if (!strcmp(s, "recurrent")) *out = LINATTN_ALGO_RECURRENT;
-    else if (!strcmp(s, "chunk")) *out = LINATTN_ALGO_CHUNK;
     else return -1;
     return 0;
 }

@@ -16,11 +16,8 @@ void tool_error(const char *prog, const char *fmt, ...)
 void tool_progname(int argc, char **argv, const char *prog);
 /* Strict number parsing: the whole string must be a number in range. */
 int tool_parse_int(const char *s, long lo, long hi, long *out);
-int tool_parse_float(const char *s, float *out);
 /* Parse auto|ref|cpu|opencl into a backend. */
 int tool_parse_backend(const char *s, linattn_backend *out);
-/* Parse auto|recurrent|chunk. */
-int tool_parse_algo(const char *s, linattn_algo *out);
 /* dir/name.npy into buf; returns 0 if it fits. */
 int tool_npy_path(char *buf, size_t cap, const char *dir, const char *name);
 /* Create a directory and its missing parents (mkdir -p, mode 0777 & umask);

@@ -3,9 +3,13 @@
  * copy of the input.  Besides memory errors and undefined behaviour, it
  * aborts when a parser accepts something it should not:
  *   - tool_parse_int: the value lies in [lo, hi] and is what strtol reads;
- *   - tool_parse_float: the value is finite and what strtod reads;
- *   - tool_parse_backend/algo, linattn_ela_feature_parse: only the exact
- *     names, and a refused string leaves the output untouched. */
+ *   - linattn_op_option_parse, for every option of every entry point of the
+ *     operator table: a value within the option's range (an integer for
+ *     integer, flag, algorithm and feature options; nonzero where 0 is
+ *     refused), what strtod reads for numbers, and a refused string leaves
+ *     the output untouched and records a message;
+ *   - tool_parse_backend, linattn_ela_feature_parse: only the exact names,
+ *     and a refused string leaves the output untouched. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -45,35 +49,41 @@ static void check_int(const char *s)
     }
 }
 
-static void check_float(const char *s)
+static void check_options(const char *s)
 {
-    float f = 42.0f;
-    if (tool_parse_float(s, &f)) {
-        if (f != 42.0f) fail("tool_parse_float wrote on failure", s);
-        return;
+    for (int i = 0; i < linattn_op_count(); i++) {
+        const linattn_op_info *op = linattn_op_at(i);
+        for (int j = 0; j < op->noptions; j++) {
+            const linattn_op_option *o = &op->options[j];
+            double x = 4242.0;
+            linattn_clear_error();
+            if (linattn_op_option_parse(op, j, s, &x)) {
+                if (x != 4242.0 || !linattn_last_error()[0])
+                    fail("linattn_op_option_parse failure", s);
+                continue;
+            }
+            if (!isfinite(x) || x < o->lo || x > o->hi || (o->nonzero && x == 0))
+                fail("linattn_op_option_parse out of range", s);
+            if (o->type != LINATTN_OPT_FLOAT && x != floor(x))
+                fail("linattn_op_option_parse not an integer", s);
+            if (o->type == LINATTN_OPT_FLOAT || o->type == LINATTN_OPT_INT ||
+                o->type == LINATTN_OPT_FLAG) {
+                char *end;
+                if (strtod(s, &end) != x || *end) fail("linattn_op_option_parse value", s);
+            }
+        }
     }
-    if (!isfinite(f)) fail("tool_parse_float not finite", s);
-    char *end;
-    if ((float)strtod(s, &end) != f || *end) fail("tool_parse_float value", s);
 }
 
 static void check_names(const char *s)
 {
     static const char *const backends[] = {"auto", "ref", "cpu", "opencl"};
-    static const char *const algos[] = {"auto", "recurrent", "chunk"};
     linattn_backend b = (linattn_backend)77;
     if (!tool_parse_backend(s, &b)) {
         if ((int)b < 0 || (size_t)b >= sizeof backends / sizeof *backends || strcmp(backends[b], s))
             fail("tool_parse_backend", s);
     } else if ((int)b != 77) {
         fail("tool_parse_backend wrote on failure", s);
-    }
-    linattn_algo a = (linattn_algo)77;
-    if (!tool_parse_algo(s, &a)) {
-        if ((int)a < 0 || (size_t)a >= sizeof algos / sizeof *algos || strcmp(algos[a], s))
-            fail("tool_parse_algo", s);
-    } else if ((int)a != 77) {
-        fail("tool_parse_algo wrote on failure", s);
     }
     linattn_ela_feature e = (linattn_ela_feature)77;
     linattn_clear_error();
@@ -92,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size) memcpy(s, data, size);
     s[size] = '\0';
     check_int(s);
-    check_float(s);
+    check_options(s);
     check_names(s);
     free(s);
     return 0;
