@@ -115,7 +115,8 @@ float *linattn_host(const linattn_tensor *t)
 {
     /* data is const for the callers of the API; outputs point to writable
      * memory (linattn.h), so writing through it is defined */
-    return t->buf ? t->buf->host : (float *)(uintptr_t)t->data;
+    float *base = t->buf ? t->buf->host : (float *)(uintptr_t)t->data;
+    return base ? base + t->offset : NULL;
 }
 
 linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t)

@@ -30,6 +30,10 @@ int linattn_check_present(const linattn_tensor *t, const char *name)
         return linattn_fail(LINATTN_EINVAL, "%s: both data and buf are set", name);
     if (!t->data && !t->buf)
         return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", name);
+    int64_t any = t->offset;
+    for (int d = 0; d < LINATTN_MAX_DIMS; d++) any |= t->strides[d];
+    if (any) /* interim: views land with their checks */
+        return linattn_fail(LINATTN_EUNSUPPORTED, "%s: strides and offsets not yet taken", name);
     return LINATTN_OK;
 }
 
@@ -96,26 +100,39 @@ int linattn_check_heads(int64_t K, int64_t V)
 }
 
 int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
-                      int ndim, int64_t *s, int64_t *V, int64_t *Hk)
+                      int ndim, int64_t *s, int64_t *V, linattn_heads *heads)
 {
     int rc;
-    int64_t sq[LINATTN_MAX_DIMS], sh[LINATTN_MAX_DIMS];
+    int64_t sq[LINATTN_MAX_DIMS], sk[LINATTN_MAX_DIMS], sh[LINATTN_MAX_DIMS];
     if ((rc = linattn_check_lead(q, "q", ndim, sq))) return rc;
-    if ((rc = linattn_check_tensor(k, "k", ndim, sq))) return rc;
+    if (!heads) {
+        if ((rc = linattn_check_tensor(k, "k", ndim, sq))) return rc;
+    } else {
+        if ((rc = linattn_check_lead(k, "k", ndim, sk))) return rc;
+        for (int d = 0; d < ndim; d++)
+            if (d != ndim - 2 && sk[d] != sq[d])
+                return linattn_fail(LINATTN_ESHAPE, "k: dimension %d is %lld, q's is %lld", d,
+                                    (long long)sk[d], (long long)sq[d]);
+    }
     if ((rc = linattn_check_lead(v, "v", ndim, sh))) return rc;
     /* the dimensions q and v share: all but the head size, and the heads too
-     * unless key heads may be shared (Hk) */
-    const int same = Hk ? ndim - 2 : ndim - 1;
+     * unless heads may be shared */
+    const int same = heads ? ndim - 2 : ndim - 1;
     for (int d = 0; d < same; d++)
         if (sh[d] != sq[d])
             return linattn_fail(LINATTN_ESHAPE, "v: dimension %d is %lld, q's is %lld", d,
                                 (long long)sh[d], (long long)sq[d]);
-    if (Hk) {
-        *Hk = sq[ndim - 2];
-        if (sh[ndim - 2] % *Hk)
+    if (heads) {
+        const int64_t Hq = sq[ndim - 2], Hk = sk[ndim - 2], H = sh[ndim - 2];
+        if (H % Hk)
             return linattn_fail(LINATTN_ESHAPE,
                                 "k: %lld key heads do not divide v's %lld value heads",
-                                (long long)*Hk, (long long)sh[ndim - 2]);
+                                (long long)Hk, (long long)H);
+        if (Hq != Hk && Hq % H)
+            return linattn_fail(LINATTN_ESHAPE,
+                                "q: %lld query heads are neither k's %lld nor a multiple of "
+                                "v's %lld", (long long)Hq, (long long)Hk, (long long)H);
+        *heads = (linattn_heads){.q = Hq, .k = Hk, .v = H, .o = Hq != Hk ? Hq : H};
     }
     for (int d = 0; d < ndim - 1; d++) s[d] = sh[d];
     s[ndim - 1] = sq[ndim - 1];

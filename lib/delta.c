@@ -25,11 +25,15 @@ void linattn_delta_opts_init(linattn_delta_opts *opts)
 /* Everything a job needs; decided once per call. */
 typedef struct delta_plan {
     const linattn_ctx *ctx;
-    int64_t T, H, Hk, nseq;      /* Hk key heads (q, k), H value heads */
+    int64_t T, nseq;
+    linattn_heads hd;             /* q, k, v (H, one state each) and o heads */
     int K, V, map;                /* map: opts.head_map */
+    int nq;                       /* query heads per state (Hq / H when they share) */
+    int gk;                       /* g per key channel */
+    int has_t;                    /* 0: a step's [B,H,X] tensors */
     const int64_t *cu;            /* NULL: sequence n is batch row n */
-    const float *q, *k, *v, *g, *beta, *h0;
-    float *o, *ht;
+    linattn_rows q, k, v, g, beta, o;
+    linattn_rows h0, ht;          /* [N,H,K,V] read as rows: (n, h) -> p + n*sb + h*st */
     float scale;
     linattn_algo algo;
     int C, nblk, blkw;
@@ -46,82 +50,108 @@ static int64_t key_head(int64_t h, int64_t H, int64_t Hk, int map)
     return map == LINATTN_HEADS_TILED ? h % Hk : h / (H / Hk);
 }
 
+/* Row r of n_heads heads per token of a [B,T,..] tensor (T = 1: a step). */
+static float *row_at(const linattn_rows *x, int64_t r, int64_t T, int64_t n_heads)
+{
+    const int64_t h = r % n_heads, bt = r / n_heads;
+    return linattn_row(x, bt / T, bt % T, h);
+}
+
+/* Contiguous rows [B,T,heads,X] of scratch as a view. */
+static linattn_rows dense_rows(float *p, int64_t T, int64_t heads, int64_t X)
+{
+    return (linattn_rows){.p = p, .sb = (ptrdiff_t)(T * heads * X),
+                          .st = (ptrdiff_t)(heads * X), .sh = (ptrdiff_t)X, .sx = 1};
+}
+
 /* The recurrent kernels sweep all tokens once per panel of columns.  With
- * H heads interleaved, consecutive tokens of a head lie H*K floats apart, a
- * stride the hardware prefetchers do not follow across pages; so tokens are
+ * heads interleaved, consecutive tokens of a head lie far apart, a stride
+ * the hardware prefetchers do not follow across pages; so tokens are
  * copied, STAGE_T at a time, into contiguous rows first (and o back).  The
  * kernel restarts on each block from the stored state: no result changes. */
 static void run_staged(linattn_delta_rec_fn kern, const linattn_delta_rec_job *jb, float *stage)
 {
-    if (!stage || jb->T == 1 || (jb->sqk == jb->K && jb->sv == jb->n)) {
+    const int K = jb->K, n = jb->n, nq = jb->nq;
+    if (!stage || jb->T == 1 ||
+        (jb->sk == K && jb->sq == (ptrdiff_t)nq * K && jb->sv == n &&
+         jb->so == (ptrdiff_t)nq * n && (nq == 1 || (jb->sqh == K && jb->soh == n)))) {
         kern(jb);
         return;
     }
-    const int K = jb->K, n = jb->n;
-    float *q = stage, *k = q + (size_t)STAGE_T * K, *v = k + (size_t)STAGE_T * K;
+    float *q = stage, *k = q + (size_t)STAGE_T * nq * K, *v = k + (size_t)STAGE_T * K;
     float *o = v + (size_t)STAGE_T * n;
     for (int64_t t0 = 0; t0 < jb->T; t0 += STAGE_T) {
         const int c = (int)(jb->T - t0 < STAGE_T ? jb->T - t0 : STAGE_T);
         for (int r = 0; r < c; r++) {
-            memcpy(q + (size_t)r * K, jb->q + (t0 + r) * jb->sqk, sizeof(float) * K);
-            memcpy(k + (size_t)r * K, jb->k + (t0 + r) * jb->sqk, sizeof(float) * K);
+            for (int e = 0; e < nq; e++)
+                memcpy(q + ((size_t)r * nq + e) * K, jb->q + (t0 + r) * jb->sq + e * jb->sqh,
+                       sizeof(float) * K);
+            memcpy(k + (size_t)r * K, jb->k + (t0 + r) * jb->sk, sizeof(float) * K);
             memcpy(v + (size_t)r * n, jb->v + (t0 + r) * jb->sv, sizeof(float) * n);
         }
         linattn_delta_rec_job b = *jb;
         b.T = c;
-        b.q = q; b.k = k; b.sqk = K;
-        b.v = v; b.o = o; b.sv = n;
+        b.q = q; b.sq = (ptrdiff_t)nq * K; b.sqh = K;
+        b.k = k; b.sk = K;
+        b.v = v; b.sv = n;
+        b.o = o; b.so = (ptrdiff_t)nq * n; b.soh = n;
         b.g = jb->g ? jb->g + t0 * jb->sg : NULL;
-        b.beta = jb->beta ? jb->beta + t0 * jb->sg : NULL;
+        b.beta = jb->beta ? jb->beta + t0 * jb->sb : NULL;
         kern(&b);
         for (int r = 0; r < c; r++)
-            memcpy(jb->o + (t0 + r) * jb->sv, o + (size_t)r * n, sizeof(float) * n);
+            for (int e = 0; e < nq; e++)
+                memcpy(jb->o + (t0 + r) * jb->so + e * jb->soh, o + ((size_t)r * nq + e) * n,
+                       sizeof(float) * n);
     }
 }
 
 static void run_job(void *arg, int64_t job, int thread)
 {
     const delta_plan *p = arg;
+    const int64_t H = p->hd.v;
     const int64_t blk = job % p->nblk, unit = job / p->nblk;
-    const int64_t h = unit % p->H, n = unit / p->H;
-    int64_t row0, len;
-    linattn_seq_span(p->cu, p->T, n, &row0, &len);
+    const int64_t h = unit % H, n = unit / H;
+    const int64_t b = p->cu ? 0 : n, t0 = p->cu ? p->cu[n] : 0;
+    const int64_t len = p->cu ? p->cu[n + 1] - p->cu[n] : p->T;
     const size_t KV = (size_t)p->K * p->V;
-    const int64_t tok0 = row0 * p->H + h;   /* index of (b, t0, h) */
-    const int64_t kt0 = row0 * p->Hk + key_head(h, p->H, p->Hk, p->map); /* its key row */
+    const int64_t kh = key_head(h, H, p->hd.k, p->map);
+    /* query heads sharing the state: h*nq ..; else the query head goes with the key head */
+    const int share = p->hd.q != p->hd.k;
+    const int64_t qh = share ? h * p->nq : kh, oh = share ? h * p->nq : h;
     /* per-thread scratch: [panel pack][staged tokens][state if ht absent][chunk work] */
     float *work = linattn_runner_work(&p->run, thread);
     float *pack = p->pack_floats ? work : NULL;
     work += p->pack_floats;
     float *stage = p->stage_floats ? work : NULL;
     work += p->stage_floats;
-    float *S = p->ht ? p->ht + (size_t)unit * KV : work;
+    float *S = p->ht.p ? linattn_row(&p->ht, n, h, 0) : work;
+    const ptrdiff_t ldS = p->ht.p ? p->ht.sh : p->V;
     const int j0 = (int)blk * p->blkw;
     const int w = p->V - j0 < p->blkw ? p->V - j0 : p->blkw;
 
     /* initial state of this column block */
-    const float *S0 = p->h0 ? p->h0 + (size_t)unit * KV : NULL;
+    const float *S0 = p->h0.p ? linattn_row(&p->h0, n, h, 0) : NULL;
     if (S0 != S)
         for (int i = 0; i < p->K; i++) {
-            float *row = S + (size_t)i * p->V + j0;
-            if (S0) memcpy(row, S0 + (size_t)i * p->V + j0, sizeof(float) * w);
+            float *row = S + i * ldS + j0;
+            if (S0) memcpy(row, S0 + i * p->h0.sh + j0, sizeof(float) * w);
             else memset(row, 0, sizeof(float) * w);
         }
 
     linattn_delta_rec_job jb = {
-        .T = len, .K = p->K, .n = w,
-        .sqk = (ptrdiff_t)(p->Hk * p->K), .sv = (ptrdiff_t)(p->H * p->V), .sg = (ptrdiff_t)p->H,
-        .ldS = p->V,
-        .q = p->q + kt0 * p->K, .k = p->k + kt0 * p->K, .v = p->v + tok0 * p->V + j0,
-        .g = p->g ? p->g + tok0 : NULL, .beta = p->beta ? p->beta + tok0 : NULL,
-        .o = p->o + tok0 * p->V + j0, .S = S + j0, .scale = p->scale, .pack = pack,
+        .T = len, .K = p->K, .n = w, .nq = p->nq, .gk = p->gk,
+        .sq = p->q.st, .sk = p->k.st, .sv = p->v.st, .so = p->o.st, .sg = p->g.st,
+        .sb = p->beta.st, .sqh = p->q.sh, .soh = p->o.sh, .ldS = ldS,
+        .q = linattn_row(&p->q, b, t0, qh), .k = linattn_row(&p->k, b, t0, kh),
+        .v = linattn_row(&p->v, b, t0, h) + j0,
+        .g = p->g.p ? linattn_row(&p->g, b, t0, h) : NULL,
+        .beta = p->beta.p ? linattn_row(&p->beta, b, t0, h) : NULL,
+        .o = linattn_row(&p->o, b, t0, oh) + j0, .S = S + j0, .scale = p->scale, .pack = pack,
     };
     if (p->ref)
-        linattn_delta_ref_seq(jb.T, p->K, p->V, jb.sqk, jb.sv, jb.sg, jb.q, jb.k, jb.v, jb.g,
-                              jb.beta, jb.o, S, p->scale, p->flags,
-                              linattn_runner_dwork(&p->run, thread));
+        linattn_delta_ref_seq(&jb, p->flags, linattn_runner_dwork(&p->run, thread));
     else if (p->algo == LINATTN_ALGO_CHUNK)
-        linattn_delta_chunk(&jb, p->C, work + (p->ht ? 0 : KV));
+        linattn_delta_chunk(&jb, p->C, work + (p->ht.p ? 0 : KV));
     else
         run_staged(p->ctx->kern.delta_rec, &jb, stage);
 }
@@ -133,8 +163,8 @@ static void run_job(void *arg, int64_t job, int thread)
 #define KLA_ROWS 2048
 typedef struct kla_arg {
     float *beta;
-    const float *eta, *k;
-    int64_t rows, H, Hk;
+    const linattn_rows *eta, *k;
+    int64_t rows, T, H, Hk;
     int K, norm, map;
     float eps;
 } kla_arg;
@@ -146,7 +176,7 @@ static void kla_rows(void *arg, int64_t blk, int thread)
     (void)thread;
     for (int64_t r = blk * KLA_ROWS; r < r1; r++) {
         const int64_t kr = r / a->H * a->Hk + key_head(r % a->H, a->H, a->Hk, a->map);
-        const float *k = a->k + kr * a->K;
+        const float *k = row_at(a->k, kr, a->T, a->Hk);
         double s[4] = {0.0, 0.0, 0.0, 0.0}; /* four chains: not latency-bound */
         int i = 0;
         for (; i + 4 <= a->K; i += 4)
@@ -154,32 +184,35 @@ static void kla_rows(void *arg, int64_t blk, int thread)
         for (; i < a->K; i++) s[0] += (double)k[i] * k[i];
         double nn = (s[0] + s[1]) + (s[2] + s[3]);
         if (a->norm) nn /= nn + LINATTN_QK_NORM_EPS;
-        a->beta[r] = (float)(a->eta[r] / (nn + a->eps));
+        a->beta[r] = (float)(*row_at(a->eta, r, a->T, a->H) / (nn + a->eps));
     }
 }
 
 /* opts.qk_l2norm and opts.beta_logits on the fast paths: normalised q, k
- * rows and sigmoid(beta) into scratch, in parallel blocks of rows, before
- * the kernels (which are unchanged) run on them. */
+ * rows and sigmoid(beta) into scratch (contiguous), in parallel blocks of
+ * rows, before the kernels (which are unchanged) run on them. */
 typedef struct stage_arg {
-    const float *q, *k, *beta;  /* given; NULL: not staged */
+    const linattn_rows *q, *k, *beta; /* given; NULL: not staged */
     float *qn, *kn, *bs;
-    int64_t rows, qkrows;       /* (token, value head) and (token, key head) rows */
+    int64_t T, Hq, Hk, H;             /* rows: B*T*Hq of q, B*T*Hk of k, B*T*H of beta */
+    int64_t nrq, nrk, nrb;            /* those counts */
     int K;
 } stage_arg;
 
 static void stage_rows(void *arg, int64_t blk, int thread)
 {
     const stage_arg *a = arg;
-    const int64_t r0 = blk * KLA_ROWS;
+    const int64_t r0 = blk * KLA_ROWS, r1 = r0 + KLA_ROWS;
     (void)thread;
-    if (a->q && r0 < a->qkrows) {
-        const int64_t r1 = r0 + KLA_ROWS < a->qkrows ? r0 + KLA_ROWS : a->qkrows;
-        linattn_l2norm_rows(a->q, a->qn, r0, r1, a->K);
-        linattn_l2norm_rows(a->k, a->kn, r0, r1, a->K);
+    if (a->q) {
+        for (int64_t r = r0; r < r1 && r < a->nrq; r++)
+            linattn_l2norm_row(row_at(a->q, r, a->T, a->Hq), a->qn + r * a->K, a->K);
+        for (int64_t r = r0; r < r1 && r < a->nrk; r++)
+            linattn_l2norm_row(row_at(a->k, r, a->T, a->Hk), a->kn + r * a->K, a->K);
     }
-    if (a->beta && r0 < a->rows)
-        linattn_sigmoid(a->beta, a->bs, r0, r0 + KLA_ROWS < a->rows ? r0 + KLA_ROWS : a->rows);
+    if (a->beta)
+        for (int64_t r = r0; r < r1 && r < a->nrb; r++)
+            a->bs[r] = linattn_sigmoid(*row_at(a->beta, r, a->T, a->H));
 }
 
 static int check_opts(const linattn_ctx *ctx, int op, const linattn_delta_opts *o)
@@ -209,33 +242,28 @@ static int check_opts(const linattn_ctx *ctx, int op, const linattn_delta_opts *
     return LINATTN_OK;
 }
 
-/* Check the gate tensors: g optional, beta required except for gla. */
+/* Check the gate tensors: g optional, per head (lead = shape) or per key
+ * channel (lead + K, *gk set); beta required except for gla. */
 static int check_gates(int op, const linattn_tensor *g, const linattn_tensor *beta, int ndim,
-                       const int64_t *shape)
+                       const int64_t *shape, int64_t K, int *gk)
 {
     int rc;
-    if (linattn_given(g) && (rc = linattn_check_tensor(g, "g", ndim, shape))) return rc;
+    *gk = linattn_given(g) && g->ndim == ndim + 1;
+    if (linattn_given(g)) {
+        int64_t gsh[LINATTN_MAX_DIMS];
+        for (int d = 0; d < ndim; d++) gsh[d] = shape[d];
+        gsh[ndim] = K;
+        if (g->ndim != ndim + 1) {
+            if ((rc = linattn_check_tensor(g, "g", ndim, shape))) return rc;
+        } else if ((rc = linattn_check_tensor(g, "g", ndim + 1, gsh))) {
+            return rc;
+        }
+    }
     if (op == LINATTN_OP_GLA) {
         if (linattn_given(beta)) return linattn_fail(LINATTN_EINVAL, "beta: gla takes no beta");
         return LINATTN_OK;
     }
     return linattn_check_tensor(beta, op == LINATTN_OP_KLA ? "eta" : "beta", ndim, shape);
-}
-
-static int check_forward(int op, const linattn_delta_io *io, int64_t *s, int64_t *Hk,
-                         int64_t *nseq)
-{
-    int rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &s[4], Hk))) return rc;
-    if ((rc = check_gates(op, &io->g, &io->beta, 3, s))) return rc;
-    const int64_t osh[4] = {s[0], s[1], s[2], s[4]};
-    if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
-    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], nseq)))
-        return rc;
-    const int64_t hsh[4] = {*nseq, s[2], s[3], s[4]};
-    if (linattn_given(&io->h0) && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
-    if (linattn_given(&io->hT) && (rc = linattn_check_tensor(&io->hT, "hT", 4, hsh))) return rc;
-    return LINATTN_OK;
 }
 
 /* Split value columns so that there are at least as many jobs as threads
@@ -252,16 +280,18 @@ static void plan_blocks(delta_plan *p, int64_t units)
     p->nblk = (p->V + w - 1) / w;
 }
 
-static int execute(int op, delta_plan *p, int64_t rows, int64_t qkrows, int64_t units,
-                   float eps, const char *what)
+static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what)
 {
     const int nt = linattn_max_threads(p->ctx);
     const size_t KV = (size_t)p->K * p->V;
+    const int64_t units = p->nseq * p->hd.v;
+    const int64_t rows = B * p->T * p->hd.v, qrows = B * p->T * p->hd.q;
+    const int64_t krows = B * p->T * p->hd.k;
     plan_blocks(p, units);
     const int rec = !p->ref && p->algo == LINATTN_ALGO_RECURRENT;
     p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
-    p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (2 * p->K + 2 * p->V) : 0;
-    size_t work = p->pack_floats + p->stage_floats + (p->ht ? 0 : KV) +
+    p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (p->nq + 1) * (p->K + p->V) : 0;
+    size_t work = p->pack_floats + p->stage_floats + (p->ht.p ? 0 : KV) +
                   (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
     work = (work + 16) / 16 * 16;
     const int kla = op == LINATTN_OP_KLA;
@@ -270,41 +300,43 @@ static int execute(int op, delta_plan *p, int64_t rows, int64_t qkrows, int64_t 
     const int norm = (p->flags & LINATTN_DELTA_QKNORM) && !p->ref;
     const int logits = (p->flags & LINATTN_DELTA_LOGITS) && !p->ref;
     const size_t nb = kla || logits ? ((size_t)rows + 15) / 16 * 16 : 0;
-    const size_t nqk = norm ? (size_t)qkrows * p->K : 0;
-    if (nqk && nqk / p->K != (size_t)qkrows)
+    const size_t nqf = norm ? (size_t)qrows * p->K : 0, nkf = norm ? (size_t)krows * p->K : 0;
+    if (norm && (nqf / p->K != (size_t)qrows || nqf > (SIZE_MAX / sizeof(float) - nb) / 4))
         return linattn_fail(LINATTN_ENOMEM, "%s: out of memory for scratch", what);
     int rc = linattn_runner_begin(&p->run, p->ctx, work,
                                   p->ref ? linattn_delta_ref_work(p->K, p->V) : 0,
-                                  nqk > (SIZE_MAX / sizeof(float) - nb) / 2
-                                      ? SIZE_MAX : sizeof(float) * (nb + 2 * nqk), what);
+                                  sizeof(float) * (nb + nqf + nkf), what);
     if (rc) return rc;
-    const int64_t nrb = (rows + KLA_ROWS - 1) / KLA_ROWS; /* rows >= qkrows */
+    const int64_t most = rows > qrows ? rows : qrows; /* krows <= rows */
+    const int64_t nrb = (most + KLA_ROWS - 1) / KLA_ROWS;
     if (norm || logits) {
         float *sh = p->run.shared;
-        stage_arg a = {.q = norm ? p->q : NULL, .k = p->k, .beta = logits ? p->beta : NULL,
-                       .bs = sh, .qn = sh + nb, .kn = sh + nb + nqk, .rows = rows,
-                       .qkrows = qkrows, .K = p->K};
+        stage_arg a = {.q = norm ? &p->q : NULL, .k = &p->k, .beta = logits ? &p->beta : NULL,
+                       .bs = sh, .qn = sh + nb, .kn = sh + nb + nqf, .T = p->T,
+                       .Hq = p->hd.q, .Hk = p->hd.k, .H = p->hd.v, .nrq = qrows, .nrk = krows,
+                       .nrb = rows, .K = p->K};
         linattn_runner_jobs(&p->run, nrb, stage_rows, &a, 0);
         if (norm) {
-            p->q = a.qn;
-            p->k = a.kn;
+            p->q = dense_rows(a.qn, p->T, p->hd.q, p->K);
+            p->k = dense_rows(a.kn, p->T, p->hd.k, p->K);
         }
-        if (logits) p->beta = a.bs;
+        if (logits) p->beta = dense_rows(a.bs, p->T, p->hd.v, 1);
     }
     if (kla) { /* eta into beta; then the call runs as gdn */
-        kla_arg a = {.beta = p->run.shared, .eta = p->beta, .k = p->k, .rows = rows, .H = p->H,
-                     .Hk = p->Hk, .K = p->K, .map = p->map,
+        const linattn_rows eta = p->beta;
+        kla_arg a = {.beta = p->run.shared, .eta = &eta, .k = &p->k, .rows = rows, .T = p->T,
+                     .H = p->hd.v, .Hk = p->hd.k, .K = p->K, .map = p->map,
                      .norm = p->ref && (p->flags & LINATTN_DELTA_QKNORM), .eps = eps};
         linattn_runner_jobs(&p->run, nrb, kla_rows, &a, 0);
-        p->beta = a.beta;
+        p->beta = dense_rows(a.beta, p->T, p->hd.v, 1);
     }
     if (p->ctx->verbose) {
         char algo[32];
         if (p->algo == LINATTN_ALGO_CHUNK && !p->ref) snprintf(algo, sizeof algo, "chunk C=%d", p->C);
         else snprintf(algo, sizeof algo, "recurrent");
-        fprintf(stderr, "linattn: %s T=%lld H=%lld Hk=%lld K=%d V=%d seqs=%lld: %s %s, %d column "
-                "block%s, %d thread%s\n", what, (long long)p->T, (long long)p->H,
-                (long long)p->Hk, p->K, p->V,
+        fprintf(stderr, "linattn: %s T=%lld H=%lld Hk=%lld Hq=%lld K=%d V=%d%s seqs=%lld: %s %s, "
+                "%d column block%s, %d thread%s\n", what, (long long)p->T, (long long)p->hd.v,
+                (long long)p->hd.k, (long long)p->hd.q, p->K, p->V, p->gk ? " g per channel" : "",
                 (long long)p->nseq, p->ref ? "ref" : p->ctx->kern.isa, algo, p->nblk,
                 p->nblk == 1 ? "" : "s", nt, nt == 1 ? "" : "s");
     }
@@ -324,12 +356,45 @@ static int begin(const linattn_ctx *ctx, int op, const void *io, const linattn_d
     return check_opts(ctx, op, opts);
 }
 
+/* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
+ * form on the CPU; the portable recurrent kernel does not. */
+static linattn_algo choose_algo(const linattn_ctx *ctx, const linattn_delta_opts *o, int64_t T)
+{
+    if (o->algo != LINATTN_ALGO_AUTO) return o->algo;
+    return ctx->kern.simd || !linattn_have_blas() || T < DEFAULT_CHUNK
+               ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
+}
+
+/* Interim, while the kernels learn them: which paths take g per key channel
+ * (gk) and query heads sharing a state (nq > 1). */
+enum { PATH_REF, PATH_REC, PATH_CHUNK, PATH_OPENCL };
+static int path_takes(int path, int gk, int nq)
+{
+    static const char *const names[] = {"reference", "recurrent form", "chunk form", "OpenCL"};
+    int ok = 1;
+    switch (path) {
+    case PATH_REF: ok = 1; break;
+    case PATH_REC: ok = !gk && nq == 1; break;
+    case PATH_CHUNK: ok = !gk && nq == 1; break;
+    case PATH_OPENCL: ok = !gk && nq == 1; break;
+    }
+    if (ok) return LINATTN_OK;
+    return linattn_fail(LINATTN_EUNSUPPORTED, "%s: not yet in the %s",
+                        gk ? "g per key channel" : "query heads sharing a state", names[path]);
+}
+
+/* What the shape checks found. */
+typedef struct delta_shape {
+    int64_t B, T, nseq, K, V;
+    linattn_heads hd;
+    int gk;
+} delta_shape;
+
 /* Everything after the shape checks, for forward and step (step: T = 1,
  * sequence n is batch row n, h0 and ht are the state, updated in place).
  * names[] name x's tensors for the buffer checks, in the order below. */
 static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const *names,
-               int64_t B, int64_t T, int64_t H, int64_t Hk, int64_t nseq, int64_t K,
-               int64_t V, const linattn_delta_opts *opts, int step)
+               const delta_shape *sh, const linattn_delta_opts *opts, int step)
 {
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
@@ -339,15 +404,22 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
                                        opts->beta_logits ? LINATTN_RANGE_FINITE
                                                          : LINATTN_RANGE_STEP}};
     if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
+    const int nq = sh->hd.q != sh->hd.k ? (int)(sh->hd.q / sh->hd.v) : 1;
+    const int ref = ctx->backend == LINATTN_BACKEND_REF;
+    const linattn_algo algo = step ? LINATTN_ALGO_RECURRENT : choose_algo(ctx, opts, sh->T);
+    if ((rc = path_takes(ctx->cl ? PATH_OPENCL : ref ? PATH_REF
+                                 : algo == LINATTN_ALGO_CHUNK ? PATH_CHUNK : PATH_REC,
+                         sh->gk, nq)))
+        return rc;
     linattn_clear_error();
-    const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
+    const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)sh->K);
     if (ctx->cl) {
         const int C = opts->chunk && opts->chunk < LINATTN_CL_CHUNK ? opts->chunk : LINATTN_CL_CHUNK;
         linattn_cl_delta a = {
-            .op = op, .step = step, .B = B, .T = T, .H = H, .Hk = Hk, .map = opts->head_map,
-            .nseq = nseq, .K = (int)K,
-            .V = (int)V, .cu = x->cu_seqlens, .scale = scale, .eps = opts->eps,
-            .C = step ? LINATTN_CL_CHUNK : C,
+            .op = op, .step = step, .B = sh->B, .T = sh->T, .H = sh->hd.v, .Hk = sh->hd.k,
+            .Hq = sh->hd.q, .gk = sh->gk, .map = opts->head_map, .nseq = sh->nseq,
+            .K = (int)sh->K, .V = (int)sh->V, .cu = x->cu_seqlens, .scale = scale,
+            .eps = opts->eps, .C = step ? LINATTN_CL_CHUNK : C,
             .qk_l2norm = opts->qk_l2norm != 0, .beta_logits = opts->beta_logits != 0,
             .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
             .v = linattn_cl_arg_of(&x->v), .g = linattn_cl_arg_of(&x->g),
@@ -357,59 +429,68 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
         rc = linattn_cl_delta_run(ctx->cl, &a);
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8))) return rc;
     }
+    const int ht = !step; /* forward tensors have a T dimension */
     delta_plan p = {
-        .ctx = ctx, .T = T, .H = H, .Hk = Hk, .nseq = nseq, .K = (int)K, .V = (int)V,
-        .map = opts->head_map,
-        .cu = x->cu_seqlens, .q = linattn_host(&x->q), .k = linattn_host(&x->k),
-        .v = linattn_host(&x->v), .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
-        .h0 = linattn_host(&x->h0), .o = linattn_host(&x->o), .ht = linattn_host(&x->hT),
+        .ctx = ctx, .T = sh->T, .nseq = sh->nseq, .hd = sh->hd, .K = (int)sh->K,
+        .V = (int)sh->V, .map = opts->head_map, .nq = nq, .gk = sh->gk, .has_t = ht,
+        .cu = x->cu_seqlens,
+        .q = linattn_rows_of(&x->q, ht, 1), .k = linattn_rows_of(&x->k, ht, 1),
+        .v = linattn_rows_of(&x->v, ht, 1), .g = linattn_rows_of(&x->g, ht, sh->gk),
+        .beta = linattn_rows_of(&x->beta, ht, 0), .o = linattn_rows_of(&x->o, ht, 1),
+        .h0 = linattn_rows_of(&x->h0, 1, 1), .ht = linattn_rows_of(&x->hT, 1, 1),
         .scale = scale, .ref = ctx->backend == LINATTN_BACKEND_REF,
         .flags = (opts->qk_l2norm ? LINATTN_DELTA_QKNORM : 0) |
                  (opts->beta_logits ? LINATTN_DELTA_LOGITS : 0),
         .C = !step && opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
-    /* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
-     * form on the CPU; the portable recurrent kernel does not.  The step
-     * always runs the recurrence. */
-    p.algo = step ? LINATTN_ALGO_RECURRENT : opts->algo;
-    if (p.algo == LINATTN_ALGO_AUTO)
-        p.algo = ctx->kern.simd || !linattn_have_blas() || p.T < DEFAULT_CHUNK
-                     ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
+    p.algo = algo;
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
-    return execute(op, &p, B * T * H, B * T * Hk, nseq * H, opts->eps, what);
+    return execute(op, &p, sh->B, opts->eps, what);
 }
 
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
                          const linattn_delta_opts *oin)
 {
     int rc;
-    int64_t s[5], Hk = 0, nseq = 0;
+    int64_t s[5];
+    delta_shape sh;
     linattn_delta_opts opts;
     if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
-    if ((rc = check_forward(op, io, s, &Hk, &nseq))) return rc;
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &s[4], &sh.hd))) return rc;
+    if ((rc = check_gates(op, &io->g, &io->beta, 3, s, s[3], &sh.gk))) return rc;
+    const int64_t osh[4] = {s[0], s[1], sh.hd.o, s[4]};
+    if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
+    if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &sh.nseq)))
+        return rc;
+    const int64_t hsh[4] = {sh.nseq, s[2], s[3], s[4]};
+    if (linattn_given(&io->h0) && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
+    if (linattn_given(&io->hT) && (rc = linattn_check_tensor(&io->hT, "hT", 4, hsh))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "hT"};
     linattn_delta_io x = *io;
-    return run(op, ctx, &x, names, s[0], s[1], s[2], Hk, nseq, s[3], s[4], &opts, 0);
+    sh.B = s[0]; sh.T = s[1]; sh.K = s[3]; sh.V = s[4];
+    return run(op, ctx, &x, names, &sh, &opts, 0);
 }
 
 static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
                       const linattn_delta_opts *oin)
 {
     int rc;
-    int64_t s[4], Hk = 0;
+    int64_t s[4];
+    delta_shape sh;
     linattn_delta_opts opts;
     if ((rc = begin(ctx, op, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3], &Hk))) return rc;
-    if ((rc = check_gates(op, &io->g, &io->beta, 2, s))) return rc;
-    const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], s[1], s[3]};
+    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3], &sh.hd))) return rc;
+    if ((rc = check_gates(op, &io->g, &io->beta, 2, s, s[2], &sh.gk))) return rc;
+    const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], sh.hd.o, s[3]};
     if ((rc = linattn_check_tensor(&io->state_h, "state_h", 4, stsh))) return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "state_h", "o", "state_h"};
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_delta_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
                           .h0 = io->state_h, .o = io->o, .hT = io->state_h};
-    return run(op, ctx, &x, names, s[0], 1, s[1], Hk, s[0], s[2], s[3], &opts, 1);
+    sh.B = s[0]; sh.T = 1; sh.nseq = s[0]; sh.K = s[2]; sh.V = s[3];
+    return run(op, ctx, &x, names, &sh, &opts, 1);
 }
 
 static int op_ok(linattn_delta_op op)

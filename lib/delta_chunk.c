@@ -33,9 +33,9 @@ void linattn_delta_chunk(const linattn_delta_rec_job *jb, int C, float *work)
 
     for (int64_t t0 = 0; t0 < jb->T; t0 += C) {
         const int c = (int)(jb->T - t0 < C ? jb->T - t0 : C);
-        const float *q = jb->q + t0 * jb->sqk, *k = jb->k + t0 * jb->sqk;
+        const float *q = jb->q + t0 * jb->sq, *k = jb->k + t0 * jb->sk;
         const float *v = jb->v + t0 * jb->sv;
-        float *o = jb->o + t0 * jb->sv;
+        float *o = jb->o + t0 * jb->so;
 
         float acc = 0.0f;
         for (int r = 0; r < c; r++) {
@@ -44,16 +44,16 @@ void linattn_delta_chunk(const linattn_delta_rec_job *jb, int C, float *work)
             eG[r] = expf(acc);
         }
         for (int r = 0; r < c; r++) eGl[r] = expf(G[c - 1] - G[r]);
-        gather(Kc, k, jb->sqk, c, K);
-        gather(Qc, q, jb->sqk, c, K);
+        gather(Kc, k, jb->sk, c, K);
+        gather(Qc, q, jb->sq, c, K);
         gather(U, v, jb->sv, c, n);
 
         if (gdn) {
-            const float *beta = jb->beta + t0 * jb->sg;
+            const float *beta = jb->beta + t0 * jb->sb;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, c, K, 1.0f, Kc, K, Kc, K,
                         0.0f, A, C);
             for (int r = 0; r < c; r++) {
-                const float br = beta[r * jb->sg];
+                const float br = beta[r * jb->sb];
                 for (int s = 0; s < r; s++) A[(size_t)r * C + s] *= br * expf(G[r] - G[s]);
                 for (int i = 0; i < K; i++) W[(size_t)r * K + i] = br * eG[r] * Kc[(size_t)r * K + i];
                 for (int j = 0; j < n; j++) U[(size_t)r * n + j] *= br;
@@ -77,11 +77,11 @@ void linattn_delta_chunk(const linattn_delta_rec_job *jb, int C, float *work)
             for (int i = 0; i < K; i++) Qc[(size_t)r * K + i] *= eG[r];
         }
         /* O = scale (diag(e^G) Q S + M U') */
-        for (int r = 0; r < c; r++) memset(o + r * jb->sv, 0, sizeof(float) * n);
+        for (int r = 0; r < c; r++) memset(o + r * jb->so, 0, sizeof(float) * n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, n, K, jb->scale, Qc, K, jb->S,
-                    jb->ldS, 0.0f, o, jb->sv);
+                    jb->ldS, 0.0f, o, jb->so);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, n, c, jb->scale, M, C, U, n,
-                    1.0f, o, jb->sv);
+                    1.0f, o, jb->so);
         /* S = e^{G_c} S + (diag(e^{G_c - G}) K)^T U' */
         for (int r = 0; r < c; r++)
             for (int i = 0; i < K; i++) Kc[(size_t)r * K + i] *= eGl[r];

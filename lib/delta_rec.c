@@ -26,15 +26,15 @@ static void panel(const linattn_delta_rec_job *jb, int j0, int w)
     }
 
     for (int64_t t = 0; t < jb->T; t++) {
-        const float *q = jb->q + t * jb->sqk, *k = jb->k + t * jb->sqk;
+        const float *q = jb->q + t * jb->sq, *k = jb->k + t * jb->sk;
         const float *v = jb->v + t * jb->sv + j0;
-        float *o = jb->o + t * jb->sv + j0;
+        float *o = jb->o + t * jb->so + j0;
         const float gamma = jb->g ? expf(jb->g[t * jb->sg]) : 1.0f;
         float kq = 0.0f;
         for (int i = 0; i < K; i++) kq += k[i] * q[i];
 
         if (gdn) {
-            const float beta = jb->beta[t * jb->sg];
+            const float beta = jb->beta[t * jb->sb];
             for (int j = 0; j < w; j++) u[j] = beta * (v[j] - gamma * a[j]);
         } else {
             for (int j = 0; j < w; j++) u[j] = v[j];
@@ -42,7 +42,7 @@ static void panel(const linattn_delta_rec_job *jb, int j0, int w)
         for (int j = 0; j < w; j++) o[j] = jb->scale * (gamma * b[j] + kq * u[j]);
 
         if (t + 1 < jb->T) {
-            const float *qn = q + jb->sqk, *kn = k + jb->sqk;
+            const float *qn = q + jb->sq, *kn = k + jb->sk;
             for (int j = 0; j < w; j++) { a[j] = 0.0f; b[j] = 0.0f; }
             for (int i = 0; i < K; i++) {
                 const float ki = k[i], kni = kn[i], qni = qn[i];

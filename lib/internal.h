@@ -69,6 +69,21 @@ linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t);
  * memory; said on stderr when verbose). */
 int linattn_cl_fallback(const linattn_ctx *ctx, int rc, linattn_tensor *const *t, int n);
 
+/* view.c: the element strides of t (C order when all are zero). */
+void linattn_strides(const linattn_tensor *t, int64_t *s);
+/* A [B,T,H,X] tensor (has_t; else a step's [B,H,X]; has_x 0: no X, as
+ * the gates [B,T,H]) in host memory by rows: row (b, t, h) starts at
+ * p + b*sb + t*st + h*sh, its floats sx apart (1 when has_x is 0). */
+typedef struct linattn_rows {
+    float *p;
+    ptrdiff_t sb, st, sh, sx;
+} linattn_rows;
+linattn_rows linattn_rows_of(const linattn_tensor *t, int has_t, int has_x);
+static inline float *linattn_row(const linattn_rows *r, int64_t b, int64_t t, int64_t h)
+{
+    return r->p + b * r->sb + t * r->st + h * r->sh;
+}
+
 /* errors.c: record a message for this thread and return the code. */
 int linattn_fail(int code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -100,12 +115,17 @@ int linattn_check_heads(int64_t K, int64_t V);
 int linattn_check_pair(const linattn_tensor *a, const linattn_tensor *b, const char *na,
                        const char *nb, int nda, const int64_t *sha, int ndb,
                        const int64_t *shb, int required);
-/* q and k of rank ndim and one shape, v with their leading dimensions: s
- * receives v's leading dimensions and q's head size K, *V v's.  Hk NULL: q
- * and v have the same heads; else q, k [.., Hk, K] with Hk dividing v's
- * heads H (value heads sharing key heads), Hk into *Hk. */
+/* Head counts of a call with shared heads: q's, k's, v's (one state each)
+ * and o's (Hq when query heads share a state, else H). */
+typedef struct linattn_heads {
+    int64_t q, k, v, o;
+} linattn_heads;
+/* q, k and v of rank ndim with one set of leading dimensions: s receives
+ * v's leading dimensions and q's head size K, *V v's.  heads NULL: q, k and
+ * v have the same heads; else q [.., Hq, K], k [.., Hk, K], v [.., H, V]
+ * with Hk dividing H and Hq = Hk or a multiple of H, into *heads. */
 int linattn_check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
-                      int ndim, int64_t *s, int64_t *V, int64_t *Hk);
+                      int ndim, int64_t *s, int64_t *V, linattn_heads *heads);
 
 /* values.c: the value policy of the ranged inputs (linattn(3)). */
 typedef enum linattn_range {
@@ -199,15 +219,12 @@ void linattn_wspool_destroy(linattn_wspool *p);
 #define LINATTN_DELTA_QKNORM 1
 #define LINATTN_DELTA_LOGITS 2
 #define LINATTN_QK_NORM_EPS 1e-6 /* opts.qk_l2norm's epsilon, as fla's l2norm */
-void linattn_delta_ref_seq(int64_t T, int K, int V, ptrdiff_t sqk, ptrdiff_t sv,
-                           ptrdiff_t sg, const float *q, const float *k,
-                           const float *v, const float *g, const float *beta,
-                           float *o, float *S, float scale, int flags, double *work);
-/* delta_norm.c: opts.qk_l2norm and opts.beta_logits on the CPU, rows
- * [r0, r1) of n floats each: y = x / sqrt(|x|^2 + 1e-6), and
- * y = sigmoid(x) elementwise (the float formulas linattn_gdn(3) states). */
-void linattn_l2norm_rows(const float *x, float *y, int64_t r0, int64_t r1, int n);
-void linattn_sigmoid(const float *x, float *y, int64_t i0, int64_t i1);
+void linattn_delta_ref_seq(const linattn_delta_rec_job *jb, int flags, double *work);
+/* delta_norm.c: opts.qk_l2norm and opts.beta_logits on the CPU (the
+ * float formulas linattn_gdn(3) states): y = x / sqrt(|x|^2 + 1e-6) for a
+ * row of n floats, and sigmoid(x). */
+void linattn_l2norm_row(const float *x, float *y, int n);
+float linattn_sigmoid(float x);
 /* doubles of work the reference needs */
 size_t linattn_delta_ref_work(int K, int V);
 

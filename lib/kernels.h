@@ -10,32 +10,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One job of the token-recurrent delta-rule kernel: one (sequence, head)
- * and a block of n value columns of its state, over T consecutive tokens.
+/* One job of the token-recurrent delta-rule kernel: one (sequence, value
+ * head) and a block of n value columns of its state, over T consecutive
+ * tokens, read by nq query heads (query heads sharing a state; usually 1).
  *
- * All pointers are already offset to token 0 of this sequence and head, and
- * the value-side pointers (v, o, S) to the first column of the block.
+ * All pointers are already offset to token 0 of this sequence and head
+ * (q and o to the first of the nq query heads), and the value-side pointers
+ * (v, o, S) to the first column of the block.  Every row is contiguous:
  *
- *   q[t*sqk + i], k[t*sqk + i]      i < K          query, key of token t
- *   v[t*sv + j],  o[t*sv + j]       j < n          value in, output out
- *   g[t*sg], beta[t*sg]                            log-decay, write strength
- *   S[i*ldS + j]                    i < K, j < n   state, updated in place
+ *   q[t*sq + r*sqh + i]   i < K, r < nq  query r of token t
+ *   k[t*sk + i]           i < K          key of token t
+ *   v[t*sv + j]           j < n          value in
+ *   o[t*so + r*soh + j]   j < n, r < nq  output of query r
+ *   g[t*sg] (gk == 0), g[t*sg + i] (gk)  log-decay per head or per key channel
+ *   beta[t*sb]                           write strength
+ *   S[i*ldS + j]          i < K, j < n   state, updated in place
  *
- * g == NULL means no decay (g_t = 0).  beta == NULL selects the plain
+ * g == NULL means no decay.  beta == NULL selects the plain
  * linear-attention write of gla (S += k v^T, no delta); otherwise the
- * Gated DeltaNet write.  Per token t (gamma = exp(g_t)):
+ * Gated DeltaNet write.  Per token t, with D = diag(gamma), gamma_i =
+ * exp(g_t) (per head: the same for every i) or exp(g_t,i) (gk):
  *
- *   gdn:  u = beta_t (v_t - gamma S^T k_t);  S = gamma S + k_t u^T
- *   gla:  S = gamma S + k_t v_t^T
- *   both: o_t = scale * S^T q_t   (read after the write)
+ *   gdn:  u = beta_t (v_t - (D S)^T k_t);  S = D S + k_t u^T
+ *   gla:  S = D S + k_t v_t^T
+ *   both: o_t,r = scale * S^T q_t,r   (read after the write)
  *
  * The results of one column must not depend on n or on the other columns
  * (bit for bit), so that splitting the columns over threads never changes
  * the answer. */
 typedef struct linattn_delta_rec_job {
     int64_t T;
-    int K, n;
-    ptrdiff_t sqk, sv, sg, ldS;
+    int K, n, nq, gk;
+    ptrdiff_t sq, sk, sv, so, sg, sb, sqh, soh, ldS;
     const float *q, *k, *v, *g, *beta;
     float *o, *S;
     float scale;

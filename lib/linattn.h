@@ -137,6 +137,13 @@ typedef struct linattn_tensor {
     int ndim;
     int64_t shape[LINATTN_MAX_DIMS];
     linattn_buffer *buf; /* NULL for host tensors */
+    /* A view (linattn(3), STRIDED TENSORS): strides[d] floats between
+     * neighbours along dimension d, each >= 0, or all zero for C order;
+     * element [i0,..] is at offset + sum_d i_d strides[d] floats from data
+     * (or from the buffer's start).  Inputs may repeat elements (a stride of
+     * 0 broadcasts); outputs and states written may not overlap themselves. */
+    int64_t strides[LINATTN_MAX_DIMS];
+    int64_t offset;
 } linattn_tensor;
 
 LINATTN_API linattn_tensor linattn_tensor_1d(const float *data, int64_t d0);
@@ -227,9 +234,14 @@ typedef struct linattn_delta_opts {
 LINATTN_API void linattn_delta_opts_init(linattn_delta_opts *opts);
 
 /* Forward over whole sequences.
- *   q, k [B,T,Hk,K]; v [B,T,H,V]; o [B,T,H,V] (written); H a multiple of
- *   Hk, value head h reads key head opts.head_map of h (Hk = H: head h)
- *   g [B,T,H] log-decay, finite and <= 0 (absent: no decay)
+ *   q [B,T,Hq,K], k [B,T,Hk,K]; v [B,T,H,V]; o [B,T,Ho,V] (written).
+ *   H (value heads, one state each) is a multiple of Hk: value head h
+ *   reads key head opts.head_map of h (Hk = H: head h).  Hq = Hk: query
+ *   head = key head, Ho = H; or Hq a multiple of H (query heads sharing a
+ *   state): query head r reads state r / (Hq / H), Ho = Hq.
+ *   g [B,T,H] log-decay per head, or [B,T,H,K] per key channel (the
+ *   state's row i decays by exp(g[..,i])); finite and <= 0 (absent: no
+ *   decay)
  *   beta [B,T,H]: gdn write strength; kla: eta; in [0, 2]; gla: must be absent
  *   (values out of range, NaN and Inf included: LINATTN_ERANGE; with
  *   opts.beta_logits any finite value)
@@ -262,7 +274,8 @@ LINATTN_API int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io
                                     const linattn_delta_opts *opts);
 
 /* One decode step for B sequences on a carried state.
- *   q, k [B,Hk,K]; v, o [B,H,V]; g, beta [B,H] (as in forward);
+ *   q [B,Hq,K], k [B,Hk,K]; v [B,H,V], o [B,Ho,V]; g [B,H] or [B,H,K],
+ *   beta [B,H] (as in forward);
  *   state_h [B,H,K,V], read and updated in place (required). */
 typedef struct linattn_delta_step_io {
     linattn_tensor q, k, v, g, beta, state_h, o;

@@ -39,7 +39,9 @@ typedef struct linattn_cl_delta {
     int step;            /* 1: decode step (T = 1, state in place) */
     int64_t B, T, H, nseq;
     int K, V, C;
-    int64_t Hk;          /* key heads of q, k (divides H) */
+    int64_t Hk;          /* key heads of k (divides H) */
+    int64_t Hq;          /* query heads: Hk, or a multiple of H (sharing a state) */
+    int gk;              /* g [.., H, K]: a log-decay per key channel */
     int map;             /* linattn_head_map: value head h reads key head map(h) */
     const int64_t *cu;   /* NULL: sequence n is batch row n */
     float scale, eps;

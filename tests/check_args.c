@@ -67,7 +67,9 @@ static void m_k_shape(fix *f) { f->io.k.shape[3] = K + 1; }
 static void m_v_shape(fix *f) { f->io.v.shape[1] = T + 1; }
 static void m_o_shape(fix *f) { f->io.o.shape[3] = V + 1; }
 static void m_g_shape(fix *f) { f->io.g.shape[2] = H + 1; }
-static void m_g_rank(fix *f) { f->io.g.ndim = 4; }
+static void m_g_rank(fix *f) { f->io.g.ndim = 2; }
+/* per key channel: [B,T,H,K] takes K channels, no other count */
+static void m_g_chan(fix *f) { f->io.g.ndim = 4; f->io.g.shape[3] = K + 1; }
 static void m_h0_shape(fix *f) { f->io.h0.shape[0] = B + 1; }
 static void m_ht_shape(fix *f) { f->io.hT.shape[2] = K + 1; }
 static void m_zero_b(fix *f) { f->io.q.shape[0] = 0; }
@@ -124,7 +126,8 @@ static const bad_case FORWARD[] = {
     {"q", LINATTN_ESHAPE, m_q_rank},         {"q", LINATTN_ESHAPE, m_q_rank5},
     {"k", LINATTN_ESHAPE, m_k_shape},        {"v", LINATTN_ESHAPE, m_v_shape},
     {"o", LINATTN_ESHAPE, m_o_shape},        {"g", LINATTN_ESHAPE, m_g_shape},
-    {"g", LINATTN_ESHAPE, m_g_rank},         {"h0", LINATTN_ESHAPE, m_h0_shape},
+    {"g", LINATTN_ESHAPE, m_g_rank},         {"g", LINATTN_ESHAPE, m_g_chan},
+    {"h0", LINATTN_ESHAPE, m_h0_shape},
     {"hT", LINATTN_ESHAPE, m_ht_shape},      {"q", LINATTN_ESIZE, m_zero_b},
     {"q", LINATTN_ESIZE, m_neg_t},           {"v", LINATTN_ESIZE, m_zero_v},
     {"q", LINATTN_EOVERFLOW, m_overflow},    {"q", LINATTN_EOVERFLOW, m_overflow_v},

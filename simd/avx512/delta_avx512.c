@@ -88,7 +88,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf,
                   const int NV, const int MASKED, const int GDN, const int PACKED)
 {
     const int K = jb->K;
-    const ptrdiff_t ldS = jb->ldS, sqk = jb->sqk;
+    const ptrdiff_t ldS = jb->ldS, sq = jb->sq, sk = jb->sk;
     float *const S = jb->S + j0;
     /* work array of the sweeps: buf (stride NV*VL, no masks) or S itself */
     float *const W = PACKED ? buf : S;
@@ -119,16 +119,16 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf,
 
     const __m512 scale = _mm512_set1_ps(jb->scale);
     for (int64_t t = 0; t < jb->T; t++) {
-        const float *q = jb->q + t * sqk, *k = jb->k + t * sqk;
+        const float *q = jb->q + t * sq, *k = jb->k + t * sk;
         const float *vin = jb->v + t * jb->sv + j0;
-        float *o = jb->o + t * jb->sv + j0;
+        float *o = jb->o + t * jb->so + j0;
         const float gs = jb->g ? expf(jb->g[t * jb->sg]) : 1.0f;
         const __m512 gam = _mm512_set1_ps(gs);
         const __m512 kq = _mm512_set1_ps(dot(k, q, K));
 
         /* u = beta (v - gamma a)  (gdn)  or  u = v  (gla) */
         if (GDN) {
-            const __m512 beta = _mm512_set1_ps(jb->beta[t * jb->sg]);
+            const __m512 beta = _mm512_set1_ps(jb->beta[t * jb->sb]);
             UNROLL
             for (int v = 0; v < NV; v++)
                 u[v] = _mm512_mul_ps(beta, _mm512_fnmadd_ps(gam, a[v], ld(vin + v * VL, m[v], MASKED)));
@@ -144,7 +144,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf,
 
         if (t + 1 < jb->T) {
             /* fused sweep: s = gamma S + k_i u; store s; a += s kn_i; b += s qn_i */
-            const float *qn = q + sqk, *kn = k + sqk;
+            const float *qn = q + sq, *kn = k + sk;
             UNROLL
             for (int v = 0; v < NV; v++) { a[v] = _mm512_setzero_ps(); b[v] = _mm512_setzero_ps(); }
             _Pragma("GCC unroll 2")   /* loop unrolling only: same arithmetic */

@@ -106,13 +106,13 @@ ALWAYS_INLINE void panel_vec(const linattn_delta_rec_job *jb, const float *gam,
     }
 
     for (int64_t t = 0; t < jb->T; t++) {
-        const float *q = jb->q + t * jb->sqk, *k = jb->k + t * jb->sqk;
+        const float *q = jb->q + t * jb->sq, *k = jb->k + t * jb->sk;
         const float *v = jb->v + t * jb->sv + j0;
-        float *o = jb->o + t * jb->sv + j0;
+        float *o = jb->o + t * jb->so + j0;
         const float gamma = gam[t], kqt = kq[t];
 
         if (jb->beta) {
-            const float beta = jb->beta[t * jb->sg];
+            const float beta = jb->beta[t * jb->sb];
             UNROLL for (int c = 0; c < NV; c++)
                 u[c] = vmulq_n_f32(vfmsq_n_f32(vld1q_f32(v + 4 * c), a[c], gamma), beta);
         } else {
@@ -124,7 +124,7 @@ ALWAYS_INLINE void panel_vec(const linattn_delta_rec_job *jb, const float *gam,
 
         if (t + 1 < jb->T) {
             /* write token t, read for token t+1 */
-            const float *qn = q + jb->sqk, *kn = k + jb->sqk;
+            const float *qn = q + jb->sq, *kn = k + jb->sk;
             UNROLL for (int c = 0; c < NV; c++) {
                 a[c] = vdupq_n_f32(0.0f); b[c] = a[c]; a1[c] = a[c]; b1[c] = a[c];
             }
@@ -207,13 +207,13 @@ static void panel_scalar(const linattn_delta_rec_job *jb, const float *gam,
     for (int j = 0; j < w; j++) { a[j] = a[j] + a1[j]; b[j] = b[j] + b1[j]; }
 
     for (int64_t t = 0; t < jb->T; t++) {
-        const float *q = jb->q + t * jb->sqk, *k = jb->k + t * jb->sqk;
+        const float *q = jb->q + t * jb->sq, *k = jb->k + t * jb->sk;
         const float *v = jb->v + t * jb->sv + j0;
-        float *o = jb->o + t * jb->sv + j0;
+        float *o = jb->o + t * jb->so + j0;
         const float gamma = gam[t], kqt = kq[t];
 
         if (jb->beta) {
-            const float beta = jb->beta[t * jb->sg];
+            const float beta = jb->beta[t * jb->sb];
             for (int j = 0; j < w; j++) {
                 const float d = fmaf(-gamma, a[j], v[j]);
                 u[j] = d * beta;
@@ -228,7 +228,7 @@ static void panel_scalar(const linattn_delta_rec_job *jb, const float *gam,
         }
 
         if (t + 1 < jb->T) {
-            const float *qn = q + jb->sqk, *kn = k + jb->sqk;
+            const float *qn = q + jb->sq, *kn = k + jb->sk;
             for (int j = 0; j < 3; j++) { a[j] = 0.0f; b[j] = 0.0f; a1[j] = 0.0f; b1[j] = 0.0f; }
             for (int i = 0; i < K; i++) {
                 const float ki = k[i], kni = kn[i], qni = qn[i];
@@ -265,16 +265,16 @@ void linattn_delta_rec_neon(const linattn_delta_rec_job *job)
         /* the chunk as a job of its own */
         linattn_delta_rec_job c = *job;
         c.T = job->T - t0 < TC ? job->T - t0 : TC;
-        c.q = job->q + t0 * job->sqk;
-        c.k = job->k + t0 * job->sqk;
+        c.q = job->q + t0 * job->sq;
+        c.k = job->k + t0 * job->sk;
         c.v = job->v + t0 * job->sv;
-        c.o = job->o + t0 * job->sv;
+        c.o = job->o + t0 * job->so;
         if (job->g) c.g = job->g + t0 * job->sg;
-        if (job->beta) c.beta = job->beta + t0 * job->sg;
+        if (job->beta) c.beta = job->beta + t0 * job->sb;
 
         for (int64_t t = 0; t < c.T; t++) {
             gam[t] = c.g ? expf(c.g[t * c.sg]) : 1.0f;
-            kq[t] = dot(c.k + t * c.sqk, c.q + t * c.sqk, c.K);
+            kq[t] = dot(c.k + t * c.sk, c.q + t * c.sq, c.K);
         }
 
         int j0 = 0;
