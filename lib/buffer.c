@@ -48,6 +48,8 @@ void linattn_buffer_destroy(linattn_buffer *b)
 
 size_t linattn_buffer_count(const linattn_buffer *b) { return b ? b->count : 0; }
 
+void *linattn_buffer_mem(const linattn_buffer *b) { return b->mem; }
+
 static int check_range(const linattn_buffer *b, size_t offset, const void *p, size_t count)
 {
     if (!b) return linattn_fail(LINATTN_ENULL, "buf: NULL");
@@ -93,21 +95,24 @@ int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const 
     if (!t->buf) return LINATTN_OK;
     if (t->buf->ctx != ctx)
         return linattn_fail(LINATTN_EINVAL, "%s: buffer belongs to another context", name);
-    size_t need = 1;
-    for (int d = 0; d < t->ndim; d++) need *= (size_t)t->shape[d];
-    if (need > t->buf->count)
-        return linattn_fail(LINATTN_ESHAPE, "%s: buffer of %zu floats, shape needs %zu", name,
-                            t->buf->count, need);
+    int64_t s[LINATTN_MAX_DIMS];
+    linattn_strides(t, s);
+    uint64_t last = (uint64_t)t->offset; /* checked not to overflow (check.c) */
+    for (int d = 0; d < t->ndim; d++) last += (uint64_t)(t->shape[d] - 1) * (uint64_t)s[d];
+    if (last >= t->buf->count)
+        return linattn_fail(LINATTN_ESHAPE, "%s: the view reaches float %llu of a buffer of "
+                            "%zu floats", name, (unsigned long long)last, t->buf->count);
     return LINATTN_OK;
 }
 
-
-int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
-                          const char *const *names, int n)
+int linattn_check_views(const linattn_ctx *ctx, linattn_tensor *const *t,
+                        const char *const *names, int n, unsigned written)
 {
     int rc;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if ((rc = linattn_check_buffer(ctx, t[i], names[i]))) return rc;
+        if ((written >> i & 1u) && (rc = linattn_check_written(t[i], names[i]))) return rc;
+    }
     return LINATTN_OK;
 }
 
@@ -121,7 +126,8 @@ float *linattn_host(const linattn_tensor *t)
 
 linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t)
 {
-    linattn_cl_arg a = {.host = t->data, .mem = t->buf ? t->buf->mem : NULL};
+    linattn_cl_arg a = {.host = t->data ? t->data + t->offset : NULL,
+                        .mem = t->buf ? t->buf->mem : NULL};
     if (linattn_given(t)) {
         a.count = 1;
         for (int d = 0; d < t->ndim; d++) a.count *= (size_t)t->shape[d];

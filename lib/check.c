@@ -24,16 +24,65 @@ static int check_dims(const linattn_tensor *t, const char *name)
     return LINATTN_OK;
 }
 
+/* A view's offset and strides: none negative, its reach within ptrdiff_t. */
+static int check_view(const linattn_tensor *t, const char *name)
+{
+    if (t->offset < 0)
+        return linattn_fail(LINATTN_EINVAL, "%s: offset %lld is negative", name,
+                            (long long)t->offset);
+    uint64_t reach = (uint64_t)t->offset;
+    const uint64_t lim = (uint64_t)PTRDIFF_MAX / sizeof(float);
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->strides[d] < 0)
+            return linattn_fail(LINATTN_EINVAL, "%s: strides[%d] is %lld (must be >= 0)", name,
+                                d, (long long)t->strides[d]);
+        const uint64_t ext = (uint64_t)(t->shape[d] - 1), st = (uint64_t)t->strides[d];
+        if (st && ext > (lim - reach) / st)
+            return linattn_fail(LINATTN_EOVERFLOW, "%s: strides reach past the address space",
+                                name);
+        reach += ext * st;
+    }
+    for (int d = t->ndim; d < LINATTN_MAX_DIMS; d++)
+        if (t->strides[d])
+            return linattn_fail(LINATTN_EINVAL, "%s: strides[%d] set beyond rank %d", name, d,
+                                t->ndim);
+    return LINATTN_OK;
+}
+
+int linattn_check_written(const linattn_tensor *t, const char *name)
+{
+    int64_t s[LINATTN_MAX_DIMS];
+    int ord[LINATTN_MAX_DIMS], n = 0;
+    if (!linattn_given(t) || linattn_dense(t)) return LINATTN_OK;
+    linattn_strides(t, s);
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] > 1) ord[n++] = d;
+    for (int i = 1; i < n; i++) /* by stride, ascending */
+        for (int j = i; j > 0 && s[ord[j]] < s[ord[j - 1]]; j--) {
+            const int x = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = x;
+        }
+    /* each stride must step over everything the smaller ones reach */
+    int64_t reach = 0;
+    for (int i = 0; i < n; i++) {
+        const int d = ord[i];
+        if (s[d] <= reach)
+            return linattn_fail(LINATTN_EINVAL,
+                                "%s: strides overlap (dimension %d's stride %lld revisits "
+                                "elements; a tensor written must not)", name, d,
+                                (long long)s[d]);
+        reach += s[d] * (t->shape[d] - 1);
+    }
+    return LINATTN_OK;
+}
+
 int linattn_check_present(const linattn_tensor *t, const char *name)
 {
     if (t->data && t->buf)
         return linattn_fail(LINATTN_EINVAL, "%s: both data and buf are set", name);
     if (!t->data && !t->buf)
         return linattn_fail(LINATTN_ENULL, "%s: data pointer is NULL", name);
-    int64_t any = t->offset;
-    for (int d = 0; d < LINATTN_MAX_DIMS; d++) any |= t->strides[d];
-    if (any) /* interim: views land with their checks */
-        return linattn_fail(LINATTN_EUNSUPPORTED, "%s: strides and offsets not yet taken", name);
     return LINATTN_OK;
 }
 
@@ -43,7 +92,7 @@ int linattn_check_lead(const linattn_tensor *t, const char *name, int ndim, int6
     if (rc) return rc;
     if (t->ndim != ndim)
         return linattn_fail(LINATTN_ESHAPE, "%s: rank %d, expected %d", name, t->ndim, ndim);
-    if ((rc = check_dims(t, name))) return rc;
+    if ((rc = check_dims(t, name)) || (rc = check_view(t, name))) return rc;
     for (int d = 0; d < ndim; d++) out[d] = t->shape[d];
     return LINATTN_OK;
 }
@@ -55,7 +104,7 @@ int linattn_check_tensor(const linattn_tensor *t, const char *name, int ndim,
     if (rc) return rc;
     if (t->ndim != ndim)
         return linattn_fail(LINATTN_ESHAPE, "%s: rank %d, expected %d", name, t->ndim, ndim);
-    if ((rc = check_dims(t, name))) return rc;
+    if ((rc = check_dims(t, name)) || (rc = check_view(t, name))) return rc;
     for (int d = 0; d < ndim; d++)
         if (t->shape[d] != shape[d])
             return linattn_fail(LINATTN_ESHAPE,

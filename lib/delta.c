@@ -393,12 +393,11 @@ typedef struct delta_shape {
 /* Everything after the shape checks, for forward and step (step: T = 1,
  * sequence n is batch row n, h0 and ht are the state, updated in place).
  * names[] name x's tensors for the buffer checks, in the order below. */
-static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const *names,
-               const delta_shape *sh, const linattn_delta_opts *opts, int step)
+static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
+                      linattn_tensor *const *ts, const delta_shape *sh,
+                      const linattn_delta_opts *opts, int step)
 {
     int rc;
-    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 8))) return rc;
     const linattn_value_check vc[] = {{&x->g, "g", LINATTN_RANGE_LOGDECAY},
                                       {&x->beta, op_beta[op],
                                        opts->beta_logits ? LINATTN_RANGE_FINITE
@@ -447,6 +446,20 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
     return execute(op, &p, sh->B, opts->eps, what);
+}
+
+/* Views checked; those the path cannot read in place packed for the call
+ * (q, k, v, o, the states and a per-channel g need contiguous rows; a
+ * per-head g and beta any strides). */
+static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const *names,
+               const delta_shape *sh, const linattn_delta_opts *opts, int step)
+{
+    int rc;
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
+    linattn_packset ps;
+    const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any))) return rc;
+    return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step));
 }
 
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,

@@ -185,7 +185,8 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->s0, &x->z0, &x->c0,
                                   &x->o, &x->sT, &x->zT, &x->cT};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 10))) return rc;
+    linattn_packset ps;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, 0x3Fu, 0x3C0u, 0, 0))) return rc;
     linattn_clear_error();
     const int safe = is_safe(opts);
     const int bidir = !step && opts->bidirectional;
@@ -203,7 +204,7 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
             .zt = linattn_cl_arg_of(&x->zT), .ct = linattn_cl_arg_of(&x->cT),
         };
         rc = linattn_cl_ela_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 10))) return rc;
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 10))) return linattn_pack_end(&ps, rc);
     }
     ela_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .F = F,
@@ -224,7 +225,7 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
               (opts->algo == LINATTN_ALGO_CHUNK ||
                (opts->algo == LINATTN_ALGO_AUTO && !ctx->kern.simd && linattn_have_blas() &&
                 T >= p.C));
-    return execute(&p, nseq * H, step ? "ela step" : "ela forward");
+    return linattn_pack_end(&ps, execute(&p, nseq * H, step ? "ela step" : "ela forward"));
 }
 
 int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linattn_ela_opts *oin)

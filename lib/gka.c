@@ -163,11 +163,12 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->alpha, &x->kk0,
                                   &x->kv0, &x->o, &x->kkT, &x->kvT};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 11))) return rc;
+    linattn_packset ps;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 11, 0xFFu, 0x700u, 0, 0))) return rc;
     const linattn_value_check vc[] = {{&x->g, names[3], LINATTN_RANGE_LOGDECAY},
                                       {&x->beta, names[4], LINATTN_RANGE_FINITE},
                                       {&x->alpha, names[5], LINATTN_RANGE_UNIT}};
-    if ((rc = linattn_check_values(ctx, vc, 3))) return rc;
+    if ((rc = linattn_check_values(ctx, vc, 3))) return linattn_pack_end(&ps, rc);
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
     linattn_cl_gka a = {
@@ -179,7 +180,7 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
         .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
     };
-    if (try_cl(ctx, &a, ts, 11, &rc)) return rc;
+    if (try_cl(ctx, &a, ts, 11, &rc)) return linattn_pack_end(&ps, rc);
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
@@ -195,7 +196,7 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
     p.chunk = !step && !p.ref &&
               (opts->algo == LINATTN_ALGO_CHUNK ||
                (opts->algo == LINATTN_ALGO_AUTO && linattn_have_blas() && T >= p.C));
-    return execute(&p, nseq * H, step ? "gka step" : "gka forward");
+    return linattn_pack_end(&ps, execute(&p, nseq * H, step ? "gka step" : "gka forward"));
 }
 
 int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)

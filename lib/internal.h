@@ -57,9 +57,11 @@ struct linattn_ctx {
 
 /* buffer.c: a tensor's buffer must belong to ctx and hold its shape. */
 int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const char *name);
-/* Check the buffers of n tensors (names for the messages). */
-int linattn_check_buffers(const linattn_ctx *ctx, linattn_tensor *const *t,
-                          const char *const *names, int n);
+/* Each of n tensors (names for the messages): its buffer, where it has
+ * one, belongs to ctx and holds its view; those with bit i of written set
+ * do not revisit an element (linattn_check_written). */
+int linattn_check_views(const linattn_ctx *ctx, linattn_tensor *const *t,
+                        const char *const *names, int n, unsigned written);
 /* Host memory of a tensor on a CPU context: its data, or its buffer's. */
 float *linattn_host(const linattn_tensor *t);
 /* A tensor as the OpenCL backend takes it (host data or device buffer). */
@@ -84,6 +86,47 @@ static inline float *linattn_row(const linattn_rows *r, int64_t b, int64_t t, in
     return r->p + b * r->sb + t * r->st + h * r->sh;
 }
 
+/* pack.c: views a path cannot address in place, as dense copies.
+ * dense: C order (at any offset); unit_rows: the last dimension at stride 1. */
+int linattn_dense(const linattn_tensor *t);
+int linattn_unit_rows(const linattn_tensor *t);
+#define LINATTN_PACK_MAX 12
+typedef struct linattn_pack_entry {
+    linattn_tensor *slot;     /* the caller's tensor, pointed at the copy meanwhile */
+    linattn_tensor orig, dense;
+    float *host;              /* host copy (NULL: a device buffer, or an alias) */
+    int out, alias;
+} linattn_pack_entry;
+typedef struct linattn_packset {
+    linattn_ctx *ctx;
+    int n;
+    linattn_pack_entry e[LINATTN_PACK_MAX];
+} linattn_packset;
+/* Replace each given ts[i] with bit i of need by a dense copy (device memory
+ * for a device buffer on OpenCL, else host memory), filled from the view
+ * when bit i of in is set; the same view twice (an in-place state) gets one
+ * copy.  end: the copies with bit i of out go back to their views when rc
+ * is 0; the tensors are restored, the copies freed; returns rc (or the
+ * copy's failure). */
+int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *const *ts, int n,
+                       unsigned need, unsigned in, unsigned out);
+int linattn_pack_end(linattn_packset *ps, int rc);
+/* Which of ts[0..n) a path needs packed: on OpenCL every view that is not
+ * dense at the start of its memory; on the CPU every one that is not dense,
+ * except those with bit i of any_ok (read at any strides) and those with
+ * bit i of rows_ok whose rows are contiguous (linattn_unit_rows). */
+unsigned linattn_pack_need(const linattn_ctx *ctx, linattn_tensor *const *ts, int n,
+                           unsigned rows_ok, unsigned any_ok);
+/* A driver's views, before its value checks: linattn_check_views (out =
+ * the tensors written), then the packing the path needs (rows_ok, any_ok
+ * as for linattn_pack_need; in = the tensors read).  Pair with
+ * linattn_pack_end(ps, rc) after the call. */
+int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *const *ts,
+                        const char *const *names, int n, unsigned in, unsigned out,
+                        unsigned rows_ok, unsigned any_ok);
+/* buffer.c: a buffer's device memory (NULL on a CPU context). */
+void *linattn_buffer_mem(const linattn_buffer *b);
+
 /* errors.c: record a message for this thread and return the code. */
 int linattn_fail(int code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -96,6 +139,9 @@ void linattn_clear_error(void);
 int linattn_check_tensor(const linattn_tensor *t, const char *name, int ndim,
                          const int64_t *shape);
 int linattn_check_present(const linattn_tensor *t, const char *name);
+/* A tensor the call writes: its strides must not map two indices to one
+ * float (LINATTN_EINVAL naming it). */
+int linattn_check_written(const linattn_tensor *t, const char *name);
 /* An optional tensor is given when it has data or a buffer. */
 static inline int linattn_given(const linattn_tensor *t) { return t->data || t->buf; }
 /* Validate q (rank 'ndim'), recording its shape into out[]. */

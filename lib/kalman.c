@@ -303,12 +303,13 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     int rc;
     linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
                                   &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 12))) return rc;
+    linattn_packset ps;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 12, 0x33Fu, 0xCC0u, 0, 0))) return rc;
     const linattn_value_check vc[] = {{&x->decay, names[4], LINATTN_RANGE_OPEN_UNIT},
                                       {&x->noise, names[5], LINATTN_RANGE_NONNEG},
                                       {&x->lam_v, names[1], LINATTN_RANGE_POS},
                                       {&x->lam0, names[8], LINATTN_RANGE_POS}};
-    if ((rc = linattn_check_values(ctx, vc, 4))) return rc;
+    if ((rc = linattn_check_values(ctx, vc, 4))) return linattn_pack_end(&ps, rc);
     linattn_clear_error();
     const int64_t nb = (M + BLK - 1) / BLK;
     const int nt = linattn_max_threads(ctx);
@@ -332,7 +333,7 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     };
     if (ctx->cl) {
         rc = linattn_cl_kalman_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 12))) return rc;
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 12))) return linattn_pack_end(&ps, rc);
     }
     kalman_plan p = {
         .ctx = ctx, .T = T, .M = M, .nseq = nseq, .L = L, .S = (int)S, .nb = (int)nb,
@@ -343,7 +344,7 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
         .y = linattn_host(&x->y), .yvar = linattn_host(&x->yvar),
         .lamT = linattn_host(&x->lamT), .etaT = linattn_host(&x->etaT),
     };
-    return execute(&p, step ? "kalman step" : "kalman forward");
+    return linattn_pack_end(&ps, execute(&p, step ? "kalman step" : "kalman forward"));
 }
 
 int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,

@@ -206,18 +206,21 @@ int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *c, const linattn_t
                                 d == 3 ? "V" : dims[d], (long long)sv[d],
                                 d == 1 ? "k's" : "the cache's", (long long)want_v[d]);
     }
-    if ((rc = linattn_check_buffer(ctx, k, "k")) || (rc = linattn_check_buffer(ctx, v, "v")))
-        return rc;
+    linattn_tensor kx = *k, vx = *v;
+    linattn_tensor *const ts[] = {&kx, &vx};
+    static const char *const names[] = {"k", "v"};
+    linattn_packset ps;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 2, 0x3u, 0, 0, 0))) return rc;
     linattn_clear_error();
-    if ((rc = linattn_kvcache_reserve(c, sk[1]))) return rc;
+    if ((rc = linattn_kvcache_reserve(c, sk[1]))) return linattn_pack_end(&ps, rc);
     if (ctx->cl) {
         const linattn_cl_kvstep a = {.B = c->B, .T = sk[1], .H = c->H, .len = c->len,
                                      .cap = c->cap, .K = (int)c->K, .V = (int)c->V,
-                                     .k = linattn_cl_arg_of(k), .v = linattn_cl_arg_of(v)};
-        if ((rc = linattn_cl_kv_run(ctx->cl, &c->dev, &a))) return rc;
+                                     .k = linattn_cl_arg_of(&kx), .v = linattn_cl_arg_of(&vx)};
+        if ((rc = linattn_cl_kv_run(ctx->cl, &c->dev, &a))) return linattn_pack_end(&ps, rc);
     } else {
-        linattn_kvcache_put(ctx, c, sk[1], linattn_host(k), linattn_host(v));
+        linattn_kvcache_put(ctx, c, sk[1], linattn_host(&kx), linattn_host(&vx));
     }
     c->len += sk[1];
-    return LINATTN_OK;
+    return linattn_pack_end(&ps, LINATTN_OK);
 }

@@ -133,7 +133,8 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
     linattn_softmax_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 4))) return rc;
+    linattn_packset ps;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0, 0))) return rc;
     linattn_clear_error();
     const float scale = scale_of(&opts, K);
     if (ctx->cl) {
@@ -143,7 +144,7 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
             .v = linattn_cl_arg_of(&x.v), .o = linattn_cl_arg_of(&x.o),
         };
         rc = linattn_cl_softmax_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 4))) return rc;
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 4))) return linattn_pack_end(&ps, rc);
     }
     fwd_plan p = {
         .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V,
@@ -151,7 +152,7 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
         .cu = io->cu_seqlens, .q = linattn_host(&x.q), .k = linattn_host(&x.k),
         .v = linattn_host(&x.v), .o = linattn_host(&x.o), .scale = scale,
     };
-    return forward_cpu(&p, nseq);
+    return linattn_pack_end(&ps, forward_cpu(&p, nseq));
 }
 
 /* ---- decode step over the cache ----------------------------------------- */
@@ -274,9 +275,10 @@ int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_sof
     linattn_softmax_step_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
-    if ((rc = linattn_check_buffers(ctx, ts, names, 4))) return rc;
+    linattn_packset ps;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0, 0))) return rc;
     linattn_clear_error();
-    if ((rc = linattn_kvcache_reserve(c, 1))) return rc;
+    if ((rc = linattn_kvcache_reserve(c, 1))) return linattn_pack_end(&ps, rc);
     const float scale = scale_of(&opts, c->K);
     if (ctx->cl) {
         const linattn_cl_kvstep a = {
@@ -290,5 +292,5 @@ int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_sof
                       linattn_host(&x.o), scale);
     }
     if (!rc) c->len++;
-    return rc;
+    return linattn_pack_end(&ps, rc);
 }

@@ -75,6 +75,44 @@ static size_t first_bad(const float *x, size_t count, const range_def *r)
     return count;
 }
 
+/* A strided host view (linattn(3)): element e (C order) and the first out
+ * of range, row by row (the vector test where the row is contiguous). */
+static float view_at(const linattn_tensor *t, size_t e)
+{
+    int64_t s[LINATTN_MAX_DIMS];
+    linattn_strides(t, s);
+    const float *x = linattn_host(t);
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        x += (int64_t)(e % (size_t)t->shape[d]) * s[d];
+        e /= (size_t)t->shape[d];
+    }
+    return *x;
+}
+
+static size_t first_bad_view(const linattn_tensor *t, const range_def *r)
+{
+    int64_t s[LINATTN_MAX_DIMS];
+    linattn_strides(t, s);
+    const size_t n = (size_t)t->shape[t->ndim - 1], cn = count_of(t);
+    const int64_t sx = s[t->ndim - 1];
+    for (size_t row = 0; row * n < cn; row++) {
+        const float *x = linattn_host(t);
+        size_t rest = row;
+        for (int d = t->ndim - 2; d >= 0; d--) {
+            x += (int64_t)(rest % (size_t)t->shape[d]) * s[d];
+            rest /= (size_t)t->shape[d];
+        }
+        if (sx == 1) {
+            const size_t j = first_bad(x, n, r);
+            if (j < n) return row * n + j;
+        } else {
+            for (size_t j = 0; j < n; j++)
+                if (out_of_range(x[(int64_t)j * sx], r)) return row * n + j;
+        }
+    }
+    return cn;
+}
+
 /* "name[i0,i1,...] = x: must be <range>" */
 static int report_bad(const linattn_tensor *t, const char *name, size_t i, float x,
                       const range_def *r)
@@ -135,8 +173,9 @@ int linattn_check_values(const linattn_ctx *ctx, const linattn_value_check *c, i
             continue;
         }
         const float *x = linattn_host(c[i].t);
-        const size_t cn = count_of(c[i].t), j = first_bad(x, cn, r);
-        if (j < cn) return report_bad(c[i].t, c[i].name, j, x[j], r);
+        const size_t cn = count_of(c[i].t);
+        const size_t j = linattn_dense(c[i].t) ? first_bad(x, cn, r) : first_bad_view(c[i].t, r);
+        if (j < cn) return report_bad(c[i].t, c[i].name, j, view_at(c[i].t, j), r);
     }
     return LINATTN_OK;
 }

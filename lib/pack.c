@@ -1,0 +1,177 @@
+/* linattn - strided views (linattn(3), STRIDED TENSORS) that a path cannot
+ * address in place, as dense copies for the call: gathered before it,
+ * scattered back after it for the tensors it writes.  The paths read most
+ * views in place (the delta family's rows on the CPU); this covers the rest
+ * (a last dimension that is not contiguous, and every view on OpenCL). */
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+int linattn_dense(const linattn_tensor *t)
+{
+    int64_t acc = 1, any = 0;
+    for (int d = 0; d < t->ndim; d++) any |= t->strides[d];
+    if (!any) return 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] > 1 && t->strides[d] != acc) return 0;
+        acc *= t->shape[d];
+    }
+    return 1;
+}
+
+int linattn_unit_rows(const linattn_tensor *t)
+{
+    return t->ndim == 0 || t->shape[t->ndim - 1] == 1 || linattn_dense(t) ||
+           t->strides[t->ndim - 1] == 1;
+}
+
+/* Copy between the view of src (its strides) and dense dst, either way. */
+static void host_copy(const linattn_tensor *t, float *view, float *dense, int to_dense)
+{
+    int64_t s[LINATTN_MAX_DIMS], sh[4] = {1, 1, 1, 1}, st[4] = {0, 0, 0, 0};
+    linattn_strides(t, s);
+    for (int d = 0; d < t->ndim; d++) {
+        sh[4 - t->ndim + d] = t->shape[d];
+        st[4 - t->ndim + d] = s[d];
+    }
+    size_t e = 0;
+    for (int64_t a = 0; a < sh[0]; a++)
+        for (int64_t b = 0; b < sh[1]; b++)
+            for (int64_t c = 0; c < sh[2]; c++) {
+                float *row = view + a * st[0] + b * st[1] + c * st[2];
+                for (int64_t i = 0; i < sh[3]; i++, e++) {
+                    if (to_dense) dense[e] = row[i * st[3]];
+                    else row[i * st[3]] = dense[e];
+                }
+            }
+}
+
+static size_t count_of(const linattn_tensor *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+static int same_view(const linattn_tensor *a, const linattn_tensor *b)
+{
+    return a->data == b->data && a->buf == b->buf && a->offset == b->offset &&
+           a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape) &&
+           !memcmp(a->strides, b->strides, sizeof a->strides);
+}
+
+static int on_device(const linattn_ctx *ctx, const linattn_tensor *t)
+{
+    return ctx->cl && t->buf;
+}
+
+unsigned linattn_pack_need(const linattn_ctx *ctx, linattn_tensor *const *ts, int n,
+                           unsigned rows_ok, unsigned any_ok)
+{
+    unsigned need = 0;
+    for (int i = 0; i < n; i++) {
+        const linattn_tensor *t = ts[i];
+        int ok;
+        if (!linattn_given(t)) continue;
+        if (ctx->cl) /* the OpenCL kernels take dense tensors at the start of their buffers */
+            ok = linattn_dense(t) && !(t->buf && t->offset);
+        else
+            ok = linattn_dense(t) || (any_ok >> i & 1u) ||
+                 ((rows_ok >> i & 1u) && linattn_unit_rows(t));
+        if (!ok) need |= 1u << i;
+    }
+    return need;
+}
+
+int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *const *ts, int n,
+                       unsigned need, unsigned in, unsigned out)
+{
+    int rc = LINATTN_OK;
+    memset(ps, 0, sizeof *ps);
+    ps->ctx = ctx;
+    for (int i = 0; i < n && i < LINATTN_PACK_MAX; i++) {
+        linattn_tensor *t = ts[i];
+        if (!(need >> i & 1u) || !linattn_given(t)) continue;
+        linattn_pack_entry *e = &ps->e[ps->n];
+        e->slot = t;
+        e->orig = *t;
+        e->out = (out >> i & 1u) != 0;
+        for (int j = 0; j < ps->n; j++)
+            if (same_view(&ps->e[j].orig, t)) { /* one copy for an in-place state */
+                ps->e[j].out |= e->out;
+                e->alias = 1;
+                e->dense = ps->e[j].dense;
+                break;
+            }
+        ps->n++;
+        if (!e->alias) {
+            const size_t cnt = count_of(t);
+            e->dense = *t;
+            memset(e->dense.strides, 0, sizeof e->dense.strides);
+            e->dense.offset = 0;
+            if (on_device(ctx, t)) {
+                e->dense.data = NULL;
+                if ((rc = linattn_buffer_create(ctx, cnt, &e->dense.buf))) break;
+                if (in >> i & 1u) {
+                    int64_t s[LINATTN_MAX_DIMS], z[LINATTN_MAX_DIMS];
+                    linattn_strides(t, s);
+                    linattn_strides(&e->dense, z);
+                    if ((rc = linattn_cl_view_copy(ctx->cl, linattn_buffer_mem(t->buf), t->offset,
+                                                   s, linattn_buffer_mem(e->dense.buf), 0, z,
+                                                   t->shape, t->ndim)))
+                        break;
+                }
+            } else {
+                float *h = linattn_malloc(sizeof(float) * cnt);
+                if (!h) {
+                    rc = linattn_fail(LINATTN_ENOMEM, "strided view: out of memory for a "
+                                                      "dense copy of %zu floats", cnt);
+                    break;
+                }
+                e->dense.data = h;
+                e->dense.buf = NULL;
+                e->host = h;
+                if (in >> i & 1u) host_copy(t, linattn_host(t), h, 1);
+            }
+        }
+        *t = e->dense;
+    }
+    if (rc) linattn_pack_end(ps, rc);
+    return rc;
+}
+
+int linattn_pack_end(linattn_packset *ps, int rc)
+{
+    for (int i = 0; i < ps->n; i++) {
+        linattn_pack_entry *e = &ps->e[i];
+        *e->slot = e->orig;
+        if (e->alias) continue;
+        if (!rc && e->out) {
+            if (e->dense.buf) {
+                int64_t s[LINATTN_MAX_DIMS], z[LINATTN_MAX_DIMS];
+                linattn_strides(&e->orig, s);
+                linattn_strides(&e->dense, z);
+                rc = linattn_cl_view_copy(ps->ctx->cl, linattn_buffer_mem(e->dense.buf), 0, z,
+                                          linattn_buffer_mem(e->orig.buf), e->orig.offset, s,
+                                          e->orig.shape, e->orig.ndim);
+            } else if (e->host) {
+                host_copy(&e->orig, linattn_host(&e->orig), e->host, 0);
+            }
+        }
+        if (e->dense.buf) linattn_buffer_destroy(e->dense.buf);
+        free(e->host);
+    }
+    ps->n = 0;
+    return rc;
+}
+
+int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *const *ts,
+                        const char *const *names, int n, unsigned in, unsigned out,
+                        unsigned rows_ok, unsigned any_ok)
+{
+    int rc;
+    ps->n = 0;
+    if ((rc = linattn_check_views(ctx, ts, names, n, out))) return rc;
+    return linattn_pack_begin(ps, ctx, ts, n, linattn_pack_need(ctx, ts, n, rows_ok, any_ok),
+                              in, out);
+}

@@ -1,0 +1,40 @@
+/* linattn - host side of view_copy (view.cl): a tensor moved between its
+ * strided view in a device buffer and a dense copy, on the device. */
+#include "clpriv.h"
+#include "view_cl_src.h" /* generated from view.cl: linattn_view_cl_src */
+
+#define A LINATTN_KARG
+#define LOCAL 256
+
+static cl_long4 pad4(const int64_t *x, int ndim, int64_t fill)
+{
+    cl_long4 v;
+    for (int d = 0; d < 4; d++) v.s[d] = (cl_long)fill;
+    for (int d = 0; d < ndim; d++) v.s[4 - ndim + d] = (cl_long)x[d];
+    return v;
+}
+
+int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t *sstr,
+                         void *dst, int64_t doff, const int64_t *dstr, const int64_t *shape,
+                         int ndim)
+{
+    int rc;
+    cl_kernel kn;
+    linattn_clrun r = {.cl = cl};
+    cl_long n = 1;
+    for (int d = 0; d < ndim; d++) n *= (cl_long)shape[d];
+    const cl_mem s = src, t = dst;
+    const cl_long so = (cl_long)soff, dof = (cl_long)doff;
+    const cl_long4 ss = pad4(sstr, ndim, 0), ds = pad4(dstr, ndim, 0), sh = pad4(shape, ndim, 1);
+    pthread_mutex_lock(&cl->lock);
+    static const char *const name = "view_copy";
+    rc = linattn_cl_kernels(cl, linattn_view_cl_src, "", &name, 1, &kn);
+    if (!rc) {
+        const linattn_karg args[] = {A(s), A(so), A(ss), A(t), A(dof), A(ds), A(sh), A(n)};
+        const size_t ls = LOCAL;
+        const size_t gs = ((size_t)(n < (1 << 22) ? n : (1 << 22)) + LOCAL - 1) / LOCAL * LOCAL;
+        if (!(rc = linattn_clrun_args(kn, args, 8, name)))
+            rc = linattn_clrun_launch(cl, kn, 1, &gs, &ls, name);
+    }
+    return linattn_clrun_end(&r, rc);
+}
