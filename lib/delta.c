@@ -41,6 +41,7 @@ typedef struct delta_plan {
     int flags;                    /* LINATTN_DELTA_QKNORM, _LOGITS: the options */
     size_t pack_floats;           /* panel scratch for the SIMD kernels */
     size_t stage_floats;          /* staged token block (recurrent prefill) */
+    int stage_norm;               /* opts.qk_l2norm applied while staging q, k */
     linattn_runner run;           /* per-thread work (and the reference's doubles) */
 } delta_plan;
 
@@ -69,12 +70,21 @@ static linattn_rows dense_rows(float *p, int64_t T, int64_t heads, int64_t X)
  * the hardware prefetchers do not follow across pages; so tokens are
  * copied, STAGE_T at a time, into contiguous rows first (and o back).  The
  * kernel restarts on each block from the stored state: no result changes. */
-static void run_staged(linattn_delta_rec_fn kern, const linattn_delta_rec_job *jb, float *stage)
+static void stage_row(float *dst, const float *src, int K, int norm)
+{
+    if (norm) linattn_l2norm_row(src, dst, K);
+    else memcpy(dst, src, sizeof(float) * K);
+}
+
+/* norm: q and k are raw, normalised here (opts.qk_l2norm): the same bits as
+ * normalising them first, without a pass of their own over memory. */
+static void run_staged(linattn_delta_rec_fn kern, const linattn_delta_rec_job *jb, float *stage,
+                       int norm)
 {
     const int K = jb->K, n = jb->n, nq = jb->nq;
-    if (!stage || jb->T == 1 ||
+    if (!stage || (!norm && (jb->T == 1 ||
         (jb->sk == K && jb->sq == (ptrdiff_t)nq * K && jb->sv == n &&
-         jb->so == (ptrdiff_t)nq * n && (nq == 1 || (jb->sqh == K && jb->soh == n)))) {
+         jb->so == (ptrdiff_t)nq * n && (nq == 1 || (jb->sqh == K && jb->soh == n)))))) {
         kern(jb);
         return;
     }
@@ -84,9 +94,9 @@ static void run_staged(linattn_delta_rec_fn kern, const linattn_delta_rec_job *j
         const int c = (int)(jb->T - t0 < STAGE_T ? jb->T - t0 : STAGE_T);
         for (int r = 0; r < c; r++) {
             for (int e = 0; e < nq; e++)
-                memcpy(q + ((size_t)r * nq + e) * K, jb->q + (t0 + r) * jb->sq + e * jb->sqh,
-                       sizeof(float) * K);
-            memcpy(k + (size_t)r * K, jb->k + (t0 + r) * jb->sk, sizeof(float) * K);
+                stage_row(q + ((size_t)r * nq + e) * K, jb->q + (t0 + r) * jb->sq + e * jb->sqh,
+                          K, norm);
+            stage_row(k + (size_t)r * K, jb->k + (t0 + r) * jb->sk, K, norm);
             memcpy(v + (size_t)r * n, jb->v + (t0 + r) * jb->sv, sizeof(float) * n);
         }
         linattn_delta_rec_job b = *jb;
@@ -153,7 +163,7 @@ static void run_job(void *arg, int64_t job, int thread)
     else if (p->algo == LINATTN_ALGO_CHUNK)
         linattn_delta_chunk(&jb, p->C, work + (p->ht.p ? 0 : KV));
     else
-        run_staged(p->ctx->kern.delta_rec, &jb, stage);
+        run_staged(p->ctx->kern.delta_rec, &jb, stage, p->stage_norm);
 }
 
 /* kla: beta = eta / (|k|^2 + eps), one value per (token, value head), from
@@ -166,6 +176,7 @@ typedef struct kla_arg {
     const linattn_rows *eta, *k;
     int64_t rows, T, H, Hk;
     int K, norm, map;
+    int renorm;  /* k is raw: normalise each row first (the fast paths' float rows) */
     float eps;
 } kla_arg;
 
@@ -177,6 +188,11 @@ static void kla_rows(void *arg, int64_t blk, int thread)
     for (int64_t r = blk * KLA_ROWS; r < r1; r++) {
         const int64_t kr = r / a->H * a->Hk + key_head(r % a->H, a->H, a->Hk, a->map);
         const float *k = row_at(a->k, kr, a->T, a->Hk);
+        float kn[LINATTN_MAX_HEAD_DIM];
+        if (a->renorm) {
+            linattn_l2norm_row(k, kn, a->K);
+            k = kn;
+        }
         double s[4] = {0.0, 0.0, 0.0, 0.0}; /* four chains: not latency-bound */
         int i = 0;
         for (; i + 4 <= a->K; i += 4)
@@ -297,7 +313,10 @@ static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what
     const int kla = op == LINATTN_OP_KLA;
     /* shared: [beta: kla's, or sigmoid(beta)][q, k normalised] (the last two
      * not on the reference, which applies the options itself in double) */
-    const int norm = (p->flags & LINATTN_DELTA_QKNORM) && !p->ref;
+    /* opts.qk_l2norm: the staged recurrent prefill normalises while staging;
+     * the other fast paths in a pass before (the reference in double) */
+    p->stage_norm = (p->flags & LINATTN_DELTA_QKNORM) && p->stage_floats;
+    const int norm = (p->flags & LINATTN_DELTA_QKNORM) && !p->ref && !p->stage_norm;
     const int logits = (p->flags & LINATTN_DELTA_LOGITS) && !p->ref;
     const size_t nb = kla || logits ? ((size_t)rows + 15) / 16 * 16 : 0;
     const size_t nqf = norm ? (size_t)qrows * p->K : 0, nkf = norm ? (size_t)krows * p->K : 0;
@@ -326,7 +345,8 @@ static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what
         const linattn_rows eta = p->beta;
         kla_arg a = {.beta = p->run.shared, .eta = &eta, .k = &p->k, .rows = rows, .T = p->T,
                      .H = p->hd.v, .Hk = p->hd.k, .K = p->K, .map = p->map,
-                     .norm = p->ref && (p->flags & LINATTN_DELTA_QKNORM), .eps = eps};
+                     .norm = p->ref && (p->flags & LINATTN_DELTA_QKNORM),
+                     .renorm = p->stage_norm, .eps = eps};
         linattn_runner_jobs(&p->run, nrb, kla_rows, &a, 0);
         p->beta = dense_rows(a.beta, p->T, p->hd.v, 1);
     }
