@@ -99,9 +99,11 @@ int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const 
     linattn_strides(t, s);
     uint64_t last = (uint64_t)t->offset; /* checked not to overflow (check.c) */
     for (int d = 0; d < t->ndim; d++) last += (uint64_t)(t->shape[d] - 1) * (uint64_t)s[d];
-    if (last >= t->buf->count)
-        return linattn_fail(LINATTN_ESHAPE, "%s: the view reaches float %llu of a buffer of "
-                            "%zu floats", name, (unsigned long long)last, t->buf->count);
+    const size_t es = linattn_dtype_size(t->dtype); /* the buffer counts floats */
+    if (last >= (uint64_t)t->buf->count * sizeof(float) / es)
+        return linattn_fail(LINATTN_ESHAPE, "%s: the view reaches element %llu (%s) of a buffer "
+                            "of %zu floats", name, (unsigned long long)last,
+                            linattn_dtype_name(t->dtype), t->buf->count);
     return LINATTN_OK;
 }
 
@@ -120,13 +122,14 @@ float *linattn_host(const linattn_tensor *t)
 {
     /* data is const for the callers of the API; outputs point to writable
      * memory (linattn.h), so writing through it is defined */
+    /* float32 tensors only (the others are converted first, pack.c) */
     float *base = t->buf ? t->buf->host : (float *)(uintptr_t)t->data;
     return base ? base + t->offset : NULL;
 }
 
 linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t)
 {
-    linattn_cl_arg a = {.host = t->data ? t->data + t->offset : NULL,
+    linattn_cl_arg a = {.host = t->data ? (const float *)t->data + t->offset : NULL,
                         .mem = t->buf ? t->buf->mem : NULL};
     if (linattn_given(t)) {
         a.count = 1;

@@ -7,7 +7,10 @@
 /* Reject non-positive sizes and element counts whose byte size overflows. */
 static int check_dims(const linattn_tensor *t, const char *name)
 {
-    uint64_t bytes = sizeof(float);
+    uint64_t bytes = linattn_dtype_size(t->dtype);
+    if (!bytes)
+        return linattn_fail(LINATTN_EINVAL, "%s: unknown element type (dtype %d)", name,
+                            (int)t->dtype);
     for (int d = 0; d < t->ndim; d++) {
         const int64_t n = t->shape[d];
         if (n <= 0)
@@ -31,7 +34,7 @@ static int check_view(const linattn_tensor *t, const char *name)
         return linattn_fail(LINATTN_EINVAL, "%s: offset %lld is negative", name,
                             (long long)t->offset);
     uint64_t reach = (uint64_t)t->offset;
-    const uint64_t lim = (uint64_t)PTRDIFF_MAX / sizeof(float);
+    const uint64_t lim = (uint64_t)PTRDIFF_MAX / linattn_dtype_size(t->dtype);
     for (int d = 0; d < t->ndim; d++) {
         if (t->strides[d] < 0)
             return linattn_fail(LINATTN_EINVAL, "%s: strides[%d] is %lld (must be >= 0)", name,
@@ -74,6 +77,17 @@ int linattn_check_written(const linattn_tensor *t, const char *name)
                                 (long long)s[d]);
         reach += s[d] * (t->shape[d] - 1);
     }
+    return LINATTN_OK;
+}
+
+int linattn_check_f32_states(linattn_tensor *const *ts, const char *const *names, int n,
+                             unsigned states, const char *op)
+{
+    for (int i = 0; i < n; i++)
+        if ((states >> i & 1u) && linattn_given(ts[i]) && ts[i]->dtype != LINATTN_F32)
+            return linattn_fail(LINATTN_EUNSUPPORTED,
+                                "%s: %s keeps its state in float32 (a 16-bit store loses the "
+                                "small writes of long memories; see linattn(3))", names[i], op);
     return LINATTN_OK;
 }
 

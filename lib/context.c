@@ -165,3 +165,15 @@ linattn_tensor linattn_tensor_4d(const float *data, int64_t d0, int64_t d1, int6
     return make(data, 4, (int64_t[]){d0, d1, d2, d3});
 }
 linattn_tensor linattn_tensor_none(void) { return make(NULL, 0, NULL); }
+
+linattn_tensor linattn_tensor_nd(const void *data, linattn_dtype dtype, int ndim,
+                                 const int64_t *shape)
+{
+    linattn_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.dtype = dtype;
+    t.ndim = ndim;
+    for (int i = 0; i < ndim && i < LINATTN_MAX_DIMS && shape; i++) t.shape[i] = shape[i];
+    return t;
+}

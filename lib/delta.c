@@ -476,6 +476,8 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
 {
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
+    if (op == LINATTN_OP_GLA && (rc = linattn_check_f32_states(ts, names, 8, 0xA0u, "gla")))
+        return rc;
     linattn_packset ps;
     const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
     if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any))) return rc;

@@ -185,6 +185,7 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->s0, &x->z0, &x->c0,
                                   &x->o, &x->sT, &x->zT, &x->cT};
+    if ((rc = linattn_check_f32_states(ts, names, 10, 0x3B8u, "ela"))) return rc;
     linattn_packset ps;
     if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, 0x3Fu, 0x3C0u, 0, 0))) return rc;
     linattn_clear_error();

@@ -89,7 +89,8 @@ static inline float *linattn_row(const linattn_rows *r, int64_t b, int64_t t, in
 /* pack.c: views a path cannot address in place, as dense copies.
  * dense: C order (at any offset); unit_rows: the last dimension at stride 1. */
 int linattn_dense(const linattn_tensor *t);
-int linattn_unit_rows(const linattn_tensor *t);
+int linattn_unit_rows(const linattn_tensor *t);       /* and float32 */
+int linattn_dense_f32_rows(const linattn_tensor *t);  /* whatever the dtype */
 #define LINATTN_PACK_MAX 12
 typedef struct linattn_pack_entry {
     linattn_tensor *slot;     /* the caller's tensor, pointed at the copy meanwhile */
@@ -127,6 +128,15 @@ int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *c
 /* buffer.c: a buffer's device memory (NULL on a CPU context). */
 void *linattn_buffer_mem(const linattn_buffer *b);
 
+/* half.c: one element to or from a 16-bit type (round to nearest even,
+ * linattn_convert(3)), and n elements of a dtype to float32 or back. */
+uint16_t linattn_f32_to_f16(float f);
+float linattn_f16_to_f32(uint16_t h);
+uint16_t linattn_f32_to_bf16(float f);
+float linattn_bf16_to_f32(uint16_t h);
+void linattn_to_f32(const void *src, linattn_dtype s, float *dst, size_t n);
+void linattn_from_f32(const float *src, void *dst, linattn_dtype d, size_t n);
+
 /* errors.c: record a message for this thread and return the code. */
 int linattn_fail(int code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -139,6 +149,11 @@ void linattn_clear_error(void);
 int linattn_check_tensor(const linattn_tensor *t, const char *name, int ndim,
                          const int64_t *shape);
 int linattn_check_present(const linattn_tensor *t, const char *name);
+/* The state tensors (bit i of states) of an operator whose states stay
+ * float32 (gla, gka, ela): LINATTN_EUNSUPPORTED naming the first in a
+ * 16-bit type. */
+int linattn_check_f32_states(linattn_tensor *const *ts, const char *const *names, int n,
+                             unsigned states, const char *op);
 /* A tensor the call writes: its strides must not map two indices to one
  * float (LINATTN_EINVAL naming it). */
 int linattn_check_written(const linattn_tensor *t, const char *name);

@@ -126,14 +126,24 @@ LINATTN_API int linattn_have_openmp(void);
 
 typedef struct linattn_buffer linattn_buffer;
 
-/* A description of a float32 array in C order, not owned: either host memory
- * (data) or a library buffer (buf, see below), never both.  A tensor with
- * neither is "absent" (allowed only where documented).  data is const so
- * that inputs take const arrays, in C and C++, without casts; the library
- * writes through it only for the tensors an entry point documents as
- * outputs or in-place states, whose memory must then be writable. */
+/* Element types (linattn(3), HALF PRECISION): every input, output and
+ * state may be one of them; the arithmetic is float32 whatever they are. */
+typedef enum linattn_dtype {
+    LINATTN_F32 = 0,  /* float32: the default (a zeroed tensor) */
+    LINATTN_F16 = 1,  /* IEEE 754 binary16 */
+    LINATTN_BF16 = 2  /* bfloat16: the upper 16 bits of a float32 */
+} linattn_dtype;
+
+/* A description of an array, not owned: either host memory (data) or a
+ * library buffer (buf, see below), never both.  A tensor with neither is
+ * "absent" (allowed only where documented).  data is const so that inputs
+ * take const arrays, in C and C++, without casts; the library writes
+ * through it only for the tensors an entry point documents as outputs or
+ * in-place states, whose memory must then be writable.  Elements are
+ * float32 unless dtype says otherwise (then data points to 16-bit
+ * values); strides and offset count elements. */
 typedef struct linattn_tensor {
-    const float *data;
+    const void *data;
     int ndim;
     int64_t shape[LINATTN_MAX_DIMS];
     linattn_buffer *buf; /* NULL for host tensors */
@@ -144,6 +154,7 @@ typedef struct linattn_tensor {
      * 0 broadcasts); outputs and states written may not overlap themselves. */
     int64_t strides[LINATTN_MAX_DIMS];
     int64_t offset;
+    linattn_dtype dtype;
 } linattn_tensor;
 
 LINATTN_API linattn_tensor linattn_tensor_1d(const float *data, int64_t d0);
@@ -151,6 +162,19 @@ LINATTN_API linattn_tensor linattn_tensor_2d(const float *data, int64_t d0, int6
 LINATTN_API linattn_tensor linattn_tensor_3d(const float *data, int64_t d0, int64_t d1, int64_t d2);
 LINATTN_API linattn_tensor linattn_tensor_4d(const float *data, int64_t d0, int64_t d1, int64_t d2,
                                              int64_t d3);
+/* Any rank (1..4) and element type: data holds elements of dtype. */
+LINATTN_API linattn_tensor linattn_tensor_nd(const void *data, linattn_dtype dtype, int ndim,
+                                             const int64_t *shape);
+/* Bytes of one element (4 or 2); 0 for an unknown dtype. */
+LINATTN_API size_t linattn_dtype_size(linattn_dtype dtype);
+/* "f32", "f16", "bf16"; NULL for an unknown dtype. */
+LINATTN_API const char *linattn_dtype_name(linattn_dtype dtype);
+/* Convert n elements: to a half type by rounding to nearest, ties to even
+ * (overflow to Inf, subnormals exact, NaN kept NaN with its sign); to
+ * float32 exactly; the same type: a copy.  src and dst must not overlap.
+ * LINATTN_EINVAL for an unknown dtype, LINATTN_ENULL for NULL with n > 0. */
+LINATTN_API int linattn_convert(const void *src, linattn_dtype src_dtype, void *dst,
+                                linattn_dtype dst_dtype, size_t n);
 /* The absent tensor (all zero). */
 LINATTN_API linattn_tensor linattn_tensor_none(void);
 /* A tensor held in a buffer (its first prod(shape) floats). */
@@ -574,6 +598,8 @@ typedef struct linattn_op_info {
     const char *page;     /* its manual page, e.g. "linattn_gdn(3)" */
     int packed;           /* takes cu_seqlens and n_seqs (forwards) */
     int cache;            /* needs a linattn_kvcache (softmax's step) */
+    int f32_states;       /* its states (in-place ones, and a forward's over N)
+                             must be float32 (linattn(3), HALF PRECISION) */
     int ntensors, noptions;
     linattn_op_tensor tensors[LINATTN_OP_MAX_TENSORS];
     linattn_op_option options[LINATTN_OP_MAX_OPTIONS];

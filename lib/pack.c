@@ -1,8 +1,9 @@
-/* linattn - strided views (linattn(3), STRIDED TENSORS) that a path cannot
- * address in place, as dense copies for the call: gathered before it,
- * scattered back after it for the tensors it writes.  The paths read most
- * views in place (the delta family's rows on the CPU); this covers the rest
- * (a last dimension that is not contiguous, and every view on OpenCL). */
+/* linattn - tensors a path cannot address in place, as dense float32
+ * copies for the call: gathered (and converted) before it, scattered back
+ * (rounded once) after it for the tensors it writes.  The paths read most
+ * float32 views in place (the delta family's rows on the CPU); this covers
+ * the rest: a last dimension that is not contiguous, every view on OpenCL,
+ * and 16-bit element types (linattn(3), STRIDED TENSORS, HALF PRECISION). */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -21,13 +22,20 @@ int linattn_dense(const linattn_tensor *t)
 
 int linattn_unit_rows(const linattn_tensor *t)
 {
+    return t->dtype == LINATTN_F32 && linattn_dense_f32_rows(t);
+}
+
+int linattn_dense_f32_rows(const linattn_tensor *t)
+{
     return t->ndim == 0 || t->shape[t->ndim - 1] == 1 || linattn_dense(t) ||
            t->strides[t->ndim - 1] == 1;
 }
 
-/* Copy between the view of src (its strides) and dense dst, either way. */
-static void host_copy(const linattn_tensor *t, float *view, float *dense, int to_dense)
+/* Copy between the view (its strides, its dtype) at view and the dense
+ * float32 array dense, either way (to the view: rounded to its dtype). */
+static void host_copy(const linattn_tensor *t, char *view, float *dense, int to_dense)
 {
+    const size_t es = linattn_dtype_size(t->dtype);
     int64_t s[LINATTN_MAX_DIMS], sh[4] = {1, 1, 1, 1}, st[4] = {0, 0, 0, 0};
     linattn_strides(t, s);
     for (int d = 0; d < t->ndim; d++) {
@@ -38,12 +46,27 @@ static void host_copy(const linattn_tensor *t, float *view, float *dense, int to
     for (int64_t a = 0; a < sh[0]; a++)
         for (int64_t b = 0; b < sh[1]; b++)
             for (int64_t c = 0; c < sh[2]; c++) {
-                float *row = view + a * st[0] + b * st[1] + c * st[2];
+                char *row = view + (ptrdiff_t)es * (a * st[0] + b * st[1] + c * st[2]);
+                if (st[3] == 1) { /* a contiguous row: convert it at once */
+                    if (to_dense) linattn_to_f32(row, t->dtype, dense + e, (size_t)sh[3]);
+                    else linattn_from_f32(dense + e, row, t->dtype, (size_t)sh[3]);
+                    e += (size_t)sh[3];
+                    continue;
+                }
                 for (int64_t i = 0; i < sh[3]; i++, e++) {
-                    if (to_dense) dense[e] = row[i * st[3]];
-                    else row[i * st[3]] = dense[e];
+                    char *x = row + (ptrdiff_t)es * i * st[3];
+                    if (to_dense) linattn_to_f32(x, t->dtype, dense + e, 1);
+                    else linattn_from_f32(dense + e, x, t->dtype, 1);
                 }
             }
+}
+
+/* Element [0,..] of a host view, whatever its dtype. */
+static char *view_base(const linattn_tensor *t)
+{
+    char *base = t->buf ? (char *)linattn_host(&(linattn_tensor){.buf = t->buf})
+                        : (char *)(uintptr_t)t->data;
+    return base + (ptrdiff_t)linattn_dtype_size(t->dtype) * t->offset;
 }
 
 static size_t count_of(const linattn_tensor *t)
@@ -56,6 +79,7 @@ static size_t count_of(const linattn_tensor *t)
 static int same_view(const linattn_tensor *a, const linattn_tensor *b)
 {
     return a->data == b->data && a->buf == b->buf && a->offset == b->offset &&
+           a->dtype == b->dtype &&
            a->ndim == b->ndim && !memcmp(a->shape, b->shape, sizeof a->shape) &&
            !memcmp(a->strides, b->strides, sizeof a->strides);
 }
@@ -73,7 +97,9 @@ unsigned linattn_pack_need(const linattn_ctx *ctx, linattn_tensor *const *ts, in
         const linattn_tensor *t = ts[i];
         int ok;
         if (!linattn_given(t)) continue;
-        if (ctx->cl) /* the OpenCL kernels take dense tensors at the start of their buffers */
+        if (t->dtype != LINATTN_F32) /* the kernels compute in float32 */
+            ok = 0;
+        else if (ctx->cl) /* the OpenCL kernels take dense tensors at the start of their buffers */
             ok = linattn_dense(t) && !(t->buf && t->offset);
         else
             ok = linattn_dense(t) || (any_ok >> i & 1u) ||
@@ -109,6 +135,7 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
             e->dense = *t;
             memset(e->dense.strides, 0, sizeof e->dense.strides);
             e->dense.offset = 0;
+            e->dense.dtype = LINATTN_F32;
             if (on_device(ctx, t)) {
                 e->dense.data = NULL;
                 if ((rc = linattn_buffer_create(ctx, cnt, &e->dense.buf))) break;
@@ -117,8 +144,8 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                     linattn_strides(t, s);
                     linattn_strides(&e->dense, z);
                     if ((rc = linattn_cl_view_copy(ctx->cl, linattn_buffer_mem(t->buf), t->offset,
-                                                   s, linattn_buffer_mem(e->dense.buf), 0, z,
-                                                   t->shape, t->ndim)))
+                                                   s, t->dtype, linattn_buffer_mem(e->dense.buf),
+                                                   0, z, LINATTN_F32, t->shape, t->ndim)))
                         break;
                 }
             } else {
@@ -131,7 +158,7 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                 e->dense.data = h;
                 e->dense.buf = NULL;
                 e->host = h;
-                if (in >> i & 1u) host_copy(t, linattn_host(t), h, 1);
+                if (in >> i & 1u) host_copy(t, view_base(t), h, 1);
             }
         }
         *t = e->dense;
@@ -152,10 +179,11 @@ int linattn_pack_end(linattn_packset *ps, int rc)
                 linattn_strides(&e->orig, s);
                 linattn_strides(&e->dense, z);
                 rc = linattn_cl_view_copy(ps->ctx->cl, linattn_buffer_mem(e->dense.buf), 0, z,
-                                          linattn_buffer_mem(e->orig.buf), e->orig.offset, s,
-                                          e->orig.shape, e->orig.ndim);
+                                          LINATTN_F32, linattn_buffer_mem(e->orig.buf),
+                                          e->orig.offset, s, e->orig.dtype, e->orig.shape,
+                                          e->orig.ndim);
             } else if (e->host) {
-                host_copy(&e->orig, linattn_host(&e->orig), e->host, 0);
+                host_copy(&e->orig, view_base(&e->orig), e->host, 0);
             }
         }
         if (e->dense.buf) linattn_buffer_destroy(e->dense.buf);

@@ -1,18 +1,50 @@
 /* linattn - OpenCL C 1.2: copy between two layouts of one 4-D shape (the
  * views of linattn(3)): dst[doff + i . ds] = src[soff + i . ss] for every
  * index i of shape (C order, leading dimensions of size 1 when the tensor
- * has fewer), n = the element count. */
+ * has fewer), n = the element count; from16/to16 convert from or to a
+ * 16-bit type on the way (bf = 1: bfloat16 by shifts, else binary16 by
+ * vload_half/vstore_half_rte: core OpenCL 1.2, no extension). */
+
+static long at(long e, long4 shape, long4 s)
+{
+    const long i3 = e % shape.w;
+    e /= shape.w;
+    const long i2 = e % shape.z;
+    e /= shape.z;
+    const long i1 = e % shape.y, i0 = e / shape.y;
+    return i0 * s.x + i1 * s.y + i2 * s.z + i3 * s.w;
+}
+
 __kernel void view_copy(__global const float *src, long soff, long4 ss, __global float *dst,
                         long doff, long4 ds, long4 shape, long n)
 {
+    for (long e = get_global_id(0); e < n; e += get_global_size(0))
+        dst[doff + at(e, shape, ds)] = src[soff + at(e, shape, ss)];
+}
+
+__kernel void view_from16(__global const ushort *src, long soff, long4 ss, __global float *dst,
+                          long doff, long4 ds, long4 shape, long n, int bf)
+{
     for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
-        long r = e;
-        const long i3 = r % shape.w;
-        r /= shape.w;
-        const long i2 = r % shape.z;
-        r /= shape.z;
-        const long i1 = r % shape.y, i0 = r / shape.y;
-        dst[doff + i0 * ds.x + i1 * ds.y + i2 * ds.z + i3 * ds.w] =
-            src[soff + i0 * ss.x + i1 * ss.y + i2 * ss.z + i3 * ss.w];
+        const long i = soff + at(e, shape, ss);
+        dst[doff + at(e, shape, ds)] =
+            bf ? as_float((uint)src[i] << 16) : vload_half(i, (__global const half *)src);
+    }
+}
+
+__kernel void view_to16(__global const float *src, long soff, long4 ss, __global ushort *dst,
+                        long doff, long4 ds, long4 shape, long n, int bf)
+{
+    for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
+        const float x = src[soff + at(e, shape, ss)];
+        const long j = doff + at(e, shape, ds);
+        if (bf) {
+            const uint u = as_uint(x);
+            const uint h = u >> 16;
+            dst[j] = (u & 0x7fffffffu) > 0x7f800000u ? (ushort)((h & 0x7fu) ? h : (h | 0x40u))
+                                                     : (ushort)((u + 0x7fffu + (h & 1u)) >> 16);
+        } else {
+            vstore_half_rte(x, j, (__global half *)dst);
+        }
     }
 }

@@ -1,0 +1,500 @@
+/* linattn tests - 16-bit element types (linattn(3), HALF PRECISION).
+ * Conversions: every f16 and bf16 pattern survives a trip through float32
+ * (NaN as NaN of the same sign), and float32 to a half type rounds to
+ * nearest even (checked against a double-precision rounding on edge cases
+ * and random patterns).  Operators: for every entry of the operator table
+ * on every backend, a call with every tensor in f16 or bf16 (and one with
+ * only the states so) equals, bit for bit, the float32 call on the same
+ * rounded inputs with its outputs rounded once; and it is within the
+ * documented bound of the double reference.  Decode with a half state over
+ * many tokens stays within the drift bound linattn(3) states. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testop.h"
+#include "testutil.h"
+
+static const linattn_dtype HALVES[2] = {LINATTN_F16, LINATTN_BF16};
+
+static uint32_t bits(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    return x;
+}
+
+static float flt(uint32_t x)
+{
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+static float h2f(uint16_t h, linattn_dtype d)
+{
+    float f;
+    ck_assert_int_eq(linattn_convert(&h, d, &f, LINATTN_F32, 1), 0);
+    return f;
+}
+
+static uint16_t f2h(float f, linattn_dtype d)
+{
+    uint16_t h;
+    ck_assert_int_eq(linattn_convert(&f, LINATTN_F32, &h, d, 1), 0);
+    return h;
+}
+
+/* ---- conversions ----------------------------------------------------------- */
+
+START_TEST(test_roundtrip_all)
+{
+    const linattn_dtype d = HALVES[_i];
+    uint16_t *h = malloc(65536 * 2), *back = malloc(65536 * 2);
+    float *f = malloc(65536 * sizeof(float));
+    ck_assert(h && back && f);
+    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    ck_assert_int_eq(linattn_convert(h, d, f, LINATTN_F32, 65536), 0);
+    ck_assert_int_eq(linattn_convert(f, LINATTN_F32, back, d, 65536), 0);
+    for (uint32_t i = 0; i < 65536; i++) {
+        /* one at a time (the scalar path) gives the same as the array */
+        ck_assert_uint_eq(bits(h2f(h[i], d)), bits(f[i]));
+        if (isnan(f[i])) {
+            const float b = h2f(back[i], d);
+            ck_assert_msg(isnan(b) && signbit(b) == signbit(f[i]), "%s %04x: NaN lost",
+                          linattn_dtype_name(d), i);
+        } else {
+            ck_assert_msg(back[i] == h[i], "%s %04x -> %g -> %04x", linattn_dtype_name(d), i,
+                          (double)f[i], back[i]);
+        }
+    }
+    free(h);
+    free(back);
+    free(f);
+}
+END_TEST
+
+/* The half value nearest x, ties to the even pattern, by double arithmetic:
+ * the finite patterns in order of value (positive ones are increasing). */
+static uint16_t ref_round(float x, linattn_dtype d)
+{
+    const uint16_t sign = signbit(x) ? 0x8000 : 0;
+    const double a = fabs((double)x);
+    const uint16_t inf = d == LINATTN_F16 ? 0x7c00 : 0x7f80;
+    if (isnan(x)) return 0;
+    if (isinf(x)) return sign | inf;
+    /* binary search for the largest pattern p with value(p) <= a */
+    uint32_t lo = 0, hi = inf; /* value(inf) > a */
+    while (hi - lo > 1) {
+        const uint32_t mid = (lo + hi) / 2;
+        if ((double)h2f((uint16_t)mid, d) <= a) lo = mid;
+        else hi = mid;
+    }
+    const double vl = h2f((uint16_t)lo, d);
+    /* the next value up; past the largest finite one, the overflow
+     * threshold is where a value one step further would sit */
+    double vh = h2f((uint16_t)hi, d);
+    if (hi == inf) vh = vl + (vl - (double)h2f((uint16_t)(lo - 1), d));
+    const double dl = a - vl, dh = vh - a;
+    uint32_t r = dl < dh ? lo : dh < dl ? hi : (lo % 2 == 0 ? lo : hi);
+    return (uint16_t)(sign | r);
+}
+
+static void check_round(float x, linattn_dtype d)
+{
+    if (isnan(x)) {
+        ck_assert(isnan(h2f(f2h(x, d), d)));
+        return;
+    }
+    const uint16_t got = f2h(x, d), want = ref_round(x, d);
+    ck_assert_msg(got == want, "%s(%a = %08x): %04x, want %04x", linattn_dtype_name(d),
+                  (double)x, bits(x), got, want);
+}
+
+START_TEST(test_rounding)
+{
+    const linattn_dtype d = HALVES[_i];
+    const uint16_t inf = d == LINATTN_F16 ? 0x7c00 : 0x7f80;
+    /* around every finite half value: the midpoints to its neighbours and one
+     * float32 step either side of them (ties, just above, just below) */
+    for (uint32_t h = 0; h < inf; h++) {
+        const double v = h2f((uint16_t)h, d), w = h2f((uint16_t)(h + 1), d);
+        const float mid = (float)((v + w) / 2); /* exact in float32 */
+        const float pts[5] = {(float)v, mid, nextafterf(mid, 0), nextafterf(mid, INFINITY),
+                              nextafterf((float)v, INFINITY)};
+        for (int j = 0; j < 5; j++) {
+            check_round(pts[j], d);
+            check_round(-pts[j], d);
+        }
+    }
+    /* overflow: the largest finite value, the tie above it, Inf, NaN */
+    const float big = h2f((uint16_t)(inf - 1), d);
+    const float edge[] = {big, nextafterf(big, INFINITY), FLT_MAX, INFINITY, -INFINITY,
+                          65519.996f, 65520.0f, 0.0f, -0.0f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f,
+                          0x1p-149f, 0x1p-126f, 0x1.fffffep-127f, NAN, -NAN,
+                          flt(0x7f800001u), flt(0xff800001u), flt(0x7fc00000u)};
+    for (size_t j = 0; j < sizeof edge / sizeof *edge; j++) check_round(edge[j], d);
+    /* random float32 patterns */
+    for (int j = 0; j < 200000; j++) {
+        const uint32_t x = (uint32_t)(tu_uniform(0, 4294967296.0));
+        check_round(flt(x), d);
+    }
+}
+END_TEST
+
+START_TEST(test_convert_args)
+{
+    float f = 1.0f;
+    uint16_t h;
+    ck_assert_int_eq(linattn_convert(&f, (linattn_dtype)7, &h, LINATTN_F16, 1), LINATTN_EINVAL);
+    ck_assert_int_eq(linattn_convert(&f, LINATTN_F32, &h, (linattn_dtype)-1, 1), LINATTN_EINVAL);
+    ck_assert_int_eq(linattn_convert(NULL, LINATTN_F32, &h, LINATTN_F16, 1), LINATTN_ENULL);
+    ck_assert_int_eq(linattn_convert(&f, LINATTN_F32, NULL, LINATTN_F16, 1), LINATTN_ENULL);
+    ck_assert_int_eq(linattn_convert(NULL, LINATTN_F32, NULL, LINATTN_F16, 0), 0);
+    ck_assert_uint_eq(linattn_dtype_size(LINATTN_BF16), 2);
+    ck_assert_uint_eq(linattn_dtype_size((linattn_dtype)9), 0);
+    ck_assert_ptr_null(linattn_dtype_name((linattn_dtype)9));
+    /* a tensor of an unknown dtype is refused, naming it */
+    linattn_ctx *c = tu_ctx("scalar", 1);
+    const linattn_op_info *op = linattn_op_find("gla", "forward");
+    int64_t dims[LINATTN_OP_LETTERS];
+    tu_op_sizes(dims, 1, 3, 1, 4, 4, 0, 0);
+    tu_op p;
+    tu_op_make(&p, op, dims, TU_OP_REQUIRED, 1, 0);
+    p.a.t[1].dtype = (linattn_dtype)5;
+    ck_assert_int_eq(linattn_op_call(c, op, &p.a), LINATTN_EINVAL);
+    ck_assert_msg(strstr(linattn_last_error(), "k:") != NULL, "%s", linattn_last_error());
+    tu_op_free(&p);
+    linattn_ctx_destroy(c);
+}
+END_TEST
+
+/* ---- operators ------------------------------------------------------------- */
+
+static size_t count_of(const linattn_tensor *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* A carried state: in place (a step's), or a forward's over N sequences. */
+static int is_state(const linattn_op_tensor *t)
+{
+    return t->role == LINATTN_ROLE_INOUT || t->dims[0] == 'N';
+}
+
+static linattn_kvcache *make_cache(linattn_ctx *c, const tu_op *p, const float *kb,
+                                   const float *vb)
+{
+    const int64_t B = p->dims['B' - 'A'], H = p->dims['H' - 'A'];
+    const int64_t K = p->dims['K' - 'A'], V = p->dims['V' - 'A'];
+    linattn_kvcache *cache;
+    ck_assert_int_eq(linattn_kvcache_create(c, B, H, K, V, 8, &cache), 0);
+    const linattn_tensor kt = linattn_tensor_4d(kb, B, 3, H, K);
+    const linattn_tensor vt = linattn_tensor_4d(vb, B, 3, H, V);
+    ck_assert_int_eq(linattn_kvcache_append(c, cache, &kt, &vt), 0);
+    return cache;
+}
+
+/* One entry point on one backend in dtype d: all tensors (states_only = 0)
+ * or only the states (1) in d, host tensors or (dev) device buffers. */
+static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d,
+                     int states_only, int dev)
+{
+    int64_t dims[LINATTN_OP_LETTERS];
+    tu_op_sizes(dims, 2, 11, 2, 8, 12, 10, 3);
+    tu_op p;
+    tu_op_make(&p, op, dims, TU_OP_ALL, 1, 0);
+    linattn_ctx *c = tu_ctx(isa, 2), *r = tu_ctx("ref", 1);
+    const int n = op->ntensors;
+    int conv[LINATTN_OP_MAX_TENSORS] = {0};
+    uint16_t *h[LINATTN_OP_MAX_TENSORS] = {0};
+    linattn_buffer *buf[LINATTN_OP_MAX_TENSORS] = {0};
+    float *in0[LINATTN_OP_MAX_TENSORS] = {0}; /* rounded inputs, kept for the ref run */
+    linattn_op_args a = p.a;
+    float *kb = NULL, *vb = NULL;
+    if (op->cache) {
+        const size_t nk = (size_t)(p.dims['B' - 'A'] * 3 * p.dims['H' - 'A']);
+        kb = tu_alloc(nk * (size_t)p.dims['K' - 'A']);
+        vb = tu_alloc(nk * (size_t)p.dims['V' - 'A']);
+        tu_fill(kb, nk * (size_t)p.dims['K' - 'A'], -1, 1);
+        tu_fill(vb, nk * (size_t)p.dims['V' - 'A'], -1, 1);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!p.data[i]) continue;
+        const linattn_op_tensor *ti = &op->tensors[i];
+        conv[i] = (!states_only || is_state(ti)) && !(op->f32_states && is_state(ti));
+        const size_t cnt = count_of(&p.a.t[i]);
+        if (!conv[i]) continue;
+        h[i] = malloc(cnt * 2 + 2);
+        ck_assert_ptr_nonnull(h[i]);
+        if (ti->role != LINATTN_ROLE_OUT) { /* round the input; the f32 call takes the same */
+            ck_assert_int_eq(linattn_convert(p.data[i], LINATTN_F32, h[i], d, cnt), 0);
+            ck_assert_int_eq(linattn_convert(h[i], d, p.data[i], LINATTN_F32, cnt), 0);
+        } else {
+            memset(h[i], 0xff, cnt * 2); /* poison: NaN in both types */
+        }
+        a.t[i] = linattn_tensor_nd(h[i], d, p.a.t[i].ndim, p.a.t[i].shape);
+        if (dev) {
+            ck_assert_int_eq(linattn_buffer_create(c, (cnt + 1) / 2, &buf[i]), 0);
+            ck_assert_int_eq(linattn_buffer_write(buf[i], 0, (const float *)h[i], (cnt + 1) / 2),
+                             0);
+            a.t[i].data = NULL;
+            a.t[i].buf = buf[i];
+        }
+    }
+    float *own[LINATTN_OP_MAX_TENSORS] = {0}; /* the half call's float32 outputs and states */
+    for (int i = 0; i < n; i++) { /* the rounded inputs and states, before any run */
+        if (!p.data[i]) continue;
+        const size_t cnt = count_of(&p.a.t[i]);
+        if (op->tensors[i].role != LINATTN_ROLE_OUT) {
+            in0[i] = tu_alloc(cnt);
+            memcpy(in0[i], p.data[i], cnt * sizeof(float));
+        }
+        if (!conv[i] && op->tensors[i].role != LINATTN_ROLE_IN) {
+            own[i] = tu_alloc(cnt);
+            if (in0[i]) memcpy(own[i], in0[i], cnt * sizeof(float));
+            else tu_poison(own[i], cnt);
+            a.t[i].data = own[i];
+        }
+    }
+    /* float32 call on the rounded inputs */
+    if (op->cache) p.a.cache = make_cache(c, &p, kb, vb);
+    ck_assert_msg(linattn_op_call(c, op, &p.a) == 0, "%s f32 on %s: %s", tu_op_name(op), isa,
+                  linattn_last_error());
+    /* the half call */
+    if (op->cache) a.cache = make_cache(c, &p, kb, vb);
+    ck_assert_msg(linattn_op_call(c, op, &a) == 0, "%s %s on %s%s: %s", tu_op_name(op),
+                  linattn_dtype_name(d), isa, dev ? " (buffers)" : "", linattn_last_error());
+    /* the reference on the rounded inputs */
+    tu_op q = p;
+    float *refo[LINATTN_OP_MAX_TENSORS] = {0};
+    linattn_op_args ra = p.a;
+    for (int i = 0; i < n; i++) {
+        if (!p.data[i]) continue;
+        const size_t cnt = count_of(&p.a.t[i]);
+        refo[i] = tu_alloc(cnt);
+        if (in0[i]) memcpy(refo[i], in0[i], cnt * sizeof(float));
+        else tu_poison(refo[i], cnt);
+        ra.t[i].data = refo[i];
+    }
+    (void)q;
+    if (op->cache) ra.cache = make_cache(r, &p, kb, vb);
+    ck_assert_msg(linattn_op_call(r, op, &ra) == 0, "%s ref: %s", tu_op_name(op),
+                  linattn_last_error());
+    const double u = d == LINATTN_F16 ? 0x1p-11 : 0x1p-8;
+    for (int i = 0; i < n; i++) {
+        if (!p.data[i] || op->tensors[i].role == LINATTN_ROLE_IN) continue;
+        const size_t cnt = count_of(&p.a.t[i]);
+        float *got = tu_alloc(cnt);
+        if (conv[i]) {
+            if (dev) ck_assert_int_eq(linattn_buffer_read(buf[i], 0, (float *)h[i], (cnt + 1) / 2), 0);
+            ck_assert_int_eq(linattn_convert(h[i], d, got, LINATTN_F32, cnt), 0);
+            /* bit for bit: the float32 result rounded once */
+            uint16_t *want = malloc(cnt * 2 + 2);
+            ck_assert_int_eq(linattn_convert(p.data[i], LINATTN_F32, want, d, cnt), 0);
+            for (size_t e = 0; e < cnt; e++)
+                ck_assert_msg(want[e] == h[i][e],
+                              "%s %s %s[%zu] on %s: %04x, f32 rounded %04x", tu_op_name(op),
+                              linattn_dtype_name(d), op->tensors[i].name, e, isa, h[i][e],
+                              want[e]);
+            free(want);
+        } else {
+            memcpy(got, own[i], cnt * sizeof(float));
+            ck_assert_msg(!memcmp(own[i], p.data[i], cnt * sizeof(float)),
+                          "%s %s on %s: float32 %s differs from the float32 call's",
+                          tu_op_name(op), linattn_dtype_name(d), isa, op->tensors[i].name);
+        }
+        /* against the reference: rounding once plus the float32 path's error */
+        const double err = tu_relerr(got, refo[i], cnt);
+        const double tol = u * (conv[i] ? 1.0 : 0.0) + 5e-4;
+        ck_assert_msg(err <= tol, "%s %s %s on %s: %.3g vs reference (bound %.3g)", tu_op_name(op),
+                      linattn_dtype_name(d), op->tensors[i].name, isa, err, tol);
+        free(got);
+    }
+    if (op->cache) {
+        linattn_kvcache_destroy(p.a.cache);
+        linattn_kvcache_destroy(a.cache);
+        linattn_kvcache_destroy(ra.cache);
+    }
+    for (int i = 0; i < n; i++) {
+        free(h[i]);
+        free(in0[i]);
+        free(refo[i]);
+        free(own[i]);
+        if (buf[i]) linattn_buffer_destroy(buf[i]);
+    }
+    free(kb);
+    free(vb);
+    linattn_ctx_destroy(c);
+    linattn_ctx_destroy(r);
+    tu_op_free(&p);
+}
+
+/* loop index: entry point */
+START_TEST(test_ops)
+{
+    const linattn_op_info *op = linattn_op_at(_i);
+    const char *isas[8];
+    const int ni = tu_isas(isas, 7);
+    for (int b = 0; b < ni; b++)
+        for (int k = 0; k < 2; k++) {
+            check_op(op, isas[b], HALVES[k], 0, 0);
+            check_op(op, isas[b], HALVES[k], 1, 0);
+            if (!strcmp(isas[b], "opencl")) check_op(op, isas[b], HALVES[k], 0, 1);
+        }
+}
+END_TEST
+
+/* ---- decode drift with a half state --------------------------------------- */
+
+#define DRIFT_REPS 512 /* per-token inputs made once, used in turn */
+#define DRIFT_WINDOW 1000
+
+/* Every step entry of the table (softmax's has no state), B=1, H=2,
+ * K=V=32 (kalman M=32 S=4), for LINATTN_TEST_DRIFT_TOKENS tokens (default
+ * 10^5): outputs with the states stored in d against the same run with
+ * float32 states; the worst relative error (2-norm over windows of 1000
+ * tokens) stays under the bound linattn(3) documents.  Log-decays g in
+ * [glo, 0]: glo = -0.1 (short memories) or -0.001 (long ones). */
+static void drift(const linattn_op_info *op, linattn_dtype d, double glo)
+{
+    const char *env = getenv("LINATTN_TEST_DRIFT_TOKENS");
+    const long ntok = env ? atol(env) : 100000;
+    int64_t dims[LINATTN_OP_LETTERS];
+    tu_op_sizes(dims, 1, 1, 2, 32, 32, 32, 4);
+    tu_op p;
+    tu_op_make(&p, op, dims, TU_OP_ALL, DRIFT_REPS, 0);
+    linattn_ctx *c = tu_ctx("scalar", 1);
+    const int n = op->ntensors, ig = linattn_op_tensor_index(op, "g");
+    if (ig >= 0) tu_fill(p.data[ig], p.count[ig] * DRIFT_REPS, glo, 0);
+    uint16_t *hs[LINATTN_OP_MAX_TENSORS] = {0};
+    float *o16[LINATTN_OP_MAX_TENSORS] = {0};
+    linattn_op_args a = p.a, b = p.a;
+    for (int i = 0; i < n; i++) {
+        if (!p.data[i]) continue;
+        if (op->tensors[i].role == LINATTN_ROLE_INOUT) { /* the state: one copy each */
+            hs[i] = malloc(p.count[i] * 2);
+            ck_assert_int_eq(linattn_convert(p.data[i], LINATTN_F32, hs[i], d, p.count[i]), 0);
+            ck_assert_int_eq(linattn_convert(hs[i], d, p.data[i], LINATTN_F32, p.count[i]), 0);
+            b.t[i] = linattn_tensor_nd(hs[i], d, p.a.t[i].ndim, p.a.t[i].shape);
+        } else if (op->tensors[i].role == LINATTN_ROLE_OUT) {
+            o16[i] = tu_alloc(p.count[i]);
+            b.t[i].data = o16[i];
+        }
+    }
+    double num = 0, den = 0, worst = 0;
+    for (long t = 0; t < ntok; t++) {
+        const size_t r = (size_t)(t % DRIFT_REPS);
+        for (int i = 0; i < n; i++)
+            if (p.data[i] && tu_op_per_token(&p, i) && op->tensors[i].role == LINATTN_ROLE_IN) {
+                a.t[i].data = p.data[i] + r * p.count[i];
+                b.t[i].data = a.t[i].data;
+            }
+        ck_assert_msg(linattn_op_call(c, op, &a) == 0, "%s", linattn_last_error());
+        ck_assert_msg(linattn_op_call(c, op, &b) == 0, "%s", linattn_last_error());
+        for (int i = 0; i < n; i++) {
+            if (!o16[i]) continue;
+            const float *x = a.t[i].data;
+            for (size_t j = 0; j < p.count[i]; j++) {
+                num += (double)(o16[i][j] - x[j]) * (o16[i][j] - x[j]);
+                den += (double)x[j] * x[j];
+            }
+        }
+        if ((t + 1) % DRIFT_WINDOW == 0) {
+            const double e = den > 0 ? sqrt(num / den) : 0;
+            if (e > worst) worst = e;
+            num = den = 0;
+        }
+    }
+    const double bound = d == LINATTN_F16 ? 4e-3 : 3.2e-2; /* linattn(3) */
+    printf("decode drift, %-7s %-4s state, g in [%g, 0], %ld tokens: worst window %.3g "
+           "(bound %.3g)\n", op->name, linattn_dtype_name(d), glo, ntok, worst, bound);
+    ck_assert_msg(worst <= bound, "%s, %s state: drift %.3g over %ld tokens (bound %.3g)",
+                  op->name, linattn_dtype_name(d), worst, ntok, bound);
+    for (int i = 0; i < n; i++) {
+        free(hs[i]);
+        free(o16[i]);
+    }
+    linattn_ctx_destroy(c);
+    tu_op_free(&p);
+}
+
+/* loop index: entry * 4 + dtype * 2 + memory.  Entries whose states stay
+ * float32 are tested by test_f32_states instead. */
+START_TEST(test_drift)
+{
+    const linattn_op_info *op = linattn_op_at(_i / 4);
+    if (strcmp(op->entry, "step") || op->cache || op->f32_states) return;
+    drift(op, HALVES[_i / 2 % 2], _i % 2 ? -1e-3 : -0.1);
+}
+END_TEST
+
+/* gla, gka, ela: a state in a 16-bit type is refused naming it, on every
+ * backend, nothing written (their writes add up without the delta rule's
+ * correction: measured with this file's drift() before deciding, a bf16
+ * state drifted by 19% (gla), 78% (gka) and 2000% (ela, no decay) over
+ * 10^5 tokens). */
+START_TEST(test_f32_states)
+{
+    const linattn_op_info *op = linattn_op_at(_i);
+    const char *isas[8];
+    const int ni = tu_isas(isas, 7);
+    isas[ni] = "ref";
+    ck_assert_int_eq(op->f32_states, !strcmp(op->name, "gla") || !strcmp(op->name, "gka") ||
+                                         !strcmp(op->name, "ela"));
+    if (!op->f32_states) return;
+    int64_t dims[LINATTN_OP_LETTERS];
+    tu_op_sizes(dims, 1, 4, 1, 8, 8, 0, 0);
+    for (int b = 0; b <= ni; b++)
+        for (int i = 0; i < op->ntensors; i++) {
+            if (!is_state(&op->tensors[i])) continue;
+            tu_op p;
+            tu_op_make(&p, op, dims, TU_OP_ALL, 1, 0);
+            linattn_ctx *c = tu_ctx(isas[b], 1);
+            const size_t cnt = p.count[i];
+            uint16_t *h = calloc(cnt, 2);
+            linattn_op_args a = p.a;
+            a.t[i] = linattn_tensor_nd(h, LINATTN_BF16, p.a.t[i].ndim, p.a.t[i].shape);
+            const int rc = linattn_op_call(c, op, &a);
+            ck_assert_msg(rc == LINATTN_EUNSUPPORTED && strstr(linattn_last_error(),
+                                                                op->tensors[i].name),
+                          "%s %s bf16 on %s: %d (%s)", tu_op_name(op), op->tensors[i].name,
+                          isas[b], rc, linattn_last_error());
+            for (int j = 0; j < op->ntensors; j++) /* outputs untouched: still poison */
+                if (p.data[j] && op->tensors[j].role == LINATTN_ROLE_OUT)
+                    for (size_t e = 0; e < p.count[j]; e++) ck_assert(isnan(p.data[j][e]));
+            free(h);
+            linattn_ctx_destroy(c);
+            tu_op_free(&p);
+        }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("half");
+    TCase *tc = tcase_create("conversions");
+    tcase_set_timeout(tc, 300); /* 2 x (65536 + ~10^6) conversions */
+    tcase_add_loop_test(tc, test_roundtrip_all, 0, 2);
+    tcase_add_loop_test(tc, test_rounding, 0, 2);
+    tcase_add_test(tc, test_convert_args);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("operators");
+    tcase_set_timeout(tc, 600); /* per entry: ISAs x 2 dtypes x 3 small calls + the ref */
+    tcase_add_loop_test(tc, test_ops, 0, linattn_op_count());
+    tcase_add_loop_test(tc, test_f32_states, 0, linattn_op_count());
+    suite_add_tcase(s, tc);
+    tc = tcase_create("drift");
+    tcase_set_timeout(tc, 900); /* per entry: 2 x 10^5 steps of 2 heads of 32 x 32 */
+    tcase_add_loop_test(tc, test_drift, 0, 4 * linattn_op_count());
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_main(suite());
+}
