@@ -47,18 +47,21 @@
 #define O_LOGITS O_FLAG("beta_logits")
 #define O_HEADMAP OPT("head_map", LINATTN_OPT_INT, 0, 1, 0)
 
+/* q and k over dims dj, v over dh (q with k's heads) */
+#define QJKV(dj, dh) TN("q", dj "K", IN, 0, -1, -1, -1, 1), TN("k", dj "K", IN, 0, -1, -1, -1, 1), \
+                     TN("v", dh "V", IN, 0, -1, -1, -1, 1)
 /* The delta family: the forward's tensors with the write strength W (gdn's
  * beta, kla's eta) or none (gla) over leading dims ld ("BT" or "B"): q has
  * Q query heads, k J key heads (J divides H), v H value heads, o O heads;
  * g is per head or, with its tail G = K, per key channel. */
-#define QJKV(ld) TN("q", ld "QK", IN, 0, -1, -1, -1, 1), TN("k", ld "JK", IN, 0, -1, -1, -1, 1), \
-                 TN("v", ld "HV", IN, 0, -1, -1, -1, 1),                                   \
-                 TRT("g", ld "H", 'G', IN, 1, -1, LINATTN_RANGE_LOGDECAY_NUMS, -1, 0)
+#define DELTA_QKVG(ld) TN("q", ld "QK", IN, 0, -1, -1, -1, 1), TN("k", ld "JK", IN, 0, -1, -1, -1, 1), \
+                       TN("v", ld "HV", IN, 0, -1, -1, -1, 1),                             \
+                       TRT("g", ld "H", 'G', IN, 1, -1, LINATTN_RANGE_LOGDECAY_NUMS, -1, 0)
 #define DELTA_O(ld) TN("o", ld "OV", OUT, 0, -1, -1, 0, 0)
 #define DELTA_FWD(W)                                                                        \
-    QJKV("BT"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),                  \
+    DELTA_QKVG("BT"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),                  \
         TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
-#define DELTA_STEP(W) QJKV("B"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")
+#define DELTA_STEP(W) DELTA_QKVG("B"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")
 /* beta's published range is the one for beta_logits off (any finite
  * value with it on); the table's ranges do not depend on options. */
 #define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
@@ -79,12 +82,12 @@ static const linattn_op_info TABLE[] = {
      .noptions = 4, .options = {O_SCALE, O_EPS, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 7,
-     .tensors = {QJKV("BT"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),
+     .tensors = {DELTA_QKVG("BT"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),
                  TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
      .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 6,
-     .tensors = {QJKV("B"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")},
+     .tensors = {DELTA_QKVG("B"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")},
      .noptions = 3, .options = {O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gka", .entry = "forward", .family = "gka", .page = "linattn_gka(3)", .packed = 1,
      .ntensors = 11,
