@@ -550,9 +550,11 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
 #define LINATTN_OP_MAX_TENSORS 12
 #define LINATTN_OP_MAX_OPTIONS 8
 /* Symbolic dimensions are letters A..Z: B batch, T tokens, H heads, K key
- * and V value head size, N sequences (B, or n_seqs with cu_seqlens), J key
- * heads of the delta family (H when nothing binds it), M channels and S
- * states (kalman), F features (ela). */
+ * and V value head size, N sequences (B, or n_seqs with cu_seqlens), M
+ * channels and S states (kalman), F features (ela); for the delta family
+ * J key heads (H when nothing binds it), Q query heads (J when unbound),
+ * O output heads (Q when Q != J, query heads sharing a state; else H) and
+ * G the channels of a per-key-channel gate (K; unbound: one gate a head). */
 #define LINATTN_OP_LETTERS 26
 
 typedef enum linattn_op_role {
@@ -565,6 +567,9 @@ typedef struct linattn_op_tensor {
     const char *name;     /* the field of the entry point's io struct */
     int ndim;
     char dims[LINATTN_MAX_DIMS + 1]; /* a letter per dimension, e.g. "BTHK" */
+    char tail;            /* 0, or the letter of an optional trailing dimension,
+                             present when that letter is bound (g: [B,T,H] or
+                             [B,T,H,K] with G = K); ndim does not count it */
     linattn_op_role role;
     int optional;         /* may be absent */
     int pair;             /* index of the tensor given with this one, or -1 */
@@ -637,10 +642,15 @@ LINATTN_API int linattn_op_option_parse(const linattn_op_info *op, int i, const 
 LINATTN_API void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *args,
                                  int64_t dims[LINATTN_OP_LETTERS]);
 /* The shape of tensor i under bound dims: LINATTN_OK, or LINATTN_ESHAPE
- * when one of its dimensions is unbound. */
+ * when one of its dimensions is unbound (its tail, when unbound, is left
+ * out: see linattn_op_rank). */
 LINATTN_API int linattn_op_shape(const linattn_op_info *op, int i,
                                  const int64_t dims[LINATTN_OP_LETTERS],
                                  int64_t shape[LINATTN_MAX_DIMS]);
+/* The rank of tensor i under dims: its ndim, plus 1 when it has a tail
+ * whose letter is bound; 0 for a bad op or i. */
+LINATTN_API int linattn_op_rank(const linattn_op_info *op, int i,
+                                const int64_t dims[LINATTN_OP_LETTERS]);
 /* Run the entry point (its own checks apply, as when called directly). */
 LINATTN_API int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op,
                                 const linattn_op_args *args);

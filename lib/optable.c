@@ -18,11 +18,13 @@
 #define TN(nm, dm, rl, opt, pr, nd, fl, fh)                                                 \
     {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .role = rl, .optional = opt,       \
      .pair = pr, .needs = nd, .fill_lo = fl, .fill_hi = fh}
-#define TR(nm, dm, rl, opt, pr, rg, fl, fh) TR_(nm, dm, rl, opt, pr, rg, fl, fh)
-#define TR_(nm, dm, rl, opt, pr, l, h, lop, hop, fl, fh)                                    \
-    {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .role = rl, .optional = opt,       \
-     .pair = pr, .needs = -1, .ranged = 1, .lo = l, .hi = h, .lo_open = lop, .hi_open = hop, \
-     .fill_lo = fl, .fill_hi = fh}
+#define TR(nm, dm, rl, opt, pr, rg, fl, fh) TR_(nm, dm, 0, rl, opt, pr, rg, fl, fh)
+/* ... with an optional trailing dimension, letter tl (linattn_op_tensor.tail) */
+#define TRT(nm, dm, tl, rl, opt, pr, rg, fl, fh) TR_(nm, dm, tl, rl, opt, pr, rg, fl, fh)
+#define TR_(nm, dm, tl, rl, opt, pr, l, h, lop, hop, fl, fh)                                \
+    {.name = nm, .ndim = (int)sizeof(dm) - 1, .dims = dm, .tail = tl, .role = rl,            \
+     .optional = opt, .pair = pr, .needs = -1, .ranged = 1, .lo = l, .hi = h, .lo_open = lop, \
+     .hi_open = hop, .fill_lo = fl, .fill_hi = fh}
 #define OPT(nm, ty, l, h, d) {.name = nm, .type = ty, .lo = l, .hi = h, .def = d}
 #define OPTNZ(nm, ty, l, h, d) {.name = nm, .type = ty, .lo = l, .hi = h, .def = d, .nonzero = 1}
 
@@ -45,16 +47,21 @@
 #define O_LOGITS O_FLAG("beta_logits")
 #define O_HEADMAP OPT("head_map", LINATTN_OPT_INT, 0, 1, 0)
 
-/* The delta family: the forward's tensors with the write strength W (gdn's
- * beta, kla's eta) or none (gla); q and k have J key heads (J divides H). */
+/* q and k over dims dj, v over dh (q with k's heads) */
 #define QJKV(dj, dh) TN("q", dj "K", IN, 0, -1, -1, -1, 1), TN("k", dj "K", IN, 0, -1, -1, -1, 1), \
                      TN("v", dh "V", IN, 0, -1, -1, -1, 1)
+/* The delta family: the forward's tensors with the write strength W (gdn's
+ * beta, kla's eta) or none (gla) over leading dims ld ("BT" or "B"): q has
+ * Q query heads, k J key heads (J divides H), v H value heads, o O heads;
+ * g is per head or, with its tail G = K, per key channel. */
+#define DELTA_QKVG(ld) TN("q", ld "QK", IN, 0, -1, -1, -1, 1), TN("k", ld "JK", IN, 0, -1, -1, -1, 1), \
+                       TN("v", ld "HV", IN, 0, -1, -1, -1, 1),                             \
+                       TRT("g", ld "H", 'G', IN, 1, -1, LINATTN_RANGE_LOGDECAY_NUMS, -1, 0)
+#define DELTA_O(ld) TN("o", ld "OV", OUT, 0, -1, -1, 0, 0)
 #define DELTA_FWD(W)                                                                        \
-    QJKV("BTJ", "BTH"), LOGDECAY("g", "BTH"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),            \
-        TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
-#define DELTA_STEP(W)                                                                       \
-    QJKV("BJ", "BH"), LOGDECAY("g", "BH"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),        \
-        TN("o", "BHV", OUT, 0, -1, -1, 0, 0)
+    DELTA_QKVG("BT"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),                  \
+        TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
+#define DELTA_STEP(W) DELTA_QKVG("B"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")
 /* beta's published range is the one for beta_logits off (any finite
  * value with it on); the table's ranges do not depend on options. */
 #define GDN_BETA(dm) TR("beta", dm, IN, 0, -1, LINATTN_RANGE_STEP_NUMS, 0, 1)
@@ -75,13 +82,12 @@ static const linattn_op_info TABLE[] = {
      .noptions = 4, .options = {O_SCALE, O_EPS, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "forward", .f32_states = 1, .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
      .ntensors = 7,
-     .tensors = {QJKV("BTJ", "BTH"), LOGDECAY("g", "BTH"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),
-                 TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
+     .tensors = {DELTA_QKVG("BT"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),
+                 TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
      .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "step", .f32_states = 1, .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 6,
-     .tensors = {QJKV("BJ", "BH"), LOGDECAY("g", "BH"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1),
-                 TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .tensors = {DELTA_QKVG("B"), TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")},
      .noptions = 3, .options = {O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gka", .entry = "forward", .f32_states = 1, .family = "gka", .page = "linattn_gka(3)", .packed = 1,
      .ntensors = 11,
@@ -232,14 +238,19 @@ void linattn_op_dims(const linattn_op_info *op, const linattn_op_args *a,
     for (int i = 0; i < op->ntensors; i++) {
         const linattn_op_tensor *d = &op->tensors[i];
         const linattn_tensor *t = &a->t[i];
-        if (!linattn_given(t) || t->ndim != d->ndim) continue;
-        for (int j = 0; j < d->ndim; j++) {
-            const int l = letter(d->dims[j]);
+        const int tail = d->tail && t->ndim == d->ndim + 1;
+        if (!linattn_given(t) || (t->ndim != d->ndim && !tail)) continue;
+        for (int j = 0; j < t->ndim; j++) {
+            const int l = letter(j < d->ndim ? d->dims[j] : d->tail);
             if (l >= 0 && dims[l] <= 0 && t->shape[j] > 0) dims[l] = t->shape[j];
         }
     }
-    if (dims['N' - 'A'] <= 0) dims['N' - 'A'] = a->cu_seqlens ? a->n_seqs : dims['B' - 'A'];
-    if (dims['J' - 'A'] <= 0) dims['J' - 'A'] = dims['H' - 'A']; /* key heads: as many */
+#define L_(c) dims[(c) - 'A']
+    if (L_('N') <= 0) L_('N') = a->cu_seqlens ? a->n_seqs : L_('B');
+    if (L_('J') <= 0) L_('J') = L_('H'); /* key heads: one a value head */
+    if (L_('Q') <= 0) L_('Q') = L_('J'); /* query heads: one a key head */
+    if (L_('O') <= 0) L_('O') = L_('Q') != L_('J') ? L_('Q') : L_('H');
+#undef L_
     const int fo = linattn_op_option_index(op, "feature");
     if (fo >= 0 && dims['F' - 'A'] <= 0 && dims['K' - 'A'] > 0) {
         const int64_t F = linattn_ela_feature_dim((linattn_ela_feature)a->opt[fo], dims['K' - 'A']);
@@ -262,7 +273,17 @@ int linattn_op_shape(const linattn_op_info *op, int i, const int64_t dims[LINATT
                                 d->dims[j]);
         shape[j] = dims[l];
     }
+    const int l = letter(d->tail);
+    if (l >= 0 && dims[l] > 0 && d->ndim < LINATTN_MAX_DIMS) shape[d->ndim] = dims[l];
     return LINATTN_OK;
+}
+
+int linattn_op_rank(const linattn_op_info *op, int i, const int64_t dims[LINATTN_OP_LETTERS])
+{
+    if (!op || !dims || i < 0 || i >= op->ntensors) return 0;
+    const linattn_op_tensor *d = &op->tensors[i];
+    const int l = letter(d->tail);
+    return d->ndim + (l >= 0 && dims[l] > 0 && d->ndim < LINATTN_MAX_DIMS);
 }
 
 /* ---- calls: the table's order into each entry point's structs ------------- */

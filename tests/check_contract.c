@@ -16,8 +16,13 @@
 #define SENTINEL 12345.0f
 #define MAXS LINATTN_OP_MAX_TENSORS
 
+/* Fixtures of the delta family's other head counts: one key head, two
+ * value heads, four query heads sharing them (so o has four), and g per
+ * key channel (set by test_contract_heads). */
+static int g_heads;
+
 /* Sizes of the fixtures: one per symbolic dimension letter (linattn_ops(3));
- * the derived ones (N, F) follow from the table. */
+ * the derived ones (N, F, and J, Q, O unless g_heads) follow from the table. */
 static void fixture_dims(const linattn_op_info *op, int64_t *dims)
 {
     static const struct { char l; int64_t n; } D[] = {{'B', 2}, {'T', 5}, {'H', 2}, {'K', 4},
@@ -25,6 +30,11 @@ static void fixture_dims(const linattn_op_info *op, int64_t *dims)
     linattn_op_args a;
     memset(dims, 0, sizeof(int64_t) * LINATTN_OP_LETTERS);
     for (size_t i = 0; i < sizeof D / sizeof *D; i++) dims[D[i].l - 'A'] = D[i].n;
+    if (g_heads) {
+        dims['J' - 'A'] = 1;
+        dims['Q' - 'A'] = 4;
+        dims['G' - 'A'] = dims['K' - 'A'];
+    }
     linattn_op_args_init(op, &a);
     linattn_op_dims(op, &a, dims);
 }
@@ -92,12 +102,13 @@ static void fixture_make(fixture *f, const linattn_op_info *sp)
     for (int i = 0; i < sp->ntensors; i++) {
         int64_t sh[4];
         size_t n = 1;
+        const int nd = linattn_op_rank(sp, i, dims);
         ck_assert_int_eq(linattn_op_shape(sp, i, dims, sh), 0);
-        for (int d = 0; d < sp->tensors[i].ndim; d++) n *= (size_t)sh[d];
+        for (int d = 0; d < nd; d++) n *= (size_t)sh[d];
         f->data[i] = tu_alloc(n);
         f->count[i] = n;
         f->t[i] = linattn_tensor_4d(f->data[i], sh[0], sh[1], sh[2], sh[3]);
-        f->t[i].ndim = sp->tensors[i].ndim;
+        f->t[i].ndim = nd;
     }
 }
 
@@ -148,7 +159,7 @@ static int mutate(linattn_tensor *t, const linattn_op_info *op, int i, int mu)
         t->data = NULL;
         return !s->optional ? LINATTN_ENULL : s->pair >= 0 || needed ? LINATTN_EINVAL : 0;
     case MU_RANK:
-        if (s->ndim == 4) return 0;
+        if (t->ndim == 4) return 0;
         t->shape[t->ndim++] = 1;
         return LINATTN_ESHAPE;
     case MU_DIM:
@@ -177,12 +188,9 @@ static linattn_ctx *backend_ctx(int b)
     return tu_ctx(names[b], 2);
 }
 
-/* Walk every mutation over every tensor of one spec on one backend. */
-START_TEST(test_contract)
+/* Walk every mutation over every tensor of one spec on one context. */
+static void contract(const linattn_op_info *sp, linattn_ctx *c)
 {
-    const linattn_op_info *sp = linattn_op_at(_i / 3);
-    linattn_ctx *c = backend_ctx(_i % 3);
-    if (!c) return; /* no OpenCL device: reported by tu_report */
     fixture f;
     fixture_make(&f, sp);
     float *before[MAXS];
@@ -243,10 +251,40 @@ START_TEST(test_contract)
     /* NULL context and io: never a crash */
     ck_assert_int_eq(call(NULL, sp, f.t), LINATTN_ENULL);
     cases++;
-    printf("contract: %s: %d bad-argument cases\n", label(sp), cases);
+    printf("contract: %s%s: %d bad-argument cases\n", label(sp), g_heads ? " (heads)" : "",
+           cases);
     for (int i = 0; i < sp->ntensors; i++) free(before[i]);
     fixture_free(&f);
     linattn_ctx_destroy(c);
+}
+
+START_TEST(test_contract)
+{
+    linattn_ctx *c = backend_ctx(_i % 3);
+    if (c) contract(linattn_op_at(_i / 3), c); /* no OpenCL device: reported by tu_report */
+}
+END_TEST
+
+/* The delta family with Hq, Hk and H all different and g per key channel:
+ * on the reference, which takes them everywhere (the table's shapes of q,
+ * k, v, g and o are what it accepts, and every mutation of them is refused
+ * as above). */
+START_TEST(test_contract_heads)
+{
+    const linattn_op_info *sp = linattn_op_at(_i);
+    if (strcmp(sp->family, "delta")) return;
+    int64_t dims[LINATTN_OP_LETTERS], sh[LINATTN_MAX_DIMS];
+    g_heads = 1;
+    fixture_dims(sp, dims);
+    const int o = linattn_op_tensor_index(sp, "o"), g = linattn_op_tensor_index(sp, "g");
+    ck_assert_int_eq(dims['O' - 'A'], 4); /* query heads sharing a state: o has Q heads */
+    ck_assert_int_eq(linattn_op_shape(sp, o, dims, sh), 0);
+    ck_assert_int_eq(sh[sp->tensors[o].ndim - 2], 4);
+    ck_assert_int_eq(linattn_op_rank(sp, g, dims), sp->tensors[g].ndim + 1);
+    ck_assert_int_eq(linattn_op_shape(sp, g, dims, sh), 0);
+    ck_assert_int_eq(sh[sp->tensors[g].ndim], dims['K' - 'A']);
+    contract(sp, tu_ctx("ref", 2));
+    g_heads = 0;
 }
 END_TEST
 
@@ -410,6 +448,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("contract");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_contract, 0, 3 * NSPECS);
+    tcase_add_loop_test(tc, test_contract_heads, 0, NSPECS);
     tcase_add_loop_test(tc, test_nan_propagates, 0, 3 * NSPECS);
     tcase_add_loop_test(tc, test_values, 0, 4 * NSPECS);
     suite_add_tcase(s, tc);

@@ -212,7 +212,8 @@ START_TEST(test_run_rejects)
     /* mismatched shapes: k with another key size */
     save("in", "k", x, 4, s4b);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o4 2>%s/err", tool(), dir, dir, dir), 1);
-    ck_assert_int_eq(sh("grep -q 'k: dimension 3' %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'k.npy: k: dimension 3 (K of \\[BTJK\\]) is 5, but q.npy gives K = 4' "
+                        "%s/err", dir), 0);
     ck_assert_int_ne(sh("test -e %s/o4/o.npy", dir), 0);
 }
 END_TEST
@@ -255,7 +256,7 @@ START_TEST(test_run_messages)
     save_tiny(0);
     save("in", "q", x, 4, s0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o 2>%s/err", tool(), dir, dir, dir), 1);
-    ck_assert_int_eq(sh("grep -q 'q.npy: dimension 1 (T of \\[BTJK\\]) is 0' %s/err", dir), 0);
+    ck_assert_int_eq(sh("grep -q 'q.npy: dimension 1 (T of \\[BTQK\\]) is 0' %s/err", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --bogus 2>%s/err", tool(), dir, dir, dir), 2);
     ck_assert_int_eq(sh("grep -q '^linattn-run: --bogus' %s/err", dir), 0);
     ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o --scale 2>%s/err", tool(), dir, dir, dir), 2);
@@ -983,6 +984,168 @@ END_TEST
 
 /* LINATTN_TOOL_SMOKE=1: one case of each test (CI runs every tool call of
  * that set under valgrind through LINATTN_RUN). */
+/* ---- head counts and per-channel gates from the shapes; --fused ------------ */
+
+/* Query, key and value heads, and whether g is per key channel. */
+typedef struct heads_case { int64_t Hq, Hk, H; int gk; const char *backend; } heads_case;
+static const heads_case HEADS[] = {
+    {2, 2, 4, 0, "cpu"}, /* key heads shared by value heads (the CPU paths take it) */
+    {2, 2, 4, 1, "ref"}, /* ... with g per key channel */
+    {8, 2, 4, 0, "ref"}, /* query heads sharing a state: o has 8 heads */
+    {3, 3, 3, 1, "ref"}, /* one of each, g per channel */
+};
+#define NHEADS ((int)(sizeof HEADS / sizeof *HEADS))
+
+typedef struct heads_data { float *q, *k, *v, *g, *beta; int64_t B, T, K, V; } heads_data;
+
+static void heads_make(const heads_case *c, heads_data *d)
+{
+    d->B = 2, d->T = 9, d->K = 8, d->V = 6;
+    const size_t bt = (size_t)(d->B * d->T);
+    d->q = tu_alloc(bt * c->Hq * d->K);
+    d->k = tu_alloc(bt * c->Hk * d->K);
+    d->v = tu_alloc(bt * c->H * d->V);
+    d->g = tu_alloc(bt * c->H * (c->gk ? d->K : 1));
+    d->beta = tu_alloc(bt * c->H);
+    tu_fill(d->q, bt * c->Hq * d->K, -1, 1);
+    tu_fill(d->k, bt * c->Hk * d->K, -1, 1);
+    tu_l2norm_rows(d->k, bt * c->Hk, (int)d->K);
+    tu_fill(d->v, bt * c->H * d->V, -1, 1);
+    tu_fill(d->g, bt * c->H * (c->gk ? d->K : 1), -0.5, 0);
+    tu_fill(d->beta, bt * c->H, 0, 1);
+}
+
+static void heads_free(heads_data *d)
+{
+    free(d->q), free(d->k), free(d->v), free(d->g), free(d->beta);
+}
+
+/* g and beta into in/ (q, k and v are the caller's). */
+static void heads_save_gates(const heads_case *c, const heads_data *d)
+{
+    const int64_t sg[4] = {d->B, d->T, c->H, d->K}, sb[3] = {d->B, d->T, c->H};
+    save("in", "g", d->g, c->gk ? 4 : 3, sg);
+    save("in", "beta", d->beta, 3, sb);
+}
+
+/* q, k, v as one array [B,T,Hq*K + Hk*K + H*V], as a fused projection. */
+static float *heads_fuse(const heads_case *c, const heads_data *d, int64_t *W)
+{
+    const int64_t nq = c->Hq * d->K, nk = c->Hk * d->K, nv = c->H * d->V;
+    float *f = tu_alloc((size_t)(d->B * d->T * (nq + nk + nv)));
+    *W = nq + nk + nv;
+    for (int64_t r = 0; r < d->B * d->T; r++) {
+        memcpy(f + r * *W, d->q + r * nq, sizeof(float) * nq);
+        memcpy(f + r * *W + nq, d->k + r * nk, sizeof(float) * nk);
+        memcpy(f + r * *W + nq + nk, d->v + r * nv, sizeof(float) * nv);
+    }
+    return f;
+}
+
+/* linattn-run infers Hq, Hk, H and the gate kind from the files' shapes:
+ * its outputs equal the library's own call on the same backend bit for
+ * bit (o with Hq heads when query heads share a state), and the fused
+ * input (q, k, v as views of one qkv.npy) gives the same bits again. */
+START_TEST(test_run_heads_from_shapes)
+{
+    const heads_case *c = &HEADS[_i];
+    heads_data d;
+    heads_make(c, &d);
+    const int64_t B = d.B, T = d.T, K = d.K, V = d.V;
+    const int64_t Ho = c->Hq != c->Hk ? c->Hq : c->H;
+    const int64_t sq[4] = {B, T, c->Hq, K}, sk[4] = {B, T, c->Hk, K}, sv[4] = {B, T, c->H, V};
+    save("in", "q", d.q, 4, sq);
+    save("in", "k", d.k, 4, sk);
+    save("in", "v", d.v, 4, sv);
+    heads_save_gates(c, &d);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/out --backend %s", tool(), dir, dir,
+                        c->backend), 0);
+    const size_t no = (size_t)(B * T * Ho * V), nh = (size_t)(B * c->H * K * V);
+    float *o = load("out", "o", no), *hT = load("out", "hT", nh);
+    /* the library called directly, outputs poisoned first */
+    float *ro = tu_alloc(no), *rh = tu_alloc(nh);
+    tu_poison(ro, no);
+    tu_poison(rh, nh);
+    linattn_delta_io io = {0};
+    io.q = linattn_tensor_4d(d.q, B, T, c->Hq, K);
+    io.k = linattn_tensor_4d(d.k, B, T, c->Hk, K);
+    io.v = linattn_tensor_4d(d.v, B, T, c->H, V);
+    io.g = c->gk ? linattn_tensor_4d(d.g, B, T, c->H, K) : linattn_tensor_3d(d.g, B, T, c->H);
+    io.beta = linattn_tensor_3d(d.beta, B, T, c->H);
+    io.o = linattn_tensor_4d(ro, B, T, Ho, V);
+    io.hT = linattn_tensor_4d(rh, B, c->H, K, V);
+    linattn_config cfg; /* as --backend ref or cpu makes it */
+    linattn_ctx *ctx = NULL;
+    linattn_config_init(&cfg);
+    cfg.backend = strcmp(c->backend, "ref") ? LINATTN_BACKEND_CPU : LINATTN_BACKEND_REF;
+    ck_assert_int_eq(linattn_ctx_create(&cfg, &ctx), 0);
+    ck_assert_msg(linattn_gdn_forward(ctx, &io, NULL) == 0, "%s", linattn_last_error());
+    ck_assert_msg(!memcmp(o, ro, no * sizeof *o) && !memcmp(hT, rh, nh * sizeof *hT),
+                  "case %d: linattn-run differs from the library's call", _i);
+    /* fused: the same bits */
+    int64_t W;
+    float *f = heads_fuse(c, &d, &W);
+    const int64_t sf[3] = {B, T, W};
+    sh("rm -f %s/in/q.npy %s/in/k.npy %s/in/v.npy", dir, dir, dir);
+    save("in", "qkv", f, 3, sf);
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/fused --backend %s --fused %lld,%lld,%lld,%lld,%lld",
+                        tool(), dir, dir, c->backend, (long long)c->Hq, (long long)c->Hk,
+                        (long long)c->H, (long long)K, (long long)V), 0);
+    float *fo = load("fused", "o", no), *fh = load("fused", "hT", nh);
+    ck_assert_msg(!memcmp(o, fo, no * sizeof *o) && !memcmp(hT, fh, nh * sizeof *hT),
+                  "case %d: --fused differs from q, k, v given apart", _i);
+    linattn_ctx_destroy(ctx);
+    free(o), free(hT), free(ro), free(rh), free(f), free(fo), free(fh);
+    heads_free(&d);
+}
+END_TEST
+
+/* Shapes that disagree, and fused widths that do not add up: refused with
+ * a message naming the file and the dimension, nothing written. */
+START_TEST(test_run_heads_rejects)
+{
+    const heads_case *c = &HEADS[2];
+    heads_data d;
+    heads_make(c, &d);
+    const int64_t B = d.B, T = d.T, K = d.K, V = d.V;
+    const int64_t sq[4] = {B, T, c->Hq, K}, sk[4] = {B, T, c->Hk, K}, sv[4] = {B, T, c->H, V},
+                  sv3[4] = {B, T, 3, V}, sk5[4] = {B, T, c->Hk, 5};
+    save("in", "q", d.q, 4, sq);
+    save("in", "k", d.k, 4, sk5);
+    save("in", "v", d.v, 4, sv);
+    heads_save_gates(c, &d);
+    ck_assert_int_eq(run_err("gdn", "o1", "--backend ref"), 1);
+    ck_assert(err_has("k.npy: k: dimension 3 (K of \\[BTJK\\]) is 5, but q.npy gives K = 8"));
+    save("in", "k", d.k, 4, sk);
+    save("in", "v", d.v, 4, sv3); /* 3 value heads: g's 4 disagree */
+    ck_assert_int_eq(run_err("gdn", "o1", "--backend ref"), 1);
+    ck_assert(err_has("g.npy: g: dimension 2 (H of \\[BTH\\]) is 4, but v.npy gives H = 3"));
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    /* the fused width */
+    int64_t W;
+    float *f = heads_fuse(c, &d, &W);
+    const int64_t sf[3] = {B, T, W};
+    sh("rm -f %s/in/q.npy %s/in/k.npy %s/in/v.npy", dir, dir, dir);
+    save("in", "qkv", f, 3, sf);
+    ck_assert_int_eq(run_err("gdn", "o2", "--backend ref --fused 8,2,4,8,6"), 0);
+    ck_assert_int_eq(run_err("gdn", "o3", "--backend ref --fused 8,2,4,8,5"), 1);
+    ck_assert(err_has("qkv.npy: last dimension 104 is not HQ\\*K + HK\\*K + H\\*V = "
+                      "8\\*8 + 2\\*8 + 4\\*5 = 100 (--fused 8,2,4,8,5)"));
+    ck_assert_int_eq(run_err("gdn", "o3", "--backend ref --fused 8,2,4,8"), 2);
+    ck_assert(err_has("--fused 8,2,4,8: expected HQ,HK,H,K,V"));
+    ck_assert_int_eq(run_err("gdn", "o3", "--backend ref"), 1); /* qkv.npy without --fused */
+    ck_assert(err_has("--fused reads q, k and v from it"));
+    save("in", "q", d.q, 4, sq); /* q given twice */
+    ck_assert_int_eq(run_err("gdn", "o3", "--backend ref --fused 8,2,4,8,6"), 1);
+    ck_assert(err_has("q.npy: --fused reads q from qkv.npy"));
+    ck_assert_int_eq(run_err("kalman", "o3", "--fused 8,2,4,8,6"), 2);
+    ck_assert(err_has("--fused: kalman has no q, k and v"));
+    ck_assert_int_ne(sh("test -e %s/o3", dir), 0);
+    free(f);
+    heads_free(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tool");
@@ -1003,6 +1166,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_ela_matches_float64, 0, one ? 1 : NELA);
     tcase_add_loop_test(tc, test_softmax_matches_float64, 0, one ? 1 : NSM);
     tcase_add_test(tc, test_ela_softmax_rejects);
+    tcase_add_loop_test(tc, test_run_heads_from_shapes, 0, NHEADS);
+    tcase_add_test(tc, test_run_heads_rejects);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,10 +18,37 @@ void bench_op_sizes(int64_t dims[LINATTN_OP_LETTERS], long B, long T, long H, lo
     D('B') = B; D('T') = T; D('H') = H; D('K') = K; D('V') = V; D('M') = M; D('S') = S;
 }
 
+void bench_op_heads(int64_t dims[LINATTN_OP_LETTERS], long Hq, long Hk, int channel)
+{
+    D('Q') = Hq;
+    D('J') = Hk;
+    D('G') = channel ? D('K') : 0;
+}
+
+static int strided;
+void bench_op_strided(int on) { strided = on; }
+
+static const char *const QKV_NAMES[3] = {"q", "k", "v"};
+
+int bench_op_fusable(const linattn_op_info *op)
+{
+    const linattn_op_tensor *t[3];
+    for (int j = 0; j < 3; j++) {
+        const int i = linattn_op_tensor_index(op, QKV_NAMES[j]);
+        if (i < 0) return 0;
+        t[j] = &op->tensors[i];
+        const int n = t[j]->ndim;
+        if (n < 2 || t[j]->tail || t[j]->dims[n - 1] != (j < 2 ? 'K' : 'V') ||
+            n != t[0]->ndim || strncmp(t[j]->dims, t[0]->dims, (size_t)(n - 2)))
+            return 0;
+    }
+    return 1;
+}
+
 int bench_op_uses(const linattn_op_info *op, char c)
 {
     for (int i = 0; i < op->ntensors; i++)
-        if (strchr(op->tensors[i].dims, c)) return 1;
+        if (strchr(op->tensors[i].dims, c) || op->tensors[i].tail == c) return 1;
     return 0;
 }
 
@@ -57,6 +84,46 @@ static int place(linattn_ctx *ctx, float *h, int nd, const int64_t *sh, size_t n
     if (!on_device(ctx)) return 0;
     if (linattn_buffer_create(ctx, n, b) || linattn_buffer_write(*b, 0, h, n)) return -1;
     *t = linattn_tensor_buffer(*b, nd, sh);
+    return 0;
+}
+
+/* q, k and v (table indices idx) as views of one array [lead.., W] with W
+ * = Q*K + J*K + H*V, random in [-1, 1] with q's and k's rows of unit
+ * length; held by s->h / s->b of q. */
+static int make_fused(bench_op *s, const int64_t *dims, const int *idx, unsigned *seed)
+{
+    const int nd = s->op->tensors[idx[0]].ndim;
+    int64_t sh[3][LINATTN_MAX_DIMS], W = 0, rows = 1;
+    for (int j = 0; j < 3; j++) {
+        if (linattn_op_shape(s->op, idx[j], dims, sh[j])) return -1;
+        W += sh[j][nd - 2] * sh[j][nd - 1];
+    }
+    for (int d = 0; d < nd - 2; d++) rows *= sh[0][d];
+    float *h = s->h[idx[0]] = bench_randbuf((size_t)(rows * W), -1, 1, seed);
+    if (!h) return -1;
+    for (int64_t r = 0; r < rows; r++) {
+        unit_rows(h + r * W, (size_t)sh[0][nd - 2], sh[0][nd - 1]);
+        unit_rows(h + r * W + sh[0][nd - 2] * sh[0][nd - 1], (size_t)sh[1][nd - 2], sh[1][nd - 1]);
+    }
+    const int64_t whole[2] = {rows, W};
+    linattn_tensor base;
+    if (place(s->ctx, h, 2, whole, (size_t)(rows * W), &s->b[idx[0]], &base)) return -1;
+    int64_t off = 0;
+    for (int j = 0; j < 3; j++) {
+        linattn_tensor t = base;
+        t.ndim = nd;
+        int64_t stride = W;
+        for (int d = nd - 3; d >= 0; d--) {
+            t.strides[d] = stride;
+            stride *= sh[j][d];
+        }
+        for (int d = 0; d < nd; d++) t.shape[d] = sh[j][d];
+        t.strides[nd - 2] = sh[j][nd - 1];
+        t.strides[nd - 1] = 1;
+        t.offset = off;
+        off += sh[j][nd - 2] * sh[j][nd - 1];
+        s->a.t[idx[j]] = t;
+    }
     return 0;
 }
 
@@ -164,17 +231,26 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
     if (ai >= 0) s->a.opt[ai] = (double)algo;
     memcpy(dims, dims_in, sizeof dims);
     linattn_op_dims(op, &s->a, dims);
+    int fused[3] = {-1, -1, -1};
+    if (strided) {
+        if (!bench_op_fusable(op)) return -1; /* linattn-bench refuses it first */
+        for (int j = 0; j < 3; j++) fused[j] = linattn_op_tensor_index(op, QKV_NAMES[j]);
+        if (make_fused(s, dims, fused, seed)) return -1;
+    }
     for (int i = 0; i < op->ntensors; i++) {
         const linattn_op_tensor *d = &op->tensors[i];
         if (d->optional && d->role == LINATTN_ROLE_IN && d->dims[0] == 'N') continue;
+        if (i == fused[0] || i == fused[1] || i == fused[2]) continue;
         int64_t sh[LINATTN_MAX_DIMS];
+        const int nd = linattn_op_rank(op, i, dims);
         if (linattn_op_shape(op, i, dims, sh)) return -1;
         size_t n = 1;
-        for (int j = 0; j < d->ndim; j++) n *= (size_t)sh[j];
+        for (int j = 0; j < nd; j++) n *= (size_t)sh[j];
         if (!(s->h[i] = bench_randbuf(n, d->fill_lo, d->fill_hi, seed))) return -1;
-        if (d->role == LINATTN_ROLE_IN && d->dims[0] == 'B' && d->dims[d->ndim - 1] == 'K')
+        if (d->role == LINATTN_ROLE_IN && d->dims[0] == 'B' && nd == d->ndim &&
+            d->dims[d->ndim - 1] == 'K')
             unit_rows(s->h[i], n / (size_t)D('K'), D('K'));
-        if (place(ctx, s->h[i], d->ndim, sh, n, &s->b[i], &s->a.t[i])) return -1;
+        if (place(ctx, s->h[i], nd, sh, n, &s->b[i], &s->a.t[i])) return -1;
     }
     if (op->cache && fill_cache(s, dims, L, seed)) return -1;
     return 0;

@@ -22,6 +22,16 @@ typedef struct bench_op {
  * them in bench_op_make. */
 void bench_op_sizes(int64_t dims[LINATTN_OP_LETTERS], long B, long T, long H, long K, long V,
                     long M, long S);
+/* The delta family's other head counts and gate (linattn_ops(3)): Hq query
+ * heads (Q), Hk key heads (J), 0 for the table's default; g per key channel
+ * (G = K) when channel is set.  Call after bench_op_sizes. */
+void bench_op_heads(int64_t dims[LINATTN_OP_LETTERS], long Hq, long Hk, int channel);
+/* Make q, k and v of every later bench_op_make views of one fused array
+ * [.., Q*K + J*K + H*V] (a model's fused projection) when on is set. */
+void bench_op_strided(int on);
+/* Whether op's q, k and v can be views of one fused array: [lead.., heads,
+ * K|V] with the same leading letters. */
+int bench_op_fusable(const linattn_op_info *op);
 /* Whether any tensor of op has the dimension letter c. */
 int bench_op_uses(const linattn_op_info *op, char c);
 /* "H16xK128xV128": the sizes of the letters H K V M S that op uses. */

@@ -28,6 +28,8 @@ typedef struct opts {
     ilist T, Bdec, ctxL;
     int ops_set;
     long Bpre, H, K, V, M, S, threads, reps;
+    long Hq, Hk;          /* query and key heads of the delta family (0: as the table) */
+    int channel, strided; /* --gate channel, --strided */
     const char *csv, *svg;
     int quick, limits;
 } opts;
@@ -35,6 +37,8 @@ typedef struct opts {
 typedef struct result {
     char op[12], mode[8], isa[16], algo[16];
     long B, T, H, K, V, M, S, threads;
+    long Hq, Hk;         /* 0 where the operator has no such heads */
+    char gate[8], layout[8];
     double sec, tok_s, gflops, gbs;
     double peak, bwl; /* the limits this row is compared with */
 } result;
@@ -93,6 +97,7 @@ static void usage(FILE *f)
             "       [--mode prefill,decode,context] [--context 64,256,1024,4096,32768,131072]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
+            "       [--Hk N] [--Hq N] [--gate head|channel] [--strided]\n"
             "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
             "       [--set NAME=VALUE ...]\n"
             "See linattn-bench(1).\n", names);
@@ -113,13 +118,23 @@ typedef struct bench_row {
 #define DK ((double)d['K' - 'A'])
 #define DV ((double)d['V' - 'A'])
 #define DH ((double)d['H' - 'A'])
+#define DO ((double)d['O' - 'A'])
 #define KALMAN_FLOPS 10.0 /* per lane and token, besides 2 reciprocals (linattn_kalman(3)) */
 #define GKA_ITERS 30 /* the default of linattn_gka_opts */
 
-/* gdn/kla 6KV (two passes), gla 4KV per token and head (the minimal
- * counts, whatever the form) */
-static double fl_delta(const int64_t *d, const char *algo) { (void)algo; return DH * 6.0 * DK * DV; }
-static double fl_gla(const int64_t *d, const char *algo) { (void)algo; return DH * 4.0 * DK * DV; }
+/* per token: gdn/kla 4KV a value head (decay and delta write) and gla 2KV,
+ * plus 2KV a read, one per output head (O = H unless query heads share a
+ * state); the minimal counts, whatever the form */
+static double fl_delta(const int64_t *d, const char *algo)
+{
+    (void)algo;
+    return (DH * 4.0 + DO * 2.0) * DK * DV;
+}
+static double fl_gla(const int64_t *d, const char *algo)
+{
+    (void)algo;
+    return (DH * 2.0 + DO * 2.0) * DK * DV;
+}
 /* gka: 2((iters + 2)K^2 + 2KV) for the recurrence and, for its chunk form,
  * the count of its matrix products (linattn_gka(3)) 2(iters(K^2 + 2CK) + K^2 + CK + C^2 + 2KV + CK + CV)
  * with C = 64 */
@@ -221,7 +236,9 @@ static void parse(int argc, char **argv, opts *o)
         {"no-limits", no_argument, 0, 'n'},    {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'v'},      {"M", required_argument, 0, 'M'},
         {"S", required_argument, 0, 'S'},      {"context", required_argument, 0, 'C'},
-        {"set", required_argument, 0, 'e'},    {0, 0, 0, 0}};
+        {"set", required_argument, 0, 'e'},    {"Hk", required_argument, 0, 'k'},
+        {"Hq", required_argument, 0, 'Q'},     {"gate", required_argument, 0, 'g'},
+        {"strided", no_argument, 0, 'd'},      {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -247,6 +264,16 @@ static void parse(int argc, char **argv, opts *o)
         case 'B': bad |= isplit(optarg, &o->Bdec, 1, 1L << 20); quick_B = 0; break;
         case 'P': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Bpre); break;
         case 'H': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->H); break;
+        case 'k': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Hk); break;
+        case 'Q': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Hq); break;
+        case 'd': o->strided = 1; break;
+        case 'g':
+            if (strcmp(optarg, "head") && strcmp(optarg, "channel")) {
+                tool_error(PROG, "--gate %s: expected head or channel", optarg);
+                exit(2);
+            }
+            o->channel = !strcmp(optarg, "channel");
+            break;
         case 'K': bad |= tool_parse_int(optarg, 1, LINATTN_MAX_HEAD_DIM, &o->K); break;
         case 'V': bad |= tool_parse_int(optarg, 1, LINATTN_MAX_HEAD_DIM, &o->V); break;
         case 'M': bad |= tool_parse_int(optarg, 1, 1L << 24, &o->M); break;
@@ -279,6 +306,21 @@ static void parse(int argc, char **argv, opts *o)
             op_names(names, sizeof names, ", ", " or ");
             tool_error(PROG, "--op %s: expected %s", o->ops.s[i], names);
             exit(2);
+        }
+    const long Hk = o->Hk ? o->Hk : o->H, Hq = o->Hq ? o->Hq : Hk;
+    if (o->H % Hk || (Hq != Hk && Hq % o->H)) {
+        tool_error(PROG, "--Hk %ld, --Hq %ld, --H %ld: key heads must divide --H, and query "
+                   "heads be --Hk's or a multiple of --H (linattn_gdn(3))", Hk, Hq, o->H);
+        exit(2);
+    }
+    for (int i = 0; i < o->ops.n && o->strided; i++)
+        for (int e = 0; e < 2; e++) {
+            const linattn_op_info *op = linattn_op_find(o->ops.s[i], e ? "step" : "forward");
+            if (!bench_op_fusable(op)) {
+                tool_error(PROG, "--strided: %s %s has no q, k and v of [.., heads, K|V] to view "
+                           "in one fused array", op->name, op->entry);
+                exit(2);
+            }
         }
     const char *opnames[MAXL];
     for (int i = 0; i < o->ops.n; i++) opnames[i] = o->ops.s[i];
@@ -390,6 +432,7 @@ int main(int argc, char **argv)
            linattn_version_string(), linattn_cpu_features(), linattn_isa_compiled(), threads);
     printf("# BLAS: %s\n", linattn_blas_info());
     bench_op_print_sets(stdout);
+    bench_op_strided(o.strided);
     double sgemm = 0, bw = 0, fma = 0;
     if (o.limits) {
         progress(0, 1, "machine limits");
@@ -421,9 +464,9 @@ int main(int argc, char **argv)
     int table = 0; /* any mode but context */
     for (int m = 0; m < o.modes.n; m++) table |= strcmp(o.modes.s[m], "context") != 0;
     if (table)
-        printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %3s %10s %12s %8s %7s %8s %6s\n", "op",
-               "mode", "isa", "algo", "B", "T", "shape", "thr", "median_ms", "tokens/s",
-               "GFLOP/s", "%peak", "GB/s", "%bw");
+        printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %4s %4s %-7s %-7s %3s %10s %12s %8s %7s %8s "
+               "%6s\n", "op", "mode", "isa", "algo", "B", "T", "shape", "Hq", "Hk", "gate",
+               "layout", "thr", "median_ms", "tokens/s", "GFLOP/s", "%peak", "GB/s", "%bw");
 
     int total = 0, done = 0;
     const int nbk = o.backends.n;
@@ -473,7 +516,17 @@ int main(int argc, char **argv)
                                      : pre ? o.algos.s[ai] : "recurrent");
                             int64_t dims[LINATTN_OP_LETTERS];
                             bench_op_sizes(dims, B, T, o.H, o.K, o.V, o.M, o.S);
+                            bench_op_heads(dims, o.Hq, o.Hk, o.channel);
+                            linattn_op_args none;
+                            linattn_op_args_init(op, &none);
+                            linattn_op_dims(op, &none, dims); /* J, Q, O for the counts */
                             r->B = B; r->T = T;
+                            r->Hq = bench_op_uses(op, 'Q') ? (long)dims['Q' - 'A'] : 0;
+                            r->Hk = bench_op_uses(op, 'J') ? (long)dims['J' - 'A'] : 0;
+                            snprintf(r->gate, sizeof r->gate, "%s",
+                                     !bench_op_uses(op, 'G') ? "-" : o.channel ? "channel" : "head");
+                            snprintf(r->layout, sizeof r->layout, "%s",
+                                     o.strided ? "strided" : "contig");
                             r->H = bench_op_uses(op, 'H') ? o.H : 0;
                             r->K = bench_op_uses(op, 'K') ? o.K : 0;
                             r->V = bench_op_uses(op, 'V') ? o.V : 0;
@@ -507,9 +560,13 @@ int main(int argc, char **argv)
                             r->gbs = pre ? 0 : 2.0 * state_bytes / r->sec * 1e-9;
                             char shape[32];
                             bench_op_shape_name(op, dims, shape, sizeof shape);
-                            printf("%-7s %-7s %-7s %-9s %5ld %6ld %-13s %3ld %10.3f %12.0f "
-                                   "%8.1f %6.1f%% %8.1f %5.1f%%\n",
-                                   r->op, r->mode, r->isa, r->algo, B, T, shape, threads,
+                            char hq[16] = "-", hk[16] = "-";
+                            if (r->Hq) snprintf(hq, sizeof hq, "%ld", r->Hq);
+                            if (r->Hk) snprintf(hk, sizeof hk, "%ld", r->Hk);
+                            printf("%-7s %-7s %-7s %-9s %5ld %6ld %-13s %4s %4s %-7s %-7s %3ld "
+                                   "%10.3f %12.0f %8.1f %6.1f%% %8.1f %5.1f%%\n",
+                                   r->op, r->mode, r->isa, r->algo, B, T, shape, hq, hk, r->gate,
+                                   r->layout, threads,
                                    r->sec * 1e3, r->tok_s, r->gflops,
                                    peak > 0 ? 100.0 * r->gflops / peak : 0.0, r->gbs,
                                    bwl > 0 && !pre ? 100.0 * r->gbs / bwl : 0.0);
@@ -526,6 +583,7 @@ int main(int argc, char **argv)
     progress(total, total, "");
     int ctx_mode = 0;
     for (int m = 0; m < o.modes.n; m++) ctx_mode |= !strcmp(o.modes.s[m], "context");
+    bench_op_strided(0); /* --mode context: contiguous q, k, v */
     if (ctx_mode && !rc) rc = run_context(&o);
 
     if (o.csv) {
@@ -535,14 +593,16 @@ int main(int argc, char **argv)
             rc = 1;
         } else {
             fprintf(f, "op,mode,isa,algo,B,T,H,K,V,M,S,threads,median_s,tokens_per_s,gflops,"
-                       "peak_gflops,pct_peak,gbs,bw_gbs,pct_bw\n");
+                       "peak_gflops,pct_peak,gbs,bw_gbs,pct_bw,Hq,Hk,gate,layout\n");
             for (int i = 0; i < nres; i++) {
                 const result *r = &res[i];
-                fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.6g,%.4g\n",
+                fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,"
+                           "%.6g,%.6g,%.4g,%ld,%ld,%s,%s\n",
                         r->op, r->mode, r->isa, r->algo, r->B, r->T, r->H, r->K, r->V, r->M, r->S,
                         r->threads,
                         r->sec, r->tok_s, r->gflops, r->peak, r->peak > 0 ? 100 * r->gflops / r->peak : 0,
-                        r->gbs, r->bwl, r->bwl > 0 && r->gbs > 0 ? 100 * r->gbs / r->bwl : 0);
+                        r->gbs, r->bwl, r->bwl > 0 && r->gbs > 0 ? 100 * r->gbs / r->bwl : 0,
+                        r->Hq, r->Hk, r->gate, r->layout);
             }
             if (fclose(f)) rc = 1;
         }

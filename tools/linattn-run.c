@@ -14,6 +14,7 @@
 #define PROG "linattn-run"
 #define MAX_LONGOPTS 64
 #define MAX_GIVEN 32
+#define FUSED "qkv" /* --fused reads INDIR/qkv.npy */
 
 /* ---- the operators and their options, from the table ------------------------- */
 
@@ -78,9 +79,11 @@ static int written(const linattn_op_tensor *t)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: " PROG " OP --in INDIR --out OUTDIR [--backend auto|ref|cpu|opencl]\n"
-               "       [--threads N] [operator options]\n"
+               "       [--threads N] [--fused HQ,HK,H,K,V] [operator options]\n"
                "OP is one of %s.  Inputs are INDIR/<name>.npy (float32, C order;\n"
-               "[optional]), outputs OUTDIR/<name>.npy:\n", ops_list(NULL));
+               "[optional]), outputs OUTDIR/<name>.npy; head counts come from the shapes.\n"
+               "--fused: q, k, v are views of INDIR/" FUSED ".npy [B,T,HQ*K+HK*K+H*V].\n",
+            ops_list(NULL));
     for (int i = 0; i < linattn_op_count(); i++) {
         const linattn_op_info *op = linattn_op_at(i);
         if (strcmp(op->entry, "forward")) continue;
@@ -103,6 +106,8 @@ static void usage(FILE *f)
 
 typedef struct args {
     const char *indir, *outdir, *opname;
+    int fused;        /* --fused given: q, k, v from INDIR/qkv.npy */
+    long fz[5];       /* its HQ, HK, H, K, V */
     linattn_config cfg;
     int ngiven;
     const char *given[MAX_GIVEN]; /* option fields given, with their text */
@@ -133,6 +138,7 @@ static void build_longopts(longopts *L)
     add_long(L, "out", required_argument, 'o');
     add_long(L, "backend", required_argument, 'b');
     add_long(L, "threads", required_argument, 't');
+    add_long(L, "fused", required_argument, 'f');
     add_long(L, "help", no_argument, 'h');
     add_long(L, "version", no_argument, 'V');
     for (int i = 0; i < linattn_op_count(); i++) {
@@ -180,6 +186,20 @@ static int parse_args(int argc, char **argv, args *a)
             }
             a->cfg.threads = (int)lv;
             break;
+        case 'f': {
+            char buf[128], *save = NULL, *tok;
+            int n = 0;
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                if (n == 5 || tool_parse_int(tok, 1, 1L << 20, &a->fz[n++])) n = 6;
+            if (n != 5) {
+                tool_error(PROG, "--fused %s: expected HQ,HK,H,K,V (five integers > 0: query, "
+                           "key and value heads, key and value head sizes)", optarg);
+                return 2;
+            }
+            a->fused = 1;
+            break;
+        }
         case '?':
         case ':':
             if (optopt && optopt < 256) tool_error(PROG, "-%c: unknown option", optopt);
@@ -256,8 +276,15 @@ static const char *sibling_hint(const linattn_op_info *op, const char *name)
     return NULL;
 }
 
-/* Every .npy file of dir must be an input of op; 0 or -1 (said). */
-static int check_files(const linattn_op_info *op, const char *dir)
+/* Fused into qkv.npy by --fused: q, k and v (0 for other names). */
+static int fused_name(const char *name)
+{
+    return !strcmp(name, "q") || !strcmp(name, "k") || !strcmp(name, "v");
+}
+
+/* Every .npy file of dir must be an input of op (with --fused, qkv.npy in
+ * place of q, k, v); 0 or -1 (said). */
+static int check_files(const linattn_op_info *op, const char *dir, int fused)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -272,10 +299,19 @@ static int check_files(const linattn_op_info *op, const char *dir)
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(n - 4), e->d_name);
         const int i = linattn_op_tensor_index(op, name);
+        if (fused && fused_name(name)) {
+            tool_error(PROG, "%s/%s: --fused reads %s from " FUSED ".npy: give one or the other",
+                       dir, e->d_name, name);
+            rc = -1;
+            continue;
+        }
+        if (fused && !strcmp(name, FUSED)) continue;
         if (i >= 0 && op->tensors[i].role != LINATTN_ROLE_OUT) continue;
         const char *hint = sibling_hint(op, name);
         char extra[96] = "";
         if (hint) snprintf(extra, sizeof extra, "; %s takes %s.npy in its place", op->name, hint);
+        else if (!strcmp(name, FUSED))
+            snprintf(extra, sizeof extra, "; --fused reads q, k and v from it");
         tool_error(PROG, "%s/%s: %s takes no input '%s' (its inputs: %s)%s", dir, e->d_name,
                    op->name, name, inputs_list(op), extra);
         rc = -1;
@@ -284,15 +320,104 @@ static int check_files(const linattn_op_info *op, const char *dir)
     return rc;
 }
 
-static int load_inputs(const linattn_op_info *op, const char *dir, linattn_array *arr,
-                       linattn_op_args *oa)
+/* A tensor's letters, its tail appended when given: "BTH" or "BTHG". */
+static const char *letters(const linattn_op_tensor *t, int with_tail)
+{
+    static char buf[LINATTN_MAX_DIMS + 2];
+    snprintf(buf, sizeof buf, "%s", t->dims);
+    if (with_tail && t->tail) buf[t->ndim] = t->tail, buf[t->ndim + 1] = 0;
+    return buf;
+}
+
+/* Every dimension of the array at path above 0; 0 or -1 (said). */
+static int check_nonzero(const char *path, const linattn_array *a, const char *dims)
+{
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] == 0) {
+            tool_error(PROG, "%s: dimension %d (%c of [%s]) is 0: every size must be > 0", path,
+                       d, d < (int)strlen(dims) ? dims[d] : '?', dims);
+            return -1;
+        }
+    return 0;
+}
+
+/* --fused applies to forwards whose q, k and v are [B,T,heads,K|V]. */
+static int fused_takes(const linattn_op_info *op)
+{
+    static const char *const names[3] = {"q", "k", "v"};
+    for (int j = 0; j < 3; j++) {
+        const int i = linattn_op_tensor_index(op, names[j]);
+        if (i < 0) return 0;
+        const linattn_op_tensor *t = &op->tensors[i];
+        if (t->ndim != 4 || strncmp(t->dims, "BT", 2) || t->dims[3] != (j < 2 ? 'K' : 'V'))
+            return 0;
+    }
+    return 1;
+}
+
+/* q, k and v as views of the fused array f [B,T,HQ*K+HK*K+H*V] read from
+ * path, no copies; 0 or -1 (said). */
+static int fused_views(const args *a, const linattn_op_info *op, const linattn_array *f,
+                       const char *path, linattn_op_args *oa)
+{
+    static const char *const names[3] = {"q", "k", "v"};
+    const int64_t heads[3] = {a->fz[0], a->fz[1], a->fz[2]}, size[3] = {a->fz[3], a->fz[3], a->fz[4]};
+    const int64_t W = heads[0] * size[0] + heads[1] * size[1] + heads[2] * size[2];
+    if (f->ndim != 3) {
+        tool_error(PROG, "%s: %d dimensions (--fused takes 3: [B,T,HQ*K+HK*K+H*V])", path,
+                   f->ndim);
+        return -1;
+    }
+    if (check_nonzero(path, f, "BTW")) return -1;
+    if (f->shape[2] != W) {
+        tool_error(PROG, "%s: last dimension %lld is not HQ*K + HK*K + H*V = %ld*%ld + %ld*%ld + "
+                   "%ld*%ld = %lld (--fused %ld,%ld,%ld,%ld,%ld)", path, (long long)f->shape[2],
+                   a->fz[0], a->fz[3], a->fz[1], a->fz[3], a->fz[2], a->fz[4], (long long)W,
+                   a->fz[0], a->fz[1], a->fz[2], a->fz[3], a->fz[4]);
+        return -1;
+    }
+    int64_t off = 0;
+    for (int j = 0; j < 3; j++) {
+        linattn_tensor t = linattn_tensor_4d(f->data, f->shape[0], f->shape[1], heads[j], size[j]);
+        t.strides[0] = f->shape[1] * W;
+        t.strides[1] = W;
+        t.strides[2] = size[j];
+        t.strides[3] = 1;
+        t.offset = off;
+        off += heads[j] * size[j];
+        oa->t[linattn_op_tensor_index(op, names[j])] = t;
+    }
+    return 0;
+}
+
+static int load_inputs(const args *a, const linattn_op_info *op, linattn_array *arr,
+                       linattn_array *fused, linattn_op_args *oa, const char **from)
 {
     char path[4096];
+    if (a->fused) {
+        if (tool_npy_path(path, sizeof path, a->indir, FUSED)) {
+            tool_error(PROG, "%s: path too long", a->indir);
+            return -1;
+        }
+        if (!tool_exists(path)) {
+            tool_error(PROG, "%s: missing (--fused reads q, k and v from it)", path);
+            return -1;
+        }
+        if (linattn_npy_load(path, fused)) {
+            tool_error(PROG, "%s", linattn_last_error());
+            return -1;
+        }
+        if (fused_views(a, op, fused, path, oa)) return -1;
+    }
     for (int i = 0; i < op->ntensors; i++) {
         const linattn_op_tensor *t = &op->tensors[i];
         if (t->role == LINATTN_ROLE_OUT) continue;
-        if (tool_npy_path(path, sizeof path, dir, t->name)) {
-            tool_error(PROG, "%s: path too long", dir);
+        if (a->fused && fused_name(t->name)) {
+            from[i] = FUSED;
+            continue;
+        }
+        if (tool_npy_path(path, sizeof path, a->indir, t->name)) {
+            tool_error(PROG, "%s: path too long", a->indir);
             return -1;
         }
         if (t->optional && !tool_exists(path)) continue;
@@ -304,17 +429,57 @@ static int load_inputs(const linattn_op_info *op, const char *dir, linattn_array
             tool_error(PROG, "%s", linattn_last_error());
             return -1;
         }
-        if (linattn_array_tensor(&arr[i], &oa->t[i])) {
-            tool_error(PROG, "%s: %d dimensions (%s takes %d: [%s])", path, arr[i].ndim, t->name,
-                       t->ndim, t->dims);
+        const int tail = t->tail && arr[i].ndim == t->ndim + 1;
+        if ((arr[i].ndim != t->ndim && !tail) || linattn_array_tensor(&arr[i], &oa->t[i])) {
+            char also[64] = "";
+            if (t->tail)
+                snprintf(also, sizeof also, " or %d: [%s]", t->ndim + 1, letters(t, 1));
+            tool_error(PROG, "%s: %d dimensions (%s takes %d: [%s]%s)", path, arr[i].ndim,
+                       t->name, t->ndim, t->dims, also);
             return -1;
         }
-        for (int d = 0; d < arr[i].ndim; d++)
-            if (arr[i].shape[d] == 0) {
-                tool_error(PROG, "%s: dimension %d (%c of [%s]) is 0: every size must be > 0",
-                           path, d, d < t->ndim ? t->dims[d] : '?', t->dims);
-                return -1;
-            }
+        if (check_nonzero(path, &arr[i], letters(t, tail))) return -1;
+        from[i] = t->name;
+    }
+    return 0;
+}
+
+static int letter_of(char c) { return c >= 'A' && c <= 'Z' ? c - 'A' : -1; }
+
+/* Every input must have the table's shape under the dimensions that the
+ * inputs before it bound (linattn_op_dims: q binds B, T, Q and K, k binds
+ * J, v H and V, ...): 0, or -1 naming the first file that disagrees, the
+ * dimension and the file that bound it. */
+static int check_shapes(const args *a, const linattn_op_info *op, const linattn_op_args *oa,
+                        const char *const *from)
+{
+    int64_t dims[LINATTN_OP_LETTERS] = {0}, sh[LINATTN_MAX_DIMS];
+    int by[LINATTN_OP_LETTERS];
+    for (int l = 0; l < LINATTN_OP_LETTERS; l++) by[l] = -1;
+    for (int i = 0; i < op->ntensors; i++) {
+        const linattn_op_tensor *d = &op->tensors[i];
+        const linattn_tensor *t = &oa->t[i];
+        if (!from[i]) continue;
+        for (int j = 0; j < t->ndim; j++) {
+            const int l = letter_of(j < d->ndim ? d->dims[j] : d->tail);
+            if (l >= 0 && dims[l] <= 0) dims[l] = t->shape[j], by[l] = i;
+        }
+    }
+    linattn_op_dims(op, oa, dims);
+    for (int i = 0; i < op->ntensors; i++) {
+        const linattn_op_tensor *d = &op->tensors[i];
+        const linattn_tensor *t = &oa->t[i];
+        if (!from[i] || linattn_op_shape(op, i, dims, sh)) continue;
+        for (int j = 0; j < t->ndim; j++) {
+            const char c = j < d->ndim ? d->dims[j] : d->tail;
+            const int l = letter_of(c);
+            if (t->shape[j] == sh[j] || l < 0 || by[l] < 0) continue;
+            tool_error(PROG, "%s/%s.npy: %s: dimension %d (%c of [%s]) is %lld, but %s.npy "
+                       "gives %c = %lld", a->indir, from[i], d->name, j, c,
+                       letters(d, t->ndim > d->ndim), (long long)t->shape[j], from[by[l]], c,
+                       (long long)sh[j]);
+            return -1;
+        }
     }
     return 0;
 }
@@ -333,7 +498,8 @@ static int alloc_outputs(const linattn_op_info *op, linattn_op_args *oa, float *
             return -1;
         }
         size_t n = 1;
-        for (int d = 0; d < t->ndim; d++) {
+        const int nd = linattn_op_rank(op, i, dims);
+        for (int d = 0; d < nd; d++) {
             if ((uint64_t)shape[d] > SIZE_MAX / sizeof(float) / n) {
                 tool_error(PROG, "%s: shape [%s] too large for this machine", t->name, t->dims);
                 return -1;
@@ -345,7 +511,7 @@ static int alloc_outputs(const linattn_op_info *op, linattn_op_args *oa, float *
             return -1;
         }
         linattn_tensor x = linattn_tensor_4d(data[i], shape[0], shape[1], shape[2], shape[3]);
-        x.ndim = t->ndim;
+        x.ndim = nd;
         oa->t[i] = x;
     }
     return 0;
@@ -369,12 +535,16 @@ static int save_outputs(const linattn_op_info *op, const linattn_op_args *oa, co
  * unless the operator succeeds. */
 static int run(const args *a, const linattn_op_info *op, linattn_op_args *oa)
 {
-    linattn_array arr[LINATTN_OP_MAX_TENSORS];
+    linattn_array arr[LINATTN_OP_MAX_TENSORS], fused;
     float *out[LINATTN_OP_MAX_TENSORS] = {0};
+    const char *from[LINATTN_OP_MAX_TENSORS] = {0}; /* the file of each input given */
     linattn_ctx *ctx = NULL;
     int rc = -1;
     memset(arr, 0, sizeof arr);
-    if (check_files(op, a->indir) || load_inputs(op, a->indir, arr, oa)) goto done;
+    memset(&fused, 0, sizeof fused);
+    if (check_files(op, a->indir, a->fused) || load_inputs(a, op, arr, &fused, oa, from) ||
+        check_shapes(a, op, oa, from))
+        goto done;
     if (linattn_ctx_create(&a->cfg, &ctx)) {
         tool_error(PROG, "%s", linattn_last_error());
         goto done;
@@ -390,6 +560,7 @@ done:
         linattn_array_free(&arr[i]);
         free(out[i]);
     }
+    linattn_array_free(&fused);
     linattn_ctx_destroy(ctx);
     return rc;
 }
@@ -404,6 +575,11 @@ int main(int argc, char **argv)
     const linattn_op_info *op = forward_of(a.opname);
     if (!op) {
         tool_error(PROG, "unknown operator '%s' (expected %s)", a.opname, ops_list(NULL));
+        return 2;
+    }
+    if (a.fused && !fused_takes(op)) {
+        tool_error(PROG, "--fused: %s has no q, k and v of [B,T,heads,K|V] to read from "
+                   FUSED ".npy", op->name);
         return 2;
     }
     linattn_op_args_init(op, &oa);
