@@ -30,25 +30,28 @@ typedef struct kcase {
     int chunk;   /* opts.chunk (0: default) */
     int buffers; /* every tensor in a linattn_buffer */
     int map;     /* opts.head_map */
+    int qkn;     /* opts.qk_l2norm (q, k then not normalised beforehand) */
 } kcase;
 
 static const kcase CASES[] = {
-    {0, 1, G_UNIFORM, 2, 100, 2, 2, 2, 64, 32, 0, 0, 0, 0},
-    {0, 1, G_ALL20, 2, 100, 2, 2, 2, 64, 32, 0, 0, 0, 0},
-    {0, 1, G_MIXED, 2, 100, 2, 2, 2, 64, 32, 0, 0, 0, 0},
-    {0, 1, G_CHANNELS, 1, 130, 2, 2, 2, 40, 24, 0, 0, 0, 0},
-    {0, 1, G_WIDE, 2, 90, 2, 1, 4, 32, 40, 0, 0, 1, 0},
-    {1, 1, G_MILD, 2, 100, 2, 1, 1, 64, 32, 0, 0, 0, 0},
-    {1, 1, G_MIXED, 1, 150, 2, 2, 4, 48, 32, 1, 0, 0, 0},
-    {1, 1, G_CHANNELS, 2, 70, 4, 2, 8, 32, 16, 0, 32, 1, 1},
-    {2, 1, G_MILD, 2, 100, 2, 2, 2, 40, 24, 0, 0, 0, 0},
-    {2, 1, G_ALL20, 1, 120, 2, 1, 2, 64, 32, 1, 0, 1, 0},
-    {2, 1, G_MIXED, 2, 80, 2, 1, 8, 32, 32, 0, 16, 0, 1},
-    {0, 0, G_MILD, 2, 100, 2, 1, 4, 64, 32, 0, 0, 0, 0},      /* per head, Hq = 2H */
-    {0, 1, G_MILD, 2, 128, 2, 2, 2, 64, 32, 0, 0, 0, 0},
-    {1, 0, G_UNIFORM, 1, 140, 2, 1, 2, 32, 32, 1, 0, 1, 1},   /* per head, Hq = H > Hk */
-    {2, 0, G_ALL20, 2, 90, 1, 1, 4, 32, 48, 0, 0, 0, 0},      /* per head, Hq = 4H */
-    {0, 1, G_WIDE, 1, 200, 2, 2, 2, 64, 64, 1, 0, 0, 0},
+    {0, 1, G_UNIFORM, 2, 100, 2, 2, 2, 64, 32, 0, 0, 0, 0, 0},
+    {0, 1, G_ALL20, 2, 100, 2, 2, 2, 64, 32, 0, 0, 0, 0, 0},
+    {0, 1, G_MIXED, 2, 100, 2, 2, 2, 64, 32, 0, 0, 0, 0, 0},
+    {0, 1, G_CHANNELS, 1, 130, 2, 2, 2, 40, 24, 0, 0, 0, 0, 0},
+    {0, 1, G_WIDE, 2, 90, 2, 1, 4, 32, 40, 0, 0, 1, 0, 0},
+    {1, 1, G_MILD, 2, 100, 2, 1, 1, 64, 32, 0, 0, 0, 0, 0},
+    {1, 1, G_MIXED, 1, 150, 2, 2, 4, 48, 32, 1, 0, 0, 0, 0},
+    {1, 1, G_CHANNELS, 2, 70, 4, 2, 8, 32, 16, 0, 32, 1, 1, 0},
+    {2, 1, G_MILD, 2, 100, 2, 2, 2, 40, 24, 0, 0, 0, 0, 0},
+    {2, 1, G_ALL20, 1, 120, 2, 1, 2, 64, 32, 1, 0, 1, 0, 0},
+    {2, 1, G_MIXED, 2, 80, 2, 1, 8, 32, 32, 0, 16, 0, 1, 0},
+    {0, 0, G_MILD, 2, 100, 2, 1, 4, 64, 32, 0, 0, 0, 0, 0},      /* per head, Hq = 2H */
+    {0, 1, G_MILD, 2, 128, 2, 2, 2, 64, 32, 0, 0, 0, 0, 0},
+    {1, 0, G_UNIFORM, 1, 140, 2, 1, 2, 32, 32, 1, 0, 1, 1, 0},   /* per head, Hq = H > Hk */
+    {2, 0, G_ALL20, 2, 90, 1, 1, 4, 32, 48, 0, 0, 0, 0, 0},      /* per head, Hq = 4H */
+    {0, 1, G_WIDE, 1, 200, 2, 2, 2, 64, 64, 1, 0, 0, 0, 0},
+    {0, 1, G_UNIFORM, 2, 80, 2, 1, 4, 32, 32, 0, 0, 0, 0, 1}, /* qk_l2norm, Hq = 2H */
+    {1, 0, G_MILD, 2, 80, 2, 1, 8, 32, 32, 0, 0, 1, 1, 1},
 };
 #define NCASES ((int)(sizeof CASES / sizeof *CASES))
 
@@ -104,17 +107,22 @@ static void prob_make(prob *p, const kcase *c, int step)
     tu_fill(p->beta, p->nb, 0.05, 1);
     tu_fill(p->h0, p->ns, -0.5, 0.5);
     fill_g(p->g, p->ng, s->K, s->gk, s->gmode);
-    tu_l2norm_rows(p->q, BT * s->Hq, (int)s->K);
-    if (s->op == 1) { /* kla: keys keep a norm, eta in (0, 1] */
-        for (size_t i = 0; i < p->nk; i++) p->k[i] *= (float)tu_uniform(0.2, 2.0);
-    } else {
-        tu_l2norm_rows(p->k, BT * s->Hk, (int)s->K);
-    }
     if (s->packed) { /* three sequences: one shorter than a chunk, one across */
         p->cu[0] = 0;
         p->cu[1] = 37;
         p->cu[2] = s->T - 20;
         p->cu[3] = s->T;
+    }
+    if (s->qkn) { /* rows of norm up to 3: the option's normalisation matters */
+        for (size_t i = 0; i < p->nq; i++) p->q[i] *= 3.0f;
+        for (size_t i = 0; i < p->nk; i++) p->k[i] *= 3.0f;
+        return;
+    }
+    tu_l2norm_rows(p->q, BT * s->Hq, (int)s->K);
+    if (s->op == 1) { /* kla: keys keep a norm, eta in (0, 1] */
+        for (size_t i = 0; i < p->nk; i++) p->k[i] *= (float)tu_uniform(0.2, 2.0);
+    } else {
+        tu_l2norm_rows(p->k, BT * s->Hk, (int)s->K);
     }
 }
 
@@ -170,6 +178,7 @@ static linattn_delta_opts opts_of(const kcase *c)
     o.algo = LINATTN_ALGO_CHUNK;
     o.chunk = c->chunk;
     o.head_map = c->map;
+    o.qk_l2norm = c->qkn;
     return o;
 }
 
