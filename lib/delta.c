@@ -396,7 +396,7 @@ static int path_takes(int path, int gk, int nq)
     case PATH_REF: ok = 1; break;
     case PATH_REC: ok = !gk && nq == 1; break;
     case PATH_CHUNK: ok = !gk && nq == 1; break;
-    case PATH_OPENCL: ok = !gk && nq == 1; break;
+    case PATH_OPENCL: ok = 1; break;
     }
     if (ok) return LINATTN_OK;
     return linattn_fail(LINATTN_EUNSUPPORTED, "%s: not yet in the %s",

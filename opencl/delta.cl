@@ -1,23 +1,37 @@
 /* linattn - OpenCL C 1.2 kernels of the delta-rule family (gdn, kla, gla).
  *
- * Built once per (K, V, CH, BV) with -D K=.. -D V=.. -D CH=.. (CH <= 64, chunk
- * size) -D BV=.. (columns per group of the sequential kernels); work-groups are WG = 256 work-items.  The chunkwise form of
- * linattn_gdn(3) runs in three kernels per window of chunks:
- *   delta_prep   one group per (chunk, head): G = cumsum(g), M = (Q K^T) o D,
- *                T = (I + A)^-1 with A = strict_lower(diag(beta) K K^T o D),
- *                W = T diag(beta e^G) K,  U = T diag(beta) V   (gla: U = V)
+ * Built once per (K, V, CH, BV, GK) with -D K=.. -D V=.. -D CH=.. (CH <= 64,
+ * chunk size) -D BV=.. (columns per group of the sequential kernels) -D GK=..
+ * (1: g [.., H, K], a log-decay per key channel; 0: per head); work-groups
+ * are WG = 256 work-items.  The chunkwise form of linattn_gdn(3) runs in three
+ * kernels per window of chunks:
+ *   delta_prep   one group per (chunk, head): G = cumsum(g), M = (Q K^T) o D
+ *                (per query head), T = (I + A)^-1 with
+ *                A = strict_lower(diag(beta) K K^T o D),
+ *                W = T diag(beta) (e^G o K),  U = T diag(beta) V   (gla: U = V)
  *   delta_state  one group per (sequence, head, BV value columns): walks the
  *                chunks in order with the state in registers; saves the state
  *                entering each chunk, U' = U - W S, S = e^{G_c} S + Kd^T U'
- *   delta_out    one group per (chunk, head, 64 value columns):
- *                O = scale (diag(e^G) Q S_in + M U')
+ *   delta_out    one group per (chunk, query head, 64 value columns):
+ *                O = scale ((e^G o Q) S_in + M U')
+ * Per head, D[r][s] = e^{G_r - G_s} and e^G scales rows.  Per key channel
+ * (GK) the products are sum_i x_ri y_si e^{G_ri - G_si} and e^G, Kd scale
+ * elements; e^{-G} over a chunk would overflow, so the 16-row sub-chunks
+ * a > b factor through R_b, G at the last row of b (both exponents <= 0),
+ * and the diagonal sub-chunks take e^{G_ri - G_si} pairwise.
  * delta_step is the fused recurrent step (decode), kla_beta turns eta
  * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.
  * Everything accumulates in float; no extension is required.
- * q and k have Hk key heads, v, o, g, beta and the state H value heads;
- * value head h reads key head key_head(h) (map 0 grouped, 1 tiled). */
+ * k has Hk key heads, v, g, beta and the state H value heads; value head h
+ * reads key head key_head(h) (map 0 grouped, 1 tiled).  q has Hq heads: the
+ * key heads (share 0: o has H heads), or nq = Hq / H query heads per state
+ * (share 1: query head h * nq + e reads state h, o has Hq heads). */
 
 #define WG 256
+#ifndef GK
+#define GK 0
+#endif
+#define GS (GK ? CH * K : CH) /* floats of G per (chunk, head) */
 #define TK 16           /* depth of a slab in the tiled products */
 #ifndef BV
 #define BV 32           /* value columns per group in delta_state/delta_step (8, 16 or 32) */
@@ -54,38 +68,88 @@ static void tile_zero(float acc[4][4])
 
 /* Slab i0 of the c x K rows x and y, as X[64][TK] and Y^T[TK][64] (zero-padded).
  * (No barrier inside a helper: some compilers mishandle them.) */
-static void load_rows(__global const float *x, __global const float *y, long ld, int c,
-                      int i0, __local float *lx, __local float *ly, int lid)
+static void load_rows(__global const float *x, long ldx, __global const float *y, long ldy,
+                      int c, int i0, __local float *lx, __local float *ly, int lid)
 {
     for (int e = lid; e < 64 * TK; e += WG) {
         const int r = e / TK, kk = e % TK, i = i0 + kk;
         const int ok = r < c && i < K;
-        lx[r * LDX + kk] = ok ? x[r * ld + i] : 0.0f;
-        ly[kk * 64 + r] = ok ? y[r * ld + i] : 0.0f;
+        lx[r * LDX + kk] = ok ? x[r * ldx + i] : 0.0f;
+        ly[kk * 64 + r] = ok ? y[r * ldy + i] : 0.0f;
     }
 }
 
-/* Chunk table: per chunk of the window {first token (b*T + t), length, seq}. */
+#if GK
+/* Slab i0 for the sub-chunks off the diagonal: Y'^T[TK][64] with
+ * y_si e^{R_bi - G_si} (s in sub-chunk b), X'_b[64][TK] with
+ * x_ri e^{G_ri - R_bi} in xb + b * 64 * LDX for b < 3 and rows past b. */
+static void load_off(__global const float *x, long ldx, __global const float *y, long ldy,
+                     __global const float *G, int c, int i0, __local float *xb,
+                     __local float *ly, int lid)
+{
+    for (int e = lid; e < 64 * TK; e += WG) {
+        const int r = e / TK, kk = e % TK, i = i0 + kk, a = r / 16;
+        const int ok = r < c && i < K;
+        const float Gr = ok ? G[r * K + i] : 0.0f, xr = ok ? x[r * ldx + i] : 0.0f;
+        ly[kk * 64 + r] = ok && a < 3 && 16 * a + 15 < c
+                              ? y[r * ldy + i] * exp(G[(16 * a + 15) * K + i] - Gr) : 0.0f;
+        for (int b = 0; b < 3; b++)
+            xb[(b * 64 + r) * LDX + kk] = ok && a > b ? xr * exp(Gr - G[(16 * b + 15) * K + i])
+                                                      : 0.0f;
+    }
+}
+
+/* Slab i0 for the diagonal sub-chunks: x, y as load_rows and G[64][TK] in lg. */
+static void load_diag(__global const float *x, long ldx, __global const float *y, long ldy,
+                      __global const float *G, int c, int i0, __local float *lx,
+                      __local float *ly, __local float *lg, int lid)
+{
+    for (int e = lid; e < 64 * TK; e += WG) {
+        const int r = e / TK, kk = e % TK, i = i0 + kk;
+        const int ok = r < c && i < K;
+        lx[r * LDX + kk] = ok ? x[r * ldx + i] : 0.0f;
+        ly[kk * 64 + r] = ok ? y[r * ldy + i] : 0.0f;
+        lg[r * LDX + kk] = ok ? G[r * K + i] : 0.0f;
+    }
+}
+#endif
+
+/* Chunk table: per chunk of the window {first token (b*T + t), length, seq}.
+ * M of query head oh of chunk w at Mout + (w * Ho + oh) * CH * CH. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_prep(__global const long *ctab, __global const float *q,
                 __global const float *k, __global const float *v,
                 __global const float *g, __global const float *beta, int H,
-                int Hk, int map, int has_g, int gdn, __global float *Gout, __global float *Mout,
-                __global float *Wout, __global float *Uout)
+                int Hk, int Hq, int nq, int share, int map, int has_g, int gdn,
+                __global float *Gout, __global float *Mout, __global float *Wout,
+                __global float *Uout)
 {
-    __local float lA[64 * 64];
+    __local float lA[64 * 64]; /* GK: scratch of the products first */
     __local float lx[64 * LDX], ly[TK * 64];
     __local float lG[64], lb[64];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int w = get_group_id(0), h = get_group_id(1);
     const long tok0 = ctab[3 * w];
     const int c = (int)ctab[3 * w + 1];
-    const long ldk = (long)Hk * K, ldv = (long)H * V, kh = key_head(h, H, Hk, map);
-    __global const float *qc = q + (tok0 * Hk + kh) * K, *kc = k + (tok0 * Hk + kh) * K;
+    const long ldk = (long)Hk * K, ldq = (long)Hq * K, ldv = (long)H * V;
+    const long kh = key_head(h, H, Hk, map), Ho = share ? Hq : H;
+    __global const float *kc = k + (tok0 * Hk + kh) * K;
     __global const float *vc = v + (tok0 * H + h) * V;
     const long wh = (long)w * H + h;
     float acc[4][4];
 
+#if GK
+    __global float *Gw = Gout + wh * GS; /* G[r][i], rows r < c */
+    for (int i = lid; i < K; i += WG) {
+        float s = 0.0f;
+        for (int r = 0; r < c; r++) {
+            if (has_g) s += g[((tok0 + r) * H + h) * K + i];
+            Gw[r * K + i] = s;
+        }
+    }
+    if (lid < 64) lb[lid] = lid < c && gdn ? beta[(tok0 + lid) * H + h] : 1.0f;
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+#else
     if (lid == 0) {
         float s = 0.0f;
         for (int r = 0; r < 64; r++) {
@@ -96,22 +160,62 @@ void delta_prep(__global const long *ctab, __global const float *q,
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < CH) Gout[wh * CH + lid] = lG[lid];
+#endif
 
-    /* M = (Q K^T) o D with the diagonal; zero above it and past c */
-    tile_zero(acc);
-    for (int i0 = 0; i0 < K; i0 += TK) {
-        load_rows(qc, kc, ldk, c, i0, lx, ly, lid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        tile_mac(lx, ly, acc, ty, tx);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++) {
-            const int r = ty + 16 * a, s = tx + 16 * b;
-            if (r < CH && s < CH)
-                Mout[(wh * CH + r) * CH + s] =
-                    (s <= r && r < c) ? acc[a][b] * exp(lG[r] - lG[s]) : 0.0f;
+    /* e < nq: M = (Q K^T) o D of query head e with the diagonal, zero above
+     * it and past c; e = nq (gdn): A = strict_lower(diag(beta) K K^T o D) */
+    for (int e = 0; e < nq + gdn; e++) {
+        const long qh = share ? h * nq + e : kh;
+        __global const float *xc = e < nq ? q + (tok0 * Hq + qh) * K : kc;
+        const long ldx = e < nq ? ldq : ldk;
+        tile_zero(acc);
+#if GK
+        for (int i0 = 0; i0 < K; i0 += TK) {
+            load_off(xc, ldx, kc, ldk, Gw, c, i0, lA, ly, lid);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int kk = 0; kk < TK; kk++)
+                for (int a = 1; a < 4; a++)
+                    for (int b = 0; b < a; b++)
+                        acc[a][b] = mad(lA[(b * 64 + ty + 16 * a) * LDX + kk],
+                                        ly[kk * 64 + tx + 16 * b], acc[a][b]);
+            barrier(CLK_LOCAL_MEM_FENCE);
         }
+        for (int i0 = 0; i0 < K; i0 += TK) {
+            load_diag(xc, ldx, kc, ldk, Gw, c, i0, lx, ly, lA, lid);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (tx <= ty)
+                for (int kk = 0; kk < TK; kk++)
+                    for (int a = 0; a < 4; a++) {
+                        const int r = ty + 16 * a, s = tx + 16 * a;
+                        acc[a][a] = mad(lx[r * LDX + kk] * ly[kk * 64 + s],
+                                        exp(lA[r * LDX + kk] - lA[s * LDX + kk]), acc[a][a]);
+                    }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+#else
+        for (int i0 = 0; i0 < K; i0 += TK) {
+            load_rows(xc, ldx, kc, ldk, c, i0, lx, ly, lid);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            tile_mac(lx, ly, acc, ty, tx);
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+#endif
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                const int r = ty + 16 * a, s = tx + 16 * b;
+                const int keep = r < c && (e < nq ? s <= r : s < r);
+#if GK
+                const float x = keep ? acc[a][b] : 0.0f;
+#else
+                const float x = keep ? acc[a][b] * exp(lG[r] - lG[s]) : 0.0f;
+#endif
+                if (e < nq) {
+                    if (r < CH && s < CH) Mout[((w * Ho + (share ? qh : h)) * CH + r) * CH + s] = x;
+                } else {
+                    lA[r * 64 + s] = lb[r] * x;
+                }
+            }
+    }
 
     if (!gdn) { /* gla: U = V, no W */
         for (int e = lid; e < c * V; e += WG) {
@@ -120,20 +224,6 @@ void delta_prep(__global const long *ctab, __global const float *q,
         }
         return;
     }
-
-    /* A = strict_lower(diag(beta) K K^T o D) */
-    tile_zero(acc);
-    for (int i0 = 0; i0 < K; i0 += TK) {
-        load_rows(kc, kc, ldk, c, i0, lx, ly, lid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        tile_mac(lx, ly, acc, ty, tx);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++) {
-            const int r = ty + 16 * a, s = tx + 16 * b;
-            lA[r * 64 + s] = (s < r && r < c) ? lb[r] * acc[a][b] * exp(lG[r] - lG[s]) : 0.0f;
-        }
     barrier(CLK_LOCAL_MEM_FENCE);
     /* T = (I + A)^-1 (unit lower), strictly lower part over A, row by row */
     for (int r = 1; r < c; r++) {
@@ -147,7 +237,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    /* W = T diag(beta e^G) K and U = T diag(beta) V, 64 columns at a time */
+    /* W = T diag(beta) (e^G o K) and U = T diag(beta) V, 64 columns at a time */
     for (int pass = 0; pass < 2; pass++) {
         const int ncol = pass ? V : K;
         __global const float *x = pass ? vc : kc;
@@ -162,8 +252,13 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 }
                 for (int e = lid; e < TK * 64; e += WG) {
                     const int kk = e / 64, j = e % 64, s = s0 + kk, col = col0 + j;
+                    const int ok = s < c && col < ncol;
+#if GK
+                    const float coef = ok ? (pass ? lb[s] : lb[s] * exp(Gw[s * K + col])) : 0.0f;
+#else
                     const float coef = s < c ? (pass ? lb[s] : lb[s] * exp(lG[s])) : 0.0f;
-                    ly[e] = (s < c && col < ncol) ? coef * x[s * ld + col] : 0.0f;
+#endif
+                    ly[e] = ok ? coef * x[s * ld + col] : 0.0f;
                 }
                 barrier(CLK_LOCAL_MEM_FENCE);
                 tile_mac(lx, ly, acc, ty, tx);
@@ -210,11 +305,13 @@ void delta_state(__global const long *stab, __global const long *ctab,
         const int c = (int)ctab[3 * w + 1];
         const long wh = w * H + h;
         __global const float *kc = k + (tok0 * Hk + kh) * K;
-        __global const float *G = Gin + wh * CH;
+        __global const float *G = Gin + wh * GS;
         __global float *U = Uio + wh * CH * V;
         __global float *Sout = Sbuf + wh * K * V;
         __global const float *Wc = Win + wh * CH * K;
+#if !GK
         if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
+#endif
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K && jok) Sout[(long)i * V + j] = s[m];
@@ -256,13 +353,24 @@ void delta_state(__global const long *stab, __global const long *ctab,
             }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
-        /* S = e^{G_c} S + (diag(e^{G_c - G}) K)^T U', KR rows of k at a time */
+        /* S = e^{G_c} S + (e^{G_c - G} o K)^T U', KR rows of k at a time */
+#if GK
+        for (int m = 0; m < NR; m++) {
+            const int i = rg + RG * m;
+            if (i < K) s[m] *= exp(G[(c - 1) * K + i]);
+        }
+#else
         const float eGc = exp(G[c - 1]);
         for (int m = 0; m < NR; m++) s[m] *= eGc;
+#endif
         for (int r0 = 0; r0 < c; r0 += KR) {
             for (int e = lid; e < KR * K; e += WG) {
                 const int rr = e / K, i = e % K, r = r0 + rr;
+#if GK
+                lX[e] = r < c ? exp(G[(c - 1) * K + i] - G[r * K + i]) * kc[r * ldk + i] : 0.0f;
+#else
                 lX[e] = r < c ? lD[r] * kc[r * ldk + i] : 0.0f;
+#endif
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int rr = 0; rr < KR && r0 + rr < c; rr++) {
@@ -281,31 +389,40 @@ void delta_state(__global const long *stab, __global const long *ctab,
     }
 }
 
-/* O = scale (diag(e^G) Q S_in + M U') for 64 value columns of one chunk. */
+/* O = scale ((e^G o Q) S_in + M U') for 64 value columns of one chunk and
+ * output head oh (a query head reading state h). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_out(__global const long *ctab, __global const float *q,
                __global const float *Gin, __global const float *Min,
                __global const float *Uin, __global const float *Sbuf,
-               __global float *o, int H, int Hk, int map, float scale)
+               __global float *o, int H, int Hk, int Hq, int nq, int share, int map,
+               float scale)
 {
     __local float lx[64 * LDX], ly[TK * 64];
     __local float leG[64];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
-    const int col0 = get_group_id(0) * 64, h = get_group_id(1), w = get_group_id(2);
+    const int col0 = get_group_id(0) * 64, oh = get_group_id(1), w = get_group_id(2);
+    const int h = share ? oh / nq : oh;
     const long tok0 = ctab[3 * w];
     const int c = (int)ctab[3 * w + 1];
-    const long wh = (long)w * H + h, ldk = (long)Hk * K;
-    __global const float *qc = q + (tok0 * Hk + key_head(h, H, Hk, map)) * K;
-    __global const float *S = Sbuf + wh * K * V, *M = Min + wh * CH * CH;
-    __global const float *U = Uin + wh * CH * V;
+    const long wh = (long)w * H + h, ldq = (long)Hq * K, Ho = share ? Hq : H;
+    __global const float *qc = q + (tok0 * Hq + (share ? oh : key_head(oh, H, Hk, map))) * K;
+    __global const float *S = Sbuf + wh * K * V, *M = Min + ((long)w * Ho + oh) * CH * CH;
+    __global const float *U = Uin + wh * CH * V, *G = Gin + wh * GS;
     float acc[4][4];
-    if (lid < 64) leG[lid] = lid < c ? exp(Gin[wh * CH + lid]) : 0.0f;
+#if !GK
+    if (lid < 64) leG[lid] = lid < c ? exp(G[lid]) : 0.0f;
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
     tile_zero(acc);
     for (int i0 = 0; i0 < K; i0 += TK) {
         for (int e = lid; e < 64 * TK; e += WG) {
             const int r = e / TK, kk = e % TK, i = i0 + kk;
-            lx[r * LDX + kk] = (r < c && i < K) ? leG[r] * qc[r * ldk + i] : 0.0f;
+#if GK
+            lx[r * LDX + kk] = (r < c && i < K) ? exp(G[r * K + i]) * qc[r * ldq + i] : 0.0f;
+#else
+            lx[r * LDX + kk] = (r < c && i < K) ? leG[r] * qc[r * ldq + i] : 0.0f;
+#endif
         }
         for (int e = lid; e < TK * 64; e += WG) {
             const int kk = e / 64, jx = e % 64, i = i0 + kk, col = col0 + jx;
@@ -331,7 +448,7 @@ void delta_out(__global const long *ctab, __global const float *q,
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
             const int r = ty + 16 * a, col = col0 + tx + 16 * b;
-            if (r < c && col < V) o[((tok0 + r) * H + h) * V + col] = scale * acc[a][b];
+            if (r < c && col < V) o[((tok0 + r) * Ho + oh) * V + col] = scale * acc[a][b];
         }
 }
 
@@ -370,25 +487,33 @@ __kernel void beta_sigmoid(__global const float *x, __global float *y, long n)
 }
 
 /* One decode step: group (BV columns, unit = b*H + h).  mode 0 gdn (beta
- * given), 2 gla (no write correction).  State read and written once. */
+ * given), 2 gla (no write correction).  State read and written once; query
+ * heads after the first that share it (nq > 1) read the new state. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_step(__global const float *q, __global const float *k,
                 __global const float *v, __global const float *g,
                 __global const float *beta, __global float *state,
                 __global float *o, float scale, int has_g, int gdn, int H, int Hk,
-                int map)
+                int Hq, int nq, int share, int map)
 {
     __local float lq[K], lk[K];
+#if GK
+    __local float lg[K];
+#endif
     __local float ra[RG * BV], rb[RG * BV], rkq[WG];
     const int lid = get_local_id(0), jj = lid % BV, rg = lid / BV;
-    const long unit = get_group_id(1);
-    const int j = get_group_id(0) * BV + jj, jok = j < V;
+    const long unit = get_group_id(1), bt = unit / H;
+    const int j = get_group_id(0) * BV + jj, jok = j < V, h = (int)(unit % H);
     __global float *S = state + unit * K * V;
-    const long ku = unit / H * Hk + key_head((int)(unit % H), H, Hk, map);
+    const long ku = bt * Hk + key_head(h, H, Hk, map);
+    const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
     float p = 0.0f;
     for (int i = lid; i < K; i += WG) {
-        lq[i] = q[ku * K + i];
+        lq[i] = q[qu * K + i];
         lk[i] = k[ku * K + i];
+#if GK
+        lg[i] = has_g ? exp(g[unit * K + i]) : 1.0f;
+#endif
         p = mad(lq[i], lk[i], p);
     }
     rkq[lid] = p;
@@ -399,6 +524,9 @@ void delta_step(__global const float *q, __global const float *k,
         const int i = rg + RG * m;
         s[m] = (i < K && jok) ? S[(long)i * V + j] : 0.0f;
         if (i < K) {
+#if GK
+            s[m] *= lg[i]; /* the decayed state */
+#endif
             pa = mad(s[m], lk[i], pa);
             pb = mad(s[m], lq[i], pb);
         }
@@ -415,12 +543,34 @@ void delta_step(__global const float *q, __global const float *k,
         a += ra[x * BV + jj];
         b += rb[x * BV + jj];
     }
+#if GK
+    const float gam = 1.0f;
+#else
     const float gam = has_g ? exp(g[unit]) : 1.0f;
+#endif
     const float vj = jok ? v[unit * V + j] : 0.0f;
     const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
-    if (rg == 0 && jok) o[unit * V + j] = scale * (gam * b + rkq[0] * u);
+    if (rg == 0 && jok) o[ou * V + j] = scale * (gam * b + rkq[0] * u);
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
-        if (i < K && jok) S[(long)i * V + j] = mad(gam, s[m], lk[i] * u);
+        if (i < K) s[m] = mad(gam, s[m], lk[i] * u);
+        if (i < K && jok) S[(long)i * V + j] = s[m];
+    }
+    for (int e = 1; e < nq; e++) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = lid; i < K; i += WG) lq[i] = q[(qu + e) * K + i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float pq = 0.0f;
+        for (int m = 0; m < NR; m++) {
+            const int i = rg + RG * m;
+            if (i < K) pq = mad(s[m], lq[i], pq);
+        }
+        rb[rg * BV + jj] = pq;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (rg == 0 && jok) {
+            float t = 0.0f;
+            for (int x = 0; x < RG; x++) t += rb[x * BV + jj];
+            o[(ou + e) * V + j] = scale * t;
+        }
     }
 }

@@ -59,19 +59,29 @@ static int rowwise(linattn_clrun *r, cl_kernel kern, const char *name, cl_mem x,
 
 /* The options' inputs (q, k normalised; beta through the sigmoid), then
  * kla's beta from eta and the (normalised) k: tokens * H (token, value
- * head) rows, tokens * Hk (token, key head) rows of q and k. */
+ * head) rows, tokens * Hq rows of q, tokens * Hk rows of k. */
 static int inputs(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_long tokens,
                   cl_mem *q, cl_mem *k, cl_mem *beta)
 {
     int rc;
-    const cl_long rows = tokens * a->H, qkrows = tokens * a->Hk;
-    if (a->qk_l2norm && ((rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *q, qkrows, a->K, q)) ||
-                         (rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *k, qkrows, a->K, k))))
+    const cl_long rows = tokens * a->H, qrows = tokens * a->Hq, krows = tokens * a->Hk;
+    if (a->qk_l2norm && ((rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *q, qrows, a->K, q)) ||
+                         (rc = rowwise(r, pr->k[K_NORM], "qk_l2norm", *k, krows, a->K, k))))
         return rc;
     if (a->beta_logits && (rc = rowwise(r, pr->k[K_SIGM], "beta_sigmoid", *beta, rows, 1, beta)))
         return rc;
     if (a->op == LINATTN_OP_KLA) return kla_beta(r, pr, a, *beta, *k, rows, beta);
     return LINATTN_OK;
+}
+
+/* Query heads: share 1 when Hq != Hk (nq = Hq / H of them read each state,
+ * o has Hq heads), else the key heads (nq = 1, o has H heads). */
+typedef struct qheads { cl_int Hq, nq, share; } qheads;
+
+static qheads qheads_of(const linattn_cl_delta *a)
+{
+    const int share = a->Hq != a->Hk;
+    return (qheads){(cl_int)a->Hq, share ? (cl_int)(a->Hq / a->H) : 1, share};
 }
 
 static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
@@ -88,10 +98,11 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
     if ((rc = inputs(r, pr, a, (cl_long)a->B, &q, &k, &beta))) return rc;
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk, map = a->map;
+    const qheads qh = qheads_of(a);
     const float scale = a->scale;
     const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g),
-                                 A(gdn), A(H), A(Hk), A(map)};
-    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 13, "delta_step"))) return rc;
+                                 A(gdn), A(H), A(Hk), A(qh.Hq), A(qh.nq), A(qh.share), A(map)};
+    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 16, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
     if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local, "delta_step"))) return rc;
@@ -109,6 +120,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     linattn_cl *cl = r->cl;
     const int K = a->K, V = a->V, C = a->C;
     const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk, map = a->map;
+    const qheads qh = qheads_of(a);
+    const size_t Gc = a->gk ? (size_t)C * K : (size_t)C; /* G per (chunk, head) */
     cl_mem q, k, v, g, beta, o, St, Gb, Mb, Wb, Ub, Sb, ctab_m, stab_m;
     if ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) || (rc = linattn_clrun_resolve(r, &a->k, 1, &k)) ||
         (rc = linattn_clrun_resolve(r, &a->v, 1, &v)) || (rc = linattn_clrun_resolve(r, &a->g, 1, &g)) ||
@@ -120,8 +133,9 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const size_t scount = (size_t)a->nseq * a->H * K * V;
     if ((rc = linattn_clrun_state_in(r, &a->h0, scount, 0, &St))) return rc;
 
-    /* scratch per (chunk, head): entering state, W, U, M, G */
-    const size_t per = (size_t)K * V + (size_t)C * K + (size_t)C * V + (size_t)C * C + C;
+    /* scratch per (chunk, head): entering state, W, U, M (per query head), G */
+    const size_t per = (size_t)K * V + (size_t)C * K + (size_t)C * V +
+                       (size_t)qh.nq * C * C + Gc;
     uint64_t budget = cl->info.global_mem / 4;
     if (budget > ((uint64_t)1 << 30)) budget = (uint64_t)1 << 30;
     int64_t maxnch = 1;
@@ -132,8 +146,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     if (span > maxnch) span = maxnch;
     const int64_t cap = a->nseq * span; /* chunks in a window, at most */
     const size_t ch = (size_t)cap * a->H;
-    if ((rc = linattn_clrun_alloc(r, ch * C * sizeof(float), 0, &Gb)) ||
-        (rc = linattn_clrun_alloc(r, ch * C * C * sizeof(float), 0, &Mb)) ||
+    if ((rc = linattn_clrun_alloc(r, ch * Gc * sizeof(float), 0, &Gb)) ||
+        (rc = linattn_clrun_alloc(r, ch * qh.nq * C * C * sizeof(float), 0, &Mb)) ||
         (rc = linattn_clrun_alloc(r, ch * C * K * sizeof(float), 0, &Wb)) ||
         (rc = linattn_clrun_alloc(r, ch * C * V * sizeof(float), 0, &Ub)) ||
         (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &Sb)) ||
@@ -143,15 +157,16 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
 
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const float scale = a->scale;
-    const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk), A(map),
-                          A(has_g), A(gdn), A(Gb), A(Mb), A(Wb), A(Ub)};
+    const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk),
+                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(has_g), A(gdn), A(Gb),
+                          A(Mb), A(Wb), A(Ub)};
     const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
                           A(Hk), A(map), A(gdn)};
     const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(Hk),
-                          A(map), A(scale)};
-    if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 15, "delta_prep")) ||
+                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale)};
+    if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
         (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state")) ||
-        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 11, "delta_out")))
+        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 14, "delta_out")))
         return rc;
 
     for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
@@ -177,7 +192,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         const size_t gp[2] = {(size_t)nw * LINATTN_CL_WG, (size_t)H};
         const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
                                 (size_t)a->nseq};
-        const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG, (size_t)H, (size_t)nw};
+        const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG,
+                              (size_t)(qh.share ? qh.Hq : H), (size_t)nw};
         if ((rc = linattn_clrun_launch(cl, pr->k[K_PREP], 2, gp, l3, "delta_prep")) ||
             (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3, "delta_state")) ||
             (rc = linattn_clrun_launch(cl, pr->k[K_OUT], 3, go, l3, "delta_out")))
@@ -197,7 +213,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     pthread_mutex_lock(&cl->lock);
     dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->V)};
     char opts[96];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d", a->K, a->V, C, pr.BV);
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d", a->K, a->V, C, pr.BV,
+             a->gk != 0);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, kernel_names, NKERN, pr.k)))
         goto done;
     if (a->step) {
