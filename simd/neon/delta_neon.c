@@ -260,6 +260,10 @@ void linattn_delta_rec_neon(const linattn_delta_rec_job *job)
 {
     float gam[TC], kq[TC];
     const int n = job->n;
+    if ((job->g && job->gk) || job->nq > 1) { /* not vectorised here yet */
+        linattn_delta_rec_scalar(job);
+        return;
+    }
 
     for (int64_t t0 = 0; t0 < job->T; t0 += TC) {
         /* the chunk as a job of its own */
