@@ -26,6 +26,7 @@
 #define NVMAX 4             /* vectors per panel */
 #define PW (VL * NVMAX)     /* panel width in columns */
 #define NQMAX 4             /* query heads read in the sweep */
+#define GBUF ((3 + NQMAX) * LINATTN_MAX_HEAD_DIM) /* GK scratch (panel) */
 
 #define INLINE static inline __attribute__((always_inline))
 /* fully unroll the loops over the vectors of a panel (keeps a, b, u in registers) */
@@ -113,6 +114,23 @@ static void decay_row(const linattn_delta_rec_job *jb, int64_t t, float *gam)
     }
 }
 
+/* The read vectors of token t with its decays gam folded in: ck = gam o k_t,
+ * cq[r] = gam o q_t,r (r < nq, rows LINATTN_MAX_HEAD_DIM apart); the same
+ * products as rdv's, a vector at a time. */
+static void scaled_reads(const linattn_delta_rec_job *jb, int64_t t, const float *gam, int nq,
+                         float *ck, float *cq)
+{
+    const float *k = jb->k + t * jb->sk, *q = jb->q + t * jb->sq;
+    for (int i = 0; i < jb->K; i += VL) {
+        const __m256i m = lane_mask(jb->K - i < VL ? jb->K - i : VL);
+        const __m256 gi = _mm256_maskload_ps(gam + i, m);
+        _mm256_maskstore_ps(ck + i, m, _mm256_mul_ps(gi, _mm256_maskload_ps(k + i, m)));
+        for (int r = 0; r < nq; r++)
+            _mm256_maskstore_ps(cq + r * LINATTN_MAX_HEAD_DIM + i, m,
+                                _mm256_mul_ps(gi, _mm256_maskload_ps(q + r * jb->sqh + i, m)));
+    }
+}
+
 /* The read vector's entry of row i: gamma'_i x_i (GK) or x_i, broadcast. */
 INLINE __m256 rdv(const float *gn, const float *x, int i, const int GK)
 {
@@ -151,8 +169,8 @@ INLINE void read_pass(const float *W, ptrdiff_t ldW, int K, const float *x, cons
  * all sets.  Lanes of buf beyond w hold zeros (masked loads), so the sweeps
  * on buf need no masks.  Packing changes no arithmetic.
  *
- * GK: g per key channel; gbuf holds 2 * LINATTN_MAX_HEAD_DIM floats (the
- * decays of the current and the next token).  NQ: query heads read in the
+ * GK: g per key channel; gbuf holds GBUF floats: the decays of the current
+ * and the next token, and the next token's reads (scaled_reads).  NQ: query heads read in the
  * sweep (1 only when jb->nq is 1); queries NQ .. nq-1 by read_pass. */
 INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, float *gbuf,
                   const int NV, const int MASKED, const int GDN, const int PACKED,
@@ -166,6 +184,9 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     const ptrdiff_t ldW = PACKED ? NV * VL : ldS;
     const int WM = MASKED && !PACKED;
     float *gc = GK ? gbuf : NULL, *gn = GK ? gbuf + LINATTN_MAX_HEAD_DIM : NULL;
+    /* GK: the reads of the next token (the sweep's broadcasts), decay folded in */
+    float *const ck = GK ? gbuf + 2 * LINATTN_MAX_HEAD_DIM : NULL;
+    float *const cq = GK ? gbuf + 3 * LINATTN_MAX_HEAD_DIM : NULL;
     __m256i m[NVMAX];
     __m256 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
 
@@ -176,7 +197,10 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     }
 
     /* reads for token 0: a = S^T k_0, b = S^T q_0 (and copy S into buf) */
-    if (GK) decay_row(jb, 0, gc);
+    if (GK) {
+        decay_row(jb, 0, gc);
+        scaled_reads(jb, 0, gc, NQ, ck, cq);
+    }
     UNROLL
     for (int v = 0; v < NV; v++) {
         a[v] = _mm256_setzero_ps();
@@ -185,10 +209,11 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     }
     for (int i = 0; i < K; i++) {
         const float *row = S + (ptrdiff_t)i * ldS;
-        const __m256 ki = rdv(gc, jb->k, i, GK);
+        const __m256 ki = GK ? _mm256_set1_ps(ck[i]) : _mm256_set1_ps(jb->k[i]);
         __m256 qi[NQMAX];
         UNROLL
-        for (int r = 0; r < NQ; r++) qi[r] = rdv(gc, jb->q + r * sqh, i, GK);
+        for (int r = 0; r < NQ; r++)
+            qi[r] = GK ? _mm256_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm256_set1_ps(jb->q[r * sqh + i]);
         UNROLL
         for (int v = 0; v < NV; v++) {
             const __m256 s = ld(row + v * VL, m[v], MASKED);
@@ -237,7 +262,10 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
             /* fused sweep: s = gamma_i S + k_i u; store s; a += s kn_i; b += s qn_i
              * (GK: kn_i, qn_i times the next token's gamma_i) */
             const float *qn = q + sq, *kn = k + sk;
-            if (GK) decay_row(jb, t + 1, gn);
+            if (GK) {
+                decay_row(jb, t + 1, gn);
+                scaled_reads(jb, t + 1, gn, NQ, ck, cq);
+            }
             UNROLL
             for (int v = 0; v < NV; v++) {
                 a[v] = _mm256_setzero_ps();
@@ -249,10 +277,11 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
                 float *row = W + (ptrdiff_t)i * ldW;
                 const __m256 ki = _mm256_set1_ps(k[i]);
                 const __m256 gi = GK ? _mm256_set1_ps(gc[i]) : gam;
-                const __m256 kni = rdv(gn, kn, i, GK);
+                const __m256 kni = GK ? _mm256_set1_ps(ck[i]) : _mm256_set1_ps(kn[i]);
                 __m256 qni[NQMAX];
                 UNROLL
-                for (int r = 0; r < NQ; r++) qni[r] = rdv(gn, qn + r * sqh, i, GK);
+                for (int r = 0; r < NQ; r++)
+                    qni[r] = GK ? _mm256_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm256_set1_ps(qn[r * sqh + i]);
                 UNROLL
                 for (int v = 0; v < NV; v++) {
                     const __m256 s = _mm256_fmadd_ps(gi, ld(row + v * VL, m[v], WM),
@@ -329,7 +358,7 @@ static void variant(const linattn_delta_rec_job *job, int gdn, int gk)
     static const var_fn vars[2][2][3] = {
         {{NULL, var_002, var_004}, {var_011, var_012, var_014}},
         {{NULL, var_102, var_104}, {var_111, var_112, var_114}}};
-    float gbuf[2 * LINATTN_MAX_HEAD_DIM];
+    float gbuf[GBUF];
     vars[gdn][gk][job->nq < 2 ? 0 : job->nq < NQMAX ? 1 : 2](job, job->pack, gbuf);
 }
 
