@@ -23,6 +23,13 @@
 
 #define PANEL 16
 
+/* panel() is instantiated for g per head and per channel (GK constant) */
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static inline
+#endif
+
 /* gamma of token t: exp of its g row (per channel) into gam[0..K) */
 static void decay_row(const linattn_delta_rec_job *jb, int64_t t, float *gam)
 {
@@ -49,10 +56,10 @@ static void read_pass(const linattn_delta_rec_job *jb, const float *S, int w, in
     }
 }
 
-static void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf)
+INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf, const int gk)
 {
     const int K = jb->K;
-    const int gdn = jb->beta != NULL, gk = jb->g && jb->gk;
+    const int gdn = jb->beta != NULL;
     float a[PANEL], b[PANEL], u[PANEL];
     float *S = jb->S + j0;
     /* gk: decay of the current and of the next token */
@@ -125,11 +132,23 @@ static void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf)
     }
 }
 
+static void panel_head(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf)
+{
+    panel(jb, j0, w, gbuf, 0);
+}
+
+static void panel_channel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf)
+{
+    panel(jb, j0, w, gbuf, 1);
+}
+
 void linattn_delta_rec_scalar(const linattn_delta_rec_job *job)
 {
     float gbuf[2 * LINATTN_MAX_HEAD_DIM];
+    const int gk = job->g && job->gk;
     for (int j0 = 0; j0 < job->n; j0 += PANEL) {
         const int w = job->n - j0 < PANEL ? job->n - j0 : PANEL;
-        panel(job, j0, w, gbuf);
+        if (gk) panel_channel(job, j0, w, gbuf);
+        else panel_head(job, j0, w, gbuf);
     }
 }
