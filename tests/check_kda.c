@@ -103,8 +103,8 @@ static void opts_rec(linattn_delta_opts *o, int qknorm)
     o->qk_l2norm = qknorm;
 }
 
-/* The backends under test: "ref" first, then every kernel ISA (OpenCL is
- * its own helper's matter: it may refuse the new shapes). */
+/* The backends under test: "ref" first, then every kernel ISA and OpenCL
+ * where usable (skipped where it refuses these shapes: LINATTN_EUNSUPPORTED). */
 static int backends(const char **names)
 {
     static int said;
