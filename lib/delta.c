@@ -394,7 +394,7 @@ static int path_takes(int path, int gk, int nq)
     int ok = 1;
     switch (path) {
     case PATH_REF: ok = 1; break;
-    case PATH_REC: ok = !gk && nq == 1; break;
+    case PATH_REC: ok = 1; break;
     case PATH_CHUNK: ok = !gk && nq == 1; break;
     case PATH_OPENCL: ok = 1; break;
     }

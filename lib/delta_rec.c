@@ -4,70 +4,151 @@
  * reads (S^T k, S^T q) that token t+1 needs, so the state is read and written
  * once per token (6*K*n flops).  Columns are processed in panels of PANEL so
  * that a K x PANEL slice of the state stays in L1 across all T tokens.
- * Written so that the compiler can vectorise the inner loops over columns. */
+ * Written so that the compiler can vectorise the inner loops over columns.
+ *
+ * g per key channel (gk): row i of S decays by gamma_i, a per-row scalar of
+ * the sweep, and the reads fold in the next token's decay:
+ * a = S^T (gamma' o k'), b = S^T (gamma' o q'), so u = beta (v - a) and
+ * o = scale (b + kq u).
+ *
+ * Query heads sharing the state (nq > 1): query 0 is read in the sweep;
+ * each further query r by a read pass over the panel right after it, into
+ * its output row of the next token (o is written there before it is final),
+ * which the next token finishes.  Both reads are the same arithmetic
+ * (acc += s * c over the rows in order), so a query's result does not
+ * depend on nq. */
 #include <math.h>
 #include "kernels.h"
+#include "linattn.h"
 
 #define PANEL 16
 
-static void panel(const linattn_delta_rec_job *jb, int j0, int w)
+/* panel() is instantiated for g per head and per channel (GK constant) */
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static inline
+#endif
+
+/* gamma of token t: exp of its g row (per channel) into gam[0..K) */
+static void decay_row(const linattn_delta_rec_job *jb, int64_t t, float *gam)
+{
+    const float *g = jb->g + t * jb->sg;
+    for (int i = 0; i < jb->K; i++) gam[i] = expf(g[i]);
+}
+
+/* c_i = gamma_i x_i (gk) or x_i: the read vector's entry of row i */
+static inline float rd(const float *gn, const float *x, int i)
+{
+    return gn ? gn[i] * x[i] : x[i];
+}
+
+/* pend[j] = sum_i S[i][j] c_i for query r of token t, c from rd() */
+static void read_pass(const linattn_delta_rec_job *jb, const float *S, int w, int64_t t, int r,
+                      const float *gn, float *pend)
+{
+    const float *q = jb->q + t * jb->sq + r * jb->sqh;
+    for (int j = 0; j < w; j++) pend[j] = 0.0f;
+    for (int i = 0; i < jb->K; i++) {
+        const float ci = rd(gn, q, i);
+        const float *row = S + (ptrdiff_t)i * jb->ldS;
+        for (int j = 0; j < w; j++) pend[j] += row[j] * ci;
+    }
+}
+
+INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf, const int gk)
 {
     const int K = jb->K;
     const int gdn = jb->beta != NULL;
     float a[PANEL], b[PANEL], u[PANEL];
     float *S = jb->S + j0;
+    /* gk: decay of the current and of the next token */
+    float *gc = gk ? gbuf : NULL, *gn = gk ? gbuf + K : NULL;
 
     /* reads for token 0 */
+    if (gk) decay_row(jb, 0, gc);
     for (int j = 0; j < w; j++) { a[j] = 0.0f; b[j] = 0.0f; }
     for (int i = 0; i < K; i++) {
-        const float ki = jb->k[i], qi = jb->q[i];
+        const float ki = rd(gc, jb->k, i), qi = rd(gc, jb->q, i);
         const float *row = S + (ptrdiff_t)i * jb->ldS;
         for (int j = 0; j < w; j++) { a[j] += row[j] * ki; b[j] += row[j] * qi; }
     }
+    for (int r = 1; r < jb->nq; r++) read_pass(jb, S, w, 0, r, gc, jb->o + r * jb->soh + j0);
 
     for (int64_t t = 0; t < jb->T; t++) {
         const float *q = jb->q + t * jb->sq, *k = jb->k + t * jb->sk;
         const float *v = jb->v + t * jb->sv + j0;
         float *o = jb->o + t * jb->so + j0;
-        const float gamma = jb->g ? expf(jb->g[t * jb->sg]) : 1.0f;
-        float kq = 0.0f;
-        for (int i = 0; i < K; i++) kq += k[i] * q[i];
+        /* per head: gamma scales the reads here; gk: folded into them */
+        const float gamma = jb->g && !gk ? expf(jb->g[t * jb->sg]) : 1.0f;
 
         if (gdn) {
             const float beta = jb->beta[t * jb->sb];
-            for (int j = 0; j < w; j++) u[j] = beta * (v[j] - gamma * a[j]);
+            if (gk)
+                for (int j = 0; j < w; j++) u[j] = beta * (v[j] - a[j]);
+            else
+                for (int j = 0; j < w; j++) u[j] = beta * (v[j] - gamma * a[j]);
         } else {
             for (int j = 0; j < w; j++) u[j] = v[j];
         }
-        for (int j = 0; j < w; j++) o[j] = jb->scale * (gamma * b[j] + kq * u[j]);
+        for (int r = 0; r < jb->nq; r++) {
+            const float *qr = q + r * jb->sqh;
+            float *orow = o + r * jb->soh;
+            const float *br = r ? orow : b;
+            float kq = 0.0f;
+            for (int i = 0; i < K; i++) kq += k[i] * qr[i];
+            if (gk)
+                for (int j = 0; j < w; j++) orow[j] = jb->scale * (br[j] + kq * u[j]);
+            else
+                for (int j = 0; j < w; j++) orow[j] = jb->scale * (gamma * br[j] + kq * u[j]);
+        }
 
         if (t + 1 < jb->T) {
             const float *qn = q + jb->sq, *kn = k + jb->sk;
+            if (gk) decay_row(jb, t + 1, gn);
             for (int j = 0; j < w; j++) { a[j] = 0.0f; b[j] = 0.0f; }
             for (int i = 0; i < K; i++) {
-                const float ki = k[i], kni = kn[i], qni = qn[i];
+                const float gi = gk ? gc[i] : gamma;
+                const float ki = k[i], kni = rd(gn, kn, i), qni = rd(gn, qn, i);
                 float *row = S + (ptrdiff_t)i * jb->ldS;
                 for (int j = 0; j < w; j++) {
-                    const float s = gamma * row[j] + ki * u[j];
+                    const float s = gi * row[j] + ki * u[j];
                     row[j] = s;
                     a[j] += s * kni;
                     b[j] += s * qni;
                 }
             }
+            for (int r = 1; r < jb->nq; r++)
+                read_pass(jb, S, w, t + 1, r, gn, o + jb->so + r * jb->soh);
+            if (gk) { float *x = gc; gc = gn; gn = x; }
         } else {
             for (int i = 0; i < K; i++) {
+                const float gi = gk ? gc[i] : gamma;
                 const float ki = k[i];
                 float *row = S + (ptrdiff_t)i * jb->ldS;
-                for (int j = 0; j < w; j++) row[j] = gamma * row[j] + ki * u[j];
+                for (int j = 0; j < w; j++) row[j] = gi * row[j] + ki * u[j];
             }
         }
     }
 }
 
+static void panel_head(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf)
+{
+    panel(jb, j0, w, gbuf, 0);
+}
+
+static void panel_channel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf)
+{
+    panel(jb, j0, w, gbuf, 1);
+}
+
 void linattn_delta_rec_scalar(const linattn_delta_rec_job *job)
 {
+    float gbuf[2 * LINATTN_MAX_HEAD_DIM];
+    const int gk = job->g && job->gk;
     for (int j0 = 0; j0 < job->n; j0 += PANEL) {
         const int w = job->n - j0 < PANEL ? job->n - j0 : PANEL;
-        panel(job, j0, w);
+        if (gk) panel_channel(job, j0, w, gbuf);
+        else panel_head(job, j0, w, gbuf);
     }
 }

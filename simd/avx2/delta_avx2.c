@@ -12,14 +12,21 @@
  * gamma = expf(g_t) and kq = k_t . q_t are computed by the same code in every
  * panel (kq by a fixed-shape vector reduction that depends on K only).
  *
+ * g per key channel (GK) and query heads sharing the state (NQ in registers,
+ * more by read passes): see lib/delta_rec.c; the per-channel gamma come
+ * from exp8 (lane by lane), computed by the same code in every panel.
+ *
  * Compile with -mavx2 -mfma. */
 #include <immintrin.h>
 #include <math.h>
 #include "kernels.h"
+#include "linattn.h"
 
 #define VL 8                /* floats per ymm */
 #define NVMAX 4             /* vectors per panel */
 #define PW (VL * NVMAX)     /* panel width in columns */
+#define NQMAX 4             /* query heads read in the sweep */
+#define GBUF ((3 + NQMAX) * LINATTN_MAX_HEAD_DIM) /* GK scratch (panel) */
 
 #define INLINE static inline __attribute__((always_inline))
 /* fully unroll the loops over the vectors of a panel (keeps a, b, u in registers) */
@@ -73,8 +80,85 @@ static float dot(const float *x, const float *y, int K)
     return _mm_cvtss_f32(h);
 }
 
-/* One panel of NV vectors (columns j0 .. j0+w-1).  NV, MASKED, GDN and
- * PACKED are compile-time constants at every call site, so each
+/* exp of 8 lanes, each on its own (Cephes-style: x = n ln2 + r, a degree-5
+ * polynomial in r, times 2^n); below ln(FLT_MIN) it is 0.  Within 2 ulp of
+ * expf; used for g per key channel only. */
+static __m256 exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.33654f);
+    const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
+    const __m256 fx = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(x, x), x), _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(keep, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
+/* gamma of token t per key channel: exp of its g row into gam[0..K) */
+static void decay_row(const linattn_delta_rec_job *jb, int64_t t, float *gam)
+{
+    const float *g = jb->g + t * jb->sg;
+    for (int i = 0; i < jb->K; i += VL) {
+        const __m256i m = lane_mask(jb->K - i < VL ? jb->K - i : VL);
+        _mm256_maskstore_ps(gam + i, m, exp8(_mm256_maskload_ps(g + i, m)));
+    }
+}
+
+/* The read vectors of token t with its decays gam folded in: ck = gam o k_t,
+ * cq[r] = gam o q_t,r (r < nq, rows LINATTN_MAX_HEAD_DIM apart); the same
+ * products as rdv's, a vector at a time. */
+static void scaled_reads(const linattn_delta_rec_job *jb, int64_t t, const float *gam, int nq,
+                         float *ck, float *cq)
+{
+    const float *k = jb->k + t * jb->sk, *q = jb->q + t * jb->sq;
+    for (int i = 0; i < jb->K; i += VL) {
+        const __m256i m = lane_mask(jb->K - i < VL ? jb->K - i : VL);
+        const __m256 gi = _mm256_maskload_ps(gam + i, m);
+        _mm256_maskstore_ps(ck + i, m, _mm256_mul_ps(gi, _mm256_maskload_ps(k + i, m)));
+        for (int r = 0; r < nq; r++)
+            _mm256_maskstore_ps(cq + r * LINATTN_MAX_HEAD_DIM + i, m,
+                                _mm256_mul_ps(gi, _mm256_maskload_ps(q + r * jb->sqh + i, m)));
+    }
+}
+
+/* The read vector's entry of row i: gamma'_i x_i (GK) or x_i, broadcast. */
+INLINE __m256 rdv(const float *gn, const float *x, int i, const int GK)
+{
+    return _mm256_set1_ps(GK ? gn[i] * x[i] : x[i]);
+}
+
+/* A further query's read (beyond the NQ of the sweep): dst = sum_i W_i c_i,
+ * c from rdv, the same arithmetic as the sweep's b; dst is the query's
+ * output row of the token, finished when that token is. */
+INLINE void read_pass(const float *W, ptrdiff_t ldW, int K, const float *x, const float *gn,
+                      float *dst, const __m256i *m, const int NV, const int WM,
+                      const int MASKED, const int GK)
+{
+    __m256 p[NVMAX];
+    UNROLL
+    for (int v = 0; v < NV; v++) p[v] = _mm256_setzero_ps();
+    for (int i = 0; i < K; i++) {
+        const float *row = W + (ptrdiff_t)i * ldW;
+        const __m256 ci = rdv(gn, x, i, GK);
+        UNROLL
+        for (int v = 0; v < NV; v++) p[v] = _mm256_fmadd_ps(ld(row + v * VL, m[v], WM), ci, p[v]);
+    }
+    UNROLL
+    for (int v = 0; v < NV; v++) st(dst + v * VL, m[v], MASKED, p[v]);
+}
+
+/* One panel of NV vectors (columns j0 .. j0+w-1).  NV, MASKED, GDN,
+ * PACKED, GK and NQ are compile-time constants at every call site, so each
  * instantiation is specialised; MASKED = 0 requires w == NV*VL.
  *
  * PACKED: the panel is copied into buf (K rows of NV*VL floats, contiguous)
@@ -83,19 +167,28 @@ static float dot(const float *x, const float *y, int K)
  * state's own row stride (e.g. ldS = 128 floats = 512 B) the panel's rows
  * fall into a fraction of the L1 sets and thrash; packed they spread over
  * all sets.  Lanes of buf beyond w hold zeros (masked loads), so the sweeps
- * on buf need no masks.  Packing changes no arithmetic. */
-INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf,
-                  const int NV, const int MASKED, const int GDN, const int PACKED)
+ * on buf need no masks.  Packing changes no arithmetic.
+ *
+ * GK: g per key channel; gbuf holds GBUF floats: the decays of the current
+ * and the next token, and the next token's reads (scaled_reads).  NQ: query heads read in the
+ * sweep (1 only when jb->nq is 1); queries NQ .. nq-1 by read_pass. */
+INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, float *gbuf,
+                  const int NV, const int MASKED, const int GDN, const int PACKED,
+                  const int GK, const int NQ)
 {
-    const int K = jb->K;
-    const ptrdiff_t ldS = jb->ldS, sq = jb->sq, sk = jb->sk;
+    const int K = jb->K, nq = NQ == 1 ? 1 : jb->nq;
+    const ptrdiff_t ldS = jb->ldS, sq = jb->sq, sk = jb->sk, sqh = jb->sqh, soh = jb->soh;
     float *const S = jb->S + j0;
     /* work array of the sweeps: buf (stride NV*VL, no masks) or S itself */
     float *const W = PACKED ? buf : S;
     const ptrdiff_t ldW = PACKED ? NV * VL : ldS;
     const int WM = MASKED && !PACKED;
+    float *gc = GK ? gbuf : NULL, *gn = GK ? gbuf + LINATTN_MAX_HEAD_DIM : NULL;
+    /* GK: the reads of the next token (the sweep's broadcasts), decay folded in */
+    float *const ck = GK ? gbuf + 2 * LINATTN_MAX_HEAD_DIM : NULL;
+    float *const cq = GK ? gbuf + 3 * LINATTN_MAX_HEAD_DIM : NULL;
     __m256i m[NVMAX];
-    __m256 a[NVMAX], b[NVMAX], u[NVMAX];
+    __m256 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
 
     UNROLL
     for (int v = 0; v < NV; v++) {
@@ -104,74 +197,115 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf,
     }
 
     /* reads for token 0: a = S^T k_0, b = S^T q_0 (and copy S into buf) */
+    if (GK) {
+        decay_row(jb, 0, gc);
+        scaled_reads(jb, 0, gc, NQ, ck, cq);
+    }
     UNROLL
-    for (int v = 0; v < NV; v++) { a[v] = _mm256_setzero_ps(); b[v] = _mm256_setzero_ps(); }
+    for (int v = 0; v < NV; v++) {
+        a[v] = _mm256_setzero_ps();
+        UNROLL
+        for (int r = 0; r < NQ; r++) b[r][v] = _mm256_setzero_ps();
+    }
     for (int i = 0; i < K; i++) {
         const float *row = S + (ptrdiff_t)i * ldS;
-        const __m256 ki = _mm256_set1_ps(jb->k[i]), qi = _mm256_set1_ps(jb->q[i]);
+        const __m256 ki = GK ? _mm256_set1_ps(ck[i]) : _mm256_set1_ps(jb->k[i]);
+        __m256 qi[NQMAX];
+        UNROLL
+        for (int r = 0; r < NQ; r++)
+            qi[r] = GK ? _mm256_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm256_set1_ps(jb->q[r * sqh + i]);
         UNROLL
         for (int v = 0; v < NV; v++) {
             const __m256 s = ld(row + v * VL, m[v], MASKED);
             if (PACKED) _mm256_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
             if (GDN) a[v] = _mm256_fmadd_ps(s, ki, a[v]);
-            b[v] = _mm256_fmadd_ps(s, qi, b[v]);
+            UNROLL
+            for (int r = 0; r < NQ; r++) b[r][v] = _mm256_fmadd_ps(s, qi[r], b[r][v]);
         }
     }
+    for (int r = NQ; r < nq; r++)
+        read_pass(W, ldW, K, jb->q + r * sqh, gc, jb->o + r * soh + j0, m, NV, WM, MASKED, GK);
 
     const __m256 scale = _mm256_set1_ps(jb->scale);
     for (int64_t t = 0; t < jb->T; t++) {
         const float *q = jb->q + t * sq, *k = jb->k + t * sk;
         const float *vin = jb->v + t * jb->sv + j0;
         float *o = jb->o + t * jb->so + j0;
-        const float gs = jb->g ? expf(jb->g[t * jb->sg]) : 1.0f;
+        /* per head: gamma scales the reads here; GK: folded into them */
+        const float gs = jb->g && !GK ? expf(jb->g[t * jb->sg]) : 1.0f;
         const __m256 gam = _mm256_set1_ps(gs);
-        const __m256 kq = _mm256_set1_ps(dot(k, q, K));
 
-        /* u = beta (v - gamma a)  (gdn)  or  u = v  (gla) */
+        /* u = beta (v - gamma a)  (gdn; GK: beta (v - a))  or  u = v  (gla) */
         if (GDN) {
             const __m256 beta = _mm256_set1_ps(jb->beta[t * jb->sb]);
             UNROLL
             for (int v = 0; v < NV; v++)
-                u[v] = _mm256_mul_ps(beta, _mm256_fnmadd_ps(gam, a[v], ld(vin + v * VL, m[v], MASKED)));
+                u[v] = GK ? _mm256_mul_ps(beta, _mm256_sub_ps(ld(vin + v * VL, m[v], MASKED), a[v]))
+                          : _mm256_mul_ps(beta, _mm256_fnmadd_ps(gam, a[v], ld(vin + v * VL, m[v], MASKED)));
         } else {
             UNROLL
             for (int v = 0; v < NV; v++) u[v] = ld(vin + v * VL, m[v], MASKED);
         }
-        /* o = scale (gamma b + kq u) = scale S_t^T q_t */
-        UNROLL
-        for (int v = 0; v < NV; v++)
-            st(o + v * VL, m[v], MASKED,
-               _mm256_mul_ps(scale, _mm256_fmadd_ps(kq, u[v], _mm256_mul_ps(gam, b[v]))));
+        /* o = scale (gamma b + kq u) (GK: scale (b + kq u)) = scale S_t^T q_t */
+        for (int r = 0; r < nq; r++) {
+            const __m256 kq = _mm256_set1_ps(dot(k, q + r * sqh, K));
+            float *orow = o + r * soh;
+            UNROLL
+            for (int v = 0; v < NV; v++) {
+                const __m256 br = r < NQ ? b[r < NQ ? r : 0][v] : ld(orow + v * VL, m[v], MASKED);
+                st(orow + v * VL, m[v], MASKED,
+                   _mm256_mul_ps(scale, _mm256_fmadd_ps(kq, u[v], GK ? br : _mm256_mul_ps(gam, br))));
+            }
+        }
 
         if (t + 1 < jb->T) {
-            /* fused sweep: s = gamma S + k_i u; store s; a += s kn_i; b += s qn_i */
+            /* fused sweep: s = gamma_i S + k_i u; store s; a += s kn_i; b += s qn_i
+             * (GK: kn_i, qn_i times the next token's gamma_i) */
             const float *qn = q + sq, *kn = k + sk;
+            if (GK) {
+                decay_row(jb, t + 1, gn);
+                scaled_reads(jb, t + 1, gn, NQ, ck, cq);
+            }
             UNROLL
-            for (int v = 0; v < NV; v++) { a[v] = _mm256_setzero_ps(); b[v] = _mm256_setzero_ps(); }
+            for (int v = 0; v < NV; v++) {
+                a[v] = _mm256_setzero_ps();
+                UNROLL
+                for (int r = 0; r < NQ; r++) b[r][v] = _mm256_setzero_ps();
+            }
             _Pragma("GCC unroll 2")   /* loop unrolling only: same arithmetic */
             for (int i = 0; i < K; i++) {
                 float *row = W + (ptrdiff_t)i * ldW;
                 const __m256 ki = _mm256_set1_ps(k[i]);
-                const __m256 kni = _mm256_set1_ps(kn[i]), qni = _mm256_set1_ps(qn[i]);
+                const __m256 gi = GK ? _mm256_set1_ps(gc[i]) : gam;
+                const __m256 kni = GK ? _mm256_set1_ps(ck[i]) : _mm256_set1_ps(kn[i]);
+                __m256 qni[NQMAX];
+                UNROLL
+                for (int r = 0; r < NQ; r++)
+                    qni[r] = GK ? _mm256_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm256_set1_ps(qn[r * sqh + i]);
                 UNROLL
                 for (int v = 0; v < NV; v++) {
-                    const __m256 s = _mm256_fmadd_ps(gam, ld(row + v * VL, m[v], WM),
+                    const __m256 s = _mm256_fmadd_ps(gi, ld(row + v * VL, m[v], WM),
                                                      _mm256_mul_ps(ki, u[v]));
                     st(row + v * VL, m[v], WM, s);
                     if (GDN) a[v] = _mm256_fmadd_ps(s, kni, a[v]);
-                    b[v] = _mm256_fmadd_ps(s, qni, b[v]);
+                    UNROLL
+                    for (int r = 0; r < NQ; r++) b[r][v] = _mm256_fmadd_ps(s, qni[r], b[r][v]);
                 }
             }
+            for (int r = NQ; r < nq; r++)
+                read_pass(W, ldW, K, qn + r * sqh, gn, o + jb->so + r * soh, m, NV, WM, MASKED, GK);
+            if (GK) { float *x = gc; gc = gn; gn = x; }
         } else {
             /* last token: write only, from the work array back to S */
             for (int i = 0; i < K; i++) {
                 const float *wrow = W + (ptrdiff_t)i * ldW;
                 float *row = S + (ptrdiff_t)i * ldS;
                 const __m256 ki = _mm256_set1_ps(k[i]);
+                const __m256 gi = GK ? _mm256_set1_ps(gc[i]) : gam;
                 UNROLL
                 for (int v = 0; v < NV; v++)
                     st(row + v * VL, m[v], MASKED,
-                       _mm256_fmadd_ps(gam, ld(wrow + v * VL, m[v], WM), _mm256_mul_ps(ki, u[v])));
+                       _mm256_fmadd_ps(gi, ld(wrow + v * VL, m[v], WM), _mm256_mul_ps(ki, u[v])));
             }
         }
     }
@@ -182,11 +316,11 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf,
  *   packed tail: masked v/o only, 1..NVMAX vectors (just what w needs);
  *   unpacked tail (K too large for buf, rare): NVMAX masked vectors. */
 #define FULL(g, p) static void full_##g##p(const linattn_delta_rec_job *jb, int j0, float *buf) \
-    { panel(jb, j0, PW, buf, NVMAX, 0, g, p); }
+    { panel(jb, j0, PW, buf, NULL, NVMAX, 0, g, p, 0, 1); }
 FULL(0, 0) FULL(0, 1) FULL(1, 0) FULL(1, 1)
 
 #define TAIL(g, nv) static void tail_##g##nv(const linattn_delta_rec_job *jb, int j0, int w, float *buf) \
-    { panel(jb, j0, w, buf, nv, 1, g, 1); }
+    { panel(jb, j0, w, buf, NULL, nv, 1, g, 1, 0, 1); }
 #if NVMAX != 4
 #error "the tail table below assumes NVMAX == 4"
 #endif
@@ -195,15 +329,48 @@ TAIL(1, 1) TAIL(1, 2) TAIL(1, 3) TAIL(1, 4)
 
 static void tail_unpacked(const linattn_delta_rec_job *jb, int j0, int w, int gdn)
 {
-    if (gdn) panel(jb, j0, w, NULL, NVMAX, 1, 1, 0);
-    else panel(jb, j0, w, NULL, NVMAX, 1, 0, 0);
+    if (gdn) panel(jb, j0, w, NULL, NULL, NVMAX, 1, 1, 0, 0, 1);
+    else panel(jb, j0, w, NULL, NULL, NVMAX, 1, 0, 0, 0, 1);
+}
+
+/* g per key channel or query heads sharing the state: a variant per (GDN
+ * g, GK c, NQ q) with panels of NV vectors (fewer for more queries, so that
+ * the b's stay in registers), each packed full, packed tail and unpacked. */
+#define VARIANT(g, c, q, NV) \
+    static void var_##g##c##q(const linattn_delta_rec_job *jb, float *buf, float *gbuf) \
+    { \
+        const int pw = NV * VL, n = jb->n; \
+        int j0 = 0; \
+        if (!buf || (long)jb->K * pw > LINATTN_PACK_FLOATS) { \
+            for (; j0 < n; j0 += pw) \
+                panel(jb, j0, n - j0 < pw ? n - j0 : pw, NULL, gbuf, NV, 1, g, 0, c, q); \
+            return; \
+        } \
+        for (; j0 + pw <= n; j0 += pw) panel(jb, j0, pw, buf, gbuf, NV, 0, g, 1, c, q); \
+        if (j0 < n) panel(jb, j0, n - j0, buf, gbuf, NV, 1, g, 1, c, q); \
+    }
+VARIANT(0, 1, 1, 4) VARIANT(0, 0, 2, 2) VARIANT(0, 1, 2, 2) VARIANT(0, 0, 4, 1) VARIANT(0, 1, 4, 1)
+VARIANT(1, 1, 1, 4) VARIANT(1, 0, 2, 2) VARIANT(1, 1, 2, 2) VARIANT(1, 0, 4, 1) VARIANT(1, 1, 4, 1)
+
+static void variant(const linattn_delta_rec_job *job, int gdn, int gk)
+{
+    typedef void (*var_fn)(const linattn_delta_rec_job *, float *, float *);
+    static const var_fn vars[2][2][3] = {
+        {{NULL, var_002, var_004}, {var_011, var_012, var_014}},
+        {{NULL, var_102, var_104}, {var_111, var_112, var_114}}};
+    float gbuf[GBUF];
+    vars[gdn][gk][job->nq < 2 ? 0 : job->nq < NQMAX ? 1 : 2](job, job->pack, gbuf);
 }
 
 
 void linattn_delta_rec_avx2(const linattn_delta_rec_job *job)
 {
     float *const buf = job->pack;
-    const int gdn = job->beta != NULL;
+    const int gdn = job->beta != NULL, gk = job->g && job->gk;
+    if (gk || job->nq > 1) {
+        variant(job, gdn, gk);
+        return;
+    }
     const int packed = buf && (long)job->K * PW <= LINATTN_PACK_FLOATS;
     int j0 = 0;
     for (; j0 + PW <= job->n; j0 += PW) {
