@@ -292,7 +292,8 @@ static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what
     p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
     p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (p->nq + 1) * (p->K + p->V) : 0;
     size_t work = p->pack_floats + p->stage_floats + (p->ht.p ? 0 : KV) +
-                  (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
+                  (p->algo == LINATTN_ALGO_CHUNK
+                       ? linattn_delta_chunk_work(p->K, p->V, p->C, p->gk) : 0);
     work = (work + 16) / 16 * 16;
     const int kla = op == LINATTN_OP_KLA;
     /* shared: [beta: kla's, or sigmoid(beta)][q, k normalised] (the last two
@@ -375,7 +376,7 @@ static int path_takes(int path, int gk, int nq)
     switch (path) {
     case PATH_REF: ok = 1; break;
     case PATH_REC: ok = !gk && nq == 1; break;
-    case PATH_CHUNK: ok = !gk && nq == 1; break;
+    case PATH_CHUNK: ok = 1; break;
     case PATH_OPENCL: ok = !gk && nq == 1; break;
     }
     if (ok) return LINATTN_OK;
