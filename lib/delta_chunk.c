@@ -136,7 +136,7 @@ static void gk_decays(gk_chunk *d, const float *g, ptrdiff_t sg, const float *Kc
 {
     const int K = d->K;
     for (int r = 0; r < d->c; r++)
-        for (int i = 0; i < K; i++) d->Dg[(size_t)r * K + i] = expf(g[r * sg + i]);
+        for (int i = 0; i < K; i++) d->Dg[(size_t)r * K + i] = ftz(expf(g[r * sg + i]));
     for (int i = 0; i < K; i++) d->P[i] = 1.0f;
     for (int b = 0; b < d->ns; b++) {
         const int a0 = b * SUB, a1 = a0 + SUB < d->c ? a0 + SUB : d->c;

@@ -20,11 +20,11 @@ enum {
     G_MILD,    /* per channel, uniform in [-0.5, 0] */
     G_STRONG,  /* per channel, -20 everywhere */
     G_SPLIT,   /* per channel: each (head, channel) 0 or -20 for the whole sequence */
-    G_MIXED,   /* per channel: each entry 0, -20 or uniform in [-1, 0] */
+    G_MIXED,   /* per channel: each entry 0, -20, -300 (exp underflows) or uniform in [-1, 0] */
     G_HEAD,    /* per head ([B,T,H]), uniform in [-0.5, 0] */
     G_MODES
 };
-static const char *const GNAMES[] = {"mild", "-20", "0|-20 per channel", "0|-20|mild mixed",
+static const char *const GNAMES[] = {"mild", "-20", "0|-20 per channel", "0|-20|-300|mild mixed",
                                      "per head"};
 
 typedef struct prob {
@@ -68,8 +68,8 @@ static void prob_make(prob *p, int op, int gmode, int64_t B, int64_t T, int64_t 
     }
     case G_MIXED:
         for (size_t i = 0; i < ng; i++) {
-            const double u = tu_uniform(0, 3);
-            p->g[i] = u < 1 ? 0.0f : u < 2 ? -20.0f : (float)tu_uniform(-1, 0);
+            const double u = tu_uniform(0, 4);
+            p->g[i] = u < 1 ? 0.0f : u < 2 ? -20.0f : u < 3 ? -300.0f : (float)tu_uniform(-1, 0);
         }
         break;
     default:
