@@ -32,6 +32,12 @@
 
 #define SUB 16 /* tokens per sub-chunk of the per-channel form */
 
+#if defined(_OPENMP) || defined(LINATTN_OMP_SIMD)
+#define CHUNK_SIMD_SUM(x) _Pragma("omp simd reduction(+:x)")
+#else
+#define CHUNK_SIMD_SUM(x)
+#endif
+
 static int nsub_of(int C) { return (C + SUB - 1) / SUB; }
 
 size_t linattn_delta_chunk_work(int K, int n, int C, int gk)
@@ -188,16 +194,21 @@ static void gk_intra(const gk_chunk *d, const float *R, const float *Kc, int dia
             const float *ks = Kc + (size_t)s * K;
             for (int i = 0; i < K; i++) acc[i] = 1.0f;
             for (int r = s; r < a1; r++) {
-                const float *rr = R + (size_t)r * K;
-                if (r > s)
-                    for (int i = 0; i < K; i++) acc[i] = ftz(acc[i] * d->Dg[(size_t)r * K + i]);
-                if (r == s && !diag) continue;
-                float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                int i = 0;
-                for (; i + 4 <= K; i += 4)
-                    for (int l = 0; l < 4; l++) x[l] += rr[i + l] * ks[i + l] * acc[i + l];
-                for (; i < K; i++) x[0] += rr[i] * ks[i] * acc[i];
-                X[(size_t)r * C + s] = (x[0] + x[1]) + (x[2] + x[3]);
+                const float *rr = R + (size_t)r * K, *dr = d->Dg + (size_t)r * K;
+                float x = 0.0f;
+                if (r == s) {
+                    if (!diag) continue;
+                    CHUNK_SIMD_SUM(x)
+                    for (int i = 0; i < K; i++) x += rr[i] * ks[i];
+                } else {
+                    CHUNK_SIMD_SUM(x)
+                    for (int i = 0; i < K; i++) {
+                        const float a = ftz(acc[i] * dr[i]);
+                        acc[i] = a;
+                        x += rr[i] * ks[i] * a;
+                    }
+                }
+                X[(size_t)r * C + s] = x;
             }
         }
         for (int r = a0; r < a1; r++)
