@@ -1,7 +1,7 @@
 /* linattn tests - the CPU chunk form of the delta family (linattn_gdn(3))
  * with g per key channel ([B,T,H,K], the Kimi Delta Attention form of gdn
  * and kla, full GLA) and with query heads sharing a state (Hq = nq H),
- * against the double reference: chunk sizes 16, 32, 64, 128 with T not a
+ * against the double reference: chunk sizes 16, 32, 64, 128, 40, 7 with T not a
  * multiple of them, key heads shared (Hk < H), h0 and hT, cu_seqlens, and
  * extreme decays (-20 per token and channel, and channels mixing 0 and -20)
  * that overflow any exp(-cumsum(g)) over a chunk. */
@@ -119,7 +119,7 @@ static const shape SHAPES[] = {
     {2, 70, 4, 1, 4, 20, 16, 0},   /* one key head, 4 query heads per state, odd K */
     {1, 23, 2, 2, 2, 64, 40, 0},   /* shorter than most chunks */
 };
-static const int CHUNKS[] = {16, 32, 64, 128};
+static const int CHUNKS[] = {16, 32, 64, 128, 40, 7}; /* the last two: not multiples of 16 */
 
 /* The chunk form against the double reference, every shape and chunk size. */
 static void check_op(int op, int gmode)
