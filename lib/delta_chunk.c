@@ -33,8 +33,10 @@
 #define SUB 16 /* tokens per sub-chunk of the per-channel form */
 
 #if defined(_OPENMP) || defined(LINATTN_OMP_SIMD)
+#define CHUNK_SIMD _Pragma("omp simd")
 #define CHUNK_SIMD_SUM(x) _Pragma("omp simd reduction(+:x)")
 #else
+#define CHUNK_SIMD
 #define CHUNK_SIMD_SUM(x)
 #endif
 
@@ -147,16 +149,22 @@ static void gk_decays(gk_chunk *d, const float *g, ptrdiff_t sg, const float *Kc
     for (int b = 0; b < d->ns; b++) {
         const int a0 = b * SUB, a1 = a0 + SUB < d->c ? a0 + SUB : d->c;
         float *E = d->E, *KF = d->KF, *f = d->vec;
+        CHUNK_SIMD
         for (int i = 0; i < K; i++) E[(size_t)a0 * K + i] = d->Dg[(size_t)a0 * K + i];
         for (int r = a0 + 1; r < a1; r++)
+            CHUNK_SIMD
             for (int i = 0; i < K; i++)
                 E[(size_t)r * K + i] = ftz(E[(size_t)(r - 1) * K + i] * d->Dg[(size_t)r * K + i]);
         for (int i = 0; i < K; i++) f[i] = 1.0f;
         for (int s = a1 - 1; s >= a0; s--) {
+            CHUNK_SIMD
             for (int i = 0; i < K; i++) KF[(size_t)s * K + i] = Kc[(size_t)s * K + i] * f[i];
-            if (s > a0)
+            if (s > a0) {
+                CHUNK_SIMD
                 for (int i = 0; i < K; i++) f[i] = ftz(f[i] * d->Dg[(size_t)s * K + i]);
+            }
         }
+        CHUNK_SIMD
         for (int i = 0; i < K; i++) {
             d->eT[(size_t)b * K + i] = E[(size_t)(a1 - 1) * K + i];
             d->P[(size_t)(b + 1) * K + i] = ftz(d->P[(size_t)b * K + i] * d->eT[(size_t)b * K + i]);
@@ -173,16 +181,20 @@ static void gk_intra(const gk_chunk *d, const float *R, const float *Kc, int dia
         const int a0 = a * SUB, h = c - a0 < SUB ? c - a0 : SUB;
         for (int r = 0; r < h; r++) {
             const float *x = R + (size_t)(a0 + r) * K, *E = d->E + (size_t)(a0 + r) * K;
+            CHUNK_SIMD
             for (int i = 0; i < K; i++) d->Rp[(size_t)r * K + i] = x[i] * E[i];
         }
         float *gap = d->vec; /* e^{G_p - G_e}, e the last token of sub-chunk b */
         for (int i = 0; i < K; i++) gap[i] = 1.0f;
         for (int b = a - 1; b >= 0; b--) {
             for (int s = b * SUB; s < (b + 1) * SUB; s++)
+                CHUNK_SIMD
                 for (int i = 0; i < K; i++)
                     d->Kp[(size_t)s * K + i] = d->KF[(size_t)s * K + i] * gap[i];
-            if (b > 0)
+            if (b > 0) {
+                CHUNK_SIMD
                 for (int i = 0; i < K; i++) gap[i] = ftz(gap[i] * d->eT[(size_t)b * K + i]);
+            }
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, h, a0, K, 1.0f, d->Rp, K, d->Kp, K,
                     0.0f, X + (size_t)a0 * C, C);
@@ -250,6 +262,7 @@ static void chunk_channel(const linattn_delta_rec_job *jb, int C, float *work)
                 const float br = beta[r * jb->sb];
                 const float *P = d.P + (size_t)(r / SUB) * K, *E = d.E + (size_t)r * K;
                 for (int s = 0; s < r; s++) A[(size_t)r * C + s] *= br;
+                CHUNK_SIMD
                 for (int i = 0; i < K; i++)
                     W[(size_t)r * K + i] = br * (P[i] * E[i]) * Kc[(size_t)r * K + i];
                 for (int j = 0; j < n; j++) U[(size_t)r * n + j] *= br;
@@ -268,6 +281,7 @@ static void chunk_channel(const linattn_delta_rec_job *jb, int C, float *work)
             gk_intra(&d, Qc, Kc, 1, M);
             for (int r = 0; r < c; r++) {
                 const float *P = d.P + (size_t)(r / SUB) * K, *E = d.E + (size_t)r * K;
+                CHUNK_SIMD
                 for (int i = 0; i < K; i++) Qc[(size_t)r * K + i] *= P[i] * E[i];
             }
             for (int r = 0; r < c; r++) memset(oe + r * jb->so, 0, sizeof(float) * n);
@@ -283,13 +297,18 @@ static void chunk_channel(const linattn_delta_rec_job *jb, int C, float *work)
         for (int b = d.ns - 1; b >= 0; b--) {
             const int a0 = b * SUB, a1 = a0 + SUB < c ? a0 + SUB : c;
             for (int s = a0; s < a1; s++)
+                CHUNK_SIMD
                 for (int i = 0; i < K; i++)
                     d.Kp[(size_t)s * K + i] = d.KF[(size_t)s * K + i] * tail[i];
+            CHUNK_SIMD
             for (int i = 0; i < K; i++) tail[i] = ftz(tail[i] * d.eT[(size_t)b * K + i]);
         }
         const float *eGc = d.P + (size_t)d.ns * K;
-        for (int i = 0; i < K; i++)
-            for (int j = 0; j < n; j++) jb->S[i * jb->ldS + j] *= eGc[i];
+        for (int i = 0; i < K; i++) {
+            float *Si = jb->S + i * jb->ldS;
+            CHUNK_SIMD
+            for (int j = 0; j < n; j++) Si[j] *= eGc[i];
+        }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, n, c, 1.0f, d.Kp, K, U, n, 1.0f,
                     jb->S, jb->ldS);
     }
