@@ -308,7 +308,8 @@ static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what
     p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
     p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (p->nq + 1) * (p->K + p->V) : 0;
     size_t work = p->pack_floats + p->stage_floats + (p->ht.p ? 0 : KV) +
-                  (p->algo == LINATTN_ALGO_CHUNK ? linattn_delta_chunk_work(p->K, p->V, p->C) : 0);
+                  (p->algo == LINATTN_ALGO_CHUNK
+                       ? linattn_delta_chunk_work(p->K, p->V, p->C, p->gk) : 0);
     work = (work + 16) / 16 * 16;
     const int kla = op == LINATTN_OP_KLA;
     /* shared: [beta: kla's, or sigmoid(beta)][q, k normalised] (the last two
@@ -385,24 +386,6 @@ static linattn_algo choose_algo(const linattn_ctx *ctx, const linattn_delta_opts
                ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
 }
 
-/* Interim, while the kernels learn them: which paths take g per key channel
- * (gk) and query heads sharing a state (nq > 1). */
-enum { PATH_REF, PATH_REC, PATH_CHUNK, PATH_OPENCL };
-static int path_takes(int path, int gk, int nq)
-{
-    static const char *const names[] = {"reference", "recurrent form", "chunk form", "OpenCL"};
-    int ok = 1;
-    switch (path) {
-    case PATH_REF: ok = 1; break;
-    case PATH_REC: ok = 1; break;
-    case PATH_CHUNK: ok = !gk && nq == 1; break;
-    case PATH_OPENCL: ok = 1; break;
-    }
-    if (ok) return LINATTN_OK;
-    return linattn_fail(LINATTN_EUNSUPPORTED, "%s: not yet in the %s",
-                        gk ? "g per key channel" : "query heads sharing a state", names[path]);
-}
-
 /* What the shape checks found. */
 typedef struct delta_shape {
     int64_t B, T, nseq, K, V;
@@ -424,12 +407,7 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
                                                          : LINATTN_RANGE_STEP}};
     if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
     const int nq = sh->hd.q != sh->hd.k ? (int)(sh->hd.q / sh->hd.v) : 1;
-    const int ref = ctx->backend == LINATTN_BACKEND_REF;
     const linattn_algo algo = step ? LINATTN_ALGO_RECURRENT : choose_algo(ctx, opts, sh->T);
-    if ((rc = path_takes(ctx->cl ? PATH_OPENCL : ref ? PATH_REF
-                                 : algo == LINATTN_ALGO_CHUNK ? PATH_CHUNK : PATH_REC,
-                         sh->gk, nq)))
-        return rc;
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)sh->K);
     if (ctx->cl) {

@@ -301,7 +301,7 @@ size_t linattn_kalman_ref_work(int S);
 void linattn_kalman_ref(const linattn_kalman_job *job, double *work);
 
 /* delta_chunk.c: chunkwise form for one (sequence, head, column block). */
-size_t linattn_delta_chunk_work(int K, int n, int C);
+size_t linattn_delta_chunk_work(int K, int n, int C, int gk);
 void linattn_delta_chunk(const linattn_delta_rec_job *job, int C, float *work);
 
 /* ela_ref.c: double reference for one (sequence, head); ela_kernel.h: float */
