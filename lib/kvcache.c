@@ -84,7 +84,7 @@ int linattn_kvcache_reserve(linattn_kvcache *c, int64_t n)
 typedef struct put_job {
     linattn_kvcache *c;
     int64_t T;
-    const float *k, *v;
+    const linattn_rows *k, *v;
 } put_job;
 
 static void put_row(void *arg, int64_t row, int thread)
@@ -95,14 +95,13 @@ static void put_row(void *arg, int64_t row, int thread)
     const int64_t b = row / c->H, h = row % c->H, K = c->K, V = c->V;
     float *dk = c->hk + (row * c->cap + c->len) * K, *dv = c->hv + (row * c->cap + c->len) * V;
     for (int64_t t = 0; t < p->T; t++) {
-        const int64_t src = (b * p->T + t) * c->H + h;
-        memcpy(dk + t * K, p->k + src * K, sizeof(float) * K);
-        memcpy(dv + t * V, p->v + src * V, sizeof(float) * V);
+        memcpy(dk + t * K, linattn_row(p->k, b, t, h), sizeof(float) * K);
+        memcpy(dv + t * V, linattn_row(p->v, b, t, h), sizeof(float) * V);
     }
 }
 
-void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T, const float *k,
-                         const float *v)
+void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T,
+                         const linattn_rows *k, const linattn_rows *v)
 {
     put_job p = {.c = c, .T = T, .k = k, .v = v};
     if (T == 1 || c->B * c->H == 1) { /* a step: too little to share out */
@@ -216,7 +215,8 @@ int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *c, const linattn_t
                                      .k = linattn_cl_arg_of(k), .v = linattn_cl_arg_of(v)};
         if ((rc = linattn_cl_kv_run(ctx->cl, &c->dev, &a))) return rc;
     } else {
-        linattn_kvcache_put(ctx, c, sk[1], linattn_host(k), linattn_host(v));
+        const linattn_rows rk = linattn_rows_of(k, 1, 1), rv = linattn_rows_of(v, 1, 1);
+        linattn_kvcache_put(ctx, c, sk[1], &rk, &rv);
     }
     c->len += sk[1];
     return LINATTN_OK;
