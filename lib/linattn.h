@@ -527,8 +527,8 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
 #define LINATTN_OP_MAX_OPTIONS 8
 /* Symbolic dimensions are letters A..Z: B batch, T tokens, H heads, K key
  * and V value head size, N sequences (B, or n_seqs with cu_seqlens), J key
- * heads of the delta family (H when nothing binds it), M channels and S
- * states (kalman), F features (ela). */
+ * heads of the delta family and softmax's key/value heads (H when nothing
+ * binds it), M channels and S states (kalman), F features (ela). */
 #define LINATTN_OP_LETTERS 26
 
 typedef enum linattn_op_role {

@@ -49,6 +49,9 @@
  * beta, kla's eta) or none (gla); q and k have J key heads (J divides H). */
 #define QJKV(dj, dh) TN("q", dj "K", IN, 0, -1, -1, -1, 1), TN("k", dj "K", IN, 0, -1, -1, -1, 1), \
                      TN("v", dh "V", IN, 0, -1, -1, -1, 1)
+/* softmax: q with H query heads, k and v with J key/value heads (J divides H) */
+#define QJKJV(d) TN("q", d "HK", IN, 0, -1, -1, -1, 1), TN("k", d "JK", IN, 0, -1, -1, -1, 1), \
+                 TN("v", d "JV", IN, 0, -1, -1, -1, 1)
 #define DELTA_FWD(W)                                                                        \
     QJKV("BTJ", "BTH"), LOGDECAY("g", "BTH"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1),            \
         TN("o", "BTHV", OUT, 0, -1, -1, 0, 0), TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
@@ -137,10 +140,10 @@ static const linattn_op_info TABLE[] = {
                  TN("state_c", "BHF", INOUT, 1, -1, -1, -1, 1), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 3, .options = {O_QKSCALE, O_FEATURE, O_FLAG("plain_exp")}},
     {.name = "softmax", .entry = "forward", .family = "softmax", .page = "linattn_softmax(3)",
-     .packed = 1, .ntensors = 4, .tensors = {QKV("BTH"), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0)},
+     .packed = 1, .ntensors = 4, .tensors = {QJKJV("BT"), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 2, .options = {O_CHUNK, O_SCALE}},
     {.name = "softmax", .entry = "step", .family = "softmax", .page = "linattn_softmax(3)",
-     .cache = 1, .ntensors = 4, .tensors = {QKV("BH"), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .cache = 1, .ntensors = 4, .tensors = {QJKJV("B"), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 1, .options = {O_SCALE}},
 };
 #define NOPS ((int)(sizeof TABLE / sizeof *TABLE))
