@@ -462,8 +462,10 @@ typedef struct linattn_softmax_opts {
 
 LINATTN_API void linattn_softmax_opts_init(linattn_softmax_opts *opts);
 
-/*   q, k [B,T,H,K]; v, o [B,T,H,V]; cu_seqlens as for the delta family
- *   (each packed sequence attends only to itself). */
+/*   q [B,T,Hq,K], k [B,T,Hkv,K], v [B,T,Hkv,V], o [B,T,Hq,V] with Hq a
+ *   multiple of Hkv: query head h reads key/value head h / (Hq/Hkv) (grouped
+ *   query heads, as PyTorch SDPA enable_gqa); cu_seqlens as for the delta
+ *   family (each packed sequence attends only to itself). */
 typedef struct linattn_softmax_io {
     linattn_tensor q, k, v, o;
     const int64_t *cu_seqlens;
@@ -474,7 +476,7 @@ LINATTN_API int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_
                                         const linattn_softmax_opts *opts);
 
 /* A KV cache owned by the library: keys [B,H,capacity,K] and values
- * [B,H,capacity,V] in float32, in host memory on CPU and reference contexts
+ * [B,H,capacity,V] in float32 (H: the key/value heads, Hkv above), in host memory on CPU and reference contexts
  * and in device memory on an OpenCL context.  capacity (tokens) is a hint:
  * 0 allocates nothing until the first append; when an append needs more
  * room the capacity doubles (at least to what is needed), so a caller that
@@ -506,8 +508,9 @@ LINATTN_API int linattn_kvcache_reset(linattn_kvcache *cache);
 LINATTN_API int linattn_kvcache_truncate(linattn_kvcache *cache, int64_t length);
 
 /* One decode step: append k [B,H,K] and v [B,H,V] as the next token of each
- * batch row, then attend with q [B,H,K] over the whole cache (the new token
- * included) into o [B,H,V].  On failure nothing is written to o and the
+ * batch row, then attend with q [B,Hq,K] over the whole cache (the new token
+ * included) into o [B,Hq,V]; Hq a multiple of the cache's H, grouped as in
+ * the forward.  On failure nothing is written to o and the
  * cache keeps its length and contents. */
 typedef struct linattn_softmax_step_io {
     linattn_tensor q, k, v, o;
