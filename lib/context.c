@@ -171,7 +171,7 @@ linattn_tensor linattn_tensor_nd(const void *data, linattn_dtype dtype, int ndim
 {
     linattn_tensor t;
     memset(&t, 0, sizeof t);
-    t.data = data;
+    t.data = (const float *)data; /* read as dtype (linattn.h) */
     t.dtype = dtype;
     t.ndim = ndim;
     for (int i = 0; i < ndim && i < LINATTN_MAX_DIMS && shape; i++) t.shape[i] = shape[i];

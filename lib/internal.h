@@ -320,16 +320,17 @@ void linattn_softmax_ref_row(int64_t n, int K, int V, ptrdiff_t sk, ptrdiff_t sv
 /* kvcache.c: the cache as the operators see it. */
 struct linattn_kvcache {
     const linattn_ctx *ctx;
-    int64_t B, H, K, V;
+    int64_t B, H, K, V; /* H: key/value heads (query heads may share them) */
     int64_t len, cap;   /* tokens held, tokens that fit */
     float *hk, *hv;     /* host: k [B,H,cap,K], v [B,H,cap,V] (CPU and ref contexts) */
     linattn_cl_kv dev;  /* device memory (OpenCL contexts) */
 };
 /* Make room for len + n tokens (doubling); the cache is unchanged on failure. */
 int linattn_kvcache_reserve(linattn_kvcache *c, int64_t n);
-/* Copy T tokens k [B,T,H,K], v [B,T,H,V] (host memory) to positions
- * len .. len+T-1 of the host cache, room reserved; len is not changed. */
-void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T, const float *k,
-                         const float *v);
+/* Copy T tokens, rows (b, t, h) of k [B,T,H,K] and v [B,T,H,V] (host
+ * memory; a step's [B,H,*] with T = 1), to positions len .. len+T-1 of the
+ * host cache, room reserved; len is not changed. */
+void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T,
+                         const linattn_rows *k, const linattn_rows *v);
 
 #endif

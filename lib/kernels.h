@@ -131,16 +131,18 @@ typedef struct linattn_ela_job {
 typedef void (*linattn_ela_rec_fn)(const linattn_ela_job *job);
 
 /* One job of the blocked causal softmax forward: nq query rows of one
- * (sequence, head), at positions q0 .. q0+nq-1 of the sequence; row i
- * attends to keys 0 .. q0+i.  Pointers are offset to this (sequence, head):
- *   q[i*sqk + c], o[i*sv + c]   the job's rows (q and o already at row q0)
- *   k[j*sqk + c], v[j*sv + c]   key and value j of the sequence (from 0)
+ * (sequence, query head), at positions q0 .. q0+nq-1 of the sequence; row i
+ * attends to keys 0 .. q0+i.  Pointers are offset to this sequence, q and o
+ * to the query head, k and v to the key/value head it reads (grouped query
+ * heads share one); every row is contiguous:
+ *   q[i*sq + c], o[i*so + c]   the job's rows (q and o already at row q0)
+ *   k[j*sk + c], v[j*sv + c]   key and value j of the sequence (from 0)
  * Key blocks of bk tokens; an online softmax per row.  work holds
  * linattn_softmax_fwd_work(K, V, nq, bk) floats, 64-byte aligned. */
 typedef struct linattn_softmax_fwd_job {
     int64_t q0;
     int nq, K, V, bk;
-    ptrdiff_t sqk, sv;
+    ptrdiff_t sq, sk, sv, so;
     const float *q, *k, *v;
     float *o, *work;
     float scale;

@@ -84,7 +84,7 @@ int linattn_kvcache_reserve(linattn_kvcache *c, int64_t n)
 typedef struct put_job {
     linattn_kvcache *c;
     int64_t T;
-    const float *k, *v;
+    const linattn_rows *k, *v;
 } put_job;
 
 static void put_row(void *arg, int64_t row, int thread)
@@ -95,14 +95,13 @@ static void put_row(void *arg, int64_t row, int thread)
     const int64_t b = row / c->H, h = row % c->H, K = c->K, V = c->V;
     float *dk = c->hk + (row * c->cap + c->len) * K, *dv = c->hv + (row * c->cap + c->len) * V;
     for (int64_t t = 0; t < p->T; t++) {
-        const int64_t src = (b * p->T + t) * c->H + h;
-        memcpy(dk + t * K, p->k + src * K, sizeof(float) * K);
-        memcpy(dv + t * V, p->v + src * V, sizeof(float) * V);
+        memcpy(dk + t * K, linattn_row(p->k, b, t, h), sizeof(float) * K);
+        memcpy(dv + t * V, linattn_row(p->v, b, t, h), sizeof(float) * V);
     }
 }
 
-void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T, const float *k,
-                         const float *v)
+void linattn_kvcache_put(const linattn_ctx *ctx, linattn_kvcache *c, int64_t T,
+                         const linattn_rows *k, const linattn_rows *v)
 {
     put_job p = {.c = c, .T = T, .k = k, .v = v};
     if (T == 1 || c->B * c->H == 1) { /* a step: too little to share out */
@@ -210,7 +209,7 @@ int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *c, const linattn_t
     linattn_tensor *const ts[] = {&kx, &vx};
     static const char *const names[] = {"k", "v"};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 2, 0x3u, 0, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 2, 0x3u, 0, 0x3u, 0))) return rc;
     linattn_clear_error();
     if ((rc = linattn_kvcache_reserve(c, sk[1]))) return linattn_pack_end(&ps, rc);
     if (ctx->cl) {
@@ -219,7 +218,8 @@ int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *c, const linattn_t
                                      .k = linattn_cl_arg_of(&kx), .v = linattn_cl_arg_of(&vx)};
         if ((rc = linattn_cl_kv_run(ctx->cl, &c->dev, &a))) return linattn_pack_end(&ps, rc);
     } else {
-        linattn_kvcache_put(ctx, c, sk[1], linattn_host(&kx), linattn_host(&vx));
+        const linattn_rows rk = linattn_rows_of(&kx, 1, 1), rv = linattn_rows_of(&vx, 1, 1);
+        linattn_kvcache_put(ctx, c, sk[1], &rk, &rv);
     }
     c->len += sk[1];
     return linattn_pack_end(&ps, LINATTN_OK);

@@ -140,10 +140,12 @@ typedef enum linattn_dtype {
  * take const arrays, in C and C++, without casts; the library writes
  * through it only for the tensors an entry point documents as outputs or
  * in-place states, whose memory must then be writable.  Elements are
- * float32 unless dtype says otherwise (then data points to 16-bit
- * values); strides and offset count elements. */
+ * float32 unless dtype says otherwise (then data points to the 16-bit
+ * values, cast to const float *; linattn_tensor_nd does it); strides and
+ * offset count elements.  data stays a float pointer so that arithmetic on
+ * it keeps counting floats in existing code. */
 typedef struct linattn_tensor {
-    const void *data;
+    const float *data;  /* 16-bit types: their elements (linattn_tensor_nd casts) */
     int ndim;
     int64_t shape[LINATTN_MAX_DIMS];
     linattn_buffer *buf; /* NULL for host tensors */
@@ -486,8 +488,10 @@ typedef struct linattn_softmax_opts {
 
 LINATTN_API void linattn_softmax_opts_init(linattn_softmax_opts *opts);
 
-/*   q, k [B,T,H,K]; v, o [B,T,H,V]; cu_seqlens as for the delta family
- *   (each packed sequence attends only to itself). */
+/*   q [B,T,Hq,K], k [B,T,Hkv,K], v [B,T,Hkv,V], o [B,T,Hq,V] with Hq a
+ *   multiple of Hkv: query head h reads key/value head h / (Hq/Hkv) (grouped
+ *   query heads, as PyTorch SDPA enable_gqa); cu_seqlens as for the delta
+ *   family (each packed sequence attends only to itself). */
 typedef struct linattn_softmax_io {
     linattn_tensor q, k, v, o;
     const int64_t *cu_seqlens;
@@ -498,7 +502,7 @@ LINATTN_API int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_
                                         const linattn_softmax_opts *opts);
 
 /* A KV cache owned by the library: keys [B,H,capacity,K] and values
- * [B,H,capacity,V] in float32, in host memory on CPU and reference contexts
+ * [B,H,capacity,V] in float32 (H: the key/value heads, Hkv above), in host memory on CPU and reference contexts
  * and in device memory on an OpenCL context.  capacity (tokens) is a hint:
  * 0 allocates nothing until the first append; when an append needs more
  * room the capacity doubles (at least to what is needed), so a caller that
@@ -530,8 +534,9 @@ LINATTN_API int linattn_kvcache_reset(linattn_kvcache *cache);
 LINATTN_API int linattn_kvcache_truncate(linattn_kvcache *cache, int64_t length);
 
 /* One decode step: append k [B,H,K] and v [B,H,V] as the next token of each
- * batch row, then attend with q [B,H,K] over the whole cache (the new token
- * included) into o [B,H,V].  On failure nothing is written to o and the
+ * batch row, then attend with q [B,Hq,K] over the whole cache (the new token
+ * included) into o [B,Hq,V]; Hq a multiple of the cache's H, grouped as in
+ * the forward.  On failure nothing is written to o and the
  * cache keeps its length and contents. */
 typedef struct linattn_softmax_step_io {
     linattn_tensor q, k, v, o;
@@ -551,10 +556,11 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
 #define LINATTN_OP_MAX_OPTIONS 8
 /* Symbolic dimensions are letters A..Z: B batch, T tokens, H heads, K key
  * and V value head size, N sequences (B, or n_seqs with cu_seqlens), M
- * channels and S states (kalman), F features (ela); for the delta family
- * J key heads (H when nothing binds it), Q query heads (J when unbound),
- * O output heads (Q when Q != J, query heads sharing a state; else H) and
- * G the channels of a per-key-channel gate (K; unbound: one gate a head). */
+ * channels and S states (kalman), F features (ela); J key heads of the
+ * delta family and softmax's key/value heads (H when nothing binds it); for
+ * the delta family Q query heads (J when unbound), O output heads (Q when
+ * Q != J, query heads sharing a state; else H) and G the channels of a
+ * per-key-channel gate (K; unbound: one gate a head). */
 #define LINATTN_OP_LETTERS 26
 
 typedef enum linattn_op_role {

@@ -116,10 +116,10 @@ int linattn_cl_kv_resize(linattn_cl *cl, linattn_cl_kv *kv, int64_t rows, int K,
 void linattn_cl_kv_free(linattn_cl_kv *kv);
 
 /* Append T tokens k [B,T,H,K], v [B,T,H,V] at position len (room reserved)
- * and, when q is given (a step: T = 1), attend with q [B,H,K] over the
- * len + 1 tokens into o [B,H,V]. */
+ * and, when q is given (a step: T = 1), attend with q [B,Hq,K] over the
+ * len + 1 tokens into o [B,Hq,V]; query head h reads cache head h/(Hq/H). */
 typedef struct linattn_cl_kvstep {
-    int64_t B, T, H, len, cap;
+    int64_t B, T, H, Hq, len, cap;
     int K, V;
     float scale;
     linattn_cl_arg q, k, v, o;
@@ -127,9 +127,10 @@ typedef struct linattn_cl_kvstep {
 
 int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep *a);
 
-/* The blocked causal forward, arguments already checked. */
+/* The blocked causal forward, arguments already checked: q, o with H
+ * query heads, k, v with Hk (query head h reads h/(H/Hk)). */
 typedef struct linattn_cl_softmax {
-    int64_t T, H, nseq;
+    int64_t T, H, Hk, nseq;
     int K, V;
     const int64_t *cu;
     float scale;

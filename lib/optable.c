@@ -47,9 +47,6 @@
 #define O_LOGITS O_FLAG("beta_logits")
 #define O_HEADMAP OPT("head_map", LINATTN_OPT_INT, 0, 1, 0)
 
-/* q and k over dims dj, v over dh (q with k's heads) */
-#define QJKV(dj, dh) TN("q", dj "K", IN, 0, -1, -1, -1, 1), TN("k", dj "K", IN, 0, -1, -1, -1, 1), \
-                     TN("v", dh "V", IN, 0, -1, -1, -1, 1)
 /* The delta family: the forward's tensors with the write strength W (gdn's
  * beta, kla's eta) or none (gla) over leading dims ld ("BT" or "B"): q has
  * Q query heads, k J key heads (J divides H), v H value heads, o O heads;
@@ -58,6 +55,9 @@
                        TN("v", ld "HV", IN, 0, -1, -1, -1, 1),                             \
                        TRT("g", ld "H", 'G', IN, 1, -1, LINATTN_RANGE_LOGDECAY_NUMS, -1, 0)
 #define DELTA_O(ld) TN("o", ld "OV", OUT, 0, -1, -1, 0, 0)
+/* softmax: q with H query heads, k and v with J key/value heads (J divides H) */
+#define QJKJV(d) TN("q", d "HK", IN, 0, -1, -1, -1, 1), TN("k", d "JK", IN, 0, -1, -1, -1, 1), \
+                 TN("v", d "JV", IN, 0, -1, -1, -1, 1)
 #define DELTA_FWD(W)                                                                        \
     DELTA_QKVG("BT"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),                  \
         TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
@@ -143,10 +143,10 @@ static const linattn_op_info TABLE[] = {
                  TN("state_c", "BHF", INOUT, 1, -1, -1, -1, 1), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 3, .options = {O_QKSCALE, O_FEATURE, O_FLAG("plain_exp")}},
     {.name = "softmax", .entry = "forward", .family = "softmax", .page = "linattn_softmax(3)",
-     .packed = 1, .ntensors = 4, .tensors = {QKV("BTH"), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0)},
+     .packed = 1, .ntensors = 4, .tensors = {QJKJV("BT"), TN("o", "BTHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 2, .options = {O_CHUNK, O_SCALE}},
     {.name = "softmax", .entry = "step", .family = "softmax", .page = "linattn_softmax(3)",
-     .cache = 1, .ntensors = 4, .tensors = {QKV("BH"), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
+     .cache = 1, .ntensors = 4, .tensors = {QJKJV("B"), TN("o", "BHV", OUT, 0, -1, -1, 0, 0)},
      .noptions = 1, .options = {O_SCALE}},
 };
 #define NOPS ((int)(sizeof TABLE / sizeof *TABLE))

@@ -39,6 +39,19 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_softmax_o
     return check_opts(opts);
 }
 
+/* q [.., Hq, K], k [.., Hkv, K], v [.., Hkv, V] with Hq a multiple of Hkv
+ * (grouped query heads): s receives v's leading dimensions and K. */
+static int check_qkv(const linattn_tensor *q, const linattn_tensor *k, const linattn_tensor *v,
+                     int ndim, int64_t *s, int64_t *V, linattn_heads *hd)
+{
+    const int rc = linattn_check_qkv(q, k, v, ndim, s, V, hd);
+    if (rc) return rc;
+    if (hd->v != hd->k)
+        return linattn_fail(LINATTN_ESHAPE, "v: %lld heads, k's are %lld (k and v must have the "
+                            "same heads)", (long long)hd->v, (long long)hd->k);
+    return LINATTN_OK;
+}
+
 static float scale_of(const linattn_softmax_opts *o, int64_t K)
 {
     return o->scale != 0.0f ? o->scale : 1.0f / sqrtf((float)K);
@@ -48,11 +61,10 @@ static float scale_of(const linattn_softmax_opts *o, int64_t K)
 
 typedef struct fwd_plan {
     const linattn_ctx *ctx;
-    int64_t T, H, nblk;
+    int64_t T, H, G, nblk;   /* H query heads, G of them per key/value head */
     int K, V, QB, ref;
     const int64_t *cu, *blk; /* blk: per block {sequence, first row} */
-    const float *q, *k, *v;
-    float *o;
+    linattn_rows q, k, v, o;
     linattn_runner run;      /* per-thread work (or doubles); blk is its shared part */
     float scale;
 } fwd_plan;
@@ -60,26 +72,25 @@ typedef struct fwd_plan {
 static void fwd_job(void *arg, int64_t job, int thread)
 {
     const fwd_plan *p = arg;
-    const int64_t h = job % p->H, bi = p->nblk - 1 - job / p->H; /* longest rows first */
+    const int64_t h = job % p->H, kh = h / p->G, bi = p->nblk - 1 - job / p->H; /* longest first */
     const int64_t n = p->blk[2 * bi], i0 = p->blk[2 * bi + 1];
-    int64_t tok0, len;
-    linattn_seq_span(p->cu, p->T, n, &tok0, &len);
+    const int64_t b = p->cu ? 0 : n, t0 = p->cu ? p->cu[n] : 0;
+    const int64_t len = p->cu ? p->cu[n + 1] - p->cu[n] : p->T;
     const int nq = (int)(len - i0 < p->QB ? len - i0 : p->QB);
-    const int64_t row0 = tok0 * p->H + h, rq = (tok0 + i0) * p->H + h;
-    const ptrdiff_t sqk = (ptrdiff_t)(p->H * p->K), sv = (ptrdiff_t)(p->H * p->V);
+    const float *q = linattn_row(&p->q, b, t0 + i0, h), *k = linattn_row(&p->k, b, t0, kh);
+    const float *v = linattn_row(&p->v, b, t0, kh);
+    float *o = linattn_row(&p->o, b, t0 + i0, h);
     if (p->ref) {
         double *w = linattn_runner_dwork(&p->run, thread);
         for (int i = 0; i < nq; i++)
-            linattn_softmax_ref_row(i0 + i + 1, p->K, p->V, sqk, sv, p->q + (rq * p->K + i * sqk),
-                                    p->k + row0 * p->K, p->v + row0 * p->V,
-                                    p->o + (rq * p->V + i * sv), p->scale, w);
+            linattn_softmax_ref_row(i0 + i + 1, p->K, p->V, p->k.st, p->v.st, q + i * p->q.st, k,
+                                    v, o + i * p->o.st, p->scale, w);
         return;
     }
     const linattn_softmax_fwd_job jb = {
-        .q0 = i0, .nq = nq, .K = p->K, .V = p->V, .bk = p->QB, .sqk = sqk, .sv = sv,
-        .q = p->q + rq * p->K, .k = p->k + row0 * p->K, .v = p->v + row0 * p->V,
-        .o = p->o + rq * p->V, .work = linattn_runner_work(&p->run, thread),
-        .scale = p->scale,
+        .q0 = i0, .nq = nq, .K = p->K, .V = p->V, .bk = p->QB, .sq = p->q.st, .sk = p->k.st,
+        .sv = p->v.st, .so = p->o.st, .q = q, .k = k, .v = v, .o = o,
+        .work = linattn_runner_work(&p->run, thread), .scale = p->scale,
     };
     p->ctx->kern.softmax_fwd(&jb);
 }
@@ -110,8 +121,9 @@ static int forward_cpu(fwd_plan *p, int64_t nseq)
     }
     p->blk = blk;
     if (p->ctx->verbose)
-        fprintf(stderr, "linattn: softmax forward T=%lld H=%lld K=%d V=%d: %s, blocks of %d, "
-                "%d thread%s\n", (long long)p->T, (long long)p->H, p->K, p->V,
+        fprintf(stderr, "linattn: softmax forward T=%lld H=%lld (%lld per k/v head) K=%d V=%d: "
+                "%s, blocks of %d, %d thread%s\n", (long long)p->T, (long long)p->H,
+                (long long)p->G, p->K, p->V,
                 p->ref ? "ref" : p->ctx->kern.isa, p->QB, nt, nt == 1 ? "" : "s");
     linattn_runner_jobs(&p->run, p->nblk * p->H, fwd_job, p, 0);
     linattn_runner_end(&p->run);
@@ -123,10 +135,11 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
 {
     int rc;
     int64_t s[4], V, nseq;
+    linattn_heads hd;
     linattn_softmax_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 4, s, &V, NULL))) return rc;
-    const int64_t K = s[3], osh[4] = {s[0], s[1], s[2], V};
+    if ((rc = check_qkv(&io->q, &io->k, &io->v, 4, s, &V, &hd))) return rc;
+    const int64_t K = s[3], osh[4] = {s[0], s[1], hd.q, V};
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
         return rc;
@@ -134,12 +147,12 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0xFu, 0))) return rc;
     linattn_clear_error();
     const float scale = scale_of(&opts, K);
     if (ctx->cl) {
         const linattn_cl_softmax a = {
-            .T = s[1], .H = s[2], .nseq = nseq, .K = (int)K, .V = (int)V, .cu = io->cu_seqlens,
+            .T = s[1], .H = hd.q, .Hk = hd.k, .nseq = nseq, .K = (int)K, .V = (int)V, .cu = io->cu_seqlens,
             .scale = scale, .q = linattn_cl_arg_of(&x.q), .k = linattn_cl_arg_of(&x.k),
             .v = linattn_cl_arg_of(&x.v), .o = linattn_cl_arg_of(&x.o),
         };
@@ -147,10 +160,10 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 4))) return linattn_pack_end(&ps, rc);
     }
     fwd_plan p = {
-        .ctx = ctx, .T = s[1], .H = s[2], .K = (int)K, .V = (int)V,
+        .ctx = ctx, .T = s[1], .H = hd.q, .G = hd.q / hd.k, .K = (int)K, .V = (int)V,
         .QB = opts.chunk ? opts.chunk : DEFAULT_BLOCK, .ref = ctx->backend == LINATTN_BACKEND_REF,
-        .cu = io->cu_seqlens, .q = linattn_host(&x.q), .k = linattn_host(&x.k),
-        .v = linattn_host(&x.v), .o = linattn_host(&x.o), .scale = scale,
+        .cu = io->cu_seqlens, .q = linattn_rows_of(&x.q, 1, 1), .k = linattn_rows_of(&x.k, 1, 1),
+        .v = linattn_rows_of(&x.v, 1, 1), .o = linattn_rows_of(&x.o, 1, 1), .scale = scale,
     };
     return linattn_pack_end(&ps, forward_cpu(&p, nseq));
 }
@@ -168,22 +181,28 @@ static int64_t split_len(int64_t L)
 typedef struct dec_plan {
     const linattn_ctx *ctx;
     const linattn_kvcache *c;
-    int64_t L, S, nsplit;
-    const float *q;
-    float *o, *part;         /* part: the runner's shared part */
-    linattn_runner run;      /* per-thread work (or the reference's doubles) */
+    int64_t H, G, L, S, nsplit; /* H query heads, G of them per cache head */
+    linattn_rows q, o;
+    float *part;                /* the runner's shared part */
+    linattn_runner run;         /* per-thread work (or the reference's doubles) */
     float scale;
 } dec_plan;
+
+/* Query row (batch row b, query head h) = b*H + h reads cache row b*c->H + h/G. */
+static int64_t cache_row(const dec_plan *p, int64_t row)
+{
+    return row / p->H * p->c->H + row % p->H / p->G;
+}
 
 static void dec_job(void *arg, int64_t job, int thread)
 {
     const dec_plan *p = arg;
     const linattn_kvcache *c = p->c;
-    const int64_t row = job / p->nsplit, j0 = job % p->nsplit * p->S;
+    const int64_t row = job / p->nsplit, j0 = job % p->nsplit * p->S, cr = cache_row(p, row);
     const linattn_softmax_dec_job jb = {
         .n = p->L - j0 < p->S ? p->L - j0 : p->S, .K = (int)c->K, .V = (int)c->V,
-        .q = p->q + row * c->K, .k = c->hk + (row * c->cap + j0) * c->K,
-        .v = c->hv + (row * c->cap + j0) * c->V, .part = p->part + job * (c->V + 2),
+        .q = linattn_row(&p->q, row / p->H, 0, row % p->H), .k = c->hk + (cr * c->cap + j0) * c->K,
+        .v = c->hv + (cr * c->cap + j0) * c->V, .part = p->part + job * (c->V + 2),
         .work = linattn_runner_work(&p->run, thread), .scale = p->scale,
     };
     p->ctx->kern.softmax_dec(&jb);
@@ -196,7 +215,7 @@ static void merge_row(void *arg, int64_t row, int thread)
     const dec_plan *p = arg;
     const int V = (int)p->c->V;
     const float *part = p->part + row * p->nsplit * (V + 2);
-    float *o = p->o + row * V, M = -INFINITY, den = 0.0f;
+    float *o = linattn_row(&p->o, row / p->H, 0, row % p->H), M = -INFINITY, den = 0.0f;
     for (int64_t s = 0; s < p->nsplit; s++) M = fmaxf(M, part[s * (V + 2) + V]);
     for (int c = 0; c < V; c++) o[c] = 0.0f;
     for (int64_t s = 0; s < p->nsplit; s++) {
@@ -212,20 +231,24 @@ static void ref_row_job(void *arg, int64_t row, int thread)
 {
     const dec_plan *p = arg;
     const linattn_kvcache *c = p->c;
+    const int64_t cr = cache_row(p, row), b = row / p->H, h = row % p->H;
     linattn_softmax_ref_row(p->L, (int)c->K, (int)c->V, (ptrdiff_t)c->K, (ptrdiff_t)c->V,
-                            p->q + row * c->K, c->hk + row * c->cap * c->K,
-                            c->hv + row * c->cap * c->V, p->o + row * c->V, p->scale,
+                            linattn_row(&p->q, b, 0, h), c->hk + cr * c->cap * c->K,
+                            c->hv + cr * c->cap * c->V, linattn_row(&p->o, b, 0, h), p->scale,
                             linattn_runner_dwork(&p->run, thread));
 }
 
-/* The step on the CPU (fast kernels or the reference); room for the new
- * token is reserved.  Scratch first: once the token is in, nothing fails. */
-static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const float *q, const float *k,
-                    const float *v, float *o, float scale)
+/* The step on the CPU (fast kernels or the reference) for H query heads;
+ * room for the new token is reserved.  Scratch first: once the token is in,
+ * nothing fails. */
+static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const linattn_softmax_step_io *x,
+                    int64_t H, float scale)
 {
     const int nt = linattn_max_threads(ctx), ref = ctx->backend == LINATTN_BACKEND_REF;
-    const int64_t rows = c->B * c->H, L = c->len + 1;
-    dec_plan p = {.ctx = ctx, .c = c, .L = L, .S = split_len(L), .q = q, .o = o, .scale = scale};
+    const int64_t rows = c->B * H, L = c->len + 1;
+    dec_plan p = {.ctx = ctx, .c = c, .H = H, .G = H / c->H, .L = L, .S = split_len(L),
+                  .q = linattn_rows_of(&x->q, 0, 1), .o = linattn_rows_of(&x->o, 0, 1),
+                  .scale = scale};
     p.nsplit = (L + p.S - 1) / p.S;
     const int rc = linattn_runner_begin(&p.run, ctx, ref ? 0 : (size_t)p.S,
                                         ref ? (size_t)(L + c->V) : 0,
@@ -233,13 +256,14 @@ static int step_cpu(linattn_ctx *ctx, linattn_kvcache *c, const float *q, const 
                                         "softmax step");
     if (rc) return rc;
     p.part = p.run.shared;
-    linattn_kvcache_put(ctx, c, 1, k, v);
+    const linattn_rows k = linattn_rows_of(&x->k, 0, 1), v = linattn_rows_of(&x->v, 0, 1);
+    linattn_kvcache_put(ctx, c, 1, &k, &v);
     if (ctx->verbose)
-        fprintf(stderr, "linattn: softmax step B=%lld H=%lld K=%lld V=%lld over %lld tokens: "
-                "%s, %lld split%s of %lld, %d thread%s\n", (long long)c->B, (long long)c->H,
-                (long long)c->K, (long long)c->V, (long long)L, ref ? "ref" : ctx->kern.isa,
-                (long long)p.nsplit, p.nsplit == 1 ? "" : "s", (long long)p.S, nt,
-                nt == 1 ? "" : "s");
+        fprintf(stderr, "linattn: softmax step B=%lld H=%lld (%lld per k/v head) K=%lld V=%lld "
+                "over %lld tokens: %s, %lld split%s of %lld, %d thread%s\n", (long long)c->B,
+                (long long)H, (long long)p.G, (long long)c->K, (long long)c->V, (long long)L,
+                ref ? "ref" : ctx->kern.isa, (long long)p.nsplit, p.nsplit == 1 ? "" : "s",
+                (long long)p.S, nt, nt == 1 ? "" : "s");
     if (ref) {
         linattn_runner_jobs(&p.run, rows, ref_row_job, &p, 0);
     } else {
@@ -255,41 +279,43 @@ int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_sof
 {
     int rc;
     int64_t s[3], V;
+    linattn_heads hd;
     linattn_softmax_opts opts;
     if (!ctx) return linattn_fail(LINATTN_ENULL, "ctx: NULL");
     if (!c) return linattn_fail(LINATTN_ENULL, "cache: NULL");
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if (c->ctx != ctx) return linattn_fail(LINATTN_EINVAL, "cache: belongs to another context");
-    if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V, NULL))) return rc;
+    if ((rc = check_qkv(&io->q, &io->k, &io->v, 3, s, &V, &hd))) return rc;
+    /* s: B and the key/value heads of k and v, q's K */
     const int64_t want[3] = {c->B, c->H, c->K};
-    static const char *const dims[3] = {"B", "H", "K"};
+    static const char *const what[3] = {"q: dimension 0 (B)", "k: dimension 1 (heads)",
+                                        "q: dimension 2 (K)"};
     for (int d = 0; d < 3; d++)
         if (s[d] != want[d])
-            return linattn_fail(LINATTN_ESHAPE, "q: dimension %d (%s) is %lld, the cache's is %lld",
-                                d, dims[d], (long long)s[d], (long long)want[d]);
+            return linattn_fail(LINATTN_ESHAPE, "%s is %lld, the cache's is %lld", what[d],
+                                (long long)s[d], (long long)want[d]);
     if (V != c->V)
         return linattn_fail(LINATTN_ESHAPE, "v: dimension 2 (V) is %lld, the cache's is %lld",
                             (long long)V, (long long)c->V);
-    const int64_t osh[3] = {s[0], s[1], V};
+    const int64_t osh[3] = {s[0], hd.q, V};
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     linattn_softmax_step_io x = *io;
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0xFu, 0))) return rc;
     linattn_clear_error();
     if ((rc = linattn_kvcache_reserve(c, 1))) return linattn_pack_end(&ps, rc);
     const float scale = scale_of(&opts, c->K);
     if (ctx->cl) {
         const linattn_cl_kvstep a = {
-            .B = c->B, .T = 1, .H = c->H, .len = c->len, .cap = c->cap, .K = (int)c->K,
-            .V = (int)c->V, .scale = scale, .q = linattn_cl_arg_of(&x.q),
+            .B = c->B, .T = 1, .H = c->H, .Hq = hd.q, .len = c->len, .cap = c->cap,
+            .K = (int)c->K, .V = (int)c->V, .scale = scale, .q = linattn_cl_arg_of(&x.q),
             .k = linattn_cl_arg_of(&x.k), .v = linattn_cl_arg_of(&x.v), .o = linattn_cl_arg_of(&x.o),
         };
         rc = linattn_cl_kv_run(ctx->cl, &c->dev, &a);
     } else {
-        rc = step_cpu(ctx, c, linattn_host(&x.q), linattn_host(&x.k), linattn_host(&x.v),
-                      linattn_host(&x.o), scale);
+        rc = step_cpu(ctx, c, &x, hd.q, scale);
     }
     if (!rc) c->len++;
     return linattn_pack_end(&ps, rc);

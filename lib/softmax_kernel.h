@@ -95,14 +95,14 @@ void SOFTMAX_FWD_NAME(const linattn_softmax_fwd_job *jb)
     for (int64_t j0 = 0; j0 < kend; j0 += bk) {
         const int nb = (int)(kend - j0 < bk ? kend - j0 : bk);
         for (int j = 0; j < nb; j++) {
-            const float *kr = jb->k + (j0 + j) * jb->sqk;
+            const float *kr = jb->k + (j0 + j) * jb->sk;
             for (int c = 0; c < K; c++) Kt[(size_t)c * bk + j] = kr[c];
         }
         /* row i sees keys up to q0 + i: the first row that sees key j0 */
         for (int i = j0 > q0 ? (int)(j0 - q0) : 0; i < nq; i++) {
             const int64_t vis = q0 + i - j0 + 1;
             const int nv = (int)(vis < nb ? vis : nb);
-            const float *qr = jb->q + i * jb->sqk;
+            const float *qr = jb->q + i * jb->sq;
             for (int j = 0; j < nv; j++) s[j] = 0.0f;
             for (int c = 0; c < K; c++) {
                 const float a = qr[c], *kt = Kt + (size_t)c * bk;
@@ -129,7 +129,7 @@ void SOFTMAX_FWD_NAME(const linattn_softmax_fwd_job *jb)
     }
     for (int i = 0; i < nq; i++) {
         const float r = 1.0f / l[i];
-        float *out = jb->o + i * jb->sv;
+        float *out = jb->o + i * jb->so;
         const float *o = O + (size_t)i * V;
         SM_SIMD for (int c = 0; c < V; c++) out[c] = o[c] * r;
     }

@@ -22,16 +22,17 @@
 #define MK ((BK + TPR - 1) / TPR)          /* scores per work-item per block */
 
 /* stab: per sequence {first token (b*T + t0), tokens}; btab: per block
- * {sequence, first row}.  Row r of the block is handled by the TPR
- * work-items r*TPR .. r*TPR + TPR-1, each owning columns c, c+TPR, ... */
+ * {sequence, first row}.  q, o [.., H, *], k, v [.., Hk, *]: query head h
+ * reads key/value head h / (H / Hk).  Row r of the block is handled by the
+ * TPR work-items r*TPR .. r*TPR + TPR-1, each owning columns c, c+TPR, ... */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax_fwd(__global const long *stab, __global const long *btab, __global const float *q,
                  __global const float *k, __global const float *v, __global float *o, int H,
-                 float scale)
+                 int Hk, float scale)
 {
     __local float lq[QB * KP], lk[BK * KP], lv[BK * V], ls[QB * BK];
     const int lid = get_local_id(0), r = lid / TPR, c = lid % TPR;
-    const int g = get_group_id(0), h = get_group_id(1);
+    const int g = get_group_id(0), h = get_group_id(1), kh = h / (H / Hk);
     const long n = btab[2 * g], i0 = btab[2 * g + 1];
     const long tok0 = stab[2 * n], len = stab[2 * n + 1];
     const int nq = (int)min((long)QB, len - i0);
@@ -47,11 +48,11 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous block is consumed */
         for (int e = lid; e < BK * K; e += WG) {
             const int jj = e / K, i = e % K;
-            lk[jj * KP + i] = j0 + jj < kend ? k[((tok0 + j0 + jj) * H + h) * K + i] : 0.0f;
+            lk[jj * KP + i] = j0 + jj < kend ? k[((tok0 + j0 + jj) * Hk + kh) * K + i] : 0.0f;
         }
         for (int e = lid; e < BK * V; e += WG) {
             const int jj = e / V, i = e % V;
-            lv[e] = j0 + jj < kend ? v[((tok0 + j0 + jj) * H + h) * V + i] : 0.0f;
+            lv[e] = j0 + jj < kend ? v[((tok0 + j0 + jj) * Hk + kh) * V + i] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int m = 0; m < MK; m++) {
@@ -95,19 +96,22 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
 #define MVD ((V + VT - 1) / VT)
 #define LO (V > WG ? V : WG)
 
-/* kc [B,H,cap,K], vc [B,H,cap,V]; q [B,H,K]; keys [sp*S, min(L, sp*S+S)).
- * part [B,H,nsplit,V+2]: sum p v, then max score m, then sum p. */
+/* kc [B,H,cap,K], vc [B,H,cap,V]; q [B,Hq,K] (Hq = G H: query head h reads
+ * cache head h / G); keys [sp*S, min(L, sp*S+S)).
+ * part [B,Hq,nsplit,V+2]: sum p v, then max score m, then sum p. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax_split(__global const float *kc, __global const float *vc, __global const float *q,
-                   __global float *part, long cap, long L, int S, int nsplit, float scale)
+                   __global float *part, long cap, long L, int S, int nsplit, int H, int G,
+                   float scale)
 {
     __local float lq[K], ls[SPLIT_MAX], red[WG], lo[LO];
     const int lid = get_local_id(0), sp = get_group_id(0);
     const long row = (long)get_group_id(2) * get_num_groups(1) + get_group_id(1);
+    const long crow = (long)get_group_id(2) * H + get_group_id(1) / G;
     const long j0 = (long)sp * S;
     const int n = (int)min((long)S, L - j0);
-    __global const float *kr = kc + (row * cap + j0) * K;
-    __global const float *vr = vc + (row * cap + j0) * V;
+    __global const float *kr = kc + (crow * cap + j0) * K;
+    __global const float *vr = vc + (crow * cap + j0) * V;
     for (int i = lid; i < K; i += WG) lq[i] = q[row * K + i];
     barrier(CLK_LOCAL_MEM_FENCE);
     /* scores: TPK work-items per key, WG / TPK keys per pass */
@@ -180,7 +184,7 @@ void softmax_split(__global const float *kc, __global const float *vc, __global 
     }
 }
 
-/* o [B,H,V] = sum_s w_s part_s / sum_s w_s l_s, w_s = exp(m_s - max m) */
+/* o [B,Hq,V] = sum_s w_s part_s / sum_s w_s l_s, w_s = exp(m_s - max m) */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax_merge(__global const float *part, __global float *o, int nsplit)
 {

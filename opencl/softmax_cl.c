@@ -57,10 +57,10 @@ static int fwd(linattn_clrun *r, const linattn_cl_softmax *a, cl_kernel kern, co
                                                         NULL, NULL), "clEnqueueWriteBuffer");
     LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, bt, CL_TRUE, 0, bb, btab, 0,
                                                         NULL, NULL), "clEnqueueWriteBuffer");
-    const cl_int H = (cl_int)a->H;
+    const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk;
     const float scale = a->scale;
-    const linattn_karg args[] = {A(st), A(bt), A(q), A(k), A(v), A(o), A(H), A(scale)};
-    if ((rc = linattn_clrun_args(kern, args, 8, "softmax_fwd"))) return rc;
+    const linattn_karg args[] = {A(st), A(bt), A(q), A(k), A(v), A(o), A(H), A(Hk), A(scale)};
+    if ((rc = linattn_clrun_args(kern, args, 9, "softmax_fwd"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const size_t global[2] = {(size_t)nblk * LINATTN_CL_WG, (size_t)a->H};
     if ((rc = linattn_clrun_launch(cl, kern, 2, global, local, "softmax_fwd"))) return rc;
@@ -161,7 +161,7 @@ static int kv_step(linattn_clrun *r, linattn_cl_kv *kv, const linattn_cl_kvstep 
     const int step = a->q.host || a->q.mem;
     const cl_long L = a->len + a->T, nk = a->B * a->T * a->H * a->K, nv = a->B * a->T * a->H * a->V;
     const int64_t S = dev_split(L), nsplit = (L + S - 1) / S;
-    const size_t need = (size_t)(a->B * a->H * nsplit * (a->V + 2));
+    const size_t need = (size_t)(a->B * a->Hq * nsplit * (a->V + 2));
     if ((rc = linattn_clrun_resolve(r, &a->k, 1, &k)) || (rc = linattn_clrun_resolve(r, &a->v, 1, &v)))
         return rc;
     if (step && ((rc = linattn_clrun_resolve(r, &a->q, 1, &q)) ||
@@ -182,16 +182,17 @@ static int kv_step(linattn_clrun *r, linattn_cl_kv *kv, const linattn_cl_kvstep 
     const size_t total = (size_t)(nk + nv);
     if ((rc = linattn_clrun_launch(cl, kn[K_APPEND], 1, &total, NULL, "kv_append"))) return rc;
     if (!step) return LINATTN_OK;
-    const cl_int Si = (cl_int)S, ns = (cl_int)nsplit;
+    const cl_int Si = (cl_int)S, ns = (cl_int)nsplit, G = (cl_int)(a->Hq / a->H);
     const float scale = a->scale;
-    const linattn_karg as[] = {A(kc), A(vc), A(q), A(part), A(cap), A(L), A(Si), A(ns), A(scale)};
-    if ((rc = linattn_clrun_args(kn[K_SPLIT], as, 9, "softmax_split"))) return rc;
+    const linattn_karg as[] = {A(kc), A(vc), A(q), A(part), A(cap), A(L), A(Si), A(ns), A(H),
+                               A(G), A(scale)};
+    if ((rc = linattn_clrun_args(kn[K_SPLIT], as, 11, "softmax_split"))) return rc;
     const size_t local[3] = {LINATTN_CL_WG, 1, 1};
-    const size_t gs[3] = {(size_t)nsplit * LINATTN_CL_WG, (size_t)a->H, (size_t)a->B};
+    const size_t gs[3] = {(size_t)nsplit * LINATTN_CL_WG, (size_t)a->Hq, (size_t)a->B};
     if ((rc = linattn_clrun_launch(cl, kn[K_SPLIT], 3, gs, local, "softmax_split"))) return rc;
     const linattn_karg am[] = {A(part), A(o), A(ns)};
     if ((rc = linattn_clrun_args(kn[K_MERGE], am, 3, "softmax_merge"))) return rc;
-    const size_t gm[3] = {LINATTN_CL_WG, (size_t)a->H, (size_t)a->B};
+    const size_t gm[3] = {LINATTN_CL_WG, (size_t)a->Hq, (size_t)a->B};
     if ((rc = linattn_clrun_launch(cl, kn[K_MERGE], 3, gm, local, "softmax_merge"))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }

@@ -64,8 +64,8 @@ static int call(linattn_ctx *c, const linattn_op_info *op, const linattn_tensor 
     if (!op->cache || !c) return linattn_op_call(c, op, &a);
     int64_t dims[LINATTN_OP_LETTERS];
     fixture_dims(op, dims);
-    const int64_t B = dims['B' - 'A'], H = dims['H' - 'A'], K = dims['K' - 'A'],
-                  V = dims['V' - 'A'];
+    const int64_t B = dims['B' - 'A'], H = dims['J' - 'A'], K = dims['K' - 'A'],
+                  V = dims['V' - 'A']; /* the cache holds the key/value heads */
     int rc = linattn_kvcache_create(c, B, H, K, V, 8, &a.cache);
     ck_assert_int_eq(rc, 0);
     float *kb = tu_alloc((size_t)(B * 3 * H * K)), *vb = tu_alloc((size_t)(B * 3 * H * V));

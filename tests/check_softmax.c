@@ -89,15 +89,22 @@ static void naive(const prob *p, const int64_t *cu, int64_t nseq, double scale, 
     free(acc);
 }
 
-/* Token t of every batch row as [B,H,*] arrays. */
-static void gather(const prob *p, int64_t t, float *q, float *k, float *v)
+/* Token t of every batch row as [B,H,*] arrays: q from p, k and v from pk
+ * and pv [B,T,Hk,*] (p's own k and v with Hk = H). */
+static void gather_kv(const prob *p, const float *pk, const float *pv, int64_t Hk, int64_t t,
+                      float *q, float *k, float *v)
 {
     const int64_t H = p->H, K = p->K, V = p->V;
     for (int64_t b = 0; b < p->B; b++) {
         memcpy(q + b * H * K, p->q + (b * p->T + t) * H * K, sizeof(float) * H * K);
-        memcpy(k + b * H * K, p->k + (b * p->T + t) * H * K, sizeof(float) * H * K);
-        memcpy(v + b * H * V, p->v + (b * p->T + t) * H * V, sizeof(float) * H * V);
+        memcpy(k + b * Hk * K, pk + (b * p->T + t) * Hk * K, sizeof(float) * Hk * K);
+        memcpy(v + b * Hk * V, pv + (b * p->T + t) * Hk * V, sizeof(float) * Hk * V);
     }
+}
+
+static void gather(const prob *p, int64_t t, float *q, float *k, float *v)
+{
+    gather_kv(p, p->k, p->v, p->H, t, q, k, v);
 }
 
 static void scatter(const prob *p, int64_t t, const float *o, float *out)
@@ -107,19 +114,21 @@ static void scatter(const prob *p, int64_t t, const float *o, float *out)
                sizeof(float) * p->H * p->V);
 }
 
-/* Decode tokens [t0, T) of p by steps on cache c into out (rows of those tokens). */
-static void steps(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, int64_t t0, float *out,
-                  const linattn_softmax_opts *opts)
+/* Decode tokens [t0, T) of p by steps on cache c into out (rows of those
+ * tokens), k and v from pk and pv [B,T,Hk,*]. */
+static void steps_kv(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, const float *pk,
+                     const float *pv, int64_t Hk, int64_t t0, float *out,
+                     const linattn_softmax_opts *opts)
 {
     const int64_t B = p->B, H = p->H, K = p->K, V = p->V;
-    float *q = tu_alloc(B * H * K), *k = tu_alloc(B * H * K), *v = tu_alloc(B * H * V);
+    float *q = tu_alloc(B * H * K), *k = tu_alloc(B * Hk * K), *v = tu_alloc(B * Hk * V);
     float *o = tu_alloc(B * H * V);
     for (int64_t t = t0; t < p->T; t++) {
-        gather(p, t, q, k, v);
+        gather_kv(p, pk, pv, Hk, t, q, k, v);
         tu_poison(o, B * H * V);
         linattn_softmax_step_io s = {
-            .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(k, B, H, K),
-            .v = linattn_tensor_3d(v, B, H, V), .o = linattn_tensor_3d(o, B, H, V)};
+            .q = linattn_tensor_3d(q, B, H, K), .k = linattn_tensor_3d(k, B, Hk, K),
+            .v = linattn_tensor_3d(v, B, Hk, V), .o = linattn_tensor_3d(o, B, H, V)};
         ck_assert_msg(linattn_softmax_step(ctx, c, &s, opts) == 0, "step %lld: %s", (long long)t,
                       linattn_last_error());
         ck_assert_int_eq(linattn_kvcache_length(c), t + 1);
@@ -128,20 +137,32 @@ static void steps(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, int64_t t
     free(q); free(k); free(v); free(o);
 }
 
-/* Append tokens [0, t1) of p (all batch rows) to c. */
-static int append(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, int64_t t1)
+static void steps(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, int64_t t0, float *out,
+                  const linattn_softmax_opts *opts)
 {
-    const int64_t B = p->B, H = p->H, K = p->K, V = p->V;
+    steps_kv(ctx, c, p, p->k, p->v, p->H, t0, out, opts);
+}
+
+/* Append tokens [0, t1) of pk and pv [B,T,H,*] (all batch rows) to c. */
+static int append_kv(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, const float *pk,
+                     const float *pv, int64_t H, int64_t t1)
+{
+    const int64_t B = p->B, K = p->K, V = p->V;
     float *k = tu_alloc(B * t1 * H * K), *v = tu_alloc(B * t1 * H * V);
     for (int64_t b = 0; b < B; b++) {
-        memcpy(k + b * t1 * H * K, p->k + b * p->T * H * K, sizeof(float) * t1 * H * K);
-        memcpy(v + b * t1 * H * V, p->v + b * p->T * H * V, sizeof(float) * t1 * H * V);
+        memcpy(k + b * t1 * H * K, pk + b * p->T * H * K, sizeof(float) * t1 * H * K);
+        memcpy(v + b * t1 * H * V, pv + b * p->T * H * V, sizeof(float) * t1 * H * V);
     }
     const linattn_tensor tk = linattn_tensor_4d(k, B, t1, H, K), tv = linattn_tensor_4d(v, B, t1, H, V);
     const int rc = linattn_kvcache_append(ctx, c, &tk, &tv);
     free(k);
     free(v);
     return rc;
+}
+
+static int append(linattn_ctx *ctx, linattn_kvcache *c, const prob *p, int64_t t1)
+{
+    return append_kv(ctx, c, p, p->k, p->v, p->H, t1);
 }
 
 /* ---- the oracle itself ------------------------------------------------- */
@@ -486,6 +507,211 @@ START_TEST(test_buffers)
 }
 END_TEST
 
+/* outputs poisoned with SENT must keep it; a refusal's message names the argument */
+#define SENT 12345.0f
+static int untouched(const float *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (o[i] != SENT) return 0;
+    return 1;
+}
+
+static void expect(int rc, int want, const char *word)
+{
+    ck_assert_msg(rc == want, "%s: got %d (%s), want %d", word, rc, linattn_last_error(), want);
+    ck_assert_msg(strstr(linattn_last_error(), word) != NULL, "message \"%s\" lacks \"%s\"",
+                  linattn_last_error(), word);
+}
+
+/* ---- grouped query heads ------------------------------------------------- */
+
+/* Hq = G Hk query heads over Hk key/value heads: a prob of Hq heads whose k
+ * and v are kh and vh [B,T,Hk,*] repeated by hand (query head h gets
+ * key/value head h / G, as repeat_interleave). */
+typedef struct gqa {
+    prob p;
+    float *kh, *vh;
+    int64_t Hk;
+} gqa;
+
+static void gqa_make(gqa *g, int64_t B, int64_t T, int64_t Hk, int64_t G, int64_t K, int64_t V)
+{
+    prob *p = &g->p;
+    prob_make(p, B, T, Hk * G, K, V, 2);
+    g->Hk = Hk;
+    g->kh = tu_alloc(B * T * Hk * K);
+    g->vh = tu_alloc(B * T * Hk * V);
+    tu_fill(g->kh, B * T * Hk * K, -1, 1);
+    tu_fill(g->vh, B * T * Hk * V, -1, 1);
+    for (int64_t r = 0; r < B * T; r++)
+        for (int64_t h = 0; h < p->H; h++) {
+            memcpy(p->k + (r * p->H + h) * K, g->kh + (r * Hk + h / G) * K, sizeof(float) * K);
+            memcpy(p->v + (r * p->H + h) * V, g->vh + (r * Hk + h / G) * V, sizeof(float) * V);
+        }
+}
+
+static void gqa_free(gqa *g)
+{
+    prob_free(&g->p);
+    free(g->kh);
+    free(g->vh);
+}
+
+/* The forward with k and v of Hk heads into o (poisoned first). */
+static int fwd_gqa(linattn_ctx *c, const gqa *g, float *o, const int64_t *cu, int64_t nseq)
+{
+    const prob *p = &g->p;
+    tu_poison(o, nout(p));
+    linattn_softmax_io io = {
+        .q = linattn_tensor_4d(p->q, p->B, p->T, p->H, p->K),
+        .k = linattn_tensor_4d(g->kh, p->B, p->T, g->Hk, p->K),
+        .v = linattn_tensor_4d(g->vh, p->B, p->T, g->Hk, p->V),
+        .o = linattn_tensor_4d(o, p->B, p->T, p->H, p->V),
+        .cu_seqlens = cu, .n_seqs = cu ? nseq : 0};
+    return linattn_softmax_forward(c, &io, NULL);
+}
+
+typedef struct gqa_case { int64_t B, T, Hk, G, K, V; int packed; } gqa_case;
+static const gqa_case GQA[] = {
+    {2, 70, 2, 2, 16, 8, 0}, {3, 41, 1, 4, 32, 24, 0}, {1, 90, 2, 4, 64, 40, 1},
+    {2, 150, 3, 2, 128, 128, 0},
+};
+#define NGQA ((int)(sizeof GQA / sizeof *GQA))
+
+/* grouped heads equal k and v repeated by hand, bit for bit on each backend:
+ * the forward (B > 1, packed sequences) and the steps over a cache of Hk
+ * heads prefilled by append; the repeated runs are checked against the
+ * reference so that both are really written */
+START_TEST(test_gqa_is_repeated)
+{
+    const gqa_case *gc = &GQA[_i];
+    gqa g;
+    gqa_make(&g, gc->B, gc->T, gc->Hk, gc->G, gc->K, gc->V);
+    const prob *p = &g.p;
+    const int64_t cu[4] = {0, gc->T / 3, gc->T / 3 + 1, gc->T}, H = p->H, t1 = gc->T / 2;
+    const int64_t *c = gc->packed ? cu : NULL;
+    const size_t no = nout(p);
+    float *want = tu_alloc(no), *o0 = tu_alloc(no), *o1 = tu_alloc(no);
+    float *sw = tu_alloc(no), *s0 = tu_alloc(no), *s1 = tu_alloc(no);
+    linattn_ctx *ref = tu_ctx("ref", 2);
+    ck_assert_int_eq(fwd(ref, p, want, c, 3, NULL), 0);
+    linattn_kvcache *kc;
+    ck_assert_int_eq(linattn_kvcache_create(ref, p->B, H, p->K, p->V, 0, &kc), 0);
+    steps(ref, kc, p, 0, sw, NULL);
+    linattn_kvcache_destroy(kc);
+    linattn_ctx_destroy(ref);
+    const char *isas[8];
+    const int n = tu_isas(isas, 8);
+    for (int i = 0; i <= n; i++) {
+        const char *isa = i < n ? isas[i] : "ref";
+        linattn_ctx *x = tu_ctx(isa, 2);
+        /* forward */
+        ck_assert_int_eq(fwd(x, p, o0, c, 3, NULL), 0);
+        double e = tu_relerr(o0, want, no);
+        ck_assert_msg(e < TOL, "%s case %d: repeated forward vs reference %g", isa, _i, e);
+        ck_assert_msg(fwd_gqa(x, &g, o1, c, 3) == 0, "%s: %s", isa, linattn_last_error());
+        ck_assert_msg(!memcmp(o0, o1, sizeof(float) * no), "%s case %d: forward, grouped heads",
+                      isa, _i);
+        /* steps: a cache of H heads fed the repeated k, v; one of Hk heads */
+        linattn_kvcache *cr, *cg;
+        ck_assert_int_eq(linattn_kvcache_create(x, p->B, H, p->K, p->V, 0, &cr), 0);
+        ck_assert_int_eq(linattn_kvcache_create(x, p->B, g.Hk, p->K, p->V, 0, &cg), 0);
+        ck_assert_int_eq(append(x, cr, p, t1), 0);
+        ck_assert_int_eq(append_kv(x, cg, p, g.kh, g.vh, g.Hk, t1), 0);
+        tu_poison(s0, no);
+        tu_poison(s1, no);
+        steps(x, cr, p, t1, s0, NULL);
+        steps_kv(x, cg, p, g.kh, g.vh, g.Hk, t1, s1, NULL);
+        for (int64_t b = 0; b < p->B; b++) {
+            const size_t off = (size_t)((b * p->T + t1) * H * p->V);
+            const size_t cnt = (size_t)((p->T - t1) * H * p->V);
+            e = tu_relerr(s0 + off, sw + off, cnt);
+            ck_assert_msg(e < TOL, "%s case %d: repeated steps vs reference %g", isa, _i, e);
+            ck_assert_msg(!memcmp(s0 + off, s1 + off, sizeof(float) * cnt),
+                          "%s case %d: steps, grouped heads, batch row %lld", isa, _i,
+                          (long long)b);
+        }
+        linattn_kvcache_destroy(cr);
+        linattn_kvcache_destroy(cg);
+        linattn_ctx_destroy(x);
+    }
+    free(want); free(o0); free(o1); free(sw); free(s0); free(s1);
+    gqa_free(&g);
+}
+END_TEST
+
+/* query heads not a multiple of the key/value heads, k and v with different
+ * heads, a cache of other heads: refused naming the argument, nothing
+ * written, the cache's length kept */
+START_TEST(test_gqa_bad_heads)
+{
+    const int64_t B = 2, T = 5, K = 8, V = 4, Hk = 2;
+    gqa g;
+    gqa_make(&g, B, T, Hk, 2, K, V); /* q has 4 heads; kh, vh 2 */
+    const prob *p = &g.p;
+    float o[B * T * 4 * V], so[B * 4 * V];
+    for (size_t i = 0; i < sizeof o / sizeof *o; i++) o[i] = SENT;
+    for (size_t i = 0; i < sizeof so / sizeof *so; i++) so[i] = SENT;
+    const char *isas[8];
+    const int n = tu_isas(isas, 8);
+    for (int i = 0; i <= n; i++) {
+        linattn_ctx *x = tu_ctx(i < n ? isas[i] : "ref", 1);
+        const linattn_softmax_io io = {
+            .q = linattn_tensor_4d(p->q, B, T, 4, K), .k = linattn_tensor_4d(g.kh, B, T, Hk, K),
+            .v = linattn_tensor_4d(g.vh, B, T, Hk, V), .o = linattn_tensor_4d(o, B, T, 4, V)};
+        linattn_softmax_io bad = io;
+        bad.q.shape[2] = 3; /* 3 query heads over 2 */
+        bad.o.shape[2] = 3;
+        expect(linattn_softmax_forward(x, &bad, NULL), LINATTN_ESHAPE, "q");
+        bad = io;
+        bad.v.shape[2] = 4; /* v's heads (4, q's) differ from k's (2): v named */
+        bad.v.data = p->v;
+        expect(linattn_softmax_forward(x, &bad, NULL), LINATTN_ESHAPE, "v");
+        bad = io;
+        bad.k.shape[2] = 4; /* k's 4 heads over v's 2 */
+        bad.k.data = p->k;
+        expect(linattn_softmax_forward(x, &bad, NULL), LINATTN_ESHAPE, "k");
+        bad = io;
+        bad.o.shape[2] = Hk; /* o has q's heads */
+        expect(linattn_softmax_forward(x, &bad, NULL), LINATTN_ESHAPE, "o");
+        ck_assert(untouched(o, sizeof o / sizeof *o));
+        /* the step: a cache of 2 heads holding 2 tokens */
+        linattn_kvcache *c;
+        ck_assert_int_eq(linattn_kvcache_create(x, B, Hk, K, V, 0, &c), 0);
+        ck_assert_int_eq(append_kv(x, c, p, g.kh, g.vh, Hk, 2), 0);
+        float q[B * 4 * K], k[B * 4 * K], v[B * 4 * V];
+        gather_kv(p, g.kh, g.vh, Hk, 2, q, k, v);
+        const linattn_softmax_step_io s = {
+            .q = linattn_tensor_3d(q, B, 4, K), .k = linattn_tensor_3d(k, B, Hk, K),
+            .v = linattn_tensor_3d(v, B, Hk, V), .o = linattn_tensor_3d(so, B, 4, V)};
+        linattn_softmax_step_io sb = s;
+        sb.q.shape[1] = 3;
+        sb.o.shape[1] = 3;
+        expect(linattn_softmax_step(x, c, &sb, NULL), LINATTN_ESHAPE, "q");
+        sb = s;
+        sb.v.shape[1] = 4;
+        expect(linattn_softmax_step(x, c, &sb, NULL), LINATTN_ESHAPE, "v");
+        sb = s;
+        sb.k.shape[1] = 1; /* k and v of 1 head: grouped heads, but not the cache's */
+        sb.v.shape[1] = 1;
+        expect(linattn_softmax_step(x, c, &sb, NULL), LINATTN_ESHAPE, "k");
+        sb = s;
+        sb.o.shape[1] = Hk;
+        expect(linattn_softmax_step(x, c, &sb, NULL), LINATTN_ESHAPE, "o");
+        ck_assert(untouched(so, sizeof so / sizeof *so));
+        ck_assert_int_eq(linattn_kvcache_length(c), 2);
+        /* and a good grouped step after all that */
+        ck_assert_msg(linattn_softmax_step(x, c, &s, NULL) == 0, "%s", linattn_last_error());
+        ck_assert_int_eq(linattn_kvcache_length(c), 3);
+        ck_assert(!untouched(so, sizeof so / sizeof *so));
+        for (size_t j = 0; j < sizeof so / sizeof *so; j++) so[j] = SENT;
+        linattn_kvcache_destroy(c);
+        linattn_ctx_destroy(x);
+    }
+    gqa_free(&g);
+}
+END_TEST
+
 /* ---- the cache's bookkeeping -------------------------------------------- */
 
 START_TEST(test_cache_api)
@@ -533,21 +759,6 @@ START_TEST(test_cache_api)
 END_TEST
 
 /* ---- the argument contract ------------------------------------------------ */
-
-#define SENT 12345.0f
-static int untouched(const float *o, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (o[i] != SENT) return 0;
-    return 1;
-}
-
-static void expect(int rc, int want, const char *word)
-{
-    ck_assert_msg(rc == want, "%s: got %d (%s), want %d", word, rc, linattn_last_error(), want);
-    ck_assert_msg(strstr(linattn_last_error(), word) != NULL, "message \"%s\" lacks \"%s\"",
-                  linattn_last_error(), word);
-}
 
 START_TEST(test_bad_args)
 {
@@ -694,6 +905,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_long_cache, 0, 7);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_buffers);
+    tcase_add_loop_test(tc, test_gqa_is_repeated, 0, NGQA);
+    tcase_add_test(tc, test_gqa_bad_heads);
     tcase_add_test(tc, test_cache_api);
     tcase_add_test(tc, test_bad_args);
     suite_add_tcase(s, tc);

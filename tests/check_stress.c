@@ -73,7 +73,7 @@ static void job_chunk(job *j, int chunk)
  * capacity cap (0: it grows while stepping). */
 static void job_prefill(job *j, int64_t P, int64_t cap)
 {
-    const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['H' - 'A'];
+    const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['J' - 'A']; /* key/value heads */
     j->P = P;
     j->cap = cap;
     j->pk = tu_alloc(B * P * H * d['K' - 'A']);
@@ -108,7 +108,7 @@ static int job_run(linattn_ctx *ctx, const job *j, float *out)
     /* a cache of this call's own: one call at a time per cache (linattn_softmax(3)) */
     int rc = 0;
     if (op->cache) {
-        const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['H' - 'A'];
+        const int64_t *d = j->p.dims, B = d['B' - 'A'], H = d['J' - 'A'];
         rc = linattn_kvcache_create(ctx, B, H, d['K' - 'A'], d['V' - 'A'], j->cap, &a.cache);
         if (rc) return rc;
         const linattn_tensor pk = linattn_tensor_4d(j->pk, B, j->P, H, d['K' - 'A']);

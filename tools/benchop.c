@@ -132,7 +132,7 @@ static int make_fused(bench_op *s, const int64_t *dims, const int *idx, unsigned
 static int fill_cache(bench_op *s, const int64_t dims[LINATTN_OP_LETTERS], int64_t L,
                       unsigned *seed)
 {
-    const int64_t B = D('B'), H = D('H'), K = D('K'), V = D('V');
+    const int64_t B = D('B'), H = D('J'), K = D('K'), V = D('V'); /* key/value heads */
     if (linattn_kvcache_create(s->ctx, B, H, K, V, L + 1, &s->a.cache)) return -1;
     int rc = 0;
     for (int64_t t0 = 0; t0 < L && !rc; t0 += FILL) {
