@@ -32,7 +32,7 @@ const char *linattn_strerror(int status)
     case LINATTN_ENOMEM: return "LINATTN_ENOMEM: out of memory";
     case LINATTN_EUNSUPPORTED: return "LINATTN_EUNSUPPORTED: not available here";
     case LINATTN_EIO: return "LINATTN_EIO: input/output error";
-    case LINATTN_EFORMAT: return "LINATTN_EFORMAT: not a float32 little-endian C-order .npy file";
+    case LINATTN_EFORMAT: return "LINATTN_EFORMAT: not a float32 or float16 little-endian C-order .npy file";
     case LINATTN_EINVAL: return "LINATTN_EINVAL: invalid argument";
     case LINATTN_ENODEV: return "LINATTN_ENODEV: no OpenCL runtime or usable device";
     case LINATTN_EDEVICE: return "LINATTN_EDEVICE: OpenCL device call failed";

@@ -56,7 +56,7 @@ typedef enum linattn_status {
     LINATTN_ENOMEM = -8,       /* memory allocation failed */
     LINATTN_EUNSUPPORTED = -9, /* backend, ISA or feature not available */
     LINATTN_EIO = -10,         /* file could not be opened, read or written */
-    LINATTN_EFORMAT = -11,     /* file is not a float32 little-endian C-order .npy */
+    LINATTN_EFORMAT = -11,     /* file is not a '<f4' or '<f2' C-order .npy */
     LINATTN_EINVAL = -12,      /* any other invalid argument */
     LINATTN_ENODEV = -13,      /* no OpenCL runtime or no usable OpenCL device */
     LINATTN_EDEVICE = -14      /* an OpenCL call failed (program build, launch,
@@ -661,26 +661,34 @@ LINATTN_API int linattn_op_rank(const linattn_op_info *op, int i,
 LINATTN_API int linattn_op_call(linattn_ctx *ctx, const linattn_op_info *op,
                                 const linattn_op_args *args);
 
-/* ---- .npy files (float32, little-endian, C order) ---------------------- */
+/* ---- .npy files (float32 or float16, little-endian, C order) ---------- */
 
-/* An array owned by the library (free with linattn_array_free). */
+/* An array owned by the library (free with linattn_array_free).  data is
+ * float32 whatever the file held: '<f2' elements are widened exactly. */
 typedef struct linattn_array {
     float *data;
     int ndim;
     int64_t shape[8];
     size_t count; /* number of elements */
+    linattn_dtype file_dtype; /* the file's elements: LINATTN_F32 ('<f4') or LINATTN_F16 ('<f2') */
 } linattn_array;
 
 /* Parse a .npy image held in memory / read a .npy file.  Anything but
- * '<f4' (little-endian float32), fortran_order False,
- * at most 8 dimensions whose nonzero ones multiply to at most SIZE_MAX/4
- * elements, exact payload size, is rejected with LINATTN_EFORMAT.  On
- * failure *out is left zeroed.  Safe on untrusted bytes (fuzzed: make fuzz). */
+ * '<f4' (little-endian float32) or '<f2' (little-endian float16),
+ * fortran_order False, at most 8 dimensions whose nonzero ones multiply to
+ * at most SIZE_MAX/4 elements, exact payload size, is rejected with
+ * LINATTN_EFORMAT.  On failure *out is left zeroed.  Safe on untrusted
+ * bytes (fuzzed: make fuzz). */
 LINATTN_API int linattn_npy_parse(const void *buf, size_t len, linattn_array *out);
 LINATTN_API int linattn_npy_load(const char *path, linattn_array *out);
-/* Write data with the given shape as a version 1.0 .npy file. */
+/* Write data with the given shape as a version 1.0 .npy file ('<f4'). */
 LINATTN_API int linattn_npy_save(const char *path, const float *data, int ndim,
                                  const int64_t *shape);
+/* The same for data of any dtype: f16 as '<f2' (its bits unchanged), f32
+ * as '<f4', bf16 as '<f4' holding its values exactly (NumPy has no
+ * bfloat16; linattn(3), .npy files). */
+LINATTN_API int linattn_npy_save_dtype(const char *path, const void *data, linattn_dtype dtype,
+                                       int ndim, const int64_t *shape);
 LINATTN_API void linattn_array_free(linattn_array *a);
 /* View an array as a tensor (fails with LINATTN_ESHAPE past 4 dims). */
 LINATTN_API int linattn_array_tensor(const linattn_array *a, linattn_tensor *t);

@@ -1,4 +1,5 @@
-/* linattn - .npy reader and writer (float32, little-endian, C order only).
+/* linattn - .npy reader and writer (float32 '<f4' and float16 '<f2',
+ * little-endian, C order only; arrays are float32 in memory).
  * The parser takes untrusted bytes: every length and number is bounded, and
  * anything it does not understand is rejected with LINATTN_EFORMAT. */
 #include <errno.h>
@@ -93,9 +94,11 @@ static int parse_header(const char *who, const char *h, size_t len, linattn_arra
         if (!read_str(&c, key, sizeof key) || !eat(&c, ':')) return bad(who, "malformed header");
         if (!strcmp(key, "descr")) {
             if (!read_str(&c, val, sizeof val)) return bad(who, "malformed descr");
-            if (strcmp(val, "<f4"))
-                return linattn_fail(LINATTN_EFORMAT, "%s: dtype '%s' (need '<f4', float32 "
-                                    "little-endian)", who, val);
+            if (!strcmp(val, "<f4")) a->file_dtype = LINATTN_F32;
+            else if (!strcmp(val, "<f2")) a->file_dtype = LINATTN_F16;
+            else
+                return linattn_fail(LINATTN_EFORMAT, "%s: dtype '%s' (need '<f4' or '<f2', "
+                                    "float32 or float16 little-endian)", who, val);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order")) {
             if (read_word(&c, "True")) return bad(who, "fortran_order True (need C order)");
@@ -163,12 +166,17 @@ static int read_header(const char *who, const char *h, size_t hlen, linattn_arra
     return LINATTN_OK;
 }
 
+/* Bytes of one element in the file: 4 ('<f4') or 2 ('<f2'). */
+static size_t file_size(const linattn_array *a) { return a->file_dtype == LINATTN_F16 ? 2 : 4; }
+
 /* The payload present must be the one the shape needs. */
 static int check_payload(const char *who, uint64_t have, const linattn_array *a)
 {
-    if (have != (uint64_t)a->count * 4)
-        return linattn_fail(LINATTN_EFORMAT, "%s: payload is %llu bytes, shape needs %llu", who,
-                            (unsigned long long)have, (unsigned long long)a->count * 4);
+    const uint64_t need = (uint64_t)a->count * file_size(a);
+    if (have != need)
+        return linattn_fail(LINATTN_EFORMAT, "%s: payload is %llu bytes, shape needs %llu (%s)",
+                            who, (unsigned long long)have, (unsigned long long)need,
+                            a->file_dtype == LINATTN_F16 ? "'<f2'" : "'<f4'");
     return LINATTN_OK;
 }
 
@@ -185,11 +193,18 @@ static int alloc_data(const char *who, linattn_array *a)
                         who, (unsigned long long)a->count * 4, dims);
 }
 
-/* Little-endian bytes at src to the host's floats (src may be dst). */
-static void from_le(float *dst, const void *src, size_t count)
+/* The payload's little-endian elements at src (of the array's file dtype)
+ * to the host's floats, f16 widened exactly; src may be dst (the f16 pass
+ * runs backwards, so that each element is read before a float overwrites it). */
+static void from_le(const linattn_array *a, float *dst, const void *src)
 {
     const unsigned char *b = src;
-    for (size_t i = 0; i < count; i++) {
+    if (a->file_dtype == LINATTN_F16) {
+        for (size_t i = a->count; i-- > 0;)
+            dst[i] = linattn_f16_to_f32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+        return;
+    }
+    for (size_t i = 0; i < a->count; i++) {
         const uint32_t u = le32(b + 4 * i);
         memcpy(&dst[i], &u, sizeof u);
     }
@@ -211,7 +226,7 @@ int linattn_npy_parse(const void *buf, size_t len, linattn_array *out)
     if ((rc = read_header(who, (const char *)b + hoff, hlen, &a))) return rc;
     const size_t off = hoff + hlen;
     if ((rc = check_payload(who, len - off, &a)) || (rc = alloc_data(who, &a))) return rc;
-    from_le(a.data, b + off, a.count);
+    from_le(&a, a.data, b + off);
     *out = a;
     return LINATTN_OK;
 }
@@ -253,8 +268,8 @@ static int load_file(const char *path, FILE *f, linattn_array *a)
     free(h);
     if (!rc) rc = check_payload(path, size - hoff - hlen, a);
     if (!rc) rc = alloc_data(path, a);
-    if (!rc) rc = read_exact(path, f, a->data, a->count * sizeof(float));
-    if (!rc) from_le(a->data, a->data, a->count);
+    if (!rc) rc = read_exact(path, f, a->data, a->count * file_size(a));
+    if (!rc) from_le(a, a->data, a->data);
     return rc;
 }
 
@@ -277,12 +292,41 @@ int linattn_npy_load(const char *path, linattn_array *out)
     return LINATTN_OK;
 }
 
-int linattn_npy_save(const char *path, const float *data, int ndim, const int64_t *shape)
+/* One element of data (dtype) as little-endian bytes of the file's type
+ * ('<f2' for f16, '<f4' otherwise, bf16 widened exactly); returns the bytes. */
+static size_t to_le(const void *data, linattn_dtype dtype, size_t i, unsigned char *b)
+{
+    uint32_t u;
+    if (dtype == LINATTN_F16) {
+        uint16_t h;
+        memcpy(&h, (const char *)data + 2 * i, sizeof h);
+        b[0] = h & 0xff;
+        b[1] = (unsigned char)(h >> 8);
+        return 2;
+    }
+    if (dtype == LINATTN_BF16) {
+        uint16_t h;
+        memcpy(&h, (const char *)data + 2 * i, sizeof h);
+        u = (uint32_t)h << 16;
+    } else {
+        memcpy(&u, (const float *)data + i, sizeof u);
+    }
+    b[0] = u & 0xff;
+    b[1] = (u >> 8) & 0xff;
+    b[2] = (u >> 16) & 0xff;
+    b[3] = (unsigned char)(u >> 24);
+    return 4;
+}
+
+int linattn_npy_save_dtype(const char *path, const void *data, linattn_dtype dtype, int ndim,
+                           const int64_t *shape)
 {
     char hdr[512];
     int n;
     if (!path || !data || (ndim > 0 && !shape))
         return linattn_fail(LINATTN_ENULL, "npy: path, data or shape is NULL");
+    if (!linattn_dtype_name(dtype))
+        return linattn_fail(LINATTN_EINVAL, "npy: unknown dtype %d", (int)dtype);
     if (ndim < 0 || ndim > NPY_MAX_DIMS)
         return linattn_fail(LINATTN_ESHAPE, "npy: rank %d (must be 0..%d)", ndim, NPY_MAX_DIMS);
     uint64_t count = 1;
@@ -292,7 +336,8 @@ int linattn_npy_save(const char *path, const float *data, int ndim, const int64_
             return linattn_fail(LINATTN_EOVERFLOW, "npy: shape too large");
         count *= (uint64_t)shape[d];
     }
-    n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                 dtype == LINATTN_F16 ? "<f2" : "<f4");
     for (int d = 0; d < ndim; d++)
         n += snprintf(hdr + n, sizeof hdr - n, "%lld,%s", (long long)shape[d],
                       d + 1 < ndim ? " " : "");
@@ -306,10 +351,9 @@ int linattn_npy_save(const char *path, const float *data, int ndim, const int64_
                              (unsigned char)(n & 0xff), (unsigned char)(n >> 8)};
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n;
     for (size_t i = 0; ok && i < count; i++) {
-        uint32_t u;
-        memcpy(&u, &data[i], sizeof u);
-        const unsigned char b[4] = {u & 0xff, (u >> 8) & 0xff, (u >> 16) & 0xff, u >> 24};
-        ok = fwrite(b, 1, 4, f) == 4;
+        unsigned char b[4];
+        const size_t nb = to_le(data, dtype, i, b);
+        ok = fwrite(b, 1, nb, f) == nb;
     }
     int err = ok ? 0 : errno; /* the first failure's reason (a full disk shows at fclose) */
     if (fclose(f) != 0 && ok) {
@@ -318,6 +362,11 @@ int linattn_npy_save(const char *path, const float *data, int ndim, const int64_
     }
     if (!ok) return linattn_fail(LINATTN_EIO, "%s: write error: %s", path, strerror(err));
     return LINATTN_OK;
+}
+
+int linattn_npy_save(const char *path, const float *data, int ndim, const int64_t *shape)
+{
+    return linattn_npy_save_dtype(path, data, LINATTN_F32, ndim, shape);
 }
 
 void linattn_array_free(linattn_array *a)

@@ -1,6 +1,7 @@
 /* linattn tests - the .npy reader and writer, and hostile files. */
 #include <check.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,205 @@ START_TEST(test_save_names_reason)
 }
 END_TEST
 
+/* ---- '<f2' (float16) files ---------------------------------------------- */
+
+/* A .npy image whose payload is the n float16 patterns h, little-endian. */
+static size_t image16(unsigned char *b, int version, const char *hdr, const uint16_t *h,
+                      size_t n)
+{
+    const size_t off = image(b, version, hdr, 0);
+    for (size_t i = 0; i < n; i++) {
+        b[off + 2 * i] = (unsigned char)(h[i] & 0xff);
+        b[off + 2 * i + 1] = (unsigned char)(h[i] >> 8);
+    }
+    return off + 2 * n;
+}
+
+/* The value of a float16 pattern, worked out here from the format's
+ * definition (not by the library's converter). */
+static double f16_value(uint16_t h)
+{
+    const int sign = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v;
+    if (e == 31) v = m ? NAN : INFINITY;
+    else if (e == 0) v = ldexp((double)m, -24);
+    else v = ldexp((double)(1024 + m), e - 25);
+    return sign ? -v : v;
+}
+
+/* zeros of both signs, subnormals, normals, the extremes, Inf, NaN */
+static const uint16_t F16S[12] = {0x0000, 0x8000, 0x0001, 0x03ff, 0x0400, 0x3c00,
+                                  0xc000, 0x7bff, 0x7c00, 0xfc00, 0x7e00, 0x3555};
+
+static void assert_f16_values(const linattn_array *a, const uint16_t *h, size_t n)
+{
+    ck_assert_int_eq(a->file_dtype, LINATTN_F16);
+    ck_assert_uint_eq(a->count, n);
+    for (size_t i = 0; i < n; i++) {
+        const double want = f16_value(h[i]);
+        if (isnan(want)) {
+            ck_assert_msg(isnan(a->data[i]), "element %zu: %g, want NaN", i, a->data[i]);
+            continue;
+        }
+        ck_assert_msg((double)a->data[i] == want && !signbit(a->data[i]) == !signbit(want),
+                      "element %zu (0x%04x): %.9g, want %.9g", i, h[i], a->data[i], want);
+    }
+}
+
+START_TEST(test_parse_f16)
+{
+    /* '<f2' files load widened exactly to float32, under every header form
+     * that '<f4' files may take (NumPy has written '<f2' for float16 since
+     * its first .npy format); the loader refused them before. */
+    static const struct { int version; const char *hdr; size_t n; } ok[] = {
+        {1, "{'descr': '<f2', 'fortran_order': False, 'shape': (3, 4), }\n", 12},
+        {1, "{'descr': '<f2', 'fortran_order': False, 'shape': (12,)}", 12},
+        {2, "{\"shape\": (2, 2, 3), \"fortran_order\": False, \"descr\": \"<f2\"}", 12},
+        {3, "{'fortran_order': False, 'descr': '<f2', 'shape': (1, 1, 1, 12), }   \n", 12},
+        {1, "{'descr': '<f2', 'fortran_order': False, 'shape': ()}", 1},
+        {1, "{'descr': '<f2', 'fortran_order': False, 'shape': (0, 7)}", 0},
+    };
+    for (size_t c = 0; c < sizeof ok / sizeof *ok; c++) {
+        linattn_array a;
+        const size_t n = image16(buf, ok[c].version, ok[c].hdr, F16S, ok[c].n);
+        ck_assert_msg(linattn_npy_parse(buf, n, &a) == 0, "%s: %s", ok[c].hdr,
+                      linattn_last_error());
+        assert_f16_values(&a, F16S, ok[c].n);
+        linattn_array_free(&a);
+    }
+    /* every one of the 65536 patterns */
+    uint16_t *all = malloc(65536 * sizeof *all);
+    unsigned char *big = malloc(65536 * 2 + 128);
+    ck_assert(all && big);
+    for (uint32_t i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    linattn_array a;
+    const size_t n = image16(big, 1, "{'descr': '<f2', 'fortran_order': False, "
+                             "'shape': (256, 256), }", all, 65536);
+    ck_assert_int_eq(linattn_npy_parse(big, n, &a), 0);
+    assert_f16_values(&a, all, 65536);
+    linattn_array_free(&a);
+    free(all);
+    free(big);
+    /* '<f4' files say so */
+    const size_t m = image(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)}", 2);
+    ck_assert_int_eq(linattn_npy_parse(buf, m, &a), 0);
+    ck_assert_int_eq(a.file_dtype, LINATTN_F32);
+    linattn_array_free(&a);
+    /* other 2-byte types and byte orders stay refused */
+    static const char *const bad[] = {"'>f2'", "'|f2'", "'<i2'", "'<u2'", "'<e'", "'<f8'"};
+    for (size_t c = 0; c < sizeof bad / sizeof *bad; c++) {
+        char hdr[96];
+        snprintf(hdr, sizeof hdr, "{'descr': %s, 'fortran_order': False, 'shape': (2,)}",
+                 bad[c]);
+        const size_t k = image16(buf, 1, hdr, F16S, 2);
+        ck_assert_int_eq(linattn_npy_parse(buf, k, &a), LINATTN_EFORMAT);
+        assert_error_has("need '<f4' or '<f2'");
+        ck_assert_ptr_null(a.data);
+    }
+}
+END_TEST
+
+START_TEST(test_truncated_f16)
+{
+    /* A '<f2' payload must be exactly 2 bytes an element: every prefix of
+     * a valid image, one byte more, and a float32-sized payload (what a
+     * parser reading 4 bytes an element would want) are EFORMAT. */
+    const char *hdr = "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }";
+    const size_t n = image16(buf, 1, hdr, F16S, 3);
+    linattn_array a;
+    for (size_t len = 0; len < n; len++) {
+        unsigned char *copy = malloc(len ? len : 1);
+        ck_assert_ptr_nonnull(copy);
+        memcpy(copy, buf, len);
+        ck_assert_int_eq(linattn_npy_parse(copy, len, &a), LINATTN_EFORMAT);
+        ck_assert_ptr_null(a.data);
+        free(copy);
+    }
+    ck_assert_int_eq(linattn_npy_parse(buf, n + 1, &a), LINATTN_EFORMAT);
+    assert_error_has("payload is 7 bytes, shape needs 6 ('<f2')");
+    const size_t n4 = image16(buf, 1, hdr, F16S, 6);
+    ck_assert_int_eq(linattn_npy_parse(buf, n4, &a), LINATTN_EFORMAT);
+    assert_error_has("payload is 12 bytes, shape needs 6 ('<f2')");
+    /* the same from files: truncated by one byte, and whole */
+    char path[] = "/tmp/linattn-npy-XXXXXX";
+    const int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    for (int cut = 1; cut >= 0; cut--) {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(buf, 1, n - (size_t)cut, f), n - (size_t)cut);
+        ck_assert_int_eq(fclose(f), 0);
+        const int rc = linattn_npy_load(path, &a);
+        if (cut) {
+            ck_assert_int_eq(rc, LINATTN_EFORMAT);
+            assert_error_has(path);
+            assert_error_has("payload is 5 bytes, shape needs 6 ('<f2')");
+            ck_assert_ptr_null(a.data);
+        } else {
+            ck_assert_msg(rc == 0, "%s", linattn_last_error());
+            assert_f16_values(&a, F16S, 3);
+            linattn_array_free(&a);
+        }
+    }
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_save_dtype)
+{
+    /* f16 data is written as '<f2' with its bits unchanged, f32 as '<f4',
+     * bf16 as '<f4' holding each value exactly (NumPy has no bfloat16). */
+    char path[] = "/tmp/linattn-npy-XXXXXX";
+    const int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    const int64_t shape[2] = {3, 4};
+    linattn_array a;
+    ck_assert_int_eq(linattn_npy_save_dtype(path, F16S, LINATTN_F16, 2, shape), 0);
+    ck_assert_int_eq(linattn_npy_load(path, &a), 0);
+    ck_assert_int_eq(a.ndim, 2);
+    ck_assert_int_eq(a.shape[0], 3);
+    assert_f16_values(&a, F16S, 12);
+    linattn_array_free(&a);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    const size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    const size_t hl = (size_t)buf[8] | (size_t)buf[9] << 8;
+    ck_assert_int_eq((10 + hl) % 64, 0);
+    ck_assert_uint_eq(len, 10 + hl + 24);
+    char text[512];
+    snprintf(text, sizeof text, "%.*s", (int)hl, (const char *)buf + 10);
+    ck_assert_ptr_nonnull(strstr(text, "'descr': '<f2'"));
+    for (size_t i = 0; i < 12; i++)
+        ck_assert_uint_eq(buf[10 + hl + 2 * i] | buf[10 + hl + 2 * i + 1] << 8, F16S[i]);
+    /* bf16: the upper halves of float32 values */
+    uint16_t bf[12];
+    for (size_t i = 0; i < 12; i++) bf[i] = (uint16_t)(F16S[i] ^ 0x4123);
+    ck_assert_int_eq(linattn_npy_save_dtype(path, bf, LINATTN_BF16, 2, shape), 0);
+    ck_assert_int_eq(linattn_npy_load(path, &a), 0);
+    ck_assert_int_eq(a.file_dtype, LINATTN_F32);
+    for (size_t i = 0; i < 12; i++) {
+        uint32_t u;
+        memcpy(&u, &a.data[i], sizeof u);
+        ck_assert_uint_eq(u, (uint32_t)bf[i] << 16);
+    }
+    linattn_array_free(&a);
+    /* f32 as linattn_npy_save writes it */
+    float x[12];
+    tu_fill(x, 12, -5, 5);
+    ck_assert_int_eq(linattn_npy_save_dtype(path, x, LINATTN_F32, 2, shape), 0);
+    ck_assert_int_eq(linattn_npy_load(path, &a), 0);
+    ck_assert_int_eq(a.file_dtype, LINATTN_F32);
+    ck_assert(!memcmp(a.data, x, sizeof x));
+    linattn_array_free(&a);
+    ck_assert_int_eq(linattn_npy_save_dtype(path, x, (linattn_dtype)7, 2, shape), LINATTN_EINVAL);
+    ck_assert_int_eq(linattn_npy_save_dtype(path, NULL, LINATTN_F16, 2, shape), LINATTN_ENULL);
+    unlink(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("npy");
@@ -360,6 +560,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_load_checks_size_first);
     tcase_add_test(tc, test_load_enomem_names_bytes);
     tcase_add_test(tc, test_save_names_reason);
+    tcase_add_test(tc, test_parse_f16);
+    tcase_add_test(tc, test_truncated_f16);
+    tcase_add_test(tc, test_save_dtype);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1146,6 +1146,243 @@ START_TEST(test_run_heads_rejects)
 }
 END_TEST
 
+/* ---- half precision: '<f2' files, --dtype, --state-dtype ------------------ */
+
+/* n values of x rounded to dt and widened back: the values a dt tensor holds. */
+static void round_to(float *x, size_t n, linattn_dtype dt)
+{
+    uint16_t *h = malloc(n * sizeof *h + 1);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(linattn_convert(x, LINATTN_F32, h, dt, n), 0);
+    ck_assert_int_eq(linattn_convert(h, dt, x, LINATTN_F32, n), 0);
+    free(h);
+}
+
+/* in/ (or another subdirectory) written in dtype: f16 as '<f2', else '<f4'. */
+static void save_as(const char *sub, const char *name, const float *x, size_t n,
+                    linattn_dtype dt, int nd, const int64_t *s)
+{
+    char p[256];
+    uint16_t *h = malloc(n * sizeof *h + 1);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(linattn_convert(x, LINATTN_F32, h, LINATTN_F16, n), 0);
+    snprintf(p, sizeof p, "%s/%s/%s.npy", dir, sub, name);
+    ck_assert_msg(dt == LINATTN_F16 ? linattn_npy_save_dtype(p, h, LINATTN_F16, nd, s) == 0
+                                    : linattn_npy_save(p, x, nd, s) == 0,
+                  "%s", linattn_last_error());
+    free(h);
+}
+
+/* An output file, checked to be of the file type dt travels as ('<f2' for
+ * f16, '<f4' holding dt's values for bf16 and f32), as float32. */
+static float *load_typed(const char *sub, const char *name, size_t count, linattn_dtype dt)
+{
+    char p[256];
+    linattn_array a;
+    snprintf(p, sizeof p, "%s/%s/%s.npy", dir, sub, name);
+    ck_assert_msg(linattn_npy_load(p, &a) == 0, "%s", linattn_last_error());
+    ck_assert_uint_eq(a.count, count);
+    ck_assert_msg(a.file_dtype == (dt == LINATTN_F16 ? LINATTN_F16 : LINATTN_F32),
+                  "%s: file type %d for %s", p, (int)a.file_dtype, linattn_dtype_name(dt));
+    if (dt == LINATTN_BF16)
+        for (size_t i = 0; i < count; i++) {
+            uint32_t u;
+            memcpy(&u, &a.data[i], sizeof u);
+            ck_assert_msg(!(u & 0xffff), "%s[%zu]: %.9g is not a bf16 value", p, i, a.data[i]);
+        }
+    return a.data;
+}
+
+/* gdn's inputs, random: q, k (unit rows), v, g, beta and h0. */
+typedef struct half_data { float *q, *k, *v, *g, *beta, *h0; int64_t B, T, H, K, V; } half_data;
+
+static void half_make(half_data *d)
+{
+    d->B = 2, d->T = 11, d->H = 3, d->K = 8, d->V = 5;
+    const size_t nk = (size_t)(d->B * d->T * d->H * d->K), nv = (size_t)(d->B * d->T * d->H * d->V),
+                 nh = (size_t)(d->B * d->T * d->H), ns = (size_t)(d->B * d->H * d->K * d->V);
+    d->q = tu_alloc(nk), d->k = tu_alloc(nk), d->v = tu_alloc(nv);
+    d->g = tu_alloc(nh), d->beta = tu_alloc(nh), d->h0 = tu_alloc(ns);
+    tu_fill(d->q, nk, -1, 1);
+    tu_fill(d->k, nk, -1, 1);
+    tu_l2norm_rows(d->k, nk / (size_t)d->K, (int)d->K);
+    tu_fill(d->v, nv, -1, 1);
+    tu_fill(d->g, nh, -0.5, 0);
+    tu_fill(d->beta, nh, 0, 1);
+    tu_fill(d->h0, ns, -1, 1);
+}
+
+static void half_free(half_data *d)
+{
+    free(d->q), free(d->k), free(d->v), free(d->g), free(d->beta), free(d->h0);
+}
+
+/* All of d into sub/ as dt's files; h0 only when with_h0. */
+static void half_save(const half_data *d, const char *sub, linattn_dtype dt, int with_h0)
+{
+    const int64_t B = d->B, T = d->T, H = d->H, K = d->K, V = d->V;
+    const int64_t sk[4] = {B, T, H, K}, sv[4] = {B, T, H, V}, sg[3] = {B, T, H},
+                  sh0[4] = {B, H, K, V};
+    sh("mkdir -p %s/%s", dir, sub);
+    save_as(sub, "q", d->q, (size_t)(B * T * H * K), dt, 4, sk);
+    save_as(sub, "k", d->k, (size_t)(B * T * H * K), dt, 4, sk);
+    save_as(sub, "v", d->v, (size_t)(B * T * H * V), dt, 4, sv);
+    save_as(sub, "g", d->g, (size_t)(B * T * H), dt, 3, sg);
+    save_as(sub, "beta", d->beta, (size_t)(B * T * H), dt, 3, sg);
+    if (with_h0) save_as(sub, "h0", d->h0, (size_t)(B * H * K * V), dt, 4, sh0);
+}
+
+/* '<f2' input files give the same outputs, bit for bit, as '<f4' files of
+ * the same values, under every --dtype (fails on a tool that refuses '<f2'). */
+START_TEST(test_run_f16_files)
+{
+    half_data d;
+    half_make(&d);
+    const size_t nk = (size_t)(d.B * d.T * d.H * d.K), nv = (size_t)(d.B * d.T * d.H * d.V),
+                 nh = (size_t)(d.B * d.T * d.H), ns = (size_t)(d.B * d.H * d.K * d.V);
+    round_to(d.q, nk, LINATTN_F16), round_to(d.k, nk, LINATTN_F16);
+    round_to(d.v, nv, LINATTN_F16), round_to(d.g, nh, LINATTN_F16);
+    round_to(d.beta, nh, LINATTN_F16), round_to(d.h0, ns, LINATTN_F16);
+    half_save(&d, "in", LINATTN_F32, 1);
+    half_save(&d, "in16", LINATTN_F16, 1);
+    static const char *const dts[3] = {"f32", "f16", "bf16"};
+    for (int i = 0; i < 3; i++) {
+        const linattn_dtype dt = (linattn_dtype)i;
+        ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/o32 --backend cpu --dtype %s", tool(),
+                            dir, dir, dts[i]), 0);
+        ck_assert_int_eq(sh("%s gdn --in %s/in16 --out %s/o16 --backend cpu --dtype %s", tool(),
+                            dir, dir, dts[i]), 0);
+        float *a = load_typed("o32", "o", nv, dt), *b = load_typed("o16", "o", nv, dt);
+        float *ha = load_typed("o32", "hT", ns, LINATTN_F32),
+              *hb = load_typed("o16", "hT", ns, LINATTN_F32);
+        ck_assert_msg(!memcmp(a, b, nv * sizeof *a) && !memcmp(ha, hb, ns * sizeof *ha),
+                      "--dtype %s: '<f2' inputs differ from '<f4' ones of the same values",
+                      dts[i]);
+        free(a), free(b), free(ha), free(hb);
+    }
+    half_free(&d);
+}
+END_TEST
+
+/* --dtype and --state-dtype: the outputs equal, bit for bit, the library's
+ * call with the inputs rounded to those types (as linattn_convert rounds)
+ * and 16-bit tensors, written as the files that type travels as. */
+typedef struct dtype_case { linattn_dtype dt, st; int h0, fused; const char *backend; } dtype_case;
+static const dtype_case DTYPES[] = { /* the first: the smoke set's */
+    {LINATTN_BF16, LINATTN_F16, 1, 1, "cpu"}, {LINATTN_F16, LINATTN_F32, 1, 0, "cpu"},
+    {LINATTN_BF16, LINATTN_F32, 1, 0, "ref"}, {LINATTN_F16, LINATTN_F16, 1, 0, "ref"},
+    {LINATTN_F32, LINATTN_BF16, 1, 0, "cpu"}, {LINATTN_BF16, LINATTN_BF16, 0, 0, "cpu"},
+    {LINATTN_BF16, LINATTN_BF16, 1, 1, "cpu"},
+};
+#define NDTYPES ((int)(sizeof DTYPES / sizeof *DTYPES))
+
+/* x (n values) in dt, a new array. */
+static void *narrowed(const float *x, size_t n, linattn_dtype dt)
+{
+    void *p = malloc(n * linattn_dtype_size(dt) + 1);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(linattn_convert(x, LINATTN_F32, p, dt, n), 0);
+    return p;
+}
+
+/* n elements of dt widened to float32 (a new array). */
+static float *widened(const void *x, size_t n, linattn_dtype dt)
+{
+    float *p = tu_alloc(n + 1);
+    ck_assert_int_eq(linattn_convert(x, dt, p, LINATTN_F32, n), 0);
+    return p;
+}
+
+START_TEST(test_run_dtype_matches_library)
+{
+    const dtype_case *c = &DTYPES[_i];
+    half_data d;
+    half_make(&d);
+    const int64_t B = d.B, T = d.T, H = d.H, K = d.K, V = d.V;
+    const size_t nk = (size_t)(B * T * H * K), nv = (size_t)(B * T * H * V),
+                 nh = (size_t)(B * T * H), ns = (size_t)(B * H * K * V);
+    half_save(&d, "in", LINATTN_F32, c->h0);
+    const char *fused = "";
+    char fz[64];
+    if (c->fused) { /* q, k, v from one qkv.npy */
+        const heads_case hc = {H, H, H, 0, c->backend};
+        heads_data hd = {d.q, d.k, d.v, d.g, d.beta, B, T, K, V};
+        int64_t W;
+        float *f = heads_fuse(&hc, &hd, &W);
+        const int64_t sf[3] = {B, T, W};
+        sh("rm -f %s/in/q.npy %s/in/k.npy %s/in/v.npy", dir, dir, dir);
+        save("in", "qkv", f, 3, sf);
+        free(f);
+        snprintf(fz, sizeof fz, "--fused %lld,%lld,%lld,%lld,%lld", (long long)H, (long long)H,
+                 (long long)H, (long long)K, (long long)V);
+        fused = fz;
+    }
+    ck_assert_int_eq(sh("%s gdn --in %s/in --out %s/out --backend %s --dtype %s "
+                        "--state-dtype %s %s", tool(), dir, dir, c->backend,
+                        linattn_dtype_name(c->dt), linattn_dtype_name(c->st), fused), 0);
+    float *o = load_typed("out", "o", nv, c->dt), *hT = load_typed("out", "hT", ns, c->st);
+    /* the library called directly with 16-bit tensors, outputs poisoned */
+    const int64_t sk[4] = {B, T, H, K}, sv[4] = {B, T, H, V}, sg[3] = {B, T, H},
+                  sh0[4] = {B, H, K, V};
+    void *q = narrowed(d.q, nk, c->dt), *k = narrowed(d.k, nk, c->dt),
+         *v = narrowed(d.v, nv, c->dt), *g = narrowed(d.g, nh, c->dt),
+         *beta = narrowed(d.beta, nh, c->dt), *h0 = narrowed(d.h0, ns, c->st);
+    void *ro = malloc(nv * 4), *rh = malloc(ns * 4);
+    ck_assert(ro && rh);
+    memset(ro, 0xff, nv * 4); /* NaN in every type */
+    memset(rh, 0xff, ns * 4);
+    linattn_delta_io io = {0};
+    io.q = linattn_tensor_nd(q, c->dt, 4, sk);
+    io.k = linattn_tensor_nd(k, c->dt, 4, sk);
+    io.v = linattn_tensor_nd(v, c->dt, 4, sv);
+    io.g = linattn_tensor_nd(g, c->dt, 3, sg);
+    io.beta = linattn_tensor_nd(beta, c->dt, 3, sg);
+    if (c->h0) io.h0 = linattn_tensor_nd(h0, c->st, 4, sh0);
+    io.o = linattn_tensor_nd(ro, c->dt, 4, sv);
+    io.hT = linattn_tensor_nd(rh, c->st, 4, sh0);
+    linattn_config cfg;
+    linattn_ctx *ctx = NULL;
+    linattn_config_init(&cfg);
+    cfg.backend = strcmp(c->backend, "ref") ? LINATTN_BACKEND_CPU : LINATTN_BACKEND_REF;
+    ck_assert_int_eq(linattn_ctx_create(&cfg, &ctx), 0);
+    ck_assert_msg(linattn_gdn_forward(ctx, &io, NULL) == 0, "%s", linattn_last_error());
+    float *wo = widened(ro, nv, c->dt), *wh = widened(rh, ns, c->st);
+    ck_assert_msg(!memcmp(o, wo, nv * sizeof *o), "case %d (--dtype %s): o differs from the "
+                  "library's call", _i, linattn_dtype_name(c->dt));
+    ck_assert_msg(!memcmp(hT, wh, ns * sizeof *hT), "case %d (--state-dtype %s): hT differs "
+                  "from the library's call", _i, linattn_dtype_name(c->st));
+    linattn_ctx_destroy(ctx);
+    free(q), free(k), free(v), free(g), free(beta), free(h0), free(ro), free(rh);
+    free(o), free(hT), free(wo), free(wh);
+    half_free(&d);
+}
+END_TEST
+
+/* 16-bit states for gla, gka and ela (the table's f32_states), and dtypes
+ * that do not exist: usage errors that say why, nothing written. */
+START_TEST(test_run_dtype_rejects)
+{
+    half_data d;
+    half_make(&d);
+    half_save(&d, "in", LINATTN_F32, 0);
+    sh("rm -f %s/in/beta.npy", dir); /* gla takes no beta */
+    ck_assert_int_eq(run_err("gla", "o1", "--backend ref --state-dtype bf16"), 2);
+    ck_assert(err_has("--state-dtype bf16: gla keeps its states (h0, hT) in float32"));
+    ck_assert(err_has("f32_states"));
+    ck_assert_int_eq(run_err("gla", "o1", "--backend ref --dtype f16 --state-dtype f16"), 2);
+    ck_assert(err_has("gla keeps its states"));
+    ck_assert_int_ne(sh("test -e %s/o1", dir), 0);
+    /* its other tensors may be 16-bit */
+    ck_assert_int_eq(run_err("gla", "o2", "--backend ref --dtype bf16"), 0);
+    ck_assert_int_eq(run_err("gla", "o3", "--dtype f8"), 2);
+    ck_assert(err_has("--dtype f8: expected f32, f16 or bf16"));
+    ck_assert_int_eq(run_err("gla", "o3", "--state-dtype F16"), 2);
+    ck_assert(err_has("--state-dtype F16: expected f32, f16 or bf16"));
+    ck_assert_int_ne(sh("test -e %s/o3", dir), 0);
+    half_free(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tool");
@@ -1168,6 +1405,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_ela_softmax_rejects);
     tcase_add_loop_test(tc, test_run_heads_from_shapes, 0, NHEADS);
     tcase_add_test(tc, test_run_heads_rejects);
+    tcase_add_test(tc, test_run_f16_files);
+    tcase_add_loop_test(tc, test_run_dtype_matches_library, 0, one ? 1 : NDTYPES);
+    tcase_add_test(tc, test_run_dtype_rejects);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,6 +28,42 @@ void bench_op_heads(int64_t dims[LINATTN_OP_LETTERS], long Hq, long Hk, int chan
 static int strided;
 void bench_op_strided(int on) { strided = on; }
 
+static linattn_dtype tensor_dtype = LINATTN_F32, state_dtype = LINATTN_F32;
+void bench_op_dtypes(linattn_dtype dtype, linattn_dtype state)
+{
+    tensor_dtype = dtype;
+    state_dtype = state;
+}
+
+int bench_op_is_state(const linattn_op_tensor *t)
+{
+    return t->role == LINATTN_ROLE_INOUT || t->dims[0] == 'N';
+}
+
+linattn_dtype bench_op_state_dtype(const linattn_op_info *op)
+{
+    return op->f32_states ? LINATTN_F32 : state_dtype;
+}
+
+/* The type tensor i of op is made in. */
+static linattn_dtype dtype_of(const linattn_op_info *op, int i)
+{
+    return bench_op_is_state(&op->tensors[i]) ? bench_op_state_dtype(op) : tensor_dtype;
+}
+
+/* The n floats of *h rounded to dt in place of them (a new array; *h is
+ * freed); 0 or -1. */
+static int narrow(float **h, size_t n, linattn_dtype dt)
+{
+    if (dt == LINATTN_F32) return 0;
+    void *p = malloc(n ? n * linattn_dtype_size(dt) : 1);
+    if (!p) return -1;
+    linattn_convert(*h, LINATTN_F32, p, dt, n);
+    free(*h);
+    *h = p;
+    return 0;
+}
+
 static const char *const QKV_NAMES[3] = {"q", "k", "v"};
 
 int bench_op_fusable(const linattn_op_info *op)
@@ -75,15 +111,17 @@ static void unit_rows(float *x, size_t rows, int64_t d)
 
 static int on_device(linattn_ctx *ctx) { return linattn_ctx_backend(ctx) == LINATTN_BACKEND_OPENCL; }
 
-/* h (n floats, shape sh) as a tensor of ctx: itself, or a device buffer. */
-static int place(linattn_ctx *ctx, float *h, int nd, const int64_t *sh, size_t n,
-                 linattn_buffer **b, linattn_tensor *t)
+/* h (n elements of dt, shape sh) as a tensor of ctx: itself, or a device
+ * buffer (which counts floats: two 16-bit elements a float). */
+static int place(linattn_ctx *ctx, void *h, linattn_dtype dt, int nd, const int64_t *sh,
+                 size_t n, linattn_buffer **b, linattn_tensor *t)
 {
-    *t = linattn_tensor_4d(h, sh[0], nd > 1 ? sh[1] : 0, nd > 2 ? sh[2] : 0, nd > 3 ? sh[3] : 0);
-    t->ndim = nd;
+    *t = linattn_tensor_nd(h, dt, nd, sh);
     if (!on_device(ctx)) return 0;
-    if (linattn_buffer_create(ctx, n, b) || linattn_buffer_write(*b, 0, h, n)) return -1;
+    const size_t words = (n * linattn_dtype_size(dt) + 3) / 4;
+    if (linattn_buffer_create(ctx, words, b) || linattn_buffer_write(*b, 0, h, words)) return -1;
     *t = linattn_tensor_buffer(*b, nd, sh);
+    t->dtype = dt;
     return 0;
 }
 
@@ -105,9 +143,12 @@ static int make_fused(bench_op *s, const int64_t *dims, const int *idx, unsigned
         unit_rows(h + r * W, (size_t)sh[0][nd - 2], sh[0][nd - 1]);
         unit_rows(h + r * W + sh[0][nd - 2] * sh[0][nd - 1], (size_t)sh[1][nd - 2], sh[1][nd - 1]);
     }
+    if (narrow(&s->h[idx[0]], (size_t)(rows * W), tensor_dtype)) return -1;
     const int64_t whole[2] = {rows, W};
     linattn_tensor base;
-    if (place(s->ctx, h, 2, whole, (size_t)(rows * W), &s->b[idx[0]], &base)) return -1;
+    if (place(s->ctx, s->h[idx[0]], tensor_dtype, 2, whole, (size_t)(rows * W), &s->b[idx[0]],
+              &base))
+        return -1;
     int64_t off = 0;
     for (int j = 0; j < 3; j++) {
         linattn_tensor t = base;
@@ -144,7 +185,7 @@ static int fill_cache(bench_op *s, const int64_t dims[LINATTN_OP_LETTERS], int64
         for (int i = 0; i < 2 && !rc; i++) {
             const size_t cnt = (size_t)(B * n * H * sh[i][3]);
             rc = !(h[i] = bench_randbuf(cnt, -1, 1, seed)) ||
-                 place(s->ctx, h[i], 4, sh[i], cnt, &b[i], &t[i]);
+                 place(s->ctx, h[i], LINATTN_F32, 4, sh[i], cnt, &b[i], &t[i]);
         }
         if (!rc) rc = linattn_kvcache_append(s->ctx, s->a.cache, &t[0], &t[1]);
         for (int i = 0; i < 2; i++) {
@@ -250,7 +291,9 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
         if (d->role == LINATTN_ROLE_IN && d->dims[0] == 'B' && nd == d->ndim &&
             d->dims[d->ndim - 1] == 'K')
             unit_rows(s->h[i], n / (size_t)D('K'), D('K'));
-        if (place(ctx, s->h[i], nd, sh, n, &s->b[i], &s->a.t[i])) return -1;
+        const linattn_dtype dt = dtype_of(op, i);
+        if (narrow(&s->h[i], n, dt) || place(ctx, s->h[i], dt, nd, sh, n, &s->b[i], &s->a.t[i]))
+            return -1;
     }
     if (op->cache && fill_cache(s, dims, L, seed)) return -1;
     return 0;
@@ -271,7 +314,7 @@ double bench_op_state_bytes(const bench_op *s)
     for (int i = 0; i < s->op->ntensors; i++) {
         const linattn_tensor *t = &s->a.t[i];
         if (s->op->tensors[i].role != LINATTN_ROLE_INOUT || !s->h[i]) continue;
-        double n = 4;
+        double n = (double)linattn_dtype_size(t->dtype);
         for (int j = 0; j < t->ndim; j++) n *= (double)t->shape[j];
         bytes += n;
     }

@@ -13,7 +13,7 @@ typedef struct bench_op {
     const linattn_op_info *op;
     linattn_ctx *ctx;
     linattn_op_args a;
-    float *h[LINATTN_OP_MAX_TENSORS];
+    float *h[LINATTN_OP_MAX_TENSORS]; /* host arrays, of their tensor's dtype */
     linattn_buffer *b[LINATTN_OP_MAX_TENSORS];
     int64_t L;
 } bench_op;
@@ -29,6 +29,14 @@ void bench_op_heads(int64_t dims[LINATTN_OP_LETTERS], long Hq, long Hk, int chan
 /* Make q, k and v of every later bench_op_make views of one fused array
  * [.., Q*K + J*K + H*V] (a model's fused projection) when on is set. */
 void bench_op_strided(int on);
+/* The element types of every later bench_op_make: states (a step's
+ * in-place tensors, a forward's tensors over N) in state, the others in
+ * dtype; an operator whose table entry has f32_states keeps float32 states
+ * (a KV cache is float32 whatever they are). */
+void bench_op_dtypes(linattn_dtype dtype, linattn_dtype state);
+/* Whether t is a state, and the type op's states are made in. */
+int bench_op_is_state(const linattn_op_tensor *t);
+linattn_dtype bench_op_state_dtype(const linattn_op_info *op);
 /* Whether op's q, k and v can be views of one fused array: [lead.., heads,
  * K|V] with the same leading letters. */
 int bench_op_fusable(const linattn_op_info *op);
@@ -56,8 +64,8 @@ void bench_op_print_sets(FILE *f);
 const char *bench_op_bad_set(const char *const *ops, int n);
 /* One call (a bench_call_fn); a KV cache is cut back to L tokens after it. */
 int bench_op_call(void *s);
-/* Bytes of state one call reads and updates in place (inputs-outputs), or
- * of the KV cache's L tokens. */
+/* Bytes of state one call reads and updates in place (inputs-outputs, at
+ * their element sizes), or of the KV cache's L tokens. */
 double bench_op_state_bytes(const bench_op *s);
 void bench_op_free(bench_op *s);
 

@@ -30,6 +30,7 @@ typedef struct opts {
     long Bpre, H, K, V, M, S, threads, reps;
     long Hq, Hk;          /* query and key heads of the delta family (0: as the table) */
     int channel, strided; /* --gate channel, --strided */
+    linattn_dtype dtype, sdtype; /* --dtype, --state-dtype */
     const char *csv, *svg;
     int quick, limits;
 } opts;
@@ -39,6 +40,7 @@ typedef struct result {
     long B, T, H, K, V, M, S, threads;
     long Hq, Hk;         /* 0 where the operator has no such heads */
     char gate[8], layout[8];
+    char dtype[8], state[8]; /* the types made: tensors, states ("-" without) */
     double sec, tok_s, gflops, gbs;
     double peak, bwl; /* the limits this row is compared with */
 } result;
@@ -98,6 +100,7 @@ static void usage(FILE *f)
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--Hk N] [--Hq N] [--gate head|channel] [--strided]\n"
+            "       [--dtype f32|f16|bf16] [--state-dtype f32|f16|bf16]\n"
             "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
             "       [--set NAME=VALUE ...]\n"
             "See linattn-bench(1).\n", names);
@@ -238,7 +241,8 @@ static void parse(int argc, char **argv, opts *o)
         {"S", required_argument, 0, 'S'},      {"context", required_argument, 0, 'C'},
         {"set", required_argument, 0, 'e'},    {"Hk", required_argument, 0, 'k'},
         {"Hq", required_argument, 0, 'Q'},     {"gate", required_argument, 0, 'g'},
-        {"strided", no_argument, 0, 'd'},      {0, 0, 0, 0}};
+        {"strided", no_argument, 0, 'd'},      {"dtype", required_argument, 0, 'y'},
+        {"state-dtype", required_argument, 0, 'Y'}, {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -267,6 +271,14 @@ static void parse(int argc, char **argv, opts *o)
         case 'k': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Hk); break;
         case 'Q': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Hq); break;
         case 'd': o->strided = 1; break;
+        case 'y':
+        case 'Y':
+            if (tool_parse_dtype(optarg, c == 'y' ? &o->dtype : &o->sdtype)) {
+                tool_error(PROG, "--%s %s: expected f32, f16 or bf16",
+                           c == 'y' ? "dtype" : "state-dtype", optarg);
+                exit(2);
+            }
+            break;
         case 'g':
             if (strcmp(optarg, "head") && strcmp(optarg, "channel")) {
                 tool_error(PROG, "--gate %s: expected head or channel", optarg);
@@ -433,6 +445,14 @@ int main(int argc, char **argv)
     printf("# BLAS: %s\n", linattn_blas_info());
     bench_op_print_sets(stdout);
     bench_op_strided(o.strided);
+    bench_op_dtypes(o.dtype, o.sdtype);
+    if (o.dtype != LINATTN_F32 || o.sdtype != LINATTN_F32)
+        printf("# element types: tensors %s, states %s (linattn(3), Half precision)\n",
+               linattn_dtype_name(o.dtype), linattn_dtype_name(o.sdtype));
+    for (int i = 0; i < o.ops.n && o.sdtype != LINATTN_F32; i++)
+        if (linattn_op_find(o.ops.s[i], "forward")->f32_states)
+            printf("# note: %s keeps float32 states (f32_states, linattn_ops(3)): its rows use "
+                   "f32 states, not --state-dtype %s\n", o.ops.s[i], linattn_dtype_name(o.sdtype));
     double sgemm = 0, bw = 0, fma = 0;
     if (o.limits) {
         progress(0, 1, "machine limits");
@@ -464,9 +484,10 @@ int main(int argc, char **argv)
     int table = 0; /* any mode but context */
     for (int m = 0; m < o.modes.n; m++) table |= strcmp(o.modes.s[m], "context") != 0;
     if (table)
-        printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %4s %4s %-7s %-7s %3s %10s %12s %8s %7s %8s "
-               "%6s\n", "op", "mode", "isa", "algo", "B", "T", "shape", "Hq", "Hk", "gate",
-               "layout", "thr", "median_ms", "tokens/s", "GFLOP/s", "%peak", "GB/s", "%bw");
+        printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %4s %4s %-7s %-7s %-5s %-5s %3s %10s %12s %8s "
+               "%7s %8s %6s\n", "op", "mode", "isa", "algo", "B", "T", "shape", "Hq", "Hk",
+               "gate", "layout", "dtype", "state", "thr", "median_ms", "tokens/s", "GFLOP/s",
+               "%peak", "GB/s", "%bw");
 
     int total = 0, done = 0;
     const int nbk = o.backends.n;
@@ -527,6 +548,12 @@ int main(int argc, char **argv)
                                      !bench_op_uses(op, 'G') ? "-" : o.channel ? "channel" : "head");
                             snprintf(r->layout, sizeof r->layout, "%s",
                                      o.strided ? "strided" : "contig");
+                            int states = 0;
+                            for (int ti = 0; ti < op->ntensors; ti++)
+                                states |= bench_op_is_state(&op->tensors[ti]);
+                            snprintf(r->dtype, sizeof r->dtype, "%s", linattn_dtype_name(o.dtype));
+                            snprintf(r->state, sizeof r->state, "%s",
+                                     states ? linattn_dtype_name(bench_op_state_dtype(op)) : "-");
                             r->H = bench_op_uses(op, 'H') ? o.H : 0;
                             r->K = bench_op_uses(op, 'K') ? o.K : 0;
                             r->V = bench_op_uses(op, 'V') ? o.V : 0;
@@ -563,10 +590,10 @@ int main(int argc, char **argv)
                             char hq[16] = "-", hk[16] = "-";
                             if (r->Hq) snprintf(hq, sizeof hq, "%ld", r->Hq);
                             if (r->Hk) snprintf(hk, sizeof hk, "%ld", r->Hk);
-                            printf("%-7s %-7s %-7s %-9s %5ld %6ld %-13s %4s %4s %-7s %-7s %3ld "
-                                   "%10.3f %12.0f %8.1f %6.1f%% %8.1f %5.1f%%\n",
+                            printf("%-7s %-7s %-7s %-9s %5ld %6ld %-13s %4s %4s %-7s %-7s %-5s "
+                                   "%-5s %3ld %10.3f %12.0f %8.1f %6.1f%% %8.1f %5.1f%%\n",
                                    r->op, r->mode, r->isa, r->algo, B, T, shape, hq, hk, r->gate,
-                                   r->layout, threads,
+                                   r->layout, r->dtype, r->state, threads,
                                    r->sec * 1e3, r->tok_s, r->gflops,
                                    peak > 0 ? 100.0 * r->gflops / peak : 0.0, r->gbs,
                                    bwl > 0 && !pre ? 100.0 * r->gbs / bwl : 0.0);
@@ -583,7 +610,8 @@ int main(int argc, char **argv)
     progress(total, total, "");
     int ctx_mode = 0;
     for (int m = 0; m < o.modes.n; m++) ctx_mode |= !strcmp(o.modes.s[m], "context");
-    bench_op_strided(0); /* --mode context: contiguous q, k, v */
+    bench_op_strided(0); /* --mode context: contiguous q, k, v, float32 */
+    bench_op_dtypes(LINATTN_F32, LINATTN_F32);
     if (ctx_mode && !rc) rc = run_context(&o);
 
     if (o.csv) {
@@ -593,16 +621,17 @@ int main(int argc, char **argv)
             rc = 1;
         } else {
             fprintf(f, "op,mode,isa,algo,B,T,H,K,V,M,S,threads,median_s,tokens_per_s,gflops,"
-                       "peak_gflops,pct_peak,gbs,bw_gbs,pct_bw,Hq,Hk,gate,layout\n");
+                       "peak_gflops,pct_peak,gbs,bw_gbs,pct_bw,Hq,Hk,gate,layout,dtype,"
+                       "state_dtype\n");
             for (int i = 0; i < nres; i++) {
                 const result *r = &res[i];
                 fprintf(f, "%s,%s,%s,%s,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.6g,%.6g,%.6g,%.6g,%.4g,"
-                           "%.6g,%.6g,%.4g,%ld,%ld,%s,%s\n",
+                           "%.6g,%.6g,%.4g,%ld,%ld,%s,%s,%s,%s\n",
                         r->op, r->mode, r->isa, r->algo, r->B, r->T, r->H, r->K, r->V, r->M, r->S,
                         r->threads,
                         r->sec, r->tok_s, r->gflops, r->peak, r->peak > 0 ? 100 * r->gflops / r->peak : 0,
                         r->gbs, r->bwl, r->bwl > 0 && r->gbs > 0 ? 100 * r->gbs / r->bwl : 0,
-                        r->Hq, r->Hk, r->gate, r->layout);
+                        r->Hq, r->Hk, r->gate, r->layout, r->dtype, r->state);
             }
             if (fclose(f)) rc = 1;
         }

@@ -79,10 +79,13 @@ static int written(const linattn_op_tensor *t)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: " PROG " OP --in INDIR --out OUTDIR [--backend auto|ref|cpu|opencl]\n"
-               "       [--threads N] [--fused HQ,HK,H,K,V] [operator options]\n"
-               "OP is one of %s.  Inputs are INDIR/<name>.npy (float32, C order;\n"
+               "       [--threads N] [--fused HQ,HK,H,K,V] [--dtype f32|f16|bf16]\n"
+               "       [--state-dtype f32|f16|bf16] [operator options]\n"
+               "OP is one of %s.  Inputs are INDIR/<name>.npy ('<f4' or '<f2', C order;\n"
                "[optional]), outputs OUTDIR/<name>.npy; head counts come from the shapes.\n"
-               "--fused: q, k, v are views of INDIR/" FUSED ".npy [B,T,HQ*K+HK*K+H*V].\n",
+               "--fused: q, k, v are views of INDIR/" FUSED ".npy [B,T,HQ*K+HK*K+H*V].\n"
+               "--dtype: the tensors the library gets (outputs: f16 as '<f2', bf16 as '<f4'\n"
+               "holding bf16 values); --state-dtype: the same for the states (over N).\n",
             ops_list(NULL));
     for (int i = 0; i < linattn_op_count(); i++) {
         const linattn_op_info *op = linattn_op_at(i);
@@ -108,6 +111,7 @@ typedef struct args {
     const char *indir, *outdir, *opname;
     int fused;        /* --fused given: q, k, v from INDIR/qkv.npy */
     long fz[5];       /* its HQ, HK, H, K, V */
+    linattn_dtype dtype, sdtype; /* --dtype, --state-dtype */
     linattn_config cfg;
     int ngiven;
     const char *given[MAX_GIVEN]; /* option fields given, with their text */
@@ -139,6 +143,8 @@ static void build_longopts(longopts *L)
     add_long(L, "backend", required_argument, 'b');
     add_long(L, "threads", required_argument, 't');
     add_long(L, "fused", required_argument, 'f');
+    add_long(L, "dtype", required_argument, 'd');
+    add_long(L, "state-dtype", required_argument, 's');
     add_long(L, "help", no_argument, 'h');
     add_long(L, "version", no_argument, 'V');
     for (int i = 0; i < linattn_op_count(); i++) {
@@ -185,6 +191,14 @@ static int parse_args(int argc, char **argv, args *a)
                 return 2;
             }
             a->cfg.threads = (int)lv;
+            break;
+        case 'd':
+        case 's':
+            if (tool_parse_dtype(optarg, c == 'd' ? &a->dtype : &a->sdtype)) {
+                tool_error(PROG, "--%s %s: expected f32, f16 or bf16",
+                           c == 'd' ? "dtype" : "state-dtype", optarg);
+                return 2;
+            }
             break;
         case 'f': {
             char buf[128], *save = NULL, *tok;
@@ -484,9 +498,70 @@ static int check_shapes(const args *a, const linattn_op_info *op, const linattn_
     return 0;
 }
 
+/* ---- element types ----------------------------------------------------------- */
+
+/* A forward's states are its tensors over N (initial and final states). */
+static int is_state(const linattn_op_tensor *t)
+{
+    return t->dims[0] == 'N' || t->role == LINATTN_ROLE_INOUT;
+}
+
+/* The dtype the library gets tensor t in: --state-dtype for states, else --dtype. */
+static linattn_dtype dtype_of(const args *a, const linattn_op_tensor *t)
+{
+    return is_state(t) ? a->sdtype : a->dtype;
+}
+
+/* The states of op, "h0, hT". */
+static const char *states_list(const linattn_op_info *op)
+{
+    static char buf[128];
+    buf[0] = 0;
+    for (int i = 0; i < op->ntensors; i++)
+        if (is_state(&op->tensors[i])) append(buf, sizeof buf, ", ", op->tensors[i].name);
+    return buf;
+}
+
+/* n float32 values of src rounded to dt (to nearest, ties to even: exact
+ * for values of that type) in a new array, or NULL (said). */
+static void *narrow(const float *src, size_t n, linattn_dtype dt, const char *what)
+{
+    void *p = malloc(n ? n * linattn_dtype_size(dt) : 1);
+    if (!p) tool_error(PROG, "%s: out of memory for %zu bytes", what, n * linattn_dtype_size(dt));
+    else linattn_convert(src, LINATTN_F32, p, dt, n);
+    return p;
+}
+
+/* Every input the library gets in a 16-bit type: its array (loaded as
+ * float32) rounded into conv[i] (the fused array into conv[MAX]), the
+ * tensor pointed there; 0 or -1 (said). */
+static int narrow_inputs(const args *a, const linattn_op_info *op, const linattn_array *arr,
+                         const linattn_array *fused, linattn_op_args *oa,
+                         const char *const *from, void **conv)
+{
+    if (a->fused && a->dtype != LINATTN_F32) {
+        void *p = conv[LINATTN_OP_MAX_TENSORS] = narrow(fused->data, fused->count, a->dtype, FUSED);
+        if (!p) return -1;
+        for (int i = 0; i < op->ntensors; i++)
+            if (from[i] && !strcmp(from[i], FUSED)) {
+                oa->t[i].data = p;
+                oa->t[i].dtype = a->dtype;
+            }
+    }
+    for (int i = 0; i < op->ntensors; i++) {
+        const linattn_dtype dt = dtype_of(a, &op->tensors[i]);
+        if (!from[i] || !strcmp(from[i], FUSED) || dt == LINATTN_F32) continue;
+        if (!(conv[i] = narrow(arr[i].data, arr[i].count, dt, op->tensors[i].name))) return -1;
+        oa->t[i].data = conv[i];
+        oa->t[i].dtype = dt;
+    }
+    return 0;
+}
+
 /* ---- outputs ---------------------------------------------------------------- */
 
-static int alloc_outputs(const linattn_op_info *op, linattn_op_args *oa, float **data)
+static int alloc_outputs(const args *a, const linattn_op_info *op, linattn_op_args *oa,
+                         void **data)
 {
     int64_t dims[LINATTN_OP_LETTERS] = {0}, shape[LINATTN_MAX_DIMS];
     linattn_op_dims(op, oa, dims);
@@ -498,6 +573,8 @@ static int alloc_outputs(const linattn_op_info *op, linattn_op_args *oa, float *
             return -1;
         }
         size_t n = 1;
+        const linattn_dtype dt = dtype_of(a, t);
+        const size_t es = linattn_dtype_size(dt);
         const int nd = linattn_op_rank(op, i, dims);
         for (int d = 0; d < nd; d++) {
             if ((uint64_t)shape[d] > SIZE_MAX / sizeof(float) / n) {
@@ -506,13 +583,11 @@ static int alloc_outputs(const linattn_op_info *op, linattn_op_args *oa, float *
             }
             n *= (size_t)shape[d];
         }
-        if (!(data[i] = malloc(sizeof(float) * n))) {
-            tool_error(PROG, "%s: out of memory for %zu bytes", t->name, sizeof(float) * n);
+        if (!(data[i] = malloc(es * n))) {
+            tool_error(PROG, "%s: out of memory for %zu bytes", t->name, es * n);
             return -1;
         }
-        linattn_tensor x = linattn_tensor_4d(data[i], shape[0], shape[1], shape[2], shape[3]);
-        x.ndim = nd;
-        oa->t[i] = x;
+        oa->t[i] = linattn_tensor_nd(data[i], dt, nd, shape);
     }
     return 0;
 }
@@ -524,8 +599,8 @@ static int save_outputs(const linattn_op_info *op, const linattn_op_args *oa, co
     int n = 0;
     for (int i = 0; i < op->ntensors; i++)
         if (written(&op->tensors[i]))
-            o[n++] = (tool_output){op->tensors[i].name, oa->t[i].data, oa->t[i].ndim,
-                                   oa->t[i].shape};
+            o[n++] = (tool_output){op->tensors[i].name, oa->t[i].data, oa->t[i].dtype,
+                                   oa->t[i].ndim, oa->t[i].shape};
     return tool_save_outputs(PROG, dir, o, n);
 }
 
@@ -536,20 +611,20 @@ static int save_outputs(const linattn_op_info *op, const linattn_op_args *oa, co
 static int run(const args *a, const linattn_op_info *op, linattn_op_args *oa)
 {
     linattn_array arr[LINATTN_OP_MAX_TENSORS], fused;
-    float *out[LINATTN_OP_MAX_TENSORS] = {0};
+    void *out[LINATTN_OP_MAX_TENSORS] = {0}, *conv[LINATTN_OP_MAX_TENSORS + 1] = {0};
     const char *from[LINATTN_OP_MAX_TENSORS] = {0}; /* the file of each input given */
     linattn_ctx *ctx = NULL;
     int rc = -1;
     memset(arr, 0, sizeof arr);
     memset(&fused, 0, sizeof fused);
     if (check_files(op, a->indir, a->fused) || load_inputs(a, op, arr, &fused, oa, from) ||
-        check_shapes(a, op, oa, from))
+        check_shapes(a, op, oa, from) || narrow_inputs(a, op, arr, &fused, oa, from, conv))
         goto done;
     if (linattn_ctx_create(&a->cfg, &ctx)) {
         tool_error(PROG, "%s", linattn_last_error());
         goto done;
     }
-    if (alloc_outputs(op, oa, out)) goto done;
+    if (alloc_outputs(a, op, oa, out)) goto done;
     if (linattn_op_call(ctx, op, oa)) {
         tool_error(PROG, "%s: %s", op->name, linattn_last_error());
         goto done;
@@ -559,7 +634,9 @@ done:
     for (int i = 0; i < LINATTN_OP_MAX_TENSORS; i++) {
         linattn_array_free(&arr[i]);
         free(out[i]);
+        free(conv[i]);
     }
+    free(conv[LINATTN_OP_MAX_TENSORS]);
     linattn_array_free(&fused);
     linattn_ctx_destroy(ctx);
     return rc;
@@ -580,6 +657,13 @@ int main(int argc, char **argv)
     if (a.fused && !fused_takes(op)) {
         tool_error(PROG, "--fused: %s has no q, k and v of [B,T,heads,K|V] to read from "
                    FUSED ".npy", op->name);
+        return 2;
+    }
+    if (op->f32_states && a.sdtype != LINATTN_F32) {
+        tool_error(PROG, "--state-dtype %s: %s keeps its states (%s) in float32 (f32_states "
+                   "in linattn_ops(3): a 16-bit state loses the small writes of a long memory; "
+                   "see linattn(3), Half precision)", linattn_dtype_name(a.sdtype), op->name,
+                   states_list(op));
         return 2;
     }
     linattn_op_args_init(op, &oa);

@@ -45,6 +45,16 @@ int tool_parse_backend(const char *s, linattn_backend *out)
     return 0;
 }
 
+int tool_parse_dtype(const char *s, linattn_dtype *out)
+{
+    for (int d = LINATTN_F32; d <= LINATTN_BF16; d++)
+        if (!strcmp(s, linattn_dtype_name((linattn_dtype)d))) {
+            *out = (linattn_dtype)d;
+            return 0;
+        }
+    return -1;
+}
+
 int tool_npy_path(char *buf, size_t cap, const char *dir, const char *name)
 {
     int n = snprintf(buf, cap, "%s/%s.npy", dir, name);
@@ -142,7 +152,7 @@ int tool_save_outputs(const char *prog, const char *dir, const tool_output *outs
             tool_error(prog, "%s: cannot create %s.npy: %s", dir, o->name, strerror(errno));
             goto done;
         }
-        if (linattn_npy_save(tmp[made], o->data, o->ndim, o->shape)) {
+        if (linattn_npy_save_dtype(tmp[made], o->data, o->dtype, o->ndim, o->shape)) {
             tool_error(prog, "%s.npy: %s", o->name, linattn_last_error());
             made++; /* remove this one too */
             goto done;

@@ -18,15 +18,19 @@ void tool_progname(int argc, char **argv, const char *prog);
 int tool_parse_int(const char *s, long lo, long hi, long *out);
 /* Parse auto|ref|cpu|opencl into a backend. */
 int tool_parse_backend(const char *s, linattn_backend *out);
+/* Parse f32|f16|bf16 into a dtype. */
+int tool_parse_dtype(const char *s, linattn_dtype *out);
 /* dir/name.npy into buf; returns 0 if it fits. */
 int tool_npy_path(char *buf, size_t cap, const char *dir, const char *name);
 /* Create a directory and its missing parents (mkdir -p, mode 0777 & umask);
  * 0, or -1 with "prog: cannot create DIR: PART: reason" printed. */
 int tool_mkdir(const char *prog, const char *dir);
-/* One output array, written as dir/name.npy. */
+/* One output array of dtype, written as dir/name.npy by
+ * linattn_npy_save_dtype ('<f2' for f16, '<f4' for f32 and bf16). */
 typedef struct tool_output {
     const char *name;
-    const float *data;
+    const void *data;
+    linattn_dtype dtype;
     int ndim;
     const int64_t *shape;
 } tool_output;

@@ -6,9 +6,10 @@
  *   - on success: count is the product of the shape, the product of the
  *     nonzero dimensions fits in size_t bytes (as NumPy requires, so that
  *     strides computed from the shape cannot overflow even when the array is
- *     empty), the payload is the last 4*count bytes of the input and data
- *     holds exactly those bits, and the array views as a tensor whenever its
- *     rank is at most LINATTN_MAX_DIMS. */
+ *     empty), the payload is the last 4*count bytes of the input ('<f4') or
+ *     2*count ('<f2', file_dtype LINATTN_F16) and data holds exactly those
+ *     bits (f16 widened exactly), and the array views as a tensor whenever
+ *     its rank is at most LINATTN_MAX_DIMS. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,13 +62,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nonzero *= (uint64_t)a.shape[d];
     }
     if (count != a.count) fail("count is not the product of the shape");
-    if (a.count > size / 4) fail("count larger than the input");
-    const size_t off = size - 4 * a.count;
+    if (a.file_dtype != LINATTN_F32 && a.file_dtype != LINATTN_F16) fail("file_dtype unknown");
+    const size_t es = a.file_dtype == LINATTN_F16 ? 2 : 4;
+    if (a.count > size / es) fail("count larger than the input");
+    const size_t off = size - es * a.count;
     for (size_t i = 0; i < a.count; i++) {
-        const uint32_t u = (uint32_t)buf[off + 4 * i] | (uint32_t)buf[off + 4 * i + 1] << 8 |
-                           (uint32_t)buf[off + 4 * i + 2] << 16 |
-                           (uint32_t)buf[off + 4 * i + 3] << 24;
-        uint32_t got;
+        const unsigned char *b = buf + off + es * i;
+        uint32_t u, got;
+        if (es == 2) {
+            const uint16_t h = (uint16_t)(b[0] | b[1] << 8);
+            float x;
+            if (linattn_convert(&h, LINATTN_F16, &x, LINATTN_F32, 1)) fail("convert failed");
+            memcpy(&u, &x, sizeof u);
+        } else {
+            u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        }
         memcpy(&got, &a.data[i], sizeof got);
         if (got != u) fail("data differs from the payload");
     }

@@ -1,8 +1,9 @@
 /* linattn fuzz seeds - writes the seed corpora for "make fuzz":
  *   mkseeds NPYDIR STRDIR
  * NPYDIR gets valid .npy images (versions 1.0, 2.0 and 3.0, ranks 0 to 8,
- * empty and non-empty, numpy-style padding and none), every truncation of
- * three of them, and malformed headers; STRDIR gets the option values the
+ * empty and non-empty, numpy-style padding and none, '<f4' and '<f2'), the
+ * last truncations of the '<f2' ones, every truncation of three '<f4' ones,
+ * and malformed headers; STRDIR gets the option values the
  * tools accept and near misses.  The directories must exist. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,16 @@ int main(int argc, char **argv)
                          VALID[i].shape);
                 if (!(n = image(b, sizeof b, v, hdr, pad, VALID[i].n)) || put(nd, b, n)) return 1;
             }
+    /* '<f2' files: the shapes of an even count, their 2*n payload bytes
+     * written as n/2 floats (any bits are float16 values) */
+    for (size_t i = 0; i < sizeof VALID / sizeof *VALID; i++) {
+        if (VALID[i].n % 2) continue;
+        snprintf(hdr, sizeof hdr, "{'descr': '<f2', 'fortran_order': False, 'shape': %s, }",
+                 VALID[i].shape);
+        if (!(n = image(b, sizeof b, 1, hdr, 1, VALID[i].n / 2)) || put(nd, b, n)) return 1;
+        for (size_t k = n > 6 ? n - 6 : 0; k < n; k++) /* truncated payloads */
+            if (put(nd, b, k)) return 1;
+    }
     /* every truncation (and one byte too many) of three valid files */
     static const struct { int v; const char *shape; size_t n; } TRUNC[] = {
         {1, "(2, 3)", 6}, {2, "(3,)", 3}, {3, "()", 1}};
