@@ -125,6 +125,14 @@ static int place(linattn_ctx *ctx, void *h, linattn_dtype dt, int nd, const int6
     return 0;
 }
 
+/* A step on the CPU takes its per-token inputs in turn from BENCH_ROT
+ * tokens' worth (benchop.h); on a device the offsets would make the library
+ * gather them, which the GPU, without a subnormal penalty, does not need. */
+static int rotates(linattn_ctx *ctx, const linattn_op_info *op)
+{
+    return !strcmp(op->entry, "step") && !on_device(ctx);
+}
+
 /* q, k and v (table indices idx) as views of one array [lead.., W] with W
  * = Q*K + J*K + H*V, random in [-1, 1] with q's and k's rows of unit
  * length; held by s->h / s->b of q. */
@@ -137,6 +145,8 @@ static int make_fused(bench_op *s, const int64_t *dims, const int *idx, unsigned
         W += sh[j][nd - 2] * sh[j][nd - 1];
     }
     for (int d = 0; d < nd - 2; d++) rows *= sh[0][d];
+    const int64_t R = rotates(s->ctx, s->op) ? BENCH_ROT : 1, one = rows * W;
+    rows *= R;
     float *h = s->h[idx[0]] = bench_randbuf((size_t)(rows * W), -1, 1, seed);
     if (!h) return -1;
     for (int64_t r = 0; r < rows; r++) {
@@ -162,6 +172,8 @@ static int make_fused(bench_op *s, const int64_t *dims, const int *idx, unsigned
         t.strides[nd - 2] = sh[j][nd - 1];
         t.strides[nd - 1] = 1;
         t.offset = off;
+        s->off0[idx[j]] = off;
+        s->rot[idx[j]] = R > 1 ? one : 0;
         off += sh[j][nd - 2] * sh[j][nd - 1];
         s->a.t[idx[j]] = t;
     }
@@ -287,6 +299,12 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
         if (linattn_op_shape(op, i, dims, sh)) return -1;
         size_t n = 1;
         for (int j = 0; j < nd; j++) n *= (size_t)sh[j];
+        const int rotate = rotates(ctx, op) && d->role == LINATTN_ROLE_IN && d->dims[0] == 'B';
+        if (rotate) { /* BENCH_ROT tokens' worth, the tensor over the first */
+            s->rot[i] = (int64_t)n;
+            n *= BENCH_ROT;
+            sh[0] *= BENCH_ROT;
+        }
         if (!(s->h[i] = bench_randbuf(n, d->fill_lo, d->fill_hi, seed))) return -1;
         if (d->role == LINATTN_ROLE_IN && d->dims[0] == 'B' && nd == d->ndim &&
             d->dims[d->ndim - 1] == 'K')
@@ -294,6 +312,7 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
         const linattn_dtype dt = dtype_of(op, i);
         if (narrow(&s->h[i], n, dt) || place(ctx, s->h[i], dt, nd, sh, n, &s->b[i], &s->a.t[i]))
             return -1;
+        if (rotate) s->a.t[i].shape[0] /= BENCH_ROT;
     }
     if (op->cache && fill_cache(s, dims, L, seed)) return -1;
     return 0;
@@ -302,6 +321,9 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
 int bench_op_call(void *arg)
 {
     bench_op *s = arg;
+    const int64_t c = s->calls++ % BENCH_ROT;
+    for (int i = 0; i < s->op->ntensors; i++)
+        if (s->rot[i]) s->a.t[i].offset = s->off0[i] + c * s->rot[i];
     const int rc = linattn_op_call(s->ctx, s->op, &s->a);
     return rc || !s->a.cache ? rc : linattn_kvcache_truncate(s->a.cache, s->L);
 }

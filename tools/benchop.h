@@ -16,7 +16,14 @@ typedef struct bench_op {
     float *h[LINATTN_OP_MAX_TENSORS]; /* host arrays, of their tensor's dtype */
     linattn_buffer *b[LINATTN_OP_MAX_TENSORS];
     int64_t L;
+    /* a step's per-token inputs hold BENCH_ROT tokens' worth, used in turn
+     * (same inputs every step drive the state's untouched directions to
+     * subnormal values, which no real decode sees): offset of tensor i at
+     * call c = off0[i] + (c % BENCH_ROT) * rot[i] */
+    int64_t rot[LINATTN_OP_MAX_TENSORS], off0[LINATTN_OP_MAX_TENSORS];
+    long calls;
 } bench_op;
+#define BENCH_ROT 8
 
 /* The bench's sizes bound to the table's letters; N and F follow from
  * them in bench_op_make. */
