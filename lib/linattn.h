@@ -2,7 +2,7 @@
  *
  * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview,
  * linattn_gdn(3) for the delta-rule family (gdn, kla, gla), linattn_gka(3),
- * linattn_linear_attention(3) for ONNX's LinearAttention,
+ * linattn_onnx(3) for ONNX's LinearAttention,
  * linattn_kalman(3), linattn_ela(3), linattn_softmax(3) for softmax attention
  * with a KV cache, and linattn_opencl(3) for buffers and OpenCL devices.
  *
@@ -316,7 +316,7 @@ LINATTN_API int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *
 LINATTN_API int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
                                  const linattn_delta_opts *opts);
 
-/* ---- ONNX LinearAttention (linattn_linear_attention(3)) ---------------- *
+/* ---- ONNX LinearAttention (linattn_onnx(3)) ---------------------------- *
  * The operator of ONNX opset 27 on the delta family: linear and gated run
  * as gla, delta and gated_delta as gdn, on views of the packed tensors. */
 typedef enum linattn_la_rule {

@@ -1,5 +1,5 @@
 /* linattn - ONNX LinearAttention (opset 27) as a C entry point
- * (linattn_linear_attention(3)): the packed [B,T,H*D] tensors are viewed
+ * (linattn_onnx(3)): the packed [B,T,H*D] tensors are viewed
  * as [B,T,H,D] by strides (no copies) and the call goes to gla (linear,
  * gated) or gdn (delta, gated_delta) of the delta family. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* linattn tests - ONNX LinearAttention (linattn_linear_attention(3)) against
+/* linattn tests - ONNX LinearAttention (linattn_onnx(3)) against
  * a float64 transcription of ONNX's recurrence written here (not the
  * library's reference): the four update rules, grouped query heads, decay
  * per head and per key channel, beta per head and (B,T,1), with and
@@ -344,6 +344,21 @@ START_TEST(test_half_activations)
     io.key.data = p.k;
     ck_assert_int_eq(linattn_linear_attention(ctx, &io, &a), LINATTN_EINVAL);
     ck_assert_msg(strstr(linattn_last_error(), "key"), "%s", linattn_last_error());
+    /* linear and gated run as gla, whose states are float32 only */
+    uint16_t *hs = malloc(2 * n_state(&p));
+    ck_assert(hs);
+    p.rule = LINATTN_LA_LINEAR;
+    io = prob_io(&p, o, s);
+    io.present_state.data = hs;
+    io.present_state.dtype = LINATTN_F16;
+    io.past_state = linattn_tensor_none();
+    const linattn_la_attrs al = prob_attrs(&p);
+    tu_poison(o, no);
+    ck_assert_int_eq(linattn_linear_attention(ctx, &io, &al), LINATTN_EUNSUPPORTED);
+    ck_assert_msg(!strncmp(linattn_last_error(), "present_state:", 14), "%s",
+                  linattn_last_error());
+    ck_assert(untouched(o, no));
+    free(hs);
     linattn_ctx_destroy(ctx);
     free(hq); free(hk); free(hv); free(hb); free(ho); free(ro); free(rs); free(o); free(s);
     prob_free(&p);

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Conformance of linattn_linear_attention(3) with ONNX's LinearAttention.
+"""Conformance of linattn_onnx(3) with ONNX's LinearAttention.
 
 Each case is a one-node opset-27 model run by onnx.reference.ReferenceEvaluator;
 tests/onnx_driver runs the same inputs through the library.  Valid cases must
 agree within the tolerance; cases ONNX's reference refuses must be refused too;
-the documented differences (linattn_linear_attention(3), DIFFERENCES FROM ONNX)
+the documented differences (linattn_onnx(3), DIFFERENCES FROM ONNX)
 must be refused by linattn (they are accepted by ONNX).
 
 usage: onnx_conformance.py DRIVER [BACKEND ...]     (default backends: ref cpu)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # ONNX conformance: tests/onnx_conformance.py runs cases through ONNX's own
 # reference implementation (onnx.reference.ReferenceEvaluator, opset 27
-# LinearAttention) and through tests/onnx_driver (linattn_linear_attention(3))
+# LinearAttention) and through tests/onnx_driver (linattn_onnx(3))
 # and compares.  Needs python3 (or $PYTHON) with numpy and onnx: without them
 # the test is skipped (77), or fails when LINATTN_TEST_ONNX=1 (CI sets it).
 # LINATTN_ONNX_BACKENDS: the backends to compare (default "ref cpu", plus

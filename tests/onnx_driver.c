@@ -1,4 +1,4 @@
-/* linattn tests - a tiny driver of linattn_linear_attention(3) for
+/* linattn tests - a tiny driver of linattn_linear_attention() (linattn_onnx(3)) for
  * tests/onnx_conformance.py: reads DIR/query.npy, key.npy, value.npy and,
  * when present, past_state.npy, decay.npy, beta.npy (float32), writes
  * DIR/output.npy and DIR/present_state.npy.
