@@ -307,6 +307,60 @@ START_TEST(test_fused_views)
 }
 END_TEST
 
+/* Every tensor in a buffer of the context (device memory on OpenCL), the
+ * state updated in place: the same bits as the host-tensor call. */
+static linattn_tensor in_buffer(linattn_ctx *ctx, const float *src, int ndim,
+                                const int64_t *shape, linattn_buffer **out)
+{
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    ck_assert_int_eq(linattn_buffer_create(ctx, n, out), 0);
+    if (src) ck_assert_int_eq(linattn_buffer_write(*out, 0, src, n), 0);
+    return linattn_tensor_buffer(*out, ndim, shape);
+}
+
+START_TEST(test_buffers)
+{
+    const char *names[10];
+    const int nb = backends(names, 10);
+    la_prob p;
+    prob_make(&p, LINATTN_LA_GATED_DELTA, 2, 11, 2, 2, 16, 8, 0, 1, 1);
+    const int64_t B = p.B, T = p.T, H = p.H;
+    const size_t no = n_out(&p), ns = n_state(&p);
+    float *o1 = tu_alloc(no), *s1 = tu_alloc(ns), *o2 = tu_alloc(no), *s2 = tu_alloc(ns);
+    for (int bi = 0; bi < nb; bi++) {
+        linattn_ctx *ctx = tu_ctx(names[bi], 2);
+        const linattn_la_attrs a = prob_attrs(&p);
+        tu_poison(o1, no); tu_poison(s1, ns); tu_poison(o2, no); tu_poison(s2, ns);
+        linattn_la_io io = prob_io(&p, o1, s1);
+        ck_assert_msg(linattn_linear_attention(ctx, &io, &a) == 0, "%s", linattn_last_error());
+        linattn_buffer *bq, *bk, *bv, *bd, *bb, *bs, *bo;
+        const int64_t sq[3] = {B, T, p.Hq * p.dk}, sk[3] = {B, T, H * p.dk};
+        const int64_t sv[3] = {B, T, H * p.dv}, sd[3] = {B, T, H}, sb[3] = {B, T, 1};
+        const int64_t so[3] = {B, T, p.Hq * p.dv}, ss[4] = {B, H, p.dk, p.dv};
+        linattn_la_io bio = {
+            .query = in_buffer(ctx, p.q, 3, sq, &bq), .key = in_buffer(ctx, p.k, 3, sk, &bk),
+            .value = in_buffer(ctx, p.v, 3, sv, &bv), .decay = in_buffer(ctx, p.decay, 3, sd, &bd),
+            .beta = in_buffer(ctx, p.beta, 3, sb, &bb),
+            .past_state = in_buffer(ctx, p.past_state, 4, ss, &bs),
+            .output = in_buffer(ctx, NULL, 3, so, &bo)};
+        bio.present_state = bio.past_state;
+        ck_assert_msg(linattn_linear_attention(ctx, &bio, &a) == 0, "%s: %s", names[bi],
+                      linattn_last_error());
+        ck_assert_int_eq(linattn_buffer_read(bo, 0, o2, no), 0);
+        ck_assert_int_eq(linattn_buffer_read(bs, 0, s2, ns), 0);
+        ck_assert_msg(!memcmp(o1, o2, sizeof(float) * no) && !memcmp(s1, s2, sizeof(float) * ns),
+                      "%s: buffers differ from host tensors (output %.2e state %.2e)", names[bi],
+                      tu_relerr(o2, o1, no), tu_relerr(s2, s1, ns));
+        linattn_buffer *const all[] = {bq, bk, bv, bd, bb, bs, bo};
+        for (int i = 0; i < 7; i++) linattn_buffer_destroy(all[i]);
+        linattn_ctx_destroy(ctx);
+    }
+    free(o1); free(s1); free(o2); free(s2);
+    prob_free(&p);
+}
+END_TEST
+
 /* f16 activations and output, f32 states (ONNX's T and S differ): the
  * result is ONNX's on the rounded inputs, within half precision. */
 START_TEST(test_half_activations)
@@ -412,32 +466,38 @@ END_TEST
 typedef void (*spoil_fn)(linattn_la_io *io, linattn_la_attrs *a, la_prob *p);
 typedef struct bad { const char *what; int code; spoil_fn spoil; } bad;
 
-static void b_qheads(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->q_num_heads = 0; }
-static void b_kvheads(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->kv_num_heads = -2; }
-static void b_group(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->q_num_heads = 3; }
-static void b_rule(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->update_rule = 4; }
-static void b_scale(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->scale = NAN; }
-static void b_algo(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->algo = (linattn_algo)9; }
-static void b_no_decay(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; (void)p; io->decay = linattn_tensor_none(); }
-static void b_decay_linear(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->update_rule = LINATTN_LA_DELTA; }
-static void b_no_beta(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; (void)p; io->beta = linattn_tensor_none(); }
-static void b_beta_gated(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)p; a->update_rule = LINATTN_LA_GATED; }
-static void b_query_rank(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->query = linattn_tensor_4d(p->q, p->B, p->T, p->Hq, p->dk); }
-static void b_query_heads(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->query.shape[2] = p->Hq * p->dk - 1; }
-static void b_key(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->key.shape[2] = p->H * p->dk / 2; }
-static void b_key_T(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->key.shape[1] = p->T - 1; }
-static void b_value(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->value.shape[2] = p->H * p->dv - 1; }
-static void b_output(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->output.shape[2] = 2 * p->Hq * p->dv; }
-static void b_no_output(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; (void)p; io->output.data = NULL; }
-static void b_past(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->past_state.shape[1] = p->H + 1; }
-static void b_present(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->present_state.shape[2] = p->dv; io->present_state.shape[3] = p->dk; }
-static void b_decay_last(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->decay.shape[2] = p->H + 1; }
-static void b_decay_rank(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; io->decay = linattn_tensor_4d(p->decay, p->B, p->T, p->H, p->dk); }
-static void b_beta_last(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; (void)p; io->beta.shape[2] = 3; }
-static void b_decay_pos(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)a; p->decay[5] = 0.25f; }
-static void b_beta_big(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)io; (void)a; p->beta[3] = 2.5f; }
-static void b_state_dtype(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; (void)p; io->present_state.dtype = LINATTN_F16; }
-static void b_size(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) { (void)a; (void)p; io->value.shape[0] = 0; }
+#define SPOIL(name, body) \
+    static void name(linattn_la_io *io, linattn_la_attrs *a, la_prob *p) \
+    { \
+        (void)io; (void)a; (void)p; \
+        body; \
+    }
+SPOIL(b_qheads, a->q_num_heads = 0)
+SPOIL(b_kvheads, a->kv_num_heads = -2)
+SPOIL(b_group, a->q_num_heads = 3)
+SPOIL(b_rule, a->update_rule = 4)
+SPOIL(b_scale, a->scale = NAN)
+SPOIL(b_algo, a->algo = (linattn_algo)9)
+SPOIL(b_no_decay, io->decay = linattn_tensor_none())
+SPOIL(b_decay_linear, a->update_rule = LINATTN_LA_DELTA)
+SPOIL(b_no_beta, io->beta = linattn_tensor_none())
+SPOIL(b_beta_gated, a->update_rule = LINATTN_LA_GATED)
+SPOIL(b_query_rank, io->query = linattn_tensor_4d(p->q, p->B, p->T, p->Hq, p->dk))
+SPOIL(b_query_heads, io->query.shape[2] = p->Hq * p->dk - 1)
+SPOIL(b_key, io->key.shape[2] = p->H * p->dk / 2)
+SPOIL(b_key_T, io->key.shape[1] = p->T - 1)
+SPOIL(b_value, io->value.shape[2] = p->H * p->dv - 1)
+SPOIL(b_output, io->output.shape[2] = 2 * p->Hq * p->dv)
+SPOIL(b_no_output, io->output.data = NULL)
+SPOIL(b_past, io->past_state.shape[1] = p->H + 1)
+SPOIL(b_present, io->present_state.shape[2] = p->dv; io->present_state.shape[3] = p->dk)
+SPOIL(b_decay_last, io->decay.shape[2] = p->H + 1)
+SPOIL(b_decay_rank, io->decay = linattn_tensor_4d(p->decay, p->B, p->T, p->H, p->dk))
+SPOIL(b_beta_last, io->beta.shape[2] = 3)
+SPOIL(b_decay_pos, p->decay[5] = 0.25f)
+SPOIL(b_beta_big, p->beta[3] = 2.5f)
+SPOIL(b_state_dtype, io->present_state.dtype = LINATTN_F16)
+SPOIL(b_size, io->value.shape[0] = 0)
 
 static const bad BAD[] = {
     {"attrs.q_num_heads", LINATTN_ERANGE, b_qheads},
@@ -519,6 +579,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_rules, 0, 4);
     tcase_add_test(tc, test_chunk_size_hint);
     tcase_add_test(tc, test_fused_views);
+    tcase_add_test(tc, test_buffers);
     tcase_add_test(tc, test_half_activations);
     tcase_add_test(tc, test_state_in_place);
     tcase_add_test(tc, test_names);
