@@ -44,6 +44,10 @@ static int check_rank(const linattn_tensor *t, const char *name, int ndim)
         if (t->shape[d] <= 0)
             return linattn_fail(LINATTN_ESIZE, "%s: dimension %d is %lld (must be > 0)", name,
                                 d, (long long)t->shape[d]);
+    for (int d = ndim; d < LINATTN_MAX_DIMS; d++) /* the views below rewrite them */
+        if (t->strides[d])
+            return linattn_fail(LINATTN_EINVAL, "%s: strides[%d] set beyond rank %d", name, d,
+                                ndim);
     return LINATTN_OK;
 }
 

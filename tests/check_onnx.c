@@ -498,6 +498,7 @@ SPOIL(b_decay_pos, p->decay[5] = 0.25f)
 SPOIL(b_beta_big, p->beta[3] = 2.5f)
 SPOIL(b_state_dtype, io->present_state.dtype = LINATTN_F16)
 SPOIL(b_size, io->value.shape[0] = 0)
+SPOIL(b_stride, io->key.strides[3] = 1)
 
 static const bad BAD[] = {
     {"attrs.q_num_heads", LINATTN_ERANGE, b_qheads},
@@ -526,6 +527,7 @@ static const bad BAD[] = {
     {"beta", LINATTN_ERANGE, b_beta_big},
     {"present_state", LINATTN_EINVAL, b_state_dtype},
     {"value", LINATTN_ESIZE, b_size},
+    {"key", LINATTN_EINVAL, b_stride},
 };
 
 START_TEST(test_bad_arguments)
