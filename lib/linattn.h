@@ -2,6 +2,7 @@
  *
  * Public API.  Installed as <linattn.h>.  See linattn(3) for the overview,
  * linattn_gdn(3) for the delta-rule family (gdn, kla, gla), linattn_gka(3),
+ * linattn_onnx(3) for ONNX's LinearAttention,
  * linattn_kalman(3), linattn_ela(3), linattn_softmax(3) for softmax attention
  * with a KV cache, and linattn_opencl(3) for buffers and OpenCL devices.
  *
@@ -316,6 +317,50 @@ LINATTN_API int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *
                                  const linattn_delta_opts *opts);
 LINATTN_API int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
                                  const linattn_delta_opts *opts);
+
+/* ---- ONNX LinearAttention (linattn_onnx(3)) ---------------------------- *
+ * The operator of ONNX opset 27 on the delta family: linear and gated run
+ * as gla, delta and gated_delta as gdn, on views of the packed tensors. */
+typedef enum linattn_la_rule {
+    LINATTN_LA_LINEAR = 0,      /* S = S + k v^T */
+    LINATTN_LA_GATED = 1,       /* S = exp(g) S + k v^T */
+    LINATTN_LA_DELTA = 2,       /* S = S + beta k (v - S^T k)^T */
+    LINATTN_LA_GATED_DELTA = 3  /* S = exp(g) S, then the delta write (default) */
+} linattn_la_rule;
+
+typedef struct linattn_la_attrs {
+    int q_num_heads, kv_num_heads; /* required: > 0, q a multiple of kv */
+    int update_rule;    /* linattn_la_rule; default gated_delta, as ONNX */
+    float scale;        /* output scale; 0 (default) means 1/sqrt(d_k) */
+    int chunk_size;     /* ONNX's hint (default 64): the chunk form's chunk size,
+                           clamped to 1..LINATTN_MAX_CHUNK; < 1: the default */
+    linattn_algo algo;  /* not ONNX's: the delta family's algo; default auto */
+} linattn_la_attrs;
+
+/* Defaults: heads 0 (to be set), gated_delta, scale 0, chunk_size 64, auto. */
+LINATTN_API void linattn_la_attrs_init(linattn_la_attrs *attrs);
+/* ONNX's update_rule strings "linear", "gated", "delta", "gated_delta" to
+ * the enum: LINATTN_OK, or LINATTN_EINVAL (*out untouched). */
+LINATTN_API int linattn_la_rule_parse(const char *name, int *out);
+/* The ONNX name of a rule, or NULL for an unknown value. */
+LINATTN_API const char *linattn_la_rule_name(int rule);
+
+/* ONNX's inputs and outputs, d_k = query's last / q_num_heads, d_v =
+ * value's last / kv_num_heads:
+ *   query [B,T,Hq*d_k], key [B,T,Hkv*d_k], value [B,T,Hkv*d_v];
+ *   past_state [B,Hkv,d_k,d_v] (absent: zeros);
+ *   decay [B,T,Hkv] or [B,T,Hkv*d_k], log-space (gated rules only);
+ *   beta [B,T,Hkv] or [B,T,1] (delta rules only);
+ *   output [B,T,Hq*d_v] (written); present_state [B,Hkv,d_k,d_v] (written;
+ *   absent: not returned; may be the past_state memory).
+ * Query head r reads state r / (Hq / Hkv).  query, key, value, decay, beta
+ * and output share one dtype, the two states another (may differ). */
+typedef struct linattn_la_io {
+    linattn_tensor query, key, value, past_state, decay, beta, output, present_state;
+} linattn_la_io;
+
+LINATTN_API int linattn_linear_attention(linattn_ctx *ctx, const linattn_la_io *io,
+                                         const linattn_la_attrs *attrs);
 
 /* ---- Gated KalmaNet: gka (linattn_gka(3)) ------------------------------ */
 
