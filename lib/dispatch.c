@@ -159,8 +159,8 @@ const char *linattn_cpu_features(void)
 {
     linattn_cpu_caps f;
     linattn_cpu_probe(&f);
-    if (f.avx512) return "avx2 fma avx512f avx512dq avx512bw avx512vl";
-    if (f.avx2) return "avx2 fma";
+    if (f.avx512) return "avx2 fma f16c avx512f avx512dq avx512bw avx512vl";
+    if (f.avx2) return "avx2 fma f16c";
     if (f.neon) return "asimd";
     return "baseline";
 }

@@ -123,15 +123,14 @@ void linattn_from_f32(const linattn_kernels *k, const float *src, void *dst, lin
 static pthread_once_t cvt_once = PTHREAD_ONCE_INIT;
 static linattn_kernels cvt_kern;
 static int cvt_rc;
-static char cvt_isa[16];
+static char cvt_msg[200]; /* why LINATTN_ISA cannot be used */
 
 static void cvt_select(void)
 {
     const char *isa = getenv("LINATTN_ISA");
     if (isa && !strcmp(isa, "ref")) isa = NULL;
-    if (isa) snprintf(cvt_isa, sizeof cvt_isa, "%s", isa);
     cvt_rc = linattn_kernels_select(&cvt_kern, isa);
-    if (cvt_rc) linattn_register_scalar(&cvt_kern);
+    if (cvt_rc) snprintf(cvt_msg, sizeof cvt_msg, "%s", linattn_last_error());
 }
 
 int linattn_convert(const void *src, linattn_dtype sd, void *dst, linattn_dtype dd, size_t n)
@@ -145,8 +144,7 @@ int linattn_convert(const void *src, linattn_dtype sd, void *dst, linattn_dtype 
     if (!dst) return linattn_fail(LINATTN_ENULL, "dst: NULL");
     pthread_once(&cvt_once, cvt_select);
     if (cvt_rc)
-        return linattn_fail(cvt_rc, "LINATTN_ISA=%s: not an ISA this build and CPU run",
-                            cvt_isa);
+        return linattn_fail(cvt_rc, "LINATTN_ISA: %s", cvt_msg);
     if (sd == dd) {
         memcpy(dst, src, n * linattn_dtype_size(sd));
         return LINATTN_OK;
