@@ -2,20 +2,19 @@
  * F16C, eight elements at a time, bit for bit those of lib/half.c:
  * f16 by vcvtph2ps / vcvtps2ph (round to nearest even, exact subnormals),
  * bf16 by integer shifts and the same rounding add as the scalar code.
- * The hardware quiets signalling NaNs; a group of eight holding a NaN (or,
- * from f16, an Inf) goes through the scalar code instead, which keeps
- * every payload.  Tails (n % 8) are scalar too. */
+ * The hardware quiets signalling NaNs; a group of eight holding a NaN goes
+ * through the scalar code instead, which keeps every payload.  Tails (n % 8) are scalar too. */
 #include <immintrin.h>
 #include "internal.h"
 
 void linattn_f16_in_avx2(const uint16_t *src, float *dst, size_t n)
 {
-    const __m128i exp = _mm_set1_epi16(0x7c00);
+    const __m128i abs = _mm_set1_epi16(0x7fff), inf = _mm_set1_epi16(0x7c00);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
-        if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, exp), exp)))
-            linattn_f16_in_scalar(src + i, dst + i, 8); /* Inf or NaN */
+        if (_mm_movemask_epi8(_mm_cmpgt_epi16(_mm_and_si128(h, abs), inf)))
+            linattn_f16_in_scalar(src + i, dst + i, 8); /* a NaN */
         else
             _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
     }

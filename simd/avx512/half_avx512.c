@@ -4,8 +4,8 @@
  * subnormals), bf16 by integer shifts and the same rounding add as the
  * scalar code (not AVX512_BF16's vcvtneps2bf16, which flushes subnormal
  * inputs to zero).  The hardware quiets signalling NaNs; a group of
- * sixteen holding a NaN (or, from f16, an Inf) goes through the scalar
- * code instead, which keeps every payload.  Tails are masked. */
+ * sixteen holding a NaN goes through the scalar code instead, which keeps
+ * every payload.  Tails are masked. */
 #include <immintrin.h>
 #include "internal.h"
 
@@ -13,12 +13,12 @@ static __mmask16 tail(size_t m) { return (__mmask16)((1u << m) - 1u); }
 
 void linattn_f16_in_avx512(const uint16_t *src, float *dst, size_t n)
 {
-    const __m256i exp = _mm256_set1_epi16(0x7c00);
+    const __m256i abs = _mm256_set1_epi16(0x7fff), inf = _mm256_set1_epi16(0x7c00);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail(n - i);
         const __m256i h = _mm256_maskz_loadu_epi16(k, src + i);
-        if (_mm256_mask_cmpeq_epi16_mask(k, _mm256_and_si256(h, exp), exp))
-            linattn_f16_in_scalar(src + i, dst + i, n - i < 16 ? n - i : 16); /* Inf, NaN */
+        if (_mm256_mask_cmpgt_epi16_mask(k, _mm256_and_si256(h, abs), inf))
+            linattn_f16_in_scalar(src + i, dst + i, n - i < 16 ? n - i : 16); /* a NaN */
         else
             _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(h));
     }

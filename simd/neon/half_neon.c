@@ -3,20 +3,20 @@
  * lib/half.c: f16 by fcvtl / fcvtn (round to nearest even under the
  * default FPCR, exact subnormals), bf16 by shifts (shll; addhn rounds to
  * nearest even with the same add as the scalar code).  The hardware quiets
- * signalling NaNs; a group holding a NaN (or, from f16, an Inf) goes
- * through the scalar code instead, which keeps every payload.  Tails are
+ * signalling NaNs; a group holding a NaN goes through the scalar code
+ * instead, which keeps every payload.  Tails are
  * scalar too. */
 #include <arm_neon.h>
 #include "internal.h"
 
 void linattn_f16_in_neon(const uint16_t *src, float *dst, size_t n)
 {
-    const uint16x4_t exp = vdup_n_u16(0x7c00);
+    const uint16x4_t abs = vdup_n_u16(0x7fff), inf = vdup_n_u16(0x7c00);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const uint16x4_t h = vld1_u16(src + i);
-        if (vmaxv_u16(vceq_u16(vand_u16(h, exp), exp)))
-            linattn_f16_in_scalar(src + i, dst + i, 4); /* Inf or NaN */
+        if (vmaxv_u16(vcgt_u16(vand_u16(h, abs), inf)))
+            linattn_f16_in_scalar(src + i, dst + i, 4); /* a NaN */
         else
             vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(h)));
     }
