@@ -3,7 +3,7 @@
 #define LINATTN_CPU_H
 
 typedef struct linattn_cpu_caps {
-    int avx2;   /* AVX2 + FMA, YMM state enabled by the OS */
+    int avx2;   /* AVX2 + FMA + F16C, YMM state enabled by the OS */
     int avx512; /* AVX-512 F/DQ/BW/VL, ZMM state enabled by the OS */
     int neon;   /* AArch64 Advanced SIMD */
 } linattn_cpu_caps;

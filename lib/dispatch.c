@@ -23,13 +23,14 @@ static void probe(linattn_cpu_caps *f)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1,
+              f16c = (c >> 29) & 1;
     if (!osxsave || !avx) return;
     const uint64_t xcr0 = xgetbv0();
     const int ymm_ok = (xcr0 & 0x6) == 0x6;      /* SSE + AVX state saved */
     const int zmm_ok = (xcr0 & 0xe6) == 0xe6;    /* + opmask, ZMM_Hi256, Hi16_ZMM */
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    f->avx2 = ymm_ok && fma && ((b >> 5) & 1);
+    f->avx2 = ymm_ok && fma && f16c && ((b >> 5) & 1);
     f->avx512 = zmm_ok && f->avx2 && ((b >> 16) & 1) /* F */ && ((b >> 17) & 1) /* DQ */ &&
                 ((b >> 30) & 1) /* BW */ && ((b >> 31) & 1) /* VL */;
 }
@@ -158,8 +159,8 @@ const char *linattn_cpu_features(void)
 {
     linattn_cpu_caps f;
     linattn_cpu_probe(&f);
-    if (f.avx512) return "avx2 fma avx512f avx512dq avx512bw avx512vl";
-    if (f.avx2) return "avx2 fma";
+    if (f.avx512) return "avx2 fma f16c avx512f avx512dq avx512bw avx512vl";
+    if (f.avx2) return "avx2 fma f16c";
     if (f.neon) return "asimd";
     return "baseline";
 }

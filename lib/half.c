@@ -4,6 +4,9 @@
  * with its sign and the upper bits of its payload (quiet when they are all
  * zero), so that every 16-bit pattern survives a trip through float32. */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
@@ -78,25 +81,56 @@ const char *linattn_dtype_name(linattn_dtype dtype)
     return NULL;
 }
 
-/* n elements of src (dtype s) to float32, or float32 to dst (dtype d) */
-void linattn_to_f32(const void *src, linattn_dtype s, float *dst, size_t n)
+/* The scalar conversion slots of the kernel table (lib/scalar.c); the
+ * vector ones (simd/<isa>/half_<isa>.c) give the same bits. */
+void linattn_f16_in_scalar(const uint16_t *src, float *dst, size_t n)
 {
-    const uint16_t *h = src;
-    if (s == LINATTN_F32) memcpy(dst, src, n * sizeof(float));
-    else if (s == LINATTN_F16)
-        for (size_t i = 0; i < n; i++) dst[i] = linattn_f16_to_f32(h[i]);
-    else
-        for (size_t i = 0; i < n; i++) dst[i] = linattn_bf16_to_f32(h[i]);
+    for (size_t i = 0; i < n; i++) dst[i] = linattn_f16_to_f32(src[i]);
 }
 
-void linattn_from_f32(const float *src, void *dst, linattn_dtype d, size_t n)
+void linattn_bf16_in_scalar(const uint16_t *src, float *dst, size_t n)
 {
-    uint16_t *h = dst;
+    for (size_t i = 0; i < n; i++) dst[i] = linattn_bf16_to_f32(src[i]);
+}
+
+void linattn_f16_out_scalar(const float *src, uint16_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = linattn_f32_to_f16(src[i]);
+}
+
+void linattn_bf16_out_scalar(const float *src, uint16_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = linattn_f32_to_bf16(src[i]);
+}
+
+/* n elements of src (dtype s) to float32, or float32 to dst (dtype d) */
+void linattn_to_f32(const linattn_kernels *k, const void *src, linattn_dtype s, float *dst,
+                    size_t n)
+{
+    if (s == LINATTN_F32) memcpy(dst, src, n * sizeof(float));
+    else (s == LINATTN_F16 ? k->f16_in : k->bf16_in)(src, dst, n);
+}
+
+void linattn_from_f32(const linattn_kernels *k, const float *src, void *dst, linattn_dtype d,
+                      size_t n)
+{
     if (d == LINATTN_F32) memcpy(dst, src, n * sizeof(float));
-    else if (d == LINATTN_F16)
-        for (size_t i = 0; i < n; i++) h[i] = linattn_f32_to_f16(src[i]);
-    else
-        for (size_t i = 0; i < n; i++) h[i] = linattn_f32_to_bf16(src[i]);
+    else (d == LINATTN_F16 ? k->f16_out : k->bf16_out)(src, dst, n);
+}
+
+/* linattn_convert's table: the best ISA of this CPU (or LINATTN_ISA's),
+ * chosen at its first call like a context's. */
+static pthread_once_t cvt_once = PTHREAD_ONCE_INIT;
+static linattn_kernels cvt_kern;
+static int cvt_rc;
+static char cvt_msg[200]; /* why LINATTN_ISA cannot be used */
+
+static void cvt_select(void)
+{
+    const char *isa = getenv("LINATTN_ISA");
+    if (isa && !strcmp(isa, "ref")) isa = NULL;
+    cvt_rc = linattn_kernels_select(&cvt_kern, isa);
+    if (cvt_rc) snprintf(cvt_msg, sizeof cvt_msg, "%s", linattn_last_error());
 }
 
 int linattn_convert(const void *src, linattn_dtype sd, void *dst, linattn_dtype dd, size_t n)
@@ -108,6 +142,9 @@ int linattn_convert(const void *src, linattn_dtype sd, void *dst, linattn_dtype 
     if (!n) return LINATTN_OK;
     if (!src) return linattn_fail(LINATTN_ENULL, "src: NULL");
     if (!dst) return linattn_fail(LINATTN_ENULL, "dst: NULL");
+    pthread_once(&cvt_once, cvt_select);
+    if (cvt_rc)
+        return linattn_fail(cvt_rc, "LINATTN_ISA: %s", cvt_msg);
     if (sd == dd) {
         memcpy(dst, src, n * linattn_dtype_size(sd));
         return LINATTN_OK;
@@ -116,8 +153,8 @@ int linattn_convert(const void *src, linattn_dtype sd, void *dst, linattn_dtype 
     const size_t es = linattn_dtype_size(sd), ed = linattn_dtype_size(dd);
     for (size_t i = 0; i < n; i += 256) { /* via float32: exact from a half type */
         const size_t m = n - i < 256 ? n - i : 256;
-        linattn_to_f32((const char *)src + i * es, sd, buf, m);
-        linattn_from_f32(buf, (char *)dst + i * ed, dd, m);
+        linattn_to_f32(&cvt_kern, (const char *)src + i * es, sd, buf, m);
+        linattn_from_f32(&cvt_kern, buf, (char *)dst + i * ed, dd, m);
     }
     return LINATTN_OK;
 }

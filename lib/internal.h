@@ -26,6 +26,8 @@ typedef struct linattn_kernels {
     linattn_ela_rec_fn ela_rec;
     linattn_softmax_fwd_fn softmax_fwd;
     linattn_softmax_dec_fn softmax_dec;
+    linattn_cvt_in_fn f16_in, bf16_in;    /* 16-bit type to float32 */
+    linattn_cvt_out_fn f16_out, bf16_out; /* float32 to a 16-bit type */
 } linattn_kernels;
 /* Fill every slot (lib/scalar.c); an ISA's function (simd/<isa>/<isa>.c)
  * overrides only the slots of the kernels it has, and sets isa and simd. */
@@ -129,13 +131,16 @@ int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *c
 void *linattn_buffer_mem(const linattn_buffer *b);
 
 /* half.c: one element to or from a 16-bit type (round to nearest even,
- * linattn_convert(3)), and n elements of a dtype to float32 or back. */
+ * linattn_convert(3)), and n elements of a dtype to float32 or back
+ * through the conversion slots of the kernel table k. */
 uint16_t linattn_f32_to_f16(float f);
 float linattn_f16_to_f32(uint16_t h);
 uint16_t linattn_f32_to_bf16(float f);
 float linattn_bf16_to_f32(uint16_t h);
-void linattn_to_f32(const void *src, linattn_dtype s, float *dst, size_t n);
-void linattn_from_f32(const float *src, void *dst, linattn_dtype d, size_t n);
+void linattn_to_f32(const linattn_kernels *k, const void *src, linattn_dtype s, float *dst,
+                    size_t n);
+void linattn_from_f32(const linattn_kernels *k, const float *src, void *dst, linattn_dtype d,
+                      size_t n);
 
 /* errors.c: record a message for this thread and return the code. */
 int linattn_fail(int code, const char *fmt, ...)

@@ -172,6 +172,11 @@ typedef struct linattn_softmax_dec_job {
 typedef void (*linattn_softmax_fwd_fn)(const linattn_softmax_fwd_job *job);
 typedef void (*linattn_softmax_dec_fn)(const linattn_softmax_dec_job *job);
 
+/* Conversions of n elements between a 16-bit type (f16 or bf16) and
+ * float32, bit for bit those of lib/half.c for every input (NaN included). */
+typedef void (*linattn_cvt_in_fn)(const uint16_t *src, float *dst, size_t n);
+typedef void (*linattn_cvt_out_fn)(const float *src, uint16_t *dst, size_t n);
+
 /* The scalar kernels (lib/scalar.c, lib/delta_rec.c): portable C for the
  * baseline ISA, one for every slot of the kernel table. */
 void linattn_delta_rec_scalar(const linattn_delta_rec_job *job);
@@ -181,6 +186,10 @@ void linattn_kalman_sum_scalar(const linattn_kalman_job *job, float *sum);
 void linattn_ela_rec_scalar(const linattn_ela_job *job);
 void linattn_softmax_fwd_scalar(const linattn_softmax_fwd_job *job);
 void linattn_softmax_dec_scalar(const linattn_softmax_dec_job *job);
+void linattn_f16_in_scalar(const uint16_t *src, float *dst, size_t n);  /* lib/half.c */
+void linattn_bf16_in_scalar(const uint16_t *src, float *dst, size_t n);
+void linattn_f16_out_scalar(const float *src, uint16_t *dst, size_t n);
+void linattn_bf16_out_scalar(const float *src, uint16_t *dst, size_t n);
 
 /* The kernels of an ISA (simd/<isa>/), only those it really has; each
  * exists only when its ISA is compiled in. */
@@ -191,6 +200,10 @@ void linattn_kalman_sum_avx2(const linattn_kalman_job *job, float *sum);
 void linattn_ela_rec_avx2(const linattn_ela_job *job);
 void linattn_softmax_fwd_avx2(const linattn_softmax_fwd_job *job);
 void linattn_softmax_dec_avx2(const linattn_softmax_dec_job *job);
+void linattn_f16_in_avx2(const uint16_t *src, float *dst, size_t n);
+void linattn_bf16_in_avx2(const uint16_t *src, float *dst, size_t n);
+void linattn_f16_out_avx2(const float *src, uint16_t *dst, size_t n);
+void linattn_bf16_out_avx2(const float *src, uint16_t *dst, size_t n);
 
 void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
 void linattn_gka_rec_avx512(const linattn_gka_job *job);
@@ -199,9 +212,17 @@ void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);
 void linattn_ela_rec_avx512(const linattn_ela_job *job);
 void linattn_softmax_fwd_avx512(const linattn_softmax_fwd_job *job);
 void linattn_softmax_dec_avx512(const linattn_softmax_dec_job *job);
+void linattn_f16_in_avx512(const uint16_t *src, float *dst, size_t n);
+void linattn_bf16_in_avx512(const uint16_t *src, float *dst, size_t n);
+void linattn_f16_out_avx512(const float *src, uint16_t *dst, size_t n);
+void linattn_bf16_out_avx512(const float *src, uint16_t *dst, size_t n);
 
 void linattn_delta_rec_neon(const linattn_delta_rec_job *job);
 void linattn_kalman_rec_neon(const linattn_kalman_job *job);
 void linattn_kalman_sum_neon(const linattn_kalman_job *job, float *sum);
+void linattn_f16_in_neon(const uint16_t *src, float *dst, size_t n);
+void linattn_bf16_in_neon(const uint16_t *src, float *dst, size_t n);
+void linattn_f16_out_neon(const float *src, uint16_t *dst, size_t n);
+void linattn_bf16_out_neon(const float *src, uint16_t *dst, size_t n);
 
 #endif

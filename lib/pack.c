@@ -32,8 +32,10 @@ int linattn_dense_f32_rows(const linattn_tensor *t)
 }
 
 /* Copy between the view (its strides, its dtype) at view and the dense
- * float32 array dense, either way (to the view: rounded to its dtype). */
-static void host_copy(const linattn_tensor *t, char *view, float *dense, int to_dense)
+ * float32 array dense, either way (to the view: rounded to its dtype),
+ * converting with the kernel table k. */
+static void host_copy(const linattn_kernels *k, const linattn_tensor *t, char *view, float *dense,
+                      int to_dense)
 {
     const size_t es = linattn_dtype_size(t->dtype);
     int64_t s[LINATTN_MAX_DIMS], sh[4] = {1, 1, 1, 1}, st[4] = {0, 0, 0, 0};
@@ -48,15 +50,15 @@ static void host_copy(const linattn_tensor *t, char *view, float *dense, int to_
             for (int64_t c = 0; c < sh[2]; c++) {
                 char *row = view + (ptrdiff_t)es * (a * st[0] + b * st[1] + c * st[2]);
                 if (st[3] == 1) { /* a contiguous row: convert it at once */
-                    if (to_dense) linattn_to_f32(row, t->dtype, dense + e, (size_t)sh[3]);
-                    else linattn_from_f32(dense + e, row, t->dtype, (size_t)sh[3]);
+                    if (to_dense) linattn_to_f32(k, row, t->dtype, dense + e, (size_t)sh[3]);
+                    else linattn_from_f32(k, dense + e, row, t->dtype, (size_t)sh[3]);
                     e += (size_t)sh[3];
                     continue;
                 }
                 for (int64_t i = 0; i < sh[3]; i++, e++) {
                     char *x = row + (ptrdiff_t)es * i * st[3];
-                    if (to_dense) linattn_to_f32(x, t->dtype, dense + e, 1);
-                    else linattn_from_f32(dense + e, x, t->dtype, 1);
+                    if (to_dense) linattn_to_f32(k, x, t->dtype, dense + e, 1);
+                    else linattn_from_f32(k, dense + e, x, t->dtype, 1);
                 }
             }
 }
@@ -158,7 +160,7 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                 e->dense.data = h;
                 e->dense.buf = NULL;
                 e->host = h;
-                if (in >> i & 1u) host_copy(t, view_base(t), h, 1);
+                if (in >> i & 1u) host_copy(&ctx->kern, t, view_base(t), h, 1);
             }
         }
         *t = e->dense;
@@ -183,7 +185,7 @@ int linattn_pack_end(linattn_packset *ps, int rc)
                                           e->orig.offset, s, e->orig.dtype, e->orig.shape,
                                           e->orig.ndim);
             } else if (e->host) {
-                host_copy(&e->orig, view_base(&e->orig), e->host, 0);
+                host_copy(&ps->ctx->kern, &e->orig, view_base(&e->orig), e->host, 0);
             }
         }
         if (e->dense.buf) linattn_buffer_destroy(e->dense.buf);

@@ -41,4 +41,8 @@ void linattn_register_scalar(linattn_kernels *k)
     k->ela_rec = linattn_ela_rec_scalar;
     k->softmax_fwd = linattn_softmax_fwd_scalar;
     k->softmax_dec = linattn_softmax_dec_scalar;
+    k->f16_in = linattn_f16_in_scalar;
+    k->bf16_in = linattn_bf16_in_scalar;
+    k->f16_out = linattn_f16_out_scalar;
+    k->bf16_out = linattn_bf16_out_scalar;
 }

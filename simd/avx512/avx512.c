@@ -25,4 +25,8 @@ void linattn_register_avx512(linattn_kernels *k)
     k->ela_rec = linattn_ela_rec_avx512;
     k->softmax_fwd = linattn_softmax_fwd_avx512;
     k->softmax_dec = linattn_softmax_dec_avx512;
+    k->f16_in = linattn_f16_in_avx512;
+    k->bf16_in = linattn_bf16_in_avx512;
+    k->f16_out = linattn_f16_out_avx512;
+    k->bf16_out = linattn_bf16_out_avx512;
 }

@@ -13,4 +13,8 @@ void linattn_register_neon(linattn_kernels *k)
     k->delta_rec = linattn_delta_rec_neon;
     k->kalman_rec = linattn_kalman_rec_neon;
     k->kalman_sum = linattn_kalman_sum_neon;
+    k->f16_in = linattn_f16_in_neon;
+    k->bf16_in = linattn_bf16_in_neon;
+    k->f16_out = linattn_f16_out_neon;
+    k->bf16_out = linattn_bf16_out_neon;
 }
