@@ -22,6 +22,43 @@ void linattn_delta_opts_init(linattn_delta_opts *opts)
     opts->algo = LINATTN_ALGO_AUTO;
 }
 
+/* A 16-bit state [N,H,K,V] with contiguous rows: element (n, h, i, j) at
+ * b + 2 (n s[0] + h s[1] + i s[2] + j); dt 0 when the tensor is float32 or
+ * absent.  The jobs widen their rows into scratch and round them back once
+ * (a decode step then moves half the state's bytes). */
+typedef struct half_state {
+    char *b;
+    int64_t s[4];
+    linattn_dtype dt;
+} half_state;
+
+static half_state half_of(const linattn_tensor *t)
+{
+    half_state x = {0};
+    if (!linattn_given(t) || t->dtype == LINATTN_F32) return x;
+    x.dt = t->dtype;
+    linattn_strides(t, x.s);
+    char *base = t->buf ? (char *)linattn_host(&(linattn_tensor){.buf = t->buf})
+                        : (char *)(uintptr_t)t->data;
+    x.b = base + 2 * t->offset;
+    return x;
+}
+
+/* Row i, columns j0 .. j0+w of state (n, h): widen into dst / round src into it. */
+static void half_row_in(const linattn_ctx *ctx, const half_state *x, int64_t n, int64_t h,
+                        int i, int j0, int w, float *dst)
+{
+    const uint16_t *r = (const uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j0;
+    (x->dt == LINATTN_F16 ? ctx->kern.f16_in : ctx->kern.bf16_in)(r, dst, (size_t)w);
+}
+
+static void half_row_out(const linattn_ctx *ctx, const half_state *x, int64_t n, int64_t h,
+                         int i, int j0, int w, const float *src)
+{
+    uint16_t *r = (uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j0;
+    (x->dt == LINATTN_F16 ? ctx->kern.f16_out : ctx->kern.bf16_out)(src, r, (size_t)w);
+}
+
 /* Everything a job needs; decided once per call. */
 typedef struct delta_plan {
     const linattn_ctx *ctx;
@@ -34,6 +71,8 @@ typedef struct delta_plan {
     const int64_t *cu;            /* NULL: sequence n is batch row n */
     linattn_rows q, k, v, g, beta, o;
     linattn_rows h0, ht;          /* [N,H,K,V] read as rows: (n, h) -> p + n*sb + h*st */
+    half_state hs0, hst;          /* the same in a 16-bit type (dt != 0), else unused */
+    int half;                     /* h0 or ht 16-bit: the state lives in scratch */
     float scale;
     linattn_algo algo;
     int C, nblk, blkw;
@@ -134,17 +173,19 @@ static void run_job(void *arg, int64_t job, int thread)
     work += p->pack_floats;
     float *stage = p->stage_floats ? work : NULL;
     work += p->stage_floats;
-    float *S = p->ht.p ? linattn_row(&p->ht, n, h, 0) : work;
-    const ptrdiff_t ldS = p->ht.p ? p->ht.sh : p->V;
+    const int inplace = p->ht.p && !p->half; /* else the state lives in scratch */
+    float *S = inplace ? linattn_row(&p->ht, n, h, 0) : work;
+    const ptrdiff_t ldS = inplace ? p->ht.sh : p->V;
     const int j0 = (int)blk * p->blkw;
     const int w = p->V - j0 < p->blkw ? p->V - j0 : p->blkw;
 
     /* initial state of this column block */
-    const float *S0 = p->h0.p ? linattn_row(&p->h0, n, h, 0) : NULL;
+    const float *S0 = p->h0.p && !p->hs0.dt ? linattn_row(&p->h0, n, h, 0) : NULL;
     if (S0 != S)
         for (int i = 0; i < p->K; i++) {
             float *row = S + i * ldS + j0;
-            if (S0) memcpy(row, S0 + i * p->h0.sh + j0, sizeof(float) * w);
+            if (p->hs0.dt) half_row_in(p->ctx, &p->hs0, n, h, i, j0, w, row);
+            else if (S0) memcpy(row, S0 + i * p->h0.sh + j0, sizeof(float) * w);
             else memset(row, 0, sizeof(float) * w);
         }
 
@@ -161,9 +202,15 @@ static void run_job(void *arg, int64_t job, int thread)
     if (p->ref)
         linattn_delta_ref_seq(&jb, p->flags, linattn_runner_dwork(&p->run, thread));
     else if (p->algo == LINATTN_ALGO_CHUNK)
-        linattn_delta_chunk(&jb, p->C, work + (p->ht.p ? 0 : KV));
+        linattn_delta_chunk(&jb, p->C, work + (inplace ? 0 : KV));
     else
         run_staged(p->ctx->kern.delta_rec, &jb, stage, p->stage_norm);
+    if (p->half && p->ht.p) /* the final state, rounded once */
+        for (int i = 0; i < p->K; i++) {
+            const float *row = S + i * ldS + j0;
+            if (p->hst.dt) half_row_out(p->ctx, &p->hst, n, h, i, j0, w, row);
+            else memcpy(linattn_row(&p->ht, n, h, 0) + i * p->ht.sh + j0, row, sizeof(float) * w);
+        }
 }
 
 /* kla: beta = eta / (|k|^2 + eps), one value per (token, value head), from
@@ -307,7 +354,7 @@ static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what
     const int rec = !p->ref && p->algo == LINATTN_ALGO_RECURRENT;
     p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
     p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (p->nq + 1) * (p->K + p->V) : 0;
-    size_t work = p->pack_floats + p->stage_floats + (p->ht.p ? 0 : KV) +
+    size_t work = p->pack_floats + p->stage_floats + (p->ht.p && !p->half ? 0 : KV) +
                   (p->algo == LINATTN_ALGO_CHUNK
                        ? linattn_delta_chunk_work(p->K, p->V, p->C, p->gk) : 0);
     work = (work + 16) / 16 * 16;
@@ -435,12 +482,14 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
         .v = linattn_rows_of(&x->v, ht, 1), .g = linattn_rows_of(&x->g, ht, sh->gk),
         .beta = linattn_rows_of(&x->beta, ht, 0), .o = linattn_rows_of(&x->o, ht, 1),
         .h0 = linattn_rows_of(&x->h0, 1, 1), .ht = linattn_rows_of(&x->hT, 1, 1),
+        .hs0 = half_of(&x->h0), .hst = half_of(&x->hT),
         .scale = scale, .ref = ctx->backend == LINATTN_BACKEND_REF,
         .flags = (opts->qk_l2norm ? LINATTN_DELTA_QKNORM : 0) |
                  (opts->beta_logits ? LINATTN_DELTA_LOGITS : 0),
         .C = !step && opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
     p.algo = algo;
+    p.half = p.hs0.dt || p.hst.dt;
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
     return execute(op, &p, sh->B, opts->eps, what);
@@ -458,7 +507,7 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
         return rc;
     linattn_packset ps;
     const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any, 0xA0u))) return rc;
     return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step));
 }
 

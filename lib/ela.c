@@ -187,7 +187,7 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
                                   &x->o, &x->sT, &x->zT, &x->cT};
     if ((rc = linattn_check_f32_states(ts, names, 10, 0x3B8u, "ela"))) return rc;
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, 0x3Fu, 0x3C0u, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, 0x3Fu, 0x3C0u, 0, 0, 0))) return rc;
     linattn_clear_error();
     const int safe = is_safe(opts);
     const int bidir = !step && opts->bidirectional;

@@ -165,7 +165,7 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
                                   &x->kv0, &x->o, &x->kkT, &x->kvT};
     if ((rc = linattn_check_f32_states(ts, names, 11, 0x6C0u, "gka"))) return rc;
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 11, 0xFFu, 0x700u, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 11, 0xFFu, 0x700u, 0, 0, 0))) return rc;
     const linattn_value_check vc[] = {{&x->g, names[3], LINATTN_RANGE_LOGDECAY},
                                       {&x->beta, names[4], LINATTN_RANGE_FINITE},
                                       {&x->alpha, names[5], LINATTN_RANGE_UNIT}};

@@ -115,18 +115,20 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                        unsigned need, unsigned in, unsigned out);
 int linattn_pack_end(linattn_packset *ps, int rc);
 /* Which of ts[0..n) a path needs packed: on OpenCL every view that is not
- * dense at the start of its memory; on the CPU every one that is not dense,
- * except those with bit i of any_ok (read at any strides) and those with
- * bit i of rows_ok whose rows are contiguous (linattn_unit_rows). */
+ * dense float32 at the start of its memory; on the CPU every one that is
+ * not dense float32, except those with bit i of any_ok (read at any
+ * strides) and those with bit i of rows_ok whose rows are contiguous
+ * (linattn_unit_rows); a 16-bit one only with bit i of half_ok (the path
+ * converts its contiguous rows itself). */
 unsigned linattn_pack_need(const linattn_ctx *ctx, linattn_tensor *const *ts, int n,
-                           unsigned rows_ok, unsigned any_ok);
+                           unsigned rows_ok, unsigned any_ok, unsigned half_ok);
 /* A driver's views, before its value checks: linattn_check_views (out =
  * the tensors written), then the packing the path needs (rows_ok, any_ok
  * as for linattn_pack_need; in = the tensors read).  Pair with
  * linattn_pack_end(ps, rc) after the call. */
 int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *const *ts,
                         const char *const *names, int n, unsigned in, unsigned out,
-                        unsigned rows_ok, unsigned any_ok);
+                        unsigned rows_ok, unsigned any_ok, unsigned half_ok);
 /* buffer.c: a buffer's device memory (NULL on a CPU context). */
 void *linattn_buffer_mem(const linattn_buffer *b);
 

@@ -304,7 +304,7 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
                                   &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 12, 0x33Fu, 0xCC0u, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 12, 0x33Fu, 0xCC0u, 0, 0, 0))) return rc;
     const linattn_value_check vc[] = {{&x->decay, names[4], LINATTN_RANGE_OPEN_UNIT},
                                       {&x->noise, names[5], LINATTN_RANGE_NONNEG},
                                       {&x->lam_v, names[1], LINATTN_RANGE_POS},

@@ -209,7 +209,7 @@ int linattn_kvcache_append(linattn_ctx *ctx, linattn_kvcache *c, const linattn_t
     linattn_tensor *const ts[] = {&kx, &vx};
     static const char *const names[] = {"k", "v"};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 2, 0x3u, 0, 0x3u, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 2, 0x3u, 0, 0x3u, 0, 0))) return rc;
     linattn_clear_error();
     if ((rc = linattn_kvcache_reserve(c, sk[1]))) return linattn_pack_end(&ps, rc);
     if (ctx->cl) {

@@ -92,15 +92,16 @@ static int on_device(const linattn_ctx *ctx, const linattn_tensor *t)
 }
 
 unsigned linattn_pack_need(const linattn_ctx *ctx, linattn_tensor *const *ts, int n,
-                           unsigned rows_ok, unsigned any_ok)
+                           unsigned rows_ok, unsigned any_ok, unsigned half_ok)
 {
     unsigned need = 0;
     for (int i = 0; i < n; i++) {
         const linattn_tensor *t = ts[i];
         int ok;
         if (!linattn_given(t)) continue;
-        if (t->dtype != LINATTN_F32) /* the kernels compute in float32 */
-            ok = 0;
+        if (t->dtype != LINATTN_F32) /* the kernels compute in float32; a few paths
+                                        convert their rows themselves (half_ok) */
+            ok = !ctx->cl && (half_ok >> i & 1u) && linattn_dense_f32_rows(t);
         else if (ctx->cl) /* the OpenCL kernels take dense tensors at the start of their buffers */
             ok = linattn_dense(t) && !(t->buf && t->offset);
         else
@@ -197,11 +198,11 @@ int linattn_pack_end(linattn_packset *ps, int rc)
 
 int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *const *ts,
                         const char *const *names, int n, unsigned in, unsigned out,
-                        unsigned rows_ok, unsigned any_ok)
+                        unsigned rows_ok, unsigned any_ok, unsigned half_ok)
 {
     int rc;
     ps->n = 0;
     if ((rc = linattn_check_views(ctx, ts, names, n, out))) return rc;
-    return linattn_pack_begin(ps, ctx, ts, n, linattn_pack_need(ctx, ts, n, rows_ok, any_ok),
-                              in, out);
+    return linattn_pack_begin(ps, ctx, ts, n,
+                              linattn_pack_need(ctx, ts, n, rows_ok, any_ok, half_ok), in, out);
 }

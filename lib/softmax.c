@@ -147,7 +147,7 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0xFu, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0xFu, 0, 0))) return rc;
     linattn_clear_error();
     const float scale = scale_of(&opts, K);
     if (ctx->cl) {
@@ -303,7 +303,7 @@ int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_sof
     linattn_tensor *const ts[] = {&x.q, &x.k, &x.v, &x.o};
     static const char *const names[] = {"q", "k", "v", "o"};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0xFu, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 4, 0x7u, 0x8u, 0xFu, 0, 0))) return rc;
     linattn_clear_error();
     if ((rc = linattn_kvcache_reserve(c, 1))) return linattn_pack_end(&ps, rc);
     const float scale = scale_of(&opts, c->K);

@@ -79,6 +79,8 @@ int main(int argc, char **argv)
     if (!load(dir, "query", &a[0], &io.query) || !load(dir, "key", &a[1], &io.key) ||
         !load(dir, "value", &a[2], &io.value)) {
         fprintf(stderr, "onnx_driver: %s: query, key and value are required\n", dir);
+        for (int i = 0; i < 3; i++) linattn_array_free(&a[i]);
+        linattn_ctx_destroy(ctx);
         return 2;
     }
     load(dir, "past_state", &a[3], &io.past_state);
@@ -95,19 +97,23 @@ int main(int argc, char **argv)
     float *s = out_tensor(&io.query, 4, ssh, &io.present_state);
 
     const int rc = linattn_linear_attention(ctx, &io, &attrs);
+    int status = 0;
     if (rc) {
         fprintf(stderr, "onnx_driver: %s: %s\n", linattn_strerror(rc), linattn_last_error());
-        return rc == LINATTN_EUNSUPPORTED ? 3 : 4;
+        status = rc == LINATTN_EUNSUPPORTED ? 3 : 4;
+    } else {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/output.npy", dir);
+        int e = linattn_npy_save(path, o, 3, osh);
+        snprintf(path, sizeof path, "%s/present_state.npy", dir);
+        if (!e) e = linattn_npy_save(path, s, 4, ssh);
+        if (e) fprintf(stderr, "onnx_driver: %s\n", linattn_last_error());
+        status = e ? 2 : 0;
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/output.npy", dir);
-    int e = linattn_npy_save(path, o, 3, osh);
-    snprintf(path, sizeof path, "%s/present_state.npy", dir);
-    if (!e) e = linattn_npy_save(path, s, 4, ssh);
-    if (e) fprintf(stderr, "onnx_driver: %s\n", linattn_last_error());
+    /* everything freed on every path (the sanitizer builds check for leaks) */
     for (int i = 0; i < 6; i++) linattn_array_free(&a[i]);
     free(o);
     free(s);
     linattn_ctx_destroy(ctx);
-    return e ? 2 : 0;
+    return status;
 }
