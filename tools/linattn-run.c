@@ -256,11 +256,12 @@ static int apply_options(const args *a, const linattn_op_info *op, linattn_op_ar
         /* 0 means "the library's default" for these: leave the option out instead */
         const int zero_is_default = (o->type == LINATTN_OPT_FLOAT || o->type == LINATTN_OPT_INT) &&
                                     o->def == 0 && o->lo <= 0;
-        double x;
-        if (linattn_op_option_parse(op, j, a->text[i], &x) || (zero_is_default && x == 0)) {
+        double x = 0;
+        const int bad = linattn_op_option_parse(op, j, a->text[i], &x) != 0;
+        if (bad || (zero_is_default && x == 0)) {
             tool_error(PROG, "--%s %s: %s", fl, a->text[i],
-                       zero_is_default && x == 0 ? "0 means the default: leave the option out"
-                                                 : strchr(linattn_last_error(), ':') + 2);
+                       !bad ? "0 means the default: leave the option out"
+                            : strchr(linattn_last_error(), ':') + 2);
             return 2;
         }
         oa->opt[j] = x;
