@@ -185,19 +185,6 @@ static int is_state(const linattn_op_tensor *t)
     return t->role == LINATTN_ROLE_INOUT || t->dims[0] == 'N';
 }
 
-static linattn_kvcache *make_cache(linattn_ctx *c, const tu_op *p, const float *kb,
-                                   const float *vb)
-{
-    const int64_t B = p->dims['B' - 'A'], H = p->dims['H' - 'A'];
-    const int64_t K = p->dims['K' - 'A'], V = p->dims['V' - 'A'];
-    linattn_kvcache *cache;
-    ck_assert_int_eq(linattn_kvcache_create(c, B, H, K, V, 8, &cache), 0);
-    const linattn_tensor kt = linattn_tensor_4d(kb, B, 3, H, K);
-    const linattn_tensor vt = linattn_tensor_4d(vb, B, 3, H, V);
-    ck_assert_int_eq(linattn_kvcache_append(c, cache, &kt, &vt), 0);
-    return cache;
-}
-
 /* One entry point on one backend in dtype d: all tensors (states_only = 0)
  * or only the states (1) in d, host tensors or (dev) device buffers. */
 static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d,
@@ -215,13 +202,7 @@ static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d
     float *in0[LINATTN_OP_MAX_TENSORS] = {0}; /* rounded inputs, kept for the ref run */
     linattn_op_args a = p.a;
     float *kb = NULL, *vb = NULL;
-    if (op->cache) {
-        const size_t nk = (size_t)(p.dims['B' - 'A'] * 3 * p.dims['H' - 'A']);
-        kb = tu_alloc(nk * (size_t)p.dims['K' - 'A']);
-        vb = tu_alloc(nk * (size_t)p.dims['V' - 'A']);
-        tu_fill(kb, nk * (size_t)p.dims['K' - 'A'], -1, 1);
-        tu_fill(vb, nk * (size_t)p.dims['V' - 'A'], -1, 1);
-    }
+    if (op->cache) tu_op_cache_data(&p, &kb, &vb);
     for (int i = 0; i < n; i++) {
         if (!p.data[i]) continue;
         const linattn_op_tensor *ti = &op->tensors[i];
@@ -261,11 +242,11 @@ static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d
         }
     }
     /* float32 call on the rounded inputs */
-    if (op->cache) p.a.cache = make_cache(c, &p, kb, vb);
+    if (op->cache) p.a.cache = tu_op_cache(c, &p, kb, vb);
     ck_assert_msg(linattn_op_call(c, op, &p.a) == 0, "%s f32 on %s: %s", tu_op_name(op), isa,
                   linattn_last_error());
     /* the half call */
-    if (op->cache) a.cache = make_cache(c, &p, kb, vb);
+    if (op->cache) a.cache = tu_op_cache(c, &p, kb, vb);
     ck_assert_msg(linattn_op_call(c, op, &a) == 0, "%s %s on %s%s: %s", tu_op_name(op),
                   linattn_dtype_name(d), isa, dev ? " (buffers)" : "", linattn_last_error());
     /* the reference on the rounded inputs */
@@ -281,7 +262,7 @@ static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d
         ra.t[i].data = refo[i];
     }
     (void)q;
-    if (op->cache) ra.cache = make_cache(r, &p, kb, vb);
+    if (op->cache) ra.cache = tu_op_cache(r, &p, kb, vb);
     ck_assert_msg(linattn_op_call(r, op, &ra) == 0, "%s ref: %s", tu_op_name(op),
                   linattn_last_error());
     const double u = d == LINATTN_F16 ? 0x1p-11 : 0x1p-8;

@@ -126,20 +126,6 @@ static void fused_layout(const tu_op *p, int iq, int ik, int iv, store *s)
     }
 }
 
-/* A softmax step's cache, filled the same way for both runs. */
-static linattn_kvcache *make_cache(linattn_ctx *c, const tu_op *p, const float *kb,
-                                   const float *vb)
-{
-    const int64_t B = p->dims['B' - 'A'], H = p->dims['H' - 'A'];
-    const int64_t K = p->dims['K' - 'A'], V = p->dims['V' - 'A'];
-    linattn_kvcache *cache;
-    ck_assert_int_eq(linattn_kvcache_create(c, B, H, K, V, 8, &cache), 0);
-    const linattn_tensor kt = linattn_tensor_4d(kb, B, 3, H, K);
-    const linattn_tensor vt = linattn_tensor_4d(vb, B, 3, H, V);
-    ck_assert_int_eq(linattn_kvcache_append(c, cache, &kt, &vt), 0);
-    return cache;
-}
-
 /* One entry point, one backend, one layout, host (dev = 0) or device
  * buffers (dev = 1). */
 static void check_op(const linattn_op_info *op, const char *isa, int lay, int dev)
@@ -156,13 +142,7 @@ static void check_op(const linattn_op_info *op, const char *isa, int lay, int de
     const int fuse = lay == FUSED && fused(op, &iq, &ik, &iv);
     if (fuse) fused_layout(&p, iq, ik, iv, s);
     float *kb = NULL, *vb = NULL;
-    if (op->cache) {
-        const size_t nk = (size_t)(p.dims['B' - 'A'] * 3 * p.dims['H' - 'A']);
-        kb = tu_alloc(nk * (size_t)p.dims['K' - 'A']);
-        vb = tu_alloc(nk * (size_t)p.dims['V' - 'A']);
-        tu_fill(kb, nk * (size_t)p.dims['K' - 'A'], -1, 1);
-        tu_fill(vb, nk * (size_t)p.dims['V' - 'A'], -1, 1);
-    }
+    if (op->cache) tu_op_cache_data(&p, &kb, &vb);
     /* the views, built from the dense inputs before the dense run changes states */
     linattn_op_args a = p.a;
     float *shared = NULL;
@@ -192,11 +172,11 @@ static void check_op(const linattn_op_info *op, const char *isa, int lay, int de
         a.t[i] = view_of(&p.a.t[i], &s[i]);
     }
     /* dense run */
-    if (op->cache) p.a.cache = make_cache(c, &p, kb, vb);
+    if (op->cache) p.a.cache = tu_op_cache(c, &p, kb, vb);
     int rc = linattn_op_call(c, op, &p.a);
     ck_assert_msg(rc == 0, "%s dense on %s: %s", tu_op_name(op), isa, linattn_last_error());
     /* strided run */
-    if (op->cache) a.cache = make_cache(c, &p, kb, vb);
+    if (op->cache) a.cache = tu_op_cache(c, &p, kb, vb);
     rc = linattn_op_call(c, op, &a);
     ck_assert_msg(rc == 0, "%s %s views on %s%s: %s", tu_op_name(op), LAYOUTS[lay], isa,
                   dev ? " (buffers)" : "", linattn_last_error());

@@ -27,6 +27,28 @@ int tu_op_set(tu_op *p, const char *option, double value)
     return i >= 0;
 }
 
+void tu_op_cache_data(const tu_op *p, float **kb, float **vb)
+{
+    const int64_t *d = p->dims;
+    const size_t nk = (size_t)(d['B' - 'A'] * 3 * d['J' - 'A']);
+    *kb = tu_alloc(nk * (size_t)d['K' - 'A']);
+    *vb = tu_alloc(nk * (size_t)d['V' - 'A']);
+    tu_fill(*kb, nk * (size_t)d['K' - 'A'], -1, 1);
+    tu_fill(*vb, nk * (size_t)d['V' - 'A'], -1, 1);
+}
+
+linattn_kvcache *tu_op_cache(linattn_ctx *ctx, const tu_op *p, const float *kb, const float *vb)
+{
+    const int64_t *d = p->dims, B = d['B' - 'A'], J = d['J' - 'A'];
+    const int64_t K = d['K' - 'A'], V = d['V' - 'A'];
+    linattn_kvcache *cache;
+    ck_assert_int_eq(linattn_kvcache_create(ctx, B, J, K, V, 8, &cache), 0);
+    const linattn_tensor kt = linattn_tensor_4d(kb, B, 3, J, K);
+    const linattn_tensor vt = linattn_tensor_4d(vb, B, 3, J, V);
+    ck_assert_int_eq(linattn_kvcache_append(ctx, cache, &kt, &vt), 0);
+    return cache;
+}
+
 const char *tu_op_name(const linattn_op_info *op)
 {
     static _Thread_local char s[64];

@@ -42,6 +42,11 @@ void tu_op_free(tu_op *p);
 int tu_op_per_token(const tu_op *p, int i);
 /* Set an option by name where op has it (returns whether it does). */
 int tu_op_set(tu_op *p, const char *option, double value);
+/* A softmax step's KV cache for p on ctx (capacity 8), holding the 3 tokens
+ * kb [B,3,J,K], vb [B,3,J,V] that tu_op_cache_data made (fresh in [-1, 1]),
+ * so that two calls can start from the same cache. */
+void tu_op_cache_data(const tu_op *p, float **kb, float **vb);
+linattn_kvcache *tu_op_cache(linattn_ctx *ctx, const tu_op *p, const float *kb, const float *vb);
 /* "gdn forward" */
 const char *tu_op_name(const linattn_op_info *op);
 
