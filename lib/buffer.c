@@ -129,8 +129,12 @@ float *linattn_host(const linattn_tensor *t)
 
 linattn_cl_arg linattn_cl_arg_of(const linattn_tensor *t)
 {
-    linattn_cl_arg a = {.host = t->data ? (const float *)t->data + t->offset : NULL,
-                        .mem = t->buf ? t->buf->mem : NULL};
+    /* (16-bit tensors reach here dense, at the start of their buffers) */
+    const size_t es = linattn_dtype_size(t->dtype);
+    linattn_cl_arg a = {.host = t->data ? (const float *)(const void *)((const char *)t->data +
+                                                                       es * (size_t)t->offset)
+                                        : NULL,
+                        .mem = t->buf ? t->buf->mem : NULL, .dtype = t->dtype};
     if (linattn_given(t)) {
         a.count = 1;
         for (int d = 0; d < t->ndim; d++) a.count *= (size_t)t->shape[d];

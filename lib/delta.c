@@ -507,7 +507,9 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
         return rc;
     linattn_packset ps;
     const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any, 0xA0u))) return rc;
+    /* 16-bit states in place: the CPU's jobs; on OpenCL the step's kernel */
+    const unsigned half = ctx->cl && !step ? 0u : 0xA0u;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any, half))) return rc;
     return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step));
 }
 

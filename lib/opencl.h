@@ -30,7 +30,8 @@ int linattn_cl_read(linattn_cl *cl, void *mem, size_t off, size_t bytes, void *d
 typedef struct linattn_cl_arg {
     const float *host;   /* host data (copied in/out), or NULL */
     void *mem;           /* device buffer, or NULL */
-    size_t count;        /* floats */
+    size_t count;        /* elements */
+    int dtype;           /* linattn_dtype: float32, or a 16-bit state the kernel converts */
 } linattn_cl_arg;
 
 /* The delta family on the device, arguments already checked. */

@@ -100,8 +100,10 @@ unsigned linattn_pack_need(const linattn_ctx *ctx, linattn_tensor *const *ts, in
         int ok;
         if (!linattn_given(t)) continue;
         if (t->dtype != LINATTN_F32) /* the kernels compute in float32; a few paths
-                                        convert their rows themselves (half_ok) */
-            ok = !ctx->cl && (half_ok >> i & 1u) && linattn_dense_f32_rows(t);
+                                        convert their rows themselves (half_ok): on
+                                        OpenCL dense, at the start of a buffer */
+            ok = (half_ok >> i & 1u) && (ctx->cl ? linattn_dense(t) && !(t->buf && t->offset)
+                                                 : linattn_dense_f32_rows(t));
         else if (ctx->cl) /* the OpenCL kernels take dense tensors at the start of their buffers */
             ok = linattn_dense(t) && !(t->buf && t->offset);
         else

@@ -32,10 +32,11 @@ int linattn_clrun_resolve(linattn_clrun *r, const linattn_cl_arg *a, int in, cl_
         *out = r->cl->dummy;
         return LINATTN_OK;
     }
-    if ((rc = linattn_clrun_alloc(r, a->count * sizeof(float), 0, out))) return rc;
+    const size_t bytes = a->count * linattn_dtype_size(a->dtype);
+    if ((rc = linattn_clrun_alloc(r, bytes, 0, out))) return rc;
     if (in)
         LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(r->cl->queue, *out, CL_TRUE, 0,
-                                                            a->count * sizeof(float), a->host,
+                                                            bytes, a->host,
                                                             0, NULL, NULL),
                          "clEnqueueWriteBuffer");
     return LINATTN_OK;
@@ -60,7 +61,8 @@ int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a)
 {
     if (a->mem || !a->host) return LINATTN_OK;
     LINATTN_CL_CHECK(linattn_clapi.clEnqueueReadBuffer(r->cl->queue, mem, CL_TRUE, 0,
-                                                       a->count * sizeof(float), (void *)a->host,
+                                                       a->count * linattn_dtype_size(a->dtype),
+                                                       (void *)a->host,
                                                        0, NULL, NULL),
                      "clEnqueueReadBuffer");
     return LINATTN_OK;

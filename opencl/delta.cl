@@ -486,13 +486,39 @@ __kernel void beta_sigmoid(__global const float *x, __global float *y, long n)
     if (i < n) y[i] = 1.0f / (1.0f + exp(-x[i]));
 }
 
+/* The step's state elements: SDT 0 float, 1 f16 (vload_half / vstore_half_rte,
+ * core OpenCL), 2 bf16 (the upper half of a float, rounded to nearest even;
+ * NaN kept quiet): widened once, updated in float, rounded once. */
+#ifndef SDT
+#define SDT 0
+#endif
+#if SDT == 0
+typedef float selt;
+#define SLOAD(p, e) ((p)[e])
+#define SSTORE(x, p, e) ((p)[e] = (x))
+#elif SDT == 1
+typedef half selt;
+#define SLOAD(p, e) vload_half((e), (p))
+#define SSTORE(x, p, e) vstore_half_rte((x), (e), (p))
+#else
+typedef ushort selt;
+#define SLOAD(p, e) as_float((uint)(p)[e] << 16)
+#define SSTORE(x, p, e) ((p)[e] = bf16_round(x))
+static ushort bf16_round(float x)
+{
+    const uint u = as_uint(x), h = u >> 16;
+    return (u & 0x7fffffffu) > 0x7f800000u ? (ushort)((h & 0x7fu) ? h : (h | 0x40u))
+                                           : (ushort)((u + 0x7fffu + (h & 1u)) >> 16);
+}
+#endif
+
 /* One decode step: group (BV columns, unit = b*H + h).  mode 0 gdn (beta
  * given), 2 gla (no write correction).  State read and written once; query
  * heads after the first that share it (nq > 1) read the new state. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_step(__global const float *q, __global const float *k,
                 __global const float *v, __global const float *g,
-                __global const float *beta, __global float *state,
+                __global const float *beta, __global selt *state,
                 __global float *o, float scale, int has_g, int gdn, int H, int Hk,
                 int Hq, int nq, int share, int map)
 {
@@ -504,7 +530,7 @@ void delta_step(__global const float *q, __global const float *k,
     const int lid = get_local_id(0), jj = lid % BV, rg = lid / BV;
     const long unit = get_group_id(1), bt = unit / H;
     const int j = get_group_id(0) * BV + jj, jok = j < V, h = (int)(unit % H);
-    __global float *S = state + unit * K * V;
+    __global selt *S = state + unit * K * V;
     const long ku = bt * Hk + key_head(h, H, Hk, map);
     const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
     float p = 0.0f;
@@ -522,7 +548,7 @@ void delta_step(__global const float *q, __global const float *k,
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
-        s[m] = (i < K && jok) ? S[(long)i * V + j] : 0.0f;
+        s[m] = (i < K && jok) ? SLOAD(S, (long)i * V + j) : 0.0f;
         if (i < K) {
 #if GK
             s[m] *= lg[i]; /* the decayed state */
@@ -554,7 +580,7 @@ void delta_step(__global const float *q, __global const float *k,
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         if (i < K) s[m] = mad(gam, s[m], lk[i] * u);
-        if (i < K && jok) S[(long)i * V + j] = s[m];
+        if (i < K && jok) SSTORE(s[m], S, (long)i * V + j);
     }
     for (int e = 1; e < nq; e++) {
         barrier(CLK_LOCAL_MEM_FENCE);

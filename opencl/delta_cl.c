@@ -212,9 +212,9 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     const int C = a->step ? LINATTN_CL_CHUNK : a->C;
     pthread_mutex_lock(&cl->lock);
     dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->V)};
-    char opts[96];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d", a->K, a->V, C, pr.BV,
-             a->gk != 0);
+    char opts[112];
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d", a->K, a->V, C,
+             pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, kernel_names, NKERN, pr.k)))
         goto done;
     if (a->step) {
