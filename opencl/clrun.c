@@ -1,6 +1,10 @@
 /* linattn - what every operator's host code needs for one call on the
  * device: temporary buffers, host tensors copied in, kernel arguments,
  * launches.  Called with cl->lock held. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include "clpriv.h"
 
 int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out)
@@ -49,11 +53,31 @@ int linattn_clrun_args(cl_kernel k, const linattn_karg *args, int n, const char 
     return LINATTN_OK;
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* LINATTN_CL_PROFILE set and not "0" (tuning): every launch waits for the
+ * queue before and after and prints its wall time on stderr. */
 int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
                          const size_t *local, const char *name)
 {
+    const char *env = getenv("LINATTN_CL_PROFILE");
+    const int prof = env && *env && strcmp(env, "0");
+    double t0 = 0.0;
+    if (prof) {
+        linattn_clapi.clFinish(cl->queue);
+        t0 = now_ms();
+    }
     LINATTN_CL_CHECK(linattn_clapi.clEnqueueNDRangeKernel(cl->queue, k, dims, NULL, global, local,
                                                           0, NULL, NULL), name);
+    if (prof) {
+        linattn_clapi.clFinish(cl->queue);
+        fprintf(stderr, "linattn-cl-profile %s %.4f ms\n", name, now_ms() - t0);
+    }
     return LINATTN_OK;
 }
 
