@@ -53,16 +53,22 @@ static void tile_mac(__local const float *lx, __local const float *ly, float acc
 {
     for (int kk = 0; kk < TK; kk++) {
         float xa[4], yb[4];
+        #pragma unroll
         for (int a = 0; a < 4; a++) xa[a] = lx[(ty + 16 * a) * LDX + kk];
+        #pragma unroll
         for (int b = 0; b < 4; b++) yb[b] = ly[kk * 64 + tx + 16 * b];
+        #pragma unroll
         for (int a = 0; a < 4; a++)
+            #pragma unroll
             for (int b = 0; b < 4; b++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
     }
 }
 
 static void tile_zero(float acc[4][4])
 {
+    #pragma unroll
     for (int a = 0; a < 4; a++)
+        #pragma unroll
         for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
 }
 
@@ -185,6 +191,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
             barrier(CLK_LOCAL_MEM_FENCE);
             if (tx <= ty)
                 for (int kk = 0; kk < TK; kk++)
+                    #pragma unroll
                     for (int a = 0; a < 4; a++) {
                         const int r = ty + 16 * a, s = tx + 16 * a;
                         acc[a][a] = mad(lx[r * LDX + kk] * ly[kk * 64 + s],
@@ -200,7 +207,9 @@ void delta_prep(__global const long *ctab, __global const float *q,
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #endif
+        #pragma unroll
         for (int a = 0; a < 4; a++)
+            #pragma unroll
             for (int b = 0; b < 4; b++) {
                 const int r = ty + 16 * a, s = tx + 16 * b;
                 const int keep = r < c && (e < nq ? s <= r : s < r);
@@ -264,7 +273,9 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 tile_mac(lx, ly, acc, ty, tx);
                 barrier(CLK_LOCAL_MEM_FENCE);
             }
+            #pragma unroll
             for (int a = 0; a < 4; a++)
+                #pragma unroll
                 for (int b = 0; b < 4; b++) {
                     const int r = ty + 16 * a, col = col0 + tx + 16 * b;
                     if (r < c && col < ncol) out[r * ncol + col] = acc[a][b];
@@ -296,6 +307,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
     const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
     float s[NR];
     __global float *S = St + ((long)n * H + h) * K * V;
+    #pragma unroll
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         s[m] = (i < K && jok) ? S[(long)i * V + j] : 0.0f;
@@ -312,6 +324,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #if !GK
         if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
 #endif
+        #pragma unroll
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K && jok) Sout[(long)i * V + j] = s[m];
@@ -319,6 +332,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
         /* U' = U - W S, RB rows at a time */
         for (int r0 = 0; r0 < c; r0 += RB) {
             float p[RB];
+            #pragma unroll
             for (int rr = 0; rr < RB; rr++) p[rr] = 0.0f;
             if (gdn) {
                 for (int i0 = 0; i0 < K; i0 += KC) {
@@ -327,15 +341,18 @@ void delta_state(__global const long *stab, __global const long *ctab,
                         lX[e] = (r0 + rr < c && i < K) ? Wc[(r0 + rr) * K + i] : 0.0f;
                     }
                     barrier(CLK_LOCAL_MEM_FENCE);
+                    #pragma unroll
                     for (int m = 0; m < NR; m++) {
                         const int i = rg + RG * m;
                         if (i >= i0 && i < i0 + KC && i < K)
+                            #pragma unroll
                             for (int rr = 0; rr < RB; rr++)
                                 p[rr] = mad(lX[rr * KC + i - i0], s[m], p[rr]);
                     }
                     barrier(CLK_LOCAL_MEM_FENCE);
                 }
             }
+            #pragma unroll
             for (int rr = 0; rr < RB; rr++) red[(rg * RB + rr) * BV + jj] = p[rr];
             barrier(CLK_LOCAL_MEM_FENCE);
             {
@@ -355,12 +372,14 @@ void delta_state(__global const long *stab, __global const long *ctab,
         }
         /* S = e^{G_c} S + (e^{G_c - G} o K)^T U', KR rows of k at a time */
 #if GK
+        #pragma unroll
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K) s[m] *= exp(G[(c - 1) * K + i]);
         }
 #else
         const float eGc = exp(G[c - 1]);
+        #pragma unroll
         for (int m = 0; m < NR; m++) s[m] *= eGc;
 #endif
         for (int r0 = 0; r0 < c; r0 += KR) {
@@ -375,6 +394,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int rr = 0; rr < KR && r0 + rr < c; rr++) {
                 const float u = lU[(r0 + rr) * BV + jj];
+                #pragma unroll
                 for (int m = 0; m < NR; m++) {
                     const int i = rg + RG * m;
                     if (i < K) s[m] = mad(lX[rr * K + i], u, s[m]);
@@ -383,11 +403,191 @@ void delta_state(__global const long *stab, __global const long *ctab,
             barrier(CLK_LOCAL_MEM_FENCE);
         }
     }
+    #pragma unroll
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         if (i < K && jok) S[(long)i * V + j] = s[m];
     }
 }
+
+#if K % 32 == 0 && BV <= 16 && K * BV <= 2048
+/* delta_walk: delta_state's walk for K a multiple of 32, BV <= 16 and K * BV <= 2048,
+ * with the state split over the whole work-group: work-item (srg, scg) holds
+ * rows srg * SR .. + SR of columns scg * SC .. + SC in registers, a copy of
+ * the state sits in local memory (lS) for U' = U - W S, whose tile per
+ * work-item is UR rows x UC columns; U' goes through local memory (lU) to
+ * the update.  W (64 columns at a time) and k (KROWS rows at a time) are
+ * staged in lX by coalesced loads. */
+#define SC (BV / 8)
+#define SR (K / 32)
+#define UC (BV >= 32 ? BV / 16 : 1)
+#define UG (BV / UC)
+#define UR (UG / 4)
+#define XN 4096          /* floats of the staging slab */
+#define WCOLS 64         /* columns of W per slab */
+#define KROWS (XN / K)   /* rows of k per slab */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_walk(__global const long *stab, __global const long *ctab,
+                __global const float *k, __global const float *Gin,
+                __global const float *Win, __global float *Uio, __global float *St,
+                __global float *Sbuf, int H, int Hk, int map, int gdn)
+{
+    __local float lS[K * BV];
+    __local float lU[64 * BV];
+    __local float lX[XN];
+    __local float lD[64];
+    const int lid = get_local_id(0);
+    const int scg = lid % 8, srg = lid / 8, ucg = lid % UG, urg = lid / UG;
+    const int j0 = get_group_id(0) * BV, h = get_group_id(1), n = get_group_id(2);
+    const long w0 = stab[2 * n], nw = stab[2 * n + 1];
+    const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
+    const int i0 = srg * SR, ju = j0 + ucg * UC;
+    float s[SR][SC];
+    __global float *S = St + ((long)n * H + h) * K * V;
+    /* (global state rows move through lS in whole rows: coalesced, and
+     * PoCL mishandled the per-item guarded stores) */
+    for (int e = lid; e < K * BV; e += WG) {
+        const int jj = e % BV;
+        lS[e] = j0 + jj < V ? S[(long)(e / BV) * V + j0 + jj] : 0.0f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    #pragma unroll
+    for (int a = 0; a < SR; a++)
+        #pragma unroll
+        for (int b = 0; b < SC; b++) s[a][b] = lS[(i0 + a) * BV + scg * SC + b];
+    for (long w = w0; w < w0 + nw; w++) {
+        const long tok0 = ctab[3 * w];
+        const int c = (int)ctab[3 * w + 1];
+        const long wh = w * H + h;
+        __global const float *kc = k + (tok0 * Hk + kh) * K;
+        __global const float *G = Gin + wh * GS;
+        __global float *U = Uio + wh * CH * V;
+        __global float *Sout = Sbuf + wh * K * V;
+        __global const float *Wc = Win + wh * CH * K;
+        for (int e = lid; e < K * BV; e += WG) { /* the state entering the chunk */
+            const int jj = e % BV;
+            if (j0 + jj < V) Sout[(long)(e / BV) * V + j0 + jj] = lS[e];
+        }
+#if !GK
+        if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
+#endif
+        /* U' = U - W S on this work-item's tile */
+        float u[UR][UC];
+        #pragma unroll
+        for (int a = 0; a < UR; a++)
+            #pragma unroll
+            for (int b = 0; b < UC; b++) {
+                const int r = urg * UR + a;
+                u[a][b] = r < c && ju + b < V ? U[r * V + ju + b] : 0.0f;
+            }
+        for (int x0 = 0; x0 < (gdn ? K : 0); x0 += WCOLS) {
+            { /* all loads in flight at once: float4s into registers, then lX */
+                float4 t[XN / 4 / WG];
+#pragma unroll
+                for (int m = 0; m < XN / 4 / WG; m++) {
+                    const int e = 4 * (lid + m * WG), r = e / WCOLS, i = x0 + e % WCOLS;
+                    t[m] = r < c && i < K ? vload4(0, Wc + r * K + i) : (float4)(0.0f);
+                }
+#pragma unroll
+                for (int m = 0; m < XN / 4 / WG; m++) vstore4(t[m], lid + m * WG, lX);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int i = 0; i < WCOLS && x0 + i < K; i += 4) {
+                float4 wv[UR];
+                #pragma unroll
+                for (int a = 0; a < UR; a++) wv[a] = vload4(0, lX + (urg * UR + a) * WCOLS + i);
+                #pragma unroll
+                for (int b = 0; b < UC; b++) {
+                    const int col = ucg * UC + b, ii = x0 + i;
+                    const float s0 = lS[ii * BV + col], s1 = lS[(ii + 1) * BV + col];
+                    const float s2 = lS[(ii + 2) * BV + col], s3 = lS[(ii + 3) * BV + col];
+                    #pragma unroll
+                    for (int a = 0; a < UR; a++)
+                        u[a][b] -= wv[a].x * s0 + wv[a].y * s1 + wv[a].z * s2 + wv[a].w * s3;
+                }
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        #pragma unroll
+        for (int a = 0; a < UR; a++)
+            #pragma unroll
+            for (int b = 0; b < UC; b++) lU[(urg * UR + a) * BV + ucg * UC + b] = u[a][b];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (gdn)
+            for (int e = lid; e < c * BV; e += WG) {
+                const int jj = e % BV;
+                if (j0 + jj < V) U[(e / BV) * V + j0 + jj] = lU[e];
+            }
+        /* S = e^{G_c} S + (e^{G_c - G} o K)^T U', KROWS rows of k at a time */
+        #pragma unroll
+        for (int a = 0; a < SR; a++) {
+#if GK
+            const float d = exp(G[(c - 1) * K + i0 + a]);
+#else
+            const float d = exp(G[c - 1]);
+#endif
+            #pragma unroll
+            for (int b = 0; b < SC; b++) s[a][b] *= d;
+        }
+        for (int r0 = 0; r0 < c; r0 += KROWS) {
+            {
+                float4 t[XN / 4 / WG];
+#pragma unroll
+                for (int m = 0; m < XN / 4 / WG; m++) {
+                    const int e = 4 * (lid + m * WG), r = r0 + e / K, i = e % K;
+                    t[m] = r < c ? vload4(0, kc + r * ldk + i) : (float4)(0.0f);
+                }
+#pragma unroll
+                for (int m = 0; m < XN / 4 / WG; m++) {
+                    const int e = 4 * (lid + m * WG), r = r0 + e / K, i = e % K;
+#if GK
+                    if (r < c) {
+                        const float4 gl = vload4(0, G + (c - 1) * K + i), gr = vload4(0, G + r * K + i);
+                        t[m] *= exp(gl - gr);
+                    }
+#else
+                    t[m] *= r < c ? lD[r] : 0.0f;
+#endif
+                    vstore4(t[m], lid + m * WG, lX);
+                }
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int rr = 0; rr < KROWS && r0 + rr < c; rr++) {
+                float uv[SC], kd[SR];
+                #pragma unroll
+                for (int b = 0; b < SC; b++) uv[b] = lU[(r0 + rr) * BV + scg * SC + b];
+#if SR % 4 == 0
+                #pragma unroll
+                for (int a = 0; a < SR; a += 4) {
+                    const float4 k4 = vload4(0, lX + rr * K + i0 + a);
+                    kd[a] = k4.x;
+                    kd[a + 1] = k4.y;
+                    kd[a + 2] = k4.z;
+                    kd[a + 3] = k4.w;
+                }
+#else
+                #pragma unroll
+                for (int a = 0; a < SR; a++) kd[a] = lX[rr * K + i0 + a];
+#endif
+                #pragma unroll
+                for (int a = 0; a < SR; a++)
+                    #pragma unroll
+                    for (int b = 0; b < SC; b++) s[a][b] = mad(kd[a], uv[b], s[a][b]);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        #pragma unroll
+        for (int a = 0; a < SR; a++)
+            #pragma unroll
+            for (int b = 0; b < SC; b++) lS[(i0 + a) * BV + scg * SC + b] = s[a][b];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int e = lid; e < K * BV; e += WG) {
+        const int jj = e % BV;
+        if (j0 + jj < V) S[(long)(e / BV) * V + j0 + jj] = lS[e];
+    }
+}
+#endif
 
 /* O = scale ((e^G o Q) S_in + M U') for 64 value columns of one chunk and
  * output head oh (a query head reading state h). */
@@ -445,7 +645,9 @@ void delta_out(__global const long *ctab, __global const float *q,
         tile_mac(lx, ly, acc, ty, tx);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
+    #pragma unroll
     for (int a = 0; a < 4; a++)
+        #pragma unroll
         for (int b = 0; b < 4; b++) {
             const int r = ty + 16 * a, col = col0 + tx + 16 * b;
             if (r < c && col < V) o[((tok0 + r) * Ho + oh) * V + col] = scale * acc[a][b];
@@ -546,6 +748,7 @@ void delta_step(__global const float *q, __global const float *k,
     float s[NR];
     float pa = 0.0f, pb = 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
+    #pragma unroll
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         s[m] = (i < K && jok) ? SLOAD(S, (long)i * V + j) : 0.0f;
@@ -577,6 +780,7 @@ void delta_step(__global const float *q, __global const float *k,
     const float vj = jok ? v[unit * V + j] : 0.0f;
     const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
     if (rg == 0 && jok) o[ou * V + j] = scale * (gam * b + rkq[0] * u);
+    #pragma unroll
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         if (i < K) s[m] = mad(gam, s[m], lk[i] * u);
@@ -587,6 +791,7 @@ void delta_step(__global const float *q, __global const float *k,
         for (int i = lid; i < K; i += WG) lq[i] = q[(qu + e) * K + i];
         barrier(CLK_LOCAL_MEM_FENCE);
         float pq = 0.0f;
+        #pragma unroll
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K) pq = mad(s[m], lq[i], pq);

@@ -23,13 +23,23 @@ typedef struct dprog {
  * that leaves over half the compute units without a group (a single long
  * sequence): the sequential kernels then get more, shorter groups.
  * LINATTN_CL_BV=8|16|32 forces it (for tuning). */
-static int pick_bv(const linattn_cl *cl, int64_t units, int V)
+static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
 {
     int bv = 32;
     const char *env = getenv("LINATTN_CL_BV"); /* tuning: force 8, 16 or 32 */
     if (env && (!strcmp(env, "8") || !strcmp(env, "16") || !strcmp(env, "32"))) return atoi(env);
     while (bv > 8 && 2 * units * ((V + bv - 1) / bv) < (int64_t)cl->info.compute_units) bv /= 2;
+    while (bv > 8 && K % 32 == 0 && (bv > 16 || K * bv > 2048)) bv /= 2; /* for delta_walk */
     return bv;
+}
+
+/* delta_walk (the state spread over the work-group, K % 32 == 0, BV <= 16
+ * and K * BV <= 2048, as delta.cl guards it: 28 KiB of local memory), else
+ * delta_state.  pick_bv's K is 0 for the step (its own kernel). */
+static int use_walk(int K, int bv)
+{
+    const char *env = getenv("LINATTN_CL_WALK"); /* tuning: 0 forces delta_state */
+    return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
 }
 
 static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,
@@ -165,7 +175,7 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(Hk),
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale)};
     if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
-        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state")) ||
+        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")) ||
         (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 14, "delta_out")))
         return rc;
 
@@ -211,11 +221,14 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     cl_long *ctab = NULL, *stab = NULL;
     const int C = a->step ? LINATTN_CL_CHUNK : a->C;
     pthread_mutex_lock(&cl->lock);
-    dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->V)};
+    dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->step ? 0 : a->K, a->V)};
+    const char *names[NKERN];
+    memcpy(names, kernel_names, sizeof names);
+    if (use_walk(a->K, pr.BV)) names[K_STATE] = "delta_walk";
     char opts[112];
     snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d", a->K, a->V, C,
              pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0);
-    if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, kernel_names, NKERN, pr.k)))
+    if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {
         rc = step(&r, &pr, a);

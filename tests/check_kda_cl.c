@@ -52,6 +52,9 @@ static const kcase CASES[] = {
     {0, 1, G_WIDE, 1, 200, 2, 2, 2, 64, 64, 1, 0, 0, 0, 0},
     {0, 1, G_UNIFORM, 2, 80, 2, 1, 4, 32, 32, 0, 0, 0, 0, 1}, /* qk_l2norm, Hq = 2H */
     {1, 0, G_MILD, 2, 80, 2, 1, 8, 32, 32, 0, 0, 1, 1, 1},
+    {0, 0, G_UNIFORM, 1, 150, 2, 2, 2, 128, 40, 0, 0, 0, 0, 0}, /* K = 128: rows of k as vectors */
+    {0, 1, G_MILD, 2, 70, 1, 1, 1, 128, 24, 0, 0, 0, 0, 0},
+    {2, 0, G_MILD, 1, 100, 2, 2, 2, 128, 36, 1, 0, 0, 0, 0},
 };
 #define NCASES ((int)(sizeof CASES / sizeof *CASES))
 
@@ -223,10 +226,36 @@ static void describe(char *buf, size_t n, const kcase *c, const char *what)
              (long long)c->V, c->packed ? " packed" : "", c->buffers ? " buffers" : "");
 }
 
+/* The walk over the chunks has two kernels (delta_walk for K a multiple of
+ * 32, else delta_state) and 8, 16 or 32 value columns per group, chosen by
+ * the device's size (PoCL's: delta_walk with 16 when K allows): on the
+ * cases below test_forward_kernels forces delta_walk with 8 columns and
+ * delta_state with 32 (LINATTN_CL_BV, LINATTN_CL_WALK, read at each call). */
+static const int KERNEL_CASES[] = {4, 13, 18, 19};
+#define NKCASES ((int)(sizeof KERNEL_CASES / sizeof *KERNEL_CASES))
+static const char *const VARIANTS[][2] = {{"8", "1"}, {"32", "0"}};
+#define NVARIANTS 2
+
+static void forward_case(int ci);
+
 START_TEST(test_forward)
 {
+    forward_case(_i);
+}
+END_TEST
+
+START_TEST(test_forward_kernels)
+{
+    setenv("LINATTN_CL_BV", VARIANTS[_i % NVARIANTS][0], 1);
+    setenv("LINATTN_CL_WALK", VARIANTS[_i % NVARIANTS][1], 1);
+    forward_case(KERNEL_CASES[_i / NVARIANTS]);
+}
+END_TEST
+
+static void forward_case(int ci)
+{
     if (!have_device()) return;
-    const kcase *c = &CASES[_i];
+    const kcase *c = &CASES[ci];
     prob p;
     prob_make(&p, c, 0);
     float *ro = tu_alloc(p.no), *rh = tu_alloc(p.ns), *o = tu_alloc(p.no), *h = tu_alloc(p.ns);
@@ -260,11 +289,12 @@ START_TEST(test_forward)
     }
     linattn_ctx_destroy(cl);
     const double eo = tu_relerr(o, ro, p.no), eh = tu_relerr(h, rh, p.ns);
-    ck_assert_msg(eo < TOL_FWD && eh < TOL_FWD, "%s: o %.2e ht %.2e", what, eo, eh);
+    const char *bv = getenv("LINATTN_CL_BV"), *walk = getenv("LINATTN_CL_WALK");
+    ck_assert_msg(eo < TOL_FWD && eh < TOL_FWD, "%s (BV %s, walk %s): o %.2e ht %.2e", what,
+                  bv ? bv : "auto", walk ? walk : "auto", eo, eh);
     free(ro); free(rh); free(o); free(h);
     prob_free(&p);
 }
-END_TEST
 
 /* Two steps from a random state, the second on the state the first left. */
 START_TEST(test_step)
@@ -327,6 +357,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_forward, 0, NCASES);
     tcase_add_loop_test(tc, test_step, 0, NCASES);
+    tcase_add_loop_test(tc, test_forward_kernels, 0, NKCASES * NVARIANTS);
     suite_add_tcase(s, tc);
     return s;
 }
