@@ -1,0 +1,37 @@
+"""linattn: linear-attention operators (gdn, kla, gla, gka, kalman, ela,
+softmax) on the CPU and OpenCL, from Python through ctypes.
+
+Every operator of the library's table is a function NAME_forward / NAME_step
+(gdn_forward, gdn_step, ..., softmax_step with a KVCache) taking NumPy arrays,
+PyTorch CPU tensors or other DLPack producers; linear_attention() is ONNX's
+LinearAttention; linattn.fla has flash-linear-attention's names.  Errors
+raise linattn.Error subclasses carrying the status code and the library's
+message.  The library is found through $LINATTN_LIBRARY, a build tree next
+to this package, the system's library path or pkg-config.
+"""
+from ._lib import (Context, Error, NullError, ShapeError, SizeError, HeadDimError,
+                   SeqlensError, RangeError, NoMemoryError, UnsupportedError, FormatError,
+                   InvalidError, NoDeviceError, DeviceError, default_context,
+                   set_default_context, version, lib)
+from ._ops import KVCache, Op, table, find
+from ._onnx_la import linear_attention
+
+__version__ = "0.1.0"
+
+
+def _export():
+    names = []
+    for op in table():
+        fn = __import__("linattn._ops", fromlist=["make_function"]).make_function(op)
+        globals()[fn.__name__] = fn
+        names.append(fn.__name__)
+    return names
+
+
+OPERATORS = _export()
+
+__all__ = ["Context", "Error", "NullError", "ShapeError", "SizeError", "HeadDimError",
+           "SeqlensError", "RangeError", "NoMemoryError", "UnsupportedError", "FormatError",
+           "InvalidError", "NoDeviceError", "DeviceError", "default_context",
+           "set_default_context", "version", "lib", "KVCache", "Op", "table", "find",
+           "linear_attention", "OPERATORS"] + OPERATORS
