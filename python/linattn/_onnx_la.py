@@ -21,7 +21,8 @@ def linear_attention(query, key, value, past_state=None, decay=None, beta=None, 
     kv_num_heads).  algo ("auto", "recurrent", "chunk") is not ONNX's.
 
     Returns (output [B,T,q_num_heads*d_v] in query's kind and dtype,
-    present_state [B,kv_num_heads,d_k,d_v], in past_state's dtype or float32).
+    present_state [B,kv_num_heads,d_k,d_v]: past_state's dtype, else query's
+    for the delta rules and float32 for linear and gated).
     The places where linattn differs from ONNX are listed in linattn_onnx(3).
     """
     h = _lib.lib()
@@ -59,7 +60,12 @@ def linear_attention(query, key, value, past_state=None, decay=None, beta=None, 
     else:
         dk, dv = qb.tensor.shape[2] // Hq, vb.tensor.shape[2] // Hkv
     out = _array.empty(qb.kind, (B, T, Hq * dv), qb.dtype)
-    scode = _lib.F32 if past_state is None else keep[3].dtype
+    # ONNX: present_state has past_state's type, else query's; linear and
+    # gated keep float32 states (linattn_onnx(3), DIFFERENCES FROM ONNX)
+    if past_state is not None:
+        scode = keep[3].dtype
+    else:
+        scode = qb.dtype if attrs.update_rule >= 2 else _lib.F32
     state = _array.empty(qb.kind, (B, max(Hkv, 1), dk, dv), scode)
     io.output = _array.bind_out(out, qb.dtype)
     io.present_state = _array.bind_out(state, scode)
