@@ -26,6 +26,9 @@ def _bf16_numpy():
     return _ML or None
 
 
+_CODES = {np.dtype(np.float32): _lib.F32, np.dtype(np.float16): _lib.F16}
+
+
 def _np_code(dtype):
     if dtype == np.float32:
         return _lib.F32
@@ -139,20 +142,25 @@ def bind(x, name, inout=False):
         raise ValueError(f"{name}: {x.ndim} dimensions (linattn takes 1 to {_lib.MAX_DIMS})")
     if inout and not x.flags.writeable:
         raise ValueError(f"{name}: the state is updated in place but the array is read-only")
-    code = _np_code(x.dtype)
+    code = _CODES.get(x.dtype)
+    if code is None:
+        code = _np_code(x.dtype)
     copied = False
     if code is None:
         if x.dtype.kind not in "fiub":
             raise TypeError(f"{name}: dtype {x.dtype} is not a number type")
         x, code, copied = x.astype(np.float32), _lib.F32, True
-    item = x.itemsize
-    st = None
-    if all(s % item == 0 for s in x.strides):
-        st = _elem_strides(x.shape, [s // item for s in x.strides])
-    if st is None:
-        x, copied, st = np.ascontiguousarray(x), True, ()
+    if x.flags.c_contiguous:
+        st = ()
+    else:
+        item = x.itemsize
+        st = None
+        if all(s % item == 0 for s in x.strides):
+            st = _elem_strides(x.shape, [s // item for s in x.strides])
+        if st is None:
+            x, copied, st = np.ascontiguousarray(x), True, ()
     t = _lib.Tensor()
-    _fill(t, x.ctypes.data, x.shape, st, st == (), code)
+    _fill(t, x.__array_interface__["data"][0], x.shape, st, st == (), code)
     return Bound(t, x, orig if (copied and inout) else None, "numpy", code)
 
 
@@ -198,7 +206,8 @@ def empty(kind, shape, code):
 def bind_out(arr, code):
     """A tensor for an output array empty() made (C order)."""
     t = _lib.Tensor()
-    ptr = arr.data_ptr() if not isinstance(arr, np.ndarray) else arr.ctypes.data
+    ptr = arr.data_ptr() if not isinstance(arr, np.ndarray) else \
+        arr.__array_interface__["data"][0]
     return _fill(t, ptr, tuple(arr.shape), (), True, code)
 
 
