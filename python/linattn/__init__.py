@@ -9,29 +9,26 @@ raise linattn.Error subclasses carrying the status code and the library's
 message.  The library is found through $LINATTN_LIBRARY, a build tree next
 to this package, the system's library path or pkg-config.
 """
-from ._lib import (Context, Error, NullError, ShapeError, SizeError, HeadDimError,
-                   SeqlensError, RangeError, NoMemoryError, UnsupportedError, FormatError,
-                   InvalidError, NoDeviceError, DeviceError, default_context,
-                   set_default_context, version, lib)
-from ._ops import KVCache, Op, table, find
+from ._lib import (Context, Error, NullError, ShapeError, SizeError, ByteOverflowError,
+                   HeadDimError, SeqlensError, RangeError, NoMemoryError, UnsupportedError,
+                   FileIOError, FormatError, InvalidError, NoDeviceError, DeviceError,
+                   default_context, set_default_context, version, lib)
+from ._ops import KVCache, Op, table, find, make_function
 from ._onnx_la import linear_attention
 
 __version__ = "0.1.0"
 
+__all__ = ["Context", "Error", "NullError", "ShapeError", "SizeError", "ByteOverflowError",
+           "HeadDimError", "SeqlensError", "RangeError", "NoMemoryError", "UnsupportedError",
+           "FileIOError", "FormatError", "InvalidError", "NoDeviceError", "DeviceError",
+           "default_context", "set_default_context", "version", "lib", "KVCache", "Op",
+           "table", "find", "linear_attention", "OPERATORS"]
 
-def _export():
-    names = []
-    for op in table():
-        fn = __import__("linattn._ops", fromlist=["make_function"]).make_function(op)
-        globals()[fn.__name__] = fn
-        names.append(fn.__name__)
-    return names
-
-
-OPERATORS = _export()
-
-__all__ = ["Context", "Error", "NullError", "ShapeError", "SizeError", "HeadDimError",
-           "SeqlensError", "RangeError", "NoMemoryError", "UnsupportedError", "FormatError",
-           "InvalidError", "NoDeviceError", "DeviceError", "default_context",
-           "set_default_context", "version", "lib", "KVCache", "Op", "table", "find",
-           "linear_attention", "OPERATORS"] + OPERATORS
+# NAME_forward and NAME_step for every row of the library's operator table
+OPERATORS = []
+for _op in table():
+    _fn = make_function(_op)
+    globals()[_fn.__name__] = _fn
+    OPERATORS.append(_fn.__name__)
+del _op, _fn
+__all__ += OPERATORS

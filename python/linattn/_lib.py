@@ -99,7 +99,7 @@ class SizeError(Error, ValueError):
     """LINATTN_ESIZE: a size is zero or negative."""
 
 
-class OverflowError_(Error, OverflowError):
+class ByteOverflowError(Error, OverflowError):
     """LINATTN_EOVERFLOW: a byte count does not fit in size_t."""
 
 
@@ -123,7 +123,7 @@ class UnsupportedError(Error):
     """LINATTN_EUNSUPPORTED: backend, ISA or feature not available."""
 
 
-class IOError_(Error, OSError):
+class FileIOError(Error, OSError):
     """LINATTN_EIO: a file could not be read or written."""
 
 
@@ -148,9 +148,9 @@ _CODE_NAMES = {-1: "LINATTN_ENULL", -2: "LINATTN_ESHAPE", -3: "LINATTN_ESIZE",
                -7: "LINATTN_ERANGE", -8: "LINATTN_ENOMEM", -9: "LINATTN_EUNSUPPORTED",
                -10: "LINATTN_EIO", -11: "LINATTN_EFORMAT", -12: "LINATTN_EINVAL",
                -13: "LINATTN_ENODEV", -14: "LINATTN_EDEVICE"}
-_CODE_CLASSES = {-1: NullError, -2: ShapeError, -3: SizeError, -4: OverflowError_,
+_CODE_CLASSES = {-1: NullError, -2: ShapeError, -3: SizeError, -4: ByteOverflowError,
                  -5: HeadDimError, -6: SeqlensError, -7: RangeError, -8: NoMemoryError,
-                 -9: UnsupportedError, -10: IOError_, -11: FormatError, -12: InvalidError,
+                 -9: UnsupportedError, -10: FileIOError, -11: FormatError, -12: InvalidError,
                  -13: NoDeviceError, -14: DeviceError}
 
 
