@@ -26,6 +26,7 @@ def _bf16_numpy():
     return _ML or None
 
 
+_SHAPE = ctypes.c_int64 * _lib.MAX_DIMS
 _CODES = {np.dtype(np.float32): _lib.F32, np.dtype(np.float16): _lib.F16}
 
 
@@ -127,6 +128,13 @@ def bind(x, name, inout=False):
     like) as a linattn tensor.  Inputs of another float dtype are converted to
     float32 (a copy); an in-place state (inout) that needs a copy is copied
     back by Bound.write_back()."""
+    if type(x) is np.ndarray and 0 < x.ndim <= _lib.MAX_DIMS and x.flags.c_contiguous \
+            and (not inout or x.flags.writeable):
+        code = _CODES.get(x.dtype)
+        if code is not None:  # the common case: no checks of strides
+            t = _lib.Tensor(x.__array_interface__["data"][0], x.ndim, _SHAPE(*x.shape))
+            t.dtype = code
+            return Bound(t, x, None, "numpy", code)
     if is_torch(x):
         return _bind_torch(x, name, inout)
     orig = x
