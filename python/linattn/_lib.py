@@ -4,6 +4,7 @@ import ctypes.util
 import os
 import subprocess
 import threading
+import weakref
 
 MAX_DIMS = 4
 OP_MAX_TENSORS = 12
@@ -292,6 +293,7 @@ class Context:
         cfg.isa, cfg.device = self._isa_b, self._dev_b
         ptr = ctypes.c_void_p()
         self._h = None
+        self._children = weakref.WeakSet()  # KV caches, closed before the context
         check(h.linattn_ctx_create(ctypes.byref(cfg), ctypes.byref(ptr)))
         self._h = ptr
         self._lib = h
@@ -319,8 +321,10 @@ class Context:
         return self._lib.linattn_ctx_threads(self.handle)
 
     def close(self):
-        """Destroy the context (its KV caches must be closed first)."""
+        """Destroy the context, after the KV caches made on it."""
         if self._h is not None:
+            for child in list(self._children):
+                child.close()
             self._lib.linattn_ctx_destroy(self._h)
             self._h = None
 

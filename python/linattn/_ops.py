@@ -120,7 +120,7 @@ class KVCache:
     """The softmax step's KV cache (linattn_kvcache): keys [B,H,capacity,K]
     and values [B,H,capacity,V] held by the library in float32, on the
     context's device.  capacity is a hint (it doubles when an append needs
-    room).  Close it (or use `with`) before its context."""
+    room).  Closing its context closes it too."""
 
     def __init__(self, B, H, K, V, capacity=0, ctx=None):
         self.ctx = ctx or _lib.default_context()
@@ -129,6 +129,7 @@ class KVCache:
         _lib.check(_lib.lib().linattn_kvcache_create(self.ctx.handle, B, H, K, V, capacity,
                                                      ctypes.byref(p)))
         self._h = p
+        self.ctx._children.add(self)
 
     @property
     def handle(self):

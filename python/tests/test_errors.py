@@ -49,3 +49,12 @@ def test_context_errors_and_attributes():
         assert c.backend == "cpu" and c.threads == 1
     with pytest.raises(ValueError, match="closed"):
         c.backend
+
+
+def test_closing_a_context_closes_its_caches():
+    c = linattn.Context(backend="cpu")
+    cache = linattn.KVCache(1, 2, 4, 4, ctx=c)
+    c.close()
+    with pytest.raises(ValueError, match="closed"):
+        len(cache)
+    cache.close()  # nothing left to free
