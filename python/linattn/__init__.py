@@ -15,6 +15,7 @@ from ._lib import (Context, Error, NullError, ShapeError, SizeError, ByteOverflo
                    default_context, set_default_context, version, lib)
 from ._ops import KVCache, Op, table, find, make_function
 from ._onnx_la import linear_attention
+from . import fla  # noqa: E402,F401 (linattn.fla after `import linattn`)
 
 __version__ = "0.1.0"
 
@@ -22,7 +23,7 @@ __all__ = ["Context", "Error", "NullError", "ShapeError", "SizeError", "ByteOver
            "HeadDimError", "SeqlensError", "RangeError", "NoMemoryError", "UnsupportedError",
            "FileIOError", "FormatError", "InvalidError", "NoDeviceError", "DeviceError",
            "default_context", "set_default_context", "version", "lib", "KVCache", "Op",
-           "table", "find", "linear_attention", "OPERATORS"]
+           "table", "find", "linear_attention", "fla", "OPERATORS"]
 
 # NAME_forward and NAME_step for every row of the library's operator table
 OPERATORS = []
