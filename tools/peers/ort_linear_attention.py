@@ -94,6 +94,8 @@ def time_node(args, B, T, decode):
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if args.no_spin:  # as OMP_WAIT_POLICY=passive for linattn
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(model.SerializeToString(), so,
                                 providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(12345)
@@ -153,6 +155,8 @@ def main(argv=None):
                    help="decay per head or per key channel")
     p.add_argument("--threads", type=int, default=0,
                    help="intra-op threads (default 0: ONNX Runtime's choice)")
+    p.add_argument("--no-spin", action="store_true",
+                   help="idle intra-op threads sleep instead of spinning (a shared machine)")
     p.add_argument("--reps", type=int, default=5, help="timed repetitions (default 5)")
     args = p.parse_args(argv)
     modes = [m for m in args.mode.split(",") if m]
@@ -166,7 +170,8 @@ def main(argv=None):
         return 77
     print(f"# onnxruntime {ort.__version__}: LinearAttention opset 27, update_rule "
           f"{args.update_rule}, decay per {'key channel' if args.gate == 'channel' else 'head'}, "
-          f"CPUExecutionProvider, intra-op threads {args.threads or 'default'}")
+          f"CPUExecutionProvider, intra-op threads {args.threads or 'default'}"
+          f"{', no spinning' if args.no_spin else ''}")
     print(f"{'entry':<7} {'mode':<7} {'B':>5} {'T':>6} {'Hq':>4} {'Hkv':>4} {'K':>4} {'V':>4} "
           f"{'median_ms':>10} {'tokens/s':>12}")
     rows = [("prefill", args.prefill_B, T) for T in args.T] if "prefill" in modes else []
