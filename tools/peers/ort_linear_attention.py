@@ -3,6 +3,11 @@
 
 The peer of `linattn-bench --mode onnx` (linattn-bench(1)): the same node,
 shapes, input ranges and timing scheme, so the two print comparable medians.
+Two ways ONNX Runtime runs the node (--domain): ONNX's own LinearAttention
+(rows "ort"), for which ONNX Runtime has no kernel and runs the function body
+ONNX defines (a Scan over the tokens); and the same node in the com.microsoft
+domain (rows "ort-ms"), ONNX Runtime's contrib kernel with the same inputs,
+outputs and attributes.
 
   prefill: B=--prefill-B sequences of T tokens (--T), past_state absent (zeros)
   decode:  T=1 with past_state, for each batch in --B
@@ -24,9 +29,11 @@ import time
 import numpy as np
 
 
-def build_model(B, T, Hq, Hkv, K, V, rule, channel, with_past):
-    """A one-node model with every shape static (ONNX Runtime runs the
-    operator's function body, whose Scan needs them)."""
+def build_model(B, T, Hq, Hkv, K, V, rule, channel, with_past, domain=""):
+    """A one-node model with every shape static.  In ONNX's domain ("")
+    ONNX Runtime has no kernel: it runs the operator's function body, whose
+    Scan needs the shapes.  "com.microsoft" is ONNX Runtime's own kernel of
+    the same node (a contrib operator, same inputs and attributes)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -50,15 +57,18 @@ def build_model(B, T, Hq, Hkv, K, V, rule, channel, with_past):
     while names[-1] == "":
         names.pop()
     node = helper.make_node("LinearAttention", names, ["output", "present_state"],
-                            q_num_heads=Hq, kv_num_heads=Hkv, update_rule=rule)
+                            q_num_heads=Hq, kv_num_heads=Hkv, update_rule=rule,
+                            domain=domain)
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n])
               for n in names if n]
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n])
                for n in ("output", "present_state")]
     model = helper.make_model(helper.make_graph([node], "linear_attention", inputs, outputs),
-                              opset_imports=[helper.make_opsetid("", 27)])
+                              opset_imports=[helper.make_opsetid("", 27)] +
+                              ([helper.make_opsetid(domain, 1)] if domain else []))
     model.ir_version = 11
-    onnx.checker.check_model(model)
+    if not domain:
+        onnx.checker.check_model(model)
     return model, [n for n in names if n], shapes
 
 
@@ -85,11 +95,12 @@ def make_inputs(rng, names, shapes, K, rot):
     return sets
 
 
-def time_node(args, B, T, decode):
+def time_node(args, B, T, decode, domain):
     import onnxruntime as ort
 
     model, names, shapes = build_model(B, T, args.Hq or args.H, args.H, args.K, args.V,
-                                       args.update_rule, args.gate == "channel", decode)
+                                       args.update_rule, args.gate == "channel", decode,
+                                       domain)
     so = ort.SessionOptions()
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
@@ -157,18 +168,26 @@ def main(argv=None):
                    help="intra-op threads (default 0: ONNX Runtime's choice)")
     p.add_argument("--no-spin", action="store_true",
                    help="idle intra-op threads sleep instead of spinning (a shared machine)")
+    p.add_argument("--domain", default="onnx,com.microsoft",
+                   help="the node's domain: onnx (ONNX's LinearAttention, rows 'ort'), "
+                        "com.microsoft (ONNX Runtime's contrib kernel, rows 'ort-ms'), or both "
+                        "(default)")
     p.add_argument("--reps", type=int, default=5, help="timed repetitions (default 5)")
     args = p.parse_args(argv)
     modes = [m for m in args.mode.split(",") if m]
     if any(m not in ("prefill", "decode") for m in modes):
         p.error("--mode: expected prefill, decode or prefill,decode")
+    domains = [d for d in args.domain.split(",") if d]
+    if not domains or any(d not in ("onnx", "com.microsoft") for d in domains):
+        p.error("--domain: expected onnx, com.microsoft or onnx,com.microsoft")
     try:
         import onnxruntime as ort
     except ImportError:
         print("ort_linear_attention.py: onnxruntime is not installed "
               "(pip install onnxruntime)", file=sys.stderr)
         return 77
-    print(f"# onnxruntime {ort.__version__}: LinearAttention opset 27, update_rule "
+    print(f"# onnxruntime {ort.__version__}: LinearAttention (ort: ONNX's, opset 27, run as its "
+          f"function body; ort-ms: com.microsoft's kernel), update_rule "
           f"{args.update_rule}, decay per {'key channel' if args.gate == 'channel' else 'head'}, "
           f"CPUExecutionProvider, intra-op threads {args.threads or 'default'}"
           f"{', no spinning' if args.no_spin else ''}")
@@ -176,9 +195,10 @@ def main(argv=None):
           f"{'median_ms':>10} {'tokens/s':>12}")
     rows = [("prefill", args.prefill_B, T) for T in args.T] if "prefill" in modes else []
     rows += [("decode", B, 1) for B in args.B] if "decode" in modes else []
-    for mode, B, T in rows:
-        sec = time_node(args, B, T, mode == "decode")
-        print(f"{'ort':<7} {mode:<7} {B:>5} {T:>6} {args.Hq or args.H:>4} {args.H:>4} "
+    for (mode, B, T), dom in ((r, d) for r in rows for d in domains):
+        sec = time_node(args, B, T, mode == "decode", "" if dom == "onnx" else dom)
+        entry = "ort" if dom == "onnx" else "ort-ms"
+        print(f"{entry:<7} {mode:<7} {B:>5} {T:>6} {args.Hq or args.H:>4} {args.H:>4} "
               f"{args.K:>4} {args.V:>4} {sec * 1e3:>10.3f} {B * T / sec:>12.0f}", flush=True)
     return 0
 
