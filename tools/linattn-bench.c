@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "benchctx.h"
+#include "benchla.h"
 #include "benchop.h"
 #include "benchsvg.h"
 #include "benchsys.h"
@@ -33,6 +34,7 @@ typedef struct opts {
     linattn_dtype dtype, sdtype; /* --dtype, --state-dtype */
     const char *csv, *svg;
     int quick, limits;
+    int la_rule; /* --update-rule of --mode onnx */
 } opts;
 
 typedef struct result {
@@ -96,7 +98,8 @@ static void usage(FILE *f)
     op_names(names, sizeof names, ",", ",");
     fprintf(f,
             "usage: " PROG " [--quick] [--op %s]\n"
-            "       [--mode prefill,decode,context] [--context 64,256,1024,4096,32768,131072]\n"
+            "       [--mode prefill,decode,context,onnx] [--update-rule NAME]\n"
+            "       [--context 64,256,1024,4096,32768,131072]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
             "       [--Hk N] [--Hq N] [--gate head|channel] [--strided]\n"
@@ -242,7 +245,8 @@ static void parse(int argc, char **argv, opts *o)
         {"set", required_argument, 0, 'e'},    {"Hk", required_argument, 0, 'k'},
         {"Hq", required_argument, 0, 'Q'},     {"gate", required_argument, 0, 'g'},
         {"strided", no_argument, 0, 'd'},      {"dtype", required_argument, 0, 'y'},
-        {"state-dtype", required_argument, 0, 'Y'}, {0, 0, 0, 0}};
+        {"state-dtype", required_argument, 0, 'Y'},
+        {"update-rule", required_argument, 0, 'u'}, {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -255,6 +259,7 @@ static void parse(int argc, char **argv, opts *o)
     isplit("64,256,1024,4096,32768,131072", &o->ctxL, 1, 1L << 30);
     o->Bpre = 1; o->H = 16; o->K = 128; o->V = 128; o->reps = 5; o->limits = 1;
     o->M = 1024; o->S = 16;
+    o->la_rule = LINATTN_LA_GATED_DELTA;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'q': o->quick = 1; break;
@@ -298,6 +303,13 @@ static void parse(int argc, char **argv, opts *o)
         case 'e':
             if (bench_op_set(optarg)) {
                 tool_error(PROG, "--set %s: expected NAME=VALUE (an option of linattn_ops(3))",
+                           optarg);
+                exit(2);
+            }
+            break;
+        case 'u':
+            if (linattn_la_rule_parse(optarg, &o->la_rule)) {
+                tool_error(PROG, "--update-rule %s: expected linear, gated, delta or gated_delta",
                            optarg);
                 exit(2);
             }
@@ -354,8 +366,8 @@ static void parse(int argc, char **argv, opts *o)
         }
     for (int i = 0; i < o->modes.n; i++)
         if (strcmp(o->modes.s[i], "prefill") && strcmp(o->modes.s[i], "decode") &&
-            strcmp(o->modes.s[i], "context")) {
-            tool_error(PROG, "--mode %s: expected prefill, decode or context", o->modes.s[i]);
+            strcmp(o->modes.s[i], "context") && strcmp(o->modes.s[i], "onnx")) {
+            tool_error(PROG, "--mode %s: expected prefill, decode, context or onnx", o->modes.s[i]);
             exit(2);
         }
     if (o->quick) {
@@ -429,6 +441,52 @@ static int run_context(const opts *o)
     return 0;
 }
 
+/* --mode onnx: linattn_linear_attention on ONNX's packed tensors (benchla.c),
+ * prefill over --T (B = --prefill-B, per --algo) and decode over --B, on
+ * each backend and ISA; q_num_heads --Hq (default --H), kv_num_heads --H. */
+static int run_onnx(const opts *o)
+{
+    const long Hq = o->Hq ? o->Hq : o->H;
+    printf("# onnx: linattn_linear_attention (linattn_onnx(3)), update_rule %s, decay per %s;"
+           " prefill from a zero state, decode with past_state (present_state in place)\n",
+           linattn_la_rule_name(o->la_rule), o->channel ? "key channel" : "head");
+    printf("%-7s %-7s %-7s %-9s %5s %6s %4s %4s %4s %4s %3s %10s %12s\n", "entry", "mode", "isa",
+           "algo", "B", "T", "Hq", "Hkv", "K", "V", "thr", "median_ms", "tokens/s");
+    for (int bk = 0; bk < o->backends.n; bk++) {
+        const int one = strcmp(o->backends.s[bk], "cpu") != 0;
+        for (int ii = 0; ii < (one ? 1 : o->isas.n); ii++) {
+            linattn_ctx *ctx = make_ctx(o->backends.s[bk], o->isas.s[ii], o->threads);
+            if (!ctx) return 1;
+            const char *isa = one ? o->backends.s[bk] : o->isas.s[ii];
+            const int thr = linattn_ctx_threads(ctx);
+            for (int dec = 0; dec < 2; dec++) {
+                const int shapes = dec ? o->Bdec.n : o->T.n;
+                for (int si = 0; si < shapes; si++)
+                    for (int ai = 0; ai < (dec ? 1 : o->algos.n); ai++) {
+                        const char *an = dec ? "recurrent" : o->algos.s[ai];
+                        const bench_la_shape s = {
+                            dec ? o->Bdec.v[si] : o->Bpre, dec ? 1 : o->T.v[si], Hq, o->H,
+                            o->K, o->V, o->la_rule, o->channel, dec,
+                            strcmp(an, "chunk") ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK};
+                        double sec = 0;
+                        if (bench_la_time(ctx, &s, o->reps, &sec)) {
+                            tool_error(PROG, "onnx %s B=%ld T=%ld: %s", dec ? "decode" : "prefill",
+                                       s.B, s.T, linattn_last_error());
+                            linattn_ctx_destroy(ctx);
+                            return 1;
+                        }
+                        printf("%-7s %-7s %-7s %-9s %5ld %6ld %4ld %4ld %4ld %4ld %3d %10.3f "
+                               "%12.0f\n", "onnx", dec ? "decode" : "prefill", isa, an, s.B, s.T,
+                               s.Hq, s.Hkv, s.K, s.V, thr, sec * 1e3, (double)(s.B * s.T) / sec);
+                        fflush(stdout);
+                    }
+            }
+            linattn_ctx_destroy(ctx);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -482,7 +540,8 @@ int main(int argc, char **argv)
         linattn_ctx_destroy(c);
     }
     int table = 0; /* any mode but context */
-    for (int m = 0; m < o.modes.n; m++) table |= strcmp(o.modes.s[m], "context") != 0;
+    for (int m = 0; m < o.modes.n; m++)
+        table |= strcmp(o.modes.s[m], "context") && strcmp(o.modes.s[m], "onnx");
     if (table)
         printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %4s %4s %-7s %-7s %-5s %-5s %3s %10s %12s %8s "
                "%7s %8s %6s\n", "op", "mode", "isa", "algo", "B", "T", "shape", "Hq", "Hk",
@@ -494,7 +553,7 @@ int main(int argc, char **argv)
     for (int m = 0; m < o.modes.n; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
-        if (!strcmp(o.modes.s[m], "context")) continue;
+        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "onnx")) continue;
         for (int bk = 0; bk < nbk; bk++) {
             const int one = strcmp(o.backends.s[bk], "cpu") != 0; /* ref, opencl */
             total += o.ops.n * (one ? 1 : o.isas.n) * (pre && !one ? o.algos.n : 1) * shapes;
@@ -507,7 +566,7 @@ int main(int argc, char **argv)
     for (int m = 0; m < o.modes.n && !rc; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
-        if (!strcmp(o.modes.s[m], "context")) continue;
+        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "onnx")) continue;
         for (int si = 0; si < shapes && !rc; si++) {
             const long B = pre ? o.Bpre : o.Bdec.v[si], T = pre ? o.T.v[si] : 1;
             for (int bk = 0; bk < nbk && !rc; bk++) {
@@ -608,8 +667,10 @@ int main(int argc, char **argv)
         }
     }
     progress(total, total, "");
-    int ctx_mode = 0;
+    int ctx_mode = 0, onnx_mode = 0;
     for (int m = 0; m < o.modes.n; m++) ctx_mode |= !strcmp(o.modes.s[m], "context");
+    for (int m = 0; m < o.modes.n; m++) onnx_mode |= !strcmp(o.modes.s[m], "onnx");
+    if (onnx_mode && !rc) rc = run_onnx(&o);
     bench_op_strided(0); /* --mode context: contiguous q, k, v, float32 */
     bench_op_dtypes(LINATTN_F32, LINATTN_F32);
     if (ctx_mode && !rc) rc = run_context(&o);
