@@ -411,21 +411,44 @@ void delta_state(__global const long *stab, __global const long *ctab,
 }
 
 #if K % 32 == 0 && BV <= 16 && K * BV <= 2048
-/* delta_walk: delta_state's walk for K a multiple of 32, BV <= 16 and K * BV <= 2048,
- * with the state split over the whole work-group: work-item (srg, scg) holds
- * rows srg * SR .. + SR of columns scg * SC .. + SC in registers, a copy of
- * the state sits in local memory (lS) for U' = U - W S, whose tile per
- * work-item is UR rows x UC columns; U' goes through local memory (lU) to
- * the update.  W (64 columns at a time) and k (KROWS rows at a time) are
- * staged in lX by coalesced loads. */
+/* delta_walk: delta_state's walk for K a multiple of 32, BV <= 16 and
+ * K * BV <= 2048, with the state split over the whole work-group:
+ * work-item (srg, scg) holds rows srg * SR .. + SR of columns scg * SC ..
+ * + SC in registers, a copy of the state sits in local memory (lS) for
+ * U' = U - W S, whose tile per work-item is UR rows x UC columns; U' goes
+ * through local memory (lU) to the update.  Each chunk is a sequence of
+ * phases over slabs staged in lX: W, WCOLS columns at a time (gdn), then k,
+ * KROWS rows at a time; the next slab's loads (float4s into registers) are
+ * issued before the current slab's products, across chunks too, so that
+ * memory latency hides behind arithmetic. */
 #define SC (BV / 8)
 #define SR (K / 32)
-#define UC (BV >= 32 ? BV / 16 : 1)
-#define UG (BV / UC)
+#define UC 1
+#define UG BV
 #define UR (UG / 4)
 #define XN 4096          /* floats of the staging slab */
+#define XM (XN / 4 / WG) /* float4s a work-item stages */
 #define WCOLS 64         /* columns of W per slab */
 #define KROWS (XN / K)   /* rows of k per slab */
+
+/* Slab p of chunk (Wc, kc, c): p < nwp W's columns p * WCOLS .., else k's
+ * rows (p - nwp) * KROWS ..; zeros past the chunk. */
+static void fetch(float4 *t, __global const float *Wc, __global const float *kc, long ldk, int c,
+                  int p, int nwp, int lid)
+{
+    if (p < nwp) {
+        for (int m = 0; m < XM; m++) {
+            const int e = 4 * (lid + m * WG), r = e / WCOLS, i = p * WCOLS + e % WCOLS;
+            t[m] = r < c && i < K ? vload4(0, Wc + r * K + i) : (float4)(0.0f);
+        }
+    } else {
+        for (int m = 0; m < XM; m++) {
+            const int e = 4 * (lid + m * WG), r = (p - nwp) * KROWS + e / K, i = e % K;
+            t[m] = r < c ? vload4(0, kc + r * ldk + i) : (float4)(0.0f);
+        }
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_walk(__global const long *stab, __global const long *ctab,
                 __global const float *k, __global const float *Gin,
@@ -441,8 +464,9 @@ void delta_walk(__global const long *stab, __global const long *ctab,
     const int j0 = get_group_id(0) * BV, h = get_group_id(1), n = get_group_id(2);
     const long w0 = stab[2 * n], nw = stab[2 * n + 1];
     const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
-    const int i0 = srg * SR, ju = j0 + ucg * UC;
+    const int i0 = srg * SR, ju = j0 + ucg * UC, nwp = gdn ? (K + WCOLS - 1) / WCOLS : 0;
     float s[SR][SC];
+    float4 t[XM];
     __global float *S = St + ((long)n * H + h) * K * V;
     /* (global state rows move through lS in whole rows: coalesced, and
      * PoCL mishandled the per-item guarded stores) */
@@ -450,20 +474,28 @@ void delta_walk(__global const long *stab, __global const long *ctab,
         const int jj = e % BV;
         lS[e] = j0 + jj < V ? S[(long)(e / BV) * V + j0 + jj] : 0.0f;
     }
+    if (nw > 0)
+        fetch(t, Win + w0 * H * CH * K + (long)h * CH * K, k + (ctab[3 * w0] * Hk + kh) * K, ldk,
+              (int)ctab[3 * w0 + 1], 0, nwp, lid);
     barrier(CLK_LOCAL_MEM_FENCE);
-    #pragma unroll
+#pragma unroll
     for (int a = 0; a < SR; a++)
-        #pragma unroll
+#pragma unroll
         for (int b = 0; b < SC; b++) s[a][b] = lS[(i0 + a) * BV + scg * SC + b];
     for (long w = w0; w < w0 + nw; w++) {
         const long tok0 = ctab[3 * w];
-        const int c = (int)ctab[3 * w + 1];
+        const int c = (int)ctab[3 * w + 1], np = nwp + (c + KROWS - 1) / KROWS;
         const long wh = w * H + h;
         __global const float *kc = k + (tok0 * Hk + kh) * K;
         __global const float *G = Gin + wh * GS;
         __global float *U = Uio + wh * CH * V;
         __global float *Sout = Sbuf + wh * K * V;
         __global const float *Wc = Win + wh * CH * K;
+        /* the next chunk, for the prefetch of its first slab */
+        const int more = w + 1 < w0 + nw;
+        const long tok1 = more ? ctab[3 * (w + 1)] : tok0;
+        const int c1 = more ? (int)ctab[3 * (w + 1) + 1] : 0;
+        barrier(CLK_LOCAL_MEM_FENCE); /* lS is this chunk's entering state; lU, lD free */
         for (int e = lid; e < K * BV; e += WG) { /* the state entering the chunk */
             const int jj = e % BV;
             if (j0 + jj < V) Sout[(long)(e / BV) * V + j0 + jj] = lS[e];
@@ -471,117 +503,95 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 #if !GK
         if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
 #endif
-        /* U' = U - W S on this work-item's tile */
-        float u[UR][UC];
-        #pragma unroll
-        for (int a = 0; a < UR; a++)
-            #pragma unroll
-            for (int b = 0; b < UC; b++) {
-                const int r = urg * UR + a;
-                u[a][b] = r < c && ju + b < V ? U[r * V + ju + b] : 0.0f;
-            }
-        for (int x0 = 0; x0 < (gdn ? K : 0); x0 += WCOLS) {
-            { /* all loads in flight at once: float4s into registers, then lX */
-                float4 t[XN / 4 / WG];
+        float u[UR];
 #pragma unroll
-                for (int m = 0; m < XN / 4 / WG; m++) {
-                    const int e = 4 * (lid + m * WG), r = e / WCOLS, i = x0 + e % WCOLS;
-                    t[m] = r < c && i < K ? vload4(0, Wc + r * K + i) : (float4)(0.0f);
-                }
-#pragma unroll
-                for (int m = 0; m < XN / 4 / WG; m++) vstore4(t[m], lid + m * WG, lX);
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int i = 0; i < WCOLS && x0 + i < K; i += 4) {
-                float4 wv[UR];
-                #pragma unroll
-                for (int a = 0; a < UR; a++) wv[a] = vload4(0, lX + (urg * UR + a) * WCOLS + i);
-                #pragma unroll
-                for (int b = 0; b < UC; b++) {
-                    const int col = ucg * UC + b, ii = x0 + i;
-                    const float s0 = lS[ii * BV + col], s1 = lS[(ii + 1) * BV + col];
-                    const float s2 = lS[(ii + 2) * BV + col], s3 = lS[(ii + 3) * BV + col];
-                    #pragma unroll
-                    for (int a = 0; a < UR; a++)
-                        u[a][b] -= wv[a].x * s0 + wv[a].y * s1 + wv[a].z * s2 + wv[a].w * s3;
-                }
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
+        for (int a = 0; a < UR; a++) {
+            const int r = urg * UR + a;
+            u[a] = r < c && ju < V ? U[r * V + ju] : 0.0f;
         }
-        #pragma unroll
-        for (int a = 0; a < UR; a++)
-            #pragma unroll
-            for (int b = 0; b < UC; b++) lU[(urg * UR + a) * BV + ucg * UC + b] = u[a][b];
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (gdn)
+        for (int p = 0; p < np; p++) {
+            if (p == nwp) /* U' = U - W S is complete: publish it with this phase */
+#pragma unroll
+                for (int a = 0; a < UR; a++) lU[(urg * UR + a) * BV + ucg] = u[a];
+            barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+            for (int m = 0; m < XM; m++) {
+                if (p >= nwp) { /* rows of k scaled by e^{G_c - G_r} */
+                    const int e = 4 * (lid + m * WG), r = (p - nwp) * KROWS + e / K;
+#if GK
+                    const int i = e % K;
+                    if (r < c)
+                        t[m] *= exp(vload4(0, G + (c - 1) * K + i) - vload4(0, G + r * K + i));
+#else
+                    t[m] *= r < c ? lD[r] : 0.0f;
+#endif
+                }
+                vstore4(t[m], lid + m * WG, lX);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (p + 1 < np) fetch(t, Wc, kc, ldk, c, p + 1, nwp, lid);
+            else if (more)
+                fetch(t, Win + (wh + H) * CH * K, k + (tok1 * Hk + kh) * K, ldk, c1, 0, nwp, lid);
+            if (p < nwp) { /* u -= W[:, slab] S[slab, :] */
+                for (int i = 0; i < WCOLS && p * WCOLS + i < K; i += 4) {
+                    const int ii = p * WCOLS + i;
+                    const float s0 = lS[ii * BV + ucg], s1 = lS[(ii + 1) * BV + ucg];
+                    const float s2 = lS[(ii + 2) * BV + ucg], s3 = lS[(ii + 3) * BV + ucg];
+#pragma unroll
+                    for (int a = 0; a < UR; a++) {
+                        const float4 wv = vload4(0, lX + (urg * UR + a) * WCOLS + i);
+                        u[a] -= wv.x * s0 + wv.y * s1 + wv.z * s2 + wv.w * s3;
+                    }
+                }
+            } else { /* S += (scaled k rows)^T U' */
+                if (p == nwp) { /* the state decays over the chunk first */
+#pragma unroll
+                    for (int a = 0; a < SR; a++) {
+#if GK
+                        const float d = exp(G[(c - 1) * K + i0 + a]);
+#else
+                        const float d = exp(G[c - 1]);
+#endif
+#pragma unroll
+                        for (int b = 0; b < SC; b++) s[a][b] *= d;
+                    }
+                }
+                const int r0 = (p - nwp) * KROWS;
+                for (int rr = 0; rr < KROWS && r0 + rr < c; rr++) {
+                    float uv[SC], kd[SR];
+#pragma unroll
+                    for (int b = 0; b < SC; b++) uv[b] = lU[(r0 + rr) * BV + scg * SC + b];
+#if SR % 4 == 0
+#pragma unroll
+                    for (int a = 0; a < SR; a += 4) {
+                        const float4 k4 = vload4(0, lX + rr * K + i0 + a);
+                        kd[a] = k4.x;
+                        kd[a + 1] = k4.y;
+                        kd[a + 2] = k4.z;
+                        kd[a + 3] = k4.w;
+                    }
+#else
+#pragma unroll
+                    for (int a = 0; a < SR; a++) kd[a] = lX[rr * K + i0 + a];
+#endif
+#pragma unroll
+                    for (int a = 0; a < SR; a++)
+#pragma unroll
+                        for (int b = 0; b < SC; b++) s[a][b] = mad(kd[a], uv[b], s[a][b]);
+                }
+            }
+        }
+        if (gdn) /* U' for delta_out (lU is stable until the next chunk's first phase) */
             for (int e = lid; e < c * BV; e += WG) {
                 const int jj = e % BV;
                 if (j0 + jj < V) U[(e / BV) * V + j0 + jj] = lU[e];
             }
-        /* S = e^{G_c} S + (e^{G_c - G} o K)^T U', KROWS rows of k at a time */
-        #pragma unroll
-        for (int a = 0; a < SR; a++) {
-#if GK
-            const float d = exp(G[(c - 1) * K + i0 + a]);
-#else
-            const float d = exp(G[c - 1]);
-#endif
-            #pragma unroll
-            for (int b = 0; b < SC; b++) s[a][b] *= d;
-        }
-        for (int r0 = 0; r0 < c; r0 += KROWS) {
-            {
-                float4 t[XN / 4 / WG];
 #pragma unroll
-                for (int m = 0; m < XN / 4 / WG; m++) {
-                    const int e = 4 * (lid + m * WG), r = r0 + e / K, i = e % K;
-                    t[m] = r < c ? vload4(0, kc + r * ldk + i) : (float4)(0.0f);
-                }
-#pragma unroll
-                for (int m = 0; m < XN / 4 / WG; m++) {
-                    const int e = 4 * (lid + m * WG), r = r0 + e / K, i = e % K;
-#if GK
-                    if (r < c) {
-                        const float4 gl = vload4(0, G + (c - 1) * K + i), gr = vload4(0, G + r * K + i);
-                        t[m] *= exp(gl - gr);
-                    }
-#else
-                    t[m] *= r < c ? lD[r] : 0.0f;
-#endif
-                    vstore4(t[m], lid + m * WG, lX);
-                }
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-            for (int rr = 0; rr < KROWS && r0 + rr < c; rr++) {
-                float uv[SC], kd[SR];
-                #pragma unroll
-                for (int b = 0; b < SC; b++) uv[b] = lU[(r0 + rr) * BV + scg * SC + b];
-#if SR % 4 == 0
-                #pragma unroll
-                for (int a = 0; a < SR; a += 4) {
-                    const float4 k4 = vload4(0, lX + rr * K + i0 + a);
-                    kd[a] = k4.x;
-                    kd[a + 1] = k4.y;
-                    kd[a + 2] = k4.z;
-                    kd[a + 3] = k4.w;
-                }
-#else
-                #pragma unroll
-                for (int a = 0; a < SR; a++) kd[a] = lX[rr * K + i0 + a];
-#endif
-                #pragma unroll
-                for (int a = 0; a < SR; a++)
-                    #pragma unroll
-                    for (int b = 0; b < SC; b++) s[a][b] = mad(kd[a], uv[b], s[a][b]);
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
-        #pragma unroll
         for (int a = 0; a < SR; a++)
-            #pragma unroll
+#pragma unroll
             for (int b = 0; b < SC; b++) lS[(i0 + a) * BV + scg * SC + b] = s[a][b];
-        barrier(CLK_LOCAL_MEM_FENCE);
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < K * BV; e += WG) {
         const int jj = e % BV;
         if (j0 + jj < V) S[(long)(e / BV) * V + j0 + jj] = lS[e];
