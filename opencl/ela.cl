@@ -128,14 +128,16 @@ void ela_seq(__global const long *stab, __global const float *q, __global const 
  * per dimension, the chunk sums P, pz are taken relative to it, and the state
  * entering a chunk (written over P by ela_chunk_scan) relative to the offset
  * cx [chunk,H,F] entering it.  Work-items of a 256 group: ty = lid / 16 and
- * tx = lid % 16 own a 4x4 register tile, rows ty + 16 i, columns tx + 16 u. */
+ * tx = lid % 16 own a 4 x MU register tile, rows ty + 16 i, columns tx + 16 u
+ * (and 4x4 of the chunk's scores). */
 
 #ifndef CH
 #define CH 64
 #endif
 #define TR 64 /* rows of a tile (chunk rows or features) */
-#define TC 64 /* columns of a tile (values) */
-#define DT 16 /* depth of the products' local tiles */
+#define MU (V > 64 ? 8 : 4) /* value columns of a work-item: tx + 16 u, u < MU */
+#define TC (16 * MU)         /* columns of a tile (values; ela_cl.c mirrors it) */
+#define DT 8                 /* depth of the products' local tiles */
 
 /* the key feature of x = s k[d] (d < K; x = 0 beyond), nk = |s k|^2 */
 inline float ela_psi(int feature, int safe, float x, int d, float nk, float c)
@@ -200,7 +202,7 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
         const int r = e / TR, dd = e % TR, d = d0 + dd;
         lk[r][dd] = (r < c && d < F) ? ela_psi(feature, safe, lk[r][dd], d, lnk[r], lm[dd]) : 0.0f;
     }
-    float acc[4][4] = {{0.0f}};
+    float acc[4][MU] = {{0.0f}};
     float az[4] = {0.0f};
     for (int r0 = 0; r0 < CH; r0 += DT) {
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -210,12 +212,12 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int r = 0; r < DT; r++) {
-            float a[4], b[4];
+            float a[4], b[MU];
             for (int i = 0; i < 4; i++) a[i] = lk[r0 + r][ty + 16 * i];
-            for (int u = 0; u < 4; u++) b[u] = lv[r][tx + 16 * u];
+            for (int u = 0; u < MU; u++) b[u] = lv[r][tx + 16 * u];
             for (int i = 0; i < 4; i++) {
                 az[i] += a[i];
-                for (int u = 0; u < 4; u++) acc[i][u] = mad(a[i], b[u], acc[i][u]);
+                for (int u = 0; u < MU; u++) acc[i][u] = mad(a[i], b[u], acc[i][u]);
             }
         }
     }
@@ -223,7 +225,7 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
     for (int i = 0; i < 4; i++) {
         const int d = d0 + ty + 16 * i;
         if (d >= F) continue;
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < MU; u++) {
             const int j = j0 + tx + 16 * u;
             if (j < V) P[(unit * F + d) * V + j] = acc[i][u];
         }
@@ -335,7 +337,7 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         lnq[lid] = la[WG + b] + la[WG + b + 1] + la[WG + b + 2] + la[WG + b + 3];
         lnk[lid] = la[2 * WG + b] + la[2 * WG + b + 1] + la[2 * WG + b + 2] + la[2 * WG + b + 3];
     }
-    float y[4][4] = {{0.0f}}, A[4][4] = {{0.0f}}, dz[4] = {0.0f};
+    float y[4][MU] = {{0.0f}}, A[4][4] = {{0.0f}}, dz[4] = {0.0f};
     for (int f0 = 0; f0 < F; f0 += DT) {
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int e = lid; e < TR * DT; e += WG) {
@@ -361,18 +363,14 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         for (int dd = 0; dd < DT; dd++) {
             const int d = f0 + dd;
             const float ez = d < F ? le[d] * lz[d] : 0.0f;
-            float a[4], b[4], kk[4];
+            float a[4], b[MU], kk[4];
             for (int i = 0; i < 4; i++) a[i] = lq[ty + 16 * i][dd];
-            for (int u = 0; u < 4; u++) {
-                b[u] = ls[dd][tx + 16 * u];
-                kk[u] = lk[tx + 16 * u][dd];
-            }
+            for (int u = 0; u < MU; u++) b[u] = ls[dd][tx + 16 * u];
+            for (int u = 0; u < 4; u++) kk[u] = lk[tx + 16 * u][dd];
             for (int i = 0; i < 4; i++) {
                 dz[i] = mad(a[i], ez, dz[i]);
-                for (int u = 0; u < 4; u++) {
-                    y[i][u] = mad(a[i], b[u], y[i][u]);
-                    A[i][u] = mad(a[i], kk[u], A[i][u]);
-                }
+                for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
+                for (int u = 0; u < 4; u++) A[i][u] = mad(a[i], kk[u], A[i][u]);
             }
         }
     }
@@ -397,18 +395,18 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int tt = 0; tt < DT; tt++) {
-            float a[4], b[4];
+            float a[4], b[MU];
             for (int i = 0; i < 4; i++) a[i] = la[(ty + 16 * i) * (TR + 1) + t0 + tt];
-            for (int u = 0; u < 4; u++) b[u] = ls[tt][tx + 16 * u];
+            for (int u = 0; u < MU; u++) b[u] = ls[tt][tx + 16 * u];
             for (int i = 0; i < 4; i++)
-                for (int u = 0; u < 4; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
+                for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
         }
     }
     for (int i = 0; i < 4; i++) {
         const int r = ty + 16 * i;
         if (r >= c) continue;
         const float den = fmax(dz[i] + lden[r], EPS);
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < MU; u++) {
             const int j = j0 + tx + 16 * u;
             if (j < V) o[((row0 + r) * H + h) * V + j] = y[i][u] / den;
         }

@@ -9,7 +9,8 @@
 #include "ela_cl_src.h" /* generated from ela.cl: linattn_ela_cl_src */
 
 #define A LINATTN_KARG
-#define TILE 64 /* TR, TC of ela.cl */
+#define FTILE 64                        /* TR of ela.cl: features of a chunk-sum tile */
+#define VTILE(V) ((V) > 64 ? 128 : 64) /* TC of ela.cl: value columns of a tile */
 
 static int given(const linattn_cl_arg *x) { return x->host || x->mem; }
 
@@ -128,7 +129,8 @@ static int run_chunk(linattn_clrun *r, const linattn_cl_ela *a, cl_kernel *kern,
     const cl_int H = (cl_int)a->H, F = a->F, feature = a->feature, safe = a->safe;
     const cl_int bidir = a->bidir, c_in = b.c_in, zero_c = b.zero_c;
     const float s = a->qk_scale;
-    const size_t vt = (size_t)(a->V + TILE - 1) / TILE, ft = (size_t)(a->F + TILE - 1) / TILE;
+    const size_t vt = (size_t)((a->V + VTILE(a->V) - 1) / VTILE(a->V));
+    const size_t ft = (size_t)(a->F + FTILE - 1) / FTILE;
     const size_t elems = ((size_t)a->F * a->V + a->F + LINATTN_CL_WG - 1) / LINATTN_CL_WG *
                          LINATTN_CL_WG;
     const size_t local[3] = {LINATTN_CL_WG, 1, 1};
