@@ -173,9 +173,17 @@ int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
     int rc;
     cl_kernel kern[4];
     linattn_clrun r = {.cl = cl};
-    const int chunk = a->step ? 0 : a->chunk;
+    int chunk = a->step ? 0 : a->chunk;
     cl_long *stab = linattn_clrun_seqtab(a->cu, a->nseq, a->T, a->step);
     if (!stab) return linattn_fail(LINATTN_ENOMEM, "ela: out of memory");
+    if (chunk) { /* the chunk states within a quarter of device memory, 1 GiB and one
+                    allocation; else the recurrence */
+        uint64_t nch = 0, budget = cl->info.global_mem / 4;
+        for (int64_t n = 0; n < a->nseq; n++) nch += (uint64_t)(stab[2 * n + 1] + chunk - 1) / chunk;
+        if (budget > ((uint64_t)1 << 30)) budget = (uint64_t)1 << 30;
+        if (cl->info.max_alloc && budget > cl->info.max_alloc) budget = cl->info.max_alloc;
+        if (nch * (uint64_t)a->H * a->F * a->V * sizeof(float) > budget) chunk = 0;
+    }
     pthread_mutex_lock(&cl->lock);
     static const char *const rec[] = {"ela_seq"};
     static const char *const chk[] = {"ela_chunk_sum", "ela_chunk_scan", "ela_chunk_out",
