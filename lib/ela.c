@@ -194,8 +194,14 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
     const float s = opts->qk_scale != 0.0f ? opts->qk_scale : 1.0f;
     const int F = (int)linattn_ela_feature_dim(opts->feature, K);
     if (ctx->cl) {
+        /* the device runs the chunk form unless the recurrence is asked for
+         * (chunks of opts.chunk tokens up to LINATTN_CL_CHUNK) */
+        const int cl_chunk = step || opts->algo == LINATTN_ALGO_RECURRENT ? 0
+                             : opts->chunk > 0 && opts->chunk < LINATTN_CL_CHUNK ? opts->chunk
+                                                                                 : LINATTN_CL_CHUNK;
         linattn_cl_ela a = {
             .step = step, .feature = opts->feature, .safe = safe, .bidir = bidir,
+            .chunk = cl_chunk,
             .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V, .F = F,
             .cu = x->cu_seqlens, .qk_scale = s,
             .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),

@@ -94,6 +94,7 @@ int linattn_cl_values_check(linattn_cl *cl, void *const *mem, const size_t *coun
  * linattn_ela_io). */
 typedef struct linattn_cl_ela {
     int step, feature, safe, bidir;
+    int chunk;           /* forward: 0 the recurrence, else the chunk form's chunk (1..64) */
     int64_t T, H, nseq;
     int K, V, F;
     const int64_t *cu;

@@ -120,3 +120,305 @@ void ela_seq(__global const long *stab, __global const float *q, __global const 
     for (int j = lid; j < ((safe && !c_out) ? V : 0); j += WG)
         for (int d = 0; d < F; d++) Sg[d * V + j] *= lr[d];
 }
+
+/* ---- the chunk form (forward): three passes over chunks of CH <= 64 tokens.
+ * Chunk table ct: per chunk {first row (b*T + t), tokens, sequence}; sequence
+ * table sq: per sequence {first chunk, chunks}.  Per-chunk arrays are
+ * [chunk, H, ...].  Safe exp: m [chunk,H,F] is the chunk's largest scaled key
+ * per dimension, the chunk sums P, pz are taken relative to it, and the state
+ * entering a chunk (written over P by ela_chunk_scan) relative to the offset
+ * cx [chunk,H,F] entering it.  Work-items of a 256 group: ty = lid / 16 and
+ * tx = lid % 16 own a 4 x MU register tile, rows ty + 16 i, columns tx + 16 u
+ * (and 4x4 of the chunk's scores). */
+
+#ifndef CH
+#define CH 64
+#endif
+#define TR 64 /* rows of a tile (chunk rows or features) */
+#define MU (V > 64 ? 8 : 4) /* value columns of a work-item: tx + 16 u, u < MU */
+#define TC (16 * MU)         /* columns of a tile (values; ela_cl.c mirrors it) */
+#define DT 8                 /* depth of the products' local tiles */
+
+/* the key feature of x = s k[d] (d < K; x = 0 beyond), nk = |s k|^2 */
+inline float ela_psi(int feature, int safe, float x, int d, float nk, float c)
+{
+    if (safe) return exp(x - c);
+    if (feature == 0) return exp(x);
+    if (feature == 1 || feature == 2)
+        return d < K ? (feature == 1 ? 2.0f : -2.0f) * x : d == K ? 1.0f : nk;
+    if (feature == 3) return x > 0.0f ? x + 1.0f : exp(x);
+    return x;
+}
+
+/* the query feature (safe: shifted by c and the row's maximum M) */
+inline float ela_phi(int feature, int safe, float x, int d, float nq, float c, float M)
+{
+    if (safe) return exp(x + c - M);
+    if (feature == 0) return exp(x);
+    if (feature == 1 || feature == 2) return d < K ? x : d == K ? nq : 1.0f;
+    if (feature == 3) return x > 0.0f ? x + 1.0f : exp(x);
+    return x;
+}
+
+/* Per (chunk, head, feature tile, value tile): P = Psi^T V_c, pz = Psi^T 1,
+ * and (safe) m.  Grid (chunks * 256, H, ftiles * vtiles). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void ela_chunk_sum(__global const long *ct, __global const float *k, __global const float *v,
+                   int H, int F, int feature, int safe, float s, __global float *P,
+                   __global float *pz, __global float *m)
+{
+    __local float lk[TR][TR + 1], lv[DT][TC], lm[TR], lnk[TR], lpart[WG];
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int ch = get_group_id(0), h = get_group_id(1);
+    const int vtiles = (V + TC - 1) / TC;
+    const int d0 = (get_group_id(2) / vtiles) * TR, j0 = (get_group_id(2) % vtiles) * TC;
+    const long row0 = ct[3 * ch], len = ct[3 * ch + 1];
+    const int c = (int)len;
+    /* the scaled keys of the tile's features, every row of the chunk */
+    for (int e = lid; e < TR * TR; e += WG) {
+        const int r = e / TR, dd = e % TR, d = d0 + dd;
+        lk[r][dd] = (r < c && d < K) ? s * k[((row0 + r) * H + h) * K + d] : 0.0f;
+    }
+    /* squared key norms (sqdist): 4 work-items a row */
+    {
+        float acc = 0.0f;
+        const int r = lid / 4;
+        for (int d = lid % 4; d < ((feature == 1 || feature == 2) && r < c ? K : 0); d += 4) {
+            const float x = s * k[((row0 + r) * H + h) * K + d];
+            acc = mad(x, x, acc);
+        }
+        lpart[lid] = acc;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < TR) lnk[lid] = lpart[4 * lid] + lpart[4 * lid + 1] + lpart[4 * lid + 2] +
+                             lpart[4 * lid + 3];
+    if (lid < TR) {
+        float mx = -INFINITY;
+        for (int r = 0; r < (safe ? c : 0); r++) mx = fmax(mx, lk[r][lid]);
+        lm[lid] = mx;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int e = lid; e < TR * TR; e += WG) {
+        const int r = e / TR, dd = e % TR, d = d0 + dd;
+        lk[r][dd] = (r < c && d < F) ? ela_psi(feature, safe, lk[r][dd], d, lnk[r], lm[dd]) : 0.0f;
+    }
+    float acc[4][MU] = {{0.0f}};
+    float az[4] = {0.0f};
+    for (int r0 = 0; r0 < CH; r0 += DT) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = lid; e < DT * TC; e += WG) {
+            const int r = e / TC, j = j0 + e % TC;
+            lv[r][e % TC] = (r0 + r < c && j < V) ? v[((row0 + r0 + r) * H + h) * V + j] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int r = 0; r < DT; r++) {
+            float a[4], b[MU];
+            for (int i = 0; i < 4; i++) a[i] = lk[r0 + r][ty + 16 * i];
+            for (int u = 0; u < MU; u++) b[u] = lv[r][tx + 16 * u];
+            for (int i = 0; i < 4; i++) {
+                az[i] += a[i];
+                for (int u = 0; u < MU; u++) acc[i][u] = mad(a[i], b[u], acc[i][u]);
+            }
+        }
+    }
+    const long unit = (long)ch * H + h;
+    for (int i = 0; i < 4; i++) {
+        const int d = d0 + ty + 16 * i;
+        if (d >= F) continue;
+        for (int u = 0; u < MU; u++) {
+            const int j = j0 + tx + 16 * u;
+            if (j < V) P[(unit * F + d) * V + j] = acc[i][u];
+        }
+        if (j0 == 0 && tx == 0) {
+            pz[unit * F + d] = az[i];
+            if (safe) m[unit * F + d] = lm[ty + 16 * i];
+        }
+    }
+}
+
+/* Per (sequence, head), one work-item per state element (F*V of S, then F of
+ * z): the walk over the sequence's chunks writes the state entering each
+ * chunk over its sum (and cx), the final state into S, z and its offset into
+ * cf (not over cb, which other work-items of S may still read).  c_in, zero_c
+ * as ela_seq.  Grid (ceil((F*V + F) / 256) * 256, H, N). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, int zero_c,
+                    __global float *P, __global float *pz, __global const float *m,
+                    __global float *cx, __global float *S, __global float *z,
+                    __global const float *cb, __global float *cf)
+{
+    const long e = get_global_id(0);
+    const int h = get_group_id(1), n = get_group_id(2);
+    const long unit = (long)n * H + h;
+    const long FV = (long)F * V;
+    if (e >= FV + F) return;
+    const int isz = e >= FV;
+    const int d = isz ? (int)(e - FV) : (int)(e / V);
+    const long ch0 = sq[2 * n], nch = sq[2 * n + 1];
+    float c = !safe ? 0.0f : c_in ? cb[unit * F + d] : zero_c ? 0.0f : -INFINITY;
+    float x = isz ? z[unit * F + d] : S[unit * FV + e];
+    for (long i = ch0; i < ch0 + nch; i++) {
+        const long u = i * H + h;
+        __global float *p = isz ? pz + u * F + d : P + u * FV + e;
+        const float add = *p;
+        *p = x;
+        if (safe) {
+            const float mi = m[u * F + d], cn = fmax(c, mi);
+            if (isz) cx[u * F + d] = c;
+            x = x * exp(c - cn) + add * exp(mi - cn);
+            c = cn;
+        } else {
+            x += add;
+        }
+    }
+    if (isz) {
+        z[unit * F + d] = x;
+        if (safe) cf[unit * F + d] = c;
+    } else {
+        S[unit * FV + e] = x;
+    }
+}
+
+/* Per (chunk, head, value tile): the outputs of the chunk's rows,
+ * Y = (Phi~ S_in + A V_c) / max(Phi~ z_in + A 1, eps), A = (Phi Psi^T) o M,
+ * with (safe) c' = max(cx, m) the offset after the chunk, Psi = e^(b - c'),
+ * Phi = e^(a + c' - M_r) and Phi~ = Phi e^(cx - c') (the state is relative to
+ * cx).  bidir: S_in, z_in, cx are the final state (Sf, zf, cf) and A = 0.
+ * Grid (chunks * 256, H, vtiles). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void ela_chunk_out(__global const long *ct, __global const float *q, __global const float *k,
+                   __global const float *v, int H, int F, int feature, int safe, int bidir,
+                   float s, __global const float *P, __global const float *pz,
+                   __global const float *m, __global const float *cx,
+                   __global const float *Sf, __global const float *zf,
+                   __global const float *cf, __global float *o)
+{
+    __local float la[TR * (TR + 1)]; /* first the row partials, then A */
+    __local float lq[TR][DT + 1], lk[TR][DT + 1], ls[DT][TC];
+    __local float lc[FMAX], le[FMAX], lz[FMAX], lM[TR], lnq[TR], lnk[TR], lden[TR];
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int ch = get_group_id(0), h = get_group_id(1), j0 = get_group_id(2) * TC;
+    const long row0 = ct[3 * ch], c = ct[3 * ch + 1], n = ct[3 * ch + 2];
+    const long cu = (long)ch * H + h, nu = n * H + h;
+    __global const float *Sin = bidir ? Sf + nu * F * V : P + cu * F * V;
+    __global const float *zin = bidir ? zf + nu * F : pz + cu * F;
+    for (int d = lid; d < F; d += WG) {
+        float cc = 0.0f, e = 1.0f;
+        if (safe) {
+            const float x = bidir ? cf[nu * F + d] : cx[cu * F + d];
+            cc = bidir ? x : fmax(x, m[cu * F + d]);
+            e = exp(x - cc);
+        }
+        lc[d] = cc;
+        le[d] = e;
+        lz[d] = zin[d];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* per row: M (safe), |a|^2 and |b|^2 (sqdist); 4 work-items a row */
+    {
+        const int r = lid / 4;
+        const int sq = feature == 1 || feature == 2;
+        float mx = -INFINITY, aq = 0.0f, ak = 0.0f;
+        for (int d = lid % 4; d < (r < c && (safe || sq) ? K : 0); d += 4) {
+            const long row = (row0 + r) * H + h;
+            const float a = s * q[row * K + d], b = s * k[row * K + d];
+            mx = fmax(mx, a + lc[d]);
+            aq = mad(a, a, aq);
+            ak = mad(b, b, ak);
+        }
+        la[lid] = mx;
+        la[WG + lid] = aq;
+        la[2 * WG + lid] = ak;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < TR) {
+        const int b = 4 * lid;
+        lM[lid] = fmax(fmax(la[b], la[b + 1]), fmax(la[b + 2], la[b + 3]));
+        lnq[lid] = la[WG + b] + la[WG + b + 1] + la[WG + b + 2] + la[WG + b + 3];
+        lnk[lid] = la[2 * WG + b] + la[2 * WG + b + 1] + la[2 * WG + b + 2] + la[2 * WG + b + 3];
+    }
+    float y[4][MU] = {{0.0f}}, A[4][4] = {{0.0f}}, dz[4] = {0.0f};
+    for (int f0 = 0; f0 < F; f0 += DT) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = lid; e < TR * DT; e += WG) {
+            const int r = e / DT, dd = e % DT, d = f0 + dd;
+            float fq = 0.0f, fk = 0.0f;
+            if (r < c && d < F) {
+                const long row = (row0 + r) * H + h;
+                const float a = d < K ? s * q[row * K + d] : 0.0f;
+                fq = ela_phi(feature, safe, a, d, lnq[r], lc[d], lM[r]);
+                if (!bidir) {
+                    const float b = d < K ? s * k[row * K + d] : 0.0f;
+                    fk = ela_psi(feature, safe, b, d, lnk[r], lc[d]);
+                }
+            }
+            lq[r][dd] = fq;
+            lk[r][dd] = fk;
+        }
+        for (int e = lid; e < DT * TC; e += WG) {
+            const int dd = e / TC, j = j0 + e % TC, d = f0 + dd;
+            ls[dd][e % TC] = (d < F && j < V) ? Sin[(long)d * V + j] * le[d] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int dd = 0; dd < DT; dd++) {
+            const int d = f0 + dd;
+            const float ez = d < F ? le[d] * lz[d] : 0.0f;
+            float a[4], b[MU], kk[4];
+            for (int i = 0; i < 4; i++) a[i] = lq[ty + 16 * i][dd];
+            for (int u = 0; u < MU; u++) b[u] = ls[dd][tx + 16 * u];
+            for (int u = 0; u < 4; u++) kk[u] = lk[tx + 16 * u][dd];
+            for (int i = 0; i < 4; i++) {
+                dz[i] = mad(a[i], ez, dz[i]);
+                for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
+                for (int u = 0; u < 4; u++) A[i][u] = mad(a[i], kk[u], A[i][u]);
+            }
+        }
+    }
+    /* A, masked, to local memory; its row sums to the denominators */
+    for (int i = 0; i < 4; i++)
+        for (int u = 0; u < 4; u++) {
+            const int r = ty + 16 * i, t = tx + 16 * u;
+            la[r * (TR + 1) + t] = (t <= r && !bidir) ? A[i][u] : 0.0f;
+        }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < TR) {
+        float acc = 0.0f;
+        for (int t = 0; t < TR; t++) acc += la[lid * (TR + 1) + t];
+        lden[lid] = acc;
+    }
+    /* Y += A V_c, the values in tiles of DT rows (ls) */
+    for (int t0 = 0; t0 < CH; t0 += DT) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = lid; e < DT * TC; e += WG) {
+            const int t = t0 + e / TC, j = j0 + e % TC;
+            ls[e / TC][e % TC] = (!bidir && t < c && j < V) ? v[((row0 + t) * H + h) * V + j] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int tt = 0; tt < DT; tt++) {
+            float a[4], b[MU];
+            for (int i = 0; i < 4; i++) a[i] = la[(ty + 16 * i) * (TR + 1) + t0 + tt];
+            for (int u = 0; u < MU; u++) b[u] = ls[tt][tx + 16 * u];
+            for (int i = 0; i < 4; i++)
+                for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        const int r = ty + 16 * i;
+        if (r >= c) continue;
+        const float den = fmax(dz[i] + lden[r], EPS);
+        for (int u = 0; u < MU; u++) {
+            const int j = j0 + tx + 16 * u;
+            if (j < V) o[((row0 + r) * H + h) * V + j] = y[i][u] / den;
+        }
+    }
+}
+
+/* The true sums of a safe state kept relative to cb: S, z times exp(cb).
+ * Grid (ceil((F*V + F) / 256) * 256, N*H). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void ela_chunk_unshift(int F, __global float *S, __global float *z, __global const float *cb)
+{
+    const long e = get_global_id(0), unit = get_group_id(1), FV = (long)F * V;
+    if (e < FV) S[unit * FV + e] *= exp(cb[unit * F + e / V]);
+    else if (e < FV + F) z[unit * F + e - FV] *= exp(cb[unit * F + e - FV]);
+}

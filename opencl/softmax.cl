@@ -1,91 +1,136 @@
 /* linattn - OpenCL C 1.2 kernels of causal softmax attention, built per
- * (K, V): the blocked forward (softmax_fwd), the decode step split over the
+ * (K, V): the tiled forward (softmax_fwd), the decode step split over the
  * KV cache (softmax_split, then softmax_merge: log-sum-exp of the splits),
  * and the cache append (kv_append).  Work-groups of WG; every barrier is in
  * a kernel body and unconditional (see README.md). */
 
 #define WG 256
 
-/* ---- forward: a work-group per (block of QB query rows, head) ----------- *
- * Local memory: QB query rows and BK keys (rows padded to K + 1 floats
- * against bank conflicts), BK values and the QB x BK scores, within LBUD
- * floats.  QB and BK are functions of K and V (softmax_cl.c mirrors QB). */
-#define LBUD 7680
-#define KP (K + 1)
-#define FITS(qb, bk) ((qb) * KP + (bk) * (KP + V) + (qb) * (bk) <= LBUD)
-#define QB (FITS(16, 16) ? 16 : FITS(8, 8) ? 8 : FITS(4, 4) ? 4 : FITS(2, 2) ? 2 : 1)
-#define TPR (WG / QB)                      /* work-items per query row */
-#define BKMAX ((LBUD - QB * KP) / (KP + V + QB))
-#define BK0 (BKMAX < 32 ? BKMAX : 32)
-#define BK (BK0 >= TPR ? BK0 / TPR * TPR : BK0)
-#define MV ((V + TPR - 1) / TPR)           /* output columns per work-item */
-#define MK ((BK + TPR - 1) / TPR)          /* scores per work-item per block */
+/* ---- forward: a work-group per (block of BQ = 64 query rows, head) ------ *
+ * Flash-attention style: the block walks the key/value tiles of BKV = 64
+ * keys up to its last row (tiles past it are never read; only the diagonal
+ * tile is masked), keeping the running maximum and sum of each row and its
+ * output rows in registers.  Work-item (ty, tx) = (lid / 16, lid % 16) owns
+ * rows ty + 16 i (i < 4) and, in the scores, keys tx + 16 u (u < 4), in the
+ * output columns tx + 16 u (u < MVC).  The products stream through local
+ * memory in tiles DT deep; the row statistics take 4 work-items a row. */
+#define BQ 64
+#define BKV 64
+#define DT 16
+#define SP (BKV + 1)                          /* score rows, padded */
+#define QKT (2 * BQ * (DT + 1))               /* the query and key tiles */
+#define VD0 (QKT / V)
+#define VD (VD0 > 16 ? 16 : VD0 < 1 ? 1 : VD0) /* keys of a value tile */
+#define LT (QKT > VD * V ? QKT : VD * V)
+#define MVC0 ((V + 15) / 16)
+/* output columns per work-item, rounded up to a power of 2: PoCL 3.1 gave
+ * wrong outputs (infinities) with 3, 5, 6 or 7 */
+#define MVC (MVC0 <= 1 ? 1 : MVC0 <= 2 ? 2 : MVC0 <= 4 ? 4 : MVC0 <= 8 ? 8 : MVC0 <= 16 ? 16 : MVC0)
 
 /* stab: per sequence {first token (b*T + t0), tokens}; btab: per block
  * {sequence, first row}.  q, o [.., H, *], k, v [.., Hk, *]: query head h
- * reads key/value head h / (H / Hk).  Row r of the block is handled by the
- * TPR work-items r*TPR .. r*TPR + TPR-1, each owning columns c, c+TPR, ... */
+ * reads key/value head h / (H / Hk). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax_fwd(__global const long *stab, __global const long *btab, __global const float *q,
                  __global const float *k, __global const float *v, __global float *o, int H,
                  int Hk, float scale)
 {
-    __local float lq[QB * KP], lk[BK * KP], lv[BK * V], ls[QB * BK];
-    const int lid = get_local_id(0), r = lid / TPR, c = lid % TPR;
+    __local float ls[BQ * SP], lt[LT], lred[WG], lsum[WG], lcorr[BQ], ll[BQ];
+    __local float *lq = lt, *lk = lt + BQ * (DT + 1);
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int srow = lid / 4, part = lid % 4; /* the row statistics */
     const int g = get_group_id(0), h = get_group_id(1), kh = h / (H / Hk);
     const long n = btab[2 * g], i0 = btab[2 * g + 1];
     const long tok0 = stab[2 * n], len = stab[2 * n + 1];
-    const int nq = (int)min((long)QB, len - i0);
-    for (int e = lid; e < QB * K; e += WG) {
-        const int rr = e / K, i = e % K;
-        lq[rr * KP + i] = rr < nq ? q[((tok0 + i0 + rr) * H + h) * K + i] : 0.0f;
-    }
-    float acc[MV];
-    for (int m = 0; m < MV; m++) acc[m] = 0.0f;
-    float mx = -INFINITY, l = 0.0f;
-    const long qi = i0 + r, kend = i0 + nq;
-    for (long j0 = 0; j0 < kend; j0 += BK) {
-        barrier(CLK_LOCAL_MEM_FENCE); /* the previous block is consumed */
-        for (int e = lid; e < BK * K; e += WG) {
-            const int jj = e / K, i = e % K;
-            lk[jj * KP + i] = j0 + jj < kend ? k[((tok0 + j0 + jj) * Hk + kh) * K + i] : 0.0f;
-        }
-        for (int e = lid; e < BK * V; e += WG) {
-            const int jj = e / V, i = e % V;
-            lv[e] = j0 + jj < kend ? v[((tok0 + j0 + jj) * Hk + kh) * V + i] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int m = 0; m < MK; m++) {
-            const int jj = c + TPR * m;
-            if (jj < BK) {
-                float s = 0.0f;
-                for (int i = 0; i < K; i++) s += lq[r * KP + i] * lk[jj * KP + i];
-                ls[r * BK + jj] = (j0 + jj <= qi && r < nq) ? s * scale : -INFINITY;
+    const int nq = (int)min((long)BQ, len - i0);
+    const long kend = i0 + nq;
+    if (lid < BQ) ll[lid] = 0.0f;
+    float acc[4][MVC];
+    for (int i = 0; i < 4; i++)
+        for (int u = 0; u < MVC; u++) acc[i][u] = 0.0f;
+    float mrow = -INFINITY;
+    for (long j0 = 0; j0 < kend; j0 += BKV) {
+        /* scores of the tile, 4x4 a work-item */
+        float sc[4][4] = {{0.0f}};
+        for (int d0 = 0; d0 < K; d0 += DT) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < BQ * DT; e += WG) {
+                const int r = e / DT, dd = e % DT, d = d0 + dd;
+                lq[r * (DT + 1) + dd] =
+                    (r < nq && d < K) ? q[((tok0 + i0 + r) * H + h) * K + d] : 0.0f;
+                lk[r * (DT + 1) + dd] =
+                    (j0 + r < kend && d < K) ? k[((tok0 + j0 + r) * Hk + kh) * K + d] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int dd = 0; dd < DT; dd++) {
+                float a[4], b[4];
+                for (int i = 0; i < 4; i++) a[i] = lq[(ty + 16 * i) * (DT + 1) + dd];
+                for (int u = 0; u < 4; u++) b[u] = lk[(tx + 16 * u) * (DT + 1) + dd];
+                for (int i = 0; i < 4; i++)
+                    for (int u = 0; u < 4; u++) sc[i][u] = mad(a[i], b[u], sc[i][u]);
             }
         }
+        for (int i = 0; i < 4; i++)
+            for (int u = 0; u < 4; u++) {
+                const int r = ty + 16 * i, t = tx + 16 * u;
+                ls[r * SP + t] = (r < nq && j0 + t <= i0 + r) ? sc[i][u] * scale : -INFINITY;
+            }
         barrier(CLK_LOCAL_MEM_FENCE);
-        /* online softmax of row r (each of its work-items alike) */
-        float bm = mx;
-        for (int jj = 0; jj < BK; jj++) bm = fmax(bm, ls[r * BK + jj]);
-        const float corr = bm == -INFINITY ? 1.0f : exp(mx - bm);
-        l *= corr;
-        for (int m = 0; m < MV; m++) acc[m] *= corr;
-        for (int jj = 0; jj < BK; jj++) {
-            const float sj = ls[r * BK + jj];
-            const float p = sj == -INFINITY ? 0.0f : exp(sj - bm);
-            l += p;
-            for (int m = 0; m < MV; m++) {
-                const int col = c + TPR * m;
-                if (col < V) acc[m] += p * lv[jj * V + col];
+        /* row statistics: the tile's maximum, p = exp(s - m) in place */
+        float pm = -INFINITY;
+        for (int t = part * 16; t < part * 16 + 16; t++) pm = fmax(pm, ls[srow * SP + t]);
+        lred[lid] = pm;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const float mnew = fmax(fmax(mrow, fmax(lred[4 * srow], lred[4 * srow + 1])),
+                                fmax(lred[4 * srow + 2], lred[4 * srow + 3]));
+        float ps = 0.0f;
+        for (int t = part * 16; t < part * 16 + 16; t++) {
+            const float x = ls[srow * SP + t];
+            const float p = x == -INFINITY ? 0.0f : exp(x - mnew);
+            ls[srow * SP + t] = p;
+            ps += p;
+        }
+        lsum[lid] = ps;
+        if (part == 0) lcorr[srow] = mnew == -INFINITY ? 1.0f : exp(mrow - mnew);
+        mrow = mnew;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (part == 0)
+            ll[srow] = ll[srow] * lcorr[srow] + (lsum[lid] + lsum[lid + 1]) +
+                       (lsum[lid + 2] + lsum[lid + 3]);
+        for (int i = 0; i < 4; i++) {
+            const float cr = lcorr[ty + 16 * i];
+            for (int u = 0; u < MVC; u++) acc[i][u] *= cr;
+        }
+        /* acc += P V, the values in tiles of VD keys */
+        for (int k0 = 0; k0 < BKV; k0 += VD) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < VD * V; e += WG) {
+                const int kk = e / V, col = e % V;
+                lt[e] = (k0 + kk < BKV && j0 + k0 + kk < kend)
+                            ? v[((tok0 + j0 + k0 + kk) * Hk + kh) * V + col] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int kk = 0; kk < VD && k0 + kk < BKV; kk++) {
+                float p[4];
+                for (int i = 0; i < 4; i++) p[i] = ls[(ty + 16 * i) * SP + k0 + kk];
+                for (int u = 0; u < MVC; u++) {
+                    const int col = tx + 16 * u;
+                    const float b = col < V ? lt[kk * V + col] : 0.0f;
+                    for (int i = 0; i < 4; i++) acc[i][u] = mad(p[i], b, acc[i][u]);
+                }
             }
         }
-        mx = bm;
     }
-    if (r < nq)
-        for (int m = 0; m < MV; m++) {
-            const int col = c + TPR * m;
-            if (col < V) o[((tok0 + qi) * H + h) * V + col] = acc[m] / l;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int i = 0; i < 4; i++) {
+        const int r = ty + 16 * i;
+        if (r >= nq) continue;
+        const float inv = 1.0f / ll[r];
+        for (int u = 0; u < MVC; u++) {
+            const int col = tx + 16 * u;
+            if (col < V) o[((tok0 + i0 + r) * H + h) * V + col] = acc[i][u] * inv;
         }
+    }
 }
 
 /* ---- decode: a work-group per (split of the cache, head, batch row) ---- */
