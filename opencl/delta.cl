@@ -53,22 +53,16 @@ static void tile_mac(__local const float *lx, __local const float *ly, float acc
 {
     for (int kk = 0; kk < TK; kk++) {
         float xa[4], yb[4];
-        #pragma unroll
         for (int a = 0; a < 4; a++) xa[a] = lx[(ty + 16 * a) * LDX + kk];
-        #pragma unroll
         for (int b = 0; b < 4; b++) yb[b] = ly[kk * 64 + tx + 16 * b];
-        #pragma unroll
         for (int a = 0; a < 4; a++)
-            #pragma unroll
             for (int b = 0; b < 4; b++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
     }
 }
 
 static void tile_zero(float acc[4][4])
 {
-    #pragma unroll
     for (int a = 0; a < 4; a++)
-        #pragma unroll
         for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
 }
 
@@ -191,7 +185,6 @@ void delta_prep(__global const long *ctab, __global const float *q,
             barrier(CLK_LOCAL_MEM_FENCE);
             if (tx <= ty)
                 for (int kk = 0; kk < TK; kk++)
-                    #pragma unroll
                     for (int a = 0; a < 4; a++) {
                         const int r = ty + 16 * a, s = tx + 16 * a;
                         acc[a][a] = mad(lx[r * LDX + kk] * ly[kk * 64 + s],
@@ -207,9 +200,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #endif
-        #pragma unroll
         for (int a = 0; a < 4; a++)
-            #pragma unroll
             for (int b = 0; b < 4; b++) {
                 const int r = ty + 16 * a, s = tx + 16 * b;
                 const int keep = r < c && (e < nq ? s <= r : s < r);
@@ -273,9 +264,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 tile_mac(lx, ly, acc, ty, tx);
                 barrier(CLK_LOCAL_MEM_FENCE);
             }
-            #pragma unroll
             for (int a = 0; a < 4; a++)
-                #pragma unroll
                 for (int b = 0; b < 4; b++) {
                     const int r = ty + 16 * a, col = col0 + tx + 16 * b;
                     if (r < c && col < ncol) out[r * ncol + col] = acc[a][b];
@@ -307,7 +296,6 @@ void delta_state(__global const long *stab, __global const long *ctab,
     const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
     float s[NR];
     __global float *S = St + ((long)n * H + h) * K * V;
-    #pragma unroll
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         s[m] = (i < K && jok) ? S[(long)i * V + j] : 0.0f;
@@ -324,7 +312,6 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #if !GK
         if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
 #endif
-        #pragma unroll
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K && jok) Sout[(long)i * V + j] = s[m];
@@ -332,7 +319,6 @@ void delta_state(__global const long *stab, __global const long *ctab,
         /* U' = U - W S, RB rows at a time */
         for (int r0 = 0; r0 < c; r0 += RB) {
             float p[RB];
-            #pragma unroll
             for (int rr = 0; rr < RB; rr++) p[rr] = 0.0f;
             if (gdn) {
                 for (int i0 = 0; i0 < K; i0 += KC) {
@@ -341,18 +327,15 @@ void delta_state(__global const long *stab, __global const long *ctab,
                         lX[e] = (r0 + rr < c && i < K) ? Wc[(r0 + rr) * K + i] : 0.0f;
                     }
                     barrier(CLK_LOCAL_MEM_FENCE);
-                    #pragma unroll
                     for (int m = 0; m < NR; m++) {
                         const int i = rg + RG * m;
                         if (i >= i0 && i < i0 + KC && i < K)
-                            #pragma unroll
                             for (int rr = 0; rr < RB; rr++)
                                 p[rr] = mad(lX[rr * KC + i - i0], s[m], p[rr]);
                     }
                     barrier(CLK_LOCAL_MEM_FENCE);
                 }
             }
-            #pragma unroll
             for (int rr = 0; rr < RB; rr++) red[(rg * RB + rr) * BV + jj] = p[rr];
             barrier(CLK_LOCAL_MEM_FENCE);
             {
@@ -372,14 +355,12 @@ void delta_state(__global const long *stab, __global const long *ctab,
         }
         /* S = e^{G_c} S + (e^{G_c - G} o K)^T U', KR rows of k at a time */
 #if GK
-        #pragma unroll
         for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K) s[m] *= exp(G[(c - 1) * K + i]);
         }
 #else
         const float eGc = exp(G[c - 1]);
-        #pragma unroll
         for (int m = 0; m < NR; m++) s[m] *= eGc;
 #endif
         for (int r0 = 0; r0 < c; r0 += KR) {
@@ -394,7 +375,6 @@ void delta_state(__global const long *stab, __global const long *ctab,
             barrier(CLK_LOCAL_MEM_FENCE);
             for (int rr = 0; rr < KR && r0 + rr < c; rr++) {
                 const float u = lU[(r0 + rr) * BV + jj];
-                #pragma unroll
                 for (int m = 0; m < NR; m++) {
                     const int i = rg + RG * m;
                     if (i < K) s[m] = mad(lX[rr * K + i], u, s[m]);
@@ -403,7 +383,6 @@ void delta_state(__global const long *stab, __global const long *ctab,
             barrier(CLK_LOCAL_MEM_FENCE);
         }
     }
-    #pragma unroll
     for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         if (i < K && jok) S[(long)i * V + j] = s[m];
@@ -758,8 +737,7 @@ void delta_step(__global const float *q, __global const float *k,
     float s[NR];
     float pa = 0.0f, pb = 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
-    #pragma unroll
-    for (int m = 0; m < NR; m++) {
+        for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         s[m] = (i < K && jok) ? SLOAD(S, (long)i * V + j) : 0.0f;
         if (i < K) {
@@ -790,8 +768,7 @@ void delta_step(__global const float *q, __global const float *k,
     const float vj = jok ? v[unit * V + j] : 0.0f;
     const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
     if (rg == 0 && jok) o[ou * V + j] = scale * (gam * b + rkq[0] * u);
-    #pragma unroll
-    for (int m = 0; m < NR; m++) {
+        for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         if (i < K) s[m] = mad(gam, s[m], lk[i] * u);
         if (i < K && jok) SSTORE(s[m], S, (long)i * V + j);
@@ -801,8 +778,7 @@ void delta_step(__global const float *q, __global const float *k,
         for (int i = lid; i < K; i += WG) lq[i] = q[(qu + e) * K + i];
         barrier(CLK_LOCAL_MEM_FENCE);
         float pq = 0.0f;
-        #pragma unroll
-        for (int m = 0; m < NR; m++) {
+                for (int m = 0; m < NR; m++) {
             const int i = rg + RG * m;
             if (i < K) pq = mad(s[m], lq[i], pq);
         }
