@@ -1,0 +1,363 @@
+/* linattn tests - serving (linattn_gdn(3), SERVING) for gdn, kla and gla on
+ * every backend (reference, each ISA, OpenCL when present): a mixed call
+ * (decode rows and prompts packed, states in a pool named by slots) equals
+ * separate calls bit for bit; the step with slots likewise; bad slots are
+ * refused with nothing written; rollback rows hold the final states of the
+ * truncated calls, and so do the checkpoint rows (bit for bit on the
+ * recurrent form, within tolerance on the chunk form and OpenCL). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+#define H 2
+#define K 32
+#define V 32
+#define HKV ((size_t)H * K * V)
+#define TOL 1e-4
+
+typedef struct prob {
+    int op;
+    int64_t N, T, cu[8];
+    float *q, *k, *v, *g, *beta;
+} prob;
+
+static void make(prob *p, int op, const int64_t *lens, int N)
+{
+    memset(p, 0, sizeof *p);
+    p->op = op;
+    p->N = N;
+    for (int n = 0; n < N; n++) p->cu[n + 1] = p->cu[n] + lens[n];
+    p->T = p->cu[N];
+    const size_t T = (size_t)p->T;
+    p->q = tu_alloc(T * H * K);
+    p->k = tu_alloc(T * H * K);
+    p->v = tu_alloc(T * H * V);
+    p->g = tu_alloc(T * H);
+    tu_fill(p->q, T * H * K, -1, 1);
+    tu_fill(p->k, T * H * K, -1, 1);
+    tu_l2norm_rows(p->q, T * H, K);
+    tu_l2norm_rows(p->k, T * H, K);
+    tu_fill(p->v, T * H * V, -1, 1);
+    tu_fill(p->g, T * H, -0.5, 0);
+    if (op != LINATTN_OP_GLA) {
+        p->beta = tu_alloc(T * H);
+        tu_fill(p->beta, T * H, 0, 1);
+    }
+}
+
+static void unmake(prob *p)
+{
+    free(p->q); free(p->k); free(p->v); free(p->g); free(p->beta);
+}
+
+/* The backends: "ref", then tu_isas (each ISA, "opencl"). */
+static int backends(const char **b)
+{
+    b[0] = "ref";
+    return 1 + tu_isas(b + 1, 7);
+}
+
+/* io over tokens t0 .. t0+len of the packed problem as one batch row. */
+static linattn_delta_io io_of(const prob *p, int64_t t0, int64_t len, float *o)
+{
+    linattn_delta_io io = {
+        .q = linattn_tensor_4d(p->q + t0 * H * K, 1, len, H, K),
+        .k = linattn_tensor_4d(p->k + t0 * H * K, 1, len, H, K),
+        .v = linattn_tensor_4d(p->v + t0 * H * V, 1, len, H, V),
+        .g = linattn_tensor_3d(p->g + t0 * H, 1, len, H),
+        .o = linattn_tensor_4d(o, 1, len, H, V)};
+    if (p->beta) io.beta = linattn_tensor_3d(p->beta + t0 * H, 1, len, H);
+    return io;
+}
+
+/* The first len tokens of sequence n alone from h0 (NULL: zeros). */
+static int run_seq(linattn_ctx *ctx, const prob *p, int n, int64_t len, const float *h0,
+                   float *o, float *hT, const linattn_delta_opts *opts)
+{
+    linattn_delta_io io = io_of(p, p->cu[n], len, o);
+    if (h0) io.h0 = linattn_tensor_4d(h0, 1, H, K, V);
+    io.hT = linattn_tensor_4d(hT, 1, H, K, V);
+    return linattn_delta_forward(ctx, (linattn_delta_op)p->op, &io, opts);
+}
+
+static void opts_of(linattn_delta_opts *o, int algo)
+{
+    linattn_delta_opts_init(o);
+    o->algo = algo ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
+    o->chunk = 8;
+}
+
+static void same_bits(const float *a, const float *b, size_t n, const char *what, const char *be,
+                      int op, int algo)
+{
+    ck_assert_msg(!memcmp(a, b, n * sizeof(float)), "%s differs (%s, op %d, %s)", what, be, op,
+                  algo ? "chunk" : "recurrent");
+}
+
+static void close_to(const float *a, const float *b, size_t n, int exact, const char *what,
+                     const char *be, int op, int algo)
+{
+    if (exact) {
+        same_bits(a, b, n, what, be, op, algo);
+        return;
+    }
+    const double e = tu_relerr(a, b, n);
+    ck_assert_msg(e < TOL, "%s: relative error %g (%s, op %d, %s)", what, e, be, op,
+                  algo ? "chunk" : "recurrent");
+}
+
+/* Decode rows and prompts in one packed call, states in a pool. */
+START_TEST(test_mixed)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 1, 37, 1, 70};
+    static const int64_t slot[] = {4, 0, 2, -1, 5};
+    static const unsigned char init[] = {1, 1, 0, 1, 1};
+    enum { N = 5, P = 6 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int op = 0; op < 3; op++)
+        for (int algo = 0; algo < 2; algo++) {
+            prob p;
+            make(&p, op, lens, N);
+            linattn_delta_opts opts;
+            opts_of(&opts, algo);
+            const size_t nout = (size_t)p.T * H * V;
+            float *pool = tu_alloc(P * HKV), *pool0 = tu_alloc(P * HKV);
+            float *o = tu_alloc(nout), *ref_o = tu_alloc(nout), *ref_h = tu_alloc(N * HKV);
+            tu_fill(pool0, P * HKV, -1, 1);
+            memcpy(pool, pool0, P * HKV * sizeof(float));
+            tu_poison(o, nout);
+            linattn_delta_io io = io_of(&p, 0, p.T, o);
+            io.h0 = io.hT = linattn_tensor_4d(pool, P, H, K, V);
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            io.state_indices = slot;
+            io.has_initial_state = init;
+            int rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts);
+            if (rc == LINATTN_EUNSUPPORTED) goto next; /* the chunk form without BLAS */
+            ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+            for (int n = 0; n < N; n++) {
+                const float *h0 = slot[n] >= 0 && init[n] ? pool0 + slot[n] * HKV : NULL;
+                rc = run_seq(ctx, &p, n, lens[n], h0, ref_o + p.cu[n] * H * V, ref_h + n * HKV,
+                             &opts);
+                ck_assert_msg(rc == 0, "%s", linattn_last_error());
+                if (slot[n] >= 0)
+                    same_bits(pool + slot[n] * HKV, ref_h + n * HKV, HKV, "slot state", be[_i],
+                              op, algo);
+            }
+            same_bits(o, ref_o, nout, "o", be[_i], op, algo);
+            same_bits(pool + 1 * HKV, pool0 + 1 * HKV, HKV, "unnamed slot 1", be[_i], op, algo);
+            same_bits(pool + 3 * HKV, pool0 + 3 * HKV, HKV, "unnamed slot 3", be[_i], op, algo);
+        next:
+            free(pool); free(pool0); free(o); free(ref_o); free(ref_h);
+            unmake(&p);
+        }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The step with slots equals the step on each row's own state. */
+START_TEST(test_step)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t slot[] = {3, -1, 0, 1};
+    static const unsigned char init[] = {1, 1, 0, 1};
+    enum { B = 4, P = 5 };
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int op = 0; op < 3; op++) {
+        static const int64_t ones[] = {1, 1, 1, 1};
+        prob p;
+        make(&p, op, ones, B);
+        float *pool = tu_alloc(P * HKV), *pool0 = tu_alloc(P * HKV), *st = tu_alloc(HKV);
+        float *o = tu_alloc(B * H * V), *ro = tu_alloc(H * V);
+        tu_fill(pool0, P * HKV, -1, 1);
+        memcpy(pool, pool0, P * HKV * sizeof(float));
+        tu_poison(o, B * H * V);
+        linattn_delta_step_io io = {
+            .q = linattn_tensor_3d(p.q, B, H, K), .k = linattn_tensor_3d(p.k, B, H, K),
+            .v = linattn_tensor_3d(p.v, B, H, V), .g = linattn_tensor_2d(p.g, B, H),
+            .beta = p.beta ? linattn_tensor_2d(p.beta, B, H) : linattn_tensor_none(),
+            .state_h = linattn_tensor_4d(pool, P, H, K, V), .o = linattn_tensor_3d(o, B, H, V),
+            .state_indices = slot, .has_initial_state = init};
+        int rc = linattn_delta_step(ctx, (linattn_delta_op)op, &io, NULL);
+        ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+        for (int b = 0; b < B; b++) {
+            const int fresh = slot[b] < 0 || !init[b];
+            if (fresh) memset(st, 0, HKV * sizeof(float));
+            else memcpy(st, pool0 + slot[b] * HKV, HKV * sizeof(float));
+            linattn_delta_step_io r = {
+                .q = linattn_tensor_3d(p.q + b * H * K, 1, H, K),
+                .k = linattn_tensor_3d(p.k + b * H * K, 1, H, K),
+                .v = linattn_tensor_3d(p.v + b * H * V, 1, H, V),
+                .g = linattn_tensor_2d(p.g + b * H, 1, H),
+                .beta = p.beta ? linattn_tensor_2d(p.beta + b * H, 1, H) : linattn_tensor_none(),
+                .state_h = linattn_tensor_4d(st, 1, H, K, V), .o = linattn_tensor_3d(ro, 1, H, V)};
+            ck_assert_int_eq(linattn_delta_step(ctx, (linattn_delta_op)op, &r, NULL), 0);
+            /* OpenCL runs a row from zeros as a one-token forward */
+            close_to(o + b * H * V, ro, H * V, !(cl && fresh), "step o", be[_i], op, 0);
+            if (slot[b] >= 0)
+                close_to(pool + slot[b] * HKV, st, HKV, !(cl && fresh), "step slot", be[_i], op, 0);
+        }
+        same_bits(pool + 2 * HKV, pool0 + 2 * HKV, HKV, "unnamed slot 2", be[_i], op, 0);
+        same_bits(pool + 4 * HKV, pool0 + 4 * HKV, HKV, "unnamed slot 4", be[_i], op, 0);
+        free(pool); free(pool0); free(st); free(o); free(ro);
+        unmake(&p);
+    }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* Duplicate and out-of-range slots: refused, nothing written. */
+START_TEST(test_bad_slots)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {3, 1, 4};
+    static const int64_t bad[][3] = {{0, 2, 0}, {1, 3, 0}, {-2, 0, 1}, {2, -1, 2}};
+    static const int want[] = {LINATTN_EINVAL, LINATTN_ERANGE, LINATTN_ERANGE, LINATTN_EINVAL};
+    enum { N = 3, P = 3, W = 1 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *pool = tu_alloc(P * HKV), *pool0 = tu_alloc(P * HKV), *o = tu_alloc(nout);
+    float *o0 = tu_alloc(nout), *hw = tu_alloc(N * W * HKV), *hw0 = tu_alloc(N * W * HKV);
+    tu_fill(pool0, P * HKV, -1, 1);
+    tu_poison(o0, nout);
+    tu_poison(hw0, N * W * HKV);
+    for (int c = 0; c < 4; c++) {
+        memcpy(pool, pool0, P * HKV * sizeof(float));
+        memcpy(o, o0, nout * sizeof(float));
+        memcpy(hw, hw0, N * W * HKV * sizeof(float));
+        linattn_delta_io io = io_of(&p, 0, p.T, o);
+        io.h0 = io.hT = linattn_tensor_4d(pool, P, H, K, V);
+        io.hW = linattn_tensor_4d(hw, N * W, H, K, V);
+        io.cu_seqlens = p.cu;
+        io.n_seqs = N;
+        io.state_indices = bad[c];
+        const int rc = linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL);
+        ck_assert_msg(rc == want[c], "case %d on %s: %d (%s)", c, be[_i], rc, linattn_last_error());
+        same_bits(pool, pool0, P * HKV, "pool after a refusal", be[_i], 0, 0);
+        same_bits(o, o0, nout, "o after a refusal", be[_i], 0, 0);
+        same_bits(hw, hw0, N * W * HKV, "hW after a refusal", be[_i], 0, 0);
+        /* the step likewise, on its first three tokens as rows */
+        linattn_delta_step_io s = {
+            .q = linattn_tensor_3d(p.q, N, H, K), .k = linattn_tensor_3d(p.k, N, H, K),
+            .v = linattn_tensor_3d(p.v, N, H, V), .beta = linattn_tensor_2d(p.beta, N, H),
+            .state_h = linattn_tensor_4d(pool, P, H, K, V), .o = linattn_tensor_3d(o, N, H, V),
+            .state_indices = bad[c]};
+        ck_assert_int_eq(linattn_delta_step(ctx, LINATTN_OP_GDN, &s, NULL), want[c]);
+        same_bits(pool, pool0, P * HKV, "pool after a refused step", be[_i], 0, 0);
+        same_bits(o, o0, nout, "o after a refused step", be[_i], 0, 0);
+    }
+    /* a window longer than a sequence, checkpoints without a period */
+    linattn_delta_io io = io_of(&p, 0, p.T, o);
+    io.cu_seqlens = p.cu;
+    io.n_seqs = N;
+    io.hW = linattn_tensor_4d(hw, N, H, K, V); /* W = 1: fine */
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL), 0);
+    float *hw2 = tu_alloc(2 * N * HKV);
+    io.hW = linattn_tensor_4d(hw2, 2 * N, H, K, V); /* W = 2 > 1 token */
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL), LINATTN_ESHAPE);
+    io.hW = linattn_tensor_none();
+    io.hC = linattn_tensor_4d(hw2, 2 * N, H, K, V);
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL), LINATTN_ERANGE);
+    free(hw2);
+    free(pool); free(pool0); free(o); free(o0); free(hw); free(hw0);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* Rollback rows and checkpoints against truncated calls. */
+START_TEST(test_rollback)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {9, 12, 20};
+    enum { N = 3, W = 4, C = 3, EVERY = 5 };
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int op = 0; op < 3; op++)
+        for (int algo = 0; algo < 2; algo++) {
+            prob p;
+            make(&p, op, lens, N);
+            linattn_delta_opts opts;
+            opts_of(&opts, algo);
+            const size_t nout = (size_t)p.T * H * V;
+            float *h0 = tu_alloc(N * HKV), *hT = tu_alloc(N * HKV), *o = tu_alloc(nout);
+            float *hw = tu_alloc(N * W * HKV), *hc = tu_alloc(N * C * HKV);
+            float *ro = tu_alloc(nout), *rh = tu_alloc(HKV);
+            tu_fill(h0, N * HKV, -1, 1);
+            tu_poison(hw, N * W * HKV);
+            tu_poison(hc, N * C * HKV);
+            linattn_delta_io io = io_of(&p, 0, p.T, o);
+            io.h0 = linattn_tensor_4d(h0, N, H, K, V);
+            io.hT = linattn_tensor_4d(hT, N, H, K, V);
+            io.hW = linattn_tensor_4d(hw, N * W, H, K, V);
+            io.hC = linattn_tensor_4d(hc, N * C, H, K, V);
+            io.checkpoint_every = EVERY;
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            int rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts);
+            if (rc == LINATTN_EUNSUPPORTED) goto next;
+            ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+            /* bit for bit on the recurrent kernels; the chunk form's chunks and
+             * the reference's double state restart at each cut */
+            const int exact = !cl && algo == 0 && strcmp(be[_i], "ref");
+            for (int n = 0; n < N; n++) {
+                for (int w = 0; w < W; w++) {
+                    const int64_t t = lens[n] - W + 1 + w;
+                    ck_assert_int_eq(run_seq(ctx, &p, n, t, h0 + n * HKV, ro, rh, &opts), 0);
+                    close_to(hw + (n * W + w) * HKV, rh, HKV, exact, "rollback state", be[_i],
+                             op, algo);
+                }
+                same_bits(hw + (n * W + W - 1) * HKV, hT + n * HKV, HKV, "last window row", be[_i],
+                          op, algo);
+                for (int c = 0; c < C; c++) {
+                    const int64_t t = (int64_t)(c + 1) * EVERY;
+                    float *row = hc + (n * C + c) * HKV;
+                    if (t > lens[n]) { /* past the sequence: not written */
+                        for (size_t e = 0; e < HKV; e++)
+                            ck_assert_msg(isnan(row[e]), "checkpoint row past the end written");
+                        continue;
+                    }
+                    ck_assert_int_eq(run_seq(ctx, &p, n, t, h0 + n * HKV, ro, rh, &opts), 0);
+                    close_to(row, rh, HKV, exact, "checkpoint", be[_i], op, algo);
+                }
+                /* the outputs: as the whole sequence alone */
+                ck_assert_int_eq(run_seq(ctx, &p, n, lens[n], h0 + n * HKV, ro, rh, &opts), 0);
+                close_to(o + p.cu[n] * H * V, ro, (size_t)lens[n] * H * V, exact, "o", be[_i],
+                         op, algo);
+            }
+        next:
+            free(h0); free(hT); free(o); free(hw); free(hc); free(ro); free(rh);
+            unmake(&p);
+        }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("serve");
+    TCase *tc = tcase_create("serve");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_mixed, 0, 8);
+    tcase_add_loop_test(tc, test_step, 0, 8);
+    tcase_add_loop_test(tc, test_bad_slots, 0, 8);
+    tcase_add_loop_test(tc, test_rollback, 0, 8);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    tu_report();
+    return tu_main(suite());
+}
