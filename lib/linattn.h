@@ -635,8 +635,10 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
  * Q != J, query heads sharing a state; else H) and G the channels of a
  * per-key-channel gate (K; unbound: one gate a head).  Serving (the delta
  * forwards): W the rows of hW (N times the rollback window), C the rows of
- * hC (N times the checkpoints per sequence); with args.state_indices the
- * states' first dimension (N in the table) is the pool's P slots. */
+ * hC (N times the checkpoints per sequence); nothing derives them, so a
+ * caller that sizes tensors from the table leaves hW and hC absent unless
+ * it binds W or C itself.  With args.state_indices the states' first
+ * dimension (N in the table) is the pool's P slots. */
 #define LINATTN_OP_LETTERS 26
 
 typedef enum linattn_op_role {
