@@ -346,6 +346,9 @@ static int call_buffers(linattn_ctx *c, fixture *f, char *msg, size_t len)
     linattn_buffer *b[MAXS];
     linattn_tensor t[MAXS];
     for (int i = 0; i < f->sp->ntensors; i++) {
+        b[i] = NULL;
+        t[i] = f->t[i];
+        if (!f->t[i].data) continue; /* absent: the serving rows */
         ck_assert_int_eq(linattn_buffer_create(c, f->count[i], &b[i]), 0);
         ck_assert_int_eq(linattn_buffer_write(b[i], 0, f->data[i], f->count[i]), 0);
         t[i] = linattn_tensor_buffer(b[i], f->t[i].ndim, f->t[i].shape);
@@ -353,6 +356,7 @@ static int call_buffers(linattn_ctx *c, fixture *f, char *msg, size_t len)
     const int rc = call(c, f->sp, t);
     snprintf(msg, len, "%s", linattn_last_error());
     for (int i = 0; i < f->sp->ntensors; i++) {
+        if (!b[i]) continue;
         ck_assert_int_eq(linattn_buffer_read(b[i], 0, f->data[i], f->count[i]), 0);
         linattn_buffer_destroy(b[i]);
     }

@@ -159,6 +159,51 @@ START_TEST(test_mixed)
 }
 END_TEST
 
+/* A bf16 pool: the slots are widened and rounded as a bf16 h0/hT would be. */
+START_TEST(test_half_pool)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 21, 1};
+    static const int64_t slot[] = {2, 0, -1};
+    enum { N = 3, P = 3 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *f = tu_alloc(P * HKV), *o = tu_alloc(nout), *ro = tu_alloc(nout);
+    uint16_t *pool = malloc(P * HKV * 2), *pool0 = malloc(P * HKV * 2), *rh = malloc(HKV * 2);
+    ck_assert(pool && pool0 && rh);
+    tu_fill(f, P * HKV, -1, 1);
+    ck_assert_int_eq(linattn_convert(f, LINATTN_F32, pool0, LINATTN_BF16, P * HKV), 0);
+    memcpy(pool, pool0, P * HKV * 2);
+    const int64_t psh[4] = {P, H, K, V}, ssh[4] = {1, H, K, V};
+    linattn_delta_io io = io_of(&p, 0, p.T, o);
+    io.h0 = io.hT = linattn_tensor_nd(pool, LINATTN_BF16, 4, psh);
+    io.cu_seqlens = p.cu;
+    io.n_seqs = N;
+    io.state_indices = slot;
+    ck_assert_msg(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL) == 0, "%s: %s", be[_i],
+                  linattn_last_error());
+    for (int n = 0; n < N; n++) {
+        linattn_delta_io r = io_of(&p, p.cu[n], lens[n], ro + p.cu[n] * H * V);
+        if (slot[n] >= 0) {
+            memcpy(rh, pool0 + slot[n] * HKV, HKV * 2);
+            r.h0 = r.hT = linattn_tensor_nd(rh, LINATTN_BF16, 4, ssh);
+        }
+        ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &r, NULL), 0);
+        if (slot[n] >= 0)
+            ck_assert_msg(!memcmp(pool + slot[n] * HKV, rh, HKV * 2), "bf16 slot differs (%s)",
+                          be[_i]);
+    }
+    same_bits(o, ro, nout, "o, bf16 pool", be[_i], 0, 0);
+    ck_assert_msg(!memcmp(pool + HKV, pool0 + HKV, HKV * 2), "unnamed bf16 slot written");
+    free(f); free(o); free(ro); free(pool); free(pool0); free(rh);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 /* The step with slots equals the step on each row's own state. */
 START_TEST(test_step)
 {
@@ -350,6 +395,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_mixed, 0, 8);
     tcase_add_loop_test(tc, test_step, 0, 8);
+    tcase_add_loop_test(tc, test_half_pool, 0, 8);
     tcase_add_loop_test(tc, test_bad_slots, 0, 8);
     tcase_add_loop_test(tc, test_rollback, 0, 8);
     suite_add_tcase(s, tc);

@@ -530,7 +530,7 @@ int main(int argc, char **argv)
     for (int m = 0; m < o.modes.n && !rc; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
-        if (!strcmp(o.modes.s[m], "context")) continue;
+        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "serve")) continue;
         for (int si = 0; si < shapes && !rc; si++) {
             const long B = pre ? o.Bpre : o.Bdec.v[si], T = pre ? o.T.v[si] : 1;
             for (int bk = 0; bk < nbk && !rc; bk++) {
