@@ -328,22 +328,27 @@ START_TEST(test_rollback)
     enum { N = 3, W = 4, C = 3, EVERY = 5 };
     const int cl = !strcmp(be[_i], "opencl");
     linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    /* pooled: the states in a pool of N+1 slots, h0 = hT, read and written in place */
+    static const int64_t slots[] = {2, 3, 0};
     for (int op = 0; op < 3; op++)
-        for (int algo = 0; algo < 2; algo++) {
+        for (int k = 0; k < 4; k++) {
+            const int algo = k & 1, pooled = k >> 1;
             prob p;
             make(&p, op, lens, N);
             linattn_delta_opts opts;
             opts_of(&opts, algo);
             const size_t nout = (size_t)p.T * H * V;
-            float *h0 = tu_alloc(N * HKV), *hT = tu_alloc(N * HKV), *o = tu_alloc(nout);
+            float *h0 = tu_alloc((N + 1) * HKV), *hT = tu_alloc(N * HKV), *o = tu_alloc(nout);
             float *hw = tu_alloc(N * W * HKV), *hc = tu_alloc(N * C * HKV);
-            float *ro = tu_alloc(nout), *rh = tu_alloc(HKV);
-            tu_fill(h0, N * HKV, -1, 1);
+            float *ro = tu_alloc(nout), *rh = tu_alloc(HKV), *init = tu_alloc((N + 1) * HKV);
+            tu_fill(h0, (N + 1) * HKV, -1, 1);
+            memcpy(init, h0, (N + 1) * HKV * sizeof(float));
             tu_poison(hw, N * W * HKV);
             tu_poison(hc, N * C * HKV);
             linattn_delta_io io = io_of(&p, 0, p.T, o);
-            io.h0 = linattn_tensor_4d(h0, N, H, K, V);
-            io.hT = linattn_tensor_4d(hT, N, H, K, V);
+            io.h0 = linattn_tensor_4d(h0, pooled ? N + 1 : N, H, K, V);
+            io.hT = pooled ? io.h0 : linattn_tensor_4d(hT, N, H, K, V);
+            if (pooled) io.state_indices = slots;
             io.hW = linattn_tensor_4d(hw, N * W, H, K, V);
             io.hC = linattn_tensor_4d(hc, N * C, H, K, V);
             io.checkpoint_every = EVERY;
@@ -356,14 +361,16 @@ START_TEST(test_rollback)
              * the reference's double state restart at each cut */
             const int exact = !cl && algo == 0 && strcmp(be[_i], "ref");
             for (int n = 0; n < N; n++) {
+                const float *s0 = init + (pooled ? slots[n] : n) * HKV;
+                const float *fin = pooled ? h0 + slots[n] * HKV : hT + n * HKV;
                 for (int w = 0; w < W; w++) {
                     const int64_t t = lens[n] - W + 1 + w;
-                    ck_assert_int_eq(run_seq(ctx, &p, n, t, h0 + n * HKV, ro, rh, &opts), 0);
+                    ck_assert_int_eq(run_seq(ctx, &p, n, t, s0, ro, rh, &opts), 0);
                     close_to(hw + (n * W + w) * HKV, rh, HKV, exact, "rollback state", be[_i],
                              op, algo);
                 }
-                same_bits(hw + (n * W + W - 1) * HKV, hT + n * HKV, HKV, "last window row", be[_i],
-                          op, algo);
+                same_bits(hw + (n * W + W - 1) * HKV, fin, HKV, "last window row", be[_i], op,
+                          algo);
                 for (int c = 0; c < C; c++) {
                     const int64_t t = (int64_t)(c + 1) * EVERY;
                     float *row = hc + (n * C + c) * HKV;
@@ -372,18 +379,73 @@ START_TEST(test_rollback)
                             ck_assert_msg(isnan(row[e]), "checkpoint row past the end written");
                         continue;
                     }
-                    ck_assert_int_eq(run_seq(ctx, &p, n, t, h0 + n * HKV, ro, rh, &opts), 0);
+                    ck_assert_int_eq(run_seq(ctx, &p, n, t, s0, ro, rh, &opts), 0);
                     close_to(row, rh, HKV, exact, "checkpoint", be[_i], op, algo);
                 }
                 /* the outputs: as the whole sequence alone */
-                ck_assert_int_eq(run_seq(ctx, &p, n, lens[n], h0 + n * HKV, ro, rh, &opts), 0);
+                ck_assert_int_eq(run_seq(ctx, &p, n, lens[n], s0, ro, rh, &opts), 0);
                 close_to(o + p.cu[n] * H * V, ro, (size_t)lens[n] * H * V, exact, "o", be[_i],
                          op, algo);
             }
         next:
-            free(h0); free(hT); free(o); free(hw); free(hc); free(ro); free(rh);
+            if (pooled) same_bits(h0 + HKV, init + HKV, HKV, "unnamed slot", be[_i], op, algo);
+            free(h0); free(hT); free(o); free(hw); free(hc); free(ro); free(rh); free(init);
             unmake(&p);
         }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The operator table lists hW and hC for the delta forwards, and a call
+ * through it with slots and rollback rows equals the direct call. */
+START_TEST(test_table)
+{
+    static const char *const ops[] = {"gdn", "kla", "gla"};
+    static const int64_t lens[] = {1, 6};
+    static const int64_t slot[] = {1, 0};
+    enum { N = 2, P = 2, W = 1 };
+    linattn_ctx *ctx = tu_ctx("ref", 1);
+    for (int op = 0; op < 3; op++) {
+        const linattn_op_info *info = linattn_op_find(ops[op], "forward");
+        ck_assert(info != NULL);
+        const int iw = linattn_op_tensor_index(info, "hW"), ic = linattn_op_tensor_index(info, "hC");
+        ck_assert_msg(iw >= 0 && ic == iw + 1, "%s forward: no hW, hC", ops[op]);
+        ck_assert_str_eq(info->tensors[iw].dims, "WHKV");
+        ck_assert_str_eq(info->tensors[ic].dims, "CHKV");
+        ck_assert(info->tensors[iw].optional && info->tensors[iw].role == LINATTN_ROLE_OUT);
+        ck_assert(linattn_op_tensor_index(linattn_op_find(ops[op], "step"), "hW") < 0);
+        prob p;
+        make(&p, op, lens, N);
+        const size_t nout = (size_t)p.T * H * V;
+        float *pool = tu_alloc(2 * P * HKV), *o = tu_alloc(2 * nout), *hw = tu_alloc(2 * N * HKV);
+        tu_fill(pool, P * HKV, -1, 1);
+        memcpy(pool + P * HKV, pool, P * HKV * sizeof(float));
+        linattn_op_args a;
+        linattn_op_args_init(info, &a);
+        const int w = op != LINATTN_OP_GLA;
+        linattn_delta_io io = io_of(&p, 0, p.T, o);
+        a.t[0] = io.q; a.t[1] = io.k; a.t[2] = io.v; a.t[3] = io.g;
+        if (w) a.t[4] = io.beta;
+        a.t[4 + w] = a.t[6 + w] = linattn_tensor_4d(pool, P, H, K, V);
+        a.t[5 + w] = io.o;
+        a.t[iw] = linattn_tensor_4d(hw, N * W, H, K, V);
+        a.cu_seqlens = p.cu;
+        a.n_seqs = N;
+        a.state_indices = slot;
+        ck_assert_msg(linattn_op_call(ctx, info, &a) == 0, "%s", linattn_last_error());
+        io = io_of(&p, 0, p.T, o + nout);
+        io.h0 = io.hT = linattn_tensor_4d(pool + P * HKV, P, H, K, V);
+        io.hW = linattn_tensor_4d(hw + N * HKV, N * W, H, K, V);
+        io.cu_seqlens = p.cu;
+        io.n_seqs = N;
+        io.state_indices = slot;
+        ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)op, &io, NULL), 0);
+        same_bits(o, o + nout, nout, "o through the table", "ref", op, 0);
+        same_bits(pool, pool + P * HKV, P * HKV, "pool through the table", "ref", op, 0);
+        same_bits(hw, hw + N * HKV, N * HKV, "hW through the table", "ref", op, 0);
+        free(pool); free(o); free(hw);
+        unmake(&p);
+    }
     linattn_ctx_destroy(ctx);
 }
 END_TEST
@@ -398,6 +460,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_half_pool, 0, 8);
     tcase_add_loop_test(tc, test_bad_slots, 0, 8);
     tcase_add_loop_test(tc, test_rollback, 0, 8);
+    tcase_add_test(tc, test_table);
     suite_add_tcase(s, tc);
     return s;
 }
