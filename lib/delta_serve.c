@@ -12,7 +12,7 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* Slots in -1 .. P-1, the others distinct. */
-static int check_slots(const int64_t *slot, int64_t n, int64_t P)
+int linattn_serve_slots(const int64_t *slot, int64_t n, int64_t P)
 {
     for (int64_t i = 0; i < n; i++)
         if (slot[i] < -1 || slot[i] >= P)
@@ -68,7 +68,7 @@ int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *
     if (sv->slot) {
         if (P < 0)
             return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool (h0 or hT)");
-        if ((rc = check_slots(sv->slot, nseq, P))) return rc;
+        if ((rc = linattn_serve_slots(sv->slot, nseq, P))) return rc;
     }
     if (x->checkpoint_every < 0 || (linattn_given(&x->hC) && x->checkpoint_every < 1))
         return linattn_fail(LINATTN_ERANGE, "checkpoint_every: %lld (must be >= 1 with hC)",
@@ -128,7 +128,8 @@ void linattn_serve_store(const linattn_serve *sv, int64_t n, int64_t h, int64_t 
 
 /* Indices i0 .. i0+n0 of dimension 0 and, when n1 >= 0, i1 .. i1+n1 of
  * dimension 1 (absent stays absent). */
-static linattn_tensor sub(const linattn_tensor *t, int64_t i0, int64_t n0, int64_t i1, int64_t n1)
+linattn_tensor linattn_serve_sub(const linattn_tensor *t, int64_t i0, int64_t n0, int64_t i1,
+                                 int64_t n1)
 {
     if (!linattn_given(t)) return *t;
     linattn_tensor v = *t;
@@ -145,7 +146,7 @@ static linattn_tensor sub(const linattn_tensor *t, int64_t i0, int64_t n0, int64
 }
 
 /* Row b of a step's [B,..] tensor as one token of a forward's [1,1,..]. */
-static linattn_tensor tok(const linattn_tensor *t, int64_t b)
+linattn_tensor linattn_serve_tok(const linattn_tensor *t, int64_t b)
 {
     if (!linattn_given(t)) return *t;
     linattn_tensor v = *t;
@@ -171,16 +172,16 @@ static int step_rows(linattn_ctx *ctx, int op, const linattn_delta_io *x,
         const int64_t slot = sv->slot ? sv->slot[b] : b;
         if (slot >= 0 && !(sv->init && !sv->init[b])) {
             const linattn_delta_step_io s = {
-                .q = sub(&x->q, b, 1, 0, -1), .k = sub(&x->k, b, 1, 0, -1),
-                .v = sub(&x->v, b, 1, 0, -1), .g = sub(&x->g, b, 1, 0, -1),
-                .beta = sub(&x->beta, b, 1, 0, -1), .o = sub(&x->o, b, 1, 0, -1),
-                .state_h = sub(&x->hT, slot, 1, 0, -1)};
+                .q = linattn_serve_sub(&x->q, b, 1, 0, -1), .k = linattn_serve_sub(&x->k, b, 1, 0, -1),
+                .v = linattn_serve_sub(&x->v, b, 1, 0, -1), .g = linattn_serve_sub(&x->g, b, 1, 0, -1),
+                .beta = linattn_serve_sub(&x->beta, b, 1, 0, -1), .o = linattn_serve_sub(&x->o, b, 1, 0, -1),
+                .state_h = linattn_serve_sub(&x->hT, slot, 1, 0, -1)};
             rc = linattn_delta_step(ctx, (linattn_delta_op)op, &s, opts);
         } else { /* from zeros: a forward over one token */
             const linattn_delta_io f = {
-                .q = tok(&x->q, b), .k = tok(&x->k, b), .v = tok(&x->v, b), .g = tok(&x->g, b),
-                .beta = tok(&x->beta, b), .o = tok(&x->o, b), .h0 = none,
-                .hT = slot >= 0 ? sub(&x->hT, slot, 1, 0, -1) : none};
+                .q = linattn_serve_tok(&x->q, b), .k = linattn_serve_tok(&x->k, b), .v = linattn_serve_tok(&x->v, b), .g = linattn_serve_tok(&x->g, b),
+                .beta = linattn_serve_tok(&x->beta, b), .o = linattn_serve_tok(&x->o, b), .h0 = none,
+                .hT = slot >= 0 ? linattn_serve_sub(&x->hT, slot, 1, 0, -1) : none};
             rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &f, opts);
         }
     }
@@ -193,9 +194,9 @@ static int stretch(linattn_ctx *ctx, int op, const linattn_delta_io *x,
                    const linattn_tensor *src, const linattn_tensor *dst)
 {
     const linattn_delta_io f = {
-        .q = sub(&x->q, b, 1, t0 + a, e - a), .k = sub(&x->k, b, 1, t0 + a, e - a),
-        .v = sub(&x->v, b, 1, t0 + a, e - a), .g = sub(&x->g, b, 1, t0 + a, e - a),
-        .beta = sub(&x->beta, b, 1, t0 + a, e - a), .o = sub(&x->o, b, 1, t0 + a, e - a),
+        .q = linattn_serve_sub(&x->q, b, 1, t0 + a, e - a), .k = linattn_serve_sub(&x->k, b, 1, t0 + a, e - a),
+        .v = linattn_serve_sub(&x->v, b, 1, t0 + a, e - a), .g = linattn_serve_sub(&x->g, b, 1, t0 + a, e - a),
+        .beta = linattn_serve_sub(&x->beta, b, 1, t0 + a, e - a), .o = linattn_serve_sub(&x->o, b, 1, t0 + a, e - a),
         .h0 = *src, .hT = *dst};
     return linattn_delta_forward(ctx, (linattn_delta_op)op, &f, opts);
 }
@@ -213,17 +214,17 @@ int linattn_serve_split(linattn_ctx *ctx, int op, const linattn_delta_io *x,
         const int64_t slot = sv->slot ? sv->slot[n] : n;
         linattn_tensor src = none;
         if (linattn_given(&x->h0) && slot >= 0 && !(sv->init && !sv->init[n]))
-            src = sub(&x->h0, slot, 1, 0, -1);
+            src = linattn_serve_sub(&x->h0, slot, 1, 0, -1);
         for (int64_t t = 0; t < len;) {
             const int64_t e = linattn_serve_next_cut(sv, len, t);
             linattn_tensor d[3];
             int nd = 0;
             if (sv->W && e >= len - sv->W + 1)
-                d[nd++] = sub(&x->hW, n * sv->W + e - (len - sv->W + 1), 1, 0, -1);
+                d[nd++] = linattn_serve_sub(&x->hW, n * sv->W + e - (len - sv->W + 1), 1, 0, -1);
             if (sv->C && e % sv->every == 0 && e / sv->every <= sv->C)
-                d[nd++] = sub(&x->hC, n * sv->C + e / sv->every - 1, 1, 0, -1);
+                d[nd++] = linattn_serve_sub(&x->hC, n * sv->C + e / sv->every - 1, 1, 0, -1);
             if (e == len && linattn_given(&x->hT) && slot >= 0)
-                d[nd++] = sub(&x->hT, slot, 1, 0, -1); /* last: it may be src's slot */
+                d[nd++] = linattn_serve_sub(&x->hT, slot, 1, 0, -1); /* last: it may be src's slot */
             if (!nd) d[nd++] = none;
             for (int i = 0; i < nd; i++) { /* each destination: the stretch again */
                 const int rc = stretch(ctx, op, x, opts, b, t0, t, e, &src, &d[i]);

@@ -417,6 +417,14 @@ typedef struct linattn_gka_io {
     linattn_tensor q, k, v, g, beta, alpha, kk0, kv0, o, kkT, kvT;
     const int64_t *cu_seqlens;
     int64_t n_seqs;
+    /* State slots as the delta family's (linattn_gdn(3), SERVING): NULL, or
+     * N slots; the states are then pools [P,H,K,K] and [P,H,K,V] (each pair
+     * with its own P) and sequence n reads and writes slot state_indices[n]
+     * (-1: padding, from zeros, not stored; duplicates LINATTN_EINVAL, out
+     * of range LINATTN_ERANGE, nothing written); has_initial_state: NULL,
+     * or N flags (0: from zeros). */
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
 } linattn_gka_io;
 
 LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
@@ -426,6 +434,8 @@ LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
  * state_kk [B,H,K,K] and state_kv [B,H,K,V] updated in place (required). */
 typedef struct linattn_gka_step_io {
     linattn_tensor q, k, v, g, beta, alpha, state_kk, state_kv, o;
+    const int64_t *state_indices;           /* B slots of pools [P,..], as the forward's */
+    const unsigned char *has_initial_state;
 } linattn_gka_step_io;
 
 LINATTN_API int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,

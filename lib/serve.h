@@ -23,6 +23,16 @@ typedef struct linattn_serve {
 int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *cu, int64_t T,
                         const int64_t hsh[4], int step, linattn_serve *sv);
 
+/* Slots in -1 .. P-1 (else LINATTN_ERANGE), those >= 0 distinct (else
+ * LINATTN_EINVAL); every serving operator checks its state_indices so. */
+int linattn_serve_slots(const int64_t *slot, int64_t n, int64_t P);
+/* Views for the OpenCL paths: indices i0 .. i0+n0 of dimension 0 and, when
+ * n1 >= 0, i1 .. i1+n1 of dimension 1 (absent stays absent); row b of a
+ * step's [B,..] tensor as one token of a forward's [1,1,..]. */
+linattn_tensor linattn_serve_sub(const linattn_tensor *t, int64_t i0, int64_t n0, int64_t i1,
+                                 int64_t n1);
+linattn_tensor linattn_serve_tok(const linattn_tensor *t, int64_t b);
+
 /* The next cut after t tokens of a sequence of len tokens (<= len). */
 int64_t linattn_serve_next_cut(const linattn_serve *sv, int64_t len, int64_t t);
 

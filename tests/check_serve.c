@@ -450,6 +450,107 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* gka: state pools [P,H,K,K] and [P,H,K,V] with slots, forward and step,
+ * against separate calls bit for bit; bad slots refused, nothing written. */
+static void spd_states(float *kk, size_t n)
+{
+    for (size_t m = 0; m < n; m++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j <= i; j++) {
+                const float x = i == j ? 1.0f + (float)tu_uniform(0, 1) : (float)tu_uniform(-0.02, 0.02);
+                kk[m * K * K + i * K + j] = kk[m * K * K + j * K + i] = x;
+            }
+}
+
+static linattn_gka_io gka_io(const prob *p, const float *alpha, int64_t t0, int64_t len, float *o)
+{
+    linattn_delta_io d = io_of(p, t0, len, o);
+    linattn_gka_io io = {.q = d.q, .k = d.k, .v = d.v, .g = d.g, .beta = d.beta, .o = d.o,
+                         .alpha = linattn_tensor_3d(alpha + t0 * H, 1, len, H)};
+    return io;
+}
+
+START_TEST(test_gka)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 17, 1, 1};
+    static const int64_t slot[] = {2, 0, -1, 3};
+    static const unsigned char init[] = {1, 0, 1, 1};
+    static const int64_t bad[] = {1, 1, 0, 2};
+    enum { N = 4, P = 4 };
+    const size_t KK = (size_t)H * K * K;
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *alpha = tu_alloc((size_t)p.T * H), *o = tu_alloc(nout), *ro = tu_alloc(nout);
+    float *pk = tu_alloc(P * KK), *pv = tu_alloc(P * HKV), *pk0 = tu_alloc(P * KK);
+    float *pv0 = tu_alloc(P * HKV), *rk = tu_alloc(KK), *rv = tu_alloc(HKV);
+    tu_fill(alpha, (size_t)p.T * H, 0, 1);
+    spd_states(pk0, P * H);
+    tu_fill(pv0, P * HKV, -1, 1);
+    for (int step = 0; step < 2; step++) {
+        memcpy(pk, pk0, P * KK * sizeof(float));
+        memcpy(pv, pv0, P * HKV * sizeof(float));
+        tu_poison(o, nout);
+        const linattn_tensor tk = linattn_tensor_4d(pk, P, H, K, K);
+        const linattn_tensor tv = linattn_tensor_4d(pv, P, H, K, V);
+        int rc;
+        if (!step) {
+            linattn_gka_io io = gka_io(&p, alpha, 0, p.T, o);
+            io.kk0 = io.kkT = tk;
+            io.kv0 = io.kvT = tv;
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            io.state_indices = bad; /* refused first, nothing written */
+            ck_assert_int_eq(linattn_gka_forward(ctx, &io, NULL), LINATTN_EINVAL);
+            same_bits(pk, pk0, P * KK, "gka pool after a refusal", be[_i], 0, 0);
+            io.state_indices = slot;
+            io.has_initial_state = init;
+            rc = linattn_gka_forward(ctx, &io, NULL);
+        } else { /* the first N tokens as N rows */
+            linattn_gka_step_io io = {
+                .q = linattn_tensor_3d(p.q, N, H, K), .k = linattn_tensor_3d(p.k, N, H, K),
+                .v = linattn_tensor_3d(p.v, N, H, V), .g = linattn_tensor_2d(p.g, N, H),
+                .beta = linattn_tensor_2d(p.beta, N, H), .alpha = linattn_tensor_2d(alpha, N, H),
+                .state_kk = tk, .state_kv = tv, .o = linattn_tensor_3d(o, N, H, V),
+                .state_indices = slot, .has_initial_state = init};
+            rc = linattn_gka_step(ctx, &io, NULL);
+        }
+        ck_assert_msg(rc == 0, "gka %s on %s: %s", step ? "step" : "forward", be[_i],
+                      linattn_last_error());
+        for (int n = 0; n < N; n++) {
+            const int64_t t0 = step ? n : p.cu[n], len = step ? 1 : lens[n];
+            const int fresh = slot[n] < 0 || !init[n];
+            if (fresh) {
+                memset(rk, 0, KK * sizeof(float));
+                memset(rv, 0, HKV * sizeof(float));
+            } else {
+                memcpy(rk, pk0 + slot[n] * KK, KK * sizeof(float));
+                memcpy(rv, pv0 + slot[n] * HKV, HKV * sizeof(float));
+            }
+            linattn_gka_io r = gka_io(&p, alpha, t0, len, ro);
+            r.kk0 = r.kkT = linattn_tensor_4d(rk, 1, H, K, K);
+            r.kv0 = r.kvT = linattn_tensor_4d(rv, 1, H, K, V);
+            ck_assert_int_eq(linattn_gka_forward(ctx, &r, NULL), 0);
+            /* the step against a one-token forward: the same recurrence, exact on the
+             * CPU; OpenCL's step and forward kernels differ in rounding */
+            const int exact = !(step && !strcmp(be[_i], "opencl"));
+            close_to(o + t0 * H * V, ro, (size_t)len * H * V, exact, "gka o", be[_i], step, 0);
+            if (slot[n] >= 0) {
+                close_to(pk + slot[n] * KK, rk, KK, exact, "gka kk slot", be[_i], step, 0);
+                close_to(pv + slot[n] * HKV, rv, HKV, exact, "gka kv slot", be[_i], step, 0);
+            }
+        }
+        same_bits(pk + KK, pk0 + KK, KK, "gka unnamed slot", be[_i], step, 0);
+    }
+    free(alpha); free(o); free(ro); free(pk); free(pv); free(pk0); free(pv0); free(rk); free(rv);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("serve");
@@ -461,6 +562,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_bad_slots, 0, 8);
     tcase_add_loop_test(tc, test_rollback, 0, 8);
     tcase_add_test(tc, test_table);
+    tcase_add_loop_test(tc, test_gka, 0, 8);
     suite_add_tcase(s, tc);
     return s;
 }
