@@ -171,17 +171,18 @@ static int step_rows(linattn_ctx *ctx, int op, const linattn_delta_io *x,
     for (int64_t b = 0; b < B && !rc; b++) {
         const int64_t slot = sv->slot ? sv->slot[b] : b;
         if (slot >= 0 && !(sv->init && !sv->init[b])) {
+#define ROW(t) linattn_serve_sub(&x->t, b, 1, 0, -1)
             const linattn_delta_step_io s = {
-                .q = linattn_serve_sub(&x->q, b, 1, 0, -1), .k = linattn_serve_sub(&x->k, b, 1, 0, -1),
-                .v = linattn_serve_sub(&x->v, b, 1, 0, -1), .g = linattn_serve_sub(&x->g, b, 1, 0, -1),
-                .beta = linattn_serve_sub(&x->beta, b, 1, 0, -1), .o = linattn_serve_sub(&x->o, b, 1, 0, -1),
+                .q = ROW(q), .k = ROW(k), .v = ROW(v), .g = ROW(g), .beta = ROW(beta), .o = ROW(o),
                 .state_h = linattn_serve_sub(&x->hT, slot, 1, 0, -1)};
+#undef ROW
             rc = linattn_delta_step(ctx, (linattn_delta_op)op, &s, opts);
         } else { /* from zeros: a forward over one token */
+#define TOK(t) linattn_serve_tok(&x->t, b)
             const linattn_delta_io f = {
-                .q = linattn_serve_tok(&x->q, b), .k = linattn_serve_tok(&x->k, b), .v = linattn_serve_tok(&x->v, b), .g = linattn_serve_tok(&x->g, b),
-                .beta = linattn_serve_tok(&x->beta, b), .o = linattn_serve_tok(&x->o, b), .h0 = none,
-                .hT = slot >= 0 ? linattn_serve_sub(&x->hT, slot, 1, 0, -1) : none};
+                .q = TOK(q), .k = TOK(k), .v = TOK(v), .g = TOK(g), .beta = TOK(beta), .o = TOK(o),
+                .h0 = none, .hT = slot >= 0 ? linattn_serve_sub(&x->hT, slot, 1, 0, -1) : none};
+#undef TOK
             rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &f, opts);
         }
     }
@@ -193,11 +194,10 @@ static int stretch(linattn_ctx *ctx, int op, const linattn_delta_io *x,
                    const linattn_delta_opts *opts, int64_t b, int64_t t0, int64_t a, int64_t e,
                    const linattn_tensor *src, const linattn_tensor *dst)
 {
-    const linattn_delta_io f = {
-        .q = linattn_serve_sub(&x->q, b, 1, t0 + a, e - a), .k = linattn_serve_sub(&x->k, b, 1, t0 + a, e - a),
-        .v = linattn_serve_sub(&x->v, b, 1, t0 + a, e - a), .g = linattn_serve_sub(&x->g, b, 1, t0 + a, e - a),
-        .beta = linattn_serve_sub(&x->beta, b, 1, t0 + a, e - a), .o = linattn_serve_sub(&x->o, b, 1, t0 + a, e - a),
-        .h0 = *src, .hT = *dst};
+#define TOKS(t) linattn_serve_sub(&x->t, b, 1, t0 + a, e - a)
+    const linattn_delta_io f = {.q = TOKS(q), .k = TOKS(k), .v = TOKS(v), .g = TOKS(g),
+                                .beta = TOKS(beta), .o = TOKS(o), .h0 = *src, .hT = *dst};
+#undef TOKS
     return linattn_delta_forward(ctx, (linattn_delta_op)op, &f, opts);
 }
 
@@ -224,7 +224,7 @@ int linattn_serve_split(linattn_ctx *ctx, int op, const linattn_delta_io *x,
             if (sv->C && e % sv->every == 0 && e / sv->every <= sv->C)
                 d[nd++] = linattn_serve_sub(&x->hC, n * sv->C + e / sv->every - 1, 1, 0, -1);
             if (e == len && linattn_given(&x->hT) && slot >= 0)
-                d[nd++] = linattn_serve_sub(&x->hT, slot, 1, 0, -1); /* last: it may be src's slot */
+                d[nd++] = linattn_serve_sub(&x->hT, slot, 1, 0, -1); /* last: may be src's */
             if (!nd) d[nd++] = none;
             for (int i = 0; i < nd; i++) { /* each destination: the stretch again */
                 const int rc = stretch(ctx, op, x, opts, b, t0, t, e, &src, &d[i]);
