@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "serve.h"
 
 static const char *const op_names[] = {"gdn", "kla", "gla"};
 static const char *const op_beta[] = {"beta", "eta", "beta"}; /* gla: absent */
@@ -81,6 +81,8 @@ typedef struct delta_plan {
     size_t pack_floats;           /* panel scratch for the SIMD kernels */
     size_t stage_floats;          /* staged token block (recurrent prefill) */
     int stage_norm;               /* opts.qk_l2norm applied while staging q, k */
+    int scratch_state;            /* per-thread scratch holds a state */
+    linattn_serve sv;             /* slots, rollback and checkpoint rows (serve.h) */
     linattn_runner run;           /* per-thread work (and the reference's doubles) */
 } delta_plan;
 
@@ -154,6 +156,37 @@ static void run_staged(linattn_delta_rec_fn kern, const linattn_delta_rec_job *j
     }
 }
 
+static void run_kernel(const delta_plan *p, const linattn_delta_rec_job *jb, int thread,
+                       float *cwork, float *stage)
+{
+    if (p->ref)
+        linattn_delta_ref_seq(jb, p->flags, linattn_runner_dwork(&p->run, thread));
+    else if (p->algo == LINATTN_ALGO_CHUNK)
+        linattn_delta_chunk(jb, p->C, cwork);
+    else
+        run_staged(p->ctx->kern.delta_rec, jb, stage, p->stage_norm);
+}
+
+/* hW, hC: the sequence in stretches between cuts, the state stored at each
+ * (the kernels restart from the stored state; the chunk form's chunks
+ * restart at each cut). */
+static void run_cuts(const delta_plan *p, const linattn_delta_rec_job *jb, int64_t n,
+                     int64_t h, const float *S, ptrdiff_t ldS, int j0, int thread, float *cwork,
+                     float *stage)
+{
+    for (int64_t t = 0; t < jb->T;) {
+        const int64_t e = linattn_serve_next_cut(&p->sv, jb->T, t);
+        linattn_delta_rec_job s = *jb;
+        s.T = e - t;
+        s.q += t * jb->sq; s.k += t * jb->sk; s.v += t * jb->sv; s.o += t * jb->so;
+        if (s.g) s.g += t * jb->sg;
+        if (s.beta) s.beta += t * jb->sb;
+        run_kernel(p, &s, thread, cwork, stage);
+        linattn_serve_store(&p->sv, n, h, jb->T, e, S, ldS, p->K, j0, jb->n);
+        t = e;
+    }
+}
+
 static void run_job(void *arg, int64_t job, int thread)
 {
     const delta_plan *p = arg;
@@ -173,18 +206,22 @@ static void run_job(void *arg, int64_t job, int thread)
     work += p->pack_floats;
     float *stage = p->stage_floats ? work : NULL;
     work += p->stage_floats;
-    const int inplace = p->ht.p && !p->half; /* else the state lives in scratch */
-    float *S = inplace ? linattn_row(&p->ht, n, h, 0) : work;
+    /* the state's slot (serve.h): -1 a padding row, from zeros and not stored */
+    const int64_t slot = p->sv.slot ? p->sv.slot[n] : n;
+    const int fresh = slot < 0 || (p->sv.init && !p->sv.init[n]);
+    const int inplace = p->ht.p && !p->half && slot >= 0; /* else the state lives in scratch */
+    float *S = inplace ? linattn_row(&p->ht, slot, h, 0) : work;
+    float *cwork = work + (p->scratch_state ? KV : 0);
     const ptrdiff_t ldS = inplace ? p->ht.sh : p->V;
     const int j0 = (int)blk * p->blkw;
     const int w = p->V - j0 < p->blkw ? p->V - j0 : p->blkw;
 
     /* initial state of this column block */
-    const float *S0 = p->h0.p && !p->hs0.dt ? linattn_row(&p->h0, n, h, 0) : NULL;
+    const float *S0 = p->h0.p && !p->hs0.dt && !fresh ? linattn_row(&p->h0, slot, h, 0) : NULL;
     if (S0 != S)
         for (int i = 0; i < p->K; i++) {
             float *row = S + i * ldS + j0;
-            if (p->hs0.dt) half_row_in(p->ctx, &p->hs0, n, h, i, j0, w, row);
+            if (p->hs0.dt && !fresh) half_row_in(p->ctx, &p->hs0, slot, h, i, j0, w, row);
             else if (S0) memcpy(row, S0 + i * p->h0.sh + j0, sizeof(float) * w);
             else memset(row, 0, sizeof(float) * w);
         }
@@ -199,17 +236,13 @@ static void run_job(void *arg, int64_t job, int thread)
         .beta = p->beta.p ? linattn_row(&p->beta, b, t0, h) : NULL,
         .o = linattn_row(&p->o, b, t0, oh) + j0, .S = S + j0, .scale = p->scale, .pack = pack,
     };
-    if (p->ref)
-        linattn_delta_ref_seq(&jb, p->flags, linattn_runner_dwork(&p->run, thread));
-    else if (p->algo == LINATTN_ALGO_CHUNK)
-        linattn_delta_chunk(&jb, p->C, work + (inplace ? 0 : KV));
-    else
-        run_staged(p->ctx->kern.delta_rec, &jb, stage, p->stage_norm);
-    if (p->half && p->ht.p) /* the final state, rounded once */
+    if (p->sv.W || p->sv.C) run_cuts(p, &jb, n, h, S, ldS, j0, thread, cwork, stage);
+    else run_kernel(p, &jb, thread, cwork, stage);
+    if (p->half && p->ht.p && slot >= 0) /* the final state, rounded once */
         for (int i = 0; i < p->K; i++) {
             const float *row = S + i * ldS + j0;
-            if (p->hst.dt) half_row_out(p->ctx, &p->hst, n, h, i, j0, w, row);
-            else memcpy(linattn_row(&p->ht, n, h, 0) + i * p->ht.sh + j0, row, sizeof(float) * w);
+            if (p->hst.dt) half_row_out(p->ctx, &p->hst, slot, h, i, j0, w, row);
+            else memcpy(linattn_row(&p->ht, slot, h, 0) + i * p->ht.sh + j0, row, sizeof(float) * w);
         }
 }
 
@@ -354,7 +387,8 @@ static int execute(int op, delta_plan *p, int64_t B, float eps, const char *what
     const int rec = !p->ref && p->algo == LINATTN_ALGO_RECURRENT;
     p->pack_floats = rec ? LINATTN_PACK_FLOATS : 0;
     p->stage_floats = rec && p->T > 1 ? (size_t)STAGE_T * (p->nq + 1) * (p->K + p->V) : 0;
-    size_t work = p->pack_floats + p->stage_floats + (p->ht.p && !p->half ? 0 : KV) +
+    p->scratch_state = !(p->ht.p && !p->half) || p->sv.slot;
+    size_t work = p->pack_floats + p->stage_floats + (p->scratch_state ? KV : 0) +
                   (p->algo == LINATTN_ALGO_CHUNK
                        ? linattn_delta_chunk_work(p->K, p->V, p->C, p->gk) : 0);
     work = (work + 16) / 16 * 16;
@@ -445,7 +479,7 @@ typedef struct delta_shape {
  * names[] name x's tensors for the buffer checks, in the order below. */
 static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
                       linattn_tensor *const *ts, const delta_shape *sh,
-                      const linattn_delta_opts *opts, int step)
+                      const linattn_delta_opts *opts, int step, const linattn_serve *sv)
 {
     int rc;
     const linattn_value_check vc[] = {{&x->g, "g", LINATTN_RANGE_LOGDECAY},
@@ -490,6 +524,9 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
     };
     p.algo = algo;
     p.half = p.hs0.dt || p.hst.dt;
+    p.sv = *sv;
+    p.sv.w = linattn_rows_of(&x->hW, 1, 1);
+    p.sv.c = linattn_rows_of(&x->hC, 1, 1);
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
     return execute(op, &p, sh->B, opts->eps, what);
@@ -502,15 +539,32 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
                const delta_shape *sh, const linattn_delta_opts *opts, int step)
 {
     int rc;
-    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT};
-    if (op == LINATTN_OP_GLA && (rc = linattn_check_f32_states(ts, names, 8, 0xA0u, "gla")))
+    linattn_serve sv;
+    const int64_t hsh[4] = {sh->nseq, sh->hd.v, sh->K, sh->V};
+    if ((rc = linattn_serve_check(x, sh->nseq, x->cu_seqlens, sh->T, hsh, step, &sv))) return rc;
+    /* hW and hC: float32 rows for the CPU path (a 16-bit or strided one is packed) */
+    linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->h0, &x->o, &x->hT,
+                                  &x->hW, &x->hC};
+    const char *const nm[] = {names[0], names[1], names[2], names[3], names[4], names[5],
+                              names[6], names[7], "hW", "hC"};
+    if (op == LINATTN_OP_GLA && (rc = linattn_check_f32_states(ts, nm, 10, 0x3A0u, "gla")))
         return rc;
+    if (sv.on && ctx->cl) { /* OpenCL: plain calls on views (serve.h) */
+        const linattn_value_check vc[] = {
+            {&x->g, "g", LINATTN_RANGE_LOGDECAY},
+            {&x->beta, op_beta[op], opts->beta_logits ? LINATTN_RANGE_FINITE : LINATTN_RANGE_STEP}};
+        if ((rc = linattn_check_views(ctx, ts, nm, 10, 0x3C0u)) ||
+            (rc = linattn_check_values(ctx, vc, 2)))
+            return rc;
+        return linattn_serve_split(ctx, op, x, opts, &sv, sh->nseq, sh->T, step);
+    }
     linattn_packset ps;
     const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
     /* 16-bit states in place: the CPU's jobs; on OpenCL the step's kernel */
     const unsigned half = ctx->cl && !step ? 0u : 0xA0u;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 8, 0x3Fu, 0xC0u, 0xFFu, any, half))) return rc;
-    return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step));
+    if ((rc = linattn_views_begin(&ps, ctx, ts, nm, 10, 0x3Fu, 0x3C0u, 0x3FFu, any, half)))
+        return rc;
+    return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step, &sv));
 }
 
 static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
@@ -527,9 +581,7 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &sh.nseq)))
         return rc;
-    const int64_t hsh[4] = {sh.nseq, s[2], s[3], s[4]};
-    if (linattn_given(&io->h0) && (rc = linattn_check_tensor(&io->h0, "h0", 4, hsh))) return rc;
-    if (linattn_given(&io->hT) && (rc = linattn_check_tensor(&io->hT, "hT", 4, hsh))) return rc;
+    /* h0, hT (pools with state_indices), hW and hC: linattn_serve_check in run */
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "hT"};
     linattn_delta_io x = *io;
     sh.B = s[0]; sh.T = s[1]; sh.K = s[3]; sh.V = s[4];
@@ -547,12 +599,16 @@ static int delta_step(int op, linattn_ctx *ctx, const linattn_delta_step_io *io,
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &s[3], &sh.hd))) return rc;
     if ((rc = check_gates(op, &io->g, &io->beta, 2, s, s[2], &sh.gk))) return rc;
     const int64_t stsh[4] = {s[0], s[1], s[2], s[3]}, osh[3] = {s[0], sh.hd.o, s[3]};
-    if ((rc = linattn_check_tensor(&io->state_h, "state_h", 4, stsh))) return rc;
+    if ((rc = io->state_indices ? linattn_check_present(&io->state_h, "state_h")
+                                : linattn_check_tensor(&io->state_h, "state_h", 4, stsh)))
+        return rc; /* a pool: linattn_serve_check in run */
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "state_h", "o", "state_h"};
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_delta_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
-                          .h0 = io->state_h, .o = io->o, .hT = io->state_h};
+                          .h0 = io->state_h, .o = io->o, .hT = io->state_h,
+                          .state_indices = io->state_indices,
+                          .has_initial_state = io->has_initial_state};
     sh.B = s[0]; sh.T = 1; sh.nseq = s[0]; sh.K = s[2]; sh.V = s[3];
     return run(op, ctx, &x, names, &sh, &opts, 1);
 }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "serve.h"
 
 #define DEFAULT_RIDGE 0.02f
 #define DEFAULT_ITERS 30
@@ -43,6 +43,8 @@ typedef struct gka_plan {
     int64_t T, H;
     int K, V, iters, ref, chunk, C; /* chunk: run the chunkwise form with chunks of C */
     const int64_t *cu;
+    const int64_t *slot;            /* NULL: sequence n uses state n; -1 padding */
+    const unsigned char *init;      /* NULL: every sequence reads its state */
     const float *q, *k, *v, *g, *beta, *alpha, *h0kk, *h0kv;
     float *o, *htkk, *htkv;
     float scale, ridge;
@@ -67,10 +69,13 @@ static void run_job(void *arg, int64_t unit, int thread)
     const size_t KK = (size_t)p->K * p->K, KV = (size_t)p->K * p->V;
     const int64_t tok0 = row0 * p->H + h;
     float *work = linattn_runner_work(&p->run, thread);
-    float *Hs = p->htkk ? p->htkk + unit * KK : work;
-    float *Us = p->htkv ? p->htkv + unit * KV : work + KK;
-    const float *H0 = p->h0kk ? p->h0kk + unit * KK : NULL;
-    const float *U0 = p->h0kv ? p->h0kv + unit * KV : NULL;
+    /* the state's slot: -1 a padding row, from zeros and not stored */
+    const int64_t slot = p->slot ? p->slot[n] : n, su = slot * p->H + h;
+    const int fresh = slot < 0 || (p->init && !p->init[n]);
+    float *Hs = p->htkk && slot >= 0 ? p->htkk + su * KK : work;
+    float *Us = p->htkv && slot >= 0 ? p->htkv + su * KV : work + KK;
+    const float *H0 = p->h0kk && !fresh ? p->h0kk + su * KK : NULL;
+    const float *U0 = p->h0kv && !fresh ? p->h0kv + su * KV : NULL;
     if (H0 != Hs) {
         if (H0) memcpy(Hs, H0, sizeof(float) * KK);
         else memset(Hs, 0, sizeof(float) * KK);
@@ -153,6 +158,77 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_gka_opts 
     return check_opts(opts);
 }
 
+/* The state pairs: [N,H,K,K] and [N,H,K,V], or with slots pools [P,..]
+ * (P from the pair's first tensor) and the slots checked against them;
+ * step: (a, b) the required in-place state, c and d unused. */
+static int check_states(const linattn_tensor *a, const linattn_tensor *b,
+                        const linattn_tensor *c, const linattn_tensor *d, const int64_t *slot,
+                        int64_t nseq, int64_t H, int64_t K, int64_t V, int step)
+{
+    int rc;
+    const linattn_tensor *pr[2][2] = {{a, b}, {c, d}};
+    static const char *const nm[2][2] = {{"kk0", "kv0"}, {"kkT", "kvT"}};
+    int64_t P = -1;
+    for (int i = 0; i < (step ? 1 : 2); i++) {
+        const linattn_tensor *x = pr[i][0];
+        const int64_t n = slot && linattn_given(x) && x->ndim == 4 && x->shape[0] >= 1
+                              ? x->shape[0] : nseq;
+        const int64_t kk[4] = {n, H, K, K}, kv[4] = {n, H, K, V};
+        if ((rc = linattn_check_pair(pr[i][0], pr[i][1], step ? "state_kk" : nm[i][0],
+                                     step ? "state_kv" : nm[i][1], 4, kk, 4, kv, step)))
+            return rc;
+        if (linattn_given(x) && (P < 0 || n < P)) P = n;
+    }
+    if (!slot) return LINATTN_OK;
+    if (P < 0) return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool");
+    return linattn_serve_slots(slot, nseq, P);
+}
+
+/* OpenCL with slots: plain calls on views of the pools, one per sequence
+ * (forward) or row (step; a row from zeros as a one-token forward), after
+ * every check passed.  Correctness first (linattn_gdn(3), SERVING). */
+static int gka_split(linattn_ctx *ctx, const linattn_gka_io *x, const linattn_gka_opts *opts,
+                     int64_t nseq, int64_t T, int step)
+{
+    const linattn_tensor none = linattn_tensor_none();
+    const int64_t *cu = x->cu_seqlens;
+    int rc = LINATTN_OK;
+    for (int64_t n = 0; n < nseq && !rc; n++) {
+        const int64_t slot = x->state_indices ? x->state_indices[n] : n;
+        const int fresh = slot < 0 || (x->has_initial_state && !x->has_initial_state[n]);
+#define SUB(t, i0, n0, i1, n1) linattn_serve_sub(&x->t, i0, n0, i1, n1)
+        const linattn_tensor kkT = slot >= 0 ? SUB(kkT, slot, 1, 0, -1) : none;
+        const linattn_tensor kvT = slot >= 0 ? SUB(kvT, slot, 1, 0, -1) : none;
+        if (step && !fresh) {
+            const linattn_gka_step_io s = {
+                .q = SUB(q, n, 1, 0, -1), .k = SUB(k, n, 1, 0, -1), .v = SUB(v, n, 1, 0, -1),
+                .g = SUB(g, n, 1, 0, -1), .beta = SUB(beta, n, 1, 0, -1),
+                .alpha = SUB(alpha, n, 1, 0, -1), .o = SUB(o, n, 1, 0, -1),
+                .state_kk = kkT, .state_kv = kvT};
+            rc = linattn_gka_step(ctx, &s, opts);
+        } else if (step) {
+#define TOK(t) linattn_serve_tok(&x->t, n)
+            const linattn_gka_io f = {.q = TOK(q), .k = TOK(k), .v = TOK(v), .g = TOK(g),
+                                      .beta = TOK(beta), .alpha = TOK(alpha), .o = TOK(o),
+                                      .kkT = kkT, .kvT = kvT};
+#undef TOK
+            rc = linattn_gka_forward(ctx, &f, opts);
+        } else {
+            const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0, len = cu ? cu[n + 1] - t0 : T;
+            const int rd = !fresh && linattn_given(&x->kk0);
+            const linattn_gka_io f = {
+                .q = SUB(q, b, 1, t0, len), .k = SUB(k, b, 1, t0, len), .v = SUB(v, b, 1, t0, len),
+                .g = SUB(g, b, 1, t0, len), .beta = SUB(beta, b, 1, t0, len),
+                .alpha = SUB(alpha, b, 1, t0, len), .o = SUB(o, b, 1, t0, len),
+                .kk0 = rd ? SUB(kk0, slot, 1, 0, -1) : none,
+                .kv0 = rd ? SUB(kv0, slot, 1, 0, -1) : none, .kkT = kkT, .kvT = kvT};
+            rc = linattn_gka_forward(ctx, &f, opts);
+        }
+#undef SUB
+    }
+    return rc;
+}
+
 /* Everything after the argument checks, for forward and step (step: T = 1,
  * sequence n is batch row n, h0 and ht are the state, updated in place).
  * names[] name x's tensors for the buffer checks, in the order below. */
@@ -170,6 +246,8 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
                                       {&x->beta, names[4], LINATTN_RANGE_FINITE},
                                       {&x->alpha, names[5], LINATTN_RANGE_UNIT}};
     if ((rc = linattn_check_values(ctx, vc, 3))) return linattn_pack_end(&ps, rc);
+    if (ctx->cl && (x->state_indices || x->has_initial_state)) /* plain calls on views */
+        return linattn_pack_end(&ps, gka_split(ctx, x, opts, nseq, T, step));
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
     linattn_cl_gka a = {
@@ -185,6 +263,7 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
+        .slot = x->state_indices, .init = x->has_initial_state,
         .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
         .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
         .alpha = linattn_host(&x->alpha), .h0kk = linattn_host(&x->kk0),
@@ -214,9 +293,9 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     if ((rc = linattn_check_tensor(&io->o, "o", 4, osh))) return rc;
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
         return rc;
-    const int64_t kk[4] = {nseq, s[2], K, K}, kv[4] = {nseq, s[2], K, V};
-    if ((rc = linattn_check_pair(&io->kk0, &io->kv0, "kk0", "kv0", 4, kk, 4, kv, 0))) return rc;
-    if ((rc = linattn_check_pair(&io->kkT, &io->kvT, "kkT", "kvT", 4, kk, 4, kv, 0))) return rc;
+    if ((rc = check_states(&io->kk0, &io->kv0, &io->kkT, &io->kvT, io->state_indices, nseq,
+                           s[2], K, V, 0)))
+        return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "kk0", "kv0",
                                         "o", "kkT", "kvT"};
     linattn_gka_io x = *io;
@@ -233,8 +312,9 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     const int64_t K = s[2];
     const linattn_tensor *gates[] = {&io->g, &io->beta, &io->alpha};
     if ((rc = check_gates(gates, 2, s))) return rc;
-    const int64_t kk[4] = {s[0], s[1], K, K}, kv[4] = {s[0], s[1], K, V}, osh[3] = {s[0], s[1], V};
-    if ((rc = linattn_check_pair(&io->state_kk, &io->state_kv, "state_kk", "state_kv", 4, kk, 4, kv, 1)))
+    const int64_t osh[3] = {s[0], s[1], V};
+    if ((rc = check_states(&io->state_kk, &io->state_kv, NULL, NULL, io->state_indices, s[0],
+                           s[1], K, V, 1)))
         return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "state_kk",
@@ -242,6 +322,8 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_gka_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
                         .alpha = io->alpha, .kk0 = io->state_kk, .kv0 = io->state_kv,
-                        .o = io->o, .kkT = io->state_kk, .kvT = io->state_kv};
+                        .o = io->o, .kkT = io->state_kk, .kvT = io->state_kv,
+                        .state_indices = io->state_indices,
+                        .has_initial_state = io->has_initial_state};
     return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
 }

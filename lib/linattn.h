@@ -281,6 +281,28 @@ typedef struct linattn_delta_io {
     linattn_tensor q, k, v, g, beta, h0, o, hT;
     const int64_t *cu_seqlens;
     int64_t n_seqs; /* number of sequences in cu_seqlens (N) */
+    /* Serving (linattn_gdn(3), SERVING); all zero: none of it.
+     *   state_indices: NULL, or N slots: h0 and hT are then pools [P,H,K,V]
+     *   (P >= 1 slots, each may be absent as before) and sequence n reads
+     *   h0[state_indices[n]] and writes hT[state_indices[n]] in place (the
+     *   pool may be h0 and hT at once).  A slot of -1 is a padding row: it
+     *   starts from zeros and its final state is not stored.  Slots must
+     *   be -1 .. P-1 (else LINATTN_ERANGE) and the others distinct (else
+     *   LINATTN_EINVAL); on either nothing is written.
+     *   has_initial_state: NULL, or N flags: 0 starts sequence n from zeros
+     *   (a new prompt whose slot holds an old state), whatever h0 holds.
+     *   hW [N*W,H,K,V] (optional, written): rollback states; row n*W + w
+     *   holds the state after the first len_n - W + 1 + w tokens of
+     *   sequence n (the last row is its final state).  W = rows / N; every
+     *   sequence needs at least W tokens (else LINATTN_ESHAPE).
+     *   hC [N*C,H,K,V] (optional, written): prefix checkpoints; row n*C + c
+     *   holds the state after the first (c+1)*checkpoint_every tokens of
+     *   sequence n, rows past the sequence's length are not written.
+     *   checkpoint_every: tokens between checkpoints (>= 1 with hC, else 0). */
+    linattn_tensor hW, hC;
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
+    int64_t checkpoint_every;
 } linattn_delta_io;
 
 /* The three operators as one entry point, for callers that pick at run time. */
@@ -303,9 +325,15 @@ LINATTN_API int linattn_gla_forward(linattn_ctx *ctx, const linattn_delta_io *io
 /* One decode step for B sequences on a carried state.
  *   q [B,Hq,K], k [B,Hk,K]; v [B,H,V], o [B,Ho,V]; g [B,H] or [B,H,K],
  *   beta [B,H] (as in forward);
- *   state_h [B,H,K,V], read and updated in place (required). */
+ *   state_h [B,H,K,V], read and updated in place (required);
+ *   state_indices: NULL, or B slots: state_h is then a pool [P,H,K,V] and
+ *   row b updates state_h[state_indices[b]] (-1: a padding row from zeros,
+ *   nothing stored); has_initial_state: NULL, or B flags (0: row b starts
+ *   from zeros and stores into its slot).  Checks as for the forward. */
 typedef struct linattn_delta_step_io {
     linattn_tensor q, k, v, g, beta, state_h, o;
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
 } linattn_delta_step_io;
 
 LINATTN_API int linattn_delta_step(linattn_ctx *ctx, linattn_delta_op op,
@@ -389,6 +417,14 @@ typedef struct linattn_gka_io {
     linattn_tensor q, k, v, g, beta, alpha, kk0, kv0, o, kkT, kvT;
     const int64_t *cu_seqlens;
     int64_t n_seqs;
+    /* State slots as the delta family's (linattn_gdn(3), SERVING): NULL, or
+     * N slots; the states are then pools [P,H,K,K] and [P,H,K,V] (each pair
+     * with its own P) and sequence n reads and writes slot state_indices[n]
+     * (-1: padding, from zeros, not stored; duplicates LINATTN_EINVAL, out
+     * of range LINATTN_ERANGE, nothing written); has_initial_state: NULL,
+     * or N flags (0: from zeros). */
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
 } linattn_gka_io;
 
 LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
@@ -398,6 +434,8 @@ LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
  * state_kk [B,H,K,K] and state_kv [B,H,K,V] updated in place (required). */
 typedef struct linattn_gka_step_io {
     linattn_tensor q, k, v, g, beta, alpha, state_kk, state_kv, o;
+    const int64_t *state_indices;           /* B slots of pools [P,..], as the forward's */
+    const unsigned char *has_initial_state;
 } linattn_gka_step_io;
 
 LINATTN_API int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io,
@@ -597,7 +635,7 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
  * their ranks and symbolic dimensions, which are read or written, which are
  * optional, their value ranges, and its options.  linattn_op_call() runs an
  * entry point on tensors given in the table's order. */
-#define LINATTN_OP_MAX_TENSORS 12
+#define LINATTN_OP_MAX_TENSORS 12 /* the delta forwards use 10 */
 #define LINATTN_OP_MAX_OPTIONS 8
 /* Symbolic dimensions are letters A..Z: B batch, T tokens, H heads, K key
  * and V value head size, N sequences (B, or n_seqs with cu_seqlens), M
@@ -605,7 +643,12 @@ LINATTN_API int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *cache,
  * delta family and softmax's key/value heads (H when nothing binds it); for
  * the delta family Q query heads (J when unbound), O output heads (Q when
  * Q != J, query heads sharing a state; else H) and G the channels of a
- * per-key-channel gate (K; unbound: one gate a head). */
+ * per-key-channel gate (K; unbound: one gate a head).  Serving (the delta
+ * forwards): W the rows of hW (N times the rollback window), C the rows of
+ * hC (N times the checkpoints per sequence); nothing derives them, so a
+ * caller that sizes tensors from the table leaves hW and hC absent unless
+ * it binds W or C itself.  With args.state_indices the states' first
+ * dimension (N in the table) is the pool's P slots. */
 #define LINATTN_OP_LETTERS 26
 
 typedef enum linattn_op_role {
@@ -669,6 +712,10 @@ typedef struct linattn_op_args {
     const int64_t *cu_seqlens;
     int64_t n_seqs;
     linattn_kvcache *cache; /* softmax's step */
+    /* the delta family's serving fields (linattn_delta_io), else ignored */
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
+    int64_t checkpoint_every;
 } linattn_op_args;
 
 /* The entry points: linattn_op_at(i) for 0 <= i < linattn_op_count(). */

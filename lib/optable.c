@@ -58,9 +58,12 @@
 /* softmax: q with H query heads, k and v with J key/value heads (J divides H) */
 #define QJKJV(d) TN("q", d "HK", IN, 0, -1, -1, -1, 1), TN("k", d "JK", IN, 0, -1, -1, -1, 1), \
                  TN("v", d "JV", IN, 0, -1, -1, -1, 1)
+/* serving outputs after hT: rollback rows hW [W,H,K,V] (W = N times the
+ * window) and checkpoint rows hC [C,H,K,V] (linattn_gdn(3), SERVING) */
+#define DELTA_SERVE TN("hW", "WHKV", OUT, 1, -1, -1, 0, 0), TN("hC", "CHKV", OUT, 1, -1, -1, 0, 0)
 #define DELTA_FWD(W)                                                                        \
     DELTA_QKVG("BT"), W, TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),                  \
-        TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)
+        TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0), DELTA_SERVE
 #define DELTA_STEP(W) DELTA_QKVG("B"), W, TN("state_h", "BHKV", INOUT, 0, -1, -1, -1, 1), DELTA_O("B")
 /* beta's published range is the one for beta_logits off (any finite
  * value with it on); the table's ranges do not depend on options. */
@@ -69,21 +72,21 @@
 
 static const linattn_op_info TABLE[] = {
     {.name = "gdn", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
-     .ntensors = 8, .tensors = {DELTA_FWD(GDN_BETA("BTH"))},
+     .ntensors = 10, .tensors = {DELTA_FWD(GDN_BETA("BTH"))},
      .noptions = 6, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_LOGITS, O_HEADMAP}},
     {.name = "gdn", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(GDN_BETA("BH"))},
      .noptions = 4, .options = {O_SCALE, O_QKNORM, O_LOGITS, O_HEADMAP}},
     {.name = "kla", .entry = "forward", .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
-     .ntensors = 8, .tensors = {DELTA_FWD(KLA_ETA("BTH"))},
+     .ntensors = 10, .tensors = {DELTA_FWD(KLA_ETA("BTH"))},
      .noptions = 6, .options = {O_ALGO, O_CHUNK, O_SCALE, O_EPS, O_QKNORM, O_HEADMAP}},
     {.name = "kla", .entry = "step", .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 7, .tensors = {DELTA_STEP(KLA_ETA("BH"))},
      .noptions = 4, .options = {O_SCALE, O_EPS, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "forward", .f32_states = 1, .family = "delta", .page = "linattn_gdn(3)", .packed = 1,
-     .ntensors = 7,
+     .ntensors = 9,
      .tensors = {DELTA_QKVG("BT"), TN("h0", "NHKV", IN, 1, -1, -1, -1, 1), DELTA_O("BT"),
-                 TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0)},
+                 TN("hT", "NHKV", OUT, 1, -1, -1, 0, 0), DELTA_SERVE},
      .noptions = 5, .options = {O_ALGO, O_CHUNK, O_SCALE, O_QKNORM, O_HEADMAP}},
     {.name = "gla", .entry = "step", .f32_states = 1, .family = "delta", .page = "linattn_gdn(3)",
      .ntensors = 6,
@@ -329,12 +332,16 @@ static int call_delta(linattn_ctx *c, const linattn_op_info *info, int variant, 
         linattn_delta_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
                                .beta = w ? T(4) : linattn_tensor_none(), .h0 = T(4 + w),
                                .o = T(5 + w), .hT = T(6 + w), .cu_seqlens = a->cu_seqlens,
-                               .n_seqs = a->n_seqs};
+                               .n_seqs = a->n_seqs, .hW = T(7 + w), .hC = T(8 + w),
+                               .state_indices = a->state_indices,
+                               .has_initial_state = a->has_initial_state,
+                               .checkpoint_every = a->checkpoint_every};
         return linattn_delta_forward(c, op, &io, &o);
     }
     linattn_delta_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
                                 .beta = w ? T(4) : linattn_tensor_none(), .state_h = T(4 + w),
-                                .o = T(5 + w)};
+                                .o = T(5 + w), .state_indices = a->state_indices,
+                                .has_initial_state = a->has_initial_state};
     return linattn_delta_step(c, op, &io, &o);
 }
 

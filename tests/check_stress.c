@@ -99,7 +99,8 @@ static int job_run(linattn_ctx *ctx, const job *j, float *out)
     linattn_op_args a = j->p.a;
     tu_poison(out, j->nout);
     for (int i = 0; i < op->ntensors; i++) {
-        if (op->tensors[i].role == LINATTN_ROLE_IN) continue;
+        /* inputs, and outputs left absent (the serving rows hW, hC) */
+        if (op->tensors[i].role == LINATTN_ROLE_IN || !j->p.data[i]) continue;
         a.t[i].data = out + j->off[i];
         if (op->tensors[i].role == LINATTN_ROLE_INOUT)
             memcpy(out + j->off[i], j->p.data[i], sizeof(float) * j->p.count[i]);

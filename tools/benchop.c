@@ -296,7 +296,10 @@ int bench_op_make(bench_op *s, linattn_ctx *ctx, const linattn_op_info *op,
         if (i == fused[0] || i == fused[1] || i == fused[2]) continue;
         int64_t sh[LINATTN_MAX_DIMS];
         const int nd = linattn_op_rank(op, i, dims);
-        if (linattn_op_shape(op, i, dims, sh)) return -1;
+        if (linattn_op_shape(op, i, dims, sh)) {
+            if (d->optional) continue; /* nothing sizes it (the serving rows hW, hC) */
+            return -1;
+        }
         size_t n = 1;
         for (int j = 0; j < nd; j++) n *= (size_t)sh[j];
         const int rotate = rotates(ctx, op) && d->role == LINATTN_ROLE_IN && d->dims[0] == 'B';

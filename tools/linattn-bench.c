@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "benchctx.h"
 #include "benchla.h"
+#include "benchserve.h"
 #include "benchop.h"
 #include "benchsvg.h"
 #include "benchsys.h"
@@ -98,7 +99,7 @@ static void usage(FILE *f)
     op_names(names, sizeof names, ",", ",");
     fprintf(f,
             "usage: " PROG " [--quick] [--op %s]\n"
-            "       [--mode prefill,decode,context,onnx] [--update-rule NAME]\n"
+            "       [--mode prefill,decode,context,onnx,serve] [--update-rule NAME]\n"
             "       [--context 64,256,1024,4096,32768,131072]\n"
             "       [--isa best|all|scalar,avx2,...] [--algo recurrent,chunk] [--backend cpu,ref,opencl]\n"
             "       [--T 512,4096,16384] [--B 1,8,64] [--prefill-B N] [--H N] [--K N] [--V N]\n"
@@ -366,8 +367,10 @@ static void parse(int argc, char **argv, opts *o)
         }
     for (int i = 0; i < o->modes.n; i++)
         if (strcmp(o->modes.s[i], "prefill") && strcmp(o->modes.s[i], "decode") &&
-            strcmp(o->modes.s[i], "context") && strcmp(o->modes.s[i], "onnx")) {
-            tool_error(PROG, "--mode %s: expected prefill, decode, context or onnx", o->modes.s[i]);
+            strcmp(o->modes.s[i], "context") && strcmp(o->modes.s[i], "onnx") &&
+            strcmp(o->modes.s[i], "serve")) {
+            tool_error(PROG, "--mode %s: expected prefill, decode, context, onnx or serve",
+                       o->modes.s[i]);
             exit(2);
         }
     if (o->quick) {
@@ -487,6 +490,26 @@ static int run_onnx(const opts *o)
     return 0;
 }
 
+/* --mode serve on each backend but ref (see benchserve.c), for the delta
+ * operators of --op (gdn when none is). */
+static int run_serve(const opts *o)
+{
+    static const char *const names[] = {"gdn", "kla", "gla"};
+    for (int bk = 0; bk < o->backends.n; bk++) {
+        if (!strcmp(o->backends.s[bk], "ref")) continue;
+        for (int i = 0; i < 3; i++) {
+            if (o->ops_set ? !has(&o->ops, names[i]) : i != 0) continue;
+            linattn_ctx *ctx = make_ctx(o->backends.s[bk], NULL, o->threads);
+            if (!ctx) return 1;
+            const int rc = bench_serve(ctx, o->backends.s[bk], (linattn_delta_op)i, names[i],
+                                       o->H, o->K, o->V, o->reps);
+            linattn_ctx_destroy(ctx);
+            if (rc) return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -539,9 +562,10 @@ int main(int argc, char **argv)
         }
         linattn_ctx_destroy(c);
     }
-    int table = 0; /* any mode but context */
+    int table = 0; /* any mode but context, onnx and serve */
     for (int m = 0; m < o.modes.n; m++)
-        table |= strcmp(o.modes.s[m], "context") && strcmp(o.modes.s[m], "onnx");
+        table |= strcmp(o.modes.s[m], "context") && strcmp(o.modes.s[m], "onnx") &&
+                 strcmp(o.modes.s[m], "serve");
     if (table)
         printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %4s %4s %-7s %-7s %-5s %-5s %3s %10s %12s %8s "
                "%7s %8s %6s\n", "op", "mode", "isa", "algo", "B", "T", "shape", "Hq", "Hk",
@@ -553,7 +577,9 @@ int main(int argc, char **argv)
     for (int m = 0; m < o.modes.n; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
-        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "onnx")) continue;
+        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "onnx") ||
+            !strcmp(o.modes.s[m], "serve"))
+            continue;
         for (int bk = 0; bk < nbk; bk++) {
             const int one = strcmp(o.backends.s[bk], "cpu") != 0; /* ref, opencl */
             total += o.ops.n * (one ? 1 : o.isas.n) * (pre && !one ? o.algos.n : 1) * shapes;
@@ -566,7 +592,9 @@ int main(int argc, char **argv)
     for (int m = 0; m < o.modes.n && !rc; m++) {
         const int pre = !strcmp(o.modes.s[m], "prefill");
         const int shapes = pre ? o.T.n : o.Bdec.n;
-        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "onnx")) continue;
+        if (!strcmp(o.modes.s[m], "context") || !strcmp(o.modes.s[m], "onnx") ||
+            !strcmp(o.modes.s[m], "serve"))
+            continue;
         for (int si = 0; si < shapes && !rc; si++) {
             const long B = pre ? o.Bpre : o.Bdec.v[si], T = pre ? o.T.v[si] : 1;
             for (int bk = 0; bk < nbk && !rc; bk++) {
@@ -674,6 +702,8 @@ int main(int argc, char **argv)
     bench_op_strided(0); /* --mode context: contiguous q, k, v, float32 */
     bench_op_dtypes(LINATTN_F32, LINATTN_F32);
     if (ctx_mode && !rc) rc = run_context(&o);
+    for (int m = 0; m < o.modes.n; m++)
+        if (!strcmp(o.modes.s[m], "serve") && !rc) rc = run_serve(&o);
 
     if (o.csv) {
         FILE *f = fopen(o.csv, "w");

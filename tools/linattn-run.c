@@ -73,7 +73,8 @@ static const char *inputs_list(const linattn_op_info *op)
 /* The outputs written: every output but those that need another tensor. */
 static int written(const linattn_op_tensor *t)
 {
-    return t->role == LINATTN_ROLE_OUT && t->needs < 0;
+    /* not the delta family's serving rows hW [W,..], hC [C,..]: nothing here sizes them */
+    return t->role == LINATTN_ROLE_OUT && t->needs < 0 && t->dims[0] != 'W' && t->dims[0] != 'C';
 }
 
 static void usage(FILE *f)

@@ -1,0 +1,574 @@
+/* linattn tests - serving (linattn_gdn(3), SERVING) for gdn, kla and gla on
+ * every backend (reference, each ISA, OpenCL when present): a mixed call
+ * (decode rows and prompts packed, states in a pool named by slots) equals
+ * separate calls bit for bit; the step with slots likewise; bad slots are
+ * refused with nothing written; rollback rows hold the final states of the
+ * truncated calls, and so do the checkpoint rows (bit for bit on the
+ * recurrent form, within tolerance on the chunk form and OpenCL). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+#define H 2
+#define K 32
+#define V 32
+#define HKV ((size_t)H * K * V)
+#define TOL 1e-4
+
+typedef struct prob {
+    int op;
+    int64_t N, T, cu[8];
+    float *q, *k, *v, *g, *beta;
+} prob;
+
+static void make(prob *p, int op, const int64_t *lens, int N)
+{
+    memset(p, 0, sizeof *p);
+    p->op = op;
+    p->N = N;
+    for (int n = 0; n < N; n++) p->cu[n + 1] = p->cu[n] + lens[n];
+    p->T = p->cu[N];
+    const size_t T = (size_t)p->T;
+    p->q = tu_alloc(T * H * K);
+    p->k = tu_alloc(T * H * K);
+    p->v = tu_alloc(T * H * V);
+    p->g = tu_alloc(T * H);
+    tu_fill(p->q, T * H * K, -1, 1);
+    tu_fill(p->k, T * H * K, -1, 1);
+    tu_l2norm_rows(p->q, T * H, K);
+    tu_l2norm_rows(p->k, T * H, K);
+    tu_fill(p->v, T * H * V, -1, 1);
+    tu_fill(p->g, T * H, -0.5, 0);
+    if (op != LINATTN_OP_GLA) {
+        p->beta = tu_alloc(T * H);
+        tu_fill(p->beta, T * H, 0, 1);
+    }
+}
+
+static void unmake(prob *p)
+{
+    free(p->q); free(p->k); free(p->v); free(p->g); free(p->beta);
+}
+
+/* The backends: "ref", then tu_isas (each ISA, "opencl"). */
+static int backends(const char **b)
+{
+    b[0] = "ref";
+    return 1 + tu_isas(b + 1, 7);
+}
+
+/* io over tokens t0 .. t0+len of the packed problem as one batch row. */
+static linattn_delta_io io_of(const prob *p, int64_t t0, int64_t len, float *o)
+{
+    linattn_delta_io io = {
+        .q = linattn_tensor_4d(p->q + t0 * H * K, 1, len, H, K),
+        .k = linattn_tensor_4d(p->k + t0 * H * K, 1, len, H, K),
+        .v = linattn_tensor_4d(p->v + t0 * H * V, 1, len, H, V),
+        .g = linattn_tensor_3d(p->g + t0 * H, 1, len, H),
+        .o = linattn_tensor_4d(o, 1, len, H, V)};
+    if (p->beta) io.beta = linattn_tensor_3d(p->beta + t0 * H, 1, len, H);
+    return io;
+}
+
+/* The first len tokens of sequence n alone from h0 (NULL: zeros). */
+static int run_seq(linattn_ctx *ctx, const prob *p, int n, int64_t len, const float *h0,
+                   float *o, float *hT, const linattn_delta_opts *opts)
+{
+    linattn_delta_io io = io_of(p, p->cu[n], len, o);
+    if (h0) io.h0 = linattn_tensor_4d(h0, 1, H, K, V);
+    io.hT = linattn_tensor_4d(hT, 1, H, K, V);
+    return linattn_delta_forward(ctx, (linattn_delta_op)p->op, &io, opts);
+}
+
+static void opts_of(linattn_delta_opts *o, int algo)
+{
+    linattn_delta_opts_init(o);
+    o->algo = algo ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
+    o->chunk = 8;
+}
+
+static void same_bits(const float *a, const float *b, size_t n, const char *what, const char *be,
+                      int op, int algo)
+{
+    ck_assert_msg(!memcmp(a, b, n * sizeof(float)), "%s differs (%s, op %d, %s)", what, be, op,
+                  algo ? "chunk" : "recurrent");
+}
+
+static void close_to(const float *a, const float *b, size_t n, int exact, const char *what,
+                     const char *be, int op, int algo)
+{
+    if (exact) {
+        same_bits(a, b, n, what, be, op, algo);
+        return;
+    }
+    const double e = tu_relerr(a, b, n);
+    ck_assert_msg(e < TOL, "%s: relative error %g (%s, op %d, %s)", what, e, be, op,
+                  algo ? "chunk" : "recurrent");
+}
+
+/* Decode rows and prompts in one packed call, states in a pool. */
+START_TEST(test_mixed)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 1, 37, 1, 70};
+    static const int64_t slot[] = {4, 0, 2, -1, 5};
+    static const unsigned char init[] = {1, 1, 0, 1, 1};
+    enum { N = 5, P = 6 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int op = 0; op < 3; op++)
+        for (int algo = 0; algo < 2; algo++) {
+            prob p;
+            make(&p, op, lens, N);
+            linattn_delta_opts opts;
+            opts_of(&opts, algo);
+            const size_t nout = (size_t)p.T * H * V;
+            float *pool = tu_alloc(P * HKV), *pool0 = tu_alloc(P * HKV);
+            float *o = tu_alloc(nout), *ref_o = tu_alloc(nout), *ref_h = tu_alloc(N * HKV);
+            tu_fill(pool0, P * HKV, -1, 1);
+            memcpy(pool, pool0, P * HKV * sizeof(float));
+            tu_poison(o, nout);
+            linattn_delta_io io = io_of(&p, 0, p.T, o);
+            io.h0 = io.hT = linattn_tensor_4d(pool, P, H, K, V);
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            io.state_indices = slot;
+            io.has_initial_state = init;
+            int rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts);
+            if (rc == LINATTN_EUNSUPPORTED) goto next; /* the chunk form without BLAS */
+            ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+            for (int n = 0; n < N; n++) {
+                const float *h0 = slot[n] >= 0 && init[n] ? pool0 + slot[n] * HKV : NULL;
+                rc = run_seq(ctx, &p, n, lens[n], h0, ref_o + p.cu[n] * H * V, ref_h + n * HKV,
+                             &opts);
+                ck_assert_msg(rc == 0, "%s", linattn_last_error());
+                if (slot[n] >= 0)
+                    same_bits(pool + slot[n] * HKV, ref_h + n * HKV, HKV, "slot state", be[_i],
+                              op, algo);
+            }
+            same_bits(o, ref_o, nout, "o", be[_i], op, algo);
+            same_bits(pool + 1 * HKV, pool0 + 1 * HKV, HKV, "unnamed slot 1", be[_i], op, algo);
+            same_bits(pool + 3 * HKV, pool0 + 3 * HKV, HKV, "unnamed slot 3", be[_i], op, algo);
+        next:
+            free(pool); free(pool0); free(o); free(ref_o); free(ref_h);
+            unmake(&p);
+        }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* A bf16 pool: the slots are widened and rounded as a bf16 h0/hT would be. */
+START_TEST(test_half_pool)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 21, 1};
+    static const int64_t slot[] = {2, 0, -1};
+    enum { N = 3, P = 3 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *f = tu_alloc(P * HKV), *o = tu_alloc(nout), *ro = tu_alloc(nout);
+    uint16_t *pool = malloc(P * HKV * 2), *pool0 = malloc(P * HKV * 2), *rh = malloc(HKV * 2);
+    ck_assert(pool && pool0 && rh);
+    tu_fill(f, P * HKV, -1, 1);
+    ck_assert_int_eq(linattn_convert(f, LINATTN_F32, pool0, LINATTN_BF16, P * HKV), 0);
+    memcpy(pool, pool0, P * HKV * 2);
+    const int64_t psh[4] = {P, H, K, V}, ssh[4] = {1, H, K, V};
+    linattn_delta_io io = io_of(&p, 0, p.T, o);
+    io.h0 = io.hT = linattn_tensor_nd(pool, LINATTN_BF16, 4, psh);
+    io.cu_seqlens = p.cu;
+    io.n_seqs = N;
+    io.state_indices = slot;
+    ck_assert_msg(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL) == 0, "%s: %s", be[_i],
+                  linattn_last_error());
+    for (int n = 0; n < N; n++) {
+        linattn_delta_io r = io_of(&p, p.cu[n], lens[n], ro + p.cu[n] * H * V);
+        if (slot[n] >= 0) {
+            memcpy(rh, pool0 + slot[n] * HKV, HKV * 2);
+            r.h0 = r.hT = linattn_tensor_nd(rh, LINATTN_BF16, 4, ssh);
+        }
+        ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &r, NULL), 0);
+        if (slot[n] >= 0)
+            ck_assert_msg(!memcmp(pool + slot[n] * HKV, rh, HKV * 2), "bf16 slot differs (%s)",
+                          be[_i]);
+    }
+    same_bits(o, ro, nout, "o, bf16 pool", be[_i], 0, 0);
+    ck_assert_msg(!memcmp(pool + HKV, pool0 + HKV, HKV * 2), "unnamed bf16 slot written");
+    free(f); free(o); free(ro); free(pool); free(pool0); free(rh);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The step with slots equals the step on each row's own state. */
+START_TEST(test_step)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t slot[] = {3, -1, 0, 1};
+    static const unsigned char init[] = {1, 1, 0, 1};
+    enum { B = 4, P = 5 };
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int op = 0; op < 3; op++) {
+        static const int64_t ones[] = {1, 1, 1, 1};
+        prob p;
+        make(&p, op, ones, B);
+        float *pool = tu_alloc(P * HKV), *pool0 = tu_alloc(P * HKV), *st = tu_alloc(HKV);
+        float *o = tu_alloc(B * H * V), *ro = tu_alloc(H * V);
+        tu_fill(pool0, P * HKV, -1, 1);
+        memcpy(pool, pool0, P * HKV * sizeof(float));
+        tu_poison(o, B * H * V);
+        linattn_delta_step_io io = {
+            .q = linattn_tensor_3d(p.q, B, H, K), .k = linattn_tensor_3d(p.k, B, H, K),
+            .v = linattn_tensor_3d(p.v, B, H, V), .g = linattn_tensor_2d(p.g, B, H),
+            .beta = p.beta ? linattn_tensor_2d(p.beta, B, H) : linattn_tensor_none(),
+            .state_h = linattn_tensor_4d(pool, P, H, K, V), .o = linattn_tensor_3d(o, B, H, V),
+            .state_indices = slot, .has_initial_state = init};
+        int rc = linattn_delta_step(ctx, (linattn_delta_op)op, &io, NULL);
+        ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+        for (int b = 0; b < B; b++) {
+            const int fresh = slot[b] < 0 || !init[b];
+            if (fresh) memset(st, 0, HKV * sizeof(float));
+            else memcpy(st, pool0 + slot[b] * HKV, HKV * sizeof(float));
+            linattn_delta_step_io r = {
+                .q = linattn_tensor_3d(p.q + b * H * K, 1, H, K),
+                .k = linattn_tensor_3d(p.k + b * H * K, 1, H, K),
+                .v = linattn_tensor_3d(p.v + b * H * V, 1, H, V),
+                .g = linattn_tensor_2d(p.g + b * H, 1, H),
+                .beta = p.beta ? linattn_tensor_2d(p.beta + b * H, 1, H) : linattn_tensor_none(),
+                .state_h = linattn_tensor_4d(st, 1, H, K, V), .o = linattn_tensor_3d(ro, 1, H, V)};
+            ck_assert_int_eq(linattn_delta_step(ctx, (linattn_delta_op)op, &r, NULL), 0);
+            /* OpenCL runs a row from zeros as a one-token forward */
+            close_to(o + b * H * V, ro, H * V, !(cl && fresh), "step o", be[_i], op, 0);
+            if (slot[b] >= 0)
+                close_to(pool + slot[b] * HKV, st, HKV, !(cl && fresh), "step slot", be[_i], op, 0);
+        }
+        same_bits(pool + 2 * HKV, pool0 + 2 * HKV, HKV, "unnamed slot 2", be[_i], op, 0);
+        same_bits(pool + 4 * HKV, pool0 + 4 * HKV, HKV, "unnamed slot 4", be[_i], op, 0);
+        free(pool); free(pool0); free(st); free(o); free(ro);
+        unmake(&p);
+    }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* Duplicate and out-of-range slots: refused, nothing written. */
+START_TEST(test_bad_slots)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {3, 1, 4};
+    static const int64_t bad[][3] = {{0, 2, 0}, {1, 3, 0}, {-2, 0, 1}, {2, -1, 2}};
+    static const int want[] = {LINATTN_EINVAL, LINATTN_ERANGE, LINATTN_ERANGE, LINATTN_EINVAL};
+    enum { N = 3, P = 3, W = 1 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *pool = tu_alloc(P * HKV), *pool0 = tu_alloc(P * HKV), *o = tu_alloc(nout);
+    float *o0 = tu_alloc(nout), *hw = tu_alloc(N * W * HKV), *hw0 = tu_alloc(N * W * HKV);
+    tu_fill(pool0, P * HKV, -1, 1);
+    tu_poison(o0, nout);
+    tu_poison(hw0, N * W * HKV);
+    for (int c = 0; c < 4; c++) {
+        memcpy(pool, pool0, P * HKV * sizeof(float));
+        memcpy(o, o0, nout * sizeof(float));
+        memcpy(hw, hw0, N * W * HKV * sizeof(float));
+        linattn_delta_io io = io_of(&p, 0, p.T, o);
+        io.h0 = io.hT = linattn_tensor_4d(pool, P, H, K, V);
+        io.hW = linattn_tensor_4d(hw, N * W, H, K, V);
+        io.cu_seqlens = p.cu;
+        io.n_seqs = N;
+        io.state_indices = bad[c];
+        const int rc = linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL);
+        ck_assert_msg(rc == want[c], "case %d on %s: %d (%s)", c, be[_i], rc, linattn_last_error());
+        same_bits(pool, pool0, P * HKV, "pool after a refusal", be[_i], 0, 0);
+        same_bits(o, o0, nout, "o after a refusal", be[_i], 0, 0);
+        same_bits(hw, hw0, N * W * HKV, "hW after a refusal", be[_i], 0, 0);
+        /* the step likewise, on its first three tokens as rows */
+        linattn_delta_step_io s = {
+            .q = linattn_tensor_3d(p.q, N, H, K), .k = linattn_tensor_3d(p.k, N, H, K),
+            .v = linattn_tensor_3d(p.v, N, H, V), .beta = linattn_tensor_2d(p.beta, N, H),
+            .state_h = linattn_tensor_4d(pool, P, H, K, V), .o = linattn_tensor_3d(o, N, H, V),
+            .state_indices = bad[c]};
+        ck_assert_int_eq(linattn_delta_step(ctx, LINATTN_OP_GDN, &s, NULL), want[c]);
+        same_bits(pool, pool0, P * HKV, "pool after a refused step", be[_i], 0, 0);
+        same_bits(o, o0, nout, "o after a refused step", be[_i], 0, 0);
+    }
+    /* a window longer than a sequence, checkpoints without a period */
+    linattn_delta_io io = io_of(&p, 0, p.T, o);
+    io.cu_seqlens = p.cu;
+    io.n_seqs = N;
+    io.hW = linattn_tensor_4d(hw, N, H, K, V); /* W = 1: fine */
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL), 0);
+    float *hw2 = tu_alloc(2 * N * HKV);
+    io.hW = linattn_tensor_4d(hw2, 2 * N, H, K, V); /* W = 2 > 1 token */
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL), LINATTN_ESHAPE);
+    io.hW = linattn_tensor_none();
+    io.hC = linattn_tensor_4d(hw2, 2 * N, H, K, V);
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, NULL), LINATTN_ERANGE);
+    free(hw2);
+    free(pool); free(pool0); free(o); free(o0); free(hw); free(hw0);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* Rollback rows and checkpoints against truncated calls. */
+START_TEST(test_rollback)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {9, 12, 20};
+    enum { N = 3, W = 4, C = 3, EVERY = 5 };
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    /* pooled: the states in a pool of N+1 slots, h0 = hT, read and written in place */
+    static const int64_t slots[] = {2, 3, 0};
+    for (int op = 0; op < 3; op++)
+        for (int k = 0; k < 4; k++) {
+            const int algo = k & 1, pooled = k >> 1;
+            prob p;
+            make(&p, op, lens, N);
+            linattn_delta_opts opts;
+            opts_of(&opts, algo);
+            const size_t nout = (size_t)p.T * H * V;
+            float *h0 = tu_alloc((N + 1) * HKV), *hT = tu_alloc(N * HKV), *o = tu_alloc(nout);
+            float *hw = tu_alloc(N * W * HKV), *hc = tu_alloc(N * C * HKV);
+            float *ro = tu_alloc(nout), *rh = tu_alloc(HKV), *init = tu_alloc((N + 1) * HKV);
+            tu_fill(h0, (N + 1) * HKV, -1, 1);
+            memcpy(init, h0, (N + 1) * HKV * sizeof(float));
+            tu_poison(hw, N * W * HKV);
+            tu_poison(hc, N * C * HKV);
+            linattn_delta_io io = io_of(&p, 0, p.T, o);
+            io.h0 = linattn_tensor_4d(h0, pooled ? N + 1 : N, H, K, V);
+            io.hT = pooled ? io.h0 : linattn_tensor_4d(hT, N, H, K, V);
+            if (pooled) io.state_indices = slots;
+            io.hW = linattn_tensor_4d(hw, N * W, H, K, V);
+            io.hC = linattn_tensor_4d(hc, N * C, H, K, V);
+            io.checkpoint_every = EVERY;
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            int rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts);
+            if (rc == LINATTN_EUNSUPPORTED) goto next;
+            ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+            /* bit for bit on the recurrent kernels; the chunk form's chunks and
+             * the reference's double state restart at each cut */
+            const int exact = !cl && algo == 0 && strcmp(be[_i], "ref");
+            for (int n = 0; n < N; n++) {
+                const float *s0 = init + (pooled ? slots[n] : n) * HKV;
+                const float *fin = pooled ? h0 + slots[n] * HKV : hT + n * HKV;
+                for (int w = 0; w < W; w++) {
+                    const int64_t t = lens[n] - W + 1 + w;
+                    ck_assert_int_eq(run_seq(ctx, &p, n, t, s0, ro, rh, &opts), 0);
+                    close_to(hw + (n * W + w) * HKV, rh, HKV, exact, "rollback state", be[_i],
+                             op, algo);
+                }
+                same_bits(hw + (n * W + W - 1) * HKV, fin, HKV, "last window row", be[_i], op,
+                          algo);
+                for (int c = 0; c < C; c++) {
+                    const int64_t t = (int64_t)(c + 1) * EVERY;
+                    float *row = hc + (n * C + c) * HKV;
+                    if (t > lens[n]) { /* past the sequence: not written */
+                        for (size_t e = 0; e < HKV; e++)
+                            ck_assert_msg(isnan(row[e]), "checkpoint row past the end written");
+                        continue;
+                    }
+                    ck_assert_int_eq(run_seq(ctx, &p, n, t, s0, ro, rh, &opts), 0);
+                    close_to(row, rh, HKV, exact, "checkpoint", be[_i], op, algo);
+                }
+                /* the outputs: as the whole sequence alone */
+                ck_assert_int_eq(run_seq(ctx, &p, n, lens[n], s0, ro, rh, &opts), 0);
+                close_to(o + p.cu[n] * H * V, ro, (size_t)lens[n] * H * V, exact, "o", be[_i],
+                         op, algo);
+            }
+        next:
+            if (pooled) same_bits(h0 + HKV, init + HKV, HKV, "unnamed slot", be[_i], op, algo);
+            free(h0); free(hT); free(o); free(hw); free(hc); free(ro); free(rh); free(init);
+            unmake(&p);
+        }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* The operator table lists hW and hC for the delta forwards, and a call
+ * through it with slots and rollback rows equals the direct call. */
+START_TEST(test_table)
+{
+    static const char *const ops[] = {"gdn", "kla", "gla"};
+    static const int64_t lens[] = {1, 6};
+    static const int64_t slot[] = {1, 0};
+    enum { N = 2, P = 2, W = 1 };
+    linattn_ctx *ctx = tu_ctx("ref", 1);
+    for (int op = 0; op < 3; op++) {
+        const linattn_op_info *info = linattn_op_find(ops[op], "forward");
+        ck_assert(info != NULL);
+        const int iw = linattn_op_tensor_index(info, "hW"), ic = linattn_op_tensor_index(info, "hC");
+        ck_assert_msg(iw >= 0 && ic == iw + 1, "%s forward: no hW, hC", ops[op]);
+        ck_assert_str_eq(info->tensors[iw].dims, "WHKV");
+        ck_assert_str_eq(info->tensors[ic].dims, "CHKV");
+        ck_assert(info->tensors[iw].optional && info->tensors[iw].role == LINATTN_ROLE_OUT);
+        ck_assert(linattn_op_tensor_index(linattn_op_find(ops[op], "step"), "hW") < 0);
+        prob p;
+        make(&p, op, lens, N);
+        const size_t nout = (size_t)p.T * H * V;
+        float *pool = tu_alloc(2 * P * HKV), *o = tu_alloc(2 * nout), *hw = tu_alloc(2 * N * HKV);
+        tu_fill(pool, P * HKV, -1, 1);
+        memcpy(pool + P * HKV, pool, P * HKV * sizeof(float));
+        linattn_op_args a;
+        linattn_op_args_init(info, &a);
+        const int w = op != LINATTN_OP_GLA;
+        linattn_delta_io io = io_of(&p, 0, p.T, o);
+        a.t[0] = io.q; a.t[1] = io.k; a.t[2] = io.v; a.t[3] = io.g;
+        if (w) a.t[4] = io.beta;
+        a.t[4 + w] = a.t[6 + w] = linattn_tensor_4d(pool, P, H, K, V);
+        a.t[5 + w] = io.o;
+        a.t[iw] = linattn_tensor_4d(hw, N * W, H, K, V);
+        a.cu_seqlens = p.cu;
+        a.n_seqs = N;
+        a.state_indices = slot;
+        ck_assert_msg(linattn_op_call(ctx, info, &a) == 0, "%s", linattn_last_error());
+        io = io_of(&p, 0, p.T, o + nout);
+        io.h0 = io.hT = linattn_tensor_4d(pool + P * HKV, P, H, K, V);
+        io.hW = linattn_tensor_4d(hw + N * HKV, N * W, H, K, V);
+        io.cu_seqlens = p.cu;
+        io.n_seqs = N;
+        io.state_indices = slot;
+        ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)op, &io, NULL), 0);
+        same_bits(o, o + nout, nout, "o through the table", "ref", op, 0);
+        same_bits(pool, pool + P * HKV, P * HKV, "pool through the table", "ref", op, 0);
+        same_bits(hw, hw + N * HKV, N * HKV, "hW through the table", "ref", op, 0);
+        free(pool); free(o); free(hw);
+        unmake(&p);
+    }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* gka: state pools [P,H,K,K] and [P,H,K,V] with slots, forward and step,
+ * against separate calls bit for bit; bad slots refused, nothing written. */
+static void spd_states(float *kk, size_t n)
+{
+    for (size_t m = 0; m < n; m++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j <= i; j++) {
+                const float x = i == j ? 1.0f + (float)tu_uniform(0, 1) : (float)tu_uniform(-0.02, 0.02);
+                kk[m * K * K + i * K + j] = kk[m * K * K + j * K + i] = x;
+            }
+}
+
+static linattn_gka_io gka_io(const prob *p, const float *alpha, int64_t t0, int64_t len, float *o)
+{
+    linattn_delta_io d = io_of(p, t0, len, o);
+    linattn_gka_io io = {.q = d.q, .k = d.k, .v = d.v, .g = d.g, .beta = d.beta, .o = d.o,
+                         .alpha = linattn_tensor_3d(alpha + t0 * H, 1, len, H)};
+    return io;
+}
+
+START_TEST(test_gka)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 17, 1, 1};
+    static const int64_t slot[] = {2, 0, -1, 3};
+    static const unsigned char init[] = {1, 0, 1, 1};
+    static const int64_t bad[] = {1, 1, 0, 2};
+    enum { N = 4, P = 4 };
+    const size_t KK = (size_t)H * K * K;
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *alpha = tu_alloc((size_t)p.T * H), *o = tu_alloc(nout), *ro = tu_alloc(nout);
+    float *pk = tu_alloc(P * KK), *pv = tu_alloc(P * HKV), *pk0 = tu_alloc(P * KK);
+    float *pv0 = tu_alloc(P * HKV), *rk = tu_alloc(KK), *rv = tu_alloc(HKV);
+    tu_fill(alpha, (size_t)p.T * H, 0, 1);
+    spd_states(pk0, P * H);
+    tu_fill(pv0, P * HKV, -1, 1);
+    for (int step = 0; step < 2; step++) {
+        memcpy(pk, pk0, P * KK * sizeof(float));
+        memcpy(pv, pv0, P * HKV * sizeof(float));
+        tu_poison(o, nout);
+        const linattn_tensor tk = linattn_tensor_4d(pk, P, H, K, K);
+        const linattn_tensor tv = linattn_tensor_4d(pv, P, H, K, V);
+        int rc;
+        if (!step) {
+            linattn_gka_io io = gka_io(&p, alpha, 0, p.T, o);
+            io.kk0 = io.kkT = tk;
+            io.kv0 = io.kvT = tv;
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            io.state_indices = bad; /* refused first, nothing written */
+            ck_assert_int_eq(linattn_gka_forward(ctx, &io, NULL), LINATTN_EINVAL);
+            same_bits(pk, pk0, P * KK, "gka pool after a refusal", be[_i], 0, 0);
+            io.state_indices = slot;
+            io.has_initial_state = init;
+            rc = linattn_gka_forward(ctx, &io, NULL);
+        } else { /* the first N tokens as N rows */
+            linattn_gka_step_io io = {
+                .q = linattn_tensor_3d(p.q, N, H, K), .k = linattn_tensor_3d(p.k, N, H, K),
+                .v = linattn_tensor_3d(p.v, N, H, V), .g = linattn_tensor_2d(p.g, N, H),
+                .beta = linattn_tensor_2d(p.beta, N, H), .alpha = linattn_tensor_2d(alpha, N, H),
+                .state_kk = tk, .state_kv = tv, .o = linattn_tensor_3d(o, N, H, V),
+                .state_indices = slot, .has_initial_state = init};
+            rc = linattn_gka_step(ctx, &io, NULL);
+        }
+        ck_assert_msg(rc == 0, "gka %s on %s: %s", step ? "step" : "forward", be[_i],
+                      linattn_last_error());
+        for (int n = 0; n < N; n++) {
+            const int64_t t0 = step ? n : p.cu[n], len = step ? 1 : lens[n];
+            const int fresh = slot[n] < 0 || !init[n];
+            if (fresh) {
+                memset(rk, 0, KK * sizeof(float));
+                memset(rv, 0, HKV * sizeof(float));
+            } else {
+                memcpy(rk, pk0 + slot[n] * KK, KK * sizeof(float));
+                memcpy(rv, pv0 + slot[n] * HKV, HKV * sizeof(float));
+            }
+            linattn_gka_io r = gka_io(&p, alpha, t0, len, ro);
+            r.kk0 = r.kkT = linattn_tensor_4d(rk, 1, H, K, K);
+            r.kv0 = r.kvT = linattn_tensor_4d(rv, 1, H, K, V);
+            ck_assert_int_eq(linattn_gka_forward(ctx, &r, NULL), 0);
+            /* the step against a one-token forward: the same recurrence, exact on the
+             * CPU; OpenCL's step and forward kernels differ in rounding */
+            const int exact = !(step && !strcmp(be[_i], "opencl"));
+            close_to(o + t0 * H * V, ro, (size_t)len * H * V, exact, "gka o", be[_i], step, 0);
+            if (slot[n] >= 0) {
+                close_to(pk + slot[n] * KK, rk, KK, exact, "gka kk slot", be[_i], step, 0);
+                close_to(pv + slot[n] * HKV, rv, HKV, exact, "gka kv slot", be[_i], step, 0);
+            }
+        }
+        same_bits(pk + KK, pk0 + KK, KK, "gka unnamed slot", be[_i], step, 0);
+    }
+    free(alpha); free(o); free(ro); free(pk); free(pv); free(pk0); free(pv0); free(rk); free(rv);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("serve");
+    TCase *tc = tcase_create("serve");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_mixed, 0, 8);
+    tcase_add_loop_test(tc, test_step, 0, 8);
+    tcase_add_loop_test(tc, test_half_pool, 0, 8);
+    tcase_add_loop_test(tc, test_bad_slots, 0, 8);
+    tcase_add_loop_test(tc, test_rollback, 0, 8);
+    tcase_add_test(tc, test_table);
+    tcase_add_loop_test(tc, test_gka, 0, 8);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    tu_report();
+    return tu_main(suite());
+}
