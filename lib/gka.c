@@ -153,6 +153,70 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_gka_opts 
     return check_opts(opts);
 }
 
+/* auto's calibration problem: one head of one chunk of tokens of the call's shape
+ * (no gates: the work per token does not depend on them). */
+typedef struct gka_cal {
+    const gka_plan *p;
+    int64_t T;
+    float *q, *k, *v, *o, *Hs, *Us, *work;
+} gka_cal;
+
+static void cal_run(void *arg, int chunk)
+{
+    const gka_cal *a = arg;
+    const gka_plan *p = a->p;
+    memset(a->Hs, 0, sizeof(float) * (size_t)p->K * p->K);
+    memset(a->Us, 0, sizeof(float) * (size_t)p->K * p->V);
+    linattn_gka_job jb = {
+        .T = a->T, .K = p->K, .V = p->V, .iters = p->iters, .sqk = p->K, .sv = p->V, .sg = 1,
+        .q = a->q, .k = a->k, .v = a->v, .omega = p->omega, .o = a->o, .Hs = a->Hs,
+        .Us = a->Us, .work = a->work, .scale = p->scale, .ridge = p->ridge,
+    };
+    if (chunk) linattn_gka_chunk(&jb, p->C, a->work);
+    else p->ctx->kern.gka_rec(&jb);
+}
+
+/* 1: the chunk form measured faster for p's shape, 0: the recurrence,
+ * -1: not measured (no memory). */
+static int measure(linattn_ctx *ctx, gka_plan *p, uint64_t key)
+{
+    const int64_t T = p->C;
+    const size_t K = (size_t)p->K, V = (size_t)p->V;
+    size_t wk = linattn_gka_chunk_work(p->K, p->V, p->C);
+    if (wk < 4 * K + V) wk = 4 * K + V;
+    const size_t n = (size_t)T * (2 * K + 2 * V) + K * K + K * V + wk;
+    float *m = linattn_malloc(sizeof(float) * n);
+    if (!m) return -1;
+    gka_cal a = {.p = p, .T = T, .q = m, .k = m + T * K, .v = m + 2 * T * K,
+                 .o = m + 2 * T * K + T * V};
+    a.Hs = a.o + T * V;
+    a.Us = a.Hs + K * K;
+    a.work = a.Us + K * V;
+    linattn_cal_fill(m, (size_t)T * (2 * K + V), -1.0f, 1.0f, (uint32_t)key);
+    omega_table(p->omega, p->iters, p->ridge);
+    const int chunk = linattn_cal_pick(ctx, key, "gka forward", (int)T, cal_run, &a);
+    free(m);
+    return chunk;
+}
+
+/* auto's choice for a forward (its reason starts "auto: chunk" for the
+ * chunk form): the recurrence without BLAS or for sequences shorter than a
+ * chunk, else the form measured faster on this context for the shape
+ * (measured once per shape, on calls large enough that it costs little);
+ * without a measurement the chunk form. */
+static const char *choose(linattn_ctx *ctx, gka_plan *p, int64_t units)
+{
+    if (!linattn_have_blas()) return "auto: recurrent, the chunk form needs BLAS";
+    if (p->T < p->C) return "auto: recurrent, the sequence is shorter than a chunk";
+    const uint64_t key = 2u | (uint64_t)p->K << 4 | (uint64_t)p->V << 15 |
+                         (uint64_t)p->C << 26 | (uint64_t)p->iters << 37;
+    int m = linattn_cal_cached(ctx, key);
+    if (m < 0 && linattn_cal_worth(ctx, units * p->T, p->C)) m = measure(ctx, p, key);
+    if (m == 1) return "auto: chunk form, measured faster at this shape on this context";
+    if (m == 0) return "auto: recurrent, measured faster at this shape on this context";
+    return "auto: chunk form (small call, not measured: BLAS)";
+}
+
 /* Everything after the argument checks, for forward and step (step: T = 1,
  * sequence n is batch row n, h0 and ht are the state, updated in place).
  * names[] name x's tensors for the buffer checks, in the order below. */
@@ -181,7 +245,9 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
         .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
     };
-    if (try_cl(ctx, &a, ts, 11, &rc)) return linattn_pack_end(&ps, rc);
+    if (try_cl(ctx, &a, ts, 11, &rc))
+        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step, "recurrent",
+                                "OpenCL runs the recurrence (its only form)");
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
@@ -192,12 +258,15 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .htkk = linattn_host(&x->kkT), .htkv = linattn_host(&x->kvT),
         .scale = scale, .ridge = opts->ridge, .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
-    /* auto: the chunk form where BLAS is there and a sequence fills a chunk; the
-     * step always runs the recurrence */
-    p.chunk = !step && !p.ref &&
-              (opts->algo == LINATTN_ALGO_CHUNK ||
-               (opts->algo == LINATTN_ALGO_AUTO && linattn_have_blas() && T >= p.C));
-    return linattn_pack_end(&ps, execute(&p, nseq * H, step ? "gka step" : "gka forward"));
+    const char *why = linattn_form_why(opts->algo, step, p.ref);
+    p.chunk = !step && !p.ref && opts->algo == LINATTN_ALGO_CHUNK;
+    if (!why) {
+        why = choose(ctx, &p, nseq * H);
+        p.chunk = !strncmp(why, "auto: chunk", 11);
+    }
+    rc = execute(&p, nseq * H, step ? "gka step" : "gka forward");
+    return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
+                            p.ref ? "reference" : p.chunk ? "chunk" : "recurrent", why);
 }
 
 int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)

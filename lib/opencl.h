@@ -74,6 +74,7 @@ typedef struct linattn_cl_kalman {
     int64_t L;           /* tokens per piece; 0: the backend chooses */
     const int64_t *cu;
     linattn_cl_arg v, lv, k, q, a, p, lam0, eta0, y, yvar, lamT, etaT;
+    int *scan;           /* out, if not NULL: 1 when the scan ran (pieces), else 0 */
 } linattn_cl_kalman;
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
