@@ -1,6 +1,10 @@
 /* linattn - exp in float for ela's feature maps, written so that a loop of
  * them vectorises (no branches, no calls, no tables): compiled per ISA with
- * the kernels that include it (AVX2, AVX-512 lanes; the scalar build).
+ * the kernels that include it (AVX2, AVX-512 lanes; the scalar build's SSE2
+ * lanes on x86-64).  On AArch64, GCC 12 keeps such loops scalar (it will not
+ * if-convert the NaN-preserving clamps; fminf/fmaxf would vectorise but turn
+ * exp(NaN) into 0), so NEON builds run it one lane at a time, still without
+ * a libm call.
  *
  *   x clamped to [-110, 100] (NaN passes), n = round(x / ln 2),
  *   r = x - n ln2 (two-part ln 2, |r| <= ln2/2),
