@@ -480,7 +480,7 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
         rc = linattn_cl_delta_run(ctx->cl, &a);
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8)))
             return linattn_form_ran(ctx, rc, op_names[op], step, step ? "recurrent" : "chunk",
-                                    step ? why : "OpenCL runs the chunk form (its only prefill form)");
+                                    step ? why : "OpenCL runs the chunk form (its only one)");
     }
     const int ht = !step; /* forward tensors have a T dimension */
     delta_plan p = {
@@ -501,9 +501,9 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
     p.half = p.hs0.dt || p.hst.dt;
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
+    const char *form = p.ref ? "reference" : algo == LINATTN_ALGO_CHUNK ? "chunk" : "recurrent";
     return linattn_form_ran(ctx, execute(op, &p, sh->B, opts->eps, what), op_names[op], step,
-                            p.ref ? "reference" : algo == LINATTN_ALGO_CHUNK ? "chunk" : "recurrent",
-                            why);
+                            form, why);
 }
 
 /* Views checked; those the path cannot read in place packed for the call

@@ -18,8 +18,9 @@
  * range): relative error at most LINATTN_ELA_EXP_RELERR (2^-23) where the
  * result is a normal float (measured over every 7th float: 8.1e-8 without
  * FMA, 8.5e-8 with it; libm's expf is within 0.5 ulp, about 6e-8);
- * subnormal results within one subnormal step (2^-149; measured 0.75); inf for x > ln(FLT_MAX) (88.72284), 0 for x below
- * -103.98, inf and 0 for +-inf, NaN for NaN. */
+ * subnormal results within one subnormal step (2^-149; measured 0.75);
+ * inf for x > ln(FLT_MAX) (88.72284), 0 for x below -103.98, inf and 0 for
+ * +-inf, NaN for NaN. */
 #ifndef LINATTN_ELA_EXP_H
 #define LINATTN_ELA_EXP_H
 

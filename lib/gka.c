@@ -199,22 +199,22 @@ static int measure(linattn_ctx *ctx, gka_plan *p, uint64_t key)
     return chunk;
 }
 
-/* auto's choice for a forward (its reason starts "auto: chunk" for the
- * chunk form): the recurrence without BLAS or for sequences shorter than a
+/* auto's choice for a forward: 1 for the chunk form, 0 for the recurrence,
+ * the reason in *why.  The recurrence without BLAS or for sequences shorter than a
  * chunk, else the form measured faster on this context for the shape
  * (measured once per shape, on calls large enough that it costs little);
  * without a measurement the chunk form. */
-static const char *choose(linattn_ctx *ctx, gka_plan *p, int64_t units)
+static int choose(linattn_ctx *ctx, gka_plan *p, int64_t units, const char **why)
 {
-    if (!linattn_have_blas()) return "auto: recurrent, the chunk form needs BLAS";
-    if (p->T < p->C) return "auto: recurrent, the sequence is shorter than a chunk";
+    if (!linattn_have_blas()) return *why = "auto: recurrent, the chunk form needs BLAS", 0;
+    if (p->T < p->C) return *why = "auto: recurrent, the sequence is shorter than a chunk", 0;
     const uint64_t key = 2u | (uint64_t)p->K << 4 | (uint64_t)p->V << 15 |
                          (uint64_t)p->C << 26 | (uint64_t)p->iters << 37;
     int m = linattn_cal_cached(ctx, key);
     if (m < 0 && linattn_cal_worth(ctx, units * p->T, p->C)) m = measure(ctx, p, key);
-    if (m == 1) return "auto: chunk form, measured faster at this shape on this context";
-    if (m == 0) return "auto: recurrent, measured faster at this shape on this context";
-    return "auto: chunk form (small call, not measured: BLAS)";
+    if (m == 1) return *why = "auto: chunk form, measured faster at this shape on this context", 1;
+    if (m == 0) return *why = "auto: recurrent, measured faster at this shape on this context", 0;
+    return *why = "auto: chunk form (small call, not measured: BLAS)", 1;
 }
 
 /* Everything after the argument checks, for forward and step (step: T = 1,
@@ -260,10 +260,7 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
     };
     const char *why = linattn_form_why(opts->algo, step, p.ref);
     p.chunk = !step && !p.ref && opts->algo == LINATTN_ALGO_CHUNK;
-    if (!why) {
-        why = choose(ctx, &p, nseq * H);
-        p.chunk = !strncmp(why, "auto: chunk", 11);
-    }
+    if (!why) p.chunk = choose(ctx, &p, nseq * H, &why);
     rc = execute(&p, nseq * H, step ? "gka step" : "gka forward");
     return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
                             p.ref ? "reference" : p.chunk ? "chunk" : "recurrent", why);

@@ -145,7 +145,8 @@ START_TEST(test_verbose_line)
     close(fd);
     unlink(path);
     char want[128];
-    snprintf(want, sizeof want, "linattn: ela forward ran on cpu (%s): recurrent, forced by opts.algo\n",
+    snprintf(want, sizeof want,
+             "linattn: ela forward ran on cpu (%s): recurrent, forced by opts.algo\n",
              linattn_ctx_isa(ctx));
     ck_assert_msg(strstr(buf, want), "verbose output lacks '%s':\n%s", want, buf);
     linattn_ctx_destroy(ctx);

@@ -79,7 +79,9 @@ static int auto_form(linattn_ctx *ctx, const char *name, int64_t T)
     }
     free(x);
     if (rc) printf("auto %-7s  %s\n", name, linattn_last_error());
-    else printf("auto %-7s  %s: %s\n", name, linattn_ctx_last_form(ctx), linattn_ctx_last_reason(ctx));
+    else
+        printf("auto %-7s  %s: %s\n", name, linattn_ctx_last_form(ctx),
+               linattn_ctx_last_reason(ctx));
     return rc;
 }
 
