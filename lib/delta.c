@@ -460,9 +460,15 @@ static int begin(const linattn_ctx *ctx, int op, const void *io, const linattn_d
 
 /* Measured (linattn-bench): the SIMD recurrent kernels beat the chunkwise
  * form on the CPU; the portable recurrent kernel does not. */
-static linattn_algo choose_algo(const linattn_ctx *ctx, const linattn_delta_opts *o, int64_t T)
+static linattn_algo choose_algo(const linattn_ctx *ctx, const linattn_delta_opts *o, int64_t T,
+                                const char **why)
 {
     if (o->algo != LINATTN_ALGO_AUTO) return o->algo;
+    if (!*why)
+        *why = ctx->kern.simd ? "auto: recurrent, the SIMD recurrence (measured faster)"
+           : !linattn_have_blas() ? "auto: recurrent, the chunk form needs BLAS"
+           : T < DEFAULT_CHUNK ? "auto: recurrent, the sequence is shorter than a chunk"
+                               : "auto: chunk form, no SIMD recurrence (measured faster)";
     return ctx->kern.simd || !linattn_have_blas() || T < DEFAULT_CHUNK
                ? LINATTN_ALGO_RECURRENT : LINATTN_ALGO_CHUNK;
 }
@@ -488,7 +494,8 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
                                                          : LINATTN_RANGE_STEP}};
     if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
     const int nq = sh->hd.q != sh->hd.k ? (int)(sh->hd.q / sh->hd.v) : 1;
-    const linattn_algo algo = step ? LINATTN_ALGO_RECURRENT : choose_algo(ctx, opts, sh->T);
+    const char *why = linattn_form_why(opts->algo, step, ctx->backend == LINATTN_BACKEND_REF);
+    const linattn_algo algo = step ? LINATTN_ALGO_RECURRENT : choose_algo(ctx, opts, sh->T, &why);
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)sh->K);
     if (ctx->cl) {
@@ -505,7 +512,9 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
             .o = linattn_cl_arg_of(&x->o), .ht = linattn_cl_arg_of(&x->hT),
         };
         rc = linattn_cl_delta_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8))) return rc;
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8)))
+            return linattn_form_ran(ctx, rc, op_names[op], step, step ? "recurrent" : "chunk",
+                                    step ? why : "OpenCL runs the chunk form (its only one)");
     }
     const int ht = !step; /* forward tensors have a T dimension */
     delta_plan p = {
@@ -529,7 +538,9 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
     p.sv.c = linattn_rows_of(&x->hC, 1, 1);
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
-    return execute(op, &p, sh->B, opts->eps, what);
+    const char *form = p.ref ? "reference" : algo == LINATTN_ALGO_CHUNK ? "chunk" : "recurrent";
+    return linattn_form_ran(ctx, execute(op, &p, sh->B, opts->eps, what), op_names[op], step,
+                            form, why);
 }
 
 /* Views checked; those the path cannot read in place packed for the call

@@ -176,6 +176,73 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_ela_opts 
     return check_opts(opts);
 }
 
+/* auto's calibration problem: one head of one chunk of tokens of the call's shape. */
+typedef struct ela_cal {
+    const ela_plan *p;
+    int64_t T;
+    float *q, *k, *v, *o, *S, *z, *c, *work;
+} ela_cal;
+
+static void cal_run(void *arg, int chunk)
+{
+    const ela_cal *a = arg;
+    const ela_plan *p = a->p;
+    memset(a->S, 0, sizeof(float) * (size_t)p->F * p->V);
+    memset(a->z, 0, sizeof(float) * (size_t)p->F);
+    for (int d = 0; d < p->F; d++) a->c[d] = -INFINITY;
+    linattn_ela_job jb = {
+        .T = a->T, .K = p->K, .V = p->V, .F = p->F, .feature = p->feature, .safe = p->safe,
+        .sqk = p->K, .sv = p->V, .q = a->q, .k = a->k, .v = a->v, .o = a->o,
+        .S = a->S, .z = a->z, .c = p->safe ? a->c : NULL, .work = a->work,
+        .qk_scale = p->qk_scale,
+    };
+    if (chunk) linattn_ela_chunk(&jb, p->C, a->work);
+    else p->ctx->kern.ela_rec(&jb);
+}
+
+/* 1: the chunk form measured faster for p's shape, 0: the recurrence,
+ * -1: not measured (no memory). */
+static int measure(linattn_ctx *ctx, const ela_plan *p, uint64_t key)
+{
+    const int64_t T = p->C;
+    const size_t K = (size_t)p->K, V = (size_t)p->V, F = (size_t)p->F;
+    size_t wk = linattn_ela_chunk_work(p->F, p->V, p->C);
+    if (wk < 2 * F) wk = 2 * F;
+    const size_t n = (size_t)T * (2 * K + 2 * V) + F * V + 2 * F + wk;
+    float *m = linattn_malloc(sizeof(float) * n);
+    if (!m) return -1;
+    ela_cal a = {.p = p, .T = T, .q = m, .k = m + T * K, .v = m + 2 * T * K,
+                 .o = m + 2 * T * K + T * V};
+    a.S = a.o + T * V;
+    a.z = a.S + F * V;
+    a.c = a.z + F;
+    a.work = a.c + F;
+    linattn_cal_fill(m, (size_t)T * (2 * K + V), -1.0f, 1.0f, (uint32_t)key);
+    const int chunk = linattn_cal_pick(ctx, key, "ela forward", (int)T, cal_run, &a);
+    free(m);
+    return chunk;
+}
+
+/* auto's choice for a forward: 1 for the chunk form, 0 for the recurrence,
+ * the reason in *why.  The recurrence for sequences shorter than a chunk, else the
+ * form measured faster on this context for the shape (measured once per
+ * shape, on calls large enough that it costs little); without a
+ * measurement the recurrence with a SIMD kernel, the chunk form with BLAS. */
+static int choose(linattn_ctx *ctx, const ela_plan *p, int64_t units, const char **why)
+{
+    if (p->T < p->C) return *why = "auto: recurrent, the sequence is shorter than a chunk", 0;
+    const uint64_t key = 1u | (uint64_t)p->K << 4 | (uint64_t)p->V << 15 | (uint64_t)p->F << 26 |
+                         (uint64_t)p->C << 37 | (uint64_t)p->feature << 48 |
+                         (uint64_t)p->safe << 52 | (uint64_t)p->bidir << 53;
+    int m = linattn_cal_cached(ctx, key);
+    if (m < 0 && !p->bidir && linattn_cal_worth(ctx, units * p->T, p->C)) m = measure(ctx, p, key);
+    if (m == 1) return *why = "auto: chunk form, measured faster at this shape on this context", 1;
+    if (m == 0) return *why = "auto: recurrent, measured faster at this shape on this context", 0;
+    if (!ctx->kern.simd && linattn_have_blas())
+        return *why = "auto: chunk form (small call, not measured: BLAS and no SIMD recurrence)", 1;
+    return *why = "auto: recurrent (small call, not measured)", 0;
+}
+
 /* Everything after the argument checks, for forward and step (step: T = 1,
  * sequence n is batch row n, s0 = st, z0 = zt, c0 = ct: the state in place). */
 static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, int64_t T,
@@ -199,9 +266,10 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
         const int cl_chunk = step || opts->algo == LINATTN_ALGO_RECURRENT ? 0
                              : opts->chunk > 0 && opts->chunk < LINATTN_CL_CHUNK ? opts->chunk
                                                                                  : LINATTN_CL_CHUNK;
+        int ran_chunk = 0;
         linattn_cl_ela a = {
             .step = step, .feature = opts->feature, .safe = safe, .bidir = bidir,
-            .chunk = cl_chunk,
+            .chunk = cl_chunk, .ran_chunk = &ran_chunk,
             .T = T, .H = H, .nseq = nseq, .K = (int)K, .V = (int)V, .F = F,
             .cu = x->cu_seqlens, .qk_scale = s,
             .q = linattn_cl_arg_of(&x->q), .k = linattn_cl_arg_of(&x->k),
@@ -211,7 +279,14 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
             .zt = linattn_cl_arg_of(&x->zT), .ct = linattn_cl_arg_of(&x->cT),
         };
         rc = linattn_cl_ela_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 10))) return linattn_pack_end(&ps, rc);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 10)))
+            return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "ela", step,
+                                    ran_chunk ? "chunk" : "recurrent",
+                                    ran_chunk ? "OpenCL: the chunk form unless the recurrence is "
+                                                "asked for"
+                                    : step || cl_chunk == 0 ? linattn_form_why(opts->algo, step, 0)
+                                    : "OpenCL: the chunk states would not fit in device "
+                                      "memory, the recurrence");
     }
     ela_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .F = F,
@@ -223,16 +298,12 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
         .ct = linattn_host(&x->cT), .qk_scale = s,
         .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
-    /* auto: the recurrence with a SIMD kernel (measured faster than the chunk
-     * form on AVX-512 at K = V = 64 and 128: both spend most of their time in
-     * the 2F exps per token, the recurrence has fewer flops); else the chunk
-     * form where BLAS is there and a sequence fills a chunk.  The step always
-     * runs the recurrence. */
-    p.chunk = !step && !p.ref &&
-              (opts->algo == LINATTN_ALGO_CHUNK ||
-               (opts->algo == LINATTN_ALGO_AUTO && !ctx->kern.simd && linattn_have_blas() &&
-                T >= p.C));
-    return linattn_pack_end(&ps, execute(&p, nseq * H, step ? "ela step" : "ela forward"));
+    const char *why = linattn_form_why(opts->algo, step, p.ref);
+    p.chunk = !step && !p.ref && opts->algo == LINATTN_ALGO_CHUNK;
+    if (!why) p.chunk = choose(ctx, &p, nseq * H, &why);
+    rc = execute(&p, nseq * H, step ? "ela step" : "ela forward");
+    return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "ela", step,
+                            p.ref ? "reference" : p.chunk ? "chunk" : "recurrent", why);
 }
 
 int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linattn_ela_opts *oin)

@@ -17,12 +17,6 @@
 #include <cblas.h>
 #endif
 
-#if defined(_OPENMP) || defined(LINATTN_OMP_SIMD)
-#define ELA_SIMD _Pragma("omp simd")
-#else
-#define ELA_SIMD
-#endif
-
 size_t linattn_ela_chunk_work(int F, int V, int C)
 {
     (void)V;
@@ -104,16 +98,18 @@ static void key_features(const linattn_ela_job *jb, int64_t t0, int c, float *Ps
             m = b > m ? b : m;
         }
         if (m > jb->c[d]) {
-            const float sc = expf(jb->c[d] - m);
+            const float sc = ela_expf(jb->c[d] - m);
             float *row = jb->S + (size_t)d * V;
             ELA_SIMD for (int j = 0; j < V; j++) row[j] *= sc;
             jb->z[d] *= sc;
             jb->c[d] = m;
         }
     }
-    for (int r = 0; r < c; r++)
-        for (int d = 0; d < F; d++)
-            Psi[(size_t)r * F + d] = expf(s * jb->k[(t0 + r) * jb->sqk + d] - jb->c[d]);
+    for (int r = 0; r < c; r++) {
+        const float *k = jb->k + (t0 + r) * jb->sqk, *cd = jb->c;
+        float *psi = Psi + (size_t)r * F;
+        ELA_SIMD for (int d = 0; d < F; d++) psi[d] = ela_expf(s * k[d] - cd[d]);
+    }
 }
 
 static void query_features(const linattn_ela_job *jb, int64_t t0, int c, float *Phi)
@@ -132,7 +128,7 @@ static void query_features(const linattn_ela_job *jb, int64_t t0, int c, float *
             ph[d] = s * q[d] + jb->c[d];
             M = ph[d] > M ? ph[d] : M;
         }
-        for (int d = 0; d < F; d++) ph[d] = expf(ph[d] - M);
+        ELA_SIMD for (int d = 0; d < F; d++) ph[d] = ela_expf(ph[d] - M);
     }
 }
 

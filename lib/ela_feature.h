@@ -1,5 +1,6 @@
 /* linattn - the feature maps of ela (linattn_ela(3)) in float, shared by
- * the recurrent kernels (compiled per ISA) and the chunk form.  x is the
+ * the recurrent kernels (compiled per ISA) and the chunk form; exps through
+ * ela_exp.h, in loops that vectorise.  x is the
  * scaled query or key (K floats), f receives F floats.  The safe exp form
  * (2.7) shifts by the running key maximum and is written out where used. */
 #ifndef LINATTN_ELA_FEATURE_H
@@ -7,6 +8,13 @@
 
 #include <math.h>
 #include "linattn.h"
+#include "ela_exp.h"
+
+#if defined(_OPENMP) || defined(LINATTN_OMP_SIMD)
+#define ELA_SIMD _Pragma("omp simd")
+#else
+#define ELA_SIMD
+#endif
 
 static inline float ela_sumsq(const float *x, int K)
 {
@@ -20,7 +28,7 @@ static inline void ela_map(int feature, int key, int K, float s, const float *x,
 {
     switch (feature) {
     case LINATTN_FEATURE_EXP:
-        for (int i = 0; i < K; i++) f[i] = expf(s * x[i]);
+        ELA_SIMD for (int i = 0; i < K; i++) f[i] = ela_expf(s * x[i]);
         break;
     case LINATTN_FEATURE_SQDIST_SUM:
     case LINATTN_FEATURE_SQDIST_SUB: {
@@ -33,9 +41,9 @@ static inline void ela_map(int feature, int key, int K, float s, const float *x,
         break;
     }
     case LINATTN_FEATURE_ELU1:
-        for (int i = 0; i < K; i++) {
+        ELA_SIMD for (int i = 0; i < K; i++) {
             const float a = s * x[i];
-            f[i] = a > 0.0f ? a + 1.0f : expf(a);
+            f[i] = a > 0.0f ? a + 1.0f : ela_expf(a);
         }
         break;
     default: /* identity */

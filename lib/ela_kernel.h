@@ -15,12 +15,6 @@
 #include "kernels.h"
 #include "ela_feature.h"
 
-#if defined(_OPENMP) || defined(LINATTN_OMP_SIMD)
-#define ELA_SIMD _Pragma("omp simd")
-#else
-#define ELA_SIMD
-#endif
-
 #ifndef ELA_KERNEL_NAME
 #error "define ELA_KERNEL_NAME before including ela_kernel.h"
 #endif
@@ -38,16 +32,22 @@ void ELA_KERNEL_NAME(const linattn_ela_job *jb)
         if (write) {
             const float *k = jb->k + t * jb->sqk, *v = jb->v + t * jb->sv;
             if (jb->safe) {
+                /* e^-|b - c|: the rescale of a new maximum, else psi_d (one
+                 * vector loop of exps, then the rows) */
+                ELA_SIMD for (int d = 0; d < F; d++) {
+                    const float x = s * k[d] - c[d];
+                    ps[d] = ela_expf(x > 0.0f ? -x : x);
+                }
                 for (int d = 0; d < F; d++) {
                     const float b = s * k[d];
                     float *row = S + (size_t)d * V;
                     if (b > c[d]) { /* a new maximum: rescale the row, psi_d = 1 */
-                        const float r = expf(c[d] - b);
+                        const float r = ps[d];
                         c[d] = b;
                         ELA_SIMD for (int j = 0; j < V; j++) row[j] = r * row[j] + v[j];
                         z[d] = r * z[d] + 1.0f;
                     } else {
-                        const float w = expf(b - c[d]);
+                        const float w = ps[d];
                         ELA_SIMD for (int j = 0; j < V; j++) row[j] += w * v[j];
                         z[d] += w;
                     }
@@ -70,7 +70,7 @@ void ELA_KERNEL_NAME(const linattn_ela_job *jb)
                     ph[d] = s * q[d] + c[d];
                     M = ph[d] > M ? ph[d] : M;
                 }
-                for (int d = 0; d < F; d++) ph[d] = expf(ph[d] - M);
+                ELA_SIMD for (int d = 0; d < F; d++) ph[d] = ela_expf(ph[d] - M);
             } else {
                 ela_map(jb->feature, 0, K, s, q, ph);
             }

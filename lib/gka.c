@@ -229,6 +229,70 @@ static int gka_split(linattn_ctx *ctx, const linattn_gka_io *x, const linattn_gk
     return rc;
 }
 
+/* auto's calibration problem: one head of one chunk of tokens of the call's shape
+ * (no gates: the work per token does not depend on them). */
+typedef struct gka_cal {
+    const gka_plan *p;
+    int64_t T;
+    float *q, *k, *v, *o, *Hs, *Us, *work;
+} gka_cal;
+
+static void cal_run(void *arg, int chunk)
+{
+    const gka_cal *a = arg;
+    const gka_plan *p = a->p;
+    memset(a->Hs, 0, sizeof(float) * (size_t)p->K * p->K);
+    memset(a->Us, 0, sizeof(float) * (size_t)p->K * p->V);
+    linattn_gka_job jb = {
+        .T = a->T, .K = p->K, .V = p->V, .iters = p->iters, .sqk = p->K, .sv = p->V, .sg = 1,
+        .q = a->q, .k = a->k, .v = a->v, .omega = p->omega, .o = a->o, .Hs = a->Hs,
+        .Us = a->Us, .work = a->work, .scale = p->scale, .ridge = p->ridge,
+    };
+    if (chunk) linattn_gka_chunk(&jb, p->C, a->work);
+    else p->ctx->kern.gka_rec(&jb);
+}
+
+/* 1: the chunk form measured faster for p's shape, 0: the recurrence,
+ * -1: not measured (no memory). */
+static int measure(linattn_ctx *ctx, gka_plan *p, uint64_t key)
+{
+    const int64_t T = p->C;
+    const size_t K = (size_t)p->K, V = (size_t)p->V;
+    size_t wk = linattn_gka_chunk_work(p->K, p->V, p->C);
+    if (wk < 4 * K + V) wk = 4 * K + V;
+    const size_t n = (size_t)T * (2 * K + 2 * V) + K * K + K * V + wk;
+    float *m = linattn_malloc(sizeof(float) * n);
+    if (!m) return -1;
+    gka_cal a = {.p = p, .T = T, .q = m, .k = m + T * K, .v = m + 2 * T * K,
+                 .o = m + 2 * T * K + T * V};
+    a.Hs = a.o + T * V;
+    a.Us = a.Hs + K * K;
+    a.work = a.Us + K * V;
+    linattn_cal_fill(m, (size_t)T * (2 * K + V), -1.0f, 1.0f, (uint32_t)key);
+    omega_table(p->omega, p->iters, p->ridge);
+    const int chunk = linattn_cal_pick(ctx, key, "gka forward", (int)T, cal_run, &a);
+    free(m);
+    return chunk;
+}
+
+/* auto's choice for a forward: 1 for the chunk form, 0 for the recurrence,
+ * the reason in *why.  The recurrence without BLAS or for sequences shorter than a
+ * chunk, else the form measured faster on this context for the shape
+ * (measured once per shape, on calls large enough that it costs little);
+ * without a measurement the chunk form. */
+static int choose(linattn_ctx *ctx, gka_plan *p, int64_t units, const char **why)
+{
+    if (!linattn_have_blas()) return *why = "auto: recurrent, the chunk form needs BLAS", 0;
+    if (p->T < p->C) return *why = "auto: recurrent, the sequence is shorter than a chunk", 0;
+    const uint64_t key = 2u | (uint64_t)p->K << 4 | (uint64_t)p->V << 15 |
+                         (uint64_t)p->C << 26 | (uint64_t)p->iters << 37;
+    int m = linattn_cal_cached(ctx, key);
+    if (m < 0 && linattn_cal_worth(ctx, units * p->T, p->C)) m = measure(ctx, p, key);
+    if (m == 1) return *why = "auto: chunk form, measured faster at this shape on this context", 1;
+    if (m == 0) return *why = "auto: recurrent, measured faster at this shape on this context", 0;
+    return *why = "auto: chunk form (small call, not measured: BLAS)", 1;
+}
+
 /* Everything after the argument checks, for forward and step (step: T = 1,
  * sequence n is batch row n, h0 and ht are the state, updated in place).
  * names[] name x's tensors for the buffer checks, in the order below. */
@@ -259,7 +323,9 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
         .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
     };
-    if (try_cl(ctx, &a, ts, 11, &rc)) return linattn_pack_end(&ps, rc);
+    if (try_cl(ctx, &a, ts, 11, &rc))
+        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step, "recurrent",
+                                "OpenCL runs the recurrence (its only form)");
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
@@ -271,12 +337,12 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .htkk = linattn_host(&x->kkT), .htkv = linattn_host(&x->kvT),
         .scale = scale, .ridge = opts->ridge, .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
-    /* auto: the chunk form where BLAS is there and a sequence fills a chunk; the
-     * step always runs the recurrence */
-    p.chunk = !step && !p.ref &&
-              (opts->algo == LINATTN_ALGO_CHUNK ||
-               (opts->algo == LINATTN_ALGO_AUTO && linattn_have_blas() && T >= p.C));
-    return linattn_pack_end(&ps, execute(&p, nseq * H, step ? "gka step" : "gka forward"));
+    const char *why = linattn_form_why(opts->algo, step, p.ref);
+    p.chunk = !step && !p.ref && opts->algo == LINATTN_ALGO_CHUNK;
+    if (!why) p.chunk = choose(ctx, &p, nseq * H, &why);
+    rc = execute(&p, nseq * H, step ? "gka step" : "gka forward");
+    return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
+                            p.ref ? "reference" : p.chunk ? "chunk" : "recurrent", why);
 }
 
 int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linattn_gka_opts *oin)

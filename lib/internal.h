@@ -46,6 +46,7 @@ int linattn_blas_serial_begin(int parallel);
 void linattn_blas_serial_end(int began);
 
 typedef struct linattn_wspool linattn_wspool;
+#define LINATTN_CAL_SLOTS 32
 
 struct linattn_ctx {
     linattn_backend backend; /* resolved: never AUTO */
@@ -55,7 +56,40 @@ struct linattn_ctx {
     linattn_cl *cl;          /* OpenCL backend: the device */
     int cl_auto;             /* device chosen by auto: may fall back to the CPU */
     linattn_wspool *ws;      /* scratch kept between calls (runner.c) */
+    /* form.c: what the last call ran (static strings; atomic: a context may
+     * be shared by threads) */
+    _Atomic(const char *) last_form, last_why;
+    /* autocal.c: forms measured on this context, by shape (0: free slot) */
+    _Atomic(uint64_t) cal_key[LINATTN_CAL_SLOTS];
+    _Atomic(int) cal_pick[LINATTN_CAL_SLOTS];
 };
+
+/* form.c: record that a call of operator op (its forward, or its step)
+ * ran form ("recurrent", "chunk", "scan", "blocked", "split", "reference")
+ * chosen for reason why (static strings); with verbose, one line on stderr
+ * naming them and the backend.  Returns rc; records nothing unless rc is 0. */
+int linattn_form_ran(linattn_ctx *ctx, int rc, const char *op, int step, const char *form,
+                     const char *why);
+/* The reason of a forced or default algo (NULL: auto, the caller says why). */
+const char *linattn_form_why(linattn_algo algo, int step, int ref);
+
+/* autocal.c: auto's choice between the recurrent and the chunk form of one
+ * shape, measured once per context.  run(arg, chunk) runs one form once on
+ * the caller's small calibration problem (about tokens tokens of one head);
+ * key packs the shape (op and sizes, never 0).  Returns 1 for the chunk
+ * form, 0 for the recurrence; a second call with the key reuses the
+ * measurement.  Verbose: one line with both rates. */
+typedef void (*linattn_cal_fn)(void *arg, int chunk);
+int linattn_cal_pick(linattn_ctx *ctx, uint64_t key, const char *what, int tokens,
+                     linattn_cal_fn run, void *arg);
+/* The measured choice already cached for key: 1 chunk, 0 recurrent, -1 none. */
+int linattn_cal_cached(const linattn_ctx *ctx, uint64_t key);
+/* Fill n floats with a reproducible pseudo-random pattern in [lo, hi). */
+void linattn_cal_fill(float *x, size_t n, float lo, float hi, uint32_t seed);
+/* 1 when a call of work (sequence, head, token) triples on ctx's threads
+ * is large enough to measure with tokens tokens: the one-off measurement
+ * then costs at most about an eighth of the call. */
+int linattn_cal_worth(const linattn_ctx *ctx, int64_t work, int tokens);
 
 /* buffer.c: a tensor's buffer must belong to ctx and hold its shape. */
 int linattn_check_buffer(const linattn_ctx *ctx, const linattn_tensor *t, const char *name);

@@ -332,8 +332,16 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
         .lamT = linattn_cl_arg_of(&x->lamT), .etaT = linattn_cl_arg_of(&x->etaT),
     };
     if (ctx->cl) {
+        int scan = 0;
+        a.scan = &scan;
         rc = linattn_cl_kalman_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 12))) return linattn_pack_end(&ps, rc);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 12)))
+            return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "kalman", step,
+                                    scan ? "scan" : "recurrent",
+                                    step ? "a step runs the recurrence"
+                                    : opts->algo ? "forced by opts.algo"
+                                    : "auto: OpenCL splits sequences into pieces (the scan) "
+                                      "when they are too few for its work-items");
     }
     kalman_plan p = {
         .ctx = ctx, .T = T, .M = M, .nseq = nseq, .L = L, .S = (int)S, .nb = (int)nb,
@@ -344,7 +352,13 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
         .y = linattn_host(&x->y), .yvar = linattn_host(&x->yvar),
         .lamT = linattn_host(&x->lamT), .etaT = linattn_host(&x->etaT),
     };
-    return linattn_pack_end(&ps, execute(&p, step ? "kalman step" : "kalman forward"));
+    rc = linattn_pack_end(&ps, execute(&p, step ? "kalman step" : "kalman forward"));
+    const char *why = linattn_form_why(opts->algo, step, p.ref);
+    return linattn_form_ran(ctx, rc, "kalman", step, p.ref ? "reference" : L ? "scan" : "recurrent",
+                            why ? why : L ? "auto: scan, the recurrence would leave most threads "
+                                             "idle on long sequences"
+                                           : "auto: recurrent, enough sequences and lanes for "
+                                             "the threads, or short sequences");
 }
 
 int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,

@@ -109,6 +109,12 @@ LINATTN_API int linattn_ctx_threads(const linattn_ctx *ctx);
 LINATTN_API const char *linattn_ctx_isa(const linattn_ctx *ctx);
 /* "cpu", or the OpenCL device in use ("opencl:0.0 NVIDIA H100 ..."). */
 LINATTN_API const char *linattn_ctx_device(const linattn_ctx *ctx);
+/* The form the context's last successful operator call ran ("recurrent",
+ * "chunk", "scan", "blocked", "split" or "reference"; "" before any) and why
+ * ("forced by opts.algo", auto's reason, ...): static strings.  Per
+ * context; while threads share one, it names one of the calls in flight. */
+LINATTN_API const char *linattn_ctx_last_form(const linattn_ctx *ctx);
+LINATTN_API const char *linattn_ctx_last_reason(const linattn_ctx *ctx);
 
 /* Kernel ISAs compiled into this build, space-separated ("scalar avx2 avx512"). */
 LINATTN_API const char *linattn_isa_compiled(void);

@@ -75,6 +75,7 @@ typedef struct linattn_cl_kalman {
     int64_t L;           /* tokens per piece; 0: the backend chooses */
     const int64_t *cu;
     linattn_cl_arg v, lv, k, q, a, p, lam0, eta0, y, yvar, lamT, etaT;
+    int *scan;           /* out, if not NULL: 1 when the scan ran (pieces), else 0 */
 } linattn_cl_kalman;
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
@@ -95,6 +96,7 @@ int linattn_cl_values_check(linattn_cl *cl, void *const *mem, const size_t *coun
 typedef struct linattn_cl_ela {
     int step, feature, safe, bidir;
     int chunk;           /* forward: 0 the recurrence, else the chunk form's chunk (1..64) */
+    int *ran_chunk;      /* set to 1 when the chunk form ran (else the recurrence) */
     int64_t T, H, nseq;
     int K, V, F;
     const int64_t *cu;

@@ -157,7 +157,9 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
             .v = linattn_cl_arg_of(&x.v), .o = linattn_cl_arg_of(&x.o),
         };
         rc = linattn_cl_softmax_run(ctx->cl, &a);
-        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 4))) return linattn_pack_end(&ps, rc);
+        if (!(rc && linattn_cl_fallback(ctx, rc, ts, 4)))
+            return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "softmax", 0, "blocked",
+                                    "its only form (online softmax over key blocks)");
     }
     fwd_plan p = {
         .ctx = ctx, .T = s[1], .H = hd.q, .G = hd.q / hd.k, .K = (int)K, .V = (int)V,
@@ -165,7 +167,10 @@ int linattn_softmax_forward(linattn_ctx *ctx, const linattn_softmax_io *io,
         .cu = io->cu_seqlens, .q = linattn_rows_of(&x.q, 1, 1), .k = linattn_rows_of(&x.k, 1, 1),
         .v = linattn_rows_of(&x.v, 1, 1), .o = linattn_rows_of(&x.o, 1, 1), .scale = scale,
     };
-    return linattn_pack_end(&ps, forward_cpu(&p, nseq));
+    return linattn_form_ran(ctx, linattn_pack_end(&ps, forward_cpu(&p, nseq)), "softmax", 0,
+                            p.ref ? "reference" : "blocked",
+                            p.ref ? linattn_form_why(0, 0, 1)
+                                  : "its only form (online softmax over key blocks)");
 }
 
 /* ---- decode step over the cache ----------------------------------------- */
@@ -318,5 +323,9 @@ int linattn_softmax_step(linattn_ctx *ctx, linattn_kvcache *c, const linattn_sof
         rc = step_cpu(ctx, c, &x, hd.q, scale);
     }
     if (!rc) c->len++;
-    return linattn_pack_end(&ps, rc);
+    const int ref = ctx->backend == LINATTN_BACKEND_REF;
+    return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "softmax", 1,
+                            ref ? "reference" : "split",
+                            ref ? linattn_form_why(0, 1, 1)
+                                : "its only form (the cache's keys in splits, merged)");
 }

@@ -191,11 +191,7 @@ int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
     char opts[64];
     snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d", a->K, a->V,
              chunk ? chunk : LINATTN_CL_CHUNK);
-    if (cl->verbose)
-        fprintf(stderr, "linattn: ela %s on OpenCL: %s%s, feature %s%s\n",
-                a->step ? "step" : "forward", chunk ? "chunk" : "recurrent",
-                a->bidir ? " (bidirectional)" : "",
-                linattn_ela_feature_name((linattn_ela_feature)a->feature), a->safe ? " (safe)" : "");
+    if (a->ran_chunk) *a->ran_chunk = chunk != 0;
     rc = linattn_cl_kernels(cl, linattn_ela_cl_src, opts, chunk ? chk : rec, chunk ? 4 : 1,
                             kern);
     if (!rc) rc = chunk ? run_chunk(&r, a, kern, stab) : run_rec(&r, a, kern[0], stab);

@@ -157,6 +157,7 @@ static int run(linattn_clrun *r, const linattn_cl_kalman *a, const cl_kernel *kn
         return rc;
     cl_mem lin = c.l0, ein = c.e0;
     cl_int has_in = a->lam0.host || a->lam0.mem, in_piece = 0;
+    if (a->scan) *a->scan = np > a->nseq; /* what ran (linattn_ctx_last_form) */
     if (np > a->nseq) { /* more than one piece somewhere: the scan */
         if ((rc = scan_passes(r, a, kn, &c, &lin, &ein))) return rc;
         has_in = 1;

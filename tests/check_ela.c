@@ -4,11 +4,14 @@
  * kernels' definitions; the safe exp form against the plain one; properties
  * that need no oracle (chunk sizes, split = whole, steps = forward, threads). */
 #include <check.h>
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
+#include "ela_exp.h" /* the kernels' exp (inline), checked here against double exp */
 
 #define TOL 1e-4       /* recurrent float forms against the reference */
 #define TOL_CHUNK 5e-4 /* chunk form */
@@ -588,6 +591,78 @@ START_TEST(test_bad_args)
 }
 END_TEST
 
+/* ela_expf(x) against exp(x) in double: 0 if within the documented bound
+ * (ela_exp.h), else 1 (with a message). */
+static int exp_bad(float x, float y)
+{
+    const double e = exp((double)x);
+    if (isnan(x)) return isnan(y) ? 0 : (fprintf(stderr, "exp(nan) = %g\n", y), 1);
+    int ok;
+    if (e > (double)FLT_MAX) /* rounds to inf, or just above FLT_MAX within the bound */
+        ok = isinf(y) || fabs((double)y - e) <= LINATTN_ELA_EXP_RELERR * e;
+    else if (e >= (double)FLT_MIN)
+        ok = isfinite(y) && fabs((double)y - e) <= LINATTN_ELA_EXP_RELERR * e;
+    else /* subnormal or 0: one subnormal step */
+        ok = fabs((double)y - e) <= ldexp(1.0, -149) + LINATTN_ELA_EXP_RELERR * e;
+    if (!ok) fprintf(stderr, "exp(%.9g) = %.9g, double %.17g\n", x, y, e);
+    return !ok;
+}
+
+static float from_bits(uint32_t b)
+{
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* The whole float range: every 251st float of each sign, every float of
+ * the edges (overflow near 88.72, normal/subnormal near -87.34, underflow
+ * near -103.97, around 0), infinities and NaN; as scalar calls and as a
+ * vectorised loop (#pragma omp simd where the build has it). */
+START_TEST(test_exp_accuracy)
+{
+    enum { N = 4096 };
+    static float xs[N], ys[N];
+    int bad = 0, n = 0;
+    long checked = 0;
+    const float edges[] = {88.72283935546875f, -87.33654022216797f, 0.0f,
+                           -103.97208404541016f};
+    for (int pass = 0; pass < 3; pass++) {
+        const uint32_t step = pass == 0 ? 251u : 1u;
+        for (int sign = 0; sign < 2; sign++)
+            for (uint32_t b = 0; b < 0x7F800000u && bad < 10; b += step) {
+                if (pass > 0) { /* every float within 2^16 steps of one edge */
+                    const float c = edges[pass == 1 ? sign : 2 + sign];
+                    uint32_t cb;
+                    memcpy(&cb, &c, sizeof cb);
+                    cb &= 0x7FFFFFFFu;
+                    if (b < (cb > 65536u ? cb - 65536u : 0u)) b = cb > 65536u ? cb - 65536u : 0u;
+                    if (b > cb + 65536u) break;
+                }
+                const float x = from_bits(b | (sign ? 0x80000000u : 0u));
+                bad += exp_bad(x, ela_expf(x));
+                xs[n++] = x;
+                checked++;
+                if (n == N) {
+#if defined(LINATTN_OMP_SIMD) || defined(_OPENMP)
+#pragma omp simd
+#endif
+                    for (int i = 0; i < N; i++) ys[i] = ela_expf(xs[i]);
+                    for (int i = 0; i < N; i++) bad += exp_bad(xs[i], ys[i]);
+                    n = 0;
+                }
+            }
+    }
+    const float special[] = {INFINITY, -INFINITY, NAN, 1e30f, -1e30f, FLT_MAX, -FLT_MAX,
+                             89.0f, -104.0f, -95.0f, 1e-30f, -1e-30f};
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++)
+        bad += exp_bad(special[i], ela_expf(special[i]));
+    ck_assert_msg(ela_expf(0.0f) == 1.0f, "exp(0) = %.9g", ela_expf(0.0f));
+    ck_assert_msg(isinf(ela_expf(89.0f)) && ela_expf(-104.0f) == 0.0f, "overflow/underflow");
+    ck_assert_msg(!bad, "%d of %ld exps outside the bound", bad, checked);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ela");
@@ -601,6 +676,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_features);
     tcase_add_test(tc, test_qk_scale);
     tcase_add_test(tc, test_bad_args);
+    tcase_add_test(tc, test_exp_accuracy);
     suite_add_tcase(s, tc);
     return s;
 }

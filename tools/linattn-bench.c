@@ -148,7 +148,7 @@ static double fl_gla(const int64_t *d, const char *algo)
 static double fl_gka(const int64_t *d, const char *algo)
 {
     const double k = DK, v = DV, c = 64.0;
-    if (!strcmp(algo, "chunk"))
+    if (strstr(algo, "chunk")) /* "chunk" or "auto:chunk" */
         return DH * (2.0 * (GKA_ITERS * (k * k + 2 * c * k) + k * k + c * k + c * c + 2 * k * v +
                             c * k + c * v));
     return DH * (2.0 * ((GKA_ITERS + 2.0) * k * k + 2.0 * k * v));
@@ -355,8 +355,9 @@ static void parse(int argc, char **argv, opts *o)
         exit(2);
     }
     for (int i = 0; i < o->algos.n; i++)
-        if (strcmp(o->algos.s[i], "recurrent") && strcmp(o->algos.s[i], "chunk")) {
-            tool_error(PROG, "--algo %s: expected recurrent or chunk", o->algos.s[i]);
+        if (strcmp(o->algos.s[i], "recurrent") && strcmp(o->algos.s[i], "chunk") &&
+            strcmp(o->algos.s[i], "auto")) {
+            tool_error(PROG, "--algo %s: expected recurrent, chunk or auto", o->algos.s[i]);
             exit(2);
         }
     for (int i = 0; i < o->backends.n; i++)
@@ -567,7 +568,7 @@ int main(int argc, char **argv)
         table |= strcmp(o.modes.s[m], "context") && strcmp(o.modes.s[m], "onnx") &&
                  strcmp(o.modes.s[m], "serve");
     if (table)
-        printf("%-7s %-7s %-7s %-9s %5s %6s %-13s %4s %4s %-7s %-7s %-5s %-5s %3s %10s %12s %8s "
+        printf("%-7s %-7s %-7s %-14s %5s %6s %-13s %4s %4s %-7s %-7s %-5s %-5s %3s %10s %12s %8s "
                "%7s %8s %6s\n", "op", "mode", "isa", "algo", "B", "T", "shape", "Hq", "Hk",
                "gate", "layout", "dtype", "state", "thr", "median_ms", "tokens/s", "GFLOP/s",
                "%peak", "GB/s", "%bw");
@@ -667,6 +668,11 @@ int main(int argc, char **argv)
                                 }
                                 continue; /* chunk form not built: nothing to report */
                             }
+                            /* the algo column names what ran (auto's choice, OpenCL's form) */
+                            if (!ref && *linattn_ctx_last_form(ctx))
+                                snprintf(r->algo, sizeof r->algo, "%s%s",
+                                         algo == LINATTN_ALGO_AUTO && pre && has_algo ? "auto:" : "",
+                                         linattn_ctx_last_form(ctx));
                             const double tokens = (double)B * T;
                             r->tok_s = tokens / r->sec;
                             r->gflops = row->flops ? tokens * row->flops(dims, r->algo) / r->sec * 1e-9 : 0;
@@ -677,7 +683,7 @@ int main(int argc, char **argv)
                             char hq[16] = "-", hk[16] = "-";
                             if (r->Hq) snprintf(hq, sizeof hq, "%ld", r->Hq);
                             if (r->Hk) snprintf(hk, sizeof hk, "%ld", r->Hk);
-                            printf("%-7s %-7s %-7s %-9s %5ld %6ld %-13s %4s %4s %-7s %-7s %-5s "
+                            printf("%-7s %-7s %-7s %-14s %5ld %6ld %-13s %4s %4s %-7s %-7s %-5s "
                                    "%-5s %3ld %10.3f %12.0f %8.1f %6.1f%% %8.1f %5.1f%%\n",
                                    r->op, r->mode, r->isa, r->algo, B, T, shape, hq, hk, r->gate,
                                    r->layout, r->dtype, r->state, threads,

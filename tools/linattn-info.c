@@ -55,14 +55,59 @@ static void list_devices(void)
     }
 }
 
+/* One forward of op ("ela", "gka" or a delta operator) on ctx, K = V = 128,
+ * H = 1 and T tokens (zeros: the timing does not depend on the values),
+ * with auto's algo; its form and reason on one line. */
+static int auto_form(linattn_ctx *ctx, const char *name, int64_t T)
+{
+    const int64_t K = 128, V = 128, n = T * K;
+    float *x = calloc((size_t)(3 * n + T), sizeof *x);
+    if (!x) return 1;
+    const linattn_tensor q = linattn_tensor_4d(x, 1, T, 1, K), v = linattn_tensor_4d(x, 1, T, 1, V);
+    const linattn_tensor o = linattn_tensor_4d(x + 2 * n, 1, T, 1, V);
+    int rc;
+    if (!strcmp(name, "ela")) {
+        linattn_ela_io io = {.q = q, .k = q, .v = v, .o = o};
+        rc = linattn_ela_forward(ctx, &io, NULL);
+    } else if (!strcmp(name, "gka")) {
+        linattn_gka_io io = {.q = q, .k = q, .v = v, .o = o};
+        rc = linattn_gka_forward(ctx, &io, NULL);
+    } else {
+        linattn_delta_io io = {.q = q, .k = q, .v = v, .o = o,
+                               .beta = linattn_tensor_3d(x + 3 * n, 1, T, 1)};
+        rc = linattn_gdn_forward(ctx, &io, NULL);
+    }
+    free(x);
+    if (rc) printf("auto %-7s  %s\n", name, linattn_last_error());
+    else
+        printf("auto %-7s  %s: %s\n", name, linattn_ctx_last_form(ctx),
+               linattn_ctx_last_reason(ctx));
+    return rc;
+}
+
+/* --forms: what auto runs for K = V = 128 and long sequences (measuring
+ * ela's and gka's forms as a context does on its first large call). */
+static int show_forms(linattn_ctx *ctx)
+{
+    /* a call large enough that auto measures: 64 chunks of 64 tokens per thread */
+    const int64_t T = 4096 * (int64_t)linattn_ctx_threads(ctx);
+    return auto_form(ctx, "gdn", T) | auto_form(ctx, "ela", T) | auto_form(ctx, "gka", T);
+}
+
 int main(int argc, char **argv)
 {
+    int forms = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: " PROG " [--help] [--version]\n"
+            printf("usage: " PROG " [--help] [--version] [--forms]\n"
                    "Prints the CPU, its features, the kernels built and chosen, threads, BLAS\n"
-                   "and OpenCL devices.  See linattn-info(1).\n");
+                   "and OpenCL devices; --forms: the forms auto runs (measured, seconds).\n"
+                   "See linattn-info(1).\n");
             return 0;
+        }
+        if (!strcmp(argv[i], "--forms")) {
+            forms = 1;
+            continue;
         }
         if (!strcmp(argv[i], "--version")) {
             printf(PROG " (linattn) %s\n", linattn_version_string());
@@ -105,6 +150,10 @@ int main(int argc, char **argv)
     printf("threads      %d%s%s\n", linattn_ctx_threads(ctx),
            thr_env && *thr_env ? " (LINATTN_NUM_THREADS)" : " (OpenMP default; LINATTN_NUM_THREADS sets)",
            linattn_have_openmp() ? "" : "; built without OpenMP: parts run one after another");
+    const int rc = forms ? show_forms(ctx) : 0;
+    if (!forms)
+        printf("auto forms   measured per context and shape on the first large call "
+               "(--forms shows them)\n");
     linattn_ctx_destroy(ctx);
-    return 0;
+    return rc ? 1 : 0;
 }
