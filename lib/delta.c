@@ -24,8 +24,10 @@ void linattn_delta_opts_init(linattn_delta_opts *opts)
 
 /* A 16-bit state [N,H,K,V] with contiguous rows: element (n, h, i, j) at
  * b + 2 (n s[0] + h s[1] + i s[2] + j); dt 0 when the tensor is float32 or
- * absent.  The jobs widen their rows into scratch and round them back once
- * (a decode step then moves half the state's bytes). */
+ * absent.  A decode step (and a short sequence) hands it to the recurrent
+ * kernel, which widens it into registers and rounds the final state once
+ * (plan.hk); else the jobs widen their rows into scratch and round them
+ * back once.  Either way a step moves half the state's bytes. */
 typedef struct half_state {
     char *b;
     int64_t s[4];
@@ -44,19 +46,25 @@ static half_state half_of(const linattn_tensor *t)
     return x;
 }
 
+/* Element (n, h, i, j) of a 16-bit state. */
+static uint16_t *half_at(const half_state *x, int64_t n, int64_t h, int i, int j)
+{
+    return (uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j;
+}
+
 /* Row i, columns j0 .. j0+w of state (n, h): widen into dst / round src into it. */
 static void half_row_in(const linattn_ctx *ctx, const half_state *x, int64_t n, int64_t h,
                         int i, int j0, int w, float *dst)
 {
-    const uint16_t *r = (const uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j0;
-    (x->dt == LINATTN_F16 ? ctx->kern.f16_in : ctx->kern.bf16_in)(r, dst, (size_t)w);
+    (x->dt == LINATTN_F16 ? ctx->kern.f16_in : ctx->kern.bf16_in)(half_at(x, n, h, i, j0), dst,
+                                                                    (size_t)w);
 }
 
 static void half_row_out(const linattn_ctx *ctx, const half_state *x, int64_t n, int64_t h,
                          int i, int j0, int w, const float *src)
 {
-    uint16_t *r = (uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j0;
-    (x->dt == LINATTN_F16 ? ctx->kern.f16_out : ctx->kern.bf16_out)(src, r, (size_t)w);
+    (x->dt == LINATTN_F16 ? ctx->kern.f16_out : ctx->kern.bf16_out)(src, half_at(x, n, h, i, j0),
+                                                                      (size_t)w);
 }
 
 /* Everything a job needs; decided once per call. */
@@ -73,6 +81,7 @@ typedef struct delta_plan {
     linattn_rows h0, ht;          /* [N,H,K,V] read as rows: (n, h) -> p + n*sb + h*st */
     half_state hs0, hst;          /* the same in a 16-bit type (dt != 0), else unused */
     int half;                     /* h0 or ht 16-bit: the state lives in scratch */
+    int hk;                       /* h0, ht of one 16-bit type read and written by the kernel */
     float scale;
     linattn_algo algo;
     int C, nblk, blkw;
@@ -174,6 +183,8 @@ static void run_job(void *arg, int64_t job, int thread)
     float *stage = p->stage_floats ? work : NULL;
     work += p->stage_floats;
     const int inplace = p->ht.p && !p->half; /* else the state lives in scratch */
+    /* the kernel converts the 16-bit state itself: one kernel call, one token at least */
+    const int hk = p->hk && len >= 1 && len <= LINATTN_KH_TMAX;
     float *S = inplace ? linattn_row(&p->ht, n, h, 0) : work;
     const ptrdiff_t ldS = inplace ? p->ht.sh : p->V;
     const int j0 = (int)blk * p->blkw;
@@ -181,7 +192,7 @@ static void run_job(void *arg, int64_t job, int thread)
 
     /* initial state of this column block */
     const float *S0 = p->h0.p && !p->hs0.dt ? linattn_row(&p->h0, n, h, 0) : NULL;
-    if (S0 != S)
+    if (S0 != S && !hk)
         for (int i = 0; i < p->K; i++) {
             float *row = S + i * ldS + j0;
             if (p->hs0.dt) half_row_in(p->ctx, &p->hs0, n, h, i, j0, w, row);
@@ -199,13 +210,20 @@ static void run_job(void *arg, int64_t job, int thread)
         .beta = p->beta.p ? linattn_row(&p->beta, b, t0, h) : NULL,
         .o = linattn_row(&p->o, b, t0, oh) + j0, .S = S + j0, .scale = p->scale, .pack = pack,
     };
+    if (hk) {
+        jb.hdt = p->hs0.dt == LINATTN_F16 ? LINATTN_KH_F16 : LINATTN_KH_BF16;
+        jb.h0 = half_at(&p->hs0, n, h, 0, j0);
+        jb.ld0 = (ptrdiff_t)p->hs0.s[2];
+        jb.ht = half_at(&p->hst, n, h, 0, j0);
+        jb.ldt = (ptrdiff_t)p->hst.s[2];
+    }
     if (p->ref)
         linattn_delta_ref_seq(&jb, p->flags, linattn_runner_dwork(&p->run, thread));
     else if (p->algo == LINATTN_ALGO_CHUNK)
         linattn_delta_chunk(&jb, p->C, work + (inplace ? 0 : KV));
     else
         run_staged(p->ctx->kern.delta_rec, &jb, stage, p->stage_norm);
-    if (p->half && p->ht.p) /* the final state, rounded once */
+    if (p->half && p->ht.p && !hk) /* the final state, rounded once */
         for (int i = 0; i < p->K; i++) {
             const float *row = S + i * ldS + j0;
             if (p->hst.dt) half_row_out(p->ctx, &p->hst, n, h, i, j0, w, row);
@@ -490,6 +508,8 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
     };
     p.algo = algo;
     p.half = p.hs0.dt || p.hst.dt;
+    p.hk = p.half && !p.ref && algo == LINATTN_ALGO_RECURRENT && p.hs0.dt == p.hst.dt &&
+           p.K <= LINATTN_KH_KMAX;
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
     return execute(op, &p, sh->B, opts->eps, what);
