@@ -368,6 +368,11 @@ static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64
     tu_fill(g, ng, -0.5, 0.0);
     tu_fill(beta, nb, 0.1, 1.0);
     tu_fill(s32, ns, -2.0, 2.0);
+    if (V > 9) { /* special values: their columns go NaN or Inf (the kernels' NaN path) */
+        s32[3] = NAN;
+        s32[ns - 2] = INFINITY;
+        s32[V + 7] = -1e6f;
+    }
     tu_poison(o32, no);
     tu_poison(o16, no);
     for (size_t e = 0; e < nh; e++) hs[e] = 0x1234; /* the gaps' sentinel */

@@ -20,7 +20,9 @@
  * straight into registers (vcvtph2ps, or a shift for bf16) and the last
  * token's write rounds it there (vcvtps2ph, or the integer rounding of
  * lib/half.c for bf16; a vector holding a NaN goes through the scalar code),
- * so that a decode step moves half the bytes and touches no other scratch.
+ * so that a decode step moves half the bytes and touches no other scratch;
+ * with one token (and no read passes) the write widens the state again from
+ * cache rather than keep a float32 copy in the pack.
  * AVX2 has no masked 16-bit moves: a tail vector goes through eight
  * halves on the stack.
  *
@@ -90,17 +92,14 @@ INLINE void st_state(int hdt, float *p, uint16_t *h, __m256i m, int c, int maske
         return;
     }
     if (!masked) c = VL;
-    if (hdt == LINATTN_KH_F16) {
-        if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)) & ((1 << c) - 1)) {
-            float tmp[VL]; /* a NaN: its payload */
-            _mm256_storeu_ps(tmp, x);
-            linattn_f16_out_scalar(tmp, h, (size_t)c);
-            return;
-        }
-        r = linattn_f16x8_out(x);
-    } else {
-        r = linattn_bf16x8_out(_mm256_castps_si256(x));
+    if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)) & ((1 << c) - 1)) {
+        float tmp[VL]; /* a NaN: its payload */
+        _mm256_storeu_ps(tmp, x);
+        (hdt == LINATTN_KH_F16 ? linattn_f16_out_scalar : linattn_bf16_out_scalar)(tmp, h,
+                                                                                 (size_t)c);
+        return;
     }
+    r = hdt == LINATTN_KH_F16 ? linattn_f16x8_out(x) : linattn_bf16x8_out_num(_mm256_castps_si256(x));
     if (c == VL) {
         _mm_storeu_si128((__m128i *)h, r);
     } else {
@@ -239,6 +238,9 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     const int hdt = jb->hdt;
     const uint16_t *const h0 = hdt ? jb->h0 + j0 : NULL;
     uint16_t *const ht = hdt ? jb->ht + j0 : NULL;
+    /* one token (a decode step) read by the sweep's queries only: the write
+     * widens the 16-bit state again (from cache) instead of a float32 copy */
+    const int direct = hdt && jb->T == 1 && nq <= NQ;
     /* work array of the sweeps: buf (stride NV*VL, no masks) or S itself */
     float *const W = PACKED ? buf : S;
     const ptrdiff_t ldW = PACKED ? NV * VL : ldS;
@@ -281,7 +283,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
         for (int v = 0; v < NV; v++) {
             const __m256 s = ld_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], cnt[v],
                                       MASKED);
-            if (PACKED) _mm256_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
+            if (PACKED && !direct) _mm256_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
             if (GDN) a[v] = _mm256_fmadd_ps(s, ki, a[v]);
             UNROLL
             for (int r = 0; r < NQ; r++) b[r][v] = _mm256_fmadd_ps(s, qi[r], b[r][v]);
@@ -365,12 +367,15 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
                 const float *wrow = W + (ptrdiff_t)i * ldW;
                 float *row = S + (ptrdiff_t)i * ldS;
                 uint16_t *hrow = hdt ? ht + (ptrdiff_t)i * jb->ldt : NULL;
+                const uint16_t *grow = direct ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
                 const __m256 ki = _mm256_set1_ps(k[i]);
                 const __m256 gi = GK ? _mm256_set1_ps(gc[i]) : gam;
                 UNROLL
                 for (int v = 0; v < NV; v++)
                     st_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], cnt[v], MASKED,
-                             _mm256_fmadd_ps(gi, ld(wrow + v * VL, m[v], WM), _mm256_mul_ps(ki, u[v])));
+                             _mm256_fmadd_ps(gi, direct ? ld_state(hdt, NULL, grow + v * VL, m[v], cnt[v], MASKED)
+                                                     : ld(wrow + v * VL, m[v], WM),
+                                             _mm256_mul_ps(ki, u[v])));
             }
         }
     }

@@ -35,6 +35,14 @@ static inline __m128i linattn_bf16x8_out(__m256i x)
     return _mm256_castsi256_si128(r);
 }
 
+/* float32 to bf16 when no lane is a NaN: the rounding add alone. */
+static inline __m128i linattn_bf16x8_out_num(__m256i x)
+{
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+
 /* float32 to f16 (vcvtps2ph: round to nearest even, exact subnormals,
  * overflow to Inf); NaN lanes need the scalar code (their payloads). */
 static inline __m128i linattn_f16x8_out(__m256 x)

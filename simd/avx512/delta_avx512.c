@@ -20,7 +20,9 @@
  * straight into registers (vcvtph2ps, or a shift for bf16) and the last
  * token's write rounds it there (vcvtps2ph, or the integer rounding of
  * lib/half.c for bf16; a vector holding a NaN goes through the scalar code),
- * so that a decode step moves half the bytes and touches no other scratch.
+ * so that a decode step moves half the bytes and touches no other scratch;
+ * with one token (and no read passes) the write widens the state again from
+ * cache rather than keep a float32 copy in the pack.
  *
  * Compile with -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma. */
 #include <immintrin.h>
@@ -76,17 +78,15 @@ INLINE void st_state(int hdt, float *p, uint16_t *h, __mmask16 m, int masked, __
         st(p, m, masked, x);
         return;
     }
-    if (hdt == LINATTN_KH_F16) {
-        if (_mm512_mask_cmp_ps_mask(m, x, x, _CMP_UNORD_Q)) { /* a NaN: its payload */
-            float tmp[VL];
-            _mm512_storeu_ps(tmp, x);
-            linattn_f16_out_scalar(tmp, h, (size_t)__builtin_popcount((unsigned)m));
-            return;
-        }
-        r = linattn_f16x16_out(x);
-    } else {
-        r = linattn_bf16x16_out(_mm512_castps_si512(x));
+    if (_mm512_mask_cmp_ps_mask(m, x, x, _CMP_UNORD_Q)) { /* a NaN: its payload */
+        float tmp[VL];
+        _mm512_storeu_ps(tmp, x);
+        (hdt == LINATTN_KH_F16 ? linattn_f16_out_scalar : linattn_bf16_out_scalar)(
+            tmp, h, (size_t)__builtin_popcount((unsigned)m));
+        return;
     }
+    r = hdt == LINATTN_KH_F16 ? linattn_f16x16_out(x)
+                              : linattn_bf16x16_out_num(_mm512_castps_si512(x));
     if (masked) _mm256_mask_storeu_epi16(h, m, r);
     else _mm256_storeu_si256((__m256i *)h, r);
 }
@@ -222,6 +222,9 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     const int hdt = jb->hdt;
     const uint16_t *const h0 = hdt ? jb->h0 + j0 : NULL;
     uint16_t *const ht = hdt ? jb->ht + j0 : NULL;
+    /* one token (a decode step) read by the sweep's queries only: the write
+     * widens the 16-bit state again (from cache) instead of a float32 copy */
+    const int direct = hdt && jb->T == 1 && nq <= NQ;
     /* work array of the sweeps: buf (stride NV*VL, no masks) or S itself */
     float *const W = PACKED ? buf : S;
     const ptrdiff_t ldW = PACKED ? NV * VL : ldS;
@@ -260,7 +263,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
         UNROLL
         for (int v = 0; v < NV; v++) {
             const __m512 s = ld_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], MASKED);
-            if (PACKED) _mm512_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
+            if (PACKED && !direct) _mm512_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
             if (GDN) a[v] = _mm512_fmadd_ps(s, ki, a[v]);
             UNROLL
             for (int r = 0; r < NQ; r++) b[r][v] = _mm512_fmadd_ps(s, qi[r], b[r][v]);
@@ -344,12 +347,15 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
                 const float *wrow = W + (ptrdiff_t)i * ldW;
                 float *row = S + (ptrdiff_t)i * ldS;
                 uint16_t *hrow = hdt ? ht + (ptrdiff_t)i * jb->ldt : NULL;
+                const uint16_t *grow = direct ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
                 const __m512 ki = _mm512_set1_ps(k[i]);
                 const __m512 gi = GK ? _mm512_set1_ps(gc[i]) : gam;
                 UNROLL
                 for (int v = 0; v < NV; v++)
                     st_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], MASKED,
-                             _mm512_fmadd_ps(gi, ld(wrow + v * VL, m[v], WM), _mm512_mul_ps(ki, u[v])));
+                             _mm512_fmadd_ps(gi, direct ? ld_state(hdt, NULL, grow + v * VL, m[v], MASKED)
+                                                     : ld(wrow + v * VL, m[v], WM),
+                                             _mm512_mul_ps(ki, u[v])));
             }
         }
     }

@@ -29,6 +29,14 @@ static inline __m256i linattn_bf16x16_out(__m512i x)
     return _mm512_cvtepi32_epi16(r);
 }
 
+/* float32 to bf16 when no lane is a NaN: the rounding add alone. */
+static inline __m256i linattn_bf16x16_out_num(__m512i x)
+{
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    return _mm512_cvtepi32_epi16(
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), lsb), 16));
+}
+
 /* float32 to f16 (vcvtps2ph: round to nearest even, exact subnormals,
  * overflow to Inf); NaN lanes need the scalar code (their payloads). */
 static inline __m256i linattn_f16x16_out(__m512 x)
