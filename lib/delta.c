@@ -24,8 +24,10 @@ void linattn_delta_opts_init(linattn_delta_opts *opts)
 
 /* A 16-bit state [N,H,K,V] with contiguous rows: element (n, h, i, j) at
  * b + 2 (n s[0] + h s[1] + i s[2] + j); dt 0 when the tensor is float32 or
- * absent.  The jobs widen their rows into scratch and round them back once
- * (a decode step then moves half the state's bytes). */
+ * absent.  A decode step (and a short sequence) hands it to the recurrent
+ * kernel, which widens it into registers and rounds the final state once
+ * (plan.hk); else the jobs widen their rows into scratch and round them
+ * back once.  Either way a step moves half the state's bytes. */
 typedef struct half_state {
     char *b;
     int64_t s[4];
@@ -44,19 +46,25 @@ static half_state half_of(const linattn_tensor *t)
     return x;
 }
 
+/* Element (n, h, i, j) of a 16-bit state. */
+static uint16_t *half_at(const half_state *x, int64_t n, int64_t h, int i, int j)
+{
+    return (uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j;
+}
+
 /* Row i, columns j0 .. j0+w of state (n, h): widen into dst / round src into it. */
 static void half_row_in(const linattn_ctx *ctx, const half_state *x, int64_t n, int64_t h,
                         int i, int j0, int w, float *dst)
 {
-    const uint16_t *r = (const uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j0;
-    (x->dt == LINATTN_F16 ? ctx->kern.f16_in : ctx->kern.bf16_in)(r, dst, (size_t)w);
+    (x->dt == LINATTN_F16 ? ctx->kern.f16_in : ctx->kern.bf16_in)(half_at(x, n, h, i, j0), dst,
+                                                                    (size_t)w);
 }
 
 static void half_row_out(const linattn_ctx *ctx, const half_state *x, int64_t n, int64_t h,
                          int i, int j0, int w, const float *src)
 {
-    uint16_t *r = (uint16_t *)(x->b) + n * x->s[0] + h * x->s[1] + i * x->s[2] + j0;
-    (x->dt == LINATTN_F16 ? ctx->kern.f16_out : ctx->kern.bf16_out)(src, r, (size_t)w);
+    (x->dt == LINATTN_F16 ? ctx->kern.f16_out : ctx->kern.bf16_out)(src, half_at(x, n, h, i, j0),
+                                                                      (size_t)w);
 }
 
 /* Everything a job needs; decided once per call. */
@@ -73,6 +81,7 @@ typedef struct delta_plan {
     linattn_rows h0, ht;          /* [N,H,K,V] read as rows: (n, h) -> p + n*sb + h*st */
     half_state hs0, hst;          /* the same in a 16-bit type (dt != 0), else unused */
     int half;                     /* h0 or ht 16-bit: the state lives in scratch */
+    int hk;                       /* h0, ht of one 16-bit type read and written by the kernel */
     float scale;
     linattn_algo algo;
     int C, nblk, blkw;
@@ -210,6 +219,9 @@ static void run_job(void *arg, int64_t job, int thread)
     const int64_t slot = p->sv.slot ? p->sv.slot[n] : n;
     const int fresh = slot < 0 || (p->sv.init && !p->sv.init[n]);
     const int inplace = p->ht.p && !p->half && slot >= 0; /* else the state lives in scratch */
+    /* the kernel converts the 16-bit state itself: one kernel call over one
+     * token at least, from the stored state, no cuts */
+    const int hk = p->hk && len >= 1 && len <= LINATTN_KH_TMAX && !fresh && !p->sv.W && !p->sv.C;
     float *S = inplace ? linattn_row(&p->ht, slot, h, 0) : work;
     float *cwork = work + (p->scratch_state ? KV : 0);
     const ptrdiff_t ldS = inplace ? p->ht.sh : p->V;
@@ -218,7 +230,7 @@ static void run_job(void *arg, int64_t job, int thread)
 
     /* initial state of this column block */
     const float *S0 = p->h0.p && !p->hs0.dt && !fresh ? linattn_row(&p->h0, slot, h, 0) : NULL;
-    if (S0 != S)
+    if (S0 != S && !hk)
         for (int i = 0; i < p->K; i++) {
             float *row = S + i * ldS + j0;
             if (p->hs0.dt && !fresh) half_row_in(p->ctx, &p->hs0, slot, h, i, j0, w, row);
@@ -236,9 +248,16 @@ static void run_job(void *arg, int64_t job, int thread)
         .beta = p->beta.p ? linattn_row(&p->beta, b, t0, h) : NULL,
         .o = linattn_row(&p->o, b, t0, oh) + j0, .S = S + j0, .scale = p->scale, .pack = pack,
     };
+    if (hk) {
+        jb.hdt = p->hs0.dt == LINATTN_F16 ? LINATTN_KH_F16 : LINATTN_KH_BF16;
+        jb.h0 = half_at(&p->hs0, slot, h, 0, j0);
+        jb.ld0 = (ptrdiff_t)p->hs0.s[2];
+        jb.ht = half_at(&p->hst, slot, h, 0, j0);
+        jb.ldt = (ptrdiff_t)p->hst.s[2];
+    }
     if (p->sv.W || p->sv.C) run_cuts(p, &jb, n, h, S, ldS, j0, thread, cwork, stage);
     else run_kernel(p, &jb, thread, cwork, stage);
-    if (p->half && p->ht.p && slot >= 0) /* the final state, rounded once */
+    if (p->half && p->ht.p && slot >= 0 && !hk) /* the final state, rounded once */
         for (int i = 0; i < p->K; i++) {
             const float *row = S + i * ldS + j0;
             if (p->hst.dt) half_row_out(p->ctx, &p->hst, slot, h, i, j0, w, row);
@@ -536,6 +555,8 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
     p.sv = *sv;
     p.sv.w = linattn_rows_of(&x->hW, 1, 1);
     p.sv.c = linattn_rows_of(&x->hC, 1, 1);
+    p.hk = p.half && !p.ref && algo == LINATTN_ALGO_RECURRENT && p.hs0.dt == p.hst.dt &&
+           p.K <= LINATTN_KH_KMAX;
     char what[32];
     snprintf(what, sizeof what, "%s %s", op_names[op], step ? "step" : "forward");
     const char *form = p.ref ? "reference" : algo == LINATTN_ALGO_CHUNK ? "chunk" : "recurrent";

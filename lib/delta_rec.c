@@ -16,7 +16,11 @@
  * its output row of the next token (o is written there before it is final),
  * which the next token finishes.  Both reads are the same arithmetic
  * (acc += s * c over the rows in order), so a query's result does not
- * depend on nq. */
+ * depend on nq.
+ *
+ * A 16-bit state (jb->hdt): each row of the panel is widened into pack at
+ * token 0, the sweeps run there, and the last token's write rounds each row
+ * back into the state once. */
 #include <math.h>
 #include "kernels.h"
 #include "linattn.h"
@@ -44,14 +48,14 @@ static inline float rd(const float *gn, const float *x, int i)
 }
 
 /* pend[j] = sum_i S[i][j] c_i for query r of token t, c from rd() */
-static void read_pass(const linattn_delta_rec_job *jb, const float *S, int w, int64_t t, int r,
-                      const float *gn, float *pend)
+static void read_pass(const linattn_delta_rec_job *jb, const float *S, ptrdiff_t ldS, int w,
+                      int64_t t, int r, const float *gn, float *pend)
 {
     const float *q = jb->q + t * jb->sq + r * jb->sqh;
     for (int j = 0; j < w; j++) pend[j] = 0.0f;
     for (int i = 0; i < jb->K; i++) {
         const float ci = rd(gn, q, i);
-        const float *row = S + (ptrdiff_t)i * jb->ldS;
+        const float *row = S + (ptrdiff_t)i * ldS;
         for (int j = 0; j < w; j++) pend[j] += row[j] * ci;
     }
 }
@@ -61,7 +65,11 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf, c
     const int K = jb->K;
     const int gdn = jb->beta != NULL;
     float a[PANEL], b[PANEL], u[PANEL];
-    float *S = jb->S + j0;
+    /* the state's panel, or (16-bit state) its float32 copy in pack */
+    float *S = jb->hdt ? jb->pack : jb->S + j0;
+    const ptrdiff_t ldS = jb->hdt ? PANEL : jb->ldS;
+    const uint16_t *h0 = jb->h0 ? jb->h0 + j0 : NULL;
+    uint16_t *ht = jb->ht ? jb->ht + j0 : NULL;
     /* gk: decay of the current and of the next token */
     float *gc = gk ? gbuf : NULL, *gn = gk ? gbuf + K : NULL;
 
@@ -70,10 +78,12 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf, c
     for (int j = 0; j < w; j++) { a[j] = 0.0f; b[j] = 0.0f; }
     for (int i = 0; i < K; i++) {
         const float ki = rd(gc, jb->k, i), qi = rd(gc, jb->q, i);
-        const float *row = S + (ptrdiff_t)i * jb->ldS;
+        float *row = S + (ptrdiff_t)i * ldS;
+        if (jb->hdt == LINATTN_KH_F16) linattn_f16_in_scalar(h0 + i * jb->ld0, row, (size_t)w);
+        else if (jb->hdt) linattn_bf16_in_scalar(h0 + i * jb->ld0, row, (size_t)w);
         for (int j = 0; j < w; j++) { a[j] += row[j] * ki; b[j] += row[j] * qi; }
     }
-    for (int r = 1; r < jb->nq; r++) read_pass(jb, S, w, 0, r, gc, jb->o + r * jb->soh + j0);
+    for (int r = 1; r < jb->nq; r++) read_pass(jb, S, ldS, w, 0, r, gc, jb->o + r * jb->soh + j0);
 
     for (int64_t t = 0; t < jb->T; t++) {
         const float *q = jb->q + t * jb->sq, *k = jb->k + t * jb->sk;
@@ -110,7 +120,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf, c
             for (int i = 0; i < K; i++) {
                 const float gi = gk ? gc[i] : gamma;
                 const float ki = k[i], kni = rd(gn, kn, i), qni = rd(gn, qn, i);
-                float *row = S + (ptrdiff_t)i * jb->ldS;
+                float *row = S + (ptrdiff_t)i * ldS;
                 for (int j = 0; j < w; j++) {
                     const float s = gi * row[j] + ki * u[j];
                     row[j] = s;
@@ -119,14 +129,16 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *gbuf, c
                 }
             }
             for (int r = 1; r < jb->nq; r++)
-                read_pass(jb, S, w, t + 1, r, gn, o + jb->so + r * jb->soh);
+                read_pass(jb, S, ldS, w, t + 1, r, gn, o + jb->so + r * jb->soh);
             if (gk) { float *x = gc; gc = gn; gn = x; }
         } else {
             for (int i = 0; i < K; i++) {
                 const float gi = gk ? gc[i] : gamma;
                 const float ki = k[i];
-                float *row = S + (ptrdiff_t)i * jb->ldS;
+                float *row = S + (ptrdiff_t)i * ldS;
                 for (int j = 0; j < w; j++) row[j] = gi * row[j] + ki * u[j];
+                if (jb->hdt == LINATTN_KH_F16) linattn_f16_out_scalar(row, ht + i * jb->ldt, (size_t)w);
+                else if (jb->hdt) linattn_bf16_out_scalar(row, ht + i * jb->ldt, (size_t)w);
             }
         }
     }

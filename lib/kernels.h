@@ -49,9 +49,24 @@ typedef struct linattn_delta_rec_job {
      * may keep a contiguous copy of its panel of S, or NULL (then it works
      * on S in place).  Using it must not change any result bit. */
     float *pack;
+    /* A 16-bit state (hdt LINATTN_KH_F16 or LINATTN_KH_BF16; 0: S is the
+     * state).  Then S is unused: the kernel reads row i of its columns from
+     * h0[i*ld0 + j] once, at token 0, widening it into registers and its
+     * float32 panel in pack, and stores the final state rounded once (to
+     * nearest even, the bits of lib/half.c) into ht[i*ldt + j].  Only with
+     * pack set, K <= LINATTN_KH_KMAX and T <= LINATTN_KH_TMAX; the result
+     * bits are those of the float32 kernel on the widened state, rounded. */
+    int hdt;
+    ptrdiff_t ld0, ldt;
+    const uint16_t *h0;
+    uint16_t *ht;
 } linattn_delta_rec_job;
 
 #define LINATTN_PACK_FLOATS 16384
+#define LINATTN_KH_F16 1
+#define LINATTN_KH_BF16 2
+#define LINATTN_KH_KMAX 256 /* a panel of 64 columns fits pack */
+#define LINATTN_KH_TMAX 128 /* one token chunk of the NEON kernel */
 
 typedef void (*linattn_delta_rec_fn)(const linattn_delta_rec_job *job);
 

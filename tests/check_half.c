@@ -329,6 +329,159 @@ START_TEST(test_ops)
 }
 END_TEST
 
+/* ---- the delta family's step with a 16-bit state in the kernels ------------ */
+
+/* [B,T,heads,X], or [B,heads,X] when T is 0 (a step's) */
+static void bt_dims(int64_t *s, int64_t B, int64_t T, int64_t heads, int64_t X)
+{
+    int n = 0;
+    s[n++] = B;
+    if (T) s[n++] = T;
+    s[n++] = heads;
+    s[n++] = X;
+}
+
+/* A step (or, T > 0, a forward over T tokens from h0 = hT) of op on a
+ * strided 16-bit state: B sequences, H value heads (Hq = nq H query heads
+ * sharing them), K x V state, g per key channel (gk).  The state's rows
+ * are ld = V + 5 elements apart, its heads K ld + 3, its sequences
+ * H (K ld + 3) + 7, from an offset of 11; the gaps hold a sentinel that
+ * must survive.  Equal bit for bit to the float32 call on the widened state
+ * with its state rounded once, outputs included. */
+static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H, int nq,
+                      int64_t K, int64_t V, int gk, int64_t T)
+{
+    const int64_t Hq = nq * H, ld = V + 5, sh = K * ld + 3, sb = H * sh + 7, off = 11;
+    const int64_t TT = T ? T : 1;
+    const size_t nqk = (size_t)(B * TT * Hq * K), nk = (size_t)(B * TT * H * K);
+    const size_t nv = (size_t)(B * TT * H * V), no = (size_t)(B * TT * Hq * V);
+    const size_t ng = (size_t)(B * TT * H * (gk ? K : 1)), nb = (size_t)(B * TT * H);
+    const size_t ns = (size_t)(B * H * K * V), nh = (size_t)(off + B * sb);
+    float *q = tu_alloc(nqk), *k = tu_alloc(nk), *v = tu_alloc(nv), *g = tu_alloc(ng);
+    float *beta = tu_alloc(nb), *o32 = tu_alloc(no), *o16 = tu_alloc(no), *s32 = tu_alloc(ns);
+    uint16_t *hs = malloc(nh * 2), *want = malloc(ns * 2);
+    ck_assert(hs && want);
+    tu_fill(q, nqk, -1.0, 1.0);
+    tu_fill(k, nk, -1.0, 1.0);
+    tu_l2norm_rows(k, nk / (size_t)K, (int)K);
+    tu_fill(v, nv, -1.0, 1.0);
+    tu_fill(g, ng, -0.5, 0.0);
+    tu_fill(beta, nb, 0.1, 1.0);
+    tu_fill(s32, ns, -2.0, 2.0);
+    if (V > 9) { /* special values: their columns go NaN or Inf (the kernels' NaN path) */
+        s32[3] = NAN;
+        s32[ns - 2] = INFINITY;
+        s32[V + 7] = -1e6f;
+    }
+    tu_poison(o32, no);
+    tu_poison(o16, no);
+    for (size_t e = 0; e < nh; e++) hs[e] = 0x1234; /* the gaps' sentinel */
+    /* the state rounded to d, into the view and back into the float32 one */
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < K; i++) {
+                float *r = s32 + ((n * H + h) * K + i) * V;
+                uint16_t *x = hs + off + n * sb + h * sh + i * ld;
+                ck_assert_int_eq(linattn_convert(r, LINATTN_F32, x, d, (size_t)V), 0);
+                ck_assert_int_eq(linattn_convert(x, d, r, LINATTN_F32, (size_t)V), 0);
+            }
+    linattn_ctx *c = tu_ctx(isa, 2);
+    const int r = T ? 4 : 3;
+    int64_t qs[4], ks[4], vs[4], os[4];
+    const int64_t st[4] = {B, H, K, V};
+    bt_dims(qs, B, T, Hq, K);
+    bt_dims(ks, B, T, H, K);
+    bt_dims(vs, B, T, H, V);
+    bt_dims(os, B, T, Hq, V);
+    linattn_tensor tq = linattn_tensor_nd(q, LINATTN_F32, r, qs);
+    linattn_tensor tk = linattn_tensor_nd(k, LINATTN_F32, r, ks);
+    linattn_tensor tv = linattn_tensor_nd(v, LINATTN_F32, r, vs);
+    linattn_tensor tg = linattn_tensor_nd(g, LINATTN_F32, r - 1 + gk, ks);
+    linattn_tensor tb = op == LINATTN_OP_GLA ? (linattn_tensor){0}
+                                             : linattn_tensor_nd(beta, LINATTN_F32, r - 1, vs);
+    linattn_tensor s32t = linattn_tensor_nd(s32, LINATTN_F32, 4, st);
+    linattn_tensor s16t = linattn_tensor_nd(hs, d, 4, st);
+    s16t.strides[0] = sb;
+    s16t.strides[1] = sh;
+    s16t.strides[2] = ld;
+    s16t.strides[3] = 1;
+    s16t.offset = off;
+    for (int half = 0; half < 2; half++) {
+        const linattn_tensor ts = half ? s16t : s32t;
+        linattn_tensor to = linattn_tensor_nd(half ? o16 : o32, LINATTN_F32, r, os);
+        int rc;
+        if (T) {
+            const linattn_delta_io io = {.q = tq, .k = tk, .v = tv, .g = tg, .beta = tb,
+                                         .h0 = ts, .o = to, .hT = ts};
+            rc = linattn_delta_forward(c, (linattn_delta_op)op, &io, NULL);
+        } else {
+            const linattn_delta_step_io io = {.q = tq, .k = tk, .v = tv, .g = tg, .beta = tb,
+                                              .state_h = ts, .o = to};
+            rc = linattn_delta_step(c, (linattn_delta_op)op, &io, NULL);
+        }
+        ck_assert_msg(rc == 0, "op %d %s on %s: %s", op, linattn_dtype_name(d), isa,
+                      linattn_last_error());
+    }
+    ck_assert_int_eq(linattn_convert(s32, LINATTN_F32, want, d, ns), 0);
+    const char *what = T ? "forward" : "step";
+    for (size_t e = 0; e < no; e++)
+        ck_assert_msg(bits(o16[e]) == bits(o32[e]),
+                      "op %d %s %s on %s B=%lld H=%lld nq=%d K=%lld V=%lld gk=%d: o[%zu] %a, "
+                      "float32 state %a", op, what, linattn_dtype_name(d), isa, (long long)B,
+                      (long long)H, nq, (long long)K, (long long)V, gk, e, (double)o16[e],
+                      (double)o32[e]);
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < K; i++)
+                for (int64_t j = 0; j < V; j++) {
+                    const uint16_t got = hs[off + n * sb + h * sh + i * ld + j];
+                    const uint16_t w = want[((n * H + h) * K + i) * V + j];
+                    ck_assert_msg(got == w,
+                                  "op %d %s %s on %s B=%lld H=%lld nq=%d K=%lld V=%lld gk=%d: "
+                                  "state[%lld,%lld,%lld,%lld] %04x, float32 rounded %04x", op,
+                                  what, linattn_dtype_name(d), isa, (long long)B, (long long)H,
+                                  nq, (long long)K, (long long)V, gk, (long long)n,
+                                  (long long)h, (long long)i, (long long)j, got, w);
+                    hs[off + n * sb + h * sh + i * ld + j] = 0x1234; /* checked */
+                }
+    for (size_t e = 0; e < nh; e++) /* the gaps (and now every element) */
+        ck_assert_msg(hs[e] == 0x1234, "op %d %s on %s: state view's gap [%zu] written", op,
+                      linattn_dtype_name(d), isa, e);
+    linattn_ctx_destroy(c);
+    free(q); free(k); free(v); free(g); free(beta); free(o32); free(o16); free(s32);
+    free(hs); free(want);
+}
+
+/* loop index: op (gdn, kla; gla keeps a float32 state) x dtype.  Shapes around the kernels' edges:
+ * B = 1..5, H not a multiple of any vector width, V not a multiple of 4, 8
+ * or 16 (and one full 128 x 128 head), query heads sharing the state
+ * (2 and 4), g per key channel, K at the kernels' bound for the 16-bit
+ * state (256) and above it (the scratch path), and a few short forwards
+ * from h0 = hT; two threads split a lone head's columns. */
+START_TEST(test_step_shapes)
+{
+    const int op = _i / 2;
+    const linattn_dtype d = HALVES[_i % 2];
+    const char *isas[8];
+    const int ni = tu_isas(isas, 7);
+    for (int b = 0; b < ni; b++) {
+        if (!strcmp(isas[b], "opencl")) continue; /* the CPU kernels */
+        for (int64_t B = 1; B <= 5; B++) {
+            step_case(isas[b], op, d, B, 3, 1, 16, 12 + 13 * B, 0, 0);
+            step_case(isas[b], op, d, B, 1 + B % 2, 1 + (int)(B % 2), 24, 9 * B, (B & 2) != 0, 0);
+        }
+        step_case(isas[b], op, d, 1, 1, 1, 33, 70, 0, 0);
+        step_case(isas[b], op, d, 2, 2, 1, 128, 128, 0, 0);
+        step_case(isas[b], op, d, 1, 2, 4, 20, 37, 1, 0);
+        step_case(isas[b], op, d, 2, 1, 4, 20, 19, 0, 0);
+        step_case(isas[b], op, d, 1, 1, 1, 256, 21, 1, 0);
+        step_case(isas[b], op, d, 1, 1, 1, 260, 21, 0, 0);
+        step_case(isas[b], op, d, 2, 3, 1, 16, 45, 0, 3);
+        step_case(isas[b], op, d, 1, 2, 2, 32, 20, 1, 130);
+    }
+}
+END_TEST
+
 /* ---- decode drift with a half state --------------------------------------- */
 
 #define DRIFT_REPS 512 /* per-token inputs made once, used in turn */
@@ -467,6 +620,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600); /* per entry: ISAs x 2 dtypes x 3 small calls + the ref */
     tcase_add_loop_test(tc, test_ops, 0, linattn_op_count());
     tcase_add_loop_test(tc, test_f32_states, 0, linattn_op_count());
+    tcase_add_loop_test(tc, test_step_shapes, 0, 4);
     suite_add_tcase(s, tc);
     tc = tcase_create("drift");
     tcase_set_timeout(tc, 900); /* per entry: 2 x 10^5 steps of 2 heads of 32 x 32 */

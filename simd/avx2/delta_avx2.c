@@ -16,11 +16,23 @@
  * more by read passes): see lib/delta_rec.c; the per-channel gamma come
  * from exp8 (lane by lane), computed by the same code in every panel.
  *
- * Compile with -mavx2 -mfma. */
+ * A 16-bit state (jb->hdt, always packed): the token-0 read pass loads it
+ * straight into registers (vcvtph2ps, or a shift for bf16) and the last
+ * token's write rounds it there (vcvtps2ph, or the integer rounding of
+ * lib/half.c for bf16; a vector holding a NaN goes through the scalar code),
+ * so that a decode step moves half the bytes and touches no other scratch;
+ * with one token (and no read passes) the write widens the state again from
+ * cache rather than keep a float32 copy in the pack.
+ * AVX2 has no masked 16-bit moves: a tail vector goes through eight
+ * halves on the stack.
+ *
+ * Compile with -mavx2 -mfma -mf16c. */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 #include "kernels.h"
 #include "linattn.h"
+#include "half_avx2.h"
 
 #define VL 8                /* floats per ymm */
 #define NVMAX 4             /* vectors per panel */
@@ -52,6 +64,49 @@ INLINE void st(float *p, __m256i m, int masked, __m256 x)
 {
     if (masked) _mm256_maskstore_ps(p, m, x);
     else _mm256_storeu_ps(p, x);
+}
+
+/* A vector of the state: float32 at p, or (hdt) c <= 8 16-bit values at h,
+ * widened (the lanes beyond c zero, as a masked load's). */
+INLINE __m256 ld_state(int hdt, const float *p, const uint16_t *h, __m256i m, int c, int masked)
+{
+    if (!hdt) return ld(p, m, masked);
+    __m128i x;
+    if (masked && c < VL) {
+        uint16_t tmp[VL] = {0};
+        memcpy(tmp, h, sizeof(uint16_t) * (size_t)c);
+        x = _mm_loadu_si128((const __m128i *)tmp);
+    } else {
+        x = _mm_loadu_si128((const __m128i *)h);
+    }
+    return hdt == LINATTN_KH_F16 ? _mm256_cvtph_ps(x) : linattn_bf16x8_in(x);
+}
+
+/* Store a vector of the state: float32 at p, or (hdt) c <= 8 lanes rounded
+ * once to h. */
+INLINE void st_state(int hdt, float *p, uint16_t *h, __m256i m, int c, int masked, __m256 x)
+{
+    __m128i r;
+    if (!hdt) {
+        st(p, m, masked, x);
+        return;
+    }
+    if (!masked) c = VL;
+    if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)) & ((1 << c) - 1)) {
+        float tmp[VL]; /* a NaN: its payload */
+        _mm256_storeu_ps(tmp, x);
+        (hdt == LINATTN_KH_F16 ? linattn_f16_out_scalar : linattn_bf16_out_scalar)(tmp, h,
+                                                                                 (size_t)c);
+        return;
+    }
+    r = hdt == LINATTN_KH_F16 ? linattn_f16x8_out(x) : linattn_bf16x8_out_num(_mm256_castps_si256(x));
+    if (c == VL) {
+        _mm_storeu_si128((__m128i *)h, r);
+    } else {
+        uint16_t tmp[VL];
+        _mm_storeu_si128((__m128i *)tmp, r);
+        memcpy(h, tmp, sizeof(uint16_t) * (size_t)c);
+    }
 }
 
 /* x . y over K floats: 4 accumulators over blocks of 32, then blocks of 8,
@@ -179,6 +234,13 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     const int K = jb->K, nq = NQ == 1 ? 1 : jb->nq;
     const ptrdiff_t ldS = jb->ldS, sq = jb->sq, sk = jb->sk, sqh = jb->sqh, soh = jb->soh;
     float *const S = jb->S + j0;
+    /* 16-bit state: read at token 0, written after the last (then PACKED) */
+    const int hdt = jb->hdt;
+    const uint16_t *const h0 = hdt ? jb->h0 + j0 : NULL;
+    uint16_t *const ht = hdt ? jb->ht + j0 : NULL;
+    /* one token (a decode step) read by the sweep's queries only: the write
+     * widens the 16-bit state again (from cache) instead of a float32 copy */
+    const int direct = hdt && jb->T == 1 && nq <= NQ;
     /* work array of the sweeps: buf (stride NV*VL, no masks) or S itself */
     float *const W = PACKED ? buf : S;
     const ptrdiff_t ldW = PACKED ? NV * VL : ldS;
@@ -188,12 +250,14 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     float *const ck = GK ? gbuf + 2 * LINATTN_MAX_HEAD_DIM : NULL;
     float *const cq = GK ? gbuf + 3 * LINATTN_MAX_HEAD_DIM : NULL;
     __m256i m[NVMAX];
+    int cnt[NVMAX]; /* lanes of vector v in the panel */
     __m256 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
 
     UNROLL
     for (int v = 0; v < NV; v++) {
         const int r = w - v * VL;
-        m[v] = lane_mask(r < 0 ? 0 : r > VL ? VL : r);
+        cnt[v] = r < 0 ? 0 : r > VL ? VL : r;
+        m[v] = lane_mask(cnt[v]);
     }
 
     /* reads for token 0: a = S^T k_0, b = S^T q_0 (and copy S into buf) */
@@ -209,6 +273,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     }
     for (int i = 0; i < K; i++) {
         const float *row = S + (ptrdiff_t)i * ldS;
+        const uint16_t *hrow = hdt ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
         const __m256 ki = GK ? _mm256_set1_ps(ck[i]) : _mm256_set1_ps(jb->k[i]);
         __m256 qi[NQMAX];
         UNROLL
@@ -216,8 +281,9 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
             qi[r] = GK ? _mm256_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm256_set1_ps(jb->q[r * sqh + i]);
         UNROLL
         for (int v = 0; v < NV; v++) {
-            const __m256 s = ld(row + v * VL, m[v], MASKED);
-            if (PACKED) _mm256_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
+            const __m256 s = ld_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], cnt[v],
+                                      MASKED);
+            if (PACKED && !direct) _mm256_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
             if (GDN) a[v] = _mm256_fmadd_ps(s, ki, a[v]);
             UNROLL
             for (int r = 0; r < NQ; r++) b[r][v] = _mm256_fmadd_ps(s, qi[r], b[r][v]);
@@ -300,12 +366,16 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
             for (int i = 0; i < K; i++) {
                 const float *wrow = W + (ptrdiff_t)i * ldW;
                 float *row = S + (ptrdiff_t)i * ldS;
+                uint16_t *hrow = hdt ? ht + (ptrdiff_t)i * jb->ldt : NULL;
+                const uint16_t *grow = direct ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
                 const __m256 ki = _mm256_set1_ps(k[i]);
                 const __m256 gi = GK ? _mm256_set1_ps(gc[i]) : gam;
                 UNROLL
                 for (int v = 0; v < NV; v++)
-                    st(row + v * VL, m[v], MASKED,
-                       _mm256_fmadd_ps(gi, ld(wrow + v * VL, m[v], WM), _mm256_mul_ps(ki, u[v])));
+                    st_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], cnt[v], MASKED,
+                             _mm256_fmadd_ps(gi, direct ? ld_state(hdt, NULL, grow + v * VL, m[v], cnt[v], MASKED)
+                                                     : ld(wrow + v * VL, m[v], WM),
+                                             _mm256_mul_ps(ki, u[v])));
             }
         }
     }

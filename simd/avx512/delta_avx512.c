@@ -16,11 +16,20 @@
  * more by read passes): see lib/delta_rec.c; the per-channel gamma come
  * from exp16 (lane by lane), computed by the same code in every panel.
  *
+ * A 16-bit state (jb->hdt, always packed): the token-0 read pass loads it
+ * straight into registers (vcvtph2ps, or a shift for bf16) and the last
+ * token's write rounds it there (vcvtps2ph, or the integer rounding of
+ * lib/half.c for bf16; a vector holding a NaN goes through the scalar code),
+ * so that a decode step moves half the bytes and touches no other scratch;
+ * with one token (and no read passes) the write widens the state again from
+ * cache rather than keep a float32 copy in the pack.
+ *
  * Compile with -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma. */
 #include <immintrin.h>
 #include <math.h>
 #include "kernels.h"
 #include "linattn.h"
+#include "half_avx512.h"
 
 #define VL 16               /* floats per zmm */
 #define NVMAX 4             /* vectors per panel (64 columns: measured best) */
@@ -51,6 +60,35 @@ INLINE void st(float *p, __mmask16 m, int masked, __m512 x)
 {
     if (masked) _mm512_mask_storeu_ps(p, m, x);
     else _mm512_storeu_ps(p, x);
+}
+
+/* A vector of the state: float32 at p, or (hdt) 16-bit at h, widened. */
+INLINE __m512 ld_state(int hdt, const float *p, const uint16_t *h, __mmask16 m, int masked)
+{
+    if (!hdt) return ld(p, m, masked);
+    const __m256i x = masked ? _mm256_maskz_loadu_epi16(m, h) : _mm256_loadu_si256((const __m256i *)h);
+    return hdt == LINATTN_KH_F16 ? _mm512_cvtph_ps(x) : linattn_bf16x16_in(x);
+}
+
+/* Store a vector of the state: float32 at p, or (hdt) rounded once to h. */
+INLINE void st_state(int hdt, float *p, uint16_t *h, __mmask16 m, int masked, __m512 x)
+{
+    __m256i r;
+    if (!hdt) {
+        st(p, m, masked, x);
+        return;
+    }
+    if (_mm512_mask_cmp_ps_mask(m, x, x, _CMP_UNORD_Q)) { /* a NaN: its payload */
+        float tmp[VL];
+        _mm512_storeu_ps(tmp, x);
+        (hdt == LINATTN_KH_F16 ? linattn_f16_out_scalar : linattn_bf16_out_scalar)(
+            tmp, h, (size_t)__builtin_popcount((unsigned)m));
+        return;
+    }
+    r = hdt == LINATTN_KH_F16 ? linattn_f16x16_out(x)
+                              : linattn_bf16x16_out_num(_mm512_castps_si512(x));
+    if (masked) _mm256_mask_storeu_epi16(h, m, r);
+    else _mm256_storeu_si256((__m256i *)h, r);
 }
 
 /* x . y over K floats: 4 accumulators over blocks of 64, then blocks of 16,
@@ -180,6 +218,13 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     const int K = jb->K, nq = NQ == 1 ? 1 : jb->nq;
     const ptrdiff_t ldS = jb->ldS, sq = jb->sq, sk = jb->sk, sqh = jb->sqh, soh = jb->soh;
     float *const S = jb->S + j0;
+    /* 16-bit state: read at token 0, written after the last (then PACKED) */
+    const int hdt = jb->hdt;
+    const uint16_t *const h0 = hdt ? jb->h0 + j0 : NULL;
+    uint16_t *const ht = hdt ? jb->ht + j0 : NULL;
+    /* one token (a decode step) read by the sweep's queries only: the write
+     * widens the 16-bit state again (from cache) instead of a float32 copy */
+    const int direct = hdt && jb->T == 1 && nq <= NQ;
     /* work array of the sweeps: buf (stride NV*VL, no masks) or S itself */
     float *const W = PACKED ? buf : S;
     const ptrdiff_t ldW = PACKED ? NV * VL : ldS;
@@ -209,6 +254,7 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     }
     for (int i = 0; i < K; i++) {
         const float *row = S + (ptrdiff_t)i * ldS;
+        const uint16_t *hrow = hdt ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
         const __m512 ki = GK ? _mm512_set1_ps(ck[i]) : _mm512_set1_ps(jb->k[i]);
         __m512 qi[NQMAX];
         UNROLL
@@ -216,8 +262,8 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
             qi[r] = GK ? _mm512_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm512_set1_ps(jb->q[r * sqh + i]);
         UNROLL
         for (int v = 0; v < NV; v++) {
-            const __m512 s = ld(row + v * VL, m[v], MASKED);
-            if (PACKED) _mm512_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
+            const __m512 s = ld_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], MASKED);
+            if (PACKED && !direct) _mm512_storeu_ps(W + (ptrdiff_t)i * ldW + v * VL, s);
             if (GDN) a[v] = _mm512_fmadd_ps(s, ki, a[v]);
             UNROLL
             for (int r = 0; r < NQ; r++) b[r][v] = _mm512_fmadd_ps(s, qi[r], b[r][v]);
@@ -300,12 +346,16 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
             for (int i = 0; i < K; i++) {
                 const float *wrow = W + (ptrdiff_t)i * ldW;
                 float *row = S + (ptrdiff_t)i * ldS;
+                uint16_t *hrow = hdt ? ht + (ptrdiff_t)i * jb->ldt : NULL;
+                const uint16_t *grow = direct ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
                 const __m512 ki = _mm512_set1_ps(k[i]);
                 const __m512 gi = GK ? _mm512_set1_ps(gc[i]) : gam;
                 UNROLL
                 for (int v = 0; v < NV; v++)
-                    st(row + v * VL, m[v], MASKED,
-                       _mm512_fmadd_ps(gi, ld(wrow + v * VL, m[v], WM), _mm512_mul_ps(ki, u[v])));
+                    st_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], MASKED,
+                             _mm512_fmadd_ps(gi, direct ? ld_state(hdt, NULL, grow + v * VL, m[v], MASKED)
+                                                     : ld(wrow + v * VL, m[v], WM),
+                                             _mm512_mul_ps(ki, u[v])));
             }
         }
     }

@@ -33,11 +33,19 @@
  * that token finishes (lib/delta_rec.c).
  *
  * The scalar tail uses fmaf in the same form.  No product feeds a plain add,
- * so -ffp-contract settings cannot change the arithmetic. */
+ * so -ffp-contract settings cannot change the arithmetic.
+ *
+ * A 16-bit state (jb->hdt; then T <= TC, one chunk): each panel's first
+ * read pass loads it straight into registers (fcvtl, or a shift for bf16)
+ * and keeps its float32 copy in jb->pack, where the sweeps run; the last
+ * token's write rounds it there (fcvtn, or the integer rounding of
+ * lib/half.c for bf16; a vector holding a NaN goes through the scalar
+ * code).  The arithmetic is that of a float32 state. */
 #include <arm_neon.h>
 #include <math.h>
 #include "kernels.h"
 #include "linattn.h"
+#include "half_neon.h"
 
 #define TC 128  /* tokens per chunk (stack: 2*TC floats) */
 #define MAXV 4  /* vectors per panel: 16 columns */
@@ -55,6 +63,26 @@
 #define ALWAYS_INLINE static inline
 #define UNROLL
 #endif
+
+/* Four values of the state: the 16-bit ones at h, widened. */
+static inline float32x4_t ld_half(int hdt, const uint16_t *h)
+{
+    return hdt == LINATTN_KH_F16 ? linattn_f16x4_in(vld1_u16(h)) : linattn_bf16x4_in(vld1_u16(h));
+}
+
+/* Four values of the state rounded once to h. */
+static inline void st_half(int hdt, uint16_t *h, float32x4_t x)
+{
+    if (hdt == LINATTN_KH_BF16) {
+        vst1_u16(h, linattn_bf16x4_out(x));
+    } else if (vminvq_u32(vceqq_f32(x, x)) == 0) { /* a NaN: its payload */
+        float tmp[4];
+        vst1q_f32(tmp, x);
+        linattn_f16_out_scalar(tmp, h, 4);
+    } else {
+        vst1_u16(h, linattn_f16x4_out(x));
+    }
+}
 
 /* k . q: a fixed function of (k, q, K), computed once per token. */
 static float dot(const float *k, const float *q, int K)
@@ -154,9 +182,14 @@ ALWAYS_INLINE void panel_vec(const linattn_delta_rec_job *jb, const float *gam,
                              const int GK, const int NQ)
 {
     const int K = jb->K, nq = NQ == 1 ? 1 : jb->nq;
-    const ptrdiff_t ldS = jb->ldS, sqh = jb->sqh, soh = jb->soh;
+    const ptrdiff_t sqh = jb->sqh, soh = jb->soh;
     const float scale = jb->scale;
-    float *S = jb->S + j0;
+    /* the state's panel, or (16-bit state) its float32 copy in pack */
+    const int hdt = jb->hdt;
+    float *S = hdt ? jb->pack : jb->S + j0;
+    const ptrdiff_t ldS = hdt ? 4 * NV : jb->ldS;
+    const uint16_t *h0 = hdt ? jb->h0 + j0 : NULL;
+    uint16_t *ht = hdt ? jb->ht + j0 : NULL;
     float *gc = GK ? gbuf : NULL, *gn = GK ? gbuf + LINATTN_MAX_HEAD_DIM : NULL;
     float32x4_t a[MAXV], a1[MAXV], b[NQMAX][MAXV], b1[NQMAX][MAXV], u[MAXV];
 
@@ -172,9 +205,19 @@ ALWAYS_INLINE void panel_vec(const linattn_delta_rec_job *jb, const float *gam,
             const float32x2_t k2 = rd2(gc, jb->k, i, GK);
             float32x2_t q2[NQMAX];
             UNROLL for (int r = 0; r < NQ; r++) q2[r] = rd2(gc, jb->q + r * sqh, i, GK);
-            const float *r0 = S + (ptrdiff_t)i * ldS, *r1 = r0 + ldS;
+            float *r0 = S + (ptrdiff_t)i * ldS, *r1 = r0 + ldS;
+            const uint16_t *g0 = hdt ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
             UNROLL for (int c = 0; c < NV; c++) {
-                const float32x4_t s0 = vld1q_f32(r0 + 4 * c), s1 = vld1q_f32(r1 + 4 * c);
+                float32x4_t s0, s1;
+                if (hdt) {
+                    s0 = ld_half(hdt, g0 + 4 * c);
+                    s1 = ld_half(hdt, g0 + jb->ld0 + 4 * c);
+                    vst1q_f32(r0 + 4 * c, s0);
+                    vst1q_f32(r1 + 4 * c, s1);
+                } else {
+                    s0 = vld1q_f32(r0 + 4 * c);
+                    s1 = vld1q_f32(r1 + 4 * c);
+                }
                 a[c] = vfmaq_lane_f32(a[c], s0, k2, 0);
                 a1[c] = vfmaq_lane_f32(a1[c], s1, k2, 1);
                 UNROLL for (int r = 0; r < NQ; r++) {
@@ -185,9 +228,15 @@ ALWAYS_INLINE void panel_vec(const linattn_delta_rec_job *jb, const float *gam,
         }
         if (i < K) {
             const float ki = rd1(gc, jb->k, i);
-            const float *r0 = S + (ptrdiff_t)i * ldS;
+            float *r0 = S + (ptrdiff_t)i * ldS;
             UNROLL for (int c = 0; c < NV; c++) {
-                const float32x4_t s0 = vld1q_f32(r0 + 4 * c);
+                float32x4_t s0;
+                if (hdt) {
+                    s0 = ld_half(hdt, h0 + (ptrdiff_t)i * jb->ld0 + 4 * c);
+                    vst1q_f32(r0 + 4 * c, s0);
+                } else {
+                    s0 = vld1q_f32(r0 + 4 * c);
+                }
                 a[c] = vfmaq_n_f32(a[c], s0, ki);
                 UNROLL for (int r = 0; r < NQ; r++)
                     b[r][c] = vfmaq_n_f32(b[r][c], s0, rd1(gc, jb->q + r * sqh, i));
@@ -282,7 +331,8 @@ ALWAYS_INLINE void panel_vec(const linattn_delta_rec_job *jb, const float *gam,
                 float *r0 = S + (ptrdiff_t)i * ldS;
                 UNROLL for (int c = 0; c < NV; c++) {
                     const float32x4_t s0 = vmulq_n_f32(vld1q_f32(r0 + 4 * c), gi);
-                    vst1q_f32(r0 + 4 * c, vfmaq_n_f32(s0, u[c], ki));
+                    if (hdt) st_half(hdt, ht + (ptrdiff_t)i * jb->ldt + 4 * c, vfmaq_n_f32(s0, u[c], ki));
+                    else vst1q_f32(r0 + 4 * c, vfmaq_n_f32(s0, u[c], ki));
                 }
             }
         }
@@ -301,13 +351,13 @@ PANEL(2, 0, 2) PANEL(1, 0, 2) PANEL(2, 1, 2) PANEL(1, 1, 2) PANEL(1, 0, 4) PANEL
 /* Scalar tail of w <= 3 columns: the vector lanes' arithmetic, with fmaf;
  * query 0 in the sweep, the others by read passes (as the vector panels'
  * pending queries). */
-static void scalar_read(const linattn_delta_rec_job *jb, const float *S, int w, const float *x,
-                        const float *gn, float *dst)
+static void scalar_read(const linattn_delta_rec_job *jb, const float *S, ptrdiff_t ldS, int w,
+                        const float *x, const float *gn, float *dst)
 {
     float p[3] = {0.0f, 0.0f, 0.0f}, p1[3] = {0.0f, 0.0f, 0.0f};
     for (int i = 0; i < jb->K; i++) {
         const float xi = rd1(gn, x, i);
-        const float *r = S + (ptrdiff_t)i * jb->ldS;
+        const float *r = S + (ptrdiff_t)i * ldS;
         float *pp = (i & 1) ? p1 : p;
         for (int j = 0; j < w; j++) pp[j] = fmaf(r[j], xi, pp[j]);
     }
@@ -318,9 +368,13 @@ static void panel_scalar(const linattn_delta_rec_job *jb, const float *gam,
                          const float *kq, float *gbuf, int j0, int w)
 {
     const int K = jb->K, gk = jb->g && jb->gk;
-    const ptrdiff_t ldS = jb->ldS, sqh = jb->sqh, soh = jb->soh;
+    const ptrdiff_t sqh = jb->sqh, soh = jb->soh;
     const float scale = jb->scale;
-    float *S = jb->S + j0;
+    /* the state's columns, or (16-bit state) their float32 copy in pack */
+    float *S = jb->hdt ? jb->pack : jb->S + j0;
+    const ptrdiff_t ldS = jb->hdt ? 4 : jb->ldS;
+    const uint16_t *h0 = jb->hdt ? jb->h0 + j0 : NULL;
+    uint16_t *ht = jb->hdt ? jb->ht + j0 : NULL;
     float *gc = gk ? gbuf : NULL, *gn = gk ? gbuf + LINATTN_MAX_HEAD_DIM : NULL;
     float a[3], b[3], a1[3], b1[3], u[3];
 
@@ -328,12 +382,14 @@ static void panel_scalar(const linattn_delta_rec_job *jb, const float *gam,
     for (int j = 0; j < 3; j++) { a[j] = 0.0f; b[j] = 0.0f; a1[j] = 0.0f; b1[j] = 0.0f; }
     for (int i = 0; i < K; i++) {
         const float ki = rd1(gc, jb->k, i), qi = rd1(gc, jb->q, i);
-        const float *r = S + (ptrdiff_t)i * ldS;
+        float *r = S + (ptrdiff_t)i * ldS;
+        if (jb->hdt == LINATTN_KH_F16) linattn_f16_in_scalar(h0 + i * jb->ld0, r, (size_t)w);
+        else if (jb->hdt) linattn_bf16_in_scalar(h0 + i * jb->ld0, r, (size_t)w);
         float *pa = (i & 1) ? a1 : a, *pb = (i & 1) ? b1 : b;
         for (int j = 0; j < w; j++) { pa[j] = fmaf(r[j], ki, pa[j]); pb[j] = fmaf(r[j], qi, pb[j]); }
     }
     for (int j = 0; j < w; j++) { a[j] = a[j] + a1[j]; b[j] = b[j] + b1[j]; }
-    for (int r = 1; r < jb->nq; r++) scalar_read(jb, S, w, jb->q + r * sqh, gc, jb->o + r * soh + j0);
+    for (int r = 1; r < jb->nq; r++) scalar_read(jb, S, ldS, w, jb->q + r * sqh, gc, jb->o + r * soh + j0);
 
     for (int64_t t = 0; t < jb->T; t++) {
         const float *q = jb->q + t * jb->sq, *k = jb->k + t * jb->sk;
@@ -380,7 +436,7 @@ static void panel_scalar(const linattn_delta_rec_job *jb, const float *gam,
             }
             for (int j = 0; j < w; j++) { a[j] = a[j] + a1[j]; b[j] = b[j] + b1[j]; }
             for (int r = 1; r < jb->nq; r++)
-                scalar_read(jb, S, w, qn + r * sqh, gn, o + jb->so + r * soh);
+                scalar_read(jb, S, ldS, w, qn + r * sqh, gn, o + jb->so + r * soh);
             if (gk) { float *x = gc; gc = gn; gn = x; }
         } else {
             for (int i = 0; i < K; i++) {
@@ -390,6 +446,8 @@ static void panel_scalar(const linattn_delta_rec_job *jb, const float *gam,
                     const float gs = r[j] * gi;
                     r[j] = fmaf(u[j], ki, gs);
                 }
+                if (jb->hdt == LINATTN_KH_F16) linattn_f16_out_scalar(r, ht + i * jb->ldt, (size_t)w);
+                else if (jb->hdt) linattn_bf16_out_scalar(r, ht + i * jb->ldt, (size_t)w);
             }
         }
     }
