@@ -55,6 +55,7 @@ struct linattn_ctx {
     linattn_cl *cl;          /* OpenCL backend: the device */
     int cl_auto;             /* device chosen by auto: may fall back to the CPU */
     linattn_wspool *ws;      /* scratch kept between calls (runner.c) */
+    int seg_child;           /* a segment's context of a split forward (delta_seg.c) */
 };
 
 /* buffer.c: a tensor's buffer must belong to ctx and hold its shape. */
