@@ -172,7 +172,9 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
     if (rc == LINATTN_OK && P > 1) { /* the later segments' outputs */
         fix_arg fa = {.o = linattn_rows_of(&io->o, 1, 1), .oA = oA, .S = S, .t0 = t0, .Bt = Bt,
                       .H = H, .Ho = Ho, .K = K, .V = V, .P = P};
-        const int bl = linattn_blas_serial_begin(linattn_max_threads(host) > 1);
+        /* BLAS on one thread even on one of ours: its own threads spin against
+         * other work (measured: the completion took 2-3x as long) */
+        const int bl = linattn_blas_serial_begin(1);
         linattn_parallel_for(host, (int64_t)(P - 1) * Bt * Ho, fix_job, &fa);
         linattn_blas_serial_end(bl);
     }
@@ -209,9 +211,13 @@ int linattn_delta_seg_count(const linattn_ctx *ctx, const linattn_delta_io *io,
     (void)B;
     if (ctx->backend != LINATTN_BACKEND_CPU || ctx->cl || ctx->seg_child) return 1;
     if (!seg_layout_ok(io)) return 1;
+    /* off unless asked: a split changes the last bits, and the CPU forward
+     * promises the same bits for every thread count and for a sequence
+     * carried over several calls (linattn(3)) */
     const char *env = getenv("LINATTN_SEGMENTS");
     int64_t P;
-    if (env && *env && strcmp(env, "auto")) {
+    if (!env || !*env) return 1;
+    if (strcmp(env, "auto")) {
         char *end;
         P = strtol(env, &end, 10);
         if (*end || P < 2) return 1;

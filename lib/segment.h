@@ -18,8 +18,8 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
                           int op, const linattn_delta_io *io, const linattn_delta_opts *opts);
 
 /* The CPU forward's choice (delta.c): how many segments to split each
- * sequence of io into (1: none).  LINATTN_SEGMENTS=0 disables, =N forces
- * N, unset or "auto" lets the shape decide. */
+ * sequence of io into (1: none).  LINATTN_SEGMENTS unset or 0: none; N:
+ * N; "auto": the shape decides. */
 int linattn_delta_seg_count(const linattn_ctx *ctx, const linattn_delta_io *io,
                             const linattn_delta_opts *opts, int64_t B, int64_t T, int64_t units,
                             int64_t V);

@@ -302,6 +302,42 @@ START_TEST(test_segmented_forward)
 }
 END_TEST
 
+/* LINATTN_SEGMENTS: unset is the plain forward, bit for bit; auto splits
+ * when the units of work (one head of 16 value columns) leave threads idle. */
+START_TEST(test_auto)
+{
+    prob p;
+    prob_make(&p, _i, 1, 4096, 1, 16, 16, 0, 1, 0);
+    const size_t no = p.T * p.V, nh = p.K * p.V;
+    float *ro = tu_alloc(no), *rh = tu_alloc(nh), *o0 = tu_alloc(no), *o = tu_alloc(no);
+    float *h = tu_alloc(nh);
+    reference(&p, ro, rh);
+    linattn_ctx *ctx = tu_ctx("scalar", 4);
+    linattn_delta_opts opts;
+    linattn_delta_opts_init(&opts);
+    opts.algo = LINATTN_ALGO_RECURRENT;
+    setenv("LINATTN_SEGMENTS", "0", 1);
+    linattn_delta_io io = prob_io(&p, o0, NULL);
+    ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)_i, &io, &opts), 0);
+    unsetenv("LINATTN_SEGMENTS");
+    tu_poison(o, no);
+    io = prob_io(&p, o, NULL);
+    ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)_i, &io, &opts), 0);
+    ck_assert_msg(memcmp(o, o0, sizeof(float) * no) == 0, "unset: not the plain forward");
+    setenv("LINATTN_SEGMENTS", "auto", 1);
+    tu_poison(o, no);
+    tu_poison(h, nh);
+    io = prob_io(&p, o, h);
+    ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)_i, &io, &opts), 0);
+    ck_assert_msg(memcmp(o, o0, sizeof(float) * no) != 0, "auto: no split");
+    const double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
+    ck_assert_msg(eo < TOL && eh < TOL, "%s auto: o %.2e state %.2e", OPS[_i], eo, eh);
+    linattn_ctx_destroy(ctx);
+    prob_free(&p);
+    free(ro); free(rh); free(o0); free(o); free(h);
+}
+END_TEST
+
 /* The split over several contexts: CPU contexts, and on OpenCL two contexts
  * on one device against that device alone. */
 START_TEST(test_split_contexts)
@@ -377,6 +413,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_summaries, 0, 24);
     tcase_add_loop_test(tc, test_segmented_forward, 0, 24);
+    tcase_add_loop_test(tc, test_auto, 0, 3);
     tcase_add_loop_test(tc, test_split_contexts, 0, 3);
     tcase_add_test(tc, test_arguments);
     suite_add_tcase(s, tc);
