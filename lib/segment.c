@@ -10,6 +10,7 @@
  * are o_t = o0_t + oA_t S_in.  Both runs are ordinary forwards (views: the
  * identity and the zero values broadcast with zero strides), so every
  * backend and every input layout the forward takes works here too. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,52 @@ static int check_host(const linattn_tensor *t, const char *name, const int64_t *
 
 static const float *host_of(const linattn_tensor *t) { return t->data + t->offset; }
 
+/* gla's write does not read the state: A is diagonal, the product of the
+ * segment's decays, and oA_t = scale q_t * (the decays up to t), computed
+ * here from q and g (one pass) instead of a second forward.  Taken for
+ * host float32 q, g and oA with one head count and no qk_l2norm. */
+static int gla_direct(const linattn_delta_io *io, const linattn_delta_opts *opts,
+                      const linattn_segment *sum)
+{
+    const linattn_tensor *q = &io->q, *g = &io->g, *oA = &sum->oA;
+    return !opts->qk_l2norm && !q->buf && q->dtype == LINATTN_F32 && !g->buf &&
+           g->dtype == LINATTN_F32 && (!linattn_given(oA) || (!oA->buf && oA->dtype == LINATTN_F32)) &&
+           q->shape[2] == io->v.shape[2] && io->k.shape[2] == io->v.shape[2];
+}
+
+static void gla_summary(const linattn_delta_io *io, const linattn_delta_opts *opts,
+                        const linattn_segment *sum, int64_t N, double *cum)
+{
+    const int64_t T = io->v.shape[1], H = io->v.shape[2], K = io->q.shape[3];
+    const int gk = linattn_given(&io->g) && io->g.ndim == 4;
+    const linattn_rows q = linattn_rows_of(&io->q, 1, 1), g = linattn_rows_of(&io->g, 1, gk);
+    const linattn_rows oA = linattn_rows_of(&sum->oA, 1, 1);
+    const double scale = opts->scale != 0.0f ? opts->scale : 1.0 / sqrt((double)K);
+    float *A = (float *)(uintptr_t)host_of(&sum->A);
+    memset(A, 0, sizeof(float) * (size_t)(N * H * K * K));
+    for (int64_t n = 0; n < N; n++) {
+        int64_t row0, len;
+        linattn_seq_span(io->cu_seqlens, T, n, &row0, &len);
+        const int64_t b = io->cu_seqlens ? 0 : n, t0 = io->cu_seqlens ? row0 : 0;
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t i = 0; i < K; i++) cum[i] = 0.0;
+            for (int64_t t = t0; t < t0 + len; t++) {
+                if (g.p) {
+                    const float *gr = linattn_row(&g, b, t, h);
+                    for (int64_t i = 0; i < K; i++) cum[i] += gk ? gr[i * g.sx] : gr[0];
+                }
+                if (!oA.p) continue;
+                const float *qr = linattn_row(&q, b, t, h);
+                float *orow = linattn_row(&oA, b, t, h);
+                for (int64_t i = 0; i < K; i++)
+                    orow[i * oA.sx] = (float)(scale * qr[i * q.sx] * exp(cum[i]));
+            }
+            for (int64_t i = 0; i < K; i++)
+                A[((n * H + h) * K + i) * K + i] = (float)exp(cum[i]);
+        }
+    }
+}
+
 int linattn_delta_summarise(linattn_ctx *ctx, linattn_delta_op op, const linattn_delta_io *io,
                             const linattn_delta_opts *opts, const linattn_segment *sum)
 {
@@ -74,6 +121,19 @@ int linattn_delta_summarise(linattn_ctx *ctx, linattn_delta_op op, const linattn
         return rc;
     if (linattn_given(&sum->oA) && (rc = linattn_check_tensor(&sum->oA, "sum.oA", 4, osh)))
         return rc;
+    linattn_delta_opts o;
+    linattn_delta_opts_init(&o);
+    if (opts) o = *opts;
+    if (linattn_given(&sum->oA) && (rc = linattn_check_written(&sum->oA, "sum.oA"))) return rc;
+    if (op == LINATTN_OP_GLA && gla_direct(io, &o, sum)) {
+        double *cum = linattn_malloc(sizeof(double) * (size_t)K);
+        if (!cum) return linattn_fail(LINATTN_ENOMEM, "summarise: out of memory for scratch");
+        linattn_delta_io x = *io;
+        x.hT = sum->B;
+        if (!(rc = linattn_delta_forward(ctx, op, &x, opts))) gla_summary(io, &o, sum, N, cum);
+        free(cum);
+        return rc;
+    }
     /* the identity and a zero value row, broadcast by zero strides */
     const size_t n_oa = linattn_given(&sum->oA) ? 0 : (size_t)(Bt * T * Ho * K);
     float *eye = linattn_calloc((size_t)(K * K + K) + n_oa, sizeof(float));
