@@ -79,20 +79,23 @@ static void gla_summary(const linattn_delta_io *io, const linattn_delta_opts *op
         linattn_seq_span(io->cu_seqlens, T, n, &row0, &len);
         const int64_t b = io->cu_seqlens ? 0 : n, t0 = io->cu_seqlens ? row0 : 0;
         for (int64_t h = 0; h < H; h++) {
-            for (int64_t i = 0; i < K; i++) cum[i] = 0.0;
+            /* per-head gates: one decay for every channel (cum[0]) */
+            const int64_t nc = gk ? K : 1;
+            for (int64_t i = 0; i < nc; i++) cum[i] = 0.0;
             for (int64_t t = t0; t < t0 + len; t++) {
                 if (g.p) {
                     const float *gr = linattn_row(&g, b, t, h);
-                    for (int64_t i = 0; i < K; i++) cum[i] += gk ? gr[i * g.sx] : gr[0];
+                    for (int64_t i = 0; i < nc; i++) cum[i] += gr[i * g.sx];
                 }
                 if (!oA.p) continue;
                 const float *qr = linattn_row(&q, b, t, h);
                 float *orow = linattn_row(&oA, b, t, h);
+                const double d = scale * exp(cum[0]);
                 for (int64_t i = 0; i < K; i++)
-                    orow[i * oA.sx] = (float)(scale * qr[i * q.sx] * exp(cum[i]));
+                    orow[i * oA.sx] = (float)(qr[i * q.sx] * (gk ? scale * exp(cum[i]) : d));
             }
             for (int64_t i = 0; i < K; i++)
-                A[((n * H + h) * K + i) * K + i] = (float)exp(cum[i]);
+                A[((n * H + h) * K + i) * K + i] = (float)exp(cum[gk ? i : 0]);
         }
     }
 }
