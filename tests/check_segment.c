@@ -297,6 +297,7 @@ START_TEST(test_segmented_forward)
                 linattn_ctx_destroy(ctx);
             }
     }
+    unsetenv("LINATTN_SEGMENTS"); /* CK_FORK=no runs the next test in this process */
     prob_free(&p);
     free(ro); free(rh); free(o); free(h); free(o1);
 }
@@ -332,6 +333,7 @@ START_TEST(test_auto)
     ck_assert_msg(memcmp(o, o0, sizeof(float) * no) != 0, "auto: no split");
     const double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
     ck_assert_msg(eo < TOL && eh < TOL, "%s auto: o %.2e state %.2e", OPS[_i], eo, eh);
+    unsetenv("LINATTN_SEGMENTS");
     linattn_ctx_destroy(ctx);
     prob_free(&p);
     free(ro); free(rh); free(o0); free(o); free(h);
