@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "serve.h"
+#include "internal.h"
+#include "segment.h"
 
 static const char *const op_names[] = {"gdn", "kla", "gla"};
 static const char *const op_beta[] = {"beta", "eta", "beta"}; /* gla: absent */
@@ -617,6 +619,8 @@ static int delta_forward(int op, linattn_ctx *ctx, const linattn_delta_io *io,
     static const char *const names[] = {"q", "k", "v", "g", "beta", "h0", "o", "hT"};
     linattn_delta_io x = *io;
     sh.B = s[0]; sh.T = s[1]; sh.K = s[3]; sh.V = s[4];
+    const int P = linattn_delta_seg_count(ctx, &x, &opts, sh.B, sh.T, sh.nseq * sh.hd.v, sh.V);
+    if (P > 1) return linattn_delta_seg_forward(ctx, op, &x, &opts, P); /* delta_seg.c */
     return run(op, ctx, &x, names, &sh, &opts, 0);
 }
 

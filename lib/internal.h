@@ -62,6 +62,7 @@ struct linattn_ctx {
     /* autocal.c: forms measured on this context, by shape (0: free slot) */
     _Atomic(uint64_t) cal_key[LINATTN_CAL_SLOTS];
     _Atomic(int) cal_pick[LINATTN_CAL_SLOTS];
+    int seg_child;           /* a segment's context of a split forward (delta_seg.c) */
 };
 
 /* form.c: record that a call of operator op (its forward, or its step)

@@ -352,6 +352,54 @@ LINATTN_API int linattn_kla_step(linattn_ctx *ctx, const linattn_delta_step_io *
 LINATTN_API int linattn_gla_step(linattn_ctx *ctx, const linattn_delta_step_io *io,
                                  const linattn_delta_opts *opts);
 
+/* ---- segment summaries (linattn_segment(3)) ----------------------------- *
+ * Over a segment of tokens the delta family's state map is affine in the
+ * entering state: S_out = A S_in + B, A [K,K], B [K,V], and each output
+ * o_t = o0_t + oA_t S_in, with o0_t the output for a zero entering state.
+ * A summary lets segments of one sequence run apart (threads, devices,
+ * processes) and be joined afterwards.  Summary tensors are float32
+ * host memory (no buffers); A, B, and the states are C order. */
+typedef struct linattn_segment {
+    linattn_tensor A;  /* [N,H,K,K] */
+    linattn_tensor B;  /* [N,H,K,V] */
+    linattn_tensor oA; /* [Bt,T,Ho,K]: the outputs' dependence on S_in, or absent */
+} linattn_segment;
+
+/* Summarise the segment io (as the forward takes it; h0 and hT absent):
+ * writes io->o (the outputs for a zero entering state), sum->A, sum->B and
+ * sum->oA when given.  Costs (K+V)/V forwards. */
+LINATTN_API int linattn_delta_summarise(linattn_ctx *ctx, linattn_delta_op op,
+                                        const linattn_delta_io *io,
+                                        const linattn_delta_opts *opts,
+                                        const linattn_segment *sum);
+/* out = second after first: (A2 A1, A2 B1 + B2); out may be either input
+ * (oA is not used). */
+LINATTN_API int linattn_segment_combine(linattn_ctx *ctx, const linattn_segment *first,
+                                        const linattn_segment *second,
+                                        const linattn_segment *out);
+/* Apply a summary to an entering state h0 [N,H,K,V] (absent: zeros):
+ * hT = A h0 + B (hT absent: not written; may be h0), and, when o and
+ * sum.oA are given, o += oA h0 for every token of every sequence (o
+ * [Bt,T,Ho,V] with rows at unit stride, cu_seqlens as in the forward). */
+typedef struct linattn_segment_apply_io {
+    linattn_segment sum;
+    linattn_tensor h0, hT, o;
+    const int64_t *cu_seqlens;
+    int64_t n_seqs;
+} linattn_segment_apply_io;
+
+LINATTN_API int linattn_segment_apply(linattn_ctx *ctx, const linattn_segment_apply_io *io);
+
+/* The forward of io split into n segments of its tokens, segment i run on
+ * ctxs[i] (one context per device; they run at once, from one thread
+ * each) and joined with the summaries on the host: equal to the forward
+ * within the chunk form's tolerance.  io's tensors in host memory,
+ * cu_seqlens NULL; o float32 with rows at unit stride, hT float32 C order
+ * or absent.  On a failure of one segment o and hT may be partly written. */
+LINATTN_API int linattn_delta_forward_split(linattn_ctx *const *ctxs, int n,
+                                            linattn_delta_op op, const linattn_delta_io *io,
+                                            const linattn_delta_opts *opts);
+
 /* ---- ONNX LinearAttention (linattn_onnx(3)) ---------------------------- *
  * The operator of ONNX opset 27 on the delta family: linear and gated run
  * as gla, delta and gated_delta as gdn, on views of the packed tensors. */

@@ -19,6 +19,7 @@
 #include "benchsys.h"
 #include "toolutil.h"
 
+#include "benchsplit.h"
 #define PROG "linattn-bench"
 #define MAXL 16
 
@@ -36,6 +37,8 @@ typedef struct opts {
     const char *csv, *svg;
     int quick, limits;
     int la_rule; /* --update-rule of --mode onnx */
+    long devices;         /* --devices N: the split prefill over N OpenCL contexts */
+    const char *segments; /* --segments: LINATTN_SEGMENTS for the CPU rows */
 } opts;
 
 typedef struct result {
@@ -106,7 +109,7 @@ static void usage(FILE *f)
             "       [--Hk N] [--Hq N] [--gate head|channel] [--strided]\n"
             "       [--dtype f32|f16|bf16] [--state-dtype f32|f16|bf16]\n"
             "       [--M N] [--S N] [--threads N] [--reps N] [--no-limits] [--csv FILE] [--svg FILE]\n"
-            "       [--set NAME=VALUE ...]\n"
+            "       [--set NAME=VALUE ...] [--segments N|auto] [--devices N]\n"
             "See linattn-bench(1).\n", names);
 }
 
@@ -247,7 +250,8 @@ static void parse(int argc, char **argv, opts *o)
         {"Hq", required_argument, 0, 'Q'},     {"gate", required_argument, 0, 'g'},
         {"strided", no_argument, 0, 'd'},      {"dtype", required_argument, 0, 'y'},
         {"state-dtype", required_argument, 0, 'Y'},
-        {"update-rule", required_argument, 0, 'u'}, {0, 0, 0, 0}};
+        {"update-rule", required_argument, 0, 'u'}, {"devices", required_argument, 0, 'D'},
+        {"segments", required_argument, 0, 'X'}, {0, 0, 0, 0}};
     int c, bad = 0, quick_T = 1, quick_B = 1;
     memset(o, 0, sizeof *o);
     split("gdn,kla,gla", &o->ops);
@@ -277,6 +281,17 @@ static void parse(int argc, char **argv, opts *o)
         case 'k': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Hk); break;
         case 'Q': bad |= tool_parse_int(optarg, 1, 1L << 20, &o->Hq); break;
         case 'd': o->strided = 1; break;
+        case 'D': bad |= tool_parse_int(optarg, 1, 64, &o->devices); break;
+        case 'X': {
+            long n;
+            if (strcmp(optarg, "auto") && tool_parse_int(optarg, 0, 1L << 20, &n)) {
+                bad = 1;
+                break;
+            }
+            o->segments = optarg;
+            setenv("LINATTN_SEGMENTS", optarg, 1); /* read by every forward call */
+            break;
+        }
         case 'y':
         case 'Y':
             if (tool_parse_dtype(optarg, c == 'y' ? &o->dtype : &o->sdtype)) {
@@ -525,6 +540,15 @@ int main(int argc, char **argv)
     printf("# linattn %s  cpu features: %s  isas compiled: %s  threads: %ld\n",
            linattn_version_string(), linattn_cpu_features(), linattn_isa_compiled(), threads);
     printf("# BLAS: %s\n", linattn_blas_info());
+    if (o.segments) printf("# LINATTN_SEGMENTS=%s (linattn_segment(3))\n", o.segments);
+    if (o.devices) { /* the split prefill alone */
+        int src = 0;
+        for (int i = 0; i < o.ops.n && !src; i++)
+            for (int t = 0; t < o.T.n && !src; t++)
+                src = bench_split(o.ops.s[i], o.Bpre, o.T.v[t], o.H, o.K, o.V, (int)o.devices,
+                                  o.reps);
+        return src;
+    }
     bench_op_print_sets(stdout);
     bench_op_strided(o.strided);
     bench_op_dtypes(o.dtype, o.sdtype);
