@@ -29,7 +29,7 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
     const char *env = getenv("LINATTN_CL_BV"); /* tuning: force 8, 16 or 32 */
     if (env && (!strcmp(env, "8") || !strcmp(env, "16") || !strcmp(env, "32"))) return atoi(env);
     while (bv > 8 && 2 * units * ((V + bv - 1) / bv) < (int64_t)cl->info.compute_units) bv /= 2;
-    while (bv > 8 && K % 32 == 0 && (bv > 16 || K * bv > 2048)) bv /= 2; /* for delta_walk */
+    while (bv > 8 && K > 0 && K % 32 == 0 && (bv > 16 || K * bv > 2048)) bv /= 2; /* delta_walk */
     return bv;
 }
 
