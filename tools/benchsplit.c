@@ -42,14 +42,17 @@ static double relerr(const float *x, const float *ref, size_t n)
     return r > 0 ? sqrt(d / r) : sqrt(d);
 }
 
-/* The OpenCL device of context i: the usable devices in turn ("opencl:P.D"). */
+/* The OpenCL device of context i: the usable devices in turn ("opencl:P.D"),
+ * GPUs and accelerators only when there are any (a CPU device beside GPUs
+ * would set the pace). */
 static int device_spec(int i, char *spec, size_t len)
 {
     linattn_device_info dev[16];
-    int n = 0, usable[16], nu = 0;
+    int n = 0, usable[16], nu = 0, gpus = 0;
     if (linattn_opencl_devices(dev, 16, &n)) return -1;
+    for (int d = 0; d < n && d < 16; d++) gpus |= dev[d].usable && dev[d].is_gpu;
     for (int d = 0; d < n && d < 16; d++)
-        if (dev[d].usable) usable[nu++] = d;
+        if (dev[d].usable && (dev[d].is_gpu || !gpus)) usable[nu++] = d;
     if (!nu) return -1;
     const linattn_device_info *x = &dev[usable[i % nu]];
     snprintf(spec, len, "opencl:%d.%d", x->platform, x->device);
