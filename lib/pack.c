@@ -33,34 +33,59 @@ int linattn_dense_f32_rows(const linattn_tensor *t)
 
 /* Copy between the view (its strides, its dtype) at view and the dense
  * float32 array dense, either way (to the view: rounded to its dtype),
- * converting with the kernel table k. */
-static void host_copy(const linattn_kernels *k, const linattn_tensor *t, char *view, float *dense,
+ * converting with the context's kernel table, in blocks of rows over its
+ * threads (a prefill's q, k, v are tens of megabytes). */
+typedef struct copy_arg {
+    const linattn_kernels *k;
+    linattn_dtype dt;
+    char *view;
+    float *dense;
+    int to_dense;
+    size_t es;
+    int64_t sh[4], st[4], rows, per;
+} copy_arg;
+
+#define COPY_ROWS_MIN 4096 /* floats of a block of rows, at least */
+
+static void copy_rows(void *arg, int64_t job, int thread)
+{
+    (void)thread;
+    const copy_arg *c = arg;
+    const int64_t r1 = (job + 1) * c->per < c->rows ? (job + 1) * c->per : c->rows;
+    for (int64_t r = job * c->per; r < r1; r++) {
+        const int64_t a = r / (c->sh[1] * c->sh[2]), b = r / c->sh[2] % c->sh[1], cc = r % c->sh[2];
+        char *row = c->view + (ptrdiff_t)c->es * (a * c->st[0] + b * c->st[1] + cc * c->st[2]);
+        float *d = c->dense + (size_t)r * (size_t)c->sh[3];
+        if (c->st[3] == 1) { /* a contiguous row: convert it at once */
+            if (c->to_dense) linattn_to_f32(c->k, row, c->dt, d, (size_t)c->sh[3]);
+            else linattn_from_f32(c->k, d, row, c->dt, (size_t)c->sh[3]);
+            continue;
+        }
+        for (int64_t i = 0; i < c->sh[3]; i++) {
+            char *x = row + (ptrdiff_t)c->es * i * c->st[3];
+            if (c->to_dense) linattn_to_f32(c->k, x, c->dt, d + i, 1);
+            else linattn_from_f32(c->k, d + i, x, c->dt, 1);
+        }
+    }
+}
+
+static void host_copy(const linattn_ctx *ctx, const linattn_tensor *t, char *view, float *dense,
                       int to_dense)
 {
-    const size_t es = linattn_dtype_size(t->dtype);
-    int64_t s[LINATTN_MAX_DIMS], sh[4] = {1, 1, 1, 1}, st[4] = {0, 0, 0, 0};
+    copy_arg c = {.k = &ctx->kern, .dt = t->dtype, .view = view, .dense = dense,
+                  .to_dense = to_dense, .es = linattn_dtype_size(t->dtype),
+                  .sh = {1, 1, 1, 1}, .st = {0, 0, 0, 0}};
+    int64_t s[LINATTN_MAX_DIMS];
     linattn_strides(t, s);
     for (int d = 0; d < t->ndim; d++) {
-        sh[4 - t->ndim + d] = t->shape[d];
-        st[4 - t->ndim + d] = s[d];
+        c.sh[4 - t->ndim + d] = t->shape[d];
+        c.st[4 - t->ndim + d] = s[d];
     }
-    size_t e = 0;
-    for (int64_t a = 0; a < sh[0]; a++)
-        for (int64_t b = 0; b < sh[1]; b++)
-            for (int64_t c = 0; c < sh[2]; c++) {
-                char *row = view + (ptrdiff_t)es * (a * st[0] + b * st[1] + c * st[2]);
-                if (st[3] == 1) { /* a contiguous row: convert it at once */
-                    if (to_dense) linattn_to_f32(k, row, t->dtype, dense + e, (size_t)sh[3]);
-                    else linattn_from_f32(k, dense + e, row, t->dtype, (size_t)sh[3]);
-                    e += (size_t)sh[3];
-                    continue;
-                }
-                for (int64_t i = 0; i < sh[3]; i++, e++) {
-                    char *x = row + (ptrdiff_t)es * i * st[3];
-                    if (to_dense) linattn_to_f32(k, x, t->dtype, dense + e, 1);
-                    else linattn_from_f32(k, dense + e, x, t->dtype, 1);
-                }
-            }
+    c.rows = c.sh[0] * c.sh[1] * c.sh[2];
+    c.per = (COPY_ROWS_MIN + c.sh[3] - 1) / c.sh[3];
+    const int64_t blocks = (c.rows + c.per - 1) / c.per;
+    if (blocks > 1) linattn_parallel_for(ctx, blocks, copy_rows, &c);
+    else if (blocks == 1) copy_rows(&c, 0, 0);
 }
 
 /* Element [0,..] of a host view, whatever its dtype. */
@@ -163,7 +188,7 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                 e->dense.data = h;
                 e->dense.buf = NULL;
                 e->host = h;
-                if (in >> i & 1u) host_copy(&ctx->kern, t, view_base(t), h, 1);
+                if (in >> i & 1u) host_copy(ctx, t, view_base(t), h, 1);
             }
         }
         *t = e->dense;
@@ -188,7 +213,7 @@ int linattn_pack_end(linattn_packset *ps, int rc)
                                           e->orig.offset, s, e->orig.dtype, e->orig.shape,
                                           e->orig.ndim);
             } else if (e->host) {
-                host_copy(&ps->ctx->kern, &e->orig, view_base(&e->orig), e->host, 0);
+                host_copy(ps->ctx, &e->orig, view_base(&e->orig), e->host, 0);
             }
         }
         if (e->dense.buf) linattn_buffer_destroy(e->dense.buf);
