@@ -136,7 +136,7 @@ static void fixture_free(fixture *f)
 static int unchanged(const fixture *f, float *const *before)
 {
     for (int i = 0; i < f->sp->ntensors; i++)
-        if (written(&f->sp->tensors[i]) &&
+        if (written(&f->sp->tensors[i]) && f->count[i] &&
             memcmp(before[i], f->data[i], f->count[i] * sizeof(float)))
             return 0;
     return 1;
@@ -205,7 +205,7 @@ static void contract(const linattn_op_info *sp, linattn_ctx *c)
         for (int mu = 0; mu < NMU && f.t[i].data; mu++) { /* absent: the serving rows */
             fixture_fill(&f);
             for (int j = 0; j < sp->ntensors; j++)
-                memcpy(before[j], f.data[j], f.count[j] * sizeof(float));
+                if (f.count[j]) memcpy(before[j], f.data[j], f.count[j] * sizeof(float));
             linattn_tensor t[MAXS];
             memcpy(t, f.t, sizeof t);
             int expect = mutate(&t[i], sp, i, mu);
@@ -236,7 +236,8 @@ static void contract(const linattn_op_info *sp, linattn_ctx *c)
         };
         for (int j = 0; j < 3; j++) {
             fixture_fill(&f);
-            for (int i = 0; i < sp->ntensors; i++) memcpy(before[i], f.data[i], f.count[i] * sizeof(float));
+            for (int i = 0; i < sp->ntensors; i++)
+                if (f.count[i]) memcpy(before[i], f.data[i], f.count[i] * sizeof(float));
             g_cu = P[j].cu;
             g_nseq = P[j].n;
             const int rc = call(c, sp, f.t);
@@ -417,7 +418,7 @@ START_TEST(test_values)
             const size_t at = (size_t)tu_uniform(0, (double)f.count[i]) % f.count[i];
             f.data[i][at] = bad[v];
             for (int j = 0; j < sp->ntensors; j++)
-                memcpy(before[j], f.data[j], f.count[j] * sizeof(float));
+                if (f.count[j]) memcpy(before[j], f.data[j], f.count[j] * sizeof(float));
             const int rc = call_on(c, dev, &f, msg, sizeof msg);
             index_name(want, sizeof want, r->name, &f.t[i], at);
             ck_assert_msg(rc == LINATTN_ERANGE, "%s%s: %s = %g: status %d (%s)", label(sp),
