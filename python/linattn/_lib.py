@@ -53,7 +53,8 @@ class OpArgs(ctypes.Structure):
     """struct linattn_op_args."""
     _fields_ = [("t", Tensor * OP_MAX_TENSORS), ("opt", ctypes.c_double * OP_MAX_OPTIONS),
                 ("cu_seqlens", ctypes.c_void_p), ("n_seqs", ctypes.c_int64),
-                ("cache", ctypes.c_void_p)]
+                ("cache", ctypes.c_void_p), ("state_indices", ctypes.c_void_p),
+                ("has_initial_state", ctypes.c_void_p), ("checkpoint_every", ctypes.c_int64)]
 
 
 class Config(ctypes.Structure):
