@@ -31,6 +31,7 @@ struct linattn_cl {
     linattn_device_info info;
     char desc[300];
     int verbose;
+    int profile;      /* LINATTN_CL_PROFILE, read when the device is opened */
     pthread_mutex_t lock;      /* one call at a time on the queue and kernels */
     cl_mem dummy;              /* bound to absent tensor arguments */
     uint64_t clock;            /* program lookups so far */

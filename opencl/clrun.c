@@ -2,8 +2,6 @@
  * device: temporary buffers, host tensors copied in, kernel arguments,
  * launches.  Called with cl->lock held. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include "clpriv.h"
 
@@ -60,13 +58,13 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-/* LINATTN_CL_PROFILE set and not "0" (tuning): every launch waits for the
- * queue before and after and prints its wall time on stderr. */
+/* LINATTN_CL_PROFILE set and not "0" when the device was opened (tuning):
+ * every launch waits for the queue before and after and prints its wall
+ * time on stderr. */
 int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
                          const size_t *local, const char *name)
 {
-    const char *env = getenv("LINATTN_CL_PROFILE");
-    const int prof = env && *env && strcmp(env, "0");
+    const int prof = cl->profile;
     double t0 = 0.0;
     if (prof) {
         linattn_clapi.clFinish(cl->queue);

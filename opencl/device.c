@@ -181,6 +181,8 @@ int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
     cl->dev = dev_ids[i];
     cl->info = devs[i];
     cl->verbose = verbose;
+    const char *prof = getenv("LINATTN_CL_PROFILE");
+    cl->profile = prof && *prof && strcmp(prof, "0");
     snprintf(cl->desc, sizeof cl->desc, "opencl:%d.%d %s (%s)", devs[i].platform,
              devs[i].device, devs[i].name, devs[i].platform_name);
     pthread_mutex_init(&cl->lock, NULL);
