@@ -266,7 +266,27 @@ def version():
 
 # ---- the context ------------------------------------------------------------
 
-class Context:
+class Handle:
+    """What owns a library object: close() frees it, `with` closes it, and
+    so does the garbage collector (close() must be safe to call twice)."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
+class Context(Handle):
     """A linattn context: where and how operators run.
 
     backend: "auto" (default: an OpenCL GPU or accelerator if there is one,
@@ -328,18 +348,6 @@ class Context:
                 child.close()
             self._lib.linattn_ctx_destroy(self._h)
             self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown
-            pass
 
     def __repr__(self):
         if self._h is None:

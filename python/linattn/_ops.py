@@ -116,7 +116,7 @@ def call(op, inputs, options=None, want=(), cu_seqlens=None, cache=None, ctx=Non
     return outs
 
 
-class KVCache:
+class KVCache(_lib.Handle):
     """The softmax step's KV cache (linattn_kvcache): keys [B,H,capacity,K]
     and values [B,H,capacity,V] held by the library in float32, on the
     context's device.  capacity is a hint (it doubles when an append needs
@@ -169,18 +169,6 @@ class KVCache:
         if self._h is not None:
             _lib.lib().linattn_kvcache_destroy(self._h)
             self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def _dims_text(d):
