@@ -196,6 +196,176 @@ INLINE void read_pass(const float *W, ptrdiff_t ldW, int K, const float *x, cons
     for (int v = 0; v < NV; v++) st(dst + v * VL, m[v], MASKED, p[v]);
 }
 
+/* ---- the decode step on a bf16 state, two vectors at a time ---------------
+ * A full panel of a one-token call with a bf16 state (the decode step) reads
+ * the state twice and writes it once; widening and rounding, not bytes, set
+ * its speed.  Here a pair of vectors covers 32 columns in an even/odd
+ * layout: one 64-byte load holds 32 bf16, the even columns widen by one
+ * shift (w << 16) and the odd ones by one and (w & 0xffff0000); rounded
+ * back, the odd columns keep their upper halves in place and the even ones
+ * shift down into the lower halves, one ternary logic op merging the two.
+ * v is split into that layout and o merged back per token (permutes on
+ * 2 x 16 floats); every column goes through the same arithmetic as in
+ * panel(), so results are bit for bit the same.  The rounding is lib/half.c's
+ * (+ 0x7fff + the lowest kept bit); a pair holding a NaN goes through the
+ * scalar code.  With AVX512_BF16 (LINATTN_AVX512_BF16, a second build of
+ * this file) vcvtne2ps2bf16 rounds instead, which treats subnormal inputs
+ * as zero and quiets every NaN: a pair holding either goes the integer way. */
+
+/* Split 32 floats at p (columns 0..31) into even and odd columns. */
+INLINE void split_eo(const float *p, __m512 *e, __m512 *o)
+{
+    const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const __m512 x0 = _mm512_loadu_ps(p), x1 = _mm512_loadu_ps(p + VL);
+    *e = _mm512_permutex2var_ps(x0, ie, x1);
+    *o = _mm512_permutex2var_ps(x0, io, x1);
+}
+
+/* Store even and odd columns as 32 floats at p. */
+INLINE void merge_eo(float *p, __m512 e, __m512 o)
+{
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    _mm512_storeu_ps(p, _mm512_permutex2var_ps(e, lo, o));
+    _mm512_storeu_ps(p + VL, _mm512_permutex2var_ps(e, hi, o));
+}
+
+/* 32 bf16 at h, widened into even and odd columns. */
+INLINE void ld_bf16_eo(const uint16_t *h, __m512 *e, __m512 *o)
+{
+    const __m512i w = _mm512_loadu_si512((const void *)h);
+    *e = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    *o = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+/* The 32 columns of a pair rounded to bf16 at h, lib/half.c's bits. */
+static __attribute__((noinline)) void st_bf16_eo_nan(uint16_t *h, __m512 e, __m512 o)
+{
+    float fe[VL], fo[VL], x[2 * VL];
+    _mm512_storeu_ps(fe, e);
+    _mm512_storeu_ps(fo, o);
+    for (int l = 0; l < VL; l++) {
+        x[2 * l] = fe[l];
+        x[2 * l + 1] = fo[l];
+    }
+    linattn_bf16_out_scalar(x, h, 2 * VL);
+}
+
+/* x + 0x7fff + its lowest kept bit (no NaN) */
+INLINE __m512i round_bf16(__m512 x)
+{
+    const __m512i i = _mm512_castps_si512(x);
+    const __m512i t = _mm512_add_epi32(i, _mm512_set1_epi32(0x7fff));
+    return _mm512_mask_add_epi32(t, _mm512_test_epi32_mask(i, _mm512_set1_epi32(0x10000)), t,
+                                 _mm512_set1_epi32(1));
+}
+
+INLINE void st_bf16_eo(uint16_t *h, __m512 e, __m512 o)
+{
+#ifdef LINATTN_AVX512_BF16
+    /* 0xa1: QNaN, SNaN, denormal: the lanes vcvtne2ps2bf16 would round otherwise */
+    if (!(_mm512_fpclass_ps_mask(e, 0xa1) | _mm512_fpclass_ps_mask(o, 0xa1))) {
+        const __m512i r = (__m512i)_mm512_cvtne2ps_pbh(o, e); /* e's 16, then o's */
+        const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                             24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
+                                             1, 16, 0);
+        _mm512_storeu_si512((void *)h, _mm512_permutexvar_epi16(mix, r));
+        return;
+    }
+#endif
+    if (_mm512_cmp_ps_mask(e, o, _CMP_UNORD_Q)) { /* a NaN in either: its payload */
+        st_bf16_eo_nan(h, e, o);
+        return;
+    }
+    _mm512_storeu_si512((void *)h,
+                        _mm512_ternarylogic_epi32(round_bf16(o), _mm512_srli_epi32(round_bf16(e), 16),
+                                                  _mm512_set1_epi32((int)0xffff0000u), 0xe4));
+}
+
+/* panel() for a full panel (NV even) of a one-token call with a bf16 state
+ * read by the sweep's queries only (its `direct` case): the same steps,
+ * vectors in pairs. */
+INLINE void step_bf16(const linattn_delta_rec_job *jb, int j0, float *gbuf, const int NV,
+                      const int GDN, const int GK, const int NQ)
+{
+    const int K = jb->K, nq = NQ == 1 ? 1 : jb->nq;
+    const ptrdiff_t sqh = jb->sqh, soh = jb->soh;
+    const uint16_t *const h0 = jb->h0 + j0;
+    uint16_t *const ht = jb->ht + j0;
+    float *const gc = GK ? gbuf : NULL;
+    float *const ck = GK ? gbuf + 2 * LINATTN_MAX_HEAD_DIM : NULL;
+    float *const cq = GK ? gbuf + 3 * LINATTN_MAX_HEAD_DIM : NULL;
+    __m512 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
+
+    if (GK) {
+        decay_row(jb, 0, gc);
+        scaled_reads(jb, 0, gc, NQ, ck, cq);
+    }
+    UNROLL
+    for (int v = 0; v < NV; v++) {
+        a[v] = _mm512_setzero_ps();
+        UNROLL
+        for (int r = 0; r < NQ; r++) b[r][v] = _mm512_setzero_ps();
+    }
+    for (int i = 0; i < K; i++) {
+        const uint16_t *hrow = h0 + (ptrdiff_t)i * jb->ld0;
+        const __m512 ki = GK ? _mm512_set1_ps(ck[i]) : _mm512_set1_ps(jb->k[i]);
+        __m512 qi[NQMAX];
+        UNROLL
+        for (int r = 0; r < NQ; r++)
+            qi[r] = GK ? _mm512_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm512_set1_ps(jb->q[r * sqh + i]);
+        UNROLL
+        for (int v = 0; v < NV; v += 2) {
+            __m512 s[2];
+            ld_bf16_eo(hrow + v * VL, &s[0], &s[1]);
+            UNROLL
+            for (int x = 0; x < 2; x++) {
+                if (GDN) a[v + x] = _mm512_fmadd_ps(s[x], ki, a[v + x]);
+                UNROLL
+                for (int r = 0; r < NQ; r++) b[r][v + x] = _mm512_fmadd_ps(s[x], qi[r], b[r][v + x]);
+            }
+        }
+    }
+
+    const float *q = jb->q, *k = jb->k;
+    const float gs = jb->g && !GK ? expf(jb->g[0]) : 1.0f;
+    const __m512 gam = _mm512_set1_ps(gs), scale = _mm512_set1_ps(jb->scale);
+    UNROLL
+    for (int v = 0; v < NV; v += 2) split_eo(jb->v + j0 + v * VL, &u[v], &u[v + 1]);
+    if (GDN) {
+        const __m512 beta = _mm512_set1_ps(jb->beta[0]);
+        UNROLL
+        for (int v = 0; v < NV; v++)
+            u[v] = GK ? _mm512_mul_ps(beta, _mm512_sub_ps(u[v], a[v]))
+                      : _mm512_mul_ps(beta, _mm512_fnmadd_ps(gam, a[v], u[v]));
+    }
+    for (int r = 0; r < nq; r++) {
+        const __m512 kq = _mm512_set1_ps(dot(k, q + r * sqh, K));
+        __m512 y[NVMAX];
+        UNROLL
+        for (int v = 0; v < NV; v++) {
+            const __m512 br = b[r < NQ ? r : 0][v];
+            y[v] = _mm512_mul_ps(scale, _mm512_fmadd_ps(kq, u[v], GK ? br : _mm512_mul_ps(gam, br)));
+        }
+        UNROLL
+        for (int v = 0; v < NV; v += 2) merge_eo(jb->o + r * soh + j0 + v * VL, y[v], y[v + 1]);
+    }
+    for (int i = 0; i < K; i++) {
+        const uint16_t *grow = h0 + (ptrdiff_t)i * jb->ld0;
+        uint16_t *hrow = ht + (ptrdiff_t)i * jb->ldt;
+        const __m512 ki = _mm512_set1_ps(k[i]);
+        const __m512 gi = GK ? _mm512_set1_ps(gc[i]) : gam;
+        UNROLL
+        for (int v = 0; v < NV; v += 2) {
+            __m512 s[2];
+            ld_bf16_eo(grow + v * VL, &s[0], &s[1]);
+            st_bf16_eo(hrow + v * VL, _mm512_fmadd_ps(gi, s[0], _mm512_mul_ps(ki, u[v])),
+                       _mm512_fmadd_ps(gi, s[1], _mm512_mul_ps(ki, u[v + 1])));
+        }
+    }
+}
+
 /* One panel of NV vectors (columns j0 .. j0+w-1).  NV, MASKED, GDN,
  * PACKED, GK and NQ are compile-time constants at every call site, so each
  * instantiation is specialised; MASKED = 0 requires w == NV*VL.
@@ -236,6 +406,10 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     __mmask16 m[NVMAX];
     __m512 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
 
+    if (direct && hdt == LINATTN_KH_BF16 && !MASKED && NV % 2 == 0) {
+        step_bf16(jb, j0, gbuf, NV, GDN, GK, NQ); /* the decode step, in pairs */
+        return;
+    }
     UNROLL
     for (int v = 0; v < NV; v++) {
         m[v] = lane_mask(w - v * VL);
