@@ -33,6 +33,8 @@ static void probe(linattn_cpu_caps *f)
     f->avx2 = ymm_ok && fma && f16c && ((b >> 5) & 1);
     f->avx512 = zmm_ok && f->avx2 && ((b >> 16) & 1) /* F */ && ((b >> 17) & 1) /* DQ */ &&
                 ((b >> 30) & 1) /* BW */ && ((b >> 31) & 1) /* VL */;
+    if (f->avx512 && a >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d))
+        f->avx512bf16 = (a >> 5) & 1; /* leaf 7 sub-leaf 1: EAX bit 5 */
 }
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -83,11 +85,17 @@ static const isa_entry isas[] = {
     {"scalar", linattn_register_scalar, always},
 };
 
-/* The scalar table, then the slots entry e has. */
-static void take(linattn_kernels *k, const isa_entry *e)
+/* The scalar table, then the slots entry e has; then the kernels of e
+ * built for a further feature of this CPU. */
+static void take(linattn_kernels *k, const isa_entry *e, const linattn_cpu_caps *f)
 {
     linattn_register_scalar(k);
     e->reg(k);
+#ifdef LINATTN_HAVE_AVX512BF16
+    if (!strcmp(e->name, "avx512") && f->avx512bf16) k->delta_rec = linattn_delta_rec_avx512bf16;
+#else
+    (void)f;
+#endif
 }
 
 const char *linattn_isa_compiled(void)
@@ -118,7 +126,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     linattn_cpu_caps f;
     linattn_cpu_probe(&f);
     const size_t n = sizeof isas / sizeof *isas;
-    take(k, &isas[n - 1]); /* the scalar kernels, always last */
+    take(k, &isas[n - 1], &f); /* the scalar kernels, always last */
     if (forced && *forced) {
         if (!known_isa(forced))
             return linattn_fail(LINATTN_EINVAL,
@@ -129,7 +137,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
             if (!isas[i].usable(&f))
                 return linattn_fail(LINATTN_EUNSUPPORTED,
                                     "isa %s: this CPU cannot run it", forced);
-            take(k, &isas[i]);
+            take(k, &isas[i], &f);
             return LINATTN_OK;
         }
         return linattn_fail(LINATTN_EUNSUPPORTED,
@@ -138,7 +146,7 @@ int linattn_kernels_select(linattn_kernels *k, const char *forced)
     }
     for (size_t i = 0; i < n; i++)
         if (isas[i].usable(&f)) {
-            take(k, &isas[i]);
+            take(k, &isas[i], &f);
             break;
         }
     return LINATTN_OK;
@@ -159,6 +167,7 @@ const char *linattn_cpu_features(void)
 {
     linattn_cpu_caps f;
     linattn_cpu_probe(&f);
+    if (f.avx512bf16) return "avx2 fma f16c avx512f avx512dq avx512bw avx512vl avx512bf16";
     if (f.avx512) return "avx2 fma f16c avx512f avx512dq avx512bw avx512vl";
     if (f.avx2) return "avx2 fma f16c";
     if (f.neon) return "asimd";

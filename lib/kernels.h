@@ -221,6 +221,8 @@ void linattn_f16_out_avx2(const float *src, uint16_t *dst, size_t n);
 void linattn_bf16_out_avx2(const float *src, uint16_t *dst, size_t n);
 
 void linattn_delta_rec_avx512(const linattn_delta_rec_job *job);
+/* the same kernel storing a bf16 state by AVX512_BF16 (delta_avx512bf16.c) */
+void linattn_delta_rec_avx512bf16(const linattn_delta_rec_job *job);
 void linattn_gka_rec_avx512(const linattn_gka_job *job);
 void linattn_kalman_rec_avx512(const linattn_kalman_job *job);
 void linattn_kalman_sum_avx512(const linattn_kalman_job *job, float *sum);

@@ -348,8 +348,8 @@ static void bt_dims(int64_t *s, int64_t B, int64_t T, int64_t heads, int64_t X)
  * H (K ld + 3) + 7, from an offset of 11; the gaps hold a sentinel that
  * must survive.  Equal bit for bit to the float32 call on the widened state
  * with its state rounded once, outputs included. */
-static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H, int nq,
-                      int64_t K, int64_t V, int gk, int64_t T)
+static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H,
+                             int nq, int64_t K, int64_t V, int gk, int64_t T, float tiny)
 {
     const int64_t Hq = nq * H, ld = V + 5, sh = K * ld + 3, sb = H * sh + 7, off = 11;
     const int64_t TT = T ? T : 1;
@@ -368,6 +368,10 @@ static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64
     tu_fill(g, ng, -0.5, 0.0);
     tu_fill(beta, nb, 0.1, 1.0);
     tu_fill(s32, ns, -2.0, 2.0);
+    if (tiny != 1.0f) { /* state and v scaled down: most of the state subnormal */
+        for (size_t e = 0; e < ns; e++) s32[e] *= tiny;
+        for (size_t e = 0; e < nv; e++) v[e] *= tiny;
+    }
     if (V > 9) { /* special values: their columns go NaN or Inf (the kernels' NaN path) */
         s32[3] = NAN;
         s32[ns - 2] = INFINITY;
@@ -452,6 +456,12 @@ static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64
     free(hs); free(want);
 }
 
+static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H, int nq,
+                      int64_t K, int64_t V, int gk, int64_t T)
+{
+    step_case_scaled(isa, op, d, B, H, nq, K, V, gk, T, 1.0f);
+}
+
 /* loop index: op (gdn, kla; gla keeps a float32 state) x dtype.  Shapes around the kernels' edges:
  * B = 1..5, H not a multiple of any vector width, V not a multiple of 4, 8
  * or 16 (and one full 128 x 128 head), query heads sharing the state
@@ -478,6 +488,32 @@ START_TEST(test_step_shapes)
         step_case(isas[b], op, d, 1, 1, 1, 260, 21, 0, 0);
         step_case(isas[b], op, d, 2, 3, 1, 16, 45, 0, 3);
         step_case(isas[b], op, d, 1, 2, 2, 32, 20, 1, 130);
+    }
+}
+END_TEST
+
+/* loop index: op x dtype.  A state (and v) scaled to straddle the dtype's
+ * smallest normal (bf16 2^-125, f16 2^-14 times [-2, 2]): subnormal and
+ * normal elements side by side in every vector, next to NaN and Inf.  Bit for
+ * bit as the float32 call rounded once.  f16: the kernels' rounding of
+ * subnormal results (vcvtps2ph) is lib/half.c's.  bf16: the kernels run with
+ * FTZ and DAZ (linattn(3)), so a subnormal float32 state element counts as
+ * zero in both calls and no rounding ever sees a subnormal input; the
+ * 16-bit state's subnormals must behave the same (read as zero, never
+ * stored from arithmetic). */
+START_TEST(test_step_subnormal)
+{
+    const int op = _i / 2;
+    const linattn_dtype d = HALVES[_i % 2];
+    const float tiny = d == LINATTN_BF16 ? 0x1p-125f : 0x1p-14f;
+    const char *isas[8];
+    const int ni = tu_isas(isas, 7);
+    for (int b = 0; b < ni; b++) {
+        if (!strcmp(isas[b], "opencl")) continue; /* the CPU kernels */
+        step_case_scaled(isas[b], op, d, 2, 2, 1, 32, 128, 0, 0, tiny);
+        step_case_scaled(isas[b], op, d, 1, 2, 2, 16, 96, 1, 0, tiny);
+        step_case_scaled(isas[b], op, d, 1, 1, 4, 24, 70, 0, 0, tiny);
+        step_case_scaled(isas[b], op, d, 1, 1, 1, 16, 64, 1, 3, tiny);
     }
 }
 END_TEST
@@ -621,6 +657,10 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_ops, 0, linattn_op_count());
     tcase_add_loop_test(tc, test_f32_states, 0, linattn_op_count());
     tcase_add_loop_test(tc, test_step_shapes, 0, 4);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("subnormal");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_step_subnormal, 0, 4);
     suite_add_tcase(s, tc);
     tc = tcase_create("drift");
     tcase_set_timeout(tc, 900); /* per entry: 2 x 10^5 steps of 2 heads of 32 x 32 */
