@@ -526,6 +526,24 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
                 const uint16_t *grow = direct ? h0 + (ptrdiff_t)i * jb->ld0 : NULL;
                 const __m512 ki = _mm512_set1_ps(k[i]);
                 const __m512 gi = GK ? _mm512_set1_ps(gc[i]) : gam;
+                if (direct && hdt == LINATTN_KH_F16 && !MASKED && NV % 2 == 0) {
+                    /* f16 decode step: one NaN compare for two vectors */
+                    UNROLL
+                    for (int v = 0; v < NV; v += 2) {
+                        const __m512 x0 = _mm512_fmadd_ps(gi, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(grow + v * VL))),
+                                                          _mm512_mul_ps(ki, u[v]));
+                        const __m512 x1 = _mm512_fmadd_ps(gi, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(grow + v * VL + VL))),
+                                                          _mm512_mul_ps(ki, u[v + 1]));
+                        if (_mm512_cmp_ps_mask(x0, x1, _CMP_UNORD_Q)) {
+                            st_state(hdt, NULL, hrow + v * VL, m[v], 0, x0);
+                            st_state(hdt, NULL, hrow + v * VL + VL, m[v + 1], 0, x1);
+                        } else {
+                            _mm256_storeu_si256((__m256i *)(hrow + v * VL), linattn_f16x16_out(x0));
+                            _mm256_storeu_si256((__m256i *)(hrow + v * VL + VL), linattn_f16x16_out(x1));
+                        }
+                    }
+                    continue;
+                }
                 UNROLL
                 for (int v = 0; v < NV; v++)
                     st_state(hdt, row + v * VL, hdt ? hrow + v * VL : NULL, m[v], MASKED,
