@@ -128,6 +128,10 @@ LINATTN_API const char *linattn_blas_info(void);
 /* 1 if built with OpenMP.  Without it a context's threads still decide how the
  * work is split (so results are the same) but the parts run one by one. */
 LINATTN_API int linattn_have_openmp(void);
+/* sizeof the public struct named ("linattn_delta_io", ...) in this build of
+ * the library, 0 for a name it does not know: bindings that mirror the
+ * structs (ctypes, FFI) check their layout against it. */
+LINATTN_API size_t linattn_struct_size(const char *name);
 
 /* ---- tensors ---------------------------------------------------------- */
 
