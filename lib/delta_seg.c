@@ -8,7 +8,10 @@
  * the entering states follow in order on the host, S_{s+1} = A_s S_s + B_s
  * (K^2 V per head and segment), and every later segment's outputs get
  * oA_s S_s added (a [len,K] x [K,V] product per head).  Segment 0 is made
- * (K+V)/V times as long as the others so that all finish together. */
+ * (K+V)/V times as long as the others so that all finish together.
+ * A later segment on an OpenCL context keeps its outputs on the device
+ * and completes them there (delta_segdev.c): only A_s, B_s come down and
+ * S_s goes up; one host thread per segment drives its device. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,9 @@ typedef struct seg_job {
     int64_t t0, len;
     linattn_tensor hT;       /* segment 0: where its final state goes */
     linattn_segment sum;     /* later segments */
+    int dev;                 /* a later segment on an OpenCL context */
+    linattn_segdev d;
+    double sec;              /* segment 0: its forward */
     char msg[MSG_LEN];
 } seg_job;
 
@@ -52,13 +58,41 @@ static void run_segment(seg_job *j, int first)
                           .beta = seg_view(&io->beta, j->t0, j->len),
                           .o = seg_view(&io->o, j->t0, j->len)};
     if (first) {
+        const double t = linattn_segdev_now();
         x.h0 = io->h0;
         x.hT = j->hT;
         j->rc = linattn_delta_forward(j->ctx, (linattn_delta_op)j->op, &x, j->opts);
+        j->sec = linattn_segdev_now() - t;
+    } else if (j->dev) {
+        j->rc = linattn_segdev_summarise(&j->d, j->ctx, j->op, &x, j->opts,
+                                         (float *)(uintptr_t)j->sum.A.data,
+                                         (float *)(uintptr_t)j->sum.B.data);
     } else {
         j->rc = linattn_delta_summarise(j->ctx, (linattn_delta_op)j->op, &x, j->opts, &j->sum);
     }
     if (j->rc) snprintf(j->msg, sizeof j->msg, "%s", linattn_last_error());
+}
+
+/* A later segment on its device: o0 + oA S there, then o down. */
+static void finish_segment(seg_job *j, const float *S)
+{
+    const linattn_tensor o = seg_view(&j->io->o, j->t0, j->len);
+    j->rc = linattn_segdev_finish(&j->d, j->ctx, S, &o);
+    if (j->rc) snprintf(j->msg, sizeof j->msg, "%s", linattn_last_error());
+}
+
+static void say_phases(const seg_job *jobs, int P, double scan, double total)
+{
+    fprintf(stderr, "linattn: split over %d contexts: segment 0 (%lld tokens) forward %.1f ms\n",
+            P, (long long)jobs[0].len, jobs[0].sec * 1e3);
+    for (int s = 1; s < P; s++)
+        if (jobs[s].dev)
+            fprintf(stderr, "linattn:   segment %d (%lld tokens) on %s: inputs up %.1f ms, "
+                            "summary %.1f ms, S up + o += oA S %.1f ms, o down %.1f ms\n",
+                    s, (long long)jobs[s].len, linattn_ctx_device(jobs[s].ctx), jobs[s].d.up * 1e3,
+                    jobs[s].d.sum * 1e3, jobs[s].d.fix * 1e3, jobs[s].d.out * 1e3);
+    fprintf(stderr, "linattn:   scan over the summaries %.1f ms; split total %.1f ms\n",
+            scan * 1e3, total * 1e3);
 }
 
 typedef struct fix_arg {
@@ -67,13 +101,14 @@ typedef struct fix_arg {
     const int64_t *t0;
     int64_t Bt, H, Ho, K, V;
     int P;
+    const int *host;          /* the segments completed here, in order */
 } fix_arg;
 
 /* o += oA_s S_s for one (segment s >= 1, batch row, output head) */
 static void fix_job(void *arg, int64_t j, int thread)
 {
     const fix_arg *a = arg;
-    const int64_t r = j % a->Ho, b = j / a->Ho % a->Bt, s = 1 + j / (a->Ho * a->Bt);
+    const int64_t r = j % a->Ho, b = j / a->Ho % a->Bt, s = a->host[j / (a->Ho * a->Bt)];
     const int64_t h = r / (a->Ho / a->H), len = a->t0[s + 1] - a->t0[s];
     (void)thread;
     linattn_seg_gemm(len, a->V, a->K, 1.0f, a->oA[s] + (b * len * a->Ho + r) * a->K, a->Ho * a->K,
@@ -91,9 +126,11 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
     seg_job *jobs = linattn_calloc((size_t)P, sizeof *jobs);
     float **oA = linattn_calloc((size_t)P + 1, sizeof *oA), **S = linattn_calloc((size_t)P + 1, sizeof *S);
     float **A = linattn_calloc((size_t)P, sizeof *A), **Bs = linattn_calloc((size_t)P, sizeof *Bs);
+    int *host_segs = linattn_calloc((size_t)P, sizeof *host_segs);
     float *mem = NULL;
-    int rc = LINATTN_OK;
-    if (!t0 || !jobs || !oA || !S || !A || !Bs) {
+    int rc = LINATTN_OK, nhost = 0;
+    const double start = linattn_segdev_now();
+    if (!t0 || !jobs || !oA || !S || !A || !Bs || !host_segs) {
         rc = linattn_fail(LINATTN_ENOMEM, "split forward: out of memory");
         goto out;
     }
@@ -111,9 +148,14 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
                           (long long)T, P);
         goto out;
     }
-    /* A_s, B_s, the entering states S_s (s >= 1), oA_s */
-    const size_t total = (size_t)(P - 1) * (size_t)(KK + 2 * KV) +
-                         (size_t)(T - t0[1]) * (size_t)(Bt * Ho * K);
+    /* A_s, B_s, the entering states S_s (s >= 1), oA_s of the segments
+     * completed on the host (the others keep theirs on their devices) */
+    size_t total = (size_t)(P - 1) * (size_t)(KK + 2 * KV);
+    for (int s = 1; s < P; s++)
+        if (!ctxs[s]->cl) {
+            total += (size_t)(t0[s + 1] - t0[s]) * (size_t)(Bt * Ho * K);
+            host_segs[nhost++] = s;
+        }
     if (!(mem = linattn_malloc(sizeof(float) * (total ? total : 1)))) {
         rc = linattn_fail(LINATTN_ENOMEM, "split forward: out of memory for %zu floats of "
                                           "summaries", total);
@@ -125,10 +167,11 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         Bs[s] = p; p += KV;
         S[s] = p; p += KV;
     }
-    for (int s = 1; s < P; s++) {
-        oA[s] = p;
-        p += (t0[s + 1] - t0[s]) * Bt * Ho * K;
-    }
+    for (int s = 1; s < P; s++)
+        if (!ctxs[s]->cl) {
+            oA[s] = p;
+            p += (t0[s + 1] - t0[s]) * Bt * Ho * K;
+        }
     for (int s = 0; s < P; s++) {
         seg_job *j = &jobs[s];
         j->ctx = ctxs[s];
@@ -142,7 +185,8 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         } else {
             j->sum.A = linattn_tensor_4d(A[s], Bt, H, K, K);
             j->sum.B = linattn_tensor_4d(Bs[s], Bt, H, K, V);
-            j->sum.oA = linattn_tensor_4d(oA[s], Bt, j->len, Ho, K);
+            j->dev = ctxs[s]->cl != NULL;
+            if (!j->dev) j->sum.oA = linattn_tensor_4d(oA[s], Bt, j->len, Ho, K);
         }
     }
     const int blas = linattn_blas_serial_begin(1);
@@ -160,6 +204,7 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
             goto out;
         }
     /* the entering states in order, the final one into hT */
+    const double scan0 = linattn_segdev_now();
     for (int s = 1; s < P && rc == LINATTN_OK; s++) {
         linattn_segment_apply_io ap = {.sum = jobs[s].sum,
                                        .h0 = linattn_tensor_4d(S[s], Bt, H, K, V)};
@@ -169,16 +214,33 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         else break;
         rc = linattn_segment_apply(host, &ap);
     }
-    if (rc == LINATTN_OK && P > 1) { /* the later segments' outputs */
+    const double scan = linattn_segdev_now() - scan0;
+    if (rc == LINATTN_OK && nhost < P - 1) { /* the later segments on their devices */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(P - 1 - nhost)
+#endif
+        for (int s = 1; s < P; s++)
+            if (jobs[s].dev) finish_segment(&jobs[s], S[s]);
+        for (int s = 1; s < P && rc == LINATTN_OK; s++)
+            if (jobs[s].rc)
+                rc = linattn_fail(jobs[s].rc, "segment %d of %d (tokens %lld..%lld): %s", s, P,
+                                  (long long)jobs[s].t0,
+                                  (long long)(jobs[s].t0 + jobs[s].len - 1), jobs[s].msg);
+    }
+    if (rc == LINATTN_OK && nhost) { /* the later segments' outputs on the host */
         fix_arg fa = {.o = linattn_rows_of(&io->o, 1, 1), .oA = oA, .S = S, .t0 = t0, .Bt = Bt,
-                      .H = H, .Ho = Ho, .K = K, .V = V, .P = P};
+                      .H = H, .Ho = Ho, .K = K, .V = V, .P = P, .host = host_segs};
         /* BLAS on one thread even on one of ours: its own threads spin against
          * other work (measured: the completion took 2-3x as long) */
         const int bl = linattn_blas_serial_begin(1);
-        linattn_parallel_for(host, (int64_t)(P - 1) * Bt * Ho, fix_job, &fa);
+        linattn_parallel_for(host, (int64_t)nhost * Bt * Ho, fix_job, &fa);
         linattn_blas_serial_end(bl);
     }
+    if (rc == LINATTN_OK && host->verbose && nhost < P - 1)
+        say_phases(jobs, P, scan, linattn_segdev_now() - start);
 out:
+    for (int s = 0; jobs && s < P; s++) linattn_segdev_free(&jobs[s].d);
+    free(host_segs);
     free(mem);
     free(t0);
     free(jobs);

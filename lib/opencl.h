@@ -151,4 +151,10 @@ int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t 
                          linattn_dtype sdt, void *dst, int64_t doff, const int64_t *dstr,
                          linattn_dtype ddt, const int64_t *shape, int ndim);
 
+/* A summarised segment's outputs completed on the device (segment_cl.c):
+ * o [Bt,len,Ho,V] += oA [Bt,len,Ho,K] . S [Bt,H,K,V] per (b, output head r),
+ * state head r / (Ho/H); all dense device buffers; waits for the device. */
+int linattn_cl_seg_addmul(linattn_cl *cl, void *o, void *oA, void *S, int64_t Bt, int64_t len,
+                          int64_t Ho, int64_t H, int K, int V);
+
 #endif
