@@ -8,10 +8,12 @@
  * the entering states follow in order on the host, S_{s+1} = A_s S_s + B_s
  * (K^2 V per head and segment), and every later segment's outputs get
  * oA_s S_s added (a [len,K] x [K,V] product per head).  Segment 0 is made
- * (K+V)/V times as long as the others so that all finish together.
- * A later segment on an OpenCL context keeps its outputs on the device
- * and completes them there (delta_segdev.c): only A_s, B_s come down and
- * S_s goes up; one host thread per segment drives its device. */
+ * (K+V)/V times as long as the others so that all finish together (less
+ * on GPUs fed from host memory: first_weight).  A later segment on an
+ * OpenCL context keeps its outputs on the device and completes them there
+ * (delta_segdev.c): only A_s, B_s come down and S_s goes up; one host
+ * thread per segment drives its device. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,59 @@ static void finish_segment(seg_job *j, const float *S)
     if (j->rc) snprintf(j->msg, sizeof j->msg, "%s", linattn_last_error());
 }
 
+/* One phase of the split for segment s: its summary or forward (S NULL),
+ * or the completion on its device. */
+static void seg_phase(seg_job *jobs, int s, float *const *S)
+{
+    if (!S) run_segment(&jobs[s], s == 0);
+    else if (jobs[s].dev) finish_segment(&jobs[s], S[s]);
+}
+
+typedef struct seg_thr {
+    seg_job *jobs;
+    float *const *S;
+    int s;
+} seg_thr;
+
+static void *seg_thread(void *arg)
+{
+    const seg_thr *t = arg;
+    seg_phase(t->jobs, t->s, t->S);
+    return NULL;
+}
+
+/* A phase for every segment, all at once: with OpenCL contexts one host
+ * thread per segment of our own (each waits on its device; OpenMP would
+ * give fewer inside a parallel region or under OMP_THREAD_LIMIT), else on
+ * nthreads OpenMP threads.  A thread that cannot start runs its segment
+ * here, after the others have started. */
+static void each_segment(seg_job *jobs, int P, int nthreads, int own, float *const *S)
+{
+    seg_thr *t = own ? linattn_calloc((size_t)P, sizeof *t) : NULL;
+    pthread_t *tid = own ? linattn_calloc((size_t)P, sizeof *tid) : NULL;
+    if (t && tid) {
+        int *started = (int *)linattn_calloc((size_t)P, sizeof *started);
+        for (int s = 1; s < P && started; s++) {
+            t[s] = (seg_thr){.jobs = jobs, .S = S, .s = s};
+            started[s] = pthread_create(&tid[s], NULL, seg_thread, &t[s]) == 0;
+        }
+        seg_phase(jobs, 0, S);
+        for (int s = 1; s < P; s++) {
+            if (started && started[s]) pthread_join(tid[s], NULL);
+            else seg_phase(jobs, s, S);
+        }
+        free(started);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+#endif
+        for (int s = 0; s < P; s++) seg_phase(jobs, s, S);
+    }
+    (void)nthreads;
+    free(t);
+    free(tid);
+}
+
 static void say_phases(const seg_job *jobs, int P, double scan, double total)
 {
     fprintf(stderr, "linattn: split over %d contexts: segment 0 (%lld tokens) forward %.1f ms\n",
@@ -116,6 +171,27 @@ static void fix_job(void *arg, int64_t j, int thread)
                      linattn_row(&a->o, b, a->t0[s], r), a->o.st);
 }
 
+/* Segment 0's length over a later segment's, so that all finish together:
+ * a later token costs (K+V)/V of a token of segment 0 in arithmetic, but
+ * on GPUs fed from host memory both move each token across the bus once
+ * and that dominates (an H200: 1008 ms for a forward of T=262144, H=16,
+ * K=V=128 from host tensors; its device-buffer rate, 2.5 M tokens/s at
+ * T=16384, gives about 105 ms), so there the copies count 0.9 of a
+ * token's cost.  LINATTN_SPLIT_FIRST (a number > 0) overrides. */
+static double first_weight(linattn_ctx *const *ctxs, int P, int64_t K, int64_t V)
+{
+    const double w = (double)(K + V) / (double)V;
+    const char *env = getenv("LINATTN_SPLIT_FIRST");
+    if (env && *env) {
+        char *end;
+        const double x = strtod(env, &end);
+        if (!*end && x > 0.0 && x < 1e6) return x;
+    }
+    int gpus = 1;
+    for (int s = 0; s < P; s++) gpus &= ctxs[s]->cl && linattn_cl_is_gpu(ctxs[s]->cl);
+    return gpus ? 0.9 + 0.1 * w : w;
+}
+
 int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, int nthreads,
                           int op, const linattn_delta_io *io, const linattn_delta_opts *opts)
 {
@@ -134,8 +210,8 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         rc = linattn_fail(LINATTN_ENOMEM, "split forward: out of memory");
         goto out;
     }
-    /* boundaries: segment 0 is (K+V)/V units long, the others one unit */
-    const double w0 = (double)(K + V) / (double)V, unit = (double)T / (w0 + P - 1);
+    /* boundaries: segment 0 is w0 units long, the others one unit */
+    const double w0 = first_weight(ctxs, P, K, V), unit = (double)T / (w0 + P - 1);
     t0[P] = T;
     for (int s = P - 1; s >= 1; s--) {
         int64_t b = T - (int64_t)((P - s) * unit + 0.5);
@@ -190,12 +266,10 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         }
     }
     const int blas = linattn_blas_serial_begin(1);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-#endif
-    for (int s = 0; s < P; s++) run_segment(&jobs[s], s == 0);
+    int own = 0; /* a thread per segment: any context on OpenCL */
+    for (int s = 0; s < P; s++) own |= ctxs[s]->cl != NULL;
+    each_segment(jobs, P, nthreads, own, NULL);
     linattn_blas_serial_end(blas);
-    (void)nthreads;
     for (int s = 0; s < P; s++)
         if (jobs[s].rc) {
             rc = linattn_fail(jobs[s].rc, "segment %d of %d (tokens %lld..%lld): %s", s, P,
@@ -216,11 +290,7 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
     }
     const double scan = linattn_segdev_now() - scan0;
     if (rc == LINATTN_OK && nhost < P - 1) { /* the later segments on their devices */
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(P - 1 - nhost)
-#endif
-        for (int s = 1; s < P; s++)
-            if (jobs[s].dev) finish_segment(&jobs[s], S[s]);
+        each_segment(jobs, P, P, 1, S);
         for (int s = 1; s < P && rc == LINATTN_OK; s++)
             if (jobs[s].rc)
                 rc = linattn_fail(jobs[s].rc, "segment %d of %d (tokens %lld..%lld): %s", s, P,

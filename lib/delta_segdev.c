@@ -38,7 +38,8 @@ static int upload(linattn_ctx *ctx, const linattn_tensor *view, linattn_buffer *
     const unsigned need = t.dtype != LINATTN_F32 || !linattn_dense(&t) ? 1u : 0u;
     if ((rc = linattn_pack_begin(&ps, ctx, &tp, 1, need, 1u, 0u))) return rc;
     const size_t n = count_of(&t);
-    if (!(rc = linattn_buffer_create(ctx, n, buf))) rc = linattn_buffer_write(*buf, 0, linattn_host(&t), n);
+    if (!(rc = linattn_buffer_create(ctx, n, buf)))
+        rc = linattn_buffer_write(*buf, 0, linattn_host(&t), n);
     rc = linattn_pack_end(&ps, rc);
     if (!rc) *out = linattn_tensor_buffer(*buf, view->ndim, view->shape);
     return rc;
@@ -115,7 +116,8 @@ int linattn_segdev_finish(linattn_segdev *d, linattn_ctx *ctx, const float *S,
     int rc;
     double t = linattn_segdev_now();
     const size_t ns = (size_t)(d->Bt * d->H * d->K * d->V);
-    if ((rc = linattn_buffer_create(ctx, ns, &d->S)) || (rc = linattn_buffer_write(d->S, 0, S, ns)) ||
+    if ((rc = linattn_buffer_create(ctx, ns, &d->S)) ||
+        (rc = linattn_buffer_write(d->S, 0, S, ns)) ||
         (rc = linattn_cl_seg_addmul(ctx->cl, linattn_buffer_mem(d->o), linattn_buffer_mem(d->oA),
                                     linattn_buffer_mem(d->S), d->Bt, d->len, d->Ho, d->H,
                                     (int)d->K, (int)d->V)))

@@ -19,6 +19,8 @@ typedef struct linattn_cl linattn_cl;
 int linattn_cl_open(const char *spec, int verbose, linattn_cl **out);
 void linattn_cl_close(linattn_cl *cl);
 const char *linattn_cl_describe(const linattn_cl *cl);
+/* 1 when the device is a GPU or an accelerator (its memory across a bus). */
+int linattn_cl_is_gpu(const linattn_cl *cl);
 
 /* Device memory, as an opaque handle (a cl_mem). */
 int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem);

@@ -27,6 +27,8 @@ int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
 void linattn_cl_close(linattn_cl *cl) { (void)cl; }
 const char *linattn_cl_describe(const linattn_cl *cl) { (void)cl; return "cpu"; }
 
+int linattn_cl_is_gpu(const linattn_cl *cl) { (void)cl; return 0; }
+
 int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem)
 {
     (void)cl; (void)bytes; (void)zero;

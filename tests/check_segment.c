@@ -380,6 +380,8 @@ START_TEST(test_split_devices)
 {
     const int op = _i % 3, with_h0 = _i / 3 % 2, with_hT = _i / 6 % 2, B = 1 + _i / 12;
     if (!tu_opencl()) return;
+    if (_i % 4 == 1) setenv("LINATTN_SPLIT_FIRST", "1", 1); /* equal segments */
+    else unsetenv("LINATTN_SPLIT_FIRST");
     prob p;
     prob_make(&p, op, B, 300, 2, 24, 80, 0, with_h0, 0);
     const size_t no = p.B * p.T * p.H * p.V, nh = p.N * p.H * p.K * p.V;
