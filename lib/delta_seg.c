@@ -136,10 +136,11 @@ static void each_segment(seg_job *jobs, int P, int nthreads, int own, float *con
     free(tid);
 }
 
-static void say_phases(const seg_job *jobs, int P, double scan, double total)
+static void say_phases(const seg_job *jobs, int P, double w0, double scan, double total)
 {
-    fprintf(stderr, "linattn: split over %d contexts: segment 0 (%lld tokens) forward %.1f ms\n",
-            P, (long long)jobs[0].len, jobs[0].sec * 1e3);
+    fprintf(stderr, "linattn: split over %d contexts (segment 0 %.3g times as long as the others, "
+                    "LINATTN_SPLIT_FIRST): segment 0 (%lld tokens) forward %.1f ms\n",
+            P, w0, (long long)jobs[0].len, jobs[0].sec * 1e3);
     for (int s = 1; s < P; s++)
         if (jobs[s].dev)
             fprintf(stderr, "linattn:   segment %d (%lld tokens) on %s: inputs up %.1f ms, "
@@ -171,15 +172,22 @@ static void fix_job(void *arg, int64_t j, int thread)
                      linattn_row(&a->o, b, a->t0[s], r), a->o.st);
 }
 
-/* Segment 0's length over a later segment's, so that all finish together:
- * a later token costs (K+V)/V of a token of segment 0 in arithmetic, but
- * on GPUs fed from host memory both move each token across the bus once
- * and that dominates (an H200: 1008 ms for a forward of T=262144, H=16,
- * K=V=128 from host tensors; its device-buffer rate, 2.5 M tokens/s at
- * T=16384, gives about 105 ms), so there the copies count 0.9 of a
- * token's cost.  LINATTN_SPLIT_FIRST (a number > 0) overrides. */
-static double first_weight(linattn_ctx *const *ctxs, int P, int64_t K, int64_t V)
+/* Segment 0's length over a later segment's.  In arithmetic a later token
+ * costs w = (K+V)/V tokens of segment 0.  On GPUs fed from host memory the
+ * copies dominate (an H200: 1008 ms for a forward of T=262144, H=16,
+ * K=V=128 from host tensors, where its device-buffer rate, 2.5 M tokens/s
+ * at T=16384, gives about 105 ms): there a token's cost is a share
+ * R = 0.9 of copies, a fraction u of them up (q, k, v, g, beta) and the
+ * rest down (o), and 1 - R of arithmetic.  A later segment's outputs go
+ * down only after segment 0 has ended (they need its final state), so the
+ * split ends soonest when segment 0 takes as long as a later segment's
+ * work before that: w0 = R u + (1 - R) w (0.88 for K = V).
+ * LINATTN_SPLIT_FIRST (a number > 0) overrides. */
+#define SEG_BUS_SHARE 0.9
+
+static double first_weight(linattn_ctx *const *ctxs, int P, const linattn_delta_io *io)
 {
+    const int64_t K = io->q.shape[3], V = io->v.shape[3], H = io->v.shape[2];
     const double w = (double)(K + V) / (double)V;
     const char *env = getenv("LINATTN_SPLIT_FIRST");
     if (env && *env) {
@@ -189,7 +197,13 @@ static double first_weight(linattn_ctx *const *ctxs, int P, int64_t K, int64_t V
     }
     int gpus = 1;
     for (int s = 0; s < P; s++) gpus &= ctxs[s]->cl && linattn_cl_is_gpu(ctxs[s]->cl);
-    return gpus ? 0.9 + 0.1 * w : w;
+    if (!gpus) return w;
+    /* floats per token up and down */
+    const double g = linattn_given(&io->g) ? (io->g.ndim == 4 ? (double)(H * K) : (double)H) : 0.0;
+    const double up = (double)((io->q.shape[2] + io->k.shape[2]) * K + H * V) + g +
+                      (linattn_given(&io->beta) ? (double)H : 0.0);
+    const double down = (double)(io->o.shape[2] * V);
+    return SEG_BUS_SHARE * up / (up + down) + (1.0 - SEG_BUS_SHARE) * w;
 }
 
 int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, int nthreads,
@@ -211,7 +225,7 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         goto out;
     }
     /* boundaries: segment 0 is w0 units long, the others one unit */
-    const double w0 = first_weight(ctxs, P, K, V), unit = (double)T / (w0 + P - 1);
+    const double w0 = first_weight(ctxs, P, io), unit = (double)T / (w0 + P - 1);
     t0[P] = T;
     for (int s = P - 1; s >= 1; s--) {
         int64_t b = T - (int64_t)((P - s) * unit + 0.5);
@@ -307,7 +321,7 @@ int linattn_delta_seg_run(linattn_ctx *host, linattn_ctx *const *ctxs, int P, in
         linattn_blas_serial_end(bl);
     }
     if (rc == LINATTN_OK && host->verbose && nhost < P - 1)
-        say_phases(jobs, P, scan, linattn_segdev_now() - start);
+        say_phases(jobs, P, w0, scan, linattn_segdev_now() - start);
 out:
     for (int s = 0; jobs && s < P; s++) linattn_segdev_free(&jobs[s].d);
     free(host_segs);
