@@ -186,7 +186,7 @@ static void run_cuts(const delta_plan *p, const linattn_delta_rec_job *jb, int64
                      float *stage)
 {
     for (int64_t t = 0; t < jb->T;) {
-        const int64_t e = linattn_serve_next_cut(&p->sv, jb->T, t);
+        const int64_t e = linattn_serve_next_cut(&p->sv, n, jb->T, t);
         linattn_delta_rec_job s = *jb;
         s.T = e - t;
         s.q += t * jb->sq; s.k += t * jb->sk; s.v += t * jb->sv; s.o += t * jb->so;

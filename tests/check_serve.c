@@ -396,6 +396,79 @@ START_TEST(test_rollback)
 }
 END_TEST
 
+/* Checkpoints at listed token counts (checkpoint_offsets, per sequence)
+ * against truncated calls; bad lists refused with nothing written. */
+START_TEST(test_offsets)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {9, 12, 20};
+    enum { N = 3, C = 3 };
+    static const int64_t offs[N * C] = {3, 9, 0, 1, 7, 12, 4, 5, 19};
+    static const int64_t bad[][N * C] = {{3, 3, 0, 1, 7, 12, 4, 5, 19},  /* not ascending */
+                                         {3, 9, 0, 1, 7, 13, 4, 5, 19},  /* past sequence 1 */
+                                         {3, 9, 0, 0, 7, 12, 4, 5, 19},  /* a 0 before a count */
+                                         {-1, 9, 0, 1, 7, 12, 4, 5, 19}};
+    static const int want[] = {LINATTN_EINVAL, LINATTN_ERANGE, LINATTN_EINVAL, LINATTN_ERANGE};
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int op = 0; op < 3; op++)
+        for (int algo = 0; algo < 2; algo++) {
+            prob p;
+            make(&p, op, lens, N);
+            linattn_delta_opts opts;
+            opts_of(&opts, algo);
+            const size_t nout = (size_t)p.T * H * V;
+            float *h0 = tu_alloc(N * HKV), *o = tu_alloc(nout), *hc = tu_alloc(N * C * HKV);
+            float *ro = tu_alloc(nout), *rh = tu_alloc(HKV);
+            tu_fill(h0, N * HKV, -1, 1);
+            tu_poison(o, nout);
+            tu_poison(hc, N * C * HKV);
+            linattn_delta_io io = io_of(&p, 0, p.T, o);
+            io.h0 = linattn_tensor_4d(h0, N, H, K, V);
+            io.hC = linattn_tensor_4d(hc, N * C, H, K, V);
+            io.cu_seqlens = p.cu;
+            io.n_seqs = N;
+            for (int c = 0; c < 4; c++) {
+                io.checkpoint_offsets = bad[c];
+                const int rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts);
+                ck_assert_msg(rc == want[c], "bad offsets %d on %s: %d", c, be[_i], rc);
+            }
+            io.checkpoint_offsets = offs;
+            io.checkpoint_every = 4; /* one or the other */
+            ck_assert_int_eq(linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts),
+                             LINATTN_EINVAL);
+            for (size_t e = 0; e < N * C * HKV; e++)
+                ck_assert_msg(isnan(hc[e]), "hC written by a refused call");
+            for (size_t e = 0; e < nout; e++)
+                ck_assert_msg(isnan(o[e]), "o written by a refused call");
+            io.checkpoint_every = 0;
+            int rc = linattn_delta_forward(ctx, (linattn_delta_op)op, &io, &opts);
+            ck_assert_msg(rc == 0, "%s: %s", be[_i], linattn_last_error());
+            const int exact = !cl && algo == 0 && strcmp(be[_i], "ref");
+            for (int n = 0; n < N; n++) {
+                for (int c = 0; c < C; c++) {
+                    float *row = hc + (n * C + c) * HKV;
+                    if (!offs[n * C + c]) { /* an unused row: not written */
+                        for (size_t e = 0; e < HKV; e++)
+                            ck_assert_msg(isnan(row[e]), "unused checkpoint row written");
+                        continue;
+                    }
+                    ck_assert_int_eq(run_seq(ctx, &p, n, offs[n * C + c], h0 + n * HKV, ro, rh,
+                                             &opts), 0);
+                    close_to(row, rh, HKV, exact, "listed checkpoint", be[_i], op, algo);
+                }
+                ck_assert_int_eq(run_seq(ctx, &p, n, lens[n], h0 + n * HKV, ro, rh, &opts), 0);
+                close_to(o + p.cu[n] * H * V, ro, (size_t)lens[n] * H * V, exact, "o", be[_i],
+                         op, algo);
+            }
+            free(h0); free(o); free(hc); free(ro); free(rh);
+            unmake(&p);
+        }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 /* The operator table lists hW and hC for the delta forwards, and a call
  * through it with slots and rollback rows equals the direct call. */
 START_TEST(test_table)
@@ -551,6 +624,260 @@ START_TEST(test_gka)
 }
 END_TEST
 
+/* kalman: pools [P,M,S] with slots, forward (recurrence and scan) and step,
+ * against separate calls bit for bit (the step against a one-token forward:
+ * within tolerance on OpenCL, whose step and forward kernels round apart);
+ * bad slots refused with nothing written. */
+#define KM 8
+#define KS 4
+#define MS ((size_t)KM * KS)
+typedef struct kprob {
+    float *v, *lv, *k, *q, *a, *p;
+} kprob;
+
+static void kmake(kprob *p, size_t T)
+{
+    p->v = tu_alloc(T * KM); p->lv = tu_alloc(T * KM);
+    p->k = tu_alloc(T * KS); p->q = tu_alloc(T * KS);
+    p->a = tu_alloc(MS); p->p = tu_alloc(MS);
+    tu_fill(p->v, T * KM, -1, 1);
+    tu_fill(p->lv, T * KM, 0.5, 2);
+    tu_fill(p->k, T * KS, -1, 1);
+    tu_fill(p->q, T * KS, -1, 1);
+    tu_fill(p->a, MS, 0.5, 0.99);
+    tu_fill(p->p, MS, 0, 0.1);
+}
+
+static void kunmake(kprob *p)
+{
+    free(p->v); free(p->lv); free(p->k); free(p->q); free(p->a); free(p->p);
+}
+
+/* tokens t0 .. t0+len as one batch row */
+static linattn_kalman_io kio(const kprob *p, int64_t t0, int64_t len, float *y, float *yv)
+{
+    linattn_kalman_io io = {
+        .v = linattn_tensor_3d(p->v + t0 * KM, 1, len, KM),
+        .lam_v = linattn_tensor_3d(p->lv + t0 * KM, 1, len, KM),
+        .k = linattn_tensor_3d(p->k + t0 * KS, 1, len, KS),
+        .q = linattn_tensor_3d(p->q + t0 * KS, 1, len, KS),
+        .decay = linattn_tensor_2d(p->a, KM, KS), .noise = linattn_tensor_2d(p->p, KM, KS),
+        .y = linattn_tensor_3d(y, 1, len, KM), .yvar = linattn_tensor_3d(yv, 1, len, KM)};
+    return io;
+}
+
+static linattn_kalman_step_io kstep(const kprob *p, int64_t B, float *y, float *yv,
+                                    float *lam, float *eta, int64_t P)
+{
+    linattn_kalman_step_io io = {
+        .v = linattn_tensor_2d(p->v, B, KM), .lam_v = linattn_tensor_2d(p->lv, B, KM),
+        .k = linattn_tensor_2d(p->k, B, KS), .q = linattn_tensor_2d(p->q, B, KS),
+        .decay = linattn_tensor_2d(p->a, KM, KS), .noise = linattn_tensor_2d(p->p, KM, KS),
+        .y = linattn_tensor_2d(y, B, KM), .yvar = linattn_tensor_2d(yv, B, KM),
+        .state_lam = linattn_tensor_3d(lam, P, KM, KS),
+        .state_eta = linattn_tensor_3d(eta, P, KM, KS)};
+    return io;
+}
+
+START_TEST(test_kalman)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 17, 1, 1};
+    static const int64_t cu[] = {0, 1, 18, 19, 20};
+    static const int64_t slot[] = {2, 0, -1, 3};
+    static const unsigned char init[] = {1, 0, 1, 1};
+    static const int64_t bad[][4] = {{1, 1, 0, 2}, {0, 1, 2, 4}};
+    static const int want[] = {LINATTN_EINVAL, LINATTN_ERANGE};
+    enum { N = 4, P = 4, T = 20 };
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    kprob p;
+    kmake(&p, T);
+    const size_t ny = (size_t)T * KM;
+    float *y = tu_alloc(ny), *yv = tu_alloc(ny), *ry = tu_alloc(ny), *ryv = tu_alloc(ny);
+    float *y0 = tu_alloc(ny), *pl = tu_alloc(P * MS), *pe = tu_alloc(P * MS);
+    float *pl0 = tu_alloc(P * MS), *pe0 = tu_alloc(P * MS), *rl = tu_alloc(MS), *re = tu_alloc(MS);
+    tu_fill(pl0, P * MS, 0.5, 50);
+    tu_fill(pe0, P * MS, -5, 5);
+    tu_poison(y0, ny);
+    for (int run = 0; run < 3; run++) { /* forward recurrent, forward scan, step */
+        const int step = run == 2;
+        linattn_kalman_opts opts;
+        linattn_kalman_opts_init(&opts);
+        opts.algo = run == 1 ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
+        opts.chunk = 4;
+        for (int c = 0; c < 3; c++) { /* two refusals, then the call */
+            memcpy(pl, pl0, P * MS * sizeof(float));
+            memcpy(pe, pe0, P * MS * sizeof(float));
+            memcpy(y, y0, ny * sizeof(float));
+            tu_poison(yv, ny);
+            const int64_t *sl = c < 2 ? bad[c] : slot;
+            int rc;
+            if (!step) {
+                linattn_kalman_io io = kio(&p, 0, T, y, yv);
+                io.lam0 = io.lamT = linattn_tensor_3d(pl, P, KM, KS);
+                io.eta0 = io.etaT = linattn_tensor_3d(pe, P, KM, KS);
+                io.cu_seqlens = cu;
+                io.n_seqs = N;
+                io.state_indices = sl;
+                io.has_initial_state = init;
+                rc = linattn_kalman_forward(ctx, &io, &opts);
+            } else { /* the first N tokens as N rows */
+                linattn_kalman_step_io io = kstep(&p, N, y, yv, pl, pe, P);
+                io.state_indices = sl;
+                io.has_initial_state = init;
+                rc = linattn_kalman_step(ctx, &io, &opts);
+            }
+            if (c < 2) {
+                ck_assert_msg(rc == want[c], "kalman bad slots %d on %s: %d", c, be[_i], rc);
+                same_bits(pl, pl0, P * MS, "kalman lam pool after a refusal", be[_i], run, 0);
+                same_bits(pe, pe0, P * MS, "kalman eta pool after a refusal", be[_i], run, 0);
+                same_bits(y, y0, ny, "kalman y after a refusal", be[_i], run, 0);
+                continue;
+            }
+            ck_assert_msg(rc == 0, "kalman run %d on %s: %s", run, be[_i], linattn_last_error());
+        }
+        for (int n = 0; n < N; n++) {
+            const int64_t t0 = step ? n : cu[n], len = step ? 1 : lens[n];
+            const int fresh = slot[n] < 0 || !init[n];
+            memcpy(rl, pl0 + (slot[n] < 0 ? 0 : slot[n]) * MS, MS * sizeof(float));
+            memcpy(re, pe0 + (slot[n] < 0 ? 0 : slot[n]) * MS, MS * sizeof(float));
+            linattn_kalman_io r = kio(&p, t0, len, ry, ryv);
+            if (!fresh) {
+                r.lam0 = linattn_tensor_3d(rl, 1, KM, KS);
+                r.eta0 = linattn_tensor_3d(re, 1, KM, KS);
+            }
+            r.lamT = linattn_tensor_3d(rl, 1, KM, KS);
+            r.etaT = linattn_tensor_3d(re, 1, KM, KS);
+            ck_assert_int_eq(linattn_kalman_forward(ctx, &r, &opts), 0);
+            const int exact = !(step && cl);
+            close_to(y + t0 * KM, ry, (size_t)len * KM, exact, "kalman y", be[_i], run, 0);
+            close_to(yv + t0 * KM, ryv, (size_t)len * KM, exact, "kalman yvar", be[_i], run, 0);
+            if (slot[n] >= 0) {
+                close_to(pl + slot[n] * MS, rl, MS, exact, "kalman lam slot", be[_i], run, 0);
+                close_to(pe + slot[n] * MS, re, MS, exact, "kalman eta slot", be[_i], run, 0);
+            }
+        }
+        same_bits(pl + MS, pl0 + MS, MS, "kalman unnamed lam slot", be[_i], run, 0);
+        same_bits(pe + MS, pe0 + MS, MS, "kalman unnamed eta slot", be[_i], run, 0);
+    }
+    free(y); free(yv); free(ry); free(ryv); free(y0);
+    free(pl); free(pe); free(pl0); free(pe0); free(rl); free(re);
+    kunmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
+/* ela: pools s [P,H,F,V], z and c [P,H,F] with slots, forward (recurrent
+ * and chunk form) and step, against separate calls bit for bit; bad slots
+ * refused with nothing written. */
+#define HF ((size_t)H * K)
+#define HFV ((size_t)H * K * V)
+static void ela_pools(float *s, float *z, float *c, const float *s0, const float *z0,
+                      const float *c0, size_t n)
+{
+    memcpy(s, s0, n * HFV * sizeof(float));
+    memcpy(z, z0, n * HF * sizeof(float));
+    memcpy(c, c0, n * HF * sizeof(float));
+}
+
+START_TEST(test_ela)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {1, 17, 1, 1};
+    static const int64_t slot[] = {2, 0, -1, 3};
+    static const unsigned char init[] = {1, 0, 1, 1};
+    static const int64_t bad[][4] = {{3, 0, 0, 2}, {0, 1, -3, 2}};
+    static const int want[] = {LINATTN_EINVAL, LINATTN_ERANGE};
+    enum { N = 4, P = 4 };
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GLA, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *o = tu_alloc(nout), *ro = tu_alloc(nout), *o0 = tu_alloc(nout);
+    float *ps = tu_alloc(P * HFV), *pz = tu_alloc(P * HF), *pc = tu_alloc(P * HF);
+    float *ps0 = tu_alloc(P * HFV), *pz0 = tu_alloc(P * HF), *pc0 = tu_alloc(P * HF);
+    float *rs = tu_alloc(HFV), *rz = tu_alloc(HF), *rc_ = tu_alloc(HF);
+    tu_fill(ps0, P * HFV, -1, 1);
+    tu_fill(pz0, P * HF, 0.5, 1);
+    tu_fill(pc0, P * HF, -1, 1);
+    tu_poison(o0, nout);
+    for (int run = 0; run < 3; run++) { /* forward recurrent, forward chunk, step */
+        const int step = run == 2;
+        linattn_ela_opts opts;
+        linattn_ela_opts_init(&opts);
+        opts.algo = run == 1 ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
+        opts.chunk = 8;
+        for (int c = 0; c < 3; c++) { /* two refusals, then the call */
+            ela_pools(ps, pz, pc, ps0, pz0, pc0, P);
+            memcpy(o, o0, nout * sizeof(float));
+            const int64_t *sl = c < 2 ? bad[c] : slot;
+            const linattn_tensor ts = linattn_tensor_4d(ps, P, H, K, V);
+            const linattn_tensor tz = linattn_tensor_3d(pz, P, H, K);
+            const linattn_tensor tc = linattn_tensor_3d(pc, P, H, K);
+            int rc;
+            if (!step) {
+                linattn_delta_io d = io_of(&p, 0, p.T, o);
+                linattn_ela_io io = {.q = d.q, .k = d.k, .v = d.v, .o = d.o, .s0 = ts,
+                                     .z0 = tz, .c0 = tc, .sT = ts, .zT = tz, .cT = tc,
+                                     .cu_seqlens = p.cu, .n_seqs = N, .state_indices = sl,
+                                     .has_initial_state = init};
+                rc = linattn_ela_forward(ctx, &io, &opts);
+            } else {
+                linattn_ela_step_io io = {
+                    .q = linattn_tensor_3d(p.q, N, H, K), .k = linattn_tensor_3d(p.k, N, H, K),
+                    .v = linattn_tensor_3d(p.v, N, H, V), .o = linattn_tensor_3d(o, N, H, V),
+                    .state_s = ts, .state_z = tz, .state_c = tc, .state_indices = sl,
+                    .has_initial_state = init};
+                rc = linattn_ela_step(ctx, &io, &opts);
+            }
+            if (c < 2) {
+                ck_assert_msg(rc == want[c], "ela bad slots %d on %s: %d", c, be[_i], rc);
+                same_bits(ps, ps0, P * HFV, "ela s pool after a refusal", be[_i], run, 0);
+                same_bits(pz, pz0, P * HF, "ela z pool after a refusal", be[_i], run, 0);
+                same_bits(pc, pc0, P * HF, "ela c pool after a refusal", be[_i], run, 0);
+                same_bits(o, o0, nout, "ela o after a refusal", be[_i], run, 0);
+                continue;
+            }
+            ck_assert_msg(rc == 0, "ela run %d on %s: %s", run, be[_i], linattn_last_error());
+        }
+        for (int n = 0; n < N; n++) {
+            const int64_t t0 = step ? n : p.cu[n], len = step ? 1 : lens[n];
+            const int fresh = slot[n] < 0 || !init[n];
+            const int64_t from = slot[n] < 0 ? 0 : slot[n];
+            ela_pools(rs, rz, rc_, ps0 + from * HFV, pz0 + from * HF, pc0 + from * HF, 1);
+            linattn_delta_io d = io_of(&p, t0, len, ro);
+            linattn_ela_io r = {.q = d.q, .k = d.k, .v = d.v, .o = d.o,
+                                .sT = linattn_tensor_4d(rs, 1, H, K, V),
+                                .zT = linattn_tensor_3d(rz, 1, H, K),
+                                .cT = linattn_tensor_3d(rc_, 1, H, K)};
+            if (!fresh) {
+                r.s0 = r.sT;
+                r.z0 = r.zT;
+                r.c0 = r.cT;
+            }
+            ck_assert_int_eq(linattn_ela_forward(ctx, &r, &opts), 0);
+            const int exact = !(step && cl);
+            close_to(o + t0 * H * V, ro, (size_t)len * H * V, exact, "ela o", be[_i], run, 0);
+            if (slot[n] >= 0) {
+                close_to(ps + slot[n] * HFV, rs, HFV, exact, "ela s slot", be[_i], run, 0);
+                close_to(pz + slot[n] * HF, rz, HF, exact, "ela z slot", be[_i], run, 0);
+                close_to(pc + slot[n] * HF, rc_, HF, exact, "ela c slot", be[_i], run, 0);
+            }
+        }
+        same_bits(ps + HFV, ps0 + HFV, HFV, "ela unnamed s slot", be[_i], run, 0);
+        same_bits(pz + HF, pz0 + HF, HF, "ela unnamed z slot", be[_i], run, 0);
+    }
+    free(o); free(ro); free(o0); free(ps); free(pz); free(pc); free(ps0); free(pz0); free(pc0);
+    free(rs); free(rz); free(rc_);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("serve");
@@ -561,8 +888,11 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_half_pool, 0, 8);
     tcase_add_loop_test(tc, test_bad_slots, 0, 8);
     tcase_add_loop_test(tc, test_rollback, 0, 8);
+    tcase_add_loop_test(tc, test_offsets, 0, 8);
     tcase_add_test(tc, test_table);
     tcase_add_loop_test(tc, test_gka, 0, 8);
+    tcase_add_loop_test(tc, test_kalman, 0, 8);
+    tcase_add_loop_test(tc, test_ela, 0, 8);
     suite_add_tcase(s, tc);
     return s;
 }
