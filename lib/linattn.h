@@ -486,6 +486,14 @@ typedef struct linattn_gka_io {
      * or N flags (0: from zeros). */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
+    /* Rollback and checkpoint states as the delta family's hW and hC
+     * (linattn_gdn(3), SERVING), each a pair: kkW [N*W,H,K,K] with kvW
+     * [N*W,H,K,V], kkC [N*C,H,K,K] with kvC [N*C,H,K,V] (optional, written;
+     * both of a pair or neither), rows as hW's and hC's; checkpoint_every
+     * or checkpoint_offsets as the delta forward's. */
+    linattn_tensor kkW, kvW, kkC, kvC;
+    int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_gka_io;
 
 LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,

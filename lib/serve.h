@@ -51,4 +51,13 @@ int linattn_serve_split(linattn_ctx *ctx, int op, const linattn_delta_io *x,
                         const linattn_delta_opts *opts, const linattn_serve *sv, int64_t nseq,
                         int64_t T, int step);
 
+/* gka (lib/gka_serve.c): the row pairs kkW/kvW, kkC/kvC and the
+ * checkpoint fields of x checked against nseq sequences (T tokens each
+ * without cu_seqlens), sv filled (its slot fields unused); and the OpenCL
+ * path as plain calls on views, after every check passed. */
+int linattn_gka_serve_check(const linattn_gka_io *x, int64_t nseq, int64_t T, int64_t H,
+                            int64_t K, int64_t V, linattn_serve *sv);
+int linattn_gka_split(linattn_ctx *ctx, const linattn_gka_io *x, const linattn_gka_opts *opts,
+                      const linattn_serve *sv, int64_t nseq, int64_t T, int step);
+
 #endif

@@ -624,6 +624,120 @@ START_TEST(test_gka)
 }
 END_TEST
 
+/* gka's rollback and checkpoint pairs (kkW/kvW, kkC/kvC) against truncated
+ * calls, with checkpoint_every and with checkpoint_offsets, states in a
+ * pool with slots; bad row pairs refused with nothing written. */
+START_TEST(test_gka_rows)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {9, 12, 20};
+    static const int64_t slot[] = {2, 3, 0};
+    static const int64_t offs[] = {3, 9, 0, 1, 7, 12, 4, 5, 19};
+    enum { N = 3, P = 4, W = 3, C = 3, EVERY = 5 };
+    const size_t KK = (size_t)H * K * K;
+    const int cl = !strcmp(be[_i], "opencl");
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    for (int k = 0; k < 4; k++) {
+        const int algo = k & 1, listed = k >> 1;
+        prob p;
+        make(&p, LINATTN_OP_GDN, lens, N);
+        linattn_gka_opts opts;
+        linattn_gka_opts_init(&opts);
+        opts.algo = algo ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
+        opts.chunk = 4;
+        const size_t nout = (size_t)p.T * H * V;
+        float *alpha = tu_alloc((size_t)p.T * H), *o = tu_alloc(nout), *ro = tu_alloc(nout);
+        float *pk = tu_alloc(P * KK), *pv = tu_alloc(P * HKV), *pk0 = tu_alloc(P * KK);
+        float *pv0 = tu_alloc(P * HKV), *rk = tu_alloc(KK), *rv = tu_alloc(HKV);
+        float *wk = tu_alloc(N * W * KK), *wv = tu_alloc(N * W * HKV);
+        float *ck = tu_alloc(N * C * KK), *cv = tu_alloc(N * C * HKV);
+        tu_fill(alpha, (size_t)p.T * H, 0, 1);
+        spd_states(pk0, P * H);
+        tu_fill(pv0, P * HKV, -1, 1);
+        memcpy(pk, pk0, P * KK * sizeof(float));
+        memcpy(pv, pv0, P * HKV * sizeof(float));
+        tu_poison(o, nout);
+        tu_poison(wk, N * W * KK);
+        tu_poison(wv, N * W * HKV);
+        tu_poison(ck, N * C * KK);
+        tu_poison(cv, N * C * HKV);
+        linattn_gka_io io = gka_io(&p, alpha, 0, p.T, o);
+        io.kk0 = io.kkT = linattn_tensor_4d(pk, P, H, K, K);
+        io.kv0 = io.kvT = linattn_tensor_4d(pv, P, H, K, V);
+        io.cu_seqlens = p.cu;
+        io.n_seqs = N;
+        io.state_indices = slot;
+        io.kkW = linattn_tensor_4d(wk, N * W, H, K, K);
+        io.kvW = linattn_tensor_4d(wv, N * W, H, K, V);
+        io.kkC = linattn_tensor_4d(ck, N * C, H, K, K);
+        /* refusals first: a pair without its half, no period, a wrong kk row shape */
+        ck_assert_int_eq(linattn_gka_forward(ctx, &io, &opts), LINATTN_EINVAL);
+        io.kvC = linattn_tensor_4d(cv, N * C, H, K, V);
+        ck_assert_int_eq(linattn_gka_forward(ctx, &io, &opts), LINATTN_ERANGE);
+        io.checkpoint_every = EVERY;
+        io.kkW = linattn_tensor_4d(wk, N * W, H, K, K / 2);
+        ck_assert_int_eq(linattn_gka_forward(ctx, &io, &opts), LINATTN_ESHAPE);
+        io.kkW = linattn_tensor_4d(wk, N * W, H, K, K);
+        io.checkpoint_every = 0;
+        same_bits(pk, pk0, P * KK, "gka pool after a refusal", be[_i], k, algo);
+        for (size_t e = 0; e < N * W * KK; e++)
+            ck_assert_msg(isnan(wk[e]), "kkW written by a refused call");
+        if (listed) io.checkpoint_offsets = offs;
+        else io.checkpoint_every = EVERY;
+        const int rc = linattn_gka_forward(ctx, &io, &opts);
+        ck_assert_msg(rc == 0, "gka rows on %s: %s", be[_i], linattn_last_error());
+        /* bit for bit on the recurrent kernels; the chunk form's chunks and the
+         * reference's double state restart at each cut */
+        const int exact = !cl && algo == 0 && strcmp(be[_i], "ref");
+        for (int n = 0; n < N; n++) {
+            int64_t at[W + C];
+            float *rowk[W + C], *rowv[W + C];
+            int m = 0;
+            for (int w = 0; w < W; w++, m++) {
+                at[m] = lens[n] - W + 1 + w;
+                rowk[m] = wk + (n * W + w) * KK;
+                rowv[m] = wv + (n * W + w) * HKV;
+            }
+            for (int c = 0; c < C; c++, m++) {
+                at[m] = listed ? offs[n * C + c] : (int64_t)(c + 1) * EVERY;
+                rowk[m] = ck + (n * C + c) * KK;
+                rowv[m] = cv + (n * C + c) * HKV;
+                if (!at[m] || at[m] > lens[n]) { /* not wanted, or past the end: not written */
+                    for (size_t e = 0; e < KK; e++)
+                        ck_assert_msg(isnan(rowk[m][e]), "gka checkpoint row written");
+                    at[m] = 0;
+                }
+            }
+            for (int r = 0; r <= m; r++) { /* the rows, then the whole sequence */
+                const int64_t len = r < m ? at[r] : lens[n];
+                if (!len) continue;
+                memcpy(rk, pk0 + slot[n] * KK, KK * sizeof(float));
+                memcpy(rv, pv0 + slot[n] * HKV, HKV * sizeof(float));
+                linattn_gka_io t = gka_io(&p, alpha, p.cu[n], len, ro);
+                t.kk0 = t.kkT = linattn_tensor_4d(rk, 1, H, K, K);
+                t.kv0 = t.kvT = linattn_tensor_4d(rv, 1, H, K, V);
+                ck_assert_int_eq(linattn_gka_forward(ctx, &t, &opts), 0);
+                if (r < m) {
+                    close_to(rowk[r], rk, KK, exact, "gka kk row", be[_i], k, algo);
+                    close_to(rowv[r], rv, HKV, exact, "gka kv row", be[_i], k, algo);
+                } else {
+                    close_to(o + p.cu[n] * H * V, ro, (size_t)len * H * V, exact, "gka o",
+                             be[_i], k, algo);
+                    same_bits(pk + slot[n] * KK, wk + (n * W + W - 1) * KK, KK,
+                              "gka last window row", be[_i], k, algo);
+                }
+            }
+        }
+        same_bits(pk + KK, pk0 + KK, KK, "gka unnamed slot", be[_i], k, algo);
+        free(alpha); free(o); free(ro); free(pk); free(pv); free(pk0); free(pv0); free(rk);
+        free(rv); free(wk); free(wv); free(ck); free(cv);
+        unmake(&p);
+    }
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 /* kalman: pools [P,M,S] with slots, forward (recurrence and scan) and step,
  * against separate calls bit for bit (the step against a one-token forward:
  * within tolerance on OpenCL, whose step and forward kernels round apart);
@@ -891,6 +1005,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_offsets, 0, 8);
     tcase_add_test(tc, test_table);
     tcase_add_loop_test(tc, test_gka, 0, 8);
+    tcase_add_loop_test(tc, test_gka_rows, 0, 8);
     tcase_add_loop_test(tc, test_kalman, 0, 8);
     tcase_add_loop_test(tc, test_ela, 0, 8);
     suite_add_tcase(s, tc);
