@@ -992,6 +992,128 @@ START_TEST(test_ela)
 }
 END_TEST
 
+/* A final-state pool given as a strided view apart from the initial pool
+ * (packed for the call): the slots no sequence names keep their values,
+ * padding included, for gka, kalman and ela on every backend. */
+#define PAD 8
+static linattn_tensor padded(float *x, int nd, int64_t P, int64_t a, int64_t b, int64_t c)
+{
+    linattn_tensor t = nd == 3 ? linattn_tensor_3d(x, P, a, b) : linattn_tensor_4d(x, P, a, b, c);
+    const int64_t row = nd == 3 ? a * b : a * b * c;
+    t.strides[0] = row + PAD;
+    t.strides[1] = nd == 3 ? b : b * c;
+    t.strides[2] = nd == 3 ? 1 : c;
+    t.strides[3] = nd == 3 ? 0 : 1;
+    return t;
+}
+
+START_TEST(test_strided_pool)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {5};
+    static const int64_t slot[] = {1};
+    enum { P = 3, T = 5 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, 1);
+    const size_t nout = (size_t)T * H * V, KK = (size_t)H * K * K, big = P * (KK + PAD);
+    float *o = tu_alloc(nout), *ro = tu_alloc(nout), *alpha = tu_alloc((size_t)T * H);
+    float *a0 = tu_alloc(big), *b0 = tu_alloc(big), *c0 = tu_alloc(big);
+    float *a = tu_alloc(big), *b = tu_alloc(big), *c = tu_alloc(big);
+    float *ra = tu_alloc(big), *rb = tu_alloc(big), *rc_ = tu_alloc(big);
+    float *in_a = tu_alloc(big), *in_b = tu_alloc(big), *in_c = tu_alloc(big);
+    tu_fill(alpha, (size_t)T * H, 0, 1);
+    spd_states(in_a, P * H);
+    tu_fill(in_b, big, -1, 1);
+    tu_fill(in_c, big, 0.5, 1);
+    for (int op = 0; op < 3; op++) { /* gka, kalman, ela */
+        tu_fill(a0, big, 0.5, 2);
+        tu_fill(b0, big, 0.5, 2);
+        tu_fill(c0, big, 0.5, 2);
+        memcpy(a, a0, big * sizeof(float));
+        memcpy(b, b0, big * sizeof(float));
+        memcpy(c, c0, big * sizeof(float));
+        int rc, r2;
+        size_t rows[3]; /* floats per slot of each state */
+        if (op == 0) {
+            rows[0] = KK; rows[1] = HKV; rows[2] = 0;
+            linattn_gka_io io = gka_io(&p, alpha, 0, T, o);
+            io.kk0 = linattn_tensor_4d(in_a, P, H, K, K);
+            io.kv0 = linattn_tensor_4d(in_b, P, H, K, V);
+            io.kkT = padded(a, 4, P, H, K, K);
+            io.kvT = padded(b, 4, P, H, K, V);
+            io.state_indices = slot;
+            rc = linattn_gka_forward(ctx, &io, NULL);
+            linattn_gka_io r = gka_io(&p, alpha, 0, T, ro);
+            r.kk0 = linattn_tensor_4d(in_a + KK, 1, H, K, K);
+            r.kv0 = linattn_tensor_4d(in_b + HKV, 1, H, K, V);
+            r.kkT = linattn_tensor_4d(ra, 1, H, K, K);
+            r.kvT = linattn_tensor_4d(rb, 1, H, K, V);
+            r2 = linattn_gka_forward(ctx, &r, NULL);
+        } else if (op == 1) {
+            rows[0] = rows[1] = 2 * K; rows[2] = 0; /* M = 2K channels, S = 1 */
+            float *lv = tu_alloc((size_t)T * 2 * K), *dec = tu_alloc(2 * K), *noi = tu_alloc(2 * K);
+            tu_fill(lv, (size_t)T * 2 * K, 0.5, 2);
+            tu_fill(dec, 2 * K, 0.5, 0.99);
+            tu_fill(noi, 2 * K, 0, 0.1);
+            linattn_kalman_io io = {
+                .v = linattn_tensor_3d(p.v, 1, T, 2 * K), .lam_v = linattn_tensor_3d(lv, 1, T, 2 * K),
+                .k = linattn_tensor_3d(p.k, 1, T, 1), .q = linattn_tensor_3d(p.q, 1, T, 1),
+                .decay = linattn_tensor_2d(dec, 2 * K, 1), .noise = linattn_tensor_2d(noi, 2 * K, 1),
+                .y = linattn_tensor_3d(o, 1, T, 2 * K),
+                .lam0 = linattn_tensor_3d(in_c, P, 2 * K, 1),
+                .eta0 = linattn_tensor_3d(in_b, P, 2 * K, 1),
+                .lamT = padded(a, 3, P, 2 * K, 1, 0), .etaT = padded(b, 3, P, 2 * K, 1, 0),
+                .state_indices = slot};
+            rc = linattn_kalman_forward(ctx, &io, NULL);
+            linattn_kalman_io r = io;
+            r.y = linattn_tensor_3d(ro, 1, T, 2 * K);
+            r.lam0 = linattn_tensor_3d(in_c + 2 * K, 1, 2 * K, 1);
+            r.eta0 = linattn_tensor_3d(in_b + 2 * K, 1, 2 * K, 1);
+            r.lamT = linattn_tensor_3d(ra, 1, 2 * K, 1);
+            r.etaT = linattn_tensor_3d(rb, 1, 2 * K, 1);
+            r.state_indices = NULL;
+            r2 = linattn_kalman_forward(ctx, &r, NULL);
+            free(lv); free(dec); free(noi);
+        } else {
+            rows[0] = HKV; rows[1] = rows[2] = (size_t)H * K;
+            linattn_delta_io d = io_of(&p, 0, T, o);
+            linattn_ela_io io = {.q = d.q, .k = d.k, .v = d.v, .o = d.o,
+                                 .s0 = linattn_tensor_4d(in_b, P, H, K, V),
+                                 .z0 = linattn_tensor_3d(in_c, P, H, K),
+                                 .sT = padded(a, 4, P, H, K, V), .zT = padded(b, 3, P, H, K, 0),
+                                 .cT = padded(c, 3, P, H, K, 0), .state_indices = slot};
+            rc = linattn_ela_forward(ctx, &io, NULL);
+            linattn_ela_io r = io;
+            r.o = linattn_tensor_4d(ro, 1, T, H, V);
+            r.s0 = linattn_tensor_4d(in_b + HKV, 1, H, K, V);
+            r.z0 = linattn_tensor_3d(in_c + H * K, 1, H, K);
+            r.sT = linattn_tensor_4d(ra, 1, H, K, V);
+            r.zT = linattn_tensor_3d(rb, 1, H, K);
+            r.cT = linattn_tensor_3d(rc_, 1, H, K);
+            r.state_indices = NULL;
+            r2 = linattn_ela_forward(ctx, &r, NULL);
+        }
+        ck_assert_msg(rc == 0 && r2 == 0, "op %d on %s: %s", op, be[_i], linattn_last_error());
+        float *got[3] = {a, b, c}, *was[3] = {a0, b0, c0}, *ref[3] = {ra, rb, rc_};
+        for (int i = 0; i < 3 && rows[i]; i++) {
+            const size_t st = rows[i] + PAD;
+            same_bits(got[i], was[i], st, "slot 0 of a strided pool", be[_i], op, 0);
+            same_bits(got[i] + 2 * st, was[i] + 2 * st, P * st - 2 * st, "slot 2 of a strided pool",
+                      be[_i], op, 0);
+            same_bits(got[i] + st + rows[i], was[i] + st + rows[i], PAD, "padding", be[_i], op, 0);
+            same_bits(got[i] + st, ref[i], rows[i], "slot 1 of a strided pool", be[_i], op, 0);
+        }
+        same_bits(o, ro, op == 1 ? (size_t)T * 2 * K : nout, "output", be[_i], op, 0);
+    }
+    free(o); free(ro); free(alpha); free(a0); free(b0); free(c0); free(a); free(b); free(c);
+    free(ra); free(rb); free(rc_); free(in_a); free(in_b); free(in_c);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("serve");
@@ -1008,6 +1130,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_gka_rows, 0, 8);
     tcase_add_loop_test(tc, test_kalman, 0, 8);
     tcase_add_loop_test(tc, test_ela, 0, 8);
+    tcase_add_loop_test(tc, test_strided_pool, 0, 8);
     suite_add_tcase(s, tc);
     return s;
 }
