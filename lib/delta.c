@@ -596,7 +596,11 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
     const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
     /* 16-bit states in place: the CPU's jobs; on OpenCL the step's kernel */
     const unsigned half = ctx->cl && !step ? 0u : 0xA0u;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, nm, 10, 0x3Fu, 0x3C0u, 0x3FFu, any, half)))
+    /* a packed pool (slots) and packed checkpoint rows are read in too: the
+     * slots no sequence names and the rows none reaches are written back as
+     * they were */
+    const unsigned in = 0x3Fu | (sv.slot || sv.init ? 0x80u : 0u) | (sv.C ? 0x200u : 0u);
+    if ((rc = linattn_views_begin(&ps, ctx, ts, nm, 10, in, 0x3C0u, 0x3FFu, any, half)))
         return rc;
     return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step, &sv));
 }

@@ -1114,6 +1114,73 @@ START_TEST(test_strided_pool)
 }
 END_TEST
 
+/* The delta family's pool and checkpoint rows as views without unit rows
+ * (every other float: packed for the CPU call): unnamed slots and rows no
+ * sequence reaches keep their values. */
+static linattn_tensor interleaved(float *x, int64_t P)
+{
+    linattn_tensor t = linattn_tensor_4d(x, P, H, K, V);
+    t.strides[0] = 2 * (int64_t)HKV;
+    t.strides[1] = 2 * (int64_t)K * V;
+    t.strides[2] = 2 * V;
+    t.strides[3] = 2;
+    return t;
+}
+
+START_TEST(test_interleaved_pool)
+{
+    const char *be[8];
+    if (_i >= backends(be)) return;
+    static const int64_t lens[] = {6, 3};
+    static const int64_t slot[] = {2, 0};
+    enum { N = 2, P = 3, C = 2, EVERY = 4 };
+    linattn_ctx *ctx = tu_ctx(be[_i], 2);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V;
+    float *h0 = tu_alloc(P * HKV), *pool = tu_alloc(2 * P * HKV), *pool0 = tu_alloc(2 * P * HKV);
+    float *hc = tu_alloc(2 * N * C * HKV), *hc0 = tu_alloc(2 * N * C * HKV);
+    float *o = tu_alloc(nout), *ro = tu_alloc(nout), *rh = tu_alloc(HKV);
+    tu_fill(h0, P * HKV, -1, 1);
+    tu_fill(pool0, 2 * P * HKV, -1, 1);
+    tu_fill(hc0, 2 * N * C * HKV, -1, 1);
+    memcpy(pool, pool0, 2 * P * HKV * sizeof(float));
+    memcpy(hc, hc0, 2 * N * C * HKV * sizeof(float));
+    linattn_delta_io io = io_of(&p, 0, p.T, o);
+    io.h0 = linattn_tensor_4d(h0, P, H, K, V);
+    io.hT = interleaved(pool, P);
+    io.hC = interleaved(hc, N * C);
+    io.checkpoint_every = EVERY;
+    io.cu_seqlens = p.cu;
+    io.n_seqs = N;
+    io.state_indices = slot;
+    linattn_delta_opts opts;
+    opts_of(&opts, 0);
+    ck_assert_msg(linattn_delta_forward(ctx, LINATTN_OP_GDN, &io, &opts) == 0, "%s: %s", be[_i],
+                  linattn_last_error());
+    /* slot 1 and the floats between the elements: as they were */
+    same_bits(pool + 2 * HKV, pool0 + 2 * HKV, 2 * HKV, "unnamed slot", be[_i], 0, 0);
+    for (size_t e = 1; e < 2 * P * HKV; e += 2)
+        ck_assert_msg(!memcmp(pool + e, pool0 + e, sizeof(float)), "pool gap written (%s)",
+                      be[_i]);
+    /* sequence 1 (3 tokens) reaches no checkpoint: rows 2 and 3 as they were */
+    same_bits(hc + 2 * 2 * HKV, hc0 + 2 * 2 * HKV, 2 * 2 * HKV, "unreached rows", be[_i], 0, 0);
+    /* the named slots: the separate calls' final states (the reference's
+     * double state and OpenCL's calls restart at the checkpoint cut) */
+    const int exact = strcmp(be[_i], "ref") && strcmp(be[_i], "opencl");
+    float *got = tu_alloc(HKV);
+    for (int n = 0; n < N; n++) {
+        ck_assert_int_eq(run_seq(ctx, &p, n, lens[n], h0 + slot[n] * HKV, ro, rh, &opts), 0);
+        for (size_t e = 0; e < HKV; e++) got[e] = pool[2 * (slot[n] * HKV + e)];
+        close_to(got, rh, HKV, exact, "named slot", be[_i], 0, 0);
+    }
+    free(got);
+    free(h0); free(pool); free(pool0); free(hc); free(hc0); free(o); free(ro); free(rh);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("serve");
@@ -1131,6 +1198,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_kalman, 0, 8);
     tcase_add_loop_test(tc, test_ela, 0, 8);
     tcase_add_loop_test(tc, test_strided_pool, 0, 8);
+    tcase_add_loop_test(tc, test_interleaved_pool, 0, 8);
     suite_add_tcase(s, tc);
     return s;
 }
