@@ -802,10 +802,13 @@ typedef struct linattn_op_args {
     const int64_t *cu_seqlens;
     int64_t n_seqs;
     linattn_kvcache *cache; /* softmax's step */
-    /* the delta family's serving fields (linattn_delta_io), else ignored */
+    /* serving fields: the slots for the delta family, gka, kalman and ela
+     * (softmax ignores them); checkpoint_every and checkpoint_offsets for
+     * the delta forwards (linattn_delta_io), else ignored */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
     int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_op_args;
 
 /* The entry points: linattn_op_at(i) for 0 <= i < linattn_op_count(). */

@@ -523,6 +523,73 @@ START_TEST(test_table)
 }
 END_TEST
 
+/* Through the table: ela's slots (a pool of 3 for 2 sequences) and gdn's
+ * checkpoint_offsets reach the entry points, equal to the direct calls. */
+START_TEST(test_table_fields)
+{
+    static const int64_t lens[] = {2, 6};
+    static const int64_t slot[] = {2, 0};
+    static const int64_t offs[] = {1, 0, 2, 5};
+    enum { N = 2, P = 3, C = 2 };
+    linattn_ctx *ctx = tu_ctx("ref", 1);
+    prob p;
+    make(&p, LINATTN_OP_GDN, lens, N);
+    const size_t nout = (size_t)p.T * H * V, F = (size_t)H * K;
+    float *o = tu_alloc(2 * nout), *ps = tu_alloc(2 * P * HKV), *pz = tu_alloc(2 * P * F);
+    float *hc = tu_alloc(2 * N * C * HKV);
+    tu_fill(ps, P * HKV, -1, 1);
+    tu_fill(pz, P * F, 0.5, 1);
+    memcpy(ps + P * HKV, ps, P * HKV * sizeof(float));
+    memcpy(pz + P * F, pz, P * F * sizeof(float));
+    const linattn_op_info *info = linattn_op_find("ela", "forward");
+    ck_assert(info != NULL);
+    linattn_op_args a;
+    linattn_op_args_init(info, &a);
+    linattn_delta_io d = io_of(&p, 0, p.T, o);
+    a.t[0] = d.q; a.t[1] = d.k; a.t[2] = d.v; a.t[6] = d.o;
+    a.t[3] = a.t[7] = linattn_tensor_4d(ps, P, H, K, V);
+    a.t[4] = a.t[8] = linattn_tensor_3d(pz, P, H, K);
+    a.cu_seqlens = p.cu;
+    a.n_seqs = N;
+    a.state_indices = slot;
+    ck_assert_msg(linattn_op_call(ctx, info, &a) == 0, "ela through the table: %s",
+                  linattn_last_error());
+    linattn_delta_io d2 = io_of(&p, 0, p.T, o + nout);
+    linattn_ela_io e = {.q = d2.q, .k = d2.k, .v = d2.v, .o = d2.o,
+                        .s0 = linattn_tensor_4d(ps + P * HKV, P, H, K, V),
+                        .z0 = linattn_tensor_3d(pz + P * F, P, H, K), .cu_seqlens = p.cu,
+                        .n_seqs = N, .state_indices = slot};
+    e.sT = e.s0;
+    e.zT = e.z0;
+    ck_assert_int_eq(linattn_ela_forward(ctx, &e, NULL), 0);
+    same_bits(o, o + nout, nout, "ela o through the table", "ref", 0, 0);
+    same_bits(ps, ps + P * HKV, P * HKV, "ela pool through the table", "ref", 0, 0);
+    /* gdn's checkpoint_offsets */
+    info = linattn_op_find("gdn", "forward");
+    linattn_op_args_init(info, &a);
+    d = io_of(&p, 0, p.T, o);
+    a.t[0] = d.q; a.t[1] = d.k; a.t[2] = d.v; a.t[3] = d.g; a.t[4] = d.beta; a.t[6] = d.o;
+    const int ic = linattn_op_tensor_index(info, "hC");
+    a.t[ic] = linattn_tensor_4d(hc, N * C, H, K, V);
+    a.cu_seqlens = p.cu;
+    a.n_seqs = N;
+    a.checkpoint_offsets = offs;
+    tu_poison(hc, 2 * N * C * HKV);
+    ck_assert_msg(linattn_op_call(ctx, info, &a) == 0, "gdn through the table: %s",
+                  linattn_last_error());
+    d2 = io_of(&p, 0, p.T, o + nout);
+    d2.hC = linattn_tensor_4d(hc + N * C * HKV, N * C, H, K, V);
+    d2.cu_seqlens = p.cu;
+    d2.n_seqs = N;
+    d2.checkpoint_offsets = offs;
+    ck_assert_int_eq(linattn_delta_forward(ctx, LINATTN_OP_GDN, &d2, NULL), 0);
+    same_bits(hc, hc + N * C * HKV, N * C * HKV, "hC through the table", "ref", 0, 0);
+    free(o); free(ps); free(pz); free(hc);
+    unmake(&p);
+    linattn_ctx_destroy(ctx);
+}
+END_TEST
+
 /* gka: state pools [P,H,K,K] and [P,H,K,V] with slots, forward and step,
  * against separate calls bit for bit; bad slots refused, nothing written. */
 static void spd_states(float *kk, size_t n)
@@ -1193,6 +1260,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_rollback, 0, 8);
     tcase_add_loop_test(tc, test_offsets, 0, 8);
     tcase_add_test(tc, test_table);
+    tcase_add_test(tc, test_table_fields);
     tcase_add_loop_test(tc, test_gka, 0, 8);
     tcase_add_loop_test(tc, test_gka_rows, 0, 8);
     tcase_add_loop_test(tc, test_kalman, 0, 8);
