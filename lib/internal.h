@@ -128,7 +128,7 @@ static inline float *linattn_row(const linattn_rows *r, int64_t b, int64_t t, in
 int linattn_dense(const linattn_tensor *t);
 int linattn_unit_rows(const linattn_tensor *t);       /* and float32 */
 int linattn_dense_f32_rows(const linattn_tensor *t);  /* whatever the dtype */
-#define LINATTN_PACK_MAX 12
+#define LINATTN_PACK_MAX 16
 typedef struct linattn_pack_entry {
     linattn_tensor *slot;     /* the caller's tensor, pointed at the copy meanwhile */
     linattn_tensor orig, dense;

@@ -54,7 +54,8 @@ class OpArgs(ctypes.Structure):
     _fields_ = [("t", Tensor * OP_MAX_TENSORS), ("opt", ctypes.c_double * OP_MAX_OPTIONS),
                 ("cu_seqlens", ctypes.c_void_p), ("n_seqs", ctypes.c_int64),
                 ("cache", ctypes.c_void_p), ("state_indices", ctypes.c_void_p),
-                ("has_initial_state", ctypes.c_void_p), ("checkpoint_every", ctypes.c_int64)]
+                ("has_initial_state", ctypes.c_void_p), ("checkpoint_every", ctypes.c_int64),
+                ("checkpoint_offsets", ctypes.c_void_p)]
 
 
 class Config(ctypes.Structure):
