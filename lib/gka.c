@@ -322,10 +322,16 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .alpha = linattn_cl_arg_of(&x->alpha), .h0kk = linattn_cl_arg_of(&x->kk0),
         .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
         .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
+        .algo = opts->algo, .chunk = opts->chunk,
     };
+    int ran_chunk = 0;
+    const char *cl_why = NULL;
+    a.ran_chunk = &ran_chunk;
+    a.why = &cl_why;
     if (try_cl(ctx, &a, ts, 11, &rc))
-        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step, "recurrent",
-                                "OpenCL runs the recurrence (its only form)");
+        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
+                                ran_chunk ? "chunk" : "recurrent",
+                                cl_why ? cl_why : linattn_form_why(opts->algo, step, 0));
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
