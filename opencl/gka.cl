@@ -12,7 +12,14 @@
 #define CH 32 /* tokens per chunk (the host picks it to fit local memory) */
 #endif
 #define TW 32 /* state columns per work-group of gka_chunk_walk */
-#define MX ((CH * K + WG - 1) / WG) /* chunk solution entries per work-item */
+#if K % 4 == 0 /* gka_chunk_out's register tiles of the iterates: CW columns */
+#define CW 4
+#else
+#define CW 1
+#endif
+#define NCG (K / CW)                 /* column groups (the host keeps NCG <= WG) */
+#define NRG (WG / NCG)               /* row groups */
+#define RPI ((CH + NRG - 1) / NRG)   /* rows per work-item */
 #define MI ((K + WG - 1) / WG) /* solution entries per work-item */
 
 /* stab: per sequence {first token (b*T + t), tokens}.  Skk [N,H,K,K] and
@@ -256,13 +263,16 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
         ltau[r] = f < 1e-30f ? 0.0f : 2.0f / ((1.0f + 2.0f * ridge) * f);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    float xp[MX], xn[MX];
-    for (int m = 0; m < MX; m++) {
-        const int e = lid + WG * m;
-        if (e >= CH * K) break;
-        const int r = e / K, i = e % K;
-        xp[m] = 0.0f;
-        lX[e] = ltau[r] * QV(r, i);
+    /* the iterates in register tiles: work-item (rg, cg) owns rows rg + NRG m
+     * (m < RPI) and columns cg CW .. cg CW + CW - 1 of X; items past NCG NRG and
+     * rows past CH compute a clamped copy and store nothing */
+    const int cg = lid % NCG, rg = lid / NCG, i0 = cg * CW, rgc = min(rg, NRG - 1);
+    float xp[RPI * CW], xn[RPI * CW];
+    for (int a = 0; a < RPI * CW; a++) xp[a] = 0.0f;
+    for (int m = 0; m < RPI; m++) {
+        const int r = rg + NRG * m;
+        if (r >= CH || rg >= NRG) break;
+        for (int u = 0; u < CW; u++) lX[r * K + i0 + u] = ltau[r] * QV(r, i0 + u);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int it = 0; it < iters; it++) {
@@ -277,29 +287,49 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         /* R = diag(e^G) X Hc + B Kh + diag(lambda) X - Q, then the step */
-        for (int m = 0; m < MX; m++) {
-            const int e = lid + WG * m;
-            if (e >= CH * K) break;
-            const int r = e / K, i = e % K;
-            float a1 = 0.0f, a2 = 0.0f;
-            for (int j = 0; j < K; j++) a1 = mad(lX[r * K + j], Hc[j * K + i], a1);
-            for (int s = 0; s <= r; s++) a2 = mad(lB[r * CH + s] * lbt[s], k[ROWC(s) * K + i], a2);
-            const float res = leG[r] * a1 + a2 + llam[r] * lX[e] - QV(r, i);
-            xn[m] = w * (lX[e] - ltau[r] * res) + (1.0f - w) * xp[m];
+        float acc[RPI * CW];
+        for (int a = 0; a < RPI * CW; a++) acc[a] = 0.0f;
+        for (int j = 0; j < K; j++) {
+            float hv[CW];
+            for (int u = 0; u < CW; u++) hv[u] = Hc[j * K + i0 + u];
+            for (int m = 0; m < RPI; m++) {
+                const float x = lX[min(rgc + NRG * m, CH - 1) * K + j];
+                for (int u = 0; u < CW; u++) acc[m * CW + u] = mad(x, hv[u], acc[m * CW + u]);
+            }
+        }
+        for (int m = 0; m < RPI; m++) {
+            const float eg = leG[min(rgc + NRG * m, CH - 1)];
+            for (int u = 0; u < CW; u++) acc[m * CW + u] *= eg;
+        }
+        for (int s = 0; s < CH; s++) { /* B is zero above its diagonal */
+            float kv[CW];
+            for (int u = 0; u < CW; u++) kv[u] = lbt[s] * k[ROWC(s) * K + i0 + u];
+            for (int m = 0; m < RPI; m++) {
+                const float b = lB[min(rgc + NRG * m, CH - 1) * CH + s];
+                for (int u = 0; u < CW; u++) acc[m * CW + u] = mad(b, kv[u], acc[m * CW + u]);
+            }
+        }
+        for (int m = 0; m < RPI; m++) {
+            const int r = min(rgc + NRG * m, CH - 1);
+            for (int u = 0; u < CW; u++) {
+                const int a = m * CW + u, e = r * K + i0 + u;
+                const float res = acc[a] + llam[r] * lX[e] - QV(r, i0 + u);
+                xn[a] = w * (lX[e] - ltau[r] * res) + (1.0f - w) * xp[a];
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int m = 0; m < MX; m++) {
-            const int e = lid + WG * m;
-            if (e >= CH * K) break;
-            xp[m] = lX[e];
-            lX[e] = xn[m];
+        for (int m = 0; m < RPI; m++) {
+            const int r = rg + NRG * m;
+            if (r >= CH || rg >= NRG) break;
+            for (int u = 0; u < CW; u++) {
+                xp[m * CW + u] = lX[r * K + i0 + u];
+                lX[r * K + i0 + u] = xn[m * CW + u];
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     /* Qm = Q + diag(alpha) (X - Q), B = (Qm Kh') o D, the readout */
-    for (int m = 0; m < MX; m++) {
-        const int e = lid + WG * m;
-        if (e >= CH * K) break;
+    for (int e = lid; e < CH * K; e += WG) {
         const int r = e / K, i = e % K;
         const float qv = QV(r, i);
         lX[e] = qv + lal[r] * (lX[e] - qv);

@@ -122,6 +122,7 @@ static int run_chunk(linattn_clrun *r, const linattn_cl_gka *a, cl_kernel *kern,
  * the local memory of gka_chunk_out and gka_chunk_walk; 0 if none does. */
 static int pick_chunk(const linattn_cl *cl, int K, int want)
 {
+    if (K > (K % 4 ? 1 : 4) * LINATTN_CL_WG) return 0; /* NCG of gka.cl within a group */
     uint64_t lm = cl->info.local_mem ? cl->info.local_mem : GKA_CL_LOCAL;
     if (lm > GKA_CL_LOCAL) lm = GKA_CL_LOCAL;
     /* at least 2: with one token per chunk PoCL read wrong values from the
