@@ -160,14 +160,17 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
         W = (int)((uint64_t)nch < wmax ? (uint64_t)nch : wmax > 65536 ? 65536 : wmax);
         const char *cap = getenv("LINATTN_CL_GKA_WINDOW"); /* tests: windows of fewer chunks */
         if (cap && atoi(cap) > 0 && atoi(cap) < W) W = atoi(cap);
+        const int autom = a->algo == LINATTN_ALGO_AUTO;
+        /* auto on a CPU device: the recurrence once every compute unit has a
+         * (sequence, head) (PoCL ran the chunk form about 2x slower there) */
+        const int busy = !cl->info.is_gpu && a->nseq * a->H >= cl->info.compute_units;
         if (!C) why = "OpenCL: a chunk's tiles do not fit in local memory, the recurrence";
         else if (W < 1) why = "OpenCL: the chunk states would not fit in device memory, the recurrence";
-        else if (a->algo == LINATTN_ALGO_AUTO && maxlen < C)
-            why = "auto: recurrent, every sequence is shorter than a chunk";
-        else
-            why = a->algo == LINATTN_ALGO_CHUNK ? "forced by opts.algo"
-                                                : "auto: OpenCL runs the chunk form";
-        if (!C || W < 1 || (a->algo == LINATTN_ALGO_AUTO && maxlen < C)) C = 0;
+        else if (autom && maxlen < C) why = "auto: recurrent, every sequence is shorter than a chunk";
+        else if (autom && busy)
+            why = "auto: recurrent, a CPU device with a (sequence, head) for every compute unit";
+        else why = autom ? "auto: chunk form (OpenCL)" : "forced by opts.algo";
+        if (!C || W < 1 || (autom && (maxlen < C || busy))) C = 0;
     }
     if (a->ran_chunk) *a->ran_chunk = C != 0;
     if (a->why) *a->why = why;
