@@ -17,6 +17,7 @@
 #else
 #define CW 1
 #endif
+#define LDX (K + 1) /* row stride of gka_chunk_out's lX: rows in distinct banks */
 #define NCG (K / CW)                 /* column groups (the host keeps NCG <= WG) */
 #define NRG (WG / NCG)               /* row groups */
 #define RPI ((CH + NRG - 1) / NRG)   /* rows per work-item */
@@ -176,7 +177,7 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
                    __global const float *St, __global float *o, __global const float *omega,
                    int iters, float scale, float ridge, int w0, int W)
 {
-    __local float lX[CH * K], lB[CH * CH], lD[CH * CH], lP[CH * CH];
+    __local float lX[CH * LDX], lB[CH * CH], lD[CH * CH], lP[CH * CH];
     __local float lG[CH], leG[CH], lbt[CH], lal[CH], llam[CH], ltau[CH], lz[CH], red[WG];
     const int lid = get_local_id(0), wi = get_group_id(0), sh = get_group_id(1);
     const int n = sh / H, h = sh % H;
@@ -224,7 +225,7 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
         const long ar = ROWC(r) * K;
         float acc = 0.0f;
         for (int j = 0; j < K; j++) acc = mad(k[ar + j], Hc[j * K + i], acc);
-        lX[e] = lbt[r] * acc;
+        lX[r * LDX + i] = lbt[r] * acc;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     float ss = 0.0f;
@@ -246,7 +247,7 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
     for (int s = lid; s < CH; s += WG) {
         const long as = ROWC(s) * K;
         float acc = 0.0f;
-        for (int i = 0; i < K; i++) acc = mad(lX[s * K + i], k[as + i], acc);
+        for (int i = 0; i < K; i++) acc = mad(lX[s * LDX + i], k[as + i], acc);
         lz[s] = lbt[s] * acc;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -272,18 +273,18 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
     for (int m = 0; m < RPI; m++) {
         const int r = rg + NRG * m;
         if (r >= CH || rg >= NRG) break;
-        for (int u = 0; u < CW; u++) lX[r * K + i0 + u] = ltau[r] * QV(r, i0 + u);
+        for (int u = 0; u < CW; u++) lX[r * LDX + i0 + u] = ltau[r] * QV(r, i0 + u);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int it = 0; it < iters; it++) {
         const float w = omega[it];
         /* B = (X Kh') o D */
         for (int e = lid; e < CH * CH; e += WG) {
-            const int r = e / CH, s = e % CH;
+            const int s = e / CH, r = e % CH; /* neighbours: one key row, X rows */
             const long as = ROWC(s) * K;
             float acc = 0.0f;
-            for (int j = 0; j < K; j++) acc = mad(lX[r * K + j], k[as + j], acc);
-            lB[e] = acc * lbt[s] * lD[e];
+            for (int j = 0; j < K; j++) acc = mad(lX[r * LDX + j], k[as + j], acc);
+            lB[r * CH + s] = acc * lbt[s] * lD[r * CH + s];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         /* R = diag(e^G) X Hc + B Kh + diag(lambda) X - Q, then the step */
@@ -293,7 +294,7 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
             float hv[CW];
             for (int u = 0; u < CW; u++) hv[u] = Hc[j * K + i0 + u];
             for (int m = 0; m < RPI; m++) {
-                const float x = lX[min(rgc + NRG * m, CH - 1) * K + j];
+                const float x = lX[min(rgc + NRG * m, CH - 1) * LDX + j];
                 for (int u = 0; u < CW; u++) acc[m * CW + u] = mad(x, hv[u], acc[m * CW + u]);
             }
         }
@@ -312,7 +313,7 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
         for (int m = 0; m < RPI; m++) {
             const int r = min(rgc + NRG * m, CH - 1);
             for (int u = 0; u < CW; u++) {
-                const int a = m * CW + u, e = r * K + i0 + u;
+                const int a = m * CW + u, e = r * LDX + i0 + u;
                 const float res = acc[a] + llam[r] * lX[e] - QV(r, i0 + u);
                 xn[a] = w * (lX[e] - ltau[r] * res) + (1.0f - w) * xp[a];
             }
@@ -322,8 +323,8 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
             const int r = rg + NRG * m;
             if (r >= CH || rg >= NRG) break;
             for (int u = 0; u < CW; u++) {
-                xp[m * CW + u] = lX[r * K + i0 + u];
-                lX[r * K + i0 + u] = xn[m * CW + u];
+                xp[m * CW + u] = lX[r * LDX + i0 + u];
+                lX[r * LDX + i0 + u] = xn[m * CW + u];
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -332,21 +333,21 @@ void gka_chunk_out(__global const long *stab, __global const float *q, __global 
     for (int e = lid; e < CH * K; e += WG) {
         const int r = e / K, i = e % K;
         const float qv = QV(r, i);
-        lX[e] = qv + lal[r] * (lX[e] - qv);
+        lX[r * LDX + i] = qv + lal[r] * (lX[r * LDX + i] - qv);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < CH * CH; e += WG) {
-        const int r = e / CH, s = e % CH;
+        const int s = e / CH, r = e % CH;
         const long as = ROWC(s) * K;
         float acc = 0.0f;
-        for (int j = 0; j < K; j++) acc = mad(lX[r * K + j], k[as + j], acc);
-        lB[e] = acc * lbt[s] * lD[e];
+        for (int j = 0; j < K; j++) acc = mad(lX[r * LDX + j], k[as + j], acc);
+        lB[r * CH + s] = acc * lbt[s] * lD[r * CH + s];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < c * V; e += WG) {
         const int r = e / V, j = e % V;
         float a1 = 0.0f, a2 = 0.0f;
-        for (int i = 0; i < K; i++) a1 = mad(lX[r * K + i], Uc[i * V + j], a1);
+        for (int i = 0; i < K; i++) a1 = mad(lX[r * LDX + i], Uc[i * V + j], a1);
         for (int s = 0; s <= r; s++) a2 = mad(lB[r * CH + s] * lbt[s], v[ROWC(s) * V + j], a2);
         o[ROWC(r) * V + j] = scale * (leG[r] * a1 + a2);
     }

@@ -129,7 +129,7 @@ static int pick_chunk(const linattn_cl *cl, int K, int want)
      * one-element local arrays */
     const int first = want > 0 && want < GKA_CL_CHUNK ? want < 2 ? 2 : want : GKA_CL_CHUNK;
     for (int C = first; C >= 2; C /= 2) {
-        const uint64_t out = (uint64_t)C * K + 3u * C * C + 7u * C + LINATTN_CL_WG;
+        const uint64_t out = (uint64_t)C * (K + 1) + 3u * C * C + 7u * C + LINATTN_CL_WG;
         const uint64_t walk = (uint64_t)C * K + (uint64_t)C * GKA_CL_TW + 2u * C;
         if (sizeof(float) * (out > walk ? out : walk) + 256 <= lm) return C;
     }
