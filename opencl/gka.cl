@@ -11,7 +11,9 @@
 #ifndef CH
 #define CH 32 /* tokens per chunk (the host picks it to fit local memory) */
 #endif
-#define TW 32 /* state columns per work-group of gka_chunk_walk */
+#ifndef TW
+#define TW 32 /* state columns per work-group of gka_chunk_walk (the host passes it) */
+#endif
 #if K % 4 == 0 /* gka_chunk_out's register tiles of the iterates: CW columns */
 #define CW 4
 #else

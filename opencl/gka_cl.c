@@ -178,7 +178,8 @@ int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a)
     static const char *const rec[] = {"gka_seq"};
     static const char *const chk[] = {"gka_chunk_walk", "gka_chunk_out"};
     char opts[64];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d", a->K, a->V, C ? C : GKA_CL_CHUNK);
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DTW=%d", a->K, a->V,
+             C ? C : GKA_CL_CHUNK, GKA_CL_TW);
     rc = linattn_cl_kernels(cl, linattn_gka_cl_src, opts, C ? chk : rec, C ? 2 : 1, kern);
     if (!rc) rc = C ? run_chunk(&r, a, kern, stab, W, nch) : run_rec(&r, a, kern[0], stab);
     rc = linattn_clrun_end(&r, rc);
