@@ -20,7 +20,7 @@ void linattn_gka_opts_init(linattn_gka_opts *opts)
     opts->algo = LINATTN_ALGO_AUTO;
 }
 
-static int check_opts(const linattn_gka_opts *o)
+static int check_opts(const linattn_ctx *ctx, const linattn_gka_opts *o)
 {
     if (!isfinite(o->scale)) return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
     if (!(o->ridge > 0.0f) || !isfinite(o->ridge))
@@ -32,7 +32,7 @@ static int check_opts(const linattn_gka_opts *o)
                             LINATTN_MAX_CHUNK);
     if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
         return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
-    if (o->algo == LINATTN_ALGO_CHUNK && !linattn_have_blas())
+    if (o->algo == LINATTN_ALGO_CHUNK && !linattn_have_blas() && !ctx->cl)
         return linattn_fail(LINATTN_EUNSUPPORTED, "opts.algo: the chunk form needs BLAS, "
                                                   "which this build lacks");
     return LINATTN_OK;
@@ -188,7 +188,7 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_gka_opts 
     if (rc) return rc;
     linattn_gka_opts_init(opts);
     if (in) *opts = *in;
-    return check_opts(opts);
+    return check_opts(ctx, opts);
 }
 
 /* The state pairs: [N,H,K,K] and [N,H,K,V], or with slots pools [P,..]
@@ -317,10 +317,16 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .alpha = linattn_cl_arg_of(&x->alpha), .h0kk = linattn_cl_arg_of(&x->kk0),
         .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
         .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
+        .algo = opts->algo, .chunk = opts->chunk,
     };
+    int ran_chunk = 0;
+    const char *cl_why = NULL;
+    a.ran_chunk = &ran_chunk;
+    a.why = &cl_why;
     if (try_cl(ctx, &a, ts, 15, &rc))
-        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step, "recurrent",
-                                "OpenCL runs the recurrence (its only form)");
+        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
+                                ran_chunk ? "chunk" : "recurrent",
+                                cl_why ? cl_why : linattn_form_why(opts->algo, step, 0));
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
@@ -335,6 +341,8 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
     };
     const char *why = linattn_form_why(opts->algo, step, p.ref);
     p.chunk = !step && !p.ref && opts->algo == LINATTN_ALGO_CHUNK;
+    if (p.chunk && !linattn_have_blas()) /* OpenCL's chunk form fell back to the CPU */
+        p.chunk = 0, why = "the chunk form on the CPU needs BLAS, which this build lacks";
     if (!why) p.chunk = choose(ctx, &p, nseq * H, &why);
     rc = execute(&p, nseq * H, step ? "gka step" : "gka forward");
     return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,

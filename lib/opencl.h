@@ -64,6 +64,10 @@ typedef struct linattn_cl_gka {
     float scale, ridge;
     const float *omega;  /* iters floats */
     linattn_cl_arg q, k, v, g, beta, alpha, h0kk, h0kv, o, htkk, htkv;
+    int algo;            /* linattn_algo: AUTO, RECURRENT or CHUNK (forward only) */
+    int chunk;           /* opts.chunk: 0 or the most tokens per chunk */
+    int *ran_chunk;      /* out, if not NULL: 1 when the chunk form ran */
+    const char **why;    /* out, if not NULL: why that form ran */
 } linattn_cl_gka;
 
 int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a);
