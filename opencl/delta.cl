@@ -19,7 +19,9 @@
  * elements; e^{-G} over a chunk would overflow, so the 16-row sub-chunks
  * a > b factor through R_b, G at the last row of b (both exponents <= 0),
  * and the diagonal sub-chunks take e^{G_ri - G_si} pairwise.
- * delta_step is the fused recurrent step (decode), kla_beta turns eta
+ * delta_stepw is the fused recurrent step (decode) with CW adjacent value
+ * columns per work-item (V % CW == 0), delta_step the same one column per
+ * work-item (any V; the host's fallback), kla_beta turns eta
  * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.
  * Everything accumulates in float; no extension is required.
  * k has Hk key heads, v, g, beta and the state H value heads; value head h
