@@ -809,7 +809,12 @@ void delta_step(__global const float *q, __global const float *k,
  *        of a 16-bit state, 32-byte ones of float)
  *   SRG  row groups (divides WG): the host takes K / 8 rounded up to a
  *        power of two in [8, 32] (LINATTN_CL_STEPRG forces 4..64), so a
- *        work-item holds SNR = K / SRG rows (8 for K = 64..256) of CW floats */
+ *        work-item holds SNR = K / SRG rows (8 for K = 64..256) of CW floats
+ * E.g. K = V = 128: CW 8, SRG 16: 16 column items x 8 = 128 columns (the
+ * whole head) per group, 8 rows x 8 columns = 64 floats per work-item;
+ * CW 4, SRG 16: 64 columns, 32 floats.  More bytes in flight per work-item:
+ * smaller SRG (more rows each, more registers); more groups: larger SRG.
+ * Local memory: 2 * WG * CW floats of partial sums (16 KiB at CW 8). */
 #ifndef CW
 #define CW 4
 #endif
@@ -819,6 +824,8 @@ void delta_step(__global const float *q, __global const float *k,
 #define SCG (WG / SRG)                 /* column work-items per row group */
 #define SBV (SCG * CW)                 /* value columns per group */
 #define SNR ((K + SRG - 1) / SRG)      /* rows per work-item */
+#define SKFULL (K % SRG == 0)          /* every work-item's rows exist (no row guard) */
+#define SVFULL (V % SBV == 0)          /* every work-item's columns exist */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define floatw CAT(float, CW)
@@ -861,7 +868,8 @@ void delta_stepw(__global const float *q, __global const float *k,
     __local float ra[SRG * SBV], rb[SRG * SBV], lu[SBV], rkq[SRG];
     const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;
     const long unit = get_group_id(1), bt = unit / H;
-    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = j < V, h = (int)(unit % H);
+    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL || j < V;
+    const int h = (int)(unit % H);
     __global selt *S = state + unit * K * V + j;
     const long ku = bt * Hk + key_head(h, H, Hk, map);
     const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
@@ -871,7 +879,7 @@ void delta_stepw(__global const float *q, __global const float *k,
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
         floatw x = (floatw)(0.0f);
-        if (i < K && jok) x = SLOADW(S + (long)i * V);
+        if ((SKFULL || i < K) && jok) x = SLOADW(S + (long)i * V);
         vstorew(x, 0, s[m]);
     }
     for (int i = lid; i < K; i += WG) {
@@ -893,7 +901,7 @@ void delta_stepw(__global const float *q, __global const float *k,
 #pragma unroll
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
-        if (i < K) {
+        if (SKFULL || i < K) {
             const float ki = lk[i], qi = lq[i];
 #if GK
             const float gi = lg[i];
@@ -932,7 +940,7 @@ void delta_stepw(__global const float *q, __global const float *k,
 #pragma unroll
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
-        if (i < K) {
+        if (SKFULL || i < K) {
             const float ki = lk[i];
 #pragma unroll
             for (int c = 0; c < CW; c++) s[m][c] = mad(gam, s[m][c], ki * uw[c]);
@@ -949,7 +957,7 @@ void delta_stepw(__global const float *q, __global const float *k,
 #pragma unroll
         for (int m = 0; m < SNR; m++) {
             const int i = rg + SRG * m;
-            if (i < K) {
+            if (SKFULL || i < K) {
                 const float qi = lq[i];
 #pragma unroll
                 for (int c = 0; c < CW; c++) pq[c] = mad(s[m][c], qi, pq[c]);
