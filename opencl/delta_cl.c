@@ -40,7 +40,9 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
  * does not allow falls back to 4, then to delta_step).  The row groups,
  * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
  * (4..64, a power of two); a choice that does not depend on the state's
- * dtype, so that 16-bit and float states sum in the same order. */
+ * dtype, so that 16-bit and float states sum in the same order.  Were K
+ * over about 1300 (the API stops at 1024), the width would narrow to keep
+ * delta_stepw's local memory within 32 KiB, then take delta_step. */
 static void pick_step(int K, int V, int half, int *cw, int *srg)
 {
     const char *env = getenv("LINATTN_CL_STEPW"); /* tuning: force 1, 4 or 8 */
@@ -48,13 +50,16 @@ static void pick_step(int K, int V, int half, int *cw, int *srg)
     if (env && (!strcmp(env, "1") || !strcmp(env, "4") || !strcmp(env, "8"))) w = atoi(env);
     if (w == 8 && V % 8) w = 4;
     if (w == 4 && V % 4) w = 1;
-    *cw = w == 1 ? 0 : w;
     int rg = 8;
     while (rg < 32 && rg * 8 < K) rg *= 2;
     env = getenv("LINATTN_CL_STEPRG"); /* tuning: force the row groups */
     if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16") ||
                 !strcmp(env, "32") || !strcmp(env, "64")))
         rg = atoi(env);
+    /* local memory within 32 KiB: partial sums 2 WG w, q, k, g, u, row sums */
+    while (w > 1 && (2 * LINATTN_CL_WG * w + 3 * K + LINATTN_CL_WG / rg * w + rg) * 4 > 32768)
+        w = w == 8 ? 4 : 1;
+    *cw = w == 1 ? 0 : w;
     *srg = rg;
 }
 
