@@ -824,7 +824,11 @@ void delta_step(__global const float *q, __global const float *k,
 #define SCG (WG / SRG)                 /* column work-items per row group */
 #define SBV (SCG * CW)                 /* value columns per group */
 #define SNR ((K + SRG - 1) / SRG)      /* rows per work-item */
-#define SKFULL (K % SRG == 0)          /* every work-item's rows exist (no row guard) */
+#if K % SRG == 0 /* every work-item's rows exist: no row guard */
+#define SROW(i) 1
+#else
+#define SROW(i) ((i) < K)
+#endif
 #define SVFULL (V % SBV == 0)          /* every work-item's columns exist */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -868,7 +872,7 @@ void delta_stepw(__global const float *q, __global const float *k,
     __local float ra[SRG * SBV], rb[SRG * SBV], lu[SBV], rkq[SRG];
     const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;
     const long unit = get_group_id(1), bt = unit / H;
-    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL || j < V;
+    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL ? 1 : j < V;
     const int h = (int)(unit % H);
     __global selt *S = state + unit * K * V + j;
     const long ku = bt * Hk + key_head(h, H, Hk, map);
@@ -879,7 +883,9 @@ void delta_stepw(__global const float *q, __global const float *k,
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
         floatw x = (floatw)(0.0f);
-        if ((SKFULL || i < K) && jok) x = SLOADW(S + (long)i * V);
+        if (SROW(i)) {
+            if (jok) x = SLOADW(S + (long)i * V);
+        }
         vstorew(x, 0, s[m]);
     }
     for (int i = lid; i < K; i += WG) {
@@ -901,7 +907,7 @@ void delta_stepw(__global const float *q, __global const float *k,
 #pragma unroll
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
-        if (SKFULL || i < K) {
+        if (SROW(i)) {
             const float ki = lk[i], qi = lq[i];
 #if GK
             const float gi = lg[i];
@@ -940,7 +946,7 @@ void delta_stepw(__global const float *q, __global const float *k,
 #pragma unroll
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
-        if (SKFULL || i < K) {
+        if (SROW(i)) {
             const float ki = lk[i];
 #pragma unroll
             for (int c = 0; c < CW; c++) s[m][c] = mad(gam, s[m][c], ki * uw[c]);
@@ -957,7 +963,7 @@ void delta_stepw(__global const float *q, __global const float *k,
 #pragma unroll
         for (int m = 0; m < SNR; m++) {
             const int i = rg + SRG * m;
-            if (SKFULL || i < K) {
+            if (SROW(i)) {
                 const float qi = lq[i];
 #pragma unroll
                 for (int c = 0; c < CW; c++) pq[c] = mad(s[m][c], qi, pq[c]);
