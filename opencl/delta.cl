@@ -19,7 +19,9 @@
  * elements; e^{-G} over a chunk would overflow, so the 16-row sub-chunks
  * a > b factor through R_b, G at the last row of b (both exponents <= 0),
  * and the diagonal sub-chunks take e^{G_ri - G_si} pairwise.
- * delta_step is the fused recurrent step (decode), kla_beta turns eta
+ * delta_stepw is the fused recurrent step (decode) with CW adjacent value
+ * columns per work-item (V % CW == 0), delta_step the same one column per
+ * work-item (any V; the host's fallback), kla_beta turns eta
  * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.
  * Everything accumulates in float; no extension is required.
  * k has Hk key heads, v, g, beta and the state H value heads; value head h
@@ -788,6 +790,191 @@ void delta_step(__global const float *q, __global const float *k,
             float t = 0.0f;
             for (int x = 0; x < RG; x++) t += rb[x * BV + jj];
             o[(ou + e) * V + j] = scale * t;
+        }
+    }
+}
+
+/* ---- delta_stepw: the decode step with CW adjacent columns per work-item ----
+ * The same step as delta_step, shaped for the state's bandwidth: the group
+ * covers SBV = (WG / SRG) * CW value columns of one unit; work-item
+ * (rg = lid / SCG, cg = lid % SCG) owns the CW columns cg * CW .. + CW - 1
+ * and the rows rg + SRG m (m < SNR), loads all of them first (vector loads:
+ * vload4/8 of float, of ushort for bf16, vload_half4/8 for f16), then does
+ * the math in registers.  Row sums: partials per row group through local
+ * memory, one pass of SBV work-items over the row groups in a fixed order.
+ * The order of every sum depends on SRG only, not on CW: f32 (CW 4) and
+ * 16-bit states (CW 8) give the same float results.  Needs V % CW == 0.
+ * Shape, built in by the host (opencl/README.md):
+ *   CW   columns per work-item: 4 or 8 (LINATTN_CL_STEPW; 8 = 16-byte loads
+ *        of a 16-bit state, 32-byte ones of float)
+ *   SRG  row groups (divides WG): the host takes K / 8 rounded up to a
+ *        power of two in [8, 32] (LINATTN_CL_STEPRG forces 4..64), so a
+ *        work-item holds SNR = K / SRG rows (8 for K = 64..256) of CW floats
+ * E.g. K = V = 128: CW 8, SRG 16: 16 column items x 8 = 128 columns (the
+ * whole head) per group, 8 rows x 8 columns = 64 floats per work-item;
+ * CW 4, SRG 16: 64 columns, 32 floats.  More bytes in flight per work-item:
+ * smaller SRG (more rows each, more registers); more groups: larger SRG.
+ * Local memory: 2 * WG * CW floats of partial sums (16 KiB at CW 8). */
+#ifndef CW
+#define CW 4
+#endif
+#ifndef SRG
+#define SRG 16
+#endif
+#define SCG (WG / SRG)                 /* column work-items per row group */
+#define SBV (SCG * CW)                 /* value columns per group */
+#define SNR ((K + SRG - 1) / SRG)      /* rows per work-item */
+#if K % SRG == 0 /* every work-item's rows exist: no row guard */
+#define SROW(i) 1
+#else
+#define SROW(i) ((i) < K)
+#endif
+#define SVFULL (V % SBV == 0)          /* every work-item's columns exist */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define floatw CAT(float, CW)
+#define uintw CAT(uint, CW)
+#define ushortw CAT(ushort, CW)
+#define vloadw CAT(vload, CW)
+#define vstorew CAT(vstore, CW)
+#if SDT == 0
+#define SLOADW(p) vloadw(0, (p))
+#define SSTOREW(x, p) vstorew((x), 0, (p))
+#elif SDT == 1
+#define SLOADW(p) CAT(vload_half, CW)(0, (p))
+#define SSTOREW(x, p) CAT(CAT(vstore_half, CW), _rte)((x), 0, (p))
+#else
+#define SLOADW(p) as_floatw(CAT(convert_uint, CW)(vloadw(0, (p))) << 16)
+#define SSTOREW(x, p) vstorew(bf16_roundw(x), 0, (p))
+#define as_floatw CAT(as_float, CW)
+#define as_uintw CAT(as_uint, CW)
+/* bf16_round on CW lanes */
+static ushortw bf16_roundw(floatw x)
+{
+    const uintw u = as_uintw(x), h = u >> 16;
+    const uintw nan = select(h | 0x40u, h, (h & 0x7fu) != 0);
+    const uintw rnd = (u + 0x7fffu + (h & 1u)) >> 16;
+    return CAT(convert_ushort, CW)(select(rnd, nan, (u & 0x7fffffffu) > 0x7f800000u));
+}
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_stepw(__global const float *q, __global const float *k,
+                 __global const float *v, __global const float *g,
+                 __global const float *beta, __global selt *state,
+                 __global float *o, float scale, int has_g, int gdn, int H, int Hk,
+                 int Hq, int nq, int share, int map)
+{
+    __local float lq[K], lk[K];
+#if GK
+    __local float lg[K];
+#endif
+    __local float ra[SRG * SBV], rb[SRG * SBV], lu[SBV], rkq[SRG];
+    const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;
+    const long unit = get_group_id(1), bt = unit / H;
+    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL ? 1 : j < V;
+    const int h = (int)(unit % H);
+    __global selt *S = state + unit * K * V + j;
+    const long ku = bt * Hk + key_head(h, H, Hk, map);
+    const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
+    float s[SNR][CW];
+    /* the state first: every load in flight before any math */
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        floatw x = (floatw)(0.0f);
+        if (SROW(i)) {
+            if (jok) x = SLOADW(S + (long)i * V);
+        }
+        vstorew(x, 0, s[m]);
+    }
+    for (int i = lid; i < K; i += WG) {
+        lq[i] = q[qu * K + i];
+        lk[i] = k[ku * K + i];
+#if GK
+        lg[i] = has_g ? exp(g[unit * K + i]) : 1.0f;
+#endif
+    }
+#if GK
+    const float gam = 1.0f;
+#else
+    const float gam = has_g ? exp(g[unit]) : 1.0f;
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float pa[CW], pb[CW], pk = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CW; c++) pa[c] = pb[c] = 0.0f;
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        if (SROW(i)) {
+            const float ki = lk[i], qi = lq[i];
+#if GK
+            const float gi = lg[i];
+#endif
+            pk = mad(qi, ki, pk);
+#pragma unroll
+            for (int c = 0; c < CW; c++) {
+#if GK
+                s[m][c] *= gi; /* the decayed state */
+#endif
+                pa[c] = mad(s[m][c], ki, pa[c]);
+                pb[c] = mad(s[m][c], qi, pb[c]);
+            }
+        }
+    }
+    vstorew(vloadw(0, pa), 0, ra + rg * SBV + cg * CW);
+    vstorew(vloadw(0, pb), 0, rb + rg * SBV + cg * CW);
+    if (cg == 0) rkq[rg] = pk;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < SBV) { /* column j0 + lid: the sums over the row groups, u, o */
+        const int jc = j0 + lid;
+        float a = 0.0f, b = 0.0f, kq = 0.0f;
+        for (int x = 0; x < SRG; x++) {
+            a += ra[x * SBV + lid];
+            b += rb[x * SBV + lid];
+            kq += rkq[x];
+        }
+        const float vj = jc < V ? v[unit * V + jc] : 0.0f;
+        const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
+        lu[lid] = u;
+        if (jc < V) o[ou * V + jc] = scale * (gam * b + kq * u);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float uw[CW];
+    vstorew(vloadw(0, lu + cg * CW), 0, uw);
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        if (SROW(i)) {
+            const float ki = lk[i];
+#pragma unroll
+            for (int c = 0; c < CW; c++) s[m][c] = mad(gam, s[m][c], ki * uw[c]);
+            if (jok) SSTOREW(vloadw(0, s[m]), S + (long)i * V);
+        }
+    }
+    for (int e = 1; e < nq; e++) { /* query heads sharing the state read the new one */
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = lid; i < K; i += WG) lq[i] = q[(qu + e) * K + i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float pq[CW];
+#pragma unroll
+        for (int c = 0; c < CW; c++) pq[c] = 0.0f;
+#pragma unroll
+        for (int m = 0; m < SNR; m++) {
+            const int i = rg + SRG * m;
+            if (SROW(i)) {
+                const float qi = lq[i];
+#pragma unroll
+                for (int c = 0; c < CW; c++) pq[c] = mad(s[m][c], qi, pq[c]);
+            }
+        }
+        vstorew(vloadw(0, pq), 0, rb + rg * SBV + cg * CW);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < SBV && j0 + lid < V) {
+            float t = 0.0f;
+            for (int x = 0; x < SRG; x++) t += rb[x * SBV + lid];
+            o[(ou + e) * V + j0 + lid] = scale * t;
         }
     }
 }

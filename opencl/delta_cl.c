@@ -16,6 +16,7 @@ static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "de
 /* The kernels of one call and the value columns per group they are built for. */
 typedef struct dprog {
     int BV;
+    int CW, SRG; /* delta_stepw's shape (CW 0: delta_step) */
     cl_kernel k[NKERN];
 } dprog;
 
@@ -31,6 +32,35 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
     while (bv > 8 && 2 * units * ((V + bv - 1) / bv) < (int64_t)cl->info.compute_units) bv /= 2;
     while (bv > 8 && K > 0 && K % 32 == 0 && (bv > 16 || K * bv > 2048)) bv /= 2; /* delta_walk */
     return bv;
+}
+
+/* The step's kernel: delta_stepw with CW = 8 columns per work-item for a
+ * 16-bit state, 4 for float (V a multiple of CW), else delta_step (CW 0).
+ * LINATTN_CL_STEPW=1|4|8 forces delta_step or the width (tuning; a width V
+ * does not allow falls back to 4, then to delta_step).  The row groups,
+ * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
+ * (4..64, a power of two); a choice that does not depend on the state's
+ * dtype, so that 16-bit and float states sum in the same order.  Were K
+ * over about 1300 (the API stops at 1024), the width would narrow to keep
+ * delta_stepw's local memory within 32 KiB, then take delta_step. */
+static void pick_step(int K, int V, int half, int *cw, int *srg)
+{
+    const char *env = getenv("LINATTN_CL_STEPW"); /* tuning: force 1, 4 or 8 */
+    int w = half ? 8 : 4;
+    if (env && (!strcmp(env, "1") || !strcmp(env, "4") || !strcmp(env, "8"))) w = atoi(env);
+    if (w == 8 && V % 8) w = 4;
+    if (w == 4 && V % 4) w = 1;
+    int rg = 8;
+    while (rg < 32 && rg * 8 < K) rg *= 2;
+    env = getenv("LINATTN_CL_STEPRG"); /* tuning: force the row groups */
+    if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16") ||
+                !strcmp(env, "32") || !strcmp(env, "64")))
+        rg = atoi(env);
+    /* local memory within 32 KiB: partial sums 2 WG w, q, k, g, u, row sums */
+    while (w > 1 && (2 * LINATTN_CL_WG * w + 3 * K + LINATTN_CL_WG / rg * w + rg) * 4 > 32768)
+        w = w == 8 ? 4 : 1;
+    *cw = w == 1 ? 0 : w;
+    *srg = rg;
 }
 
 /* delta_walk (the state spread over the work-group, K % 32 == 0, BV <= 16
@@ -114,8 +144,11 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
                                  A(gdn), A(H), A(Hk), A(qh.Hq), A(qh.nq), A(qh.share), A(map)};
     if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 16, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
-    const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
-    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local, "delta_step"))) return rc;
+    const int cols = pr->CW ? LINATTN_CL_WG / pr->SRG * pr->CW : pr->BV; /* per group */
+    const size_t global[2] = {(size_t)(a->V + cols - 1) / cols * LINATTN_CL_WG, (size_t)units};
+    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local,
+                                   pr->CW ? "delta_stepw" : "delta_step")))
+        return rc;
     if ((rc = linattn_clrun_state_out(r, S, &a->ht, (size_t)units * a->K * a->V, 1))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
@@ -225,9 +258,12 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     const char *names[NKERN];
     memcpy(names, kernel_names, sizeof names);
     if (use_walk(a->K, pr.BV)) names[K_STATE] = "delta_walk";
-    char opts[112];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d", a->K, a->V, C,
-             pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0);
+    if (a->step) pick_step(a->K, a->V, a->h0.dtype != LINATTN_F32, &pr.CW, &pr.SRG);
+    if (pr.CW) names[K_STEP] = "delta_stepw";
+    char opts[160];
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d",
+             a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
+             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {
