@@ -34,19 +34,21 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
     return bv;
 }
 
-/* The step's kernel: delta_stepw with CW = 8 columns per work-item for a
- * 16-bit state, 4 for float (V a multiple of CW), else delta_step (CW 0).
+/* The step's kernel: delta_stepw with CW = 4 columns per work-item for a
+ * 16-bit state (V a multiple of 4), else delta_step (CW 0).
  * LINATTN_CL_STEPW=1|4|8 forces delta_step or the width (tuning; a width V
  * does not allow falls back to 4, then to delta_step).  The row groups,
  * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
  * (4..64, a power of two); a choice that does not depend on the state's
- * dtype, so that 16-bit and float states sum in the same order.  Were K
+ * dtype, so that 16-bit and float states sum in the same order in the same
+ * kernel (forced: LINATTN_CL_STEPW=4 for both).  Were K
  * over about 1300 (the API stops at 1024), the width would narrow to keep
  * delta_stepw's local memory within 32 KiB, then take delta_step. */
 static void pick_step(int K, int V, int half, int *cw, int *srg)
 {
     const char *env = getenv("LINATTN_CL_STEPW"); /* tuning: force 1, 4 or 8 */
-    int w = half ? 8 : 4;
+    int w = half ? 4 : 1; /* measured on an H200 (B = 64, 256): float fastest with
+                             delta_step, 16-bit states with CW = 4 (8: more registers, slower) */
     if (env && (!strcmp(env, "1") || !strcmp(env, "4") || !strcmp(env, "8"))) w = atoi(env);
     if (w == 8 && V % 8) w = 4;
     if (w == 4 && V % 4) w = 1;
