@@ -8,10 +8,10 @@
 
 #define A LINATTN_KARG
 
-enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, K_NORM, K_SIGM, NKERN };
+enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, K_NORM, K_SIGM, K_GSUM, K_GSCAN, NKERN };
 static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "delta_out",
                                                 "delta_step", "kla_beta", "qk_l2norm",
-                                                "beta_sigmoid"};
+                                                "beta_sigmoid", "gla_sum", "gla_scan"};
 
 /* The kernels of one call and the value columns per group they are built for. */
 typedef struct dprog {
@@ -72,6 +72,14 @@ static int use_walk(int K, int bv)
 {
     const char *env = getenv("LINATTN_CL_WALK"); /* tuning: 0 forces delta_state */
     return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
+}
+
+/* gla's chunk states by gla_sum and gla_scan (no walk), unless
+ * LINATTN_CL_GLA_SCAN=0 sends gla through the walk as gdn and kla go. */
+static int use_gla_scan(const linattn_cl_delta *a)
+{
+    const char *env = getenv("LINATTN_CL_GLA_SCAN"); /* tuning: 0 forces the walk */
+    return a->op == LINATTN_OP_GLA && !(env && !strcmp(env, "0"));
 }
 
 static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,
@@ -178,8 +186,10 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const size_t scount = (size_t)a->nseq * a->H * K * V;
     if ((rc = linattn_clrun_state_in(r, &a->h0, scount, 0, &St))) return rc;
 
-    /* scratch per (chunk, head): entering state, W, U, M (per query head), G */
-    const size_t per = (size_t)K * V + (size_t)C * K + (size_t)C * V +
+    /* scratch per (chunk, head): entering state, W, U' (gdn, kla: gla reads
+     * V in place and has no W), M (per query head), G */
+    const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
+    const size_t per = (size_t)K * V + (gdn ? (size_t)C * K + (size_t)C * V : 0) +
                        (size_t)qh.nq * C * C + Gc;
     uint64_t budget = cl->info.global_mem / 4;
     if (budget > ((uint64_t)1 << 30)) budget = (uint64_t)1 << 30;
@@ -193,14 +203,15 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const size_t ch = (size_t)cap * a->H;
     if ((rc = linattn_clrun_alloc(r, ch * Gc * sizeof(float), 0, &Gb)) ||
         (rc = linattn_clrun_alloc(r, ch * qh.nq * C * C * sizeof(float), 0, &Mb)) ||
-        (rc = linattn_clrun_alloc(r, ch * C * K * sizeof(float), 0, &Wb)) ||
-        (rc = linattn_clrun_alloc(r, ch * C * V * sizeof(float), 0, &Ub)) ||
+        (rc = linattn_clrun_alloc(r, (gdn ? ch * C * K : 1) * sizeof(float), 0, &Wb)) ||
+        (rc = linattn_clrun_alloc(r, (gdn ? ch * C * V : 1) * sizeof(float), 0, &Ub)) ||
         (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &Sb)) ||
         (rc = linattn_clrun_alloc(r, (size_t)cap * 3 * sizeof(cl_long), 0, &ctab_m)) ||
         (rc = linattn_clrun_alloc(r, (size_t)a->nseq * 2 * sizeof(cl_long), 0, &stab_m)))
         return rc;
 
-    const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
+    if (!gdn) Ub = v; /* U' = V, rows of v in place */
+    const int scan = use_gla_scan(a);
     const float scale = a->scale;
     const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk),
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(has_g), A(gdn), A(Gb),
@@ -208,10 +219,15 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
                           A(Hk), A(map), A(gdn)};
     const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(Hk),
-                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale)};
+                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale), A(gdn)};
+    const linattn_karg gsargs[] = {A(ctab_m), A(k), A(v), A(Gb), A(Sb), A(H), A(Hk), A(map)};
+    const linattn_karg gcargs[] = {A(stab_m), A(ctab_m), A(Gb), A(Sb), A(St), A(H)};
     if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
-        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")) ||
-        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 14, "delta_out")))
+        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 15, "delta_out")))
+        return rc;
+    if (scan ? (rc = linattn_clrun_args(pr->k[K_GSUM], gsargs, 8, "gla_sum")) ||
+                   (rc = linattn_clrun_args(pr->k[K_GSCAN], gcargs, 6, "gla_scan"))
+             : (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")))
         return rc;
 
     for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
@@ -239,8 +255,18 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                                 (size_t)a->nseq};
         const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG,
                               (size_t)(qh.share ? qh.Hq : H), (size_t)nw};
+        /* gla_sum per (chunk, head, 64 x 64 state tile); gla_scan per
+         * (state element, head, sequence) */
+        const size_t gg[3] = {(size_t)nw * LINATTN_CL_WG, (size_t)H,
+                              (size_t)((K + 63) / 64) * ((V + 63) / 64)};
+        const size_t gc[3] = {((size_t)K * V + LINATTN_CL_WG - 1) / LINATTN_CL_WG * LINATTN_CL_WG,
+                              (size_t)H, (size_t)a->nseq};
         if ((rc = linattn_clrun_launch(cl, pr->k[K_PREP], 2, gp, l3, "delta_prep")) ||
-            (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3, "delta_state")) ||
+            (scan ? (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gg, l3, "gla_sum")) ||
+                        (rc = linattn_clrun_launch(cl, pr->k[K_GSCAN], 3, gc, l3, "gla_scan"))
+                  : (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3,
+                                               use_walk(K, pr->BV) ? "delta_walk"
+                                                                   : "delta_state"))) ||
             (rc = linattn_clrun_launch(cl, pr->k[K_OUT], 3, go, l3, "delta_out")))
             return rc;
     }
