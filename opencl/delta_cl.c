@@ -41,7 +41,7 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
  * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
  * (4..64, a power of two); a choice that does not depend on the state's
  * dtype, so that 16-bit and float states sum in the same order in the same
- * kernel (forced: LINATTN_CL_STEPW=4 for both).  Were K
+ * kernel (LINATTN_CL_STEPW=4 for both, as tests/check_half forces).  Were K
  * over about 1300 (the API stops at 1024), the width would narrow to keep
  * delta_stepw's local memory within 32 KiB, then take delta_step. */
 static void pick_step(int K, int V, int half, int *cw, int *srg)
@@ -74,12 +74,14 @@ static int use_walk(int K, int bv)
     return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
 }
 
-/* gla's chunk states by gla_sum and gla_scan (no walk), unless
- * LINATTN_CL_GLA_SCAN=0 sends gla through the walk as gdn and kla go. */
+/* gla's chunk states through the walk, as gdn and kla (measured on an H200,
+ * B=1 T=16384 H=16 K=V=128: 2.7 ms a call, against 5.4 ms by gla_sum and
+ * gla_scan, whose scan over the chunks is latency-bound), unless
+ * LINATTN_CL_GLA_SCAN=1 asks for the scan. */
 static int use_gla_scan(const linattn_cl_delta *a)
 {
-    const char *env = getenv("LINATTN_CL_GLA_SCAN"); /* tuning: 0 forces the walk */
-    return a->op == LINATTN_OP_GLA && !(env && !strcmp(env, "0"));
+    const char *env = getenv("LINATTN_CL_GLA_SCAN"); /* tuning: 1 forces the scan */
+    return a->op == LINATTN_OP_GLA && env && !strcmp(env, "1");
 }
 
 static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,

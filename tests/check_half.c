@@ -187,9 +187,21 @@ static int is_state(const linattn_op_tensor *t)
 
 /* One entry point on one backend in dtype d: all tensors (states_only = 0)
  * or only the states (1) in d, host tensors or (dev) device buffers. */
+/* OpenCL's default step runs delta_step (a column a work-item) on a float32
+ * state and delta_stepw (4 columns) on a dense 16-bit one; they sum the rows
+ * in different orders.  The 16-bit result is the float32 one rounded once
+ * when both run one kernel: unless a test forces one, force delta_stepw's. */
+static int same_step_kernel(const char *isa)
+{
+    if (strcmp(isa, "opencl") || getenv("LINATTN_CL_STEPW")) return 0;
+    setenv("LINATTN_CL_STEPW", "4", 1);
+    return 1;
+}
+
 static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d,
                      int states_only, int dev)
 {
+    const int forced = same_step_kernel(isa);
     int64_t dims[LINATTN_OP_LETTERS];
     tu_op_sizes(dims, 2, 11, 2, 8, 12, 10, 3);
     tu_op p;
@@ -312,6 +324,7 @@ static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d
     linattn_ctx_destroy(c);
     linattn_ctx_destroy(r);
     tu_op_free(&p);
+    if (forced) unsetenv("LINATTN_CL_STEPW");
 }
 
 /* loop index: entry point */
@@ -371,6 +384,7 @@ static int plain_state;
 static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H, int nq,
                       int64_t K, int64_t V, int gk, int64_t T)
 {
+    const int forced = same_step_kernel(isa);
     const int64_t Hq = nq * H, ld = V + 5, sh = K * ld + 3, sb = H * sh + 7, off = 11;
     const int64_t TT = T ? T : 1;
     const size_t nqk = (size_t)(B * TT * Hq * K), nk = (size_t)(B * TT * H * K);
@@ -435,11 +449,6 @@ static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64
         float *od = half == 2 ? oref : half ? o16 : o32;
         linattn_tensor to = linattn_tensor_nd(od, LINATTN_F32, r, os);
         linattn_ctx *cc = half == 2 ? rc_ : c;
-        /* OpenCL's default step runs delta_step on a float32 state and
-         * delta_stepw (4 columns an item) on a 16-bit one: the float32 call
-         * that the 16-bit one must equal rounded once runs the same kernel */
-        const int same_kernel = !half && !strcmp(isa, "opencl") && !getenv("LINATTN_CL_STEPW");
-        if (same_kernel) setenv("LINATTN_CL_STEPW", "4", 1);
         int rc;
         if (T) {
             const linattn_delta_io io = {.q = tq, .k = tk, .v = tv, .g = tg, .beta = tb,
@@ -450,7 +459,6 @@ static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64
                                               .state_h = ts, .o = to};
             rc = linattn_delta_step(cc, (linattn_delta_op)op, &io, NULL);
         }
-        if (same_kernel) unsetenv("LINATTN_CL_STEPW");
         ck_assert_msg(rc == 0, "op %d %s on %s: %s", op, linattn_dtype_name(d), isa,
                       linattn_last_error());
     }
@@ -490,6 +498,7 @@ static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64
     linattn_ctx_destroy(rc_);
     free(q); free(k); free(v); free(g); free(beta); free(o32); free(o16); free(s32);
     free(hs); free(want); free(sref); free(oref);
+    if (forced) unsetenv("LINATTN_CL_STEPW");
 }
 
 /* loop index: op (gdn, kla; gla keeps a float32 state) x dtype.  Shapes around the kernels' edges:
