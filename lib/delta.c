@@ -186,7 +186,7 @@ static void run_cuts(const delta_plan *p, const linattn_delta_rec_job *jb, int64
                      float *stage)
 {
     for (int64_t t = 0; t < jb->T;) {
-        const int64_t e = linattn_serve_next_cut(&p->sv, jb->T, t);
+        const int64_t e = linattn_serve_next_cut(&p->sv, n, jb->T, t);
         linattn_delta_rec_job s = *jb;
         s.T = e - t;
         s.q += t * jb->sq; s.k += t * jb->sk; s.v += t * jb->sv; s.o += t * jb->so;
@@ -596,7 +596,11 @@ static int run(int op, linattn_ctx *ctx, linattn_delta_io *x, const char *const 
     const unsigned any = (sh->gk ? 0u : 0x08u) | 0x10u;
     /* 16-bit states in place: the CPU's jobs; on OpenCL the step's kernel */
     const unsigned half = ctx->cl && !step ? 0u : 0xA0u;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, nm, 10, 0x3Fu, 0x3C0u, 0x3FFu, any, half)))
+    /* a packed pool (slots) and packed checkpoint rows are read in too: the
+     * slots no sequence names and the rows none reaches are written back as
+     * they were */
+    const unsigned in = 0x3Fu | (sv.slot || sv.init ? 0x80u : 0u) | (sv.C ? 0x200u : 0u);
+    if ((rc = linattn_views_begin(&ps, ctx, ts, nm, 10, in, 0x3C0u, 0x3FFu, any, half)))
         return rc;
     return linattn_pack_end(&ps, run_packed(op, ctx, x, ts, sh, opts, step, &sv));
 }

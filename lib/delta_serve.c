@@ -48,6 +48,32 @@ static int check_rows(const linattn_tensor *t, const char *name, const int64_t h
     return linattn_check_tensor(t, name, 4, s);
 }
 
+/* checkpoint_offsets: per sequence 1 .. len ascending, then zeros. */
+static int check_offsets(const int64_t *o, int64_t nseq, int64_t C, const int64_t *cu,
+                         int64_t T)
+{
+    for (int64_t n = 0; n < nseq; n++) {
+        const int64_t len = cu ? cu[n + 1] - cu[n] : T;
+        for (int64_t c = 0; c < C; c++) {
+            const int64_t v = o[n * C + c], prev = c ? o[n * C + c - 1] : 0;
+            if (v < 0 || v > len)
+                return linattn_fail(LINATTN_ERANGE, "checkpoint_offsets[%lld] = %lld: must be "
+                                    "0 (no checkpoint) or 1..%lld (the tokens of sequence %lld)",
+                                    (long long)(n * C + c), (long long)v, (long long)len,
+                                    (long long)n);
+            if (v && (c && prev == 0))
+                return linattn_fail(LINATTN_EINVAL, "checkpoint_offsets[%lld] = %lld follows "
+                                    "a 0 (unused rows come last)", (long long)(n * C + c),
+                                    (long long)v);
+            if (v && v <= prev)
+                return linattn_fail(LINATTN_EINVAL, "checkpoint_offsets[%lld] = %lld: not "
+                                    "above the one before (%lld)", (long long)(n * C + c),
+                                    (long long)v, (long long)prev);
+        }
+    }
+    return LINATTN_OK;
+}
+
 int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *cu, int64_t T,
                         const int64_t hsh[4], int step, linattn_serve *sv)
 {
@@ -70,9 +96,18 @@ int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *
             return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool (h0 or hT)");
         if ((rc = linattn_serve_slots(sv->slot, nseq, P))) return rc;
     }
-    if (x->checkpoint_every < 0 || (linattn_given(&x->hC) && x->checkpoint_every < 1))
-        return linattn_fail(LINATTN_ERANGE, "checkpoint_every: %lld (must be >= 1 with hC)",
-                            (long long)x->checkpoint_every);
+    const int offs = x->checkpoint_offsets != NULL;
+    if (offs && step)
+        return linattn_fail(LINATTN_EINVAL, "checkpoint_offsets: a forward's field");
+    if (offs && x->checkpoint_every)
+        return linattn_fail(LINATTN_EINVAL, "checkpoint_offsets and checkpoint_every: one "
+                                            "or the other");
+    if (offs && !linattn_given(&x->hC))
+        return linattn_fail(LINATTN_EINVAL, "checkpoint_offsets: given without hC");
+    if (x->checkpoint_every < 0 ||
+        (linattn_given(&x->hC) && !offs && x->checkpoint_every < 1))
+        return linattn_fail(LINATTN_ERANGE, "checkpoint_every: %lld (must be >= 1 with hC, "
+                            "or checkpoint_offsets given)", (long long)x->checkpoint_every);
     if (!linattn_given(&x->hC) && x->checkpoint_every)
         return linattn_fail(LINATTN_EINVAL, "checkpoint_every: given without hC");
     if (linattn_given(&x->hW)) {
@@ -88,12 +123,14 @@ int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *
     if (linattn_given(&x->hC)) {
         if ((rc = check_rows(&x->hC, "hC", hsh, &sv->C))) return rc;
         sv->every = x->checkpoint_every;
+        if (offs && (rc = check_offsets(x->checkpoint_offsets, nseq, sv->C, cu, T))) return rc;
+        sv->offs = x->checkpoint_offsets;
     }
     sv->on = sv->slot || sv->init || sv->W || sv->C;
     return LINATTN_OK;
 }
 
-int64_t linattn_serve_next_cut(const linattn_serve *sv, int64_t len, int64_t t)
+int64_t linattn_serve_next_cut(const linattn_serve *sv, int64_t n, int64_t len, int64_t t)
 {
     int64_t e = len;
     if (sv->W) {
@@ -101,11 +138,28 @@ int64_t linattn_serve_next_cut(const linattn_serve *sv, int64_t len, int64_t t)
         const int64_t c = t < w0 ? w0 : t + 1;
         if (c < e) e = c;
     }
-    if (sv->C) {
+    if (sv->C && sv->offs) { /* the first listed count past t (ascending, then zeros) */
+        for (int64_t c = 0; c < sv->C && sv->offs[n * sv->C + c]; c++)
+            if (sv->offs[n * sv->C + c] > t) {
+                if (sv->offs[n * sv->C + c] < e) e = sv->offs[n * sv->C + c];
+                break;
+            }
+    } else if (sv->C) {
         const int64_t c = (t / sv->every + 1) * sv->every;
         if (c <= sv->C * sv->every && c < e) e = c;
     }
     return e;
+}
+
+int64_t linattn_serve_ckpt_row(const linattn_serve *sv, int64_t n, int64_t e)
+{
+    if (!sv->C) return -1;
+    if (sv->offs) {
+        for (int64_t c = 0; c < sv->C && sv->offs[n * sv->C + c]; c++)
+            if (sv->offs[n * sv->C + c] == e) return n * sv->C + c;
+        return -1;
+    }
+    return e % sv->every == 0 && e / sv->every <= sv->C ? n * sv->C + e / sv->every - 1 : -1;
 }
 
 static void store_rows(const linattn_rows *r, int64_t row, int64_t h, const float *S,
@@ -120,8 +174,8 @@ void linattn_serve_store(const linattn_serve *sv, int64_t n, int64_t h, int64_t 
 {
     if (sv->W && e >= len - sv->W + 1)
         store_rows(&sv->w, n * sv->W + e - (len - sv->W + 1), h, S, ldS, K, j0, w);
-    if (sv->C && e % sv->every == 0 && e / sv->every <= sv->C)
-        store_rows(&sv->c, n * sv->C + e / sv->every - 1, h, S, ldS, K, j0, w);
+    const int64_t c = linattn_serve_ckpt_row(sv, n, e);
+    if (c >= 0) store_rows(&sv->c, c, h, S, ldS, K, j0, w);
 }
 
 /* ---- OpenCL: plain calls on views ---------------------------------------- */
@@ -216,13 +270,13 @@ int linattn_serve_split(linattn_ctx *ctx, int op, const linattn_delta_io *x,
         if (linattn_given(&x->h0) && slot >= 0 && !(sv->init && !sv->init[n]))
             src = linattn_serve_sub(&x->h0, slot, 1, 0, -1);
         for (int64_t t = 0; t < len;) {
-            const int64_t e = linattn_serve_next_cut(sv, len, t);
+            const int64_t e = linattn_serve_next_cut(sv, n, len, t);
+            const int64_t c = linattn_serve_ckpt_row(sv, n, e);
             linattn_tensor d[3];
             int nd = 0;
             if (sv->W && e >= len - sv->W + 1)
                 d[nd++] = linattn_serve_sub(&x->hW, n * sv->W + e - (len - sv->W + 1), 1, 0, -1);
-            if (sv->C && e % sv->every == 0 && e / sv->every <= sv->C)
-                d[nd++] = linattn_serve_sub(&x->hC, n * sv->C + e / sv->every - 1, 1, 0, -1);
+            if (c >= 0) d[nd++] = linattn_serve_sub(&x->hC, c, 1, 0, -1);
             if (e == len && linattn_given(&x->hT) && slot >= 0)
                 d[nd++] = linattn_serve_sub(&x->hT, slot, 1, 0, -1); /* last: may be src's */
             if (!nd) d[nd++] = none;

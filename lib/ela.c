@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "serve.h"
 
 #define DEFAULT_CHUNK 64
 
@@ -70,6 +70,8 @@ typedef struct ela_plan {
     int K, V, F, feature, safe, bidir, ref, chunk, C;
     int has_s0, has_c0;
     const int64_t *cu;
+    const int64_t *slot;       /* NULL: sequence n uses state n; -1: padding */
+    const unsigned char *init; /* NULL: every sequence reads its state */
     const float *q, *k, *v, *s0, *z0, *c0;
     float *o, *st, *zt, *ct;
     float qk_scale;
@@ -85,11 +87,15 @@ static void run_job(void *arg, int64_t unit, int thread)
     const size_t FV = (size_t)p->F * p->V, F = (size_t)p->F;
     const int64_t tok0 = row0 * p->H + h;
     float *work = linattn_runner_work(&p->run, thread);
-    float *S = p->st ? p->st + unit * FV : work;
-    float *z = p->zt ? p->zt + unit * F : work + FV;
-    float *c = p->ct ? p->ct + unit * F : work + FV + F;
-    const float *S0 = p->s0 ? p->s0 + unit * FV : NULL, *z0 = p->z0 ? p->z0 + unit * F : NULL;
-    const float *c0 = p->c0 ? p->c0 + unit * F : NULL;
+    /* the state's slot: -1 a padding row, from zeros and not stored */
+    const int64_t slot = p->slot ? p->slot[n] : n, su = slot * p->H + h;
+    const int fresh = slot < 0 || (p->init && !p->init[n]), out = slot >= 0;
+    float *S = p->st && out ? p->st + su * FV : work;
+    float *z = p->zt && out ? p->zt + su * F : work + FV;
+    float *c = p->ct && out ? p->ct + su * F : work + FV + F;
+    const float *S0 = p->s0 && !fresh ? p->s0 + su * FV : NULL;
+    const float *z0 = p->z0 && !fresh ? p->z0 + su * F : NULL;
+    const float *c0 = p->c0 && !fresh ? p->c0 + su * F : NULL;
     if (S0 != S) {
         if (S0) memcpy(S, S0, sizeof(float) * FV);
         else memset(S, 0, sizeof(float) * FV);
@@ -115,7 +121,7 @@ static void run_job(void *arg, int64_t unit, int thread)
         linattn_ela_chunk(&jb, p->C, jb.work);
     else
         p->ctx->kern.ela_rec(&jb);
-    if (p->safe && p->st && !p->ct) /* return the true sums */
+    if (p->safe && p->st && out && !p->ct) /* return the true sums */
         for (size_t d = 0; d < F; d++) {
             const float e = expf(c[d]);
             for (int j = 0; j < p->V; j++) S[d * p->V + j] *= e;
@@ -143,6 +149,58 @@ static int execute(ela_plan *p, int64_t units, const char *what)
     linattn_runner_jobs(&p->run, units, run_job, p, p->chunk);
     linattn_runner_end(&p->run);
     return LINATTN_OK;
+}
+
+/* OpenCL with slots: plain calls on views of the pools, one per sequence
+ * (forward) or row (step; a row from zeros as a one-token forward), after
+ * every check passed (linattn_ela(3), SERVING). */
+static int ela_split(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_ela_opts *opts,
+                     int64_t nseq, int64_t T, int step)
+{
+    const linattn_tensor none = linattn_tensor_none();
+    const int64_t *cu = x->cu_seqlens;
+    int rc = LINATTN_OK;
+    for (int64_t n = 0; n < nseq && !rc; n++) {
+        const int64_t slot = x->state_indices ? x->state_indices[n] : n;
+        const int fresh = slot < 0 || (x->has_initial_state && !x->has_initial_state[n]);
+#define SUB(t, i0, n0, i1, n1) linattn_serve_sub(&x->t, i0, n0, i1, n1)
+        const linattn_tensor sT = slot >= 0 ? SUB(sT, slot, 1, 0, -1) : none;
+        const linattn_tensor zT = slot >= 0 ? SUB(zT, slot, 1, 0, -1) : none;
+        const linattn_tensor cT = slot >= 0 ? SUB(cT, slot, 1, 0, -1) : none;
+        if (step && !fresh) {
+            const linattn_ela_step_io s = {
+                .q = SUB(q, n, 1, 0, -1), .k = SUB(k, n, 1, 0, -1), .v = SUB(v, n, 1, 0, -1),
+                .o = SUB(o, n, 1, 0, -1), .state_s = sT, .state_z = zT, .state_c = cT};
+            rc = linattn_ela_step(ctx, &s, opts);
+        } else if (step) {
+#define TOK(t) linattn_serve_tok(&x->t, n)
+            const linattn_ela_io f = {.q = TOK(q), .k = TOK(k), .v = TOK(v), .o = TOK(o),
+                                      .sT = sT, .zT = zT, .cT = cT};
+#undef TOK
+            rc = linattn_ela_forward(ctx, &f, opts);
+        } else {
+            const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0, len = cu ? cu[n + 1] - t0 : T;
+            const int rd = !fresh && linattn_given(&x->s0);
+            const linattn_ela_io f = {
+                .q = SUB(q, b, 1, t0, len), .k = SUB(k, b, 1, t0, len),
+                .v = SUB(v, b, 1, t0, len), .o = SUB(o, b, 1, t0, len),
+                .s0 = rd ? SUB(s0, slot, 1, 0, -1) : none,
+                .z0 = rd ? SUB(z0, slot, 1, 0, -1) : none,
+                .c0 = rd ? SUB(c0, slot, 1, 0, -1) : none, .sT = sT, .zT = zT, .cT = cT};
+            rc = linattn_ela_forward(ctx, &f, opts);
+        }
+#undef SUB
+    }
+    return rc;
+}
+
+/* With slots: the pools' first dimensions (each state its own P) in shs[0]
+ * and shz[0] of its shapes; P the smallest of them (-1: none given). */
+static void pool_dims(const linattn_tensor *s, int64_t *shs, int64_t *shz, int64_t *P)
+{
+    if (!linattn_given(s) || s->ndim != 4 || s->shape[0] < 1) return;
+    shs[0] = shz[0] = s->shape[0];
+    if (*P < 0 || shs[0] < *P) *P = shs[0];
 }
 
 /* A state (s, z, c): s and z both or neither, c only with them and only for
@@ -254,7 +312,14 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
                                   &x->o, &x->sT, &x->zT, &x->cT};
     if ((rc = linattn_check_f32_states(ts, names, 10, 0x3B8u, "ela"))) return rc;
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, 0x3Fu, 0x3C0u, 0, 0, 0))) return rc;
+    /* with slots a packed final-state pool is read in too: the slots no
+     * sequence names are written back as they were */
+    const int slots = x->state_indices || x->has_initial_state;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, slots ? 0x3BFu : 0x3Fu, 0x3C0u, 0, 0,
+                                  0)))
+        return rc;
+    if (ctx->cl && slots) /* plain calls on views */
+        return linattn_pack_end(&ps, ela_split(ctx, x, opts, nseq, T, step));
     linattn_clear_error();
     const int safe = is_safe(opts);
     const int bidir = !step && opts->bidirectional;
@@ -292,6 +357,7 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .F = F,
         .feature = opts->feature, .safe = safe, .bidir = bidir,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
+        .slot = x->state_indices, .init = x->has_initial_state,
         .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
         .s0 = linattn_host(&x->s0), .z0 = linattn_host(&x->z0), .c0 = linattn_host(&x->c0),
         .o = linattn_host(&x->o), .st = linattn_host(&x->sT), .zt = linattn_host(&x->zT),
@@ -319,12 +385,20 @@ int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linatt
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
         return rc;
     const int64_t F = linattn_ela_feature_dim(opts.feature, K);
-    const int64_t shs[4] = {nseq, s[2], F, V}, shz[3] = {nseq, s[2], F};
+    int64_t s0s[4] = {nseq, s[2], F, V}, s0z[3] = {nseq, s[2], F}, P = -1;
+    int64_t sTs[4] = {nseq, s[2], F, V}, sTz[3] = {nseq, s[2], F};
+    if (io->state_indices) {
+        pool_dims(&io->s0, s0s, s0z, &P);
+        pool_dims(&io->sT, sTs, sTz, &P);
+    }
     static const char *const n0[] = {"s0", "z0", "c0"}, *const nt[] = {"sT", "zT", "cT"};
-    if ((rc = check_state(&io->s0, &io->z0, &io->c0, n0, shs, shz, 0, is_safe(&opts))))
+    if ((rc = check_state(&io->s0, &io->z0, &io->c0, n0, s0s, s0z, 0, is_safe(&opts))))
         return rc;
-    if ((rc = check_state(&io->sT, &io->zT, &io->cT, nt, shs, shz, 0, is_safe(&opts))))
+    if ((rc = check_state(&io->sT, &io->zT, &io->cT, nt, sTs, sTz, 0, is_safe(&opts))))
         return rc;
+    if (io->state_indices && P < 0)
+        return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool (s0 or sT)");
+    if (io->state_indices && (rc = linattn_serve_slots(io->state_indices, nseq, P))) return rc;
     static const char *const names[] = {"q", "k", "v", "s0", "z0", "c0", "o", "sT", "zT", "cT"};
     linattn_ela_io x = *io;
     return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
@@ -338,17 +412,22 @@ int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io, const lina
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
     if ((rc = linattn_check_qkv(&io->q, &io->k, &io->v, 3, s, &V, NULL))) return rc;
     const int64_t K = s[2], F = linattn_ela_feature_dim(opts.feature, K);
-    const int64_t shs[4] = {s[0], s[1], F, V}, shz[3] = {s[0], s[1], F}, osh[3] = {s[0], s[1], V};
+    int64_t shs[4] = {s[0], s[1], F, V}, shz[3] = {s[0], s[1], F}, P = -1;
+    const int64_t osh[3] = {s[0], s[1], V};
+    if (io->state_indices) pool_dims(&io->state_s, shs, shz, &P);
     static const char *const ns[] = {"state_s", "state_z", "state_c"};
     if ((rc = check_state(&io->state_s, &io->state_z, &io->state_c, ns, shs, shz, 1,
                           is_safe(&opts))))
         return rc;
+    if (io->state_indices && (rc = linattn_serve_slots(io->state_indices, s[0], P))) return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "state_s", "state_z", "state_c",
                                         "o", "state_s", "state_z", "state_c"};
     /* B sequences of one token: the forward's path with s0 = st = the state */
     linattn_ela_io x = {.q = io->q, .k = io->k, .v = io->v, .s0 = io->state_s,
                         .z0 = io->state_z, .c0 = io->state_c, .o = io->o,
-                        .sT = io->state_s, .zT = io->state_z, .cT = io->state_c};
+                        .sT = io->state_s, .zT = io->state_z, .cT = io->state_c,
+                        .state_indices = io->state_indices,
+                        .has_initial_state = io->has_initial_state};
     return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
 }

@@ -20,7 +20,7 @@ void linattn_gka_opts_init(linattn_gka_opts *opts)
     opts->algo = LINATTN_ALGO_AUTO;
 }
 
-static int check_opts(const linattn_gka_opts *o)
+static int check_opts(const linattn_ctx *ctx, const linattn_gka_opts *o)
 {
     if (!isfinite(o->scale)) return linattn_fail(LINATTN_ERANGE, "opts.scale: not finite");
     if (!(o->ridge > 0.0f) || !isfinite(o->ridge))
@@ -32,7 +32,7 @@ static int check_opts(const linattn_gka_opts *o)
                             LINATTN_MAX_CHUNK);
     if (o->algo < LINATTN_ALGO_AUTO || o->algo > LINATTN_ALGO_CHUNK)
         return linattn_fail(LINATTN_EINVAL, "opts.algo: unknown value %d", (int)o->algo);
-    if (o->algo == LINATTN_ALGO_CHUNK && !linattn_have_blas())
+    if (o->algo == LINATTN_ALGO_CHUNK && !linattn_have_blas() && !ctx->cl)
         return linattn_fail(LINATTN_EUNSUPPORTED, "opts.algo: the chunk form needs BLAS, "
                                                   "which this build lacks");
     return LINATTN_OK;
@@ -47,6 +47,8 @@ typedef struct gka_plan {
     const unsigned char *init;      /* NULL: every sequence reads its state */
     const float *q, *k, *v, *g, *beta, *alpha, *h0kk, *h0kv;
     float *o, *htkk, *htkv;
+    linattn_serve sv;               /* rollback and checkpoint rows (W, C: none) */
+    float *wkk, *wkv, *ckk, *ckv;   /* their pairs */
     float scale, ridge;
     float omega[MAX_ITERS];
     linattn_runner run;
@@ -58,6 +60,16 @@ static void omega_table(float *om, int iters, float ridge)
     const double rho = 1.0 / (1.0 + 2.0 * (double)ridge);
     double w = 2.0;
     for (int n = 0; n < iters; n++) om[n] = (float)(w = 1.0 / (1.0 - rho * rho / 4.0 * w));
+}
+
+static void run_kernel(const gka_plan *p, linattn_gka_job *jb, int thread)
+{
+    if (p->ref)
+        linattn_gka_ref_seq(jb, linattn_runner_dwork(&p->run, thread));
+    else if (p->chunk)
+        linattn_gka_chunk(jb, p->C, jb->work);
+    else
+        p->ctx->kern.gka_rec(jb);
 }
 
 static void run_job(void *arg, int64_t unit, int thread)
@@ -94,12 +106,33 @@ static void run_job(void *arg, int64_t unit, int thread)
         .o = p->o + tok0 * p->V, .Hs = Hs, .Us = Us, .work = work + KK + KV,
         .scale = p->scale, .ridge = p->ridge,
     };
-    if (p->ref)
-        linattn_gka_ref_seq(&jb, linattn_runner_dwork(&p->run, thread));
-    else if (p->chunk)
-        linattn_gka_chunk(&jb, p->C, jb.work);
-    else
-        p->ctx->kern.gka_rec(&jb);
+    if (!p->sv.W && !p->sv.C) {
+        run_kernel(p, &jb, thread);
+        return;
+    }
+    /* rollback and checkpoint rows: the sequence in stretches between the
+     * cuts, the state (in place) copied out at each */
+    for (int64_t t = 0; t < len;) {
+        const int64_t e = linattn_serve_next_cut(&p->sv, n, len, t);
+        linattn_gka_job s = jb;
+        s.T = e - t;
+        s.q += t * jb.sqk; s.k += t * jb.sqk; s.v += t * jb.sv; s.o += t * jb.sv;
+        if (s.g) s.g += t * sg;
+        if (s.beta) s.beta += t * sg;
+        if (s.alpha) s.alpha += t * sg;
+        run_kernel(p, &s, thread);
+        const int64_t c = linattn_serve_ckpt_row(&p->sv, n, e);
+        if (p->sv.W && e >= len - p->sv.W + 1) {
+            const int64_t r = (n * p->sv.W + e - (len - p->sv.W + 1)) * p->H + h;
+            memcpy(p->wkk + r * KK, Hs, sizeof(float) * KK);
+            memcpy(p->wkv + r * KV, Us, sizeof(float) * KV);
+        }
+        if (c >= 0) {
+            memcpy(p->ckk + (c * p->H + h) * KK, Hs, sizeof(float) * KK);
+            memcpy(p->ckv + (c * p->H + h) * KV, Us, sizeof(float) * KV);
+        }
+        t = e;
+    }
 }
 
 static int execute(gka_plan *p, int64_t units, const char *what)
@@ -155,7 +188,7 @@ static int begin(const linattn_ctx *ctx, const void *io, const linattn_gka_opts 
     if (rc) return rc;
     linattn_gka_opts_init(opts);
     if (in) *opts = *in;
-    return check_opts(opts);
+    return check_opts(ctx, opts);
 }
 
 /* The state pairs: [N,H,K,K] and [N,H,K,V], or with slots pools [P,..]
@@ -182,51 +215,6 @@ static int check_states(const linattn_tensor *a, const linattn_tensor *b,
     if (!slot) return LINATTN_OK;
     if (P < 0) return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool");
     return linattn_serve_slots(slot, nseq, P);
-}
-
-/* OpenCL with slots: plain calls on views of the pools, one per sequence
- * (forward) or row (step; a row from zeros as a one-token forward), after
- * every check passed.  Correctness first (linattn_gdn(3), SERVING). */
-static int gka_split(linattn_ctx *ctx, const linattn_gka_io *x, const linattn_gka_opts *opts,
-                     int64_t nseq, int64_t T, int step)
-{
-    const linattn_tensor none = linattn_tensor_none();
-    const int64_t *cu = x->cu_seqlens;
-    int rc = LINATTN_OK;
-    for (int64_t n = 0; n < nseq && !rc; n++) {
-        const int64_t slot = x->state_indices ? x->state_indices[n] : n;
-        const int fresh = slot < 0 || (x->has_initial_state && !x->has_initial_state[n]);
-#define SUB(t, i0, n0, i1, n1) linattn_serve_sub(&x->t, i0, n0, i1, n1)
-        const linattn_tensor kkT = slot >= 0 ? SUB(kkT, slot, 1, 0, -1) : none;
-        const linattn_tensor kvT = slot >= 0 ? SUB(kvT, slot, 1, 0, -1) : none;
-        if (step && !fresh) {
-            const linattn_gka_step_io s = {
-                .q = SUB(q, n, 1, 0, -1), .k = SUB(k, n, 1, 0, -1), .v = SUB(v, n, 1, 0, -1),
-                .g = SUB(g, n, 1, 0, -1), .beta = SUB(beta, n, 1, 0, -1),
-                .alpha = SUB(alpha, n, 1, 0, -1), .o = SUB(o, n, 1, 0, -1),
-                .state_kk = kkT, .state_kv = kvT};
-            rc = linattn_gka_step(ctx, &s, opts);
-        } else if (step) {
-#define TOK(t) linattn_serve_tok(&x->t, n)
-            const linattn_gka_io f = {.q = TOK(q), .k = TOK(k), .v = TOK(v), .g = TOK(g),
-                                      .beta = TOK(beta), .alpha = TOK(alpha), .o = TOK(o),
-                                      .kkT = kkT, .kvT = kvT};
-#undef TOK
-            rc = linattn_gka_forward(ctx, &f, opts);
-        } else {
-            const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0, len = cu ? cu[n + 1] - t0 : T;
-            const int rd = !fresh && linattn_given(&x->kk0);
-            const linattn_gka_io f = {
-                .q = SUB(q, b, 1, t0, len), .k = SUB(k, b, 1, t0, len), .v = SUB(v, b, 1, t0, len),
-                .g = SUB(g, b, 1, t0, len), .beta = SUB(beta, b, 1, t0, len),
-                .alpha = SUB(alpha, b, 1, t0, len), .o = SUB(o, b, 1, t0, len),
-                .kk0 = rd ? SUB(kk0, slot, 1, 0, -1) : none,
-                .kv0 = rd ? SUB(kv0, slot, 1, 0, -1) : none, .kkT = kkT, .kvT = kvT};
-            rc = linattn_gka_forward(ctx, &f, opts);
-        }
-#undef SUB
-    }
-    return rc;
 }
 
 /* auto's calibration problem: one head of one chunk of tokens of the call's shape
@@ -298,20 +286,27 @@ static int choose(linattn_ctx *ctx, gka_plan *p, int64_t units, const char **why
  * names[] name x's tensors for the buffer checks, in the order below. */
 static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, int64_t T,
                int64_t H, int64_t nseq, int64_t K, int64_t V, const linattn_gka_opts *opts,
-               int step)
+               const linattn_serve *sv, int step)
 {
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->g, &x->beta, &x->alpha, &x->kk0,
-                                  &x->kv0, &x->o, &x->kkT, &x->kvT};
-    if ((rc = linattn_check_f32_states(ts, names, 11, 0x6C0u, "gka"))) return rc;
+                                  &x->kv0, &x->o, &x->kkT, &x->kvT, &x->kkW, &x->kvW,
+                                  &x->kkC, &x->kvC};
+    if ((rc = linattn_check_f32_states(ts, names, 15, 0x7EC0u, "gka"))) return rc;
+    /* with slots a packed final-state pool is read in too: the slots no
+     * sequence names are written back as they were; checkpoint rows no
+     * sequence reaches likewise */
+    const int slots = x->state_indices || x->has_initial_state;
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 11, 0xFFu, 0x700u, 0, 0, 0))) return rc;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 15, (slots ? 0x6FFu : 0xFFu) | 0x6000u,
+                                  0x7F00u, 0, 0, 0)))
+        return rc;
     const linattn_value_check vc[] = {{&x->g, names[3], LINATTN_RANGE_LOGDECAY},
                                       {&x->beta, names[4], LINATTN_RANGE_FINITE},
                                       {&x->alpha, names[5], LINATTN_RANGE_UNIT}};
     if ((rc = linattn_check_values(ctx, vc, 3))) return linattn_pack_end(&ps, rc);
-    if (ctx->cl && (x->state_indices || x->has_initial_state)) /* plain calls on views */
-        return linattn_pack_end(&ps, gka_split(ctx, x, opts, nseq, T, step));
+    if (ctx->cl && (slots || sv->on)) /* plain calls on views */
+        return linattn_pack_end(&ps, linattn_gka_split(ctx, x, opts, sv, nseq, T, step));
     linattn_clear_error();
     const float scale = opts->scale != 0.0f ? opts->scale : 1.0f / sqrtf((float)K);
     linattn_cl_gka a = {
@@ -322,10 +317,16 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .alpha = linattn_cl_arg_of(&x->alpha), .h0kk = linattn_cl_arg_of(&x->kk0),
         .h0kv = linattn_cl_arg_of(&x->kv0), .o = linattn_cl_arg_of(&x->o),
         .htkk = linattn_cl_arg_of(&x->kkT), .htkv = linattn_cl_arg_of(&x->kvT),
+        .algo = opts->algo, .chunk = opts->chunk,
     };
-    if (try_cl(ctx, &a, ts, 11, &rc))
-        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step, "recurrent",
-                                "OpenCL runs the recurrence (its only form)");
+    int ran_chunk = 0;
+    const char *cl_why = NULL;
+    a.ran_chunk = &ran_chunk;
+    a.why = &cl_why;
+    if (try_cl(ctx, &a, ts, 15, &rc))
+        return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
+                                ran_chunk ? "chunk" : "recurrent",
+                                cl_why ? cl_why : linattn_form_why(opts->algo, step, 0));
     gka_plan p = {
         .ctx = ctx, .T = T, .H = H, .K = (int)K, .V = (int)V, .iters = opts->iters,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
@@ -334,11 +335,14 @@ static int run(linattn_ctx *ctx, linattn_gka_io *x, const char *const *names, in
         .g = linattn_host(&x->g), .beta = linattn_host(&x->beta),
         .alpha = linattn_host(&x->alpha), .h0kk = linattn_host(&x->kk0),
         .h0kv = linattn_host(&x->kv0), .o = linattn_host(&x->o),
-        .htkk = linattn_host(&x->kkT), .htkv = linattn_host(&x->kvT),
-        .scale = scale, .ridge = opts->ridge, .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
+        .htkk = linattn_host(&x->kkT), .htkv = linattn_host(&x->kvT), .sv = *sv,
+        .wkk = linattn_host(&x->kkW), .wkv = linattn_host(&x->kvW),
+        .ckk = linattn_host(&x->kkC), .ckv = linattn_host(&x->kvC), .scale = scale, .ridge = opts->ridge, .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
     const char *why = linattn_form_why(opts->algo, step, p.ref);
     p.chunk = !step && !p.ref && opts->algo == LINATTN_ALGO_CHUNK;
+    if (p.chunk && !linattn_have_blas()) /* OpenCL's chunk form fell back to the CPU */
+        p.chunk = 0, why = "the chunk form on the CPU needs BLAS, which this build lacks";
     if (!why) p.chunk = choose(ctx, &p, nseq * H, &why);
     rc = execute(&p, nseq * H, step ? "gka step" : "gka forward");
     return linattn_form_ran(ctx, linattn_pack_end(&ps, rc), "gka", step,
@@ -362,10 +366,12 @@ int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io, const linatt
     if ((rc = check_states(&io->kk0, &io->kv0, &io->kkT, &io->kvT, io->state_indices, nseq,
                            s[2], K, V, 0)))
         return rc;
+    linattn_serve sv;
+    if ((rc = linattn_gka_serve_check(io, nseq, s[1], s[2], K, V, &sv))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "kk0", "kv0",
-                                        "o", "kkT", "kvT"};
+                                        "o", "kkT", "kvT", "kkW", "kvW", "kkC", "kvC"};
     linattn_gka_io x = *io;
-    return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
+    return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, &sv, 0);
 }
 
 int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const linattn_gka_opts *oin)
@@ -384,12 +390,15 @@ int linattn_gka_step(linattn_ctx *ctx, const linattn_gka_step_io *io, const lina
         return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "g", "beta", "alpha", "state_kk",
-                                        "state_kv", "o", "state_kk", "state_kv"};
+                                        "state_kv", "o", "state_kk", "state_kv", "", "", "",
+                                        ""};
+    linattn_serve sv;
+    memset(&sv, 0, sizeof sv);
     /* B sequences of one token: the forward's path with h0 = ht = the state */
     linattn_gka_io x = {.q = io->q, .k = io->k, .v = io->v, .g = io->g, .beta = io->beta,
                         .alpha = io->alpha, .kk0 = io->state_kk, .kv0 = io->state_kv,
                         .o = io->o, .kkT = io->state_kk, .kvT = io->state_kv,
                         .state_indices = io->state_indices,
                         .has_initial_state = io->has_initial_state};
-    return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
+    return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, &sv, 1);
 }

@@ -1,5 +1,6 @@
 /* linattn - what this build and this machine offer, for tools and users. */
 #include <stdio.h>
+#include <string.h>
 #include "internal.h"
 #ifdef HAVE_CBLAS
 #include <cblas.h>
@@ -20,6 +21,46 @@ const char *linattn_blas_info(void)
 #else
     return "none (built without BLAS: no chunkwise CPU form)";
 #endif
+}
+
+size_t linattn_struct_size(const char *name)
+{
+    static const struct {
+        const char *name;
+        size_t size;
+    } tab[] = {
+        {"linattn_config", sizeof(linattn_config)},
+        {"linattn_tensor", sizeof(linattn_tensor)},
+        {"linattn_device_info", sizeof(linattn_device_info)},
+        {"linattn_delta_opts", sizeof(linattn_delta_opts)},
+        {"linattn_delta_io", sizeof(linattn_delta_io)},
+        {"linattn_delta_step_io", sizeof(linattn_delta_step_io)},
+        {"linattn_segment", sizeof(linattn_segment)},
+        {"linattn_segment_apply_io", sizeof(linattn_segment_apply_io)},
+        {"linattn_la_attrs", sizeof(linattn_la_attrs)},
+        {"linattn_la_io", sizeof(linattn_la_io)},
+        {"linattn_gka_opts", sizeof(linattn_gka_opts)},
+        {"linattn_gka_io", sizeof(linattn_gka_io)},
+        {"linattn_gka_step_io", sizeof(linattn_gka_step_io)},
+        {"linattn_kalman_opts", sizeof(linattn_kalman_opts)},
+        {"linattn_kalman_io", sizeof(linattn_kalman_io)},
+        {"linattn_kalman_step_io", sizeof(linattn_kalman_step_io)},
+        {"linattn_ela_opts", sizeof(linattn_ela_opts)},
+        {"linattn_ela_io", sizeof(linattn_ela_io)},
+        {"linattn_ela_step_io", sizeof(linattn_ela_step_io)},
+        {"linattn_softmax_opts", sizeof(linattn_softmax_opts)},
+        {"linattn_softmax_io", sizeof(linattn_softmax_io)},
+        {"linattn_softmax_step_io", sizeof(linattn_softmax_step_io)},
+        {"linattn_op_tensor", sizeof(linattn_op_tensor)},
+        {"linattn_op_option", sizeof(linattn_op_option)},
+        {"linattn_op_info", sizeof(linattn_op_info)},
+        {"linattn_op_args", sizeof(linattn_op_args)},
+        {"linattn_array", sizeof(linattn_array)},
+    };
+    if (!name) return 0;
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (!strcmp(tab[i].name, name)) return tab[i].size;
+    return 0;
 }
 
 int linattn_have_openmp(void)

@@ -128,7 +128,7 @@ static inline float *linattn_row(const linattn_rows *r, int64_t b, int64_t t, in
 int linattn_dense(const linattn_tensor *t);
 int linattn_unit_rows(const linattn_tensor *t);       /* and float32 */
 int linattn_dense_f32_rows(const linattn_tensor *t);  /* whatever the dtype */
-#define LINATTN_PACK_MAX 12
+#define LINATTN_PACK_MAX 16
 typedef struct linattn_pack_entry {
     linattn_tensor *slot;     /* the caller's tensor, pointed at the copy meanwhile */
     linattn_tensor orig, dense;
@@ -137,7 +137,8 @@ typedef struct linattn_pack_entry {
 } linattn_pack_entry;
 typedef struct linattn_packset {
     linattn_ctx *ctx;
-    int n;
+    int n, slot;
+    char *mem;                /* the host copies, one block of the context's pool */
     linattn_pack_entry e[LINATTN_PACK_MAX];
 } linattn_packset;
 /* Replace each given ts[i] with bit i of need by a dense copy (device memory
@@ -313,6 +314,10 @@ static inline double *linattn_runner_dwork(const linattn_runner *r, int thread)
 void linattn_runner_jobs(const linattn_runner *r, int64_t njobs, linattn_job_fn fn, void *arg,
                          int blas);
 void linattn_runner_end(linattn_runner *r);
+/* A block of the context's pool (kept between calls), or of the call's own
+ * when every block is busy; give it back with the slot take set. */
+void *linattn_ws_take(const linattn_ctx *ctx, size_t bytes, int *slot);
+void linattn_ws_give(const linattn_ctx *ctx, void *mem, int slot);
 int linattn_wspool_create(linattn_wspool **out);
 void linattn_wspool_destroy(linattn_wspool *p);
 

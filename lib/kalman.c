@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "serve.h"
 
 #define BLK LINATTN_KALMAN_BLOCK
 #define SUM_FLOATS(S) (7u * (size_t)(S) * BLK) /* one block's map (kernels.h) */
@@ -25,6 +25,8 @@ typedef struct kalman_plan {
     int S, nb, ref;
     int64_t G, ngroups;    /* recurrence: blocks per job, jobs per sequence */
     const int64_t *cu;
+    const int64_t *slot;       /* NULL: sequence n uses state n; -1: padding */
+    const unsigned char *init; /* NULL: every sequence reads its state */
     const float *v, *lv, *k, *q, *a, *p, *lam0, *eta0;
     float *y, *yvar, *lamT, *etaT;
     int64_t npieces;       /* scan: pieces of every sequence */
@@ -35,9 +37,9 @@ typedef struct kalman_plan {
     linattn_runner run;    /* per-thread work; ct is its shared part */
 } kalman_plan;
 
-static size_t state_off(const kalman_plan *p, int64_t n, int64_t blk)
+static size_t state_off(const kalman_plan *p, int64_t slot, int64_t blk)
 {
-    return ((size_t)n * p->M + (size_t)blk * BLK) * p->S;
+    return ((size_t)slot * p->M + (size_t)blk * BLK) * p->S;
 }
 
 /* A job over tokens [from, from + len) of sequence n, channel block blk;
@@ -49,15 +51,19 @@ static linattn_kalman_job make_job(const kalman_plan *p, int64_t n, int64_t blk,
     int64_t row0, slen;
     linattn_seq_span(p->cu, p->T, n, &row0, &slen);
     const int64_t c0 = blk * BLK, row = row0 + from;
-    const size_t ls = (size_t)c0 * p->S, so = state_off(p, n, blk);
+    /* the state's slot: -1 a padding row, from the prior and not stored */
+    const int64_t slot = p->slot ? p->slot[n] : n;
+    const int fresh = slot < 0 || (p->init && !p->init[n]);
+    const size_t ls = (size_t)c0 * p->S, so = state_off(p, slot < 0 ? 0 : slot, blk);
     return (linattn_kalman_job){
         .T = len, .S = p->S, .n = (int)(p->M - c0 < BLK ? p->M - c0 : BLK), .sm = (ptrdiff_t)p->M,
         .v = p->v + row * p->M + c0, .lv = p->lv + row * p->M + c0, .k = p->k + row * p->S,
         .q = p->q + row * p->S, .a = p->a + ls, .p = p->p + ls,
         .ct = p->ct + (size_t)blk * 3 * p->S * BLK,
-        .lam_in = p->lam0 ? p->lam0 + so : NULL, .eta_in = p->eta0 ? p->eta0 + so : NULL,
-        .lam = p->lamT ? p->lamT + so : st,
-        .eta = p->etaT ? p->etaT + so : st + (size_t)BLK * p->S,
+        .lam_in = p->lam0 && !fresh ? p->lam0 + so : NULL,
+        .eta_in = p->eta0 && !fresh ? p->eta0 + so : NULL,
+        .lam = p->lamT && slot >= 0 ? p->lamT + so : st,
+        .eta = p->etaT && slot >= 0 ? p->etaT + so : st + (size_t)BLK * p->S,
         .y = p->y + row * p->M + c0, .yvar = p->yvar ? p->yvar + row * p->M + c0 : NULL,
         .work = work,
     };
@@ -294,6 +300,78 @@ static int check_inputs(const linattn_tensor *const *t, const char *const *names
     return LINATTN_OK;
 }
 
+/* The state pairs (lam, eta) [N,M,S], or with slots pools [P,M,S] (P from
+ * the pair's first tensor) and the slots checked against them; step: (a, b)
+ * the required in-place state, c and d unused. */
+static int check_states(const linattn_tensor *a, const linattn_tensor *b,
+                        const linattn_tensor *c, const linattn_tensor *d, const int64_t *slot,
+                        int64_t nseq, int64_t M, int64_t S, int step)
+{
+    int rc;
+    const linattn_tensor *pr[2][2] = {{a, b}, {c, d}};
+    static const char *const nm[3][2] = {{"lam0", "eta0"}, {"lamT", "etaT"},
+                                         {"state_lam", "state_eta"}};
+    int64_t P = -1;
+    for (int i = 0; i < (step ? 1 : 2); i++) {
+        const linattn_tensor *x = pr[i][0];
+        const int64_t n = slot && linattn_given(x) && x->ndim == 3 && x->shape[0] >= 1
+                              ? x->shape[0] : nseq;
+        const int64_t st[3] = {n, M, S};
+        const char *const *name = nm[step ? 2 : i];
+        if ((rc = linattn_check_pair(pr[i][0], pr[i][1], name[0], name[1], 3, st, 3, st, step)))
+            return rc;
+        if (linattn_given(x) && (P < 0 || n < P)) P = n;
+    }
+    if (!slot) return LINATTN_OK;
+    if (P < 0) return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool");
+    return linattn_serve_slots(slot, nseq, P);
+}
+
+/* OpenCL with slots: plain calls on views of the pools, one per sequence
+ * (forward) or row (step; a row from the prior as a one-token forward),
+ * after every check passed (linattn_kalman(3), SERVING). */
+static int kalman_split(linattn_ctx *ctx, const linattn_kalman_io *x,
+                        const linattn_kalman_opts *opts, int64_t nseq, int64_t T, int step)
+{
+    const linattn_tensor none = linattn_tensor_none();
+    const int64_t *cu = x->cu_seqlens;
+    int rc = LINATTN_OK;
+    for (int64_t n = 0; n < nseq && !rc; n++) {
+        const int64_t slot = x->state_indices ? x->state_indices[n] : n;
+        const int fresh = slot < 0 || (x->has_initial_state && !x->has_initial_state[n]);
+#define SUB(t, i0, n0, i1, n1) linattn_serve_sub(&x->t, i0, n0, i1, n1)
+        const linattn_tensor lamT = slot >= 0 ? SUB(lamT, slot, 1, 0, -1) : none;
+        const linattn_tensor etaT = slot >= 0 ? SUB(etaT, slot, 1, 0, -1) : none;
+        if (step && !fresh) {
+            const linattn_kalman_step_io s = {
+                .v = SUB(v, n, 1, 0, -1), .lam_v = SUB(lam_v, n, 1, 0, -1),
+                .k = SUB(k, n, 1, 0, -1), .q = SUB(q, n, 1, 0, -1), .decay = x->decay,
+                .noise = x->noise, .y = SUB(y, n, 1, 0, -1), .yvar = SUB(yvar, n, 1, 0, -1),
+                .state_lam = lamT, .state_eta = etaT};
+            rc = linattn_kalman_step(ctx, &s, opts);
+        } else if (step) {
+#define TOK(t) linattn_serve_tok(&x->t, n)
+            const linattn_kalman_io f = {
+                .v = TOK(v), .lam_v = TOK(lam_v), .k = TOK(k), .q = TOK(q), .decay = x->decay,
+                .noise = x->noise, .y = TOK(y), .yvar = TOK(yvar), .lamT = lamT, .etaT = etaT};
+#undef TOK
+            rc = linattn_kalman_forward(ctx, &f, opts);
+        } else {
+            const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0, len = cu ? cu[n + 1] - t0 : T;
+            const int rd = !fresh && linattn_given(&x->lam0);
+            const linattn_kalman_io f = {
+                .v = SUB(v, b, 1, t0, len), .lam_v = SUB(lam_v, b, 1, t0, len),
+                .k = SUB(k, b, 1, t0, len), .q = SUB(q, b, 1, t0, len), .decay = x->decay,
+                .noise = x->noise, .y = SUB(y, b, 1, t0, len), .yvar = SUB(yvar, b, 1, t0, len),
+                .lam0 = rd ? SUB(lam0, slot, 1, 0, -1) : none,
+                .eta0 = rd ? SUB(eta0, slot, 1, 0, -1) : none, .lamT = lamT, .etaT = etaT};
+            rc = linattn_kalman_forward(ctx, &f, opts);
+        }
+#undef SUB
+    }
+    return rc;
+}
+
 /* Everything after the shape checks, for forward and step (step: T = 1,
  * sequence n is batch row n, lam0 = lamT = the state).  The order of x's
  * tensors below is the order of names[]. */
@@ -304,12 +382,19 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
                                   &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
     linattn_packset ps;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 12, 0x33Fu, 0xCC0u, 0, 0, 0))) return rc;
+    /* with slots a packed final-state pool is read in too: the slots no
+     * sequence names are written back as they were */
+    const int slots = x->state_indices || x->has_initial_state;
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 12, slots ? 0xF3Fu : 0x33Fu, 0xCC0u, 0,
+                                  0, 0)))
+        return rc;
     const linattn_value_check vc[] = {{&x->decay, names[4], LINATTN_RANGE_OPEN_UNIT},
                                       {&x->noise, names[5], LINATTN_RANGE_NONNEG},
                                       {&x->lam_v, names[1], LINATTN_RANGE_POS},
                                       {&x->lam0, names[8], LINATTN_RANGE_POS}};
     if ((rc = linattn_check_values(ctx, vc, 4))) return linattn_pack_end(&ps, rc);
+    if (ctx->cl && slots) /* plain calls on views */
+        return linattn_pack_end(&ps, kalman_split(ctx, x, opts, nseq, T, step));
     linattn_clear_error();
     const int64_t nb = (M + BLK - 1) / BLK;
     const int nt = linattn_max_threads(ctx);
@@ -346,6 +431,7 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
     kalman_plan p = {
         .ctx = ctx, .T = T, .M = M, .nseq = nseq, .L = L, .S = (int)S, .nb = (int)nb,
         .ref = ctx->backend == LINATTN_BACKEND_REF, .cu = x->cu_seqlens,
+        .slot = x->state_indices, .init = x->has_initial_state,
         .v = linattn_host(&x->v), .lv = linattn_host(&x->lam_v), .k = linattn_host(&x->k),
         .q = linattn_host(&x->q), .a = linattn_host(&x->decay), .p = linattn_host(&x->noise),
         .lam0 = linattn_host(&x->lam0), .eta0 = linattn_host(&x->eta0),
@@ -375,9 +461,9 @@ int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
     if ((rc = check_inputs(in, names, 3, s, &S))) return rc;
     if ((rc = linattn_check_sequences(io->cu_seqlens, io->n_seqs, s[0], s[1], &nseq)))
         return rc;
-    const int64_t st[3] = {nseq, s[2], S};
-    if ((rc = linattn_check_pair(&io->lam0, &io->eta0, "lam0", "eta0", 3, st, 3, st, 0))) return rc;
-    if ((rc = linattn_check_pair(&io->lamT, &io->etaT, "lamT", "etaT", 3, st, 3, st, 0))) return rc;
+    if ((rc = check_states(&io->lam0, &io->eta0, &io->lamT, &io->etaT, io->state_indices, nseq,
+                           s[2], S, 0)))
+        return rc;
     linattn_kalman_io x = *io;
     return run(ctx, &x, names, s[1], s[2], S, nseq, &opts, 0);
 }
@@ -394,14 +480,16 @@ int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
     const linattn_tensor *in[] = {&io->v, &io->lam_v, &io->k, &io->q, &io->decay, &io->noise,
                                   &io->y, &io->yvar};
     if ((rc = check_inputs(in, names, 2, s, &S))) return rc;
-    const int64_t st[3] = {s[0], s[1], S};
-    if ((rc = linattn_check_pair(&io->state_lam, &io->state_eta, "state_lam", "state_eta", 3, st, 3, st, 1)))
+    if ((rc = check_states(&io->state_lam, &io->state_eta, NULL, NULL, io->state_indices, s[0],
+                           s[1], S, 1)))
         return rc;
     /* B sequences of one token: the forward's path with the state as both
      * lam0/eta0 and lamT/etaT, the [B,M] tensors read as [B,1,M] */
     linattn_kalman_io x = {.v = io->v, .lam_v = io->lam_v, .k = io->k, .q = io->q,
                            .decay = io->decay, .noise = io->noise, .y = io->y, .yvar = io->yvar,
                            .lam0 = io->state_lam, .eta0 = io->state_eta,
-                           .lamT = io->state_lam, .etaT = io->state_eta};
+                           .lamT = io->state_lam, .etaT = io->state_eta,
+                           .state_indices = io->state_indices,
+                           .has_initial_state = io->has_initial_state};
     return run(ctx, &x, names, 1, s[1], S, s[0], &opts, 1);
 }

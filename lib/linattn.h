@@ -128,6 +128,10 @@ LINATTN_API const char *linattn_blas_info(void);
 /* 1 if built with OpenMP.  Without it a context's threads still decide how the
  * work is split (so results are the same) but the parts run one by one. */
 LINATTN_API int linattn_have_openmp(void);
+/* sizeof the public struct named ("linattn_delta_io", ...) in this build of
+ * the library, 0 for a name it does not know: bindings that mirror the
+ * structs (ctypes, FFI) check their layout against it. */
+LINATTN_API size_t linattn_struct_size(const char *name);
 
 /* ---- tensors ---------------------------------------------------------- */
 
@@ -304,11 +308,18 @@ typedef struct linattn_delta_io {
      *   hC [N*C,H,K,V] (optional, written): prefix checkpoints; row n*C + c
      *   holds the state after the first (c+1)*checkpoint_every tokens of
      *   sequence n, rows past the sequence's length are not written.
-     *   checkpoint_every: tokens between checkpoints (>= 1 with hC, else 0). */
+     *   checkpoint_every: tokens between checkpoints (>= 1 with hC, else 0).
+     *   checkpoint_offsets: NULL, or instead of checkpoint_every N*C token
+     *   counts, each sequence its own: row n*C + c holds the state after the
+     *   first checkpoint_offsets[n*C + c] tokens of sequence n.  Per
+     *   sequence the counts are 1 .. len_n and strictly ascending, then 0
+     *   for rows not wanted (not written); else LINATTN_ERANGE or
+     *   LINATTN_EINVAL, nothing written. */
     linattn_tensor hW, hC;
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
     int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_delta_io;
 
 /* The three operators as one entry point, for callers that pick at run time. */
@@ -479,6 +490,14 @@ typedef struct linattn_gka_io {
      * or N flags (0: from zeros). */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
+    /* Rollback and checkpoint states as the delta family's hW and hC
+     * (linattn_gdn(3), SERVING), each a pair: kkW [N*W,H,K,K] with kvW
+     * [N*W,H,K,V], kkC [N*C,H,K,K] with kvC [N*C,H,K,V] (optional, written;
+     * both of a pair or neither), rows as hW's and hC's; checkpoint_every
+     * or checkpoint_offsets as the delta forward's. */
+    linattn_tensor kkW, kvW, kkC, kvC;
+    int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_gka_io;
 
 LINATTN_API int linattn_gka_forward(linattn_ctx *ctx, const linattn_gka_io *io,
@@ -525,6 +544,15 @@ typedef struct linattn_kalman_io {
     linattn_tensor v, lam_v, k, q, decay, noise, lam0, eta0, y, yvar, lamT, etaT;
     const int64_t *cu_seqlens;
     int64_t n_seqs;
+    /* State slots as the delta family's (linattn_kalman(3), SERVING): NULL,
+     * or N slots; the states are then pools [P,M,S] (each pair with its own
+     * P; every slot of lam0 must hold lam > 0) and sequence n reads and
+     * writes slot state_indices[n] (-1: padding, from the prior lam = 1,
+     * eta = 0, not stored; duplicates LINATTN_EINVAL, out of range
+     * LINATTN_ERANGE, nothing written); has_initial_state: NULL, or N
+     * flags (0: from the prior). */
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
 } linattn_kalman_io;
 
 LINATTN_API int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
@@ -535,6 +563,8 @@ LINATTN_API int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io
  * state_lam finite and > 0). */
 typedef struct linattn_kalman_step_io {
     linattn_tensor v, lam_v, k, q, decay, noise, state_lam, state_eta, y, yvar;
+    const int64_t *state_indices;           /* B slots of pools [P,M,S], as the forward's */
+    const unsigned char *has_initial_state;
 } linattn_kalman_step_io;
 
 LINATTN_API int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
@@ -598,6 +628,14 @@ typedef struct linattn_ela_io {
     linattn_tensor q, k, v, s0, z0, c0, o, sT, zT, cT;
     const int64_t *cu_seqlens;
     int64_t n_seqs;
+    /* State slots as the delta family's (linattn_ela(3), SERVING): NULL, or
+     * N slots; the states are then pools [P,H,F,V], [P,H,F] (the initial
+     * and the final state each with its own P) and sequence n reads and
+     * writes slot state_indices[n] (-1: padding, from zeros, not stored;
+     * duplicates LINATTN_EINVAL, out of range LINATTN_ERANGE, nothing
+     * written); has_initial_state: NULL, or N flags (0: from zeros). */
+    const int64_t *state_indices;
+    const unsigned char *has_initial_state;
 } linattn_ela_io;
 
 LINATTN_API int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,
@@ -608,6 +646,8 @@ LINATTN_API int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,
  * updated in place; state_c [B,H,F] optional as c0 = cT above. */
 typedef struct linattn_ela_step_io {
     linattn_tensor q, k, v, state_s, state_z, state_c, o;
+    const int64_t *state_indices;           /* B slots of pools [P,..], as the forward's */
+    const unsigned char *has_initial_state;
 } linattn_ela_step_io;
 
 LINATTN_API int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io,
@@ -766,10 +806,13 @@ typedef struct linattn_op_args {
     const int64_t *cu_seqlens;
     int64_t n_seqs;
     linattn_kvcache *cache; /* softmax's step */
-    /* the delta family's serving fields (linattn_delta_io), else ignored */
+    /* serving fields: the slots for the delta family, gka, kalman and ela
+     * (softmax ignores them); checkpoint_every and checkpoint_offsets for
+     * the delta forwards (linattn_delta_io), else ignored */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
     int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_op_args;
 
 /* The entry points: linattn_op_at(i) for 0 <= i < linattn_op_count(). */

@@ -19,6 +19,8 @@ typedef struct linattn_cl linattn_cl;
 int linattn_cl_open(const char *spec, int verbose, linattn_cl **out);
 void linattn_cl_close(linattn_cl *cl);
 const char *linattn_cl_describe(const linattn_cl *cl);
+/* 1 when the device is a GPU or an accelerator (its memory across a bus). */
+int linattn_cl_is_gpu(const linattn_cl *cl);
 
 /* Device memory, as an opaque handle (a cl_mem). */
 int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem);
@@ -62,6 +64,10 @@ typedef struct linattn_cl_gka {
     float scale, ridge;
     const float *omega;  /* iters floats */
     linattn_cl_arg q, k, v, g, beta, alpha, h0kk, h0kv, o, htkk, htkv;
+    int algo;            /* linattn_algo: AUTO, RECURRENT or CHUNK (forward only) */
+    int chunk;           /* opts.chunk: 0 or the most tokens per chunk */
+    int *ran_chunk;      /* out, if not NULL: 1 when the chunk form ran */
+    const char **why;    /* out, if not NULL: why that form ran */
 } linattn_cl_gka;
 
 int linattn_cl_gka_run(linattn_cl *cl, const linattn_cl_gka *a);
@@ -150,5 +156,11 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a);
 int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t *sstr,
                          linattn_dtype sdt, void *dst, int64_t doff, const int64_t *dstr,
                          linattn_dtype ddt, const int64_t *shape, int ndim);
+
+/* A summarised segment's outputs completed on the device (segment_cl.c):
+ * o [Bt,len,Ho,V] += oA [Bt,len,Ho,K] . S [Bt,H,K,V] per (b, output head r),
+ * state head r / (Ho/H); all dense device buffers; waits for the device. */
+int linattn_cl_seg_addmul(linattn_cl *cl, void *o, void *oA, void *S, int64_t Bt, int64_t len,
+                          int64_t Ho, int64_t H, int K, int V);
 
 #endif

@@ -27,6 +27,8 @@ int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
 void linattn_cl_close(linattn_cl *cl) { (void)cl; }
 const char *linattn_cl_describe(const linattn_cl *cl) { (void)cl; return "cpu"; }
 
+int linattn_cl_is_gpu(const linattn_cl *cl) { (void)cl; return 0; }
+
 int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem)
 {
     (void)cl; (void)bytes; (void)zero;
@@ -114,5 +116,12 @@ int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t 
     (void)cl; (void)src; (void)soff; (void)sstr; (void)dst; (void)doff; (void)dstr;
     (void)sdt; (void)ddt;
     (void)shape; (void)ndim;
+    return none();
+}
+
+int linattn_cl_seg_addmul(linattn_cl *cl, void *o, void *oA, void *S, int64_t Bt, int64_t len,
+                          int64_t Ho, int64_t H, int K, int V)
+{
+    (void)cl; (void)o; (void)oA; (void)S; (void)Bt; (void)len; (void)Ho; (void)H; (void)K; (void)V;
     return none();
 }

@@ -335,7 +335,8 @@ static int call_delta(linattn_ctx *c, const linattn_op_info *info, int variant, 
                                .n_seqs = a->n_seqs, .hW = T(7 + w), .hC = T(8 + w),
                                .state_indices = a->state_indices,
                                .has_initial_state = a->has_initial_state,
-                               .checkpoint_every = a->checkpoint_every};
+                               .checkpoint_every = a->checkpoint_every,
+                               .checkpoint_offsets = a->checkpoint_offsets};
         return linattn_delta_forward(c, op, &io, &o);
     }
     linattn_delta_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3),
@@ -357,12 +358,16 @@ static int call_gka(linattn_ctx *c, const linattn_op_info *info, int variant, in
     take_i(info, a, "iters", &o.iters);
     if (step) {
         linattn_gka_step_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3), .beta = T(4),
-                                  .alpha = T(5), .state_kk = T(6), .state_kv = T(7), .o = T(8)};
+                                  .alpha = T(5), .state_kk = T(6), .state_kv = T(7), .o = T(8),
+                                  .state_indices = a->state_indices,
+                                  .has_initial_state = a->has_initial_state};
         return linattn_gka_step(c, &io, &o);
     }
     linattn_gka_io io = {.q = T(0), .k = T(1), .v = T(2), .g = T(3), .beta = T(4),
                          .alpha = T(5), .kk0 = T(6), .kv0 = T(7), .o = T(8), .kkT = T(9),
-                         .kvT = T(10), .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
+                         .kvT = T(10), .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs,
+                         .state_indices = a->state_indices,
+                         .has_initial_state = a->has_initial_state};
     return linattn_gka_forward(c, &io, &o);
 }
 
@@ -376,13 +381,16 @@ static int call_kalman(linattn_ctx *c, const linattn_op_info *info, int variant,
     if (step) {
         linattn_kalman_step_io io = {.v = T(0), .lam_v = T(1), .k = T(2), .q = T(3),
                                      .decay = T(4), .noise = T(5), .state_lam = T(6),
-                                     .state_eta = T(7), .y = T(8), .yvar = T(9)};
+                                     .state_eta = T(7), .y = T(8), .yvar = T(9),
+                                     .state_indices = a->state_indices,
+                                     .has_initial_state = a->has_initial_state};
         return linattn_kalman_step(c, &io, &o);
     }
     linattn_kalman_io io = {.v = T(0), .lam_v = T(1), .k = T(2), .q = T(3), .decay = T(4),
                             .noise = T(5), .lam0 = T(6), .eta0 = T(7), .y = T(8), .yvar = T(9),
                             .lamT = T(10), .etaT = T(11), .cu_seqlens = a->cu_seqlens,
-                            .n_seqs = a->n_seqs};
+                            .n_seqs = a->n_seqs, .state_indices = a->state_indices,
+                            .has_initial_state = a->has_initial_state};
     return linattn_kalman_forward(c, &io, &o);
 }
 
@@ -401,12 +409,16 @@ static int call_ela(linattn_ctx *c, const linattn_op_info *info, int variant, in
     take_i(info, a, "plain_exp", &o.plain_exp);
     if (step) {
         linattn_ela_step_io io = {.q = T(0), .k = T(1), .v = T(2), .state_s = T(3),
-                                  .state_z = T(4), .state_c = T(5), .o = T(6)};
+                                  .state_z = T(4), .state_c = T(5), .o = T(6),
+                                  .state_indices = a->state_indices,
+                                  .has_initial_state = a->has_initial_state};
         return linattn_ela_step(c, &io, &o);
     }
     linattn_ela_io io = {.q = T(0), .k = T(1), .v = T(2), .s0 = T(3), .z0 = T(4), .c0 = T(5),
                          .o = T(6), .sT = T(7), .zT = T(8), .cT = T(9),
-                         .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs};
+                         .cu_seqlens = a->cu_seqlens, .n_seqs = a->n_seqs,
+                         .state_indices = a->state_indices,
+                         .has_initial_state = a->has_initial_state};
     return linattn_ela_forward(c, &io, &o);
 }
 

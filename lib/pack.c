@@ -45,7 +45,8 @@ typedef struct copy_arg {
     int64_t sh[4], st[4], rows, per;
 } copy_arg;
 
-#define COPY_ROWS_MIN 4096 /* floats of a block of rows, at least */
+#define COPY_ROWS_MIN 4096
+#define HOST_ALIGN 64 /* bytes: each host copy starts at a cache line */ /* floats of a block of rows, at least */
 
 static void copy_rows(void *arg, int64_t job, int thread)
 {
@@ -145,6 +146,23 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
     int rc = LINATTN_OK;
     memset(ps, 0, sizeof *ps);
     ps->ctx = ctx;
+    ps->slot = -1;
+    /* the host copies in one block of the context's pool: a prefill's
+     * 16-bit q, k, v are tens of megabytes, and fresh pages for them on
+     * every call cost more than the conversion (measured: 5x a float32 call
+     * on 16 threads) */
+    size_t total = 0, at = 0;
+    for (int i = 0; i < n && i < LINATTN_PACK_MAX; i++)
+        if ((need >> i & 1u) && linattn_given(ts[i]) && !on_device(ctx, ts[i])) {
+            const size_t cnt = count_of(ts[i]);
+            if (cnt > (SIZE_MAX - total) / sizeof(float) - HOST_ALIGN)
+                return linattn_fail(LINATTN_ENOMEM, "strided view: out of memory for dense "
+                                                    "copies");
+            total += (cnt * sizeof(float) + HOST_ALIGN - 1) / HOST_ALIGN * HOST_ALIGN;
+        }
+    if (total && !(ps->mem = linattn_ws_take(ctx, total, &ps->slot)))
+        return linattn_fail(LINATTN_ENOMEM, "strided view: out of memory for dense copies of "
+                                            "%zu bytes", total);
     for (int i = 0; i < n && i < LINATTN_PACK_MAX; i++) {
         linattn_tensor *t = ts[i];
         if (!(need >> i & 1u) || !linattn_given(t)) continue;
@@ -179,12 +197,8 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                         break;
                 }
             } else {
-                float *h = linattn_malloc(sizeof(float) * cnt);
-                if (!h) {
-                    rc = linattn_fail(LINATTN_ENOMEM, "strided view: out of memory for a "
-                                                      "dense copy of %zu floats", cnt);
-                    break;
-                }
+                float *h = (float *)(ps->mem + at);
+                at += (cnt * sizeof(float) + HOST_ALIGN - 1) / HOST_ALIGN * HOST_ALIGN;
                 e->dense.data = h;
                 e->dense.buf = NULL;
                 e->host = h;
@@ -217,8 +231,9 @@ int linattn_pack_end(linattn_packset *ps, int rc)
             }
         }
         if (e->dense.buf) linattn_buffer_destroy(e->dense.buf);
-        free(e->host);
     }
+    linattn_ws_give(ps->ctx, ps->mem, ps->slot);
+    ps->mem = NULL;
     ps->n = 0;
     return rc;
 }
@@ -228,7 +243,9 @@ int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *c
                         unsigned rows_ok, unsigned any_ok, unsigned half_ok)
 {
     int rc;
-    ps->n = 0;
+    memset(ps, 0, sizeof *ps);
+    ps->ctx = ctx;
+    ps->slot = -1;
     if ((rc = linattn_check_views(ctx, ts, names, n, out))) return rc;
     return linattn_pack_begin(ps, ctx, ts, n,
                               linattn_pack_need(ctx, ts, n, rows_ok, any_ok, half_ok), in, out);

@@ -158,6 +158,21 @@ int linattn_runner_begin(linattn_runner *r, const linattn_ctx *ctx, size_t work_
     return LINATTN_OK;
 }
 
+void *linattn_ws_take(const linattn_ctx *ctx, size_t bytes, int *slot)
+{
+    bytes = round_up(bytes ? bytes : 1, ALIGN);
+    if (ctx->ws) return take(ctx->ws, bytes, slot);
+    *slot = -1;
+    return linattn_aligned_alloc(ALIGN, bytes);
+}
+
+void linattn_ws_give(const linattn_ctx *ctx, void *mem, int slot)
+{
+    if (!mem) return;
+    if (ctx->ws) give(ctx->ws, mem, slot);
+    else free(mem);
+}
+
 void linattn_runner_jobs(const linattn_runner *r, int64_t njobs, linattn_job_fn fn, void *arg,
                          int blas)
 {

@@ -27,4 +27,26 @@ int linattn_delta_seg_count(const linattn_ctx *ctx, const linattn_delta_io *io,
 int linattn_delta_seg_forward(linattn_ctx *ctx, int op, const linattn_delta_io *io,
                               const linattn_delta_opts *opts, int P);
 
+/* delta_seg.c's later segments on an OpenCL context (delta_segdev.c):
+ * what stays on the device between the summary and the completion, and
+ * the seconds each phase took (for verbose). */
+typedef struct linattn_segdev {
+    linattn_buffer *in[6]; /* q, k, v, g, beta, the zero values */
+    linattn_buffer *o, *oA, *S;
+    int64_t Bt, len, H, Ho, K, V;
+    double up, sum, fix, out;
+} linattn_segdev;
+/* The segment x (host views, h0 and hT absent) summarised on ctx: its
+ * inputs uploaded, o0 and oA kept on the device, A [Bt,H,K,K] and
+ * B [Bt,H,K,V] written to host memory. */
+int linattn_segdev_summarise(linattn_segdev *d, linattn_ctx *ctx, int op,
+                             const linattn_delta_io *x, const linattn_delta_opts *opts, float *A,
+                             float *B);
+/* o0 + oA S on the device for the entering state S (host, [Bt,H,K,V]),
+ * then into the host view o (float32, rows at unit stride). */
+int linattn_segdev_finish(linattn_segdev *d, linattn_ctx *ctx, const float *S,
+                          const linattn_tensor *o);
+void linattn_segdev_free(linattn_segdev *d);
+double linattn_segdev_now(void);
+
 #endif

@@ -12,6 +12,7 @@ typedef struct linattn_serve {
     const unsigned char *init;  /* NULL: every sequence reads its state */
     linattn_rows w, c;          /* hW, hC rows [R,H,K,V] (p NULL: absent); set by the driver */
     int64_t W, C, every;        /* window rows and checkpoints per sequence */
+    const int64_t *offs;        /* NULL, or [N*C] checkpoint token counts (0: none) */
     int on;                     /* any serving field given */
 } linattn_serve;
 
@@ -33,8 +34,10 @@ linattn_tensor linattn_serve_sub(const linattn_tensor *t, int64_t i0, int64_t n0
                                  int64_t n1);
 linattn_tensor linattn_serve_tok(const linattn_tensor *t, int64_t b);
 
-/* The next cut after t tokens of a sequence of len tokens (<= len). */
-int64_t linattn_serve_next_cut(const linattn_serve *sv, int64_t len, int64_t t);
+/* The next cut after t tokens of sequence n of len tokens (<= len). */
+int64_t linattn_serve_next_cut(const linattn_serve *sv, int64_t n, int64_t len, int64_t t);
+/* The hC row due after e tokens of sequence n, or -1. */
+int64_t linattn_serve_ckpt_row(const linattn_serve *sv, int64_t n, int64_t e);
 
 /* After e tokens of sequence n: copy rows i < K, columns j0 .. j0+w of the
  * state of head h (S, rows ldS apart) into the hW and hC rows due at e. */
@@ -47,5 +50,14 @@ void linattn_serve_store(const linattn_serve *sv, int64_t n, int64_t h, int64_t 
 int linattn_serve_split(linattn_ctx *ctx, int op, const linattn_delta_io *x,
                         const linattn_delta_opts *opts, const linattn_serve *sv, int64_t nseq,
                         int64_t T, int step);
+
+/* gka (lib/gka_serve.c): the row pairs kkW/kvW, kkC/kvC and the
+ * checkpoint fields of x checked against nseq sequences (T tokens each
+ * without cu_seqlens), sv filled (its slot fields unused); and the OpenCL
+ * path as plain calls on views, after every check passed. */
+int linattn_gka_serve_check(const linattn_gka_io *x, int64_t nseq, int64_t T, int64_t H,
+                            int64_t K, int64_t V, linattn_serve *sv);
+int linattn_gka_split(linattn_ctx *ctx, const linattn_gka_io *x, const linattn_gka_opts *opts,
+                      const linattn_serve *sv, int64_t nseq, int64_t T, int step);
 
 #endif

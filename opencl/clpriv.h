@@ -9,7 +9,7 @@
 
 #define LINATTN_CL_WG 256      /* work-group size the kernels are written for */
 #define LINATTN_CL_PROGS 32    /* programs kept per context (least recently used out) */
-#define LINATTN_CL_KERNELS 8   /* kernels of one program, at most */
+#define LINATTN_CL_KERNELS 12  /* kernels of one program, at most */
 
 /* A program of the cache (program.c): its key, the source (an embedded
  * string, compared by address) and the build options, and the kernels

@@ -8,10 +8,14 @@
  *   delta_prep   one group per (chunk, head): G = cumsum(g), M = (Q K^T) o D
  *                (per query head), T = (I + A)^-1 with
  *                A = strict_lower(diag(beta) K K^T o D),
- *                W = T diag(beta) (e^G o K),  U = T diag(beta) V   (gla: U = V)
+ *                W = T diag(beta) (e^G o K),  U = T diag(beta) V
+ *                (gla: G and M only; U' = V is read in place from v)
  *   delta_state  one group per (sequence, head, BV value columns): walks the
  *                chunks in order with the state in registers; saves the state
  *                entering each chunk, U' = U - W S, S = e^{G_c} S + Kd^T U'
+ *                (delta_walk: the same, the state over the whole group)
+ *   gla_sum,     gla instead of the walk: per-chunk Kd^T V in parallel, then
+ *   gla_scan     a scaled prefix sum over the chunks per state element
  *   delta_out    one group per (chunk, query head, 64 value columns):
  *                O = scale ((e^G o Q) S_in + M U')
  * Per head, D[r][s] = e^{G_r - G_s} and e^G scales rows.  Per key channel
@@ -19,7 +23,9 @@
  * elements; e^{-G} over a chunk would overflow, so the 16-row sub-chunks
  * a > b factor through R_b, G at the last row of b (both exponents <= 0),
  * and the diagonal sub-chunks take e^{G_ri - G_si} pairwise.
- * delta_step is the fused recurrent step (decode), kla_beta turns eta
+ * delta_stepw is the fused recurrent step (decode) with CW adjacent value
+ * columns per work-item (V % CW == 0), delta_step the same one column per
+ * work-item (any V; the host's fallback), kla_beta turns eta
  * into beta, qk_l2norm and beta_sigmoid stage the options' inputs.
  * Everything accumulates in float; no extension is required.
  * k has Hk key heads, v, g, beta and the state H value heads; value head h
@@ -66,17 +72,56 @@ static void tile_zero(float acc[4][4])
         for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
 }
 
-/* Slab i0 of the c x K rows x and y, as X[64][TK] and Y^T[TK][64] (zero-padded).
- * (No barrier inside a helper: some compilers mishandle them.) */
-static void load_rows(__global const float *x, long ldx, __global const float *y, long ldy,
-                      int c, int i0, __local float *lx, __local float *ly, int lid)
+/* p[0..3] where the index is below n (zeros past it; nothing read there). */
+static float4 ld4(__global const float *p, int n)
 {
-    for (int e = lid; e < 64 * TK; e += WG) {
-        const int r = e / TK, kk = e % TK, i = i0 + kk;
-        const int ok = r < c && i < K;
-        lx[r * LDX + kk] = ok ? x[r * ldx + i] : 0.0f;
-        ly[kk * 64 + r] = ok ? y[r * ldy + i] : 0.0f;
-    }
+    if (n >= 4) return vload4(0, p);
+    return (float4)(n > 0 ? p[0] : 0.0f, n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, 0.0f);
+}
+
+/* The staged slabs of the tiled products go global -> registers -> local:
+ * a work-item's float4s of slab p + 1 are loaded before slab p's products
+ * (the prefetch), so that the loads' latency hides behind arithmetic
+ * instead of serialising the staging loops.  An A-operand slab X[64][TK]
+ * is one float4 per work-item: row lid / 4, columns 4 (lid % 4) ..; a
+ * B-operand slab Y[TK][64] is one float4 too: row lid / 16, columns
+ * 4 (lid % 16) .. */
+#define XROW(lid) ((lid) / 4)
+#define XCOL(lid) (4 * ((lid) % 4))
+#define YROW(lid) ((lid) / 16)
+#define YCOL(lid) (4 * ((lid) % 16))
+
+/* x4 of the row XROW (r < c) of x at columns i0 + XCOL (< n) */
+static float4 fetch_x(__global const float *x, long ldx, int c, int i0, int n, int lid)
+{
+    const int r = XROW(lid), i = i0 + XCOL(lid);
+    return r < c ? ld4(x + r * ldx + i, n - i) : (float4)(0.0f);
+}
+
+static void store_x(float4 t, __local float *lx, int lid)
+{
+    __local float *p = lx + XROW(lid) * LDX + XCOL(lid);
+    p[0] = t.x;
+    p[1] = t.y;
+    p[2] = t.z;
+    p[3] = t.w;
+}
+
+/* Y^T[TK][64] from rows: a fetch_x of the rows, stored transposed */
+static void store_yt(float4 t, __local float *ly, int lid)
+{
+    const int r = XROW(lid), kk = XCOL(lid);
+    ly[kk * 64 + r] = t.x;
+    ly[(kk + 1) * 64 + r] = t.y;
+    ly[(kk + 2) * 64 + r] = t.z;
+    ly[(kk + 3) * 64 + r] = t.w;
+}
+
+/* y4 of Y[TK][64]: row s0 + YROW (< c) of y, columns col0 + YCOL (< n) */
+static float4 fetch_y(__global const float *y, long ldy, int c, int s0, int col0, int n, int lid)
+{
+    const int s = s0 + YROW(lid), col = col0 + YCOL(lid);
+    return s < c ? ld4(y + s * ldy + col, n - col) : (float4)(0.0f);
 }
 
 #if GK
@@ -99,7 +144,8 @@ static void load_off(__global const float *x, long ldx, __global const float *y,
     }
 }
 
-/* Slab i0 for the diagonal sub-chunks: x, y as load_rows and G[64][TK] in lg. */
+/* Slab i0 for the diagonal sub-chunks: X[64][TK] of x, Y^T[TK][64] of y
+ * and G[64][TK] in lg. */
 static void load_diag(__global const float *x, long ldx, __global const float *y, long ldy,
                       __global const float *G, int c, int i0, __local float *lx,
                       __local float *ly, __local float *lg, int lid)
@@ -150,14 +196,13 @@ void delta_prep(__global const long *ctab, __global const float *q,
     if (lid < 64) lb[lid] = lid < c && gdn ? beta[(tok0 + lid) * H + h] : 1.0f;
     barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
 #else
-    if (lid == 0) {
-        float s = 0.0f;
-        for (int r = 0; r < 64; r++) {
-            if (r < c && has_g) s += g[(tok0 + r) * H + h];
-            lG[r] = s;
-            lb[r] = r < c && gdn ? beta[(tok0 + r) * H + h] : 1.0f;
-        }
+    if (lid < 64) { /* loaded in parallel, summed by one work-item */
+        lG[lid] = lid < c && has_g ? g[(tok0 + lid) * H + h] : 0.0f;
+        lb[lid] = lid < c && gdn ? beta[(tok0 + lid) * H + h] : 1.0f;
     }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid == 0)
+        for (int r = 1; r < 64; r++) lG[r] += lG[r - 1];
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < CH) Gout[wh * CH + lid] = lG[lid];
 #endif
@@ -193,9 +238,15 @@ void delta_prep(__global const long *ctab, __global const float *q,
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #else
+        float4 fx = fetch_x(xc, ldx, c, 0, K, lid), fy = fetch_x(kc, ldk, c, 0, K, lid);
         for (int i0 = 0; i0 < K; i0 += TK) {
-            load_rows(xc, ldx, kc, ldk, c, i0, lx, ly, lid);
+            store_x(fx, lx, lid);
+            store_yt(fy, ly, lid);
             barrier(CLK_LOCAL_MEM_FENCE);
+            if (i0 + TK < K) {
+                fx = fetch_x(xc, ldx, c, i0 + TK, K, lid);
+                fy = fetch_x(kc, ldk, c, i0 + TK, K, lid);
+            }
             tile_mac(lx, ly, acc, ty, tx);
             barrier(CLK_LOCAL_MEM_FENCE);
         }
@@ -217,13 +268,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
             }
     }
 
-    if (!gdn) { /* gla: U = V, no W */
-        for (int e = lid; e < c * V; e += WG) {
-            const int r = e / V, j = e % V;
-            Uout[(wh * CH + r) * V + j] = vc[r * ldv + j];
-        }
-        return;
-    }
+    if (!gdn) return; /* gla: U' = V (read in place by the next kernels), no W */
     barrier(CLK_LOCAL_MEM_FENCE);
     /* T = (I + A)^-1 (unit lower), strictly lower part over A, row by row */
     for (int r = 1; r < c; r++) {
@@ -237,33 +282,45 @@ void delta_prep(__global const long *ctab, __global const float *q,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    /* W = T diag(beta) (e^G o K) and U = T diag(beta) V, 64 columns at a time */
-    for (int pass = 0; pass < 2; pass++) {
-        const int ncol = pass ? V : K;
-        __global const float *x = pass ? vc : kc;
-        const long ld = pass ? ldv : ldk;
-        __global float *out = pass ? Uout + wh * CH * V : Wout + wh * CH * K;
-        for (int col0 = 0; col0 < ncol; col0 += 64) {
-            tile_zero(acc);
-            for (int s0 = 0; s0 < c; s0 += TK) {
-                for (int e = lid; e < 64 * TK; e += WG) {
-                    const int r = e / TK, kk = e % TK, s = s0 + kk;
-                    lx[r * LDX + kk] = s < r ? lA[r * 64 + s] : (s == r ? 1.0f : 0.0f);
-                }
-                for (int e = lid; e < TK * 64; e += WG) {
-                    const int kk = e / 64, j = e % 64, s = s0 + kk, col = col0 + j;
-                    const int ok = s < c && col < ncol;
+    /* W = T diag(beta) (e^G o K) and U = T diag(beta) V, 64 columns at a
+     * time: phase p is slab s0 of block blk (blocks of W's columns, then
+     * U's), the next phase's slab prefetched across blocks */
+    const int ns = (c + TK - 1) / TK, nbk = (K + 63) / 64, nph = (nbk + (V + 63) / 64) * ns;
+    float4 fy = fetch_y(kc, ldk, c, 0, 0, K, lid);
 #if GK
-                    const float coef = ok ? (pass ? lb[s] : lb[s] * exp(Gw[s * K + col])) : 0.0f;
-#else
-                    const float coef = s < c ? (pass ? lb[s] : lb[s] * exp(lG[s])) : 0.0f;
+    float4 fg = fetch_y(Gw, K, c, 0, 0, K, lid);
 #endif
-                    ly[e] = ok ? coef * x[s * ld + col] : 0.0f;
-                }
-                barrier(CLK_LOCAL_MEM_FENCE);
-                tile_mac(lx, ly, acc, ty, tx);
-                barrier(CLK_LOCAL_MEM_FENCE);
-            }
+    for (int p = 0; p < nph; p++) {
+        const int blk = p / ns, s0 = (p % ns) * TK, pass = blk >= nbk;
+        const int col0 = (pass ? blk - nbk : blk) * 64, ncol = pass ? V : K;
+        if (s0 == 0) tile_zero(acc);
+        for (int e = lid; e < 64 * TK; e += WG) {
+            const int r = e / TK, kk = e % TK, s = s0 + kk;
+            lx[r * LDX + kk] = s < r ? lA[r * 64 + s] : (s == r ? 1.0f : 0.0f);
+        }
+        { /* rows s of the slab scaled by beta_s (and e^G_s for W) */
+            const int s = s0 + YROW(lid);
+            const float b = s < c ? lb[s] : 0.0f;
+#if GK
+            const float4 coef = pass ? (float4)(b) : b * exp(fg);
+#else
+            const float4 coef = (float4)(s < c && !pass ? b * exp(lG[s]) : b);
+#endif
+            vstore4(coef * fy, 0, ly + YROW(lid) * 64 + YCOL(lid));
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (p + 1 < nph) {
+            const int nb = (p + 1) / ns, n0 = ((p + 1) % ns) * TK, np = nb >= nbk;
+            const int c0 = (np ? nb - nbk : nb) * 64;
+            fy = np ? fetch_y(vc, ldv, c, n0, c0, V, lid) : fetch_y(kc, ldk, c, n0, c0, K, lid);
+#if GK
+            if (!np) fg = fetch_y(Gw, K, c, n0, c0, K, lid);
+#endif
+        }
+        tile_mac(lx, ly, acc, ty, tx);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (s0 + TK >= c) {
+            __global float *out = pass ? Uout + wh * CH * V : Wout + wh * CH * K;
             for (int a = 0; a < 4; a++)
                 for (int b = 0; b < 4; b++) {
                     const int r = ty + 16 * a, col = col0 + tx + 16 * b;
@@ -293,7 +350,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
     const int j = get_group_id(0) * BV + jj, h = get_group_id(1), n = get_group_id(2);
     const int jok = j < V;
     const long w0 = stab[2 * n], nw = stab[2 * n + 1];
-    const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
+    const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map), ldu = gdn ? V : (long)H * V;
     float s[NR];
     __global float *S = St + ((long)n * H + h) * K * V;
     for (int m = 0; m < NR; m++) {
@@ -306,7 +363,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
         const long wh = w * H + h;
         __global const float *kc = k + (tok0 * Hk + kh) * K;
         __global const float *G = Gin + wh * GS;
-        __global float *U = Uio + wh * CH * V;
+        __global float *U = gdn ? Uio + wh * CH * V : Uio + (tok0 * H + h) * V;
         __global float *Sout = Sbuf + wh * K * V;
         __global const float *Wc = Win + wh * CH * K;
 #if !GK
@@ -341,7 +398,7 @@ void delta_state(__global const long *stab, __global const long *ctab,
             {
                 const int rr = rg, r = r0 + rr; /* row groups 0..RB-1 reduce rows r0.. */
                 if (rr < RB && r < c) {
-                    float u = jok ? U[r * V + j] : 0.0f;
+                    float u = jok ? U[r * ldu + j] : 0.0f;
                     if (gdn) {
                         float q = 0.0f;
                         for (int x = 0; x < RG; x++) q += red[(x * RB + rr) * BV + jj];
@@ -467,7 +524,7 @@ void delta_walk(__global const long *stab, __global const long *ctab,
         const long wh = w * H + h;
         __global const float *kc = k + (tok0 * Hk + kh) * K;
         __global const float *G = Gin + wh * GS;
-        __global float *U = Uio + wh * CH * V;
+        __global float *U = gdn ? Uio + wh * CH * V : Uio + (tok0 * H + h) * V;
         __global float *Sout = Sbuf + wh * K * V;
         __global const float *Wc = Win + wh * CH * K;
         /* the next chunk, for the prefetch of its first slab */
@@ -486,7 +543,7 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 #pragma unroll
         for (int a = 0; a < UR; a++) {
             const int r = urg * UR + a;
-            u[a] = r < c && ju < V ? U[r * V + ju] : 0.0f;
+            u[a] = r < c && ju < V ? U[r * (gdn ? V : (long)H * V) + ju] : 0.0f;
         }
         for (int p = 0; p < np; p++) {
             if (p == nwp) /* U' = U - W S is complete: publish it with this phase */
@@ -578,6 +635,95 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 }
 #endif
 
+/* gla without the walk: U' = V needs nothing of the state, so the chunk
+ * states are a scaled prefix sum, S_w = e^{G_c} S_{w-1} + P_w with
+ * P_w = (e^{G_c - G} o K)^T V over chunk w.  gla_sum: P_w into Sbuf, one
+ * group per (chunk, head, 64 x 64 tile of the state); gla_scan: one
+ * work-item per (state element, head, sequence) walks the window's chunks,
+ * writes the state entering each over its P and carries St. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gla_sum(__global const long *ctab, __global const float *k, __global const float *v,
+             __global const float *Gin, __global float *Sbuf, int H, int Hk, int map)
+{
+    __local float lx[64 * LDX], ly[TK * 64];
+#if !GK
+    __local float lD[64];
+#endif
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int w = get_group_id(0), h = get_group_id(1), nvt = (V + 63) / 64;
+    const int i0 = get_group_id(2) / nvt * 64, col0 = get_group_id(2) % nvt * 64;
+    const long tok0 = ctab[3 * w];
+    const int c = (int)ctab[3 * w + 1];
+    const long wh = (long)w * H + h, ldk = (long)Hk * K, ldv = (long)H * V;
+    __global const float *kc = k + (tok0 * Hk + key_head(h, H, Hk, map)) * K;
+    __global const float *vc = v + (tok0 * H + h) * V, *G = Gin + wh * GS;
+    const int ns = (c + TK - 1) / TK, kk = YROW(lid), ii = YCOL(lid);
+    float acc[4][4];
+#if GK
+    const float4 gc = ld4(G + (c - 1) * K + i0 + ii, K - i0 - ii); /* G at the chunk's end */
+    float4 fg = fetch_y(G, K, c, 0, i0, K, lid);
+#else
+    if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
+#endif
+    float4 fx = fetch_y(kc, ldk, c, 0, i0, K, lid), fy = fetch_y(vc, ldv, c, 0, col0, V, lid);
+    tile_zero(acc);
+    for (int p = 0; p < ns; p++) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* lD written; lx, ly free */
+        { /* X[i][kk] = k_{s0 + kk, i0 + i} e^{G_c - G_{s0 + kk}}: rows of k, transposed */
+#if GK
+            const float4 t = fx * exp(gc - fg);
+#else
+            const float4 t = fx * lD[p * TK + kk];
+#endif
+            lx[ii * LDX + kk] = t.x;
+            lx[(ii + 1) * LDX + kk] = t.y;
+            lx[(ii + 2) * LDX + kk] = t.z;
+            lx[(ii + 3) * LDX + kk] = t.w;
+        }
+        vstore4(fy, 0, ly + kk * 64 + ii);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (p + 1 < ns) {
+            fx = fetch_y(kc, ldk, c, (p + 1) * TK, i0, K, lid);
+            fy = fetch_y(vc, ldv, c, (p + 1) * TK, col0, V, lid);
+#if GK
+            fg = fetch_y(G, K, c, (p + 1) * TK, i0, K, lid);
+#endif
+        }
+        tile_mac(lx, ly, acc, ty, tx);
+    }
+    __global float *P = Sbuf + wh * K * V;
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            const int i = i0 + ty + 16 * a, col = col0 + tx + 16 * b;
+            if (i < K && col < V) P[(long)i * V + col] = acc[a][b];
+        }
+}
+
+__kernel void gla_scan(__global const long *stab, __global const long *ctab,
+                       __global const float *Gin, __global float *Sbuf, __global float *St,
+                       int H)
+{
+    const long e = get_global_id(0);
+    const int h = get_global_id(1), n = get_global_id(2);
+    if (e >= (long)K * V) return;
+    const long w0 = stab[2 * n], nw = stab[2 * n + 1];
+    __global float *S = St + ((long)n * H + h) * K * V + e;
+    float x = *S;
+    for (long w = w0; w < w0 + nw; w++) {
+        const long wh = w * H + h;
+        const int c = (int)ctab[3 * w + 1];
+        __global float *P = Sbuf + wh * K * V + e;
+        const float add = *P;
+        *P = x;
+#if GK
+        x = mad(exp(Gin[wh * GS + (c - 1) * K + e / V]), x, add);
+#else
+        x = mad(exp(Gin[wh * GS + c - 1]), x, add);
+#endif
+    }
+    *S = x;
+}
+
 /* O = scale ((e^G o Q) S_in + M U') for 64 value columns of one chunk and
  * output head oh (a query head reading state h). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -585,7 +731,7 @@ void delta_out(__global const long *ctab, __global const float *q,
                __global const float *Gin, __global const float *Min,
                __global const float *Uin, __global const float *Sbuf,
                __global float *o, int H, int Hk, int Hq, int nq, int share, int map,
-               float scale)
+               float scale, int gdn)
 {
     __local float lx[64 * LDX], ly[TK * 64];
     __local float leG[64];
@@ -597,42 +743,43 @@ void delta_out(__global const long *ctab, __global const float *q,
     const long wh = (long)w * H + h, ldq = (long)Hq * K, Ho = share ? Hq : H;
     __global const float *qc = q + (tok0 * Hq + (share ? oh : key_head(oh, H, Hk, map))) * K;
     __global const float *S = Sbuf + wh * K * V, *M = Min + ((long)w * Ho + oh) * CH * CH;
-    __global const float *U = Uin + wh * CH * V, *G = Gin + wh * GS;
+    /* U' (gla: V in place) */
+    __global const float *U = gdn ? Uin + wh * CH * V : Uin + (tok0 * H + h) * V;
+    __global const float *G = Gin + wh * GS;
+    const long ldu = gdn ? V : (long)H * V;
     float acc[4][4];
 #if !GK
     if (lid < 64) leG[lid] = lid < c ? exp(G[lid]) : 0.0f;
 #endif
-    barrier(CLK_LOCAL_MEM_FENCE);
     tile_zero(acc);
-    for (int i0 = 0; i0 < K; i0 += TK) {
-        for (int e = lid; e < 64 * TK; e += WG) {
-            const int r = e / TK, kk = e % TK, i = i0 + kk;
+    /* phase p < nk: slab i0 = p TK of (e^G o Q) and S; after: slab s0 of M
+     * and U'; the next phase's float4s prefetched before the products */
+    const int nk = (K + TK - 1) / TK, nph = nk + (c + TK - 1) / TK;
+    float4 fx = fetch_x(qc, ldq, c, 0, K, lid), fy = fetch_y(S, V, K, 0, col0, V, lid);
 #if GK
-            lx[r * LDX + kk] = (r < c && i < K) ? exp(G[r * K + i]) * qc[r * ldq + i] : 0.0f;
-#else
-            lx[r * LDX + kk] = (r < c && i < K) ? leG[r] * qc[r * ldq + i] : 0.0f;
+    float4 fg = fetch_x(G, K, c, 0, K, lid);
 #endif
-        }
-        for (int e = lid; e < TK * 64; e += WG) {
-            const int kk = e / 64, jx = e % 64, i = i0 + kk, col = col0 + jx;
-            ly[e] = (i < K && col < V) ? S[(long)i * V + col] : 0.0f;
-        }
+    for (int p = 0; p < nph; p++) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* leG written; lx, ly free */
+#if GK
+        store_x(p < nk ? exp(fg) * fx : fx, lx, lid);
+#else
+        store_x(p < nk ? leG[XROW(lid)] * fx : fx, lx, lid);
+#endif
+        vstore4(fy, 0, ly + YROW(lid) * 64 + YCOL(lid));
         barrier(CLK_LOCAL_MEM_FENCE);
+        if (p + 1 < nk) {
+            fx = fetch_x(qc, ldq, c, (p + 1) * TK, K, lid);
+            fy = fetch_y(S, V, K, (p + 1) * TK, col0, V, lid);
+#if GK
+            fg = fetch_x(G, K, c, (p + 1) * TK, K, lid);
+#endif
+        } else if (p + 1 < nph) {
+            const int s0 = (p + 1 - nk) * TK;
+            fx = fetch_x(M, CH, c, s0, c, lid);
+            fy = fetch_y(U, ldu, c, s0, col0, V, lid);
+        }
         tile_mac(lx, ly, acc, ty, tx);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int s0 = 0; s0 < c; s0 += TK) {
-        for (int e = lid; e < 64 * TK; e += WG) {
-            const int r = e / TK, kk = e % TK, s = s0 + kk;
-            lx[r * LDX + kk] = (r < c && s < c) ? M[r * CH + s] : 0.0f;
-        }
-        for (int e = lid; e < TK * 64; e += WG) {
-            const int kk = e / 64, jx = e % 64, s = s0 + kk, col = col0 + jx;
-            ly[e] = (s < c && col < V) ? U[s * V + col] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        tile_mac(lx, ly, acc, ty, tx);
-        barrier(CLK_LOCAL_MEM_FENCE);
     }
     #pragma unroll
     for (int a = 0; a < 4; a++)
@@ -788,6 +935,191 @@ void delta_step(__global const float *q, __global const float *k,
             float t = 0.0f;
             for (int x = 0; x < RG; x++) t += rb[x * BV + jj];
             o[(ou + e) * V + j] = scale * t;
+        }
+    }
+}
+
+/* ---- delta_stepw: the decode step with CW adjacent columns per work-item ----
+ * The same step as delta_step, shaped for the state's bandwidth: the group
+ * covers SBV = (WG / SRG) * CW value columns of one unit; work-item
+ * (rg = lid / SCG, cg = lid % SCG) owns the CW columns cg * CW .. + CW - 1
+ * and the rows rg + SRG m (m < SNR), loads all of them first (vector loads:
+ * vload4/8 of float, of ushort for bf16, vload_half4/8 for f16), then does
+ * the math in registers.  Row sums: partials per row group through local
+ * memory, one pass of SBV work-items over the row groups in a fixed order.
+ * The order of every sum depends on SRG only, not on CW: f32 (CW 4) and
+ * 16-bit states (CW 8) give the same float results.  Needs V % CW == 0.
+ * Shape, built in by the host (opencl/README.md):
+ *   CW   columns per work-item: 4 or 8 (LINATTN_CL_STEPW; 8 = 16-byte loads
+ *        of a 16-bit state, 32-byte ones of float)
+ *   SRG  row groups (divides WG): the host takes K / 8 rounded up to a
+ *        power of two in [8, 32] (LINATTN_CL_STEPRG forces 4..64), so a
+ *        work-item holds SNR = K / SRG rows (8 for K = 64..256) of CW floats
+ * E.g. K = V = 128: CW 8, SRG 16: 16 column items x 8 = 128 columns (the
+ * whole head) per group, 8 rows x 8 columns = 64 floats per work-item;
+ * CW 4, SRG 16: 64 columns, 32 floats.  More bytes in flight per work-item:
+ * smaller SRG (more rows each, more registers); more groups: larger SRG.
+ * Local memory: 2 * WG * CW floats of partial sums (16 KiB at CW 8). */
+#ifndef CW
+#define CW 4
+#endif
+#ifndef SRG
+#define SRG 16
+#endif
+#define SCG (WG / SRG)                 /* column work-items per row group */
+#define SBV (SCG * CW)                 /* value columns per group */
+#define SNR ((K + SRG - 1) / SRG)      /* rows per work-item */
+#if K % SRG == 0 /* every work-item's rows exist: no row guard */
+#define SROW(i) 1
+#else
+#define SROW(i) ((i) < K)
+#endif
+#define SVFULL (V % SBV == 0)          /* every work-item's columns exist */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define floatw CAT(float, CW)
+#define uintw CAT(uint, CW)
+#define ushortw CAT(ushort, CW)
+#define vloadw CAT(vload, CW)
+#define vstorew CAT(vstore, CW)
+#if SDT == 0
+#define SLOADW(p) vloadw(0, (p))
+#define SSTOREW(x, p) vstorew((x), 0, (p))
+#elif SDT == 1
+#define SLOADW(p) CAT(vload_half, CW)(0, (p))
+#define SSTOREW(x, p) CAT(CAT(vstore_half, CW), _rte)((x), 0, (p))
+#else
+#define SLOADW(p) as_floatw(CAT(convert_uint, CW)(vloadw(0, (p))) << 16)
+#define SSTOREW(x, p) vstorew(bf16_roundw(x), 0, (p))
+#define as_floatw CAT(as_float, CW)
+#define as_uintw CAT(as_uint, CW)
+/* bf16_round on CW lanes */
+static ushortw bf16_roundw(floatw x)
+{
+    const uintw u = as_uintw(x), h = u >> 16;
+    const uintw nan = select(h | 0x40u, h, (h & 0x7fu) != 0);
+    const uintw rnd = (u + 0x7fffu + (h & 1u)) >> 16;
+    return CAT(convert_ushort, CW)(select(rnd, nan, (u & 0x7fffffffu) > 0x7f800000u));
+}
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_stepw(__global const float *q, __global const float *k,
+                 __global const float *v, __global const float *g,
+                 __global const float *beta, __global selt *state,
+                 __global float *o, float scale, int has_g, int gdn, int H, int Hk,
+                 int Hq, int nq, int share, int map)
+{
+    __local float lq[K], lk[K];
+#if GK
+    __local float lg[K];
+#endif
+    __local float ra[SRG * SBV], rb[SRG * SBV], lu[SBV], rkq[SRG];
+    const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;
+    const long unit = get_group_id(1), bt = unit / H;
+    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL ? 1 : j < V;
+    const int h = (int)(unit % H);
+    __global selt *S = state + unit * K * V + j;
+    const long ku = bt * Hk + key_head(h, H, Hk, map);
+    const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
+    float s[SNR][CW];
+    /* the state first: every load in flight before any math */
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        floatw x = (floatw)(0.0f);
+        if (SROW(i)) {
+            if (jok) x = SLOADW(S + (long)i * V);
+        }
+        vstorew(x, 0, s[m]);
+    }
+    for (int i = lid; i < K; i += WG) {
+        lq[i] = q[qu * K + i];
+        lk[i] = k[ku * K + i];
+#if GK
+        lg[i] = has_g ? exp(g[unit * K + i]) : 1.0f;
+#endif
+    }
+#if GK
+    const float gam = 1.0f;
+#else
+    const float gam = has_g ? exp(g[unit]) : 1.0f;
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float pa[CW], pb[CW], pk = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CW; c++) pa[c] = pb[c] = 0.0f;
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        if (SROW(i)) {
+            const float ki = lk[i], qi = lq[i];
+#if GK
+            const float gi = lg[i];
+#endif
+            pk = mad(qi, ki, pk);
+#pragma unroll
+            for (int c = 0; c < CW; c++) {
+#if GK
+                s[m][c] *= gi; /* the decayed state */
+#endif
+                pa[c] = mad(s[m][c], ki, pa[c]);
+                pb[c] = mad(s[m][c], qi, pb[c]);
+            }
+        }
+    }
+    vstorew(vloadw(0, pa), 0, ra + rg * SBV + cg * CW);
+    vstorew(vloadw(0, pb), 0, rb + rg * SBV + cg * CW);
+    if (cg == 0) rkq[rg] = pk;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < SBV) { /* column j0 + lid: the sums over the row groups, u, o */
+        const int jc = j0 + lid;
+        float a = 0.0f, b = 0.0f, kq = 0.0f;
+        for (int x = 0; x < SRG; x++) {
+            a += ra[x * SBV + lid];
+            b += rb[x * SBV + lid];
+            kq += rkq[x];
+        }
+        const float vj = jc < V ? v[unit * V + jc] : 0.0f;
+        const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
+        lu[lid] = u;
+        if (jc < V) o[ou * V + jc] = scale * (gam * b + kq * u);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float uw[CW];
+    vstorew(vloadw(0, lu + cg * CW), 0, uw);
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        if (SROW(i)) {
+            const float ki = lk[i];
+#pragma unroll
+            for (int c = 0; c < CW; c++) s[m][c] = mad(gam, s[m][c], ki * uw[c]);
+            if (jok) SSTOREW(vloadw(0, s[m]), S + (long)i * V);
+        }
+    }
+    for (int e = 1; e < nq; e++) { /* query heads sharing the state read the new one */
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = lid; i < K; i += WG) lq[i] = q[(qu + e) * K + i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float pq[CW];
+#pragma unroll
+        for (int c = 0; c < CW; c++) pq[c] = 0.0f;
+#pragma unroll
+        for (int m = 0; m < SNR; m++) {
+            const int i = rg + SRG * m;
+            if (SROW(i)) {
+                const float qi = lq[i];
+#pragma unroll
+                for (int c = 0; c < CW; c++) pq[c] = mad(s[m][c], qi, pq[c]);
+            }
+        }
+        vstorew(vloadw(0, pq), 0, rb + rg * SBV + cg * CW);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < SBV && j0 + lid < V) {
+            float t = 0.0f;
+            for (int x = 0; x < SRG; x++) t += rb[x * SBV + lid];
+            o[(ou + e) * V + j0 + lid] = scale * t;
         }
     }
 }

@@ -8,14 +8,15 @@
 
 #define A LINATTN_KARG
 
-enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, K_NORM, K_SIGM, NKERN };
+enum { K_PREP, K_STATE, K_OUT, K_STEP, K_KLA, K_NORM, K_SIGM, K_GSUM, K_GSCAN, NKERN };
 static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "delta_out",
                                                 "delta_step", "kla_beta", "qk_l2norm",
-                                                "beta_sigmoid"};
+                                                "beta_sigmoid", "gla_sum", "gla_scan"};
 
 /* The kernels of one call and the value columns per group they are built for. */
 typedef struct dprog {
     int BV;
+    int CW, SRG; /* delta_stepw's shape (CW 0: delta_step) */
     cl_kernel k[NKERN];
 } dprog;
 
@@ -33,6 +34,37 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
     return bv;
 }
 
+/* The step's kernel: delta_stepw with CW = 4 columns per work-item for a
+ * 16-bit state (V a multiple of 4), else delta_step (CW 0).
+ * LINATTN_CL_STEPW=1|4|8 forces delta_step or the width (tuning; a width V
+ * does not allow falls back to 4, then to delta_step).  The row groups,
+ * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
+ * (4..64, a power of two); a choice that does not depend on the state's
+ * dtype, so that 16-bit and float states sum in the same order in the same
+ * kernel (LINATTN_CL_STEPW=4 for both, as tests/check_half forces).  Were K
+ * over about 1300 (the API stops at 1024), the width would narrow to keep
+ * delta_stepw's local memory within 32 KiB, then take delta_step. */
+static void pick_step(int K, int V, int half, int *cw, int *srg)
+{
+    const char *env = getenv("LINATTN_CL_STEPW"); /* tuning: force 1, 4 or 8 */
+    int w = half ? 4 : 1; /* measured on an H200 (B = 64, 256): float fastest with
+                             delta_step, 16-bit states with CW = 4 (8: more registers, slower) */
+    if (env && (!strcmp(env, "1") || !strcmp(env, "4") || !strcmp(env, "8"))) w = atoi(env);
+    if (w == 8 && V % 8) w = 4;
+    if (w == 4 && V % 4) w = 1;
+    int rg = 8;
+    while (rg < 32 && rg * 8 < K) rg *= 2;
+    env = getenv("LINATTN_CL_STEPRG"); /* tuning: force the row groups */
+    if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16") ||
+                !strcmp(env, "32") || !strcmp(env, "64")))
+        rg = atoi(env);
+    /* local memory within 32 KiB: partial sums 2 WG w, q, k, g, u, row sums */
+    while (w > 1 && (2 * LINATTN_CL_WG * w + 3 * K + LINATTN_CL_WG / rg * w + rg) * 4 > 32768)
+        w = w == 8 ? 4 : 1;
+    *cw = w == 1 ? 0 : w;
+    *srg = rg;
+}
+
 /* delta_walk (the state spread over the work-group, K % 32 == 0, BV <= 16
  * and K * BV <= 2048, as delta.cl guards it: 28 KiB of local memory), else
  * delta_state.  pick_bv's K is 0 for the step (its own kernel). */
@@ -40,6 +72,16 @@ static int use_walk(int K, int bv)
 {
     const char *env = getenv("LINATTN_CL_WALK"); /* tuning: 0 forces delta_state */
     return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
+}
+
+/* gla's chunk states through the walk, as gdn and kla (measured on an H200,
+ * B=1 T=16384 H=16 K=V=128: 2.7 ms a call, against 5.4 ms by gla_sum and
+ * gla_scan, whose scan over the chunks is latency-bound), unless
+ * LINATTN_CL_GLA_SCAN=1 asks for the scan. */
+static int use_gla_scan(const linattn_cl_delta *a)
+{
+    const char *env = getenv("LINATTN_CL_GLA_SCAN"); /* tuning: 1 forces the scan */
+    return a->op == LINATTN_OP_GLA && env && !strcmp(env, "1");
 }
 
 static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,
@@ -114,8 +156,11 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
                                  A(gdn), A(H), A(Hk), A(qh.Hq), A(qh.nq), A(qh.share), A(map)};
     if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 16, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
-    const size_t global[2] = {(size_t)(a->V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)units};
-    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local, "delta_step"))) return rc;
+    const int cols = pr->CW ? LINATTN_CL_WG / pr->SRG * pr->CW : pr->BV; /* per group */
+    const size_t global[2] = {(size_t)(a->V + cols - 1) / cols * LINATTN_CL_WG, (size_t)units};
+    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local,
+                                   pr->CW ? "delta_stepw" : "delta_step")))
+        return rc;
     if ((rc = linattn_clrun_state_out(r, S, &a->ht, (size_t)units * a->K * a->V, 1))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
@@ -143,8 +188,10 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const size_t scount = (size_t)a->nseq * a->H * K * V;
     if ((rc = linattn_clrun_state_in(r, &a->h0, scount, 0, &St))) return rc;
 
-    /* scratch per (chunk, head): entering state, W, U, M (per query head), G */
-    const size_t per = (size_t)K * V + (size_t)C * K + (size_t)C * V +
+    /* scratch per (chunk, head): entering state, W, U' (gdn, kla: gla reads
+     * V in place and has no W), M (per query head), G */
+    const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
+    const size_t per = (size_t)K * V + (gdn ? (size_t)C * K + (size_t)C * V : 0) +
                        (size_t)qh.nq * C * C + Gc;
     uint64_t budget = cl->info.global_mem / 4;
     if (budget > ((uint64_t)1 << 30)) budget = (uint64_t)1 << 30;
@@ -158,14 +205,15 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const size_t ch = (size_t)cap * a->H;
     if ((rc = linattn_clrun_alloc(r, ch * Gc * sizeof(float), 0, &Gb)) ||
         (rc = linattn_clrun_alloc(r, ch * qh.nq * C * C * sizeof(float), 0, &Mb)) ||
-        (rc = linattn_clrun_alloc(r, ch * C * K * sizeof(float), 0, &Wb)) ||
-        (rc = linattn_clrun_alloc(r, ch * C * V * sizeof(float), 0, &Ub)) ||
+        (rc = linattn_clrun_alloc(r, (gdn ? ch * C * K : 1) * sizeof(float), 0, &Wb)) ||
+        (rc = linattn_clrun_alloc(r, (gdn ? ch * C * V : 1) * sizeof(float), 0, &Ub)) ||
         (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &Sb)) ||
         (rc = linattn_clrun_alloc(r, (size_t)cap * 3 * sizeof(cl_long), 0, &ctab_m)) ||
         (rc = linattn_clrun_alloc(r, (size_t)a->nseq * 2 * sizeof(cl_long), 0, &stab_m)))
         return rc;
 
-    const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
+    if (!gdn) Ub = v; /* U' = V, rows of v in place */
+    const int scan = use_gla_scan(a);
     const float scale = a->scale;
     const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk),
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(has_g), A(gdn), A(Gb),
@@ -173,10 +221,15 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
                           A(Hk), A(map), A(gdn)};
     const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(Hk),
-                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale)};
+                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale), A(gdn)};
+    const linattn_karg gsargs[] = {A(ctab_m), A(k), A(v), A(Gb), A(Sb), A(H), A(Hk), A(map)};
+    const linattn_karg gcargs[] = {A(stab_m), A(ctab_m), A(Gb), A(Sb), A(St), A(H)};
     if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
-        (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")) ||
-        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 14, "delta_out")))
+        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 15, "delta_out")))
+        return rc;
+    if (scan ? (rc = linattn_clrun_args(pr->k[K_GSUM], gsargs, 8, "gla_sum")) ||
+                   (rc = linattn_clrun_args(pr->k[K_GSCAN], gcargs, 6, "gla_scan"))
+             : (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")))
         return rc;
 
     for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
@@ -204,8 +257,18 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                                 (size_t)a->nseq};
         const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG,
                               (size_t)(qh.share ? qh.Hq : H), (size_t)nw};
+        /* gla_sum per (chunk, head, 64 x 64 state tile); gla_scan per
+         * (state element, head, sequence) */
+        const size_t gg[3] = {(size_t)nw * LINATTN_CL_WG, (size_t)H,
+                              (size_t)((K + 63) / 64) * ((V + 63) / 64)};
+        const size_t gc[3] = {((size_t)K * V + LINATTN_CL_WG - 1) / LINATTN_CL_WG * LINATTN_CL_WG,
+                              (size_t)H, (size_t)a->nseq};
         if ((rc = linattn_clrun_launch(cl, pr->k[K_PREP], 2, gp, l3, "delta_prep")) ||
-            (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3, "delta_state")) ||
+            (scan ? (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gg, l3, "gla_sum")) ||
+                        (rc = linattn_clrun_launch(cl, pr->k[K_GSCAN], 3, gc, l3, "gla_scan"))
+                  : (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3,
+                                               use_walk(K, pr->BV) ? "delta_walk"
+                                                                   : "delta_state"))) ||
             (rc = linattn_clrun_launch(cl, pr->k[K_OUT], 3, go, l3, "delta_out")))
             return rc;
     }
@@ -225,9 +288,12 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     const char *names[NKERN];
     memcpy(names, kernel_names, sizeof names);
     if (use_walk(a->K, pr.BV)) names[K_STATE] = "delta_walk";
-    char opts[112];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d", a->K, a->V, C,
-             pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0);
+    if (a->step) pick_step(a->K, a->V, a->h0.dtype != LINATTN_F32, &pr.CW, &pr.SRG);
+    if (pr.CW) names[K_STEP] = "delta_stepw";
+    char opts[160];
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d",
+             a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
+             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {

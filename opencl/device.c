@@ -213,6 +213,8 @@ void linattn_cl_close(linattn_cl *cl)
 
 const char *linattn_cl_describe(const linattn_cl *cl) { return cl->desc; }
 
+int linattn_cl_is_gpu(const linattn_cl *cl) { return cl->info.is_gpu; }
+
 int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem)
 {
     cl_int err;

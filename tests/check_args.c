@@ -265,6 +265,33 @@ START_TEST(test_context_bad)
 }
 END_TEST
 
+/* linattn_struct_size knows every struct the public header defines, by the
+ * sizes this test was compiled with, and nothing else. */
+START_TEST(test_struct_sizes)
+{
+    const char *dir = getenv("srcdir");
+    char path[4096], line[512], name[128], brace;
+    snprintf(path, sizeof path, "%s/lib/linattn.h", dir && *dir ? dir : ".");
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "typedef struct %127[a-z_0-9] %c", name, &brace) == 2 && brace == '{') {
+            ck_assert_msg(linattn_struct_size(name) > 0, "%s: unknown to linattn_struct_size", name);
+            n++;
+        }
+    fclose(f);
+    ck_assert_int_ge(n, 20);
+    ck_assert_uint_eq(linattn_struct_size("linattn_tensor"), sizeof(linattn_tensor));
+    ck_assert_uint_eq(linattn_struct_size("linattn_delta_io"), sizeof(linattn_delta_io));
+    ck_assert_uint_eq(linattn_struct_size("linattn_op_args"), sizeof(linattn_op_args));
+    ck_assert_uint_eq(linattn_struct_size("linattn_config"), sizeof(linattn_config));
+    ck_assert_uint_eq(linattn_struct_size("linattn_ctx"), 0); /* opaque */
+    ck_assert_uint_eq(linattn_struct_size("nonsense"), 0);
+    ck_assert_uint_eq(linattn_struct_size(NULL), 0);
+}
+END_TEST
+
 START_TEST(test_strerror)
 {
     /* every code has its own name */
@@ -292,6 +319,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_step_bad);
     tcase_add_test(tc, test_context_bad);
     tcase_add_test(tc, test_strerror);
+    tcase_add_test(tc, test_struct_sizes);
     suite_add_tcase(s, tc);
     return s;
 }

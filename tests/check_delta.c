@@ -468,6 +468,49 @@ static int run_any(int step, int op, linattn_ctx *ctx, const tu_delta *p,
     return step ? run_step(op, ctx, p, o, out, h) : run(op, ctx, p, o, out, h);
 }
 
+/* ---- OpenCL's two step kernels ----------------------------------------- */
+
+/* delta_step (LINATTN_CL_STEPW=1) and delta_stepw with 4 and 8 columns per
+ * work-item (V = 20: 4 when 8 are asked; V = 30: delta_step in every case). */
+static const char *const STEPW[] = {"1", "4", "8"};
+static const shape CLSTEP[] = {
+    {1, 1, 2, 64, 64, -0.5},  {2, 1, 3, 128, 96, -0.5}, {3, 1, 1, 256, 128, -0.5},
+    {4, 1, 2, 128, 128, -1.0}, {5, 1, 1, 64, 96, -0.3},  {2, 1, 2, 40, 20, -0.5},
+    {1, 1, 2, 24, 30, -0.5},
+};
+
+/* loop index: op * 3 + variant.  A step from a random state against the
+ * double reference's (run_step poisons the output). */
+START_TEST(test_step_opencl)
+{
+    if (!tu_opencl()) return;
+    const int op = _i / 3;
+    setenv("LINATTN_CL_STEPW", STEPW[_i % 3], 1);
+    for (size_t si = 0; si < sizeof CLSTEP / sizeof *CLSTEP; si++) {
+        const shape *s = &CLSTEP[si];
+        tu_delta p;
+        tu_delta_make(&p, op, s->B, s->T, s->H, s->K, s->V, 1, s->glo);
+        const size_t no = s->B * s->H * s->V, nh = s->B * s->H * s->K * s->V;
+        float *ro = tu_alloc(no), *rh = tu_alloc(nh), *o = tu_alloc(no), *h = tu_alloc(nh);
+        const linattn_delta_opts rec = opts_of(LINATTN_ALGO_RECURRENT, 0);
+        linattn_ctx *ref = tu_ctx("ref", 1), *cl = tu_ctx("opencl", 1);
+        ck_assert_int_eq(run_step(op, ref, &p, &rec, ro, rh), 0);
+        const int rc = run_step(op, cl, &p, &rec, o, h);
+        ck_assert_msg(rc == 0, "%s: %s", OPS[op], linattn_last_error());
+        const double eo = tu_relerr(o, ro, no), eh = tu_relerr(h, rh, nh);
+        ck_assert_msg(eo < TOL_REC && eh < TOL_REC,
+                      "%s opencl step (LINATTN_CL_STEPW=%s) B=%lld H=%lld K=%lld V=%lld: o %.2e "
+                      "state %.2e", OPS[op], STEPW[_i % 3], (long long)s->B, (long long)s->H,
+                      (long long)s->K, (long long)s->V, eo, eh);
+        linattn_ctx_destroy(ref);
+        linattn_ctx_destroy(cl);
+        free(ro); free(rh); free(o); free(h);
+        tu_delta_free(&p);
+    }
+    unsetenv("LINATTN_CL_STEPW"); /* CK_FORK=no runs the next test in this process */
+}
+END_TEST
+
 static const shape OSHAPES[] = {
     {2, 65, 2, 64, 48, -0.5}, {1, 130, 1, 128, 64, -0.3}, {3, 1, 2, 32, 40, -0.5},
     {1, 70, 3, 48, 32, -1.0},
@@ -689,6 +732,10 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_options_prenormalised, 0, 3);
     tcase_add_test(tc, test_options_values);
     tcase_add_test(tc, test_options_table);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("opencl step");
+    tcase_set_timeout(tc, 600); /* 7 kernel builds on PoCL per op and kernel */
+    tcase_add_loop_test(tc, test_step_opencl, 0, 9);
     suite_add_tcase(s, tc);
     return s;
 }

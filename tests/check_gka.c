@@ -99,7 +99,7 @@ static const shape SHAPES[] = {
 };
 #define NSHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
 
-/* every ISA (and OpenCL contexts, which run gka on the CPU for now) vs ref */
+/* every ISA and OpenCL, each form, vs ref */
 START_TEST(test_vs_reference)
 {
     const shape *s = &SHAPES[_i];
@@ -236,6 +236,92 @@ START_TEST(test_split_step_threads)
     }
     free(o); free(kk); free(kv); free(o2); free(kk2); free(kv2);
     prob_free(&p);
+}
+END_TEST
+
+/* OpenCL's chunk form against the double reference: packed sequences of
+ * lengths around its chunk (T < C, odd T, several chunks) from given states,
+ * chunk sizes, windows of a few chunks; the form each call ran.  K = 18 takes
+ * the kernel's one-column tiles (K not a multiple of 4), K = 160 a smaller
+ * chunk (32 would not fit in local memory). */
+static const int64_t CL_KV[][2] = {{32, 24}, {18, 10}, {160, 40}};
+
+START_TEST(test_opencl_chunk)
+{
+    const char *isas[8];
+    const int n = tu_isas(isas, 8);
+    int have = 0;
+    for (int i = 0; i < n; i++) have |= !strcmp(isas[i], "opencl");
+    if (!have) return;
+    static const int64_t cu[] = {0, 1, 32, 64, 97, 167, 172};
+    const int64_t N = 6, T = 172, H = 2, K = CL_KV[_i][0], V = CL_KV[_i][1];
+    gka_prob p;
+    prob_make(&p, 1, T, H, K, V, 0);
+    gka_prob st;
+    prob_make(&st, N, 1, H, K, V, 1); /* its hkk/hkv: N initial states */
+    const size_t no = T * H * V, nkk = N * H * K * K, nkv = N * H * K * V;
+    float *o0 = tu_alloc(no), *kk0 = tu_alloc(nkk), *kv0 = tu_alloc(nkv);
+    float *o1 = tu_alloc(no), *kk1 = tu_alloc(nkk), *kv1 = tu_alloc(nkv);
+    linattn_gka_io io;
+    memset(&io, 0, sizeof io);
+    io.q = linattn_tensor_4d(p.q, 1, T, H, K);
+    io.k = linattn_tensor_4d(p.k, 1, T, H, K);
+    io.v = linattn_tensor_4d(p.v, 1, T, H, V);
+    io.g = linattn_tensor_3d(p.g, 1, T, H);
+    io.beta = linattn_tensor_3d(p.beta, 1, T, H);
+    io.alpha = linattn_tensor_3d(p.alpha, 1, T, H);
+    io.kk0 = linattn_tensor_4d(st.hkk, N, H, K, K);
+    io.kv0 = linattn_tensor_4d(st.hkv, N, H, K, V);
+    io.cu_seqlens = cu;
+    io.n_seqs = N;
+    io.o = linattn_tensor_4d(o0, 1, T, H, V);
+    io.kkT = linattn_tensor_4d(kk0, N, H, K, K);
+    io.kvT = linattn_tensor_4d(kv0, N, H, K, V);
+    linattn_ctx *ref = tu_ctx("ref", 2);
+    ck_assert_int_eq(linattn_gka_forward(ref, &io, NULL), 0);
+    linattn_ctx_destroy(ref);
+    io.o.data = o1;
+    io.kkT.data = kk1;
+    io.kvT.data = kv1;
+    linattn_ctx *c = tu_ctx("opencl", 1);
+    static const struct { int algo, chunk; const char *win, *form; } runs[] = {
+        {LINATTN_ALGO_AUTO, 0, NULL, NULL}, {LINATTN_ALGO_CHUNK, 0, "2", "chunk"},
+        {LINATTN_ALGO_CHUNK, 7, NULL, "chunk"}, {LINATTN_ALGO_CHUNK, 16, "1", "chunk"},
+        {LINATTN_ALGO_CHUNK, 1, "3", "chunk"}, {LINATTN_ALGO_RECURRENT, 0, NULL, "recurrent"},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        linattn_gka_opts opts;
+        linattn_gka_opts_init(&opts);
+        opts.algo = (linattn_algo)runs[r].algo;
+        opts.chunk = runs[r].chunk;
+        if (runs[r].win) setenv("LINATTN_CL_GKA_WINDOW", runs[r].win, 1);
+        else unsetenv("LINATTN_CL_GKA_WINDOW");
+        tu_poison(o1, no);
+        tu_poison(kk1, nkk);
+        tu_poison(kv1, nkv);
+        ck_assert_int_eq(linattn_gka_forward(c, &io, &opts), 0);
+        if (runs[r].form) /* auto: either, by the device (linattn_gka(3)) */
+            ck_assert_str_eq(linattn_ctx_last_form(c), runs[r].form);
+        const double eo = tu_relerr(o1, o0, no), ek = tu_relerr(kk1, kk0, nkk),
+                     ev = tu_relerr(kv1, kv0, nkv);
+        ck_assert_msg(eo < TOL && ek < TOL && ev < TOL, "K %d run %d: o %g H %g U %g", (int)K,
+                      (int)r, eo, ek, ev);
+    }
+    unsetenv("LINATTN_CL_GKA_WINDOW");
+    /* auto: a sequence shorter than a chunk runs the recurrence */
+    io.cu_seqlens = NULL;
+    io.n_seqs = 0;
+    io.q.shape[1] = io.k.shape[1] = io.v.shape[1] = io.o.shape[1] = 20;
+    io.g.shape[1] = io.beta.shape[1] = io.alpha.shape[1] = 20;
+    io.kk0 = io.kv0 = linattn_tensor_none();
+    io.kkT = linattn_tensor_4d(kk1, 1, H, K, K);
+    io.kvT = linattn_tensor_4d(kv1, 1, H, K, V);
+    ck_assert_int_eq(linattn_gka_forward(c, &io, NULL), 0);
+    ck_assert_str_eq(linattn_ctx_last_form(c), "recurrent");
+    linattn_ctx_destroy(c);
+    free(o0); free(kk0); free(kv0); free(o1); free(kk1); free(kv1);
+    prob_free(&p);
+    prob_free(&st);
 }
 END_TEST
 
@@ -459,6 +545,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_vs_reference, 0, NSHAPES);
     tcase_add_test(tc, test_chunk_sizes);
+    tcase_add_loop_test(tc, test_opencl_chunk, 0, 3);
     tcase_add_test(tc, test_split_step_threads);
     tcase_add_test(tc, test_alpha0_is_gla);
     tcase_add_test(tc, test_solve_accuracy);

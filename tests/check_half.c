@@ -187,9 +187,21 @@ static int is_state(const linattn_op_tensor *t)
 
 /* One entry point on one backend in dtype d: all tensors (states_only = 0)
  * or only the states (1) in d, host tensors or (dev) device buffers. */
+/* OpenCL's default step runs delta_step (a column a work-item) on a float32
+ * state and delta_stepw (4 columns) on a dense 16-bit one; they sum the rows
+ * in different orders.  The 16-bit result is the float32 one rounded once
+ * when both run one kernel: unless a test forces one, force delta_stepw's. */
+static int same_step_kernel(const char *isa)
+{
+    if (strcmp(isa, "opencl") || getenv("LINATTN_CL_STEPW")) return 0;
+    setenv("LINATTN_CL_STEPW", "4", 1);
+    return 1;
+}
+
 static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d,
                      int states_only, int dev)
 {
+    const int forced = same_step_kernel(isa);
     int64_t dims[LINATTN_OP_LETTERS];
     tu_op_sizes(dims, 2, 11, 2, 8, 12, 10, 3);
     tu_op p;
@@ -312,6 +324,7 @@ static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d
     linattn_ctx_destroy(c);
     linattn_ctx_destroy(r);
     tu_op_free(&p);
+    if (forced) unsetenv("LINATTN_CL_STEPW");
 }
 
 /* loop index: entry point */
@@ -341,16 +354,37 @@ static void bt_dims(int64_t *s, int64_t B, int64_t T, int64_t heads, int64_t X)
     s[n++] = X;
 }
 
+/* Relative error (2-norm) of x against ref over ref's finite elements;
+ * infinite where x is not finite and ref is, or x is finite where ref is not. */
+static double relerr_nonfinite(const float *x, const float *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(ref[i]) != isfinite(x[i])) return INFINITY;
+        if (!isfinite(ref[i])) continue;
+        const double e = (double)x[i] - ref[i];
+        num += e * e;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* 1: step_case puts no special values in the state (-1e6 would dominate
+ * the norm of the error against the reference: bf16 keeps it) */
+static int plain_state;
+
 /* A step (or, T > 0, a forward over T tokens from h0 = hT) of op on a
  * strided 16-bit state: B sequences, H value heads (Hq = nq H query heads
  * sharing them), K x V state, g per key channel (gk).  The state's rows
  * are ld = V + 5 elements apart, its heads K ld + 3, its sequences
  * H (K ld + 3) + 7, from an offset of 11; the gaps hold a sentinel that
  * must survive.  Equal bit for bit to the float32 call on the widened state
- * with its state rounded once, outputs included. */
+ * with its state rounded once, outputs included; the float32 call near the
+ * double reference's. */
 static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H,
                              int nq, int64_t K, int64_t V, int gk, int64_t T, float tiny)
 {
+    const int forced = same_step_kernel(isa);
     const int64_t Hq = nq * H, ld = V + 5, sh = K * ld + 3, sb = H * sh + 7, off = 11;
     const int64_t TT = T ? T : 1;
     const size_t nqk = (size_t)(B * TT * Hq * K), nk = (size_t)(B * TT * H * K);
@@ -372,7 +406,7 @@ static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B
         for (size_t e = 0; e < ns; e++) s32[e] *= tiny;
         for (size_t e = 0; e < nv; e++) v[e] *= tiny;
     }
-    if (V > 9) { /* special values: their columns go NaN or Inf (the kernels' NaN path) */
+    if (V > 9 && !plain_state) { /* special values: their columns go NaN or Inf (the kernels' NaN path) */
         s32[3] = NAN;
         s32[ns - 2] = INFINITY;
         s32[V + 7] = -1e6f;
@@ -389,7 +423,10 @@ static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B
                 ck_assert_int_eq(linattn_convert(r, LINATTN_F32, x, d, (size_t)V), 0);
                 ck_assert_int_eq(linattn_convert(x, d, r, LINATTN_F32, (size_t)V), 0);
             }
-    linattn_ctx *c = tu_ctx(isa, 2);
+    float *sref = tu_alloc(ns), *oref = tu_alloc(no); /* the reference's, from the same state */
+    memcpy(sref, s32, ns * sizeof(float));
+    tu_poison(oref, no);
+    linattn_ctx *c = tu_ctx(isa, 2), *rc_ = tu_ctx("ref", 1);
     const int r = T ? 4 : 3;
     int64_t qs[4], ks[4], vs[4], os[4];
     const int64_t st[4] = {B, H, K, V};
@@ -410,24 +447,34 @@ static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B
     s16t.strides[2] = ld;
     s16t.strides[3] = 1;
     s16t.offset = off;
-    for (int half = 0; half < 2; half++) {
-        const linattn_tensor ts = half ? s16t : s32t;
-        linattn_tensor to = linattn_tensor_nd(half ? o16 : o32, LINATTN_F32, r, os);
+    for (int half = 0; half < 3; half++) { /* float32, 16-bit, the reference */
+        const linattn_tensor ts = half == 2 ? linattn_tensor_nd(sref, LINATTN_F32, 4, st)
+                                  : half ? s16t : s32t;
+        float *od = half == 2 ? oref : half ? o16 : o32;
+        linattn_tensor to = linattn_tensor_nd(od, LINATTN_F32, r, os);
+        linattn_ctx *cc = half == 2 ? rc_ : c;
         int rc;
         if (T) {
             const linattn_delta_io io = {.q = tq, .k = tk, .v = tv, .g = tg, .beta = tb,
                                          .h0 = ts, .o = to, .hT = ts};
-            rc = linattn_delta_forward(c, (linattn_delta_op)op, &io, NULL);
+            rc = linattn_delta_forward(cc, (linattn_delta_op)op, &io, NULL);
         } else {
             const linattn_delta_step_io io = {.q = tq, .k = tk, .v = tv, .g = tg, .beta = tb,
                                               .state_h = ts, .o = to};
-            rc = linattn_delta_step(c, (linattn_delta_op)op, &io, NULL);
+            rc = linattn_delta_step(cc, (linattn_delta_op)op, &io, NULL);
         }
         ck_assert_msg(rc == 0, "op %d %s on %s: %s", op, linattn_dtype_name(d), isa,
                       linattn_last_error());
     }
-    ck_assert_int_eq(linattn_convert(s32, LINATTN_F32, want, d, ns), 0);
     const char *what = T ? "forward" : "step";
+    /* the float32 call against the double reference (its NaN and Inf where the reference's) */
+    const double eo = relerr_nonfinite(o32, oref, no), es = relerr_nonfinite(s32, sref, ns);
+    const double tol = T ? 5e-4 : 1e-4;
+    ck_assert_msg(eo <= tol && es <= tol,
+                  "op %d %s on %s B=%lld H=%lld nq=%d K=%lld V=%lld gk=%d vs reference: o %.3g "
+                  "state %.3g (bound %.3g)", op, what, isa, (long long)B, (long long)H, nq,
+                  (long long)K, (long long)V, gk, eo, es, tol);
+    ck_assert_int_eq(linattn_convert(s32, LINATTN_F32, want, d, ns), 0);
     for (size_t e = 0; e < no; e++)
         ck_assert_msg(bits(o16[e]) == bits(o32[e]),
                       "op %d %s %s on %s B=%lld H=%lld nq=%d K=%lld V=%lld gk=%d: o[%zu] %a, "
@@ -452,8 +499,10 @@ static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B
         ck_assert_msg(hs[e] == 0x1234, "op %d %s on %s: state view's gap [%zu] written", op,
                       linattn_dtype_name(d), isa, e);
     linattn_ctx_destroy(c);
+    linattn_ctx_destroy(rc_);
     free(q); free(k); free(v); free(g); free(beta); free(o32); free(o16); free(s32);
-    free(hs); free(want);
+    free(hs); free(want); free(sref); free(oref);
+    if (forced) unsetenv("LINATTN_CL_STEPW");
 }
 
 static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H, int nq,
@@ -515,6 +564,36 @@ START_TEST(test_step_subnormal)
         step_case_scaled(isas[b], op, d, 1, 1, 4, 24, 70, 0, 0, tiny);
         step_case_scaled(isas[b], op, d, 1, 1, 1, 16, 64, 1, 3, tiny);
     }
+}
+END_TEST
+
+/* OpenCL's step kernels, each forced (LINATTN_CL_STEPW, read at each call):
+ * delta_step (1), delta_stepw with 4 and 8 columns per work-item, and the
+ * default choice (NULL: step_case then forces 4 columns for both calls,
+ * so that their sums run in the same order).  V = 20 takes 4
+ * columns when 8 are asked, V = 21 always delta_step. */
+static const char *const STEPW[] = {"1", "4", "8", NULL};
+static const struct { int64_t B, H; int nq; int64_t K, V; int gk; } CLSTEP[] = {
+    {1, 2, 1, 64, 64, 0},  {2, 3, 2, 128, 96, 1}, {3, 1, 4, 256, 128, 0}, {4, 2, 1, 128, 128, 1},
+    {5, 1, 1, 64, 96, 0},  {2, 1, 1, 33, 20, 1},  {1, 2, 2, 24, 21, 0},   {1, 1, 1, 256, 64, 1},
+};
+
+/* loop index: variant * 2 + dtype; gdn and kla take the shapes in turn */
+START_TEST(test_step_opencl)
+{
+    if (!tu_opencl()) return;
+    const char *w = STEPW[_i / 2];
+    const linattn_dtype d = HALVES[_i % 2];
+    if (w) setenv("LINATTN_CL_STEPW", w, 1);
+    else unsetenv("LINATTN_CL_STEPW");
+    for (size_t n = 0; n < sizeof CLSTEP / sizeof *CLSTEP; n++) {
+        plain_state = 1;
+        step_case("opencl", (int)(n % 2), d, CLSTEP[n].B, CLSTEP[n].H, CLSTEP[n].nq, CLSTEP[n].K,
+                  CLSTEP[n].V, CLSTEP[n].gk, 0);
+    }
+    plain_state = 0; /* and once with NaN, Inf and -1e6 in the state */
+    step_case("opencl", 0, d, 2, 2, 2, 64, 64, 1, 0);
+    unsetenv("LINATTN_CL_STEPW"); /* CK_FORK=no runs the next test in this process */
 }
 END_TEST
 
@@ -661,6 +740,10 @@ static Suite *suite(void)
     tc = tcase_create("subnormal");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_step_subnormal, 0, 4);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("opencl step");
+    tcase_set_timeout(tc, 600); /* per variant and dtype: 16 kernel builds on PoCL */
+    tcase_add_loop_test(tc, test_step_opencl, 0, 8);
     suite_add_tcase(s, tc);
     tc = tcase_create("drift");
     tcase_set_timeout(tc, 900); /* per entry: 2 x 10^5 steps of 2 heads of 32 x 32 */

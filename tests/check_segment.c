@@ -371,6 +371,63 @@ START_TEST(test_split_contexts)
 }
 END_TEST
 
+/* The split over OpenCL contexts (two or three on one device) against that
+ * device alone: the later segments stay on their devices (o += oA S there,
+ * segment.cl).  Loop index: op, h0 given, hT given, B = 1 or 2 (then the
+ * segments' rows are not contiguous; with hT also twice as many query heads
+ * as states, Ho = 2H); K = 24 and V = 80 (tiles cut at the kernel's
+ * edges). */
+START_TEST(test_split_devices)
+{
+    const int op = _i % 3, with_h0 = _i / 3 % 2, with_hT = _i / 6 % 2, B = 1 + _i / 12;
+    if (!tu_opencl()) return;
+    if (_i % 4 == 1) setenv("LINATTN_SPLIT_FIRST", "1", 1); /* equal segments */
+    else unsetenv("LINATTN_SPLIT_FIRST");
+    prob p;
+    prob_make(&p, op, B, 300, 2, 24, 80, 0, with_h0, 0);
+    const int64_t Ho = _i >= 18 ? 2 * p.H : p.H; /* query heads sharing a state */
+    const size_t no = p.B * p.T * Ho * p.V, nh = p.N * p.H * p.K * p.V;
+    float *o1 = tu_alloc(no), *h1 = tu_alloc(nh), *o = tu_alloc(no), *h = tu_alloc(nh);
+    float *q2 = tu_alloc(p.B * p.T * Ho * p.K);
+    tu_fill(q2, p.B * p.T * Ho * p.K, -1, 1);
+    tu_l2norm_rows(q2, p.B * p.T * Ho, (int)p.K);
+    linattn_ctx *ctxs[3];
+    for (int i = 0; i < 3; i++) {
+        linattn_config cfg;
+        linattn_config_init(&cfg);
+        cfg.backend = LINATTN_BACKEND_OPENCL;
+        cfg.verbose = _i == 0; /* the per-phase times once */
+        ck_assert_msg(linattn_ctx_create(&cfg, &ctxs[i]) == 0, "%s", linattn_last_error());
+    }
+    tu_poison(o1, no);
+    tu_poison(h1, nh);
+    linattn_delta_io io = prob_io(&p, o1, with_hT ? h1 : NULL);
+    if (Ho != p.H) {
+        io.q = linattn_tensor_4d(q2, p.B, p.T, Ho, p.K);
+        io.o = linattn_tensor_4d(o1, p.B, p.T, Ho, p.V);
+    }
+    ck_assert_msg(linattn_delta_forward(ctxs[0], (linattn_delta_op)op, &io, NULL) == 0, "%s",
+                  linattn_last_error());
+    for (int n = 2; n <= 3; n++) {
+        tu_poison(o, no);
+        tu_poison(h, nh);
+        io = prob_io(&p, o, with_hT ? h : NULL);
+        if (Ho != p.H) {
+            io.q = linattn_tensor_4d(q2, p.B, p.T, Ho, p.K);
+            io.o = linattn_tensor_4d(o, p.B, p.T, Ho, p.V);
+        }
+        const int rc = linattn_delta_forward_split(ctxs, n, (linattn_delta_op)op, &io, NULL);
+        ck_assert_msg(rc == 0, "%s", linattn_last_error());
+        const double eo = tu_relerr(o, o1, no), eh = with_hT ? tu_relerr(h, h1, nh) : 0.0;
+        ck_assert_msg(eo < TOL && eh < TOL, "%s x%d B=%d Ho=%d h0 %d: o %.2e state %.2e", OPS[op],
+                      n, B, (int)Ho, with_h0, eo, eh);
+    }
+    for (int i = 0; i < 3; i++) linattn_ctx_destroy(ctxs[i]);
+    prob_free(&p);
+    free(o1); free(h1); free(o); free(h); free(q2);
+}
+END_TEST
+
 START_TEST(test_arguments)
 {
     prob p;
@@ -417,6 +474,7 @@ int main(void)
     tcase_add_loop_test(tc, test_segmented_forward, 0, 24);
     tcase_add_loop_test(tc, test_auto, 0, 3);
     tcase_add_loop_test(tc, test_split_contexts, 0, 3);
+    tcase_add_loop_test(tc, test_split_devices, 0, 24);
     tcase_add_test(tc, test_arguments);
     suite_add_tcase(s, tc);
     return tu_main(s);

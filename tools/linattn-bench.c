@@ -174,7 +174,7 @@ static const bench_row ROWS[] = {
     {"gdn", fl_delta, 0, 0, "chunk", "chunk"},
     {"kla", fl_delta, 0, 0, "chunk", "chunk"},
     {"gla", fl_gla, 0, 0, "chunk", "chunk"},
-    {"gka", fl_gka, 0, 0, "chunk", "recurrent"},
+    {"gka", fl_gka, 0, 0, "chunk", "chunk"},
     {"kalman", fl_kalman, 1, 0, "scan", "auto"},
     {"ela", fl_ela, 0, 1, "chunk", "chunk"},
     {"softmax", fl_softmax, 0, 1, "blocked", "chunk"},

@@ -54,7 +54,8 @@ class OpArgs(ctypes.Structure):
     _fields_ = [("t", Tensor * OP_MAX_TENSORS), ("opt", ctypes.c_double * OP_MAX_OPTIONS),
                 ("cu_seqlens", ctypes.c_void_p), ("n_seqs", ctypes.c_int64),
                 ("cache", ctypes.c_void_p), ("state_indices", ctypes.c_void_p),
-                ("has_initial_state", ctypes.c_void_p), ("checkpoint_every", ctypes.c_int64)]
+                ("has_initial_state", ctypes.c_void_p), ("checkpoint_every", ctypes.c_int64),
+                ("checkpoint_offsets", ctypes.c_void_p)]
 
 
 class Config(ctypes.Structure):
@@ -193,6 +194,7 @@ def _candidates():
 
 _LIB = None
 _LOCK = threading.Lock()
+_MIRRORED = (Tensor, OpTensor, OpOption, OpInfo, OpArgs, Config, LaAttrs, LaIO)
 
 
 def _declare(h):
@@ -224,10 +226,22 @@ def _declare(h):
         "linattn_la_attrs_init": (None, [ctypes.POINTER(LaAttrs)]),
         "linattn_la_rule_parse": (I, [CP, ctypes.POINTER(I)]),
         "linattn_linear_attention": (I, [P, ctypes.POINTER(LaIO), ctypes.POINTER(LaAttrs)]),
+        "linattn_struct_size": (ctypes.c_size_t, [CP]),
     }
     for name, (res, args) in sigs.items():
         f = getattr(h, name)
         f.restype, f.argtypes = res, args
+    # the mirrored structs must have the loaded library's layout: a library
+    # built from other headers would be written past (heap corruption)
+    bad = []
+    for cls in _MIRRORED:
+        cname = cls.__doc__.split()[1].rstrip(".")
+        theirs = h.linattn_struct_size(cname.encode())
+        if theirs != ctypes.sizeof(cls):
+            bad.append(f"{cname}: {theirs} bytes in the library, {ctypes.sizeof(cls)} here")
+    if bad:
+        raise OSError("liblinattn's structs differ from this package's (a library of "
+                      "another version?): " + "; ".join(bad))
 
 
 def lib():
@@ -246,11 +260,10 @@ def lib():
                     continue
                 try:
                     h = ctypes.CDLL(path)
-                    h.linattn_op_count
+                    _declare(h)  # refuses a library whose structs differ
                 except (OSError, AttributeError) as e:
                     errors.append(f"{path}: {e}")
                     continue
-                _declare(h)
                 _LIB = h
                 break
             else:

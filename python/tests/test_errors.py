@@ -58,3 +58,18 @@ def test_closing_a_context_closes_its_caches():
     with pytest.raises(ValueError, match="closed"):
         len(cache)
     cache.close()  # nothing left to free
+
+
+def test_struct_layout_checked(monkeypatch):
+    """A mirrored struct whose size differs from the library's is refused at
+    load time (instead of the library writing past it)."""
+    import ctypes
+    from linattn import _lib
+
+    class Short(ctypes.Structure):
+        """struct linattn_op_args."""
+        _fields_ = [("x", ctypes.c_int)]
+
+    monkeypatch.setattr(_lib, "_MIRRORED", (Short,))
+    with pytest.raises(OSError, match="linattn_op_args: [0-9]+ bytes in the library, 4 here"):
+        _lib._declare(ctypes.CDLL(_lib.lib()._name))
