@@ -553,6 +553,16 @@ typedef struct linattn_kalman_io {
      * flags (0: from the prior). */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
+    /* Rollback and checkpoint rows as the delta family's hW, hC
+     * (linattn_kalman(3), SERVING): lamW, etaW [N*W,M,S] the state after
+     * each of the last W tokens of each sequence (row n*W+w: after token
+     * len-W+w; both or neither); lamC, etaC [N*C,M,S] the state after every
+     * checkpoint_every tokens, or after the token counts checkpoint_offsets
+     * [N*C] (ascending, then zeros; both or neither; rows not reached are
+     * left as they were).  The CPU runs the recurrence with them. */
+    linattn_tensor lamW, etaW, lamC, etaC;
+    int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_kalman_io;
 
 LINATTN_API int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
