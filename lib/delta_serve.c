@@ -49,7 +49,7 @@ static int check_rows(const linattn_tensor *t, const char *name, const int64_t h
 }
 
 /* checkpoint_offsets: per sequence 1 .. len ascending, then zeros. */
-static int check_offsets(const int64_t *o, int64_t nseq, int64_t C, const int64_t *cu,
+int linattn_serve_offsets(const int64_t *o, int64_t nseq, int64_t C, const int64_t *cu,
                          int64_t T)
 {
     for (int64_t n = 0; n < nseq; n++) {
@@ -123,7 +123,7 @@ int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *
     if (linattn_given(&x->hC)) {
         if ((rc = check_rows(&x->hC, "hC", hsh, &sv->C))) return rc;
         sv->every = x->checkpoint_every;
-        if (offs && (rc = check_offsets(x->checkpoint_offsets, nseq, sv->C, cu, T))) return rc;
+        if (offs && (rc = linattn_serve_offsets(x->checkpoint_offsets, nseq, sv->C, cu, T))) return rc;
         sv->offs = x->checkpoint_offsets;
     }
     sv->on = sv->slot || sv->init || sv->W || sv->C;

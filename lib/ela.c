@@ -74,9 +74,65 @@ typedef struct ela_plan {
     const unsigned char *init; /* NULL: every sequence reads its state */
     const float *q, *k, *v, *s0, *z0, *c0;
     float *o, *st, *zt, *ct;
+    linattn_serve sv;          /* rollback and checkpoint rows (W, C: none) */
+    float *ws, *wz, *wc, *cs, *cz, *cc; /* their s, z, c (c NULL: true sums) */
     float qk_scale;
     linattn_runner run;
 } ela_plan;
+
+static void run_kernel(const ela_plan *p, linattn_ela_job *jb, int thread)
+{
+    if (p->ref)
+        linattn_ela_ref_seq(jb, linattn_runner_dwork(&p->run, thread));
+    else if (p->chunk)
+        linattn_ela_chunk(jb, p->C, jb->work);
+    else
+        p->ctx->kern.ela_rec(jb);
+}
+
+/* Row r, head h of rows (s, z, c) from the state of jb: shifted with its
+ * offset when c is given, else the true sums (as sT without cT). */
+static void store_row(const ela_plan *p, const linattn_ela_job *jb, int64_t r, int64_t h,
+                      float *s, float *z, float *c)
+{
+    const size_t FV = (size_t)p->F * p->V, F = (size_t)p->F, u = (size_t)(r * p->H + h);
+    s += u * FV;
+    z += u * F;
+    memcpy(s, jb->S, sizeof(float) * FV);
+    memcpy(z, jb->z, sizeof(float) * F);
+    if (!p->safe) return;
+    if (c) {
+        memcpy(c + u * F, jb->c, sizeof(float) * F);
+        return;
+    }
+    for (size_t d = 0; d < F; d++) {
+        const float e = expf(jb->c[d]);
+        for (int j = 0; j < p->V; j++) s[d * p->V + j] *= e;
+        z[d] *= e;
+    }
+}
+
+/* Sequence n, head h in stretches between the cuts, the state (in place
+ * in jb) copied into the rows at each. */
+static void run_rows(const ela_plan *p, const linattn_ela_job *jb, int64_t n, int64_t h,
+                     int thread)
+{
+    const int64_t len = jb->T;
+    for (int64_t t = 0, e; t < len; t = e) {
+        e = linattn_serve_next_cut(&p->sv, n, len, t);
+        linattn_ela_job s = *jb;
+        s.T = e - t;
+        s.q += t * jb->sqk;
+        s.k += t * jb->sqk;
+        s.v += t * jb->sv;
+        s.o += t * jb->sv;
+        run_kernel(p, &s, thread);
+        const int64_t c = linattn_serve_ckpt_row(&p->sv, n, e);
+        if (p->sv.W && e >= len - p->sv.W + 1)
+            store_row(p, jb, n * p->sv.W + e - (len - p->sv.W + 1), h, p->ws, p->wz, p->wc);
+        if (c >= 0) store_row(p, jb, c, h, p->cs, p->cz, p->cc);
+    }
+}
 
 static void run_job(void *arg, int64_t unit, int thread)
 {
@@ -115,12 +171,10 @@ static void run_job(void *arg, int64_t unit, int thread)
         .o = p->o + tok0 * p->V, .S = S, .z = z, .c = p->safe ? c : NULL,
         .work = work + FV + 2 * F, .qk_scale = p->qk_scale,
     };
-    if (p->ref)
-        linattn_ela_ref_seq(&jb, linattn_runner_dwork(&p->run, thread));
-    else if (p->chunk)
-        linattn_ela_chunk(&jb, p->C, jb.work);
+    if (p->sv.on)
+        run_rows(p, &jb, n, h, thread);
     else
-        p->ctx->kern.ela_rec(&jb);
+        run_kernel(p, &jb, thread);
     if (p->safe && p->st && out && !p->ct) /* return the true sums */
         for (size_t d = 0; d < F; d++) {
             const float e = expf(c[d]);
@@ -154,8 +208,22 @@ static int execute(ela_plan *p, int64_t units, const char *what)
 /* OpenCL with slots: plain calls on views of the pools, one per sequence
  * (forward) or row (step; a row from zeros as a one-token forward), after
  * every check passed (linattn_ela(3), SERVING). */
+/* Tokens a .. e of the sequence at batch row b from token t0, from the
+ * state src into dst (s, z, c each). */
+static int stretch(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_ela_opts *opts,
+                   int64_t b, int64_t t0, int64_t a, int64_t e, const linattn_tensor *src,
+                   const linattn_tensor *dst)
+{
+#define TOKS(t) linattn_serve_sub(&x->t, b, 1, t0 + a, e - a)
+    const linattn_ela_io f = {.q = TOKS(q), .k = TOKS(k), .v = TOKS(v), .o = TOKS(o),
+                              .s0 = src[0], .z0 = src[1], .c0 = src[2],
+                              .sT = dst[0], .zT = dst[1], .cT = dst[2]};
+#undef TOKS
+    return linattn_ela_forward(ctx, &f, opts);
+}
+
 static int ela_split(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_ela_opts *opts,
-                     int64_t nseq, int64_t T, int step)
+                     const linattn_serve *sv, int64_t nseq, int64_t T, int step)
 {
     const linattn_tensor none = linattn_tensor_none();
     const int64_t *cu = x->cu_seqlens;
@@ -178,16 +246,41 @@ static int ela_split(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_el
                                       .sT = sT, .zT = zT, .cT = cT};
 #undef TOK
             rc = linattn_ela_forward(ctx, &f, opts);
-        } else {
+        } else { /* one stretch between cuts at a time, again for each destination */
             const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0, len = cu ? cu[n + 1] - t0 : T;
             const int rd = !fresh && linattn_given(&x->s0);
-            const linattn_ela_io f = {
-                .q = SUB(q, b, 1, t0, len), .k = SUB(k, b, 1, t0, len),
-                .v = SUB(v, b, 1, t0, len), .o = SUB(o, b, 1, t0, len),
-                .s0 = rd ? SUB(s0, slot, 1, 0, -1) : none,
-                .z0 = rd ? SUB(z0, slot, 1, 0, -1) : none,
-                .c0 = rd ? SUB(c0, slot, 1, 0, -1) : none, .sT = sT, .zT = zT, .cT = cT};
-            rc = linattn_ela_forward(ctx, &f, opts);
+            linattn_tensor src[3] = {rd ? SUB(s0, slot, 1, 0, -1) : none,
+                                     rd ? SUB(z0, slot, 1, 0, -1) : none,
+                                     rd ? SUB(c0, slot, 1, 0, -1) : none};
+            for (int64_t t = 0, e; t < len && !rc; t = e) {
+                e = linattn_serve_next_cut(sv, n, len, t);
+                const int64_t c = linattn_serve_ckpt_row(sv, n, e);
+                linattn_tensor d[3][3];
+                int nd = 0;
+                if (sv->W && e >= len - sv->W + 1) {
+                    const int64_t r = n * sv->W + e - (len - sv->W + 1);
+                    d[nd][0] = SUB(sW, r, 1, 0, -1);
+                    d[nd][1] = SUB(zW, r, 1, 0, -1);
+                    d[nd++][2] = SUB(cW, r, 1, 0, -1);
+                }
+                if (c >= 0) {
+                    d[nd][0] = SUB(sC, c, 1, 0, -1);
+                    d[nd][1] = SUB(zC, c, 1, 0, -1);
+                    d[nd++][2] = SUB(cC, c, 1, 0, -1);
+                }
+                if (e == len && slot >= 0 && linattn_given(&x->sT)) { /* may be src's */
+                    d[nd][0] = sT;
+                    d[nd][1] = zT;
+                    d[nd++][2] = cT;
+                }
+                if (!nd) {
+                    d[0][0] = d[0][1] = d[0][2] = none;
+                    nd = 1;
+                }
+                for (int i = 0; i < nd && !rc; i++)
+                    rc = stretch(ctx, x, opts, b, t0, t, e, src, d[i]);
+                memcpy(src, d[0], sizeof src);
+            }
         }
 #undef SUB
     }
@@ -305,21 +398,23 @@ static int choose(linattn_ctx *ctx, const ela_plan *p, int64_t units, const char
  * sequence n is batch row n, s0 = st, z0 = zt, c0 = ct: the state in place). */
 static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, int64_t T,
                int64_t H, int64_t nseq, int64_t K, int64_t V, const linattn_ela_opts *opts,
-               int step)
+               const linattn_serve *sv, int step)
 {
     int rc;
     linattn_tensor *const ts[] = {&x->q, &x->k, &x->v, &x->s0, &x->z0, &x->c0,
-                                  &x->o, &x->sT, &x->zT, &x->cT};
-    if ((rc = linattn_check_f32_states(ts, names, 10, 0x3B8u, "ela"))) return rc;
+                                  &x->o, &x->sT, &x->zT, &x->cT, &x->sW, &x->zW,
+                                  &x->cW, &x->sC, &x->zC, &x->cC};
+    if ((rc = linattn_check_f32_states(ts, names, 16, 0xFFB8u, "ela"))) return rc;
     linattn_packset ps;
     /* with slots a packed final-state pool is read in too: the slots no
-     * sequence names are written back as they were */
+     * sequence names are written back as they were; checkpoint rows no
+     * sequence reaches likewise */
     const int slots = x->state_indices || x->has_initial_state;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 10, slots ? 0x3BFu : 0x3Fu, 0x3C0u, 0, 0,
-                                  0)))
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 16, (slots ? 0x3BFu : 0x3Fu) | 0xE000u,
+                                  0xFFC0u, 0, 0, 0)))
         return rc;
-    if (ctx->cl && slots) /* plain calls on views */
-        return linattn_pack_end(&ps, ela_split(ctx, x, opts, nseq, T, step));
+    if (ctx->cl && (slots || sv->on)) /* plain calls on views */
+        return linattn_pack_end(&ps, ela_split(ctx, x, opts, sv, nseq, T, step));
     linattn_clear_error();
     const int safe = is_safe(opts);
     const int bidir = !step && opts->bidirectional;
@@ -361,7 +456,9 @@ static int run(linattn_ctx *ctx, linattn_ela_io *x, const char *const *names, in
         .q = linattn_host(&x->q), .k = linattn_host(&x->k), .v = linattn_host(&x->v),
         .s0 = linattn_host(&x->s0), .z0 = linattn_host(&x->z0), .c0 = linattn_host(&x->c0),
         .o = linattn_host(&x->o), .st = linattn_host(&x->sT), .zt = linattn_host(&x->zT),
-        .ct = linattn_host(&x->cT), .qk_scale = s,
+        .ct = linattn_host(&x->cT), .qk_scale = s, .sv = *sv,
+        .ws = linattn_host(&x->sW), .wz = linattn_host(&x->zW), .wc = linattn_host(&x->cW),
+        .cs = linattn_host(&x->sC), .cz = linattn_host(&x->zC), .cc = linattn_host(&x->cC),
         .C = opts->chunk ? opts->chunk : DEFAULT_CHUNK,
     };
     const char *why = linattn_form_why(opts->algo, step, p.ref);
@@ -399,9 +496,25 @@ int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io, const linatt
     if (io->state_indices && P < 0)
         return linattn_fail(LINATTN_EINVAL, "state_indices: given without a pool (s0 or sT)");
     if (io->state_indices && (rc = linattn_serve_slots(io->state_indices, nseq, P))) return rc;
-    static const char *const names[] = {"q", "k", "v", "s0", "z0", "c0", "o", "sT", "zT", "cT"};
+    linattn_serve sv;
+    const linattn_rows_spec rs = {
+        .n = 3, .opt = 4u, .w = {&io->sW, &io->zW, &io->cW}, .c = {&io->sC, &io->zC, &io->cC},
+        .wn = {"sW", "zW", "cW"}, .cn = {"sC", "zC", "cC"}, .nd = {4, 3, 3},
+        .sh = {{0, s[2], F, V}, {0, s[2], F}, {0, s[2], F}}};
+    if ((linattn_given(&io->cW) || linattn_given(&io->cC)) && !is_safe(&opts))
+        return linattn_fail(LINATTN_EINVAL, "%s: a log-offset exists only for the exp feature "
+                            "in its safe form", linattn_given(&io->cW) ? "cW" : "cC");
+    if ((rc = linattn_serve_rows_check(&rs, nseq, io->cu_seqlens, s[1], io->checkpoint_every,
+                                       io->checkpoint_offsets, &sv)))
+        return rc;
+    if (sv.on && opts.bidirectional)
+        return linattn_fail(LINATTN_EINVAL, "rollback or checkpoint rows: not with "
+                                            "bidirectional (every token reads the whole "
+                                            "sequence)");
+    static const char *const names[] = {"q",  "k",  "v",  "s0", "z0", "c0", "o",  "sT",
+                                        "zT", "cT", "sW", "zW", "cW", "sC", "zC", "cC"};
     linattn_ela_io x = *io;
-    return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, 0);
+    return run(ctx, &x, names, s[1], s[2], nseq, K, V, &opts, &sv, 0);
 }
 
 int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io, const linattn_ela_opts *oin)
@@ -422,12 +535,15 @@ int linattn_ela_step(linattn_ctx *ctx, const linattn_ela_step_io *io, const lina
     if (io->state_indices && (rc = linattn_serve_slots(io->state_indices, s[0], P))) return rc;
     if ((rc = linattn_check_tensor(&io->o, "o", 3, osh))) return rc;
     static const char *const names[] = {"q", "k", "v", "state_s", "state_z", "state_c",
-                                        "o", "state_s", "state_z", "state_c"};
+                                        "o", "state_s", "state_z", "state_c",
+                                        "", "", "", "", "", ""};
     /* B sequences of one token: the forward's path with s0 = st = the state */
     linattn_ela_io x = {.q = io->q, .k = io->k, .v = io->v, .s0 = io->state_s,
                         .z0 = io->state_z, .c0 = io->state_c, .o = io->o,
                         .sT = io->state_s, .zT = io->state_z, .cT = io->state_c,
                         .state_indices = io->state_indices,
                         .has_initial_state = io->has_initial_state};
-    return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, 1);
+    linattn_serve sv;
+    memset(&sv, 0, sizeof sv);
+    return run(ctx, &x, names, 1, s[1], s[0], K, V, &opts, &sv, 1);
 }

@@ -29,6 +29,8 @@ typedef struct kalman_plan {
     const unsigned char *init; /* NULL: every sequence reads its state */
     const float *v, *lv, *k, *q, *a, *p, *lam0, *eta0;
     float *y, *yvar, *lamT, *etaT;
+    linattn_serve sv;      /* rollback and checkpoint rows (W, C: none) */
+    float *lamW, *etaW, *lamC, *etaC;
     int64_t npieces;       /* scan: pieces of every sequence */
     int64_t *first;        /* scan: [nseq + 1] first piece of each sequence */
     int64_t *seq_of;       /* scan: [npieces] the sequence of each piece */
@@ -85,6 +87,25 @@ static void run_kernel(const kalman_plan *p, const linattn_kalman_job *jb, int t
  * arithmetic is the same whatever the tiling, so results do not depend on
  * G.  The reference keeps its double state over the whole sequence. */
 #define TILE 16
+
+/* The rows due after e tokens of sequence n: block blk's state (lam, eta,
+ * n lanes of S states each) copied into them. */
+static void store_rows(const kalman_plan *p, int64_t n, int64_t blk, int64_t len, int64_t e,
+                       const linattn_kalman_job *jb)
+{
+    const size_t cnt = sizeof(float) * (size_t)jb->n * p->S;
+    const int64_t c = linattn_serve_ckpt_row(&p->sv, n, e);
+    if (p->sv.W && e >= len - p->sv.W + 1) {
+        const size_t o = state_off(p, n * p->sv.W + e - (len - p->sv.W + 1), blk);
+        memcpy(p->lamW + o, jb->lam, cnt);
+        memcpy(p->etaW + o, jb->eta, cnt);
+    }
+    if (c >= 0) {
+        memcpy(p->lamC + state_off(p, c, blk), jb->lam, cnt);
+        memcpy(p->etaC + state_off(p, c, blk), jb->eta, cnt);
+    }
+}
+
 static void rec_job(void *arg, int64_t unit, int thread)
 {
     const kalman_plan *p = arg;
@@ -94,16 +115,22 @@ static void rec_job(void *arg, int64_t unit, int thread)
     linattn_seq_span(p->cu, p->T, n, &row0, &len);
     float *w = linattn_runner_work(&p->run, thread), *st = w + LINATTN_KALMAN_WORK(p->S);
     const int64_t tile = p->ref ? len : TILE;
-    for (int64_t t0 = 0; t0 < len; t0 += tile)
+    for (int64_t t0 = 0, t1; t0 < len; t0 = t1) {
+        t1 = len - t0 < tile ? len : t0 + tile;
+        /* with rows a tile ends at the next cut: the state is copied there */
+        const int64_t e = p->sv.on ? linattn_serve_next_cut(&p->sv, n, len, t0) : len;
+        if (e < t1) t1 = e;
         for (int64_t blk = b0; blk < b1; blk++) {
-            linattn_kalman_job jb = make_job(p, n, blk, t0, len - t0 < tile ? len - t0 : tile,
+            linattn_kalman_job jb = make_job(p, n, blk, t0, t1 - t0,
                                              st + (size_t)(blk - b0) * 2 * BLK * p->S, w);
             if (t0) { /* on from where the last tile left the state */
                 jb.lam_in = jb.lam;
                 jb.eta_in = jb.eta;
             }
             run_kernel(p, &jb, thread);
+            if (p->sv.on) store_rows(p, n, blk, len, t1, &jb);
         }
+    }
 }
 
 /* The transposed, floored constants every job of a block shares. */
@@ -330,8 +357,24 @@ static int check_states(const linattn_tensor *a, const linattn_tensor *b,
 /* OpenCL with slots: plain calls on views of the pools, one per sequence
  * (forward) or row (step; a row from the prior as a one-token forward),
  * after every check passed (linattn_kalman(3), SERVING). */
+/* Tokens a .. e of the sequence at batch row b from token t0, from the
+ * state src into dst (lam, eta each). */
+static int stretch(linattn_ctx *ctx, const linattn_kalman_io *x, const linattn_kalman_opts *opts,
+                   int64_t b, int64_t t0, int64_t a, int64_t e, const linattn_tensor *src,
+                   const linattn_tensor *dst)
+{
+#define TOKS(t) linattn_serve_sub(&x->t, b, 1, t0 + a, e - a)
+    const linattn_kalman_io f = {
+        .v = TOKS(v), .lam_v = TOKS(lam_v), .k = TOKS(k), .q = TOKS(q), .decay = x->decay,
+        .noise = x->noise, .y = TOKS(y), .yvar = TOKS(yvar), .lam0 = src[0], .eta0 = src[1],
+        .lamT = dst[0], .etaT = dst[1]};
+#undef TOKS
+    return linattn_kalman_forward(ctx, &f, opts);
+}
+
 static int kalman_split(linattn_ctx *ctx, const linattn_kalman_io *x,
-                        const linattn_kalman_opts *opts, int64_t nseq, int64_t T, int step)
+                        const linattn_kalman_opts *opts, const linattn_serve *sv, int64_t nseq,
+                        int64_t T, int step)
 {
     const linattn_tensor none = linattn_tensor_none();
     const int64_t *cu = x->cu_seqlens;
@@ -356,16 +399,38 @@ static int kalman_split(linattn_ctx *ctx, const linattn_kalman_io *x,
                 .noise = x->noise, .y = TOK(y), .yvar = TOK(yvar), .lamT = lamT, .etaT = etaT};
 #undef TOK
             rc = linattn_kalman_forward(ctx, &f, opts);
-        } else {
+        } else { /* one stretch between cuts at a time, again for each destination */
             const int64_t b = cu ? 0 : n, t0 = cu ? cu[n] : 0, len = cu ? cu[n + 1] - t0 : T;
             const int rd = !fresh && linattn_given(&x->lam0);
-            const linattn_kalman_io f = {
-                .v = SUB(v, b, 1, t0, len), .lam_v = SUB(lam_v, b, 1, t0, len),
-                .k = SUB(k, b, 1, t0, len), .q = SUB(q, b, 1, t0, len), .decay = x->decay,
-                .noise = x->noise, .y = SUB(y, b, 1, t0, len), .yvar = SUB(yvar, b, 1, t0, len),
-                .lam0 = rd ? SUB(lam0, slot, 1, 0, -1) : none,
-                .eta0 = rd ? SUB(eta0, slot, 1, 0, -1) : none, .lamT = lamT, .etaT = etaT};
-            rc = linattn_kalman_forward(ctx, &f, opts);
+            linattn_tensor src[2] = {rd ? SUB(lam0, slot, 1, 0, -1) : none,
+                                     rd ? SUB(eta0, slot, 1, 0, -1) : none};
+            for (int64_t t = 0, e; t < len && !rc; t = e) {
+                e = linattn_serve_next_cut(sv, n, len, t);
+                const int64_t c = linattn_serve_ckpt_row(sv, n, e);
+                linattn_tensor d[3][2];
+                int nd = 0;
+                if (sv->W && e >= len - sv->W + 1) {
+                    const int64_t r = n * sv->W + e - (len - sv->W + 1);
+                    d[nd][0] = SUB(lamW, r, 1, 0, -1);
+                    d[nd++][1] = SUB(etaW, r, 1, 0, -1);
+                }
+                if (c >= 0) {
+                    d[nd][0] = SUB(lamC, c, 1, 0, -1);
+                    d[nd++][1] = SUB(etaC, c, 1, 0, -1);
+                }
+                if (e == len && slot >= 0 && linattn_given(&x->lamT)) { /* may be src's */
+                    d[nd][0] = lamT;
+                    d[nd++][1] = etaT;
+                }
+                if (!nd) {
+                    d[0][0] = d[0][1] = none;
+                    nd = 1;
+                }
+                for (int i = 0; i < nd && !rc; i++)
+                    rc = stretch(ctx, x, opts, b, t0, t, e, src, d[i]);
+                src[0] = d[0][0];
+                src[1] = d[0][1];
+            }
         }
 #undef SUB
     }
@@ -376,30 +441,33 @@ static int kalman_split(linattn_ctx *ctx, const linattn_kalman_io *x,
  * sequence n is batch row n, lam0 = lamT = the state).  The order of x's
  * tensors below is the order of names[]. */
 static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names, int64_t T,
-               int64_t M, int64_t S, int64_t nseq, const linattn_kalman_opts *opts, int step)
+               int64_t M, int64_t S, int64_t nseq, const linattn_kalman_opts *opts,
+               const linattn_serve *sv, int step)
 {
     int rc;
     linattn_tensor *const ts[] = {&x->v, &x->lam_v, &x->k, &x->q, &x->decay, &x->noise,
-                                  &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT};
+                                  &x->y, &x->yvar, &x->lam0, &x->eta0, &x->lamT, &x->etaT,
+                                  &x->lamW, &x->etaW, &x->lamC, &x->etaC};
     linattn_packset ps;
     /* with slots a packed final-state pool is read in too: the slots no
-     * sequence names are written back as they were */
+     * sequence names are written back as they were; checkpoint rows no
+     * sequence reaches likewise */
     const int slots = x->state_indices || x->has_initial_state;
-    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 12, slots ? 0xF3Fu : 0x33Fu, 0xCC0u, 0,
-                                  0, 0)))
+    if ((rc = linattn_views_begin(&ps, ctx, ts, names, 16, (slots ? 0xF3Fu : 0x33Fu) | 0xC000u,
+                                  0xFCC0u, 0, 0, 0)))
         return rc;
     const linattn_value_check vc[] = {{&x->decay, names[4], LINATTN_RANGE_OPEN_UNIT},
                                       {&x->noise, names[5], LINATTN_RANGE_NONNEG},
                                       {&x->lam_v, names[1], LINATTN_RANGE_POS},
                                       {&x->lam0, names[8], LINATTN_RANGE_POS}};
     if ((rc = linattn_check_values(ctx, vc, 4))) return linattn_pack_end(&ps, rc);
-    if (ctx->cl && slots) /* plain calls on views */
-        return linattn_pack_end(&ps, kalman_split(ctx, x, opts, nseq, T, step));
+    if (ctx->cl && (slots || sv->on)) /* plain calls on views */
+        return linattn_pack_end(&ps, kalman_split(ctx, x, opts, sv, nseq, T, step));
     linattn_clear_error();
     const int64_t nb = (M + BLK - 1) / BLK;
     const int nt = linattn_max_threads(ctx);
     int64_t L = 0;
-    if (!step && ctx->backend != LINATTN_BACKEND_REF) {
+    if (!step && ctx->backend != LINATTN_BACKEND_REF && !sv->on) {
         /* auto: the scan only when the recurrence's jobs leave most threads
          * idle and the sequences are long; pieces follow T only */
         const int scan = opts->algo == LINATTN_ALGO_CHUNK ||
@@ -436,10 +504,15 @@ static int run(linattn_ctx *ctx, linattn_kalman_io *x, const char *const *names,
         .q = linattn_host(&x->q), .a = linattn_host(&x->decay), .p = linattn_host(&x->noise),
         .lam0 = linattn_host(&x->lam0), .eta0 = linattn_host(&x->eta0),
         .y = linattn_host(&x->y), .yvar = linattn_host(&x->yvar),
-        .lamT = linattn_host(&x->lamT), .etaT = linattn_host(&x->etaT),
+        .lamT = linattn_host(&x->lamT), .etaT = linattn_host(&x->etaT), .sv = *sv,
+        .lamW = linattn_host(&x->lamW), .etaW = linattn_host(&x->etaW),
+        .lamC = linattn_host(&x->lamC), .etaC = linattn_host(&x->etaC),
     };
     rc = linattn_pack_end(&ps, execute(&p, step ? "kalman step" : "kalman forward"));
     const char *why = linattn_form_why(opts->algo, step, p.ref);
+    if (!why && sv->on) why = "rollback or checkpoint rows: the recurrence, cut at the rows";
+    else if (sv->on && opts->algo == LINATTN_ALGO_CHUNK && !p.ref)
+        why = "rollback or checkpoint rows: the recurrence, cut at the rows (not the scan)";
     return linattn_form_ran(ctx, rc, "kalman", step, p.ref ? "reference" : L ? "scan" : "recurrent",
                             why ? why : L ? "auto: scan, the recurrence would leave most threads "
                                              "idle on long sequences"
@@ -455,7 +528,8 @@ int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
     linattn_kalman_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
     static const char *const names[] = {"v", "lam_v", "k", "q", "decay", "noise",
-                                        "y", "yvar", "lam0", "eta0", "lamT", "etaT"};
+                                        "y", "yvar", "lam0", "eta0", "lamT", "etaT",
+                                        "lamW", "etaW", "lamC", "etaC"};
     const linattn_tensor *in[] = {&io->v, &io->lam_v, &io->k, &io->q, &io->decay, &io->noise,
                                   &io->y, &io->yvar};
     if ((rc = check_inputs(in, names, 3, s, &S))) return rc;
@@ -464,8 +538,16 @@ int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
     if ((rc = check_states(&io->lam0, &io->eta0, &io->lamT, &io->etaT, io->state_indices, nseq,
                            s[2], S, 0)))
         return rc;
+    linattn_serve sv;
+    const linattn_rows_spec rs = {
+        .n = 2, .w = {&io->lamW, &io->etaW}, .c = {&io->lamC, &io->etaC},
+        .wn = {"lamW", "etaW"}, .cn = {"lamC", "etaC"}, .nd = {3, 3},
+        .sh = {{0, s[2], S}, {0, s[2], S}}};
+    if ((rc = linattn_serve_rows_check(&rs, nseq, io->cu_seqlens, s[1], io->checkpoint_every,
+                                       io->checkpoint_offsets, &sv)))
+        return rc;
     linattn_kalman_io x = *io;
-    return run(ctx, &x, names, s[1], s[2], S, nseq, &opts, 0);
+    return run(ctx, &x, names, s[1], s[2], S, nseq, &opts, &sv, 0);
 }
 
 int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
@@ -476,7 +558,8 @@ int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
     linattn_kalman_opts opts;
     if ((rc = begin(ctx, io, oin, &opts))) return rc;
     static const char *const names[] = {"v", "lam_v", "k", "q", "decay", "noise", "y", "yvar",
-                                        "state_lam", "state_eta", "state_lam", "state_eta"};
+                                        "state_lam", "state_eta", "state_lam", "state_eta",
+                                        "", "", "", ""};
     const linattn_tensor *in[] = {&io->v, &io->lam_v, &io->k, &io->q, &io->decay, &io->noise,
                                   &io->y, &io->yvar};
     if ((rc = check_inputs(in, names, 2, s, &S))) return rc;
@@ -491,5 +574,7 @@ int linattn_kalman_step(linattn_ctx *ctx, const linattn_kalman_step_io *io,
                            .lamT = io->state_lam, .etaT = io->state_eta,
                            .state_indices = io->state_indices,
                            .has_initial_state = io->has_initial_state};
-    return run(ctx, &x, names, 1, s[1], S, s[0], &opts, 1);
+    linattn_serve sv;
+    memset(&sv, 0, sizeof sv);
+    return run(ctx, &x, names, 1, s[1], S, s[0], &opts, &sv, 1);
 }

@@ -553,6 +553,16 @@ typedef struct linattn_kalman_io {
      * flags (0: from the prior). */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
+    /* Rollback and checkpoint rows as the delta family's hW, hC
+     * (linattn_kalman(3), SERVING): lamW, etaW [N*W,M,S] the state after
+     * each of the last W tokens of each sequence (row n*W+w: after token
+     * len-W+w; both or neither); lamC, etaC [N*C,M,S] the state after every
+     * checkpoint_every tokens, or after the token counts checkpoint_offsets
+     * [N*C] (ascending, then zeros; both or neither; rows not reached are
+     * left as they were).  The CPU runs the recurrence with them. */
+    linattn_tensor lamW, etaW, lamC, etaC;
+    int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_kalman_io;
 
 LINATTN_API int linattn_kalman_forward(linattn_ctx *ctx, const linattn_kalman_io *io,
@@ -636,6 +646,18 @@ typedef struct linattn_ela_io {
      * written); has_initial_state: NULL, or N flags (0: from zeros). */
     const int64_t *state_indices;
     const unsigned char *has_initial_state;
+    /* Rollback and checkpoint rows as the delta family's hW, hC
+     * (linattn_ela(3), SERVING): sW [N*W,H,F,V], zW [N*W,H,F] the state
+     * after each of the last W tokens of each sequence (row n*W+w: after
+     * token len-W+w; both or neither); sC [N*C,H,F,V], zC [N*C,H,F] the
+     * state after every checkpoint_every tokens, or after the token counts
+     * checkpoint_offsets [N*C] (ascending, then zeros; both or neither;
+     * rows not reached are left as they were).  cW, cC [N*R,H,F]: optional,
+     * as cT (safe exp form only): given, the rows are shifted by them;
+     * absent, the rows are the true sums.  Not with bidirectional. */
+    linattn_tensor sW, zW, cW, sC, zC, cC;
+    int64_t checkpoint_every;
+    const int64_t *checkpoint_offsets;
 } linattn_ela_io;
 
 LINATTN_API int linattn_ela_forward(linattn_ctx *ctx, const linattn_ela_io *io,

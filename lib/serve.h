@@ -27,6 +27,10 @@ int linattn_serve_check(const linattn_delta_io *x, int64_t nseq, const int64_t *
 /* Slots in -1 .. P-1 (else LINATTN_ERANGE), those >= 0 distinct (else
  * LINATTN_EINVAL); every serving operator checks its state_indices so. */
 int linattn_serve_slots(const int64_t *slot, int64_t n, int64_t P);
+/* checkpoint_offsets o [nseq*C]: per sequence 1 .. len ascending, then
+ * zeros (else LINATTN_ERANGE or LINATTN_EINVAL). */
+int linattn_serve_offsets(const int64_t *o, int64_t nseq, int64_t C, const int64_t *cu,
+                          int64_t T);
 /* Views for the OpenCL paths: indices i0 .. i0+n0 of dimension 0 and, when
  * n1 >= 0, i1 .. i1+n1 of dimension 1 (absent stays absent); row b of a
  * step's [B,..] tensor as one token of a forward's [1,1,..]. */
@@ -59,5 +63,22 @@ int linattn_gka_serve_check(const linattn_gka_io *x, int64_t nseq, int64_t T, in
                             int64_t K, int64_t V, linattn_serve *sv);
 int linattn_gka_split(linattn_ctx *ctx, const linattn_gka_io *x, const linattn_gka_opts *opts,
                       const linattn_serve *sv, int64_t nseq, int64_t T, int step);
+
+/* kalman and ela (lib/serve_rows.c): a state of n tensors (at most 3),
+ * tensor i of rank nd[i] with the per-sequence shape sh[i] (sh[i][0]
+ * unused); its rollback rows w[i] [N*W,..] and checkpoint rows c[i]
+ * [N*C,..] (names wn, cn), all given or none, but for those with bit i of
+ * opt (given or not, each on its own).  The checkpoint fields checked as
+ * the delta family's, sv filled (slot fields unused); nothing written. */
+typedef struct linattn_rows_spec {
+    int n;
+    unsigned opt;
+    const linattn_tensor *w[3], *c[3];
+    const char *wn[3], *cn[3];
+    int nd[3];
+    int64_t sh[3][4];
+} linattn_rows_spec;
+int linattn_serve_rows_check(const linattn_rows_spec *r, int64_t nseq, const int64_t *cu,
+                             int64_t T, int64_t every, const int64_t *offs, linattn_serve *sv);
 
 #endif
