@@ -205,9 +205,6 @@ static int execute(ela_plan *p, int64_t units, const char *what)
     return LINATTN_OK;
 }
 
-/* OpenCL with slots: plain calls on views of the pools, one per sequence
- * (forward) or row (step; a row from zeros as a one-token forward), after
- * every check passed (linattn_ela(3), SERVING). */
 /* Tokens a .. e of the sequence at batch row b from token t0, from the
  * state src into dst (s, z, c each). */
 static int stretch(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_ela_opts *opts,
@@ -222,6 +219,9 @@ static int stretch(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_ela_
     return linattn_ela_forward(ctx, &f, opts);
 }
 
+/* OpenCL with slots: plain calls on views of the pools, one per sequence
+ * (forward) or row (step; a row from zeros as a one-token forward), after
+ * every check passed (linattn_ela(3), SERVING). */
 static int ela_split(linattn_ctx *ctx, const linattn_ela_io *x, const linattn_ela_opts *opts,
                      const linattn_serve *sv, int64_t nseq, int64_t T, int step)
 {

@@ -354,9 +354,6 @@ static int check_states(const linattn_tensor *a, const linattn_tensor *b,
     return linattn_serve_slots(slot, nseq, P);
 }
 
-/* OpenCL with slots: plain calls on views of the pools, one per sequence
- * (forward) or row (step; a row from the prior as a one-token forward),
- * after every check passed (linattn_kalman(3), SERVING). */
 /* Tokens a .. e of the sequence at batch row b from token t0, from the
  * state src into dst (lam, eta each). */
 static int stretch(linattn_ctx *ctx, const linattn_kalman_io *x, const linattn_kalman_opts *opts,
@@ -372,6 +369,9 @@ static int stretch(linattn_ctx *ctx, const linattn_kalman_io *x, const linattn_k
     return linattn_kalman_forward(ctx, &f, opts);
 }
 
+/* OpenCL with slots: plain calls on views of the pools, one per sequence
+ * (forward) or row (step; a row from the prior as a one-token forward),
+ * after every check passed (linattn_kalman(3), SERVING). */
 static int kalman_split(linattn_ctx *ctx, const linattn_kalman_io *x,
                         const linattn_kalman_opts *opts, const linattn_serve *sv, int64_t nseq,
                         int64_t T, int step)
