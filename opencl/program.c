@@ -111,6 +111,13 @@ int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_progr
         return linattn_fail(LINATTN_EDEVICE, "clBuildProgram on %s: %s (%d); build log on stderr",
                             cl->desc, linattn_clerr(err), (int)err);
     }
+    const char *showlog = getenv("LINATTN_CL_BUILD_LOG"); /* tuning: print the compiler's log */
+    if (showlog && *showlog && strcmp(showlog, "0")) {
+        char log[8192] = "";
+        linattn_clapi.clGetProgramBuildInfo(p, cl->dev, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL);
+        log[sizeof log - 1] = '\0';
+        fprintf(stderr, "linattn: OpenCL build log (options %s):\n%s\n", opts, log);
+    }
     if (cached) store_cached(cl, p, path);
     *out = p;
     return LINATTN_OK;
@@ -167,7 +174,7 @@ static linattn_cl_prog *find(linattn_cl *cl, const char *src, const char *opts)
 static int add(linattn_cl *cl, const char *src, const char *opts, linattn_cl_prog **out)
 {
     int rc;
-    char full[sizeof cl->progs[0].opts + 16];
+    char full[sizeof cl->progs[0].opts + 144];
     if (strlen(opts) >= sizeof cl->progs[0].opts)
         return linattn_fail(LINATTN_EINVAL, "OpenCL: build options too long: %s", opts);
     if (cl->nprog == LINATTN_CL_PROGS) {
@@ -179,7 +186,9 @@ static int add(linattn_cl *cl, const char *src, const char *opts, linattn_cl_pro
         memset(&cl->progs[cl->nprog], 0, sizeof cl->progs[0]);
     }
     linattn_cl_prog *p = &cl->progs[cl->nprog];
-    snprintf(full, sizeof full, "-cl-std=CL1.2 %s", opts);
+    /* LINATTN_CL_BUILD_EXTRA (tuning): options appended, e.g. -cl-nv-verbose */
+    const char *extra = getenv("LINATTN_CL_BUILD_EXTRA");
+    snprintf(full, sizeof full, "-cl-std=CL1.2 %s %s", opts, extra ? extra : "");
     if ((rc = linattn_cl_build(cl, src, full, &p->prog))) return rc;
     p->src = src;
     strcpy(p->opts, opts);
