@@ -466,6 +466,18 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #define XM (XN / 4 / WG) /* float4s a work-item stages */
 #define WCOLS 64         /* columns of W per slab */
 #define KROWS (XN / K)   /* rows of k per slab */
+/* Unrolling of the two inner loops (-DWALK_WU=n, -DWALK_KU=n override it):
+ * fully unrolled, they let NVIDIA's compiler hoist every local load of a
+ * slab into registers (221 of them a work-item, one group per SM). */
+#ifndef WALK_WU
+#define WALK_WU 4
+#endif
+#ifndef WALK_KU
+#define WALK_KU 4
+#endif
+#define PRAGMA_(x) _Pragma(#x)
+#define UNROLL_(n) PRAGMA_(unroll n)
+#define UNROLL(n) UNROLL_(n)
 
 /* Slab p of chunk (Wc, kc, c): p < nwp W's columns p * WCOLS .., else k's
  * rows (p - nwp) * KROWS ..; zeros past the chunk. */
@@ -569,6 +581,7 @@ void delta_walk(__global const long *stab, __global const long *ctab,
             else if (more)
                 fetch(t, Win + (wh + H) * CH * K, k + (tok1 * Hk + kh) * K, ldk, c1, 0, nwp, lid);
             if (p < nwp) { /* u -= W[:, slab] S[slab, :] */
+                UNROLL(WALK_WU)
                 for (int i = 0; i < WCOLS && p * WCOLS + i < K; i += 4) {
                     const int ii = p * WCOLS + i;
                     const float s0 = lS[ii * BV + ucg], s1 = lS[(ii + 1) * BV + ucg];
@@ -593,6 +606,7 @@ void delta_walk(__global const long *stab, __global const long *ctab,
                     }
                 }
                 const int r0 = (p - nwp) * KROWS;
+                UNROLL(WALK_KU)
                 for (int rr = 0; rr < KROWS && r0 + rr < c; rr++) {
                     float uv[SC], kd[SR];
 #pragma unroll
