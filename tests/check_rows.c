@@ -267,12 +267,8 @@ START_TEST(test_ela_rows)
         float *rs = tu_alloc(ES), *rz = tu_alloc(EZ), *rc = tu_alloc(EZ);
         float *ws = tu_alloc(N * W * ES), *wz = tu_alloc(N * W * EZ), *wc = tu_alloc(N * W * EZ);
         float *cs = tu_alloc(N * C * ES), *cz = tu_alloc(N * C * EZ), *cc = tu_alloc(N * C * EZ);
-        tu_fill(ps0, P * ES, -1, 1);
-        tu_fill(pz0, P * EZ, 0.5, 1);
-        tu_fill(pc0, P * EZ, -1, 1);
-        memcpy(ps, ps0, P * ES * sizeof(float));
-        memcpy(pz, pz0, P * EZ * sizeof(float));
-        memcpy(pc, pc0, P * EZ * sizeof(float));
+        tu_ela_pools_fill(ps0, pz0, pc0, P, ES, EZ);
+        tu_ela_pools_copy(ps, pz, pc, ps0, pz0, pc0, P, ES, EZ);
         tu_poison(o, no);
         tu_poison(ws, N * W * ES); tu_poison(wz, N * W * EZ); tu_poison(wc, N * W * EZ);
         tu_poison(cs, N * C * ES); tu_poison(cz, N * C * EZ); tu_poison(cc, N * C * EZ);

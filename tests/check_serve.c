@@ -910,14 +910,6 @@ END_TEST
  * refused with nothing written. */
 #define HF ((size_t)H * K)
 #define HFV ((size_t)H * K * V)
-static void ela_pools(float *s, float *z, float *c, const float *s0, const float *z0,
-                      const float *c0, size_t n)
-{
-    memcpy(s, s0, n * HFV * sizeof(float));
-    memcpy(z, z0, n * HF * sizeof(float));
-    memcpy(c, c0, n * HF * sizeof(float));
-}
-
 START_TEST(test_ela)
 {
     const char *be[8];
@@ -937,9 +929,7 @@ START_TEST(test_ela)
     float *ps = tu_alloc(P * HFV), *pz = tu_alloc(P * HF), *pc = tu_alloc(P * HF);
     float *ps0 = tu_alloc(P * HFV), *pz0 = tu_alloc(P * HF), *pc0 = tu_alloc(P * HF);
     float *rs = tu_alloc(HFV), *rz = tu_alloc(HF), *rc_ = tu_alloc(HF);
-    tu_fill(ps0, P * HFV, -1, 1);
-    tu_fill(pz0, P * HF, 0.5, 1);
-    tu_fill(pc0, P * HF, -1, 1);
+    tu_ela_pools_fill(ps0, pz0, pc0, P, HFV, HF);
     tu_poison(o0, nout);
     for (int run = 0; run < 3; run++) { /* forward recurrent, forward chunk, step */
         const int step = run == 2;
@@ -948,7 +938,7 @@ START_TEST(test_ela)
         opts.algo = run == 1 ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
         opts.chunk = 8;
         for (int c = 0; c < 3; c++) { /* two refusals, then the call */
-            ela_pools(ps, pz, pc, ps0, pz0, pc0, P);
+            tu_ela_pools_copy(ps, pz, pc, ps0, pz0, pc0, P, HFV, HF);
             memcpy(o, o0, nout * sizeof(float));
             const int64_t *sl = c < 2 ? bad[c] : slot;
             const linattn_tensor ts = linattn_tensor_4d(ps, P, H, K, V);
@@ -984,7 +974,8 @@ START_TEST(test_ela)
             const int64_t t0 = step ? n : p.cu[n], len = step ? 1 : lens[n];
             const int fresh = slot[n] < 0 || !init[n];
             const int64_t from = slot[n] < 0 ? 0 : slot[n];
-            ela_pools(rs, rz, rc_, ps0 + from * HFV, pz0 + from * HF, pc0 + from * HF, 1);
+            tu_ela_pools_copy(rs, rz, rc_, ps0 + from * HFV, pz0 + from * HF,
+                              pc0 + from * HF, 1, HFV, HF);
             linattn_delta_io d = io_of(&p, t0, len, ro);
             linattn_ela_io r = {.q = d.q, .k = d.k, .v = d.v, .o = d.o,
                                 .sT = linattn_tensor_4d(rs, 1, H, K, V),

@@ -1,5 +1,6 @@
 /* linattn tests - problem builders shared by the serving suites. */
 #include <stdlib.h>
+#include <string.h>
 #include "serveutil.h"
 #include "testutil.h"
 
@@ -54,4 +55,19 @@ void tu_kalman_pools(linattn_kalman_io *io, float *lam, float *eta, int64_t P,
     io->cu_seqlens = cu;
     io->n_seqs = n;
     io->state_indices = slots;
+}
+
+void tu_ela_pools_fill(float *s, float *z, float *c, size_t n, size_t ns, size_t nz)
+{
+    tu_fill(s, n * ns, -1, 1);
+    tu_fill(z, n * nz, 0.5, 1);
+    tu_fill(c, n * nz, -1, 1);
+}
+
+void tu_ela_pools_copy(float *s, float *z, float *c, const float *s0, const float *z0,
+                       const float *c0, size_t n, size_t ns, size_t nz)
+{
+    memcpy(s, s0, n * ns * sizeof(float));
+    memcpy(z, z0, n * nz * sizeof(float));
+    memcpy(c, c0, n * nz * sizeof(float));
 }

@@ -1,6 +1,6 @@
 /* linattn tests - problem builders shared by the serving suites
  * (check_serve, check_rows): the backends they loop over, a kalman problem
- * with its state pools. */
+ * with its state pools, ela state pools. */
 #ifndef LINATTN_SERVEUTIL_H
 #define LINATTN_SERVEUTIL_H
 
@@ -31,5 +31,11 @@ void tu_kalman_pools_fill(float *lam, float *eta, size_t n);
  * slots over the n packed sequences cu. */
 void tu_kalman_pools(linattn_kalman_io *io, float *lam, float *eta, int64_t P,
                      const int64_t *cu, int64_t n, const int64_t *slots);
+
+/* ela state pools of n slots, ns floats of s and nz of z and of c a slot:
+ * s in [-1, 1], z in [0.5, 1], c in [-1, 1]; and their copies. */
+void tu_ela_pools_fill(float *s, float *z, float *c, size_t n, size_t ns, size_t nz);
+void tu_ela_pools_copy(float *s, float *z, float *c, const float *s0, const float *z0,
+                       const float *c0, size_t n, size_t ns, size_t nz);
 
 #endif
