@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "serveutil.h"
 #include "testutil.h"
 
 #define TOL 1e-4
@@ -19,13 +20,6 @@ static const int64_t cu[N + 1] = {0, 9, 21, 41};
 static const int64_t slot[N] = {2, 3, 0};
 static const int64_t offs[N * C] = {3, 9, 0, 1, 7, 12, 4, 5, 19};
 #define TT 41
-
-/* The backends: "ref", then tu_isas (each ISA, "opencl"). */
-static int backends(const char **b)
-{
-    b[0] = "ref";
-    return 1 + tu_isas(b + 1, 7);
-}
 
 static void close_to(const float *a, const float *b, size_t n, int exact, const char *what,
                      const char *be, int k)
@@ -56,44 +50,9 @@ static void row_tokens(int n, int listed, int64_t *at)
 
 /* ---- kalman ----------------------------------------------------------------- */
 
-#define KM 8
-#define KS 4
-#define MS ((size_t)KM * KS)
-
-typedef struct kprob {
-    float *v, *lv, *k, *q, *a, *p;
-} kprob;
-
-static void kmake(kprob *p)
-{
-    const size_t T = TT;
-    p->v = tu_alloc(T * KM); p->lv = tu_alloc(T * KM);
-    p->k = tu_alloc(T * KS); p->q = tu_alloc(T * KS);
-    p->a = tu_alloc(MS); p->p = tu_alloc(MS);
-    tu_fill(p->v, T * KM, -1, 1);
-    tu_fill(p->lv, T * KM, 0.5, 2);
-    tu_fill(p->k, T * KS, -1, 1);
-    tu_fill(p->q, T * KS, -1, 1);
-    tu_fill(p->a, MS, 0.5, 0.99);
-    tu_fill(p->p, MS, 0, 0.1);
-}
-
-static void kunmake(kprob *p)
-{
-    free(p->v); free(p->lv); free(p->k); free(p->q); free(p->a); free(p->p);
-}
-
-static linattn_kalman_io kio(const kprob *p, int64_t t0, int64_t len, float *y, float *yv)
-{
-    linattn_kalman_io io = {
-        .v = linattn_tensor_3d(p->v + t0 * KM, 1, len, KM),
-        .lam_v = linattn_tensor_3d(p->lv + t0 * KM, 1, len, KM),
-        .k = linattn_tensor_3d(p->k + t0 * KS, 1, len, KS),
-        .q = linattn_tensor_3d(p->q + t0 * KS, 1, len, KS),
-        .decay = linattn_tensor_2d(p->a, KM, KS), .noise = linattn_tensor_2d(p->p, KM, KS),
-        .y = linattn_tensor_3d(y, 1, len, KM), .yvar = linattn_tensor_3d(yv, 1, len, KM)};
-    return io;
-}
+#define KM TU_KM
+#define KS TU_KS
+#define MS TU_KMS
 
 /* Refusals: each must leave the pools, y and the rows untouched. */
 static void kalman_refusals(linattn_ctx *ctx, linattn_kalman_io io,
@@ -140,13 +99,13 @@ static void kalman_refusals(linattn_ctx *ctx, linattn_kalman_io io,
 START_TEST(test_kalman_rows)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     const int cl = !strcmp(be[_i], "opencl"), ref = !strcmp(be[_i], "ref");
     linattn_ctx *ctx = tu_ctx(be[_i], 2);
     for (int k = 0; k < 4; k++) {
         const int algo = k & 1, listed = k >> 1;
-        kprob p;
-        kmake(&p);
+        tu_kalman p;
+        tu_kalman_make(&p, TT);
         linattn_kalman_opts opts;
         linattn_kalman_opts_init(&opts);
         opts.algo = algo ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
@@ -157,8 +116,7 @@ START_TEST(test_kalman_rows)
         float *pe0 = tu_alloc(P * MS), *rl = tu_alloc(MS), *re = tu_alloc(MS);
         float *wl = tu_alloc(N * W * MS), *we = tu_alloc(N * W * MS);
         float *cl_ = tu_alloc(N * C * MS), *ce = tu_alloc(N * C * MS);
-        tu_fill(pl0, P * MS, 0.5, 50);
-        tu_fill(pe0, P * MS, -5, 5);
+        tu_kalman_pools_fill(pl0, pe0, P);
         memcpy(pl, pl0, P * MS * sizeof(float));
         memcpy(pe, pe0, P * MS * sizeof(float));
         tu_poison(y, ny);
@@ -167,12 +125,8 @@ START_TEST(test_kalman_rows)
         tu_poison(we, N * W * MS);
         tu_poison(cl_, N * C * MS);
         tu_poison(ce, N * C * MS);
-        linattn_kalman_io io = kio(&p, 0, TT, y, yv);
-        io.lam0 = io.lamT = linattn_tensor_3d(pl, P, KM, KS);
-        io.eta0 = io.etaT = linattn_tensor_3d(pe, P, KM, KS);
-        io.cu_seqlens = cu;
-        io.n_seqs = N;
-        io.state_indices = slot;
+        linattn_kalman_io io = tu_kalman_io(&p, 0, TT, y, yv);
+        tu_kalman_pools(&io, pl, pe, P, cu, N, slot);
         io.lamW = linattn_tensor_3d(wl, N * W, KM, KS);
         io.etaW = linattn_tensor_3d(we, N * W, KM, KS);
         io.lamC = linattn_tensor_3d(cl_, N * C, KM, KS);
@@ -199,7 +153,7 @@ START_TEST(test_kalman_rows)
                 }
                 memcpy(rl, pl0 + slot[n] * MS, MS * sizeof(float));
                 memcpy(re, pe0 + slot[n] * MS, MS * sizeof(float));
-                linattn_kalman_io t = kio(&p, cu[n], len, ry, ryv);
+                linattn_kalman_io t = tu_kalman_io(&p, cu[n], len, ry, ryv);
                 t.lam0 = t.lamT = linattn_tensor_3d(rl, 1, KM, KS);
                 t.eta0 = t.etaT = linattn_tensor_3d(re, 1, KM, KS);
                 ck_assert_int_eq(linattn_kalman_forward(ctx, &t, &opts), 0);
@@ -219,7 +173,7 @@ START_TEST(test_kalman_rows)
         ck_assert_msg(!memcmp(pl + MS, pl0 + MS, MS * sizeof(float)), "kalman unnamed slot");
         free(y); free(yv); free(ry); free(ryv); free(pl); free(pe); free(pl0); free(pe0);
         free(rl); free(re); free(wl); free(we); free(cl_); free(ce);
-        kunmake(&p);
+        tu_kalman_free(&p);
     }
     linattn_ctx_destroy(ctx);
 }
@@ -290,7 +244,7 @@ static void true_sums(float *out, const float *s, const float *c)
 START_TEST(test_ela_rows)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     const int cl = !strcmp(be[_i], "opencl"), ref = !strcmp(be[_i], "ref");
     linattn_ctx *ctx = tu_ctx(be[_i], 2);
     for (int k = 0; k < 8; k++) {
@@ -313,12 +267,8 @@ START_TEST(test_ela_rows)
         float *rs = tu_alloc(ES), *rz = tu_alloc(EZ), *rc = tu_alloc(EZ);
         float *ws = tu_alloc(N * W * ES), *wz = tu_alloc(N * W * EZ), *wc = tu_alloc(N * W * EZ);
         float *cs = tu_alloc(N * C * ES), *cz = tu_alloc(N * C * EZ), *cc = tu_alloc(N * C * EZ);
-        tu_fill(ps0, P * ES, -1, 1);
-        tu_fill(pz0, P * EZ, 0.5, 1);
-        tu_fill(pc0, P * EZ, -1, 1);
-        memcpy(ps, ps0, P * ES * sizeof(float));
-        memcpy(pz, pz0, P * EZ * sizeof(float));
-        memcpy(pc, pc0, P * EZ * sizeof(float));
+        tu_ela_pools_fill(ps0, pz0, pc0, P, ES, EZ);
+        tu_ela_pools_copy(ps, pz, pc, ps0, pz0, pc0, P, ES, EZ);
         tu_poison(o, no);
         tu_poison(ws, N * W * ES); tu_poison(wz, N * W * EZ); tu_poison(wc, N * W * EZ);
         tu_poison(cs, N * C * ES); tu_poison(cz, N * C * EZ); tu_poison(cc, N * C * EZ);

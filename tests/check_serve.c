@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "serveutil.h"
 #include "testutil.h"
 
 #define H 2
@@ -50,13 +51,6 @@ static void make(prob *p, int op, const int64_t *lens, int N)
 static void unmake(prob *p)
 {
     free(p->q); free(p->k); free(p->v); free(p->g); free(p->beta);
-}
-
-/* The backends: "ref", then tu_isas (each ISA, "opencl"). */
-static int backends(const char **b)
-{
-    b[0] = "ref";
-    return 1 + tu_isas(b + 1, 7);
 }
 
 /* io over tokens t0 .. t0+len of the packed problem as one batch row. */
@@ -112,7 +106,7 @@ static void close_to(const float *a, const float *b, size_t n, int exact, const 
 START_TEST(test_mixed)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {1, 1, 37, 1, 70};
     static const int64_t slot[] = {4, 0, 2, -1, 5};
     static const unsigned char init[] = {1, 1, 0, 1, 1};
@@ -163,7 +157,7 @@ END_TEST
 START_TEST(test_half_pool)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {1, 21, 1};
     static const int64_t slot[] = {2, 0, -1};
     enum { N = 3, P = 3 };
@@ -208,7 +202,7 @@ END_TEST
 START_TEST(test_step)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t slot[] = {3, -1, 0, 1};
     static const unsigned char init[] = {1, 1, 0, 1};
     enum { B = 4, P = 5 };
@@ -261,7 +255,7 @@ END_TEST
 START_TEST(test_bad_slots)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {3, 1, 4};
     static const int64_t bad[][3] = {{0, 2, 0}, {1, 3, 0}, {-2, 0, 1}, {2, -1, 2}};
     static const int want[] = {LINATTN_EINVAL, LINATTN_ERANGE, LINATTN_ERANGE, LINATTN_EINVAL};
@@ -323,7 +317,7 @@ END_TEST
 START_TEST(test_rollback)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {9, 12, 20};
     enum { N = 3, W = 4, C = 3, EVERY = 5 };
     const int cl = !strcmp(be[_i], "opencl");
@@ -401,7 +395,7 @@ END_TEST
 START_TEST(test_offsets)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {9, 12, 20};
     enum { N = 3, C = 3 };
     static const int64_t offs[N * C] = {3, 9, 0, 1, 7, 12, 4, 5, 19};
@@ -613,7 +607,7 @@ static linattn_gka_io gka_io(const prob *p, const float *alpha, int64_t t0, int6
 START_TEST(test_gka)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {1, 17, 1, 1};
     static const int64_t slot[] = {2, 0, -1, 3};
     static const unsigned char init[] = {1, 0, 1, 1};
@@ -697,7 +691,7 @@ END_TEST
 START_TEST(test_gka_rows)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {9, 12, 20};
     static const int64_t slot[] = {2, 3, 0};
     static const int64_t offs[] = {3, 9, 0, 1, 7, 12, 4, 5, 19};
@@ -809,45 +803,11 @@ END_TEST
  * against separate calls bit for bit (the step against a one-token forward:
  * within tolerance on OpenCL, whose step and forward kernels round apart);
  * bad slots refused with nothing written. */
-#define KM 8
-#define KS 4
-#define MS ((size_t)KM * KS)
-typedef struct kprob {
-    float *v, *lv, *k, *q, *a, *p;
-} kprob;
+#define KM TU_KM
+#define KS TU_KS
+#define MS TU_KMS
 
-static void kmake(kprob *p, size_t T)
-{
-    p->v = tu_alloc(T * KM); p->lv = tu_alloc(T * KM);
-    p->k = tu_alloc(T * KS); p->q = tu_alloc(T * KS);
-    p->a = tu_alloc(MS); p->p = tu_alloc(MS);
-    tu_fill(p->v, T * KM, -1, 1);
-    tu_fill(p->lv, T * KM, 0.5, 2);
-    tu_fill(p->k, T * KS, -1, 1);
-    tu_fill(p->q, T * KS, -1, 1);
-    tu_fill(p->a, MS, 0.5, 0.99);
-    tu_fill(p->p, MS, 0, 0.1);
-}
-
-static void kunmake(kprob *p)
-{
-    free(p->v); free(p->lv); free(p->k); free(p->q); free(p->a); free(p->p);
-}
-
-/* tokens t0 .. t0+len as one batch row */
-static linattn_kalman_io kio(const kprob *p, int64_t t0, int64_t len, float *y, float *yv)
-{
-    linattn_kalman_io io = {
-        .v = linattn_tensor_3d(p->v + t0 * KM, 1, len, KM),
-        .lam_v = linattn_tensor_3d(p->lv + t0 * KM, 1, len, KM),
-        .k = linattn_tensor_3d(p->k + t0 * KS, 1, len, KS),
-        .q = linattn_tensor_3d(p->q + t0 * KS, 1, len, KS),
-        .decay = linattn_tensor_2d(p->a, KM, KS), .noise = linattn_tensor_2d(p->p, KM, KS),
-        .y = linattn_tensor_3d(y, 1, len, KM), .yvar = linattn_tensor_3d(yv, 1, len, KM)};
-    return io;
-}
-
-static linattn_kalman_step_io kstep(const kprob *p, int64_t B, float *y, float *yv,
+static linattn_kalman_step_io kstep(const tu_kalman *p, int64_t B, float *y, float *yv,
                                     float *lam, float *eta, int64_t P)
 {
     linattn_kalman_step_io io = {
@@ -863,7 +823,7 @@ static linattn_kalman_step_io kstep(const kprob *p, int64_t B, float *y, float *
 START_TEST(test_kalman)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {1, 17, 1, 1};
     static const int64_t cu[] = {0, 1, 18, 19, 20};
     static const int64_t slot[] = {2, 0, -1, 3};
@@ -873,14 +833,13 @@ START_TEST(test_kalman)
     enum { N = 4, P = 4, T = 20 };
     const int cl = !strcmp(be[_i], "opencl");
     linattn_ctx *ctx = tu_ctx(be[_i], 2);
-    kprob p;
-    kmake(&p, T);
+    tu_kalman p;
+    tu_kalman_make(&p, T);
     const size_t ny = (size_t)T * KM;
     float *y = tu_alloc(ny), *yv = tu_alloc(ny), *ry = tu_alloc(ny), *ryv = tu_alloc(ny);
     float *y0 = tu_alloc(ny), *pl = tu_alloc(P * MS), *pe = tu_alloc(P * MS);
     float *pl0 = tu_alloc(P * MS), *pe0 = tu_alloc(P * MS), *rl = tu_alloc(MS), *re = tu_alloc(MS);
-    tu_fill(pl0, P * MS, 0.5, 50);
-    tu_fill(pe0, P * MS, -5, 5);
+    tu_kalman_pools_fill(pl0, pe0, P);
     tu_poison(y0, ny);
     for (int run = 0; run < 3; run++) { /* forward recurrent, forward scan, step */
         const int step = run == 2;
@@ -896,12 +855,8 @@ START_TEST(test_kalman)
             const int64_t *sl = c < 2 ? bad[c] : slot;
             int rc;
             if (!step) {
-                linattn_kalman_io io = kio(&p, 0, T, y, yv);
-                io.lam0 = io.lamT = linattn_tensor_3d(pl, P, KM, KS);
-                io.eta0 = io.etaT = linattn_tensor_3d(pe, P, KM, KS);
-                io.cu_seqlens = cu;
-                io.n_seqs = N;
-                io.state_indices = sl;
+                linattn_kalman_io io = tu_kalman_io(&p, 0, T, y, yv);
+                tu_kalman_pools(&io, pl, pe, P, cu, N, sl);
                 io.has_initial_state = init;
                 rc = linattn_kalman_forward(ctx, &io, &opts);
             } else { /* the first N tokens as N rows */
@@ -924,7 +879,7 @@ START_TEST(test_kalman)
             const int fresh = slot[n] < 0 || !init[n];
             memcpy(rl, pl0 + (slot[n] < 0 ? 0 : slot[n]) * MS, MS * sizeof(float));
             memcpy(re, pe0 + (slot[n] < 0 ? 0 : slot[n]) * MS, MS * sizeof(float));
-            linattn_kalman_io r = kio(&p, t0, len, ry, ryv);
+            linattn_kalman_io r = tu_kalman_io(&p, t0, len, ry, ryv);
             if (!fresh) {
                 r.lam0 = linattn_tensor_3d(rl, 1, KM, KS);
                 r.eta0 = linattn_tensor_3d(re, 1, KM, KS);
@@ -945,7 +900,7 @@ START_TEST(test_kalman)
     }
     free(y); free(yv); free(ry); free(ryv); free(y0);
     free(pl); free(pe); free(pl0); free(pe0); free(rl); free(re);
-    kunmake(&p);
+    tu_kalman_free(&p);
     linattn_ctx_destroy(ctx);
 }
 END_TEST
@@ -955,18 +910,10 @@ END_TEST
  * refused with nothing written. */
 #define HF ((size_t)H * K)
 #define HFV ((size_t)H * K * V)
-static void ela_pools(float *s, float *z, float *c, const float *s0, const float *z0,
-                      const float *c0, size_t n)
-{
-    memcpy(s, s0, n * HFV * sizeof(float));
-    memcpy(z, z0, n * HF * sizeof(float));
-    memcpy(c, c0, n * HF * sizeof(float));
-}
-
 START_TEST(test_ela)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {1, 17, 1, 1};
     static const int64_t slot[] = {2, 0, -1, 3};
     static const unsigned char init[] = {1, 0, 1, 1};
@@ -982,9 +929,7 @@ START_TEST(test_ela)
     float *ps = tu_alloc(P * HFV), *pz = tu_alloc(P * HF), *pc = tu_alloc(P * HF);
     float *ps0 = tu_alloc(P * HFV), *pz0 = tu_alloc(P * HF), *pc0 = tu_alloc(P * HF);
     float *rs = tu_alloc(HFV), *rz = tu_alloc(HF), *rc_ = tu_alloc(HF);
-    tu_fill(ps0, P * HFV, -1, 1);
-    tu_fill(pz0, P * HF, 0.5, 1);
-    tu_fill(pc0, P * HF, -1, 1);
+    tu_ela_pools_fill(ps0, pz0, pc0, P, HFV, HF);
     tu_poison(o0, nout);
     for (int run = 0; run < 3; run++) { /* forward recurrent, forward chunk, step */
         const int step = run == 2;
@@ -993,7 +938,7 @@ START_TEST(test_ela)
         opts.algo = run == 1 ? LINATTN_ALGO_CHUNK : LINATTN_ALGO_RECURRENT;
         opts.chunk = 8;
         for (int c = 0; c < 3; c++) { /* two refusals, then the call */
-            ela_pools(ps, pz, pc, ps0, pz0, pc0, P);
+            tu_ela_pools_copy(ps, pz, pc, ps0, pz0, pc0, P, HFV, HF);
             memcpy(o, o0, nout * sizeof(float));
             const int64_t *sl = c < 2 ? bad[c] : slot;
             const linattn_tensor ts = linattn_tensor_4d(ps, P, H, K, V);
@@ -1029,7 +974,8 @@ START_TEST(test_ela)
             const int64_t t0 = step ? n : p.cu[n], len = step ? 1 : lens[n];
             const int fresh = slot[n] < 0 || !init[n];
             const int64_t from = slot[n] < 0 ? 0 : slot[n];
-            ela_pools(rs, rz, rc_, ps0 + from * HFV, pz0 + from * HF, pc0 + from * HF, 1);
+            tu_ela_pools_copy(rs, rz, rc_, ps0 + from * HFV, pz0 + from * HF,
+                              pc0 + from * HF, 1, HFV, HF);
             linattn_delta_io d = io_of(&p, t0, len, ro);
             linattn_ela_io r = {.q = d.q, .k = d.k, .v = d.v, .o = d.o,
                                 .sT = linattn_tensor_4d(rs, 1, H, K, V),
@@ -1077,7 +1023,7 @@ static linattn_tensor padded(float *x, int nd, int64_t P, int64_t a, int64_t b, 
 START_TEST(test_strided_pool)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {5};
     static const int64_t slot[] = {1};
     enum { P = 3, T = 5 };
@@ -1197,7 +1143,7 @@ static linattn_tensor interleaved(float *x, int64_t P)
 START_TEST(test_interleaved_pool)
 {
     const char *be[8];
-    if (_i >= backends(be)) return;
+    if (_i >= tu_backends(be)) return;
     static const int64_t lens[] = {6, 3};
     static const int64_t slot[] = {2, 0};
     enum { N = 2, P = 3, C = 2, EVERY = 4 };
