@@ -53,7 +53,9 @@
       size_t, cl_uint, const cl_event *, cl_event *))                                       \
     X(clEnqueueFillBuffer, cl_int, (cl_command_queue, cl_mem, const void *, size_t, size_t, \
       size_t, cl_uint, const cl_event *, cl_event *))                                       \
-    X(clFinish, cl_int, (cl_command_queue))
+    X(clFinish, cl_int, (cl_command_queue))                                                 \
+    X(clFlush, cl_int, (cl_command_queue))                                                  \
+    X(clReleaseEvent, cl_int, (cl_event))
 
 typedef struct linattn_clapi_t {
 #define LINATTN_CL_FIELD(name, ret, args) ret(CL_API_CALL *name) args;

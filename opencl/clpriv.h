@@ -28,6 +28,7 @@ struct linattn_cl {
     cl_device_id dev;
     cl_context ctx;
     cl_command_queue queue;
+    cl_command_queue aux[2];   /* more queues of the context, made on first use */
     linattn_device_info info;
     char desc[300];
     int verbose;
@@ -57,7 +58,7 @@ int linattn_cl_fail(cl_int err, const char *what);
 int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
 
 /* clrun.c: one call on the device (with cl->lock held). */
-#define LINATTN_CLRUN_MAX 24
+#define LINATTN_CLRUN_MAX 40
 typedef struct linattn_clrun {
     linattn_cl *cl;
     cl_mem tmp[LINATTN_CLRUN_MAX]; /* buffers this call allocated */
@@ -91,6 +92,15 @@ typedef struct linattn_karg { size_t size; const void *p; } linattn_karg;
 int linattn_clrun_args(cl_kernel k, const linattn_karg *args, int n, const char *name);
 int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
                          const size_t *local, const char *name);
+/* Queue i of the context: 0 its own, 1 or 2 another of the same device and
+ * context, made on first use (kernels on different queues may run at the
+ * same time; events order them). */
+int linattn_clrun_queue(linattn_cl *cl, int i, cl_command_queue *out);
+/* A launch on queue q after the events wait[0..nwait), giving *ev (when ev
+ * is not NULL).  No profiling: callers that profile use one queue. */
+int linattn_clrun_launch_on(linattn_cl *cl, cl_command_queue q, cl_kernel k, cl_uint dims,
+                            const size_t *global, const size_t *local, cl_uint nwait,
+                            const cl_event *wait, cl_event *ev, const char *name);
 
 /* program.c: build a program from source (or the disk cache); on failure
  * the build log goes to stderr. */

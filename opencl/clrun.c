@@ -79,6 +79,31 @@ int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t
     return LINATTN_OK;
 }
 
+int linattn_clrun_queue(linattn_cl *cl, int i, cl_command_queue *out)
+{
+    cl_int err;
+    if (i == 0) {
+        *out = cl->queue;
+        return LINATTN_OK;
+    }
+    if (!cl->aux[i - 1]) {
+        cl->aux[i - 1] = linattn_clapi.clCreateCommandQueue(cl->ctx, cl->dev, 0, &err);
+        if (!cl->aux[i - 1]) return linattn_cl_fail(err, "clCreateCommandQueue");
+    }
+    *out = cl->aux[i - 1];
+    return LINATTN_OK;
+}
+
+int linattn_clrun_launch_on(linattn_cl *cl, cl_command_queue q, cl_kernel k, cl_uint dims,
+                            const size_t *global, const size_t *local, cl_uint nwait,
+                            const cl_event *wait, cl_event *ev, const char *name)
+{
+    if (q == cl->queue && !nwait && !ev) return linattn_clrun_launch(cl, k, dims, global, local, name);
+    LINATTN_CL_CHECK(linattn_clapi.clEnqueueNDRangeKernel(q, k, dims, NULL, global, local, nwait,
+                                                          nwait ? wait : NULL, ev), name);
+    return LINATTN_OK;
+}
+
 int linattn_clrun_out(linattn_clrun *r, cl_mem mem, const linattn_cl_arg *a)
 {
     if (a->mem || !a->host) return LINATTN_OK;

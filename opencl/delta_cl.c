@@ -168,6 +168,29 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
 /* Window plan: chunks j0 <= j < j0 + span of every sequence. */
 typedef struct seqinfo { cl_long tok0, len, nch; } seqinfo;
 
+/* The pipelined forward's window, in chunks per sequence, or 0 for none:
+ * the walk over a window's chunks (one work-group per head and column
+ * block, latency-bound when there are few sequences) runs on its own queue
+ * while the next window's delta_prep and the previous one's delta_out run
+ * beside it on theirs.  About 8 windows of 4 chunks or more; never with
+ * LINATTN_CL_PROFILE (one queue) nor gla's scan.  LINATTN_CL_PIPE=N forces
+ * windows of N chunks (0: no pipeline). */
+static int64_t pipe_span(const linattn_cl *cl, int64_t maxnch, int scan)
+{
+    const char *env = getenv("LINATTN_CL_PIPE"); /* tuning and tests */
+    if (scan || cl->profile) return 0;
+    if (env && *env) {
+        const long n = strtol(env, NULL, 10);
+        return n > 0 && n < maxnch ? n : 0;
+    }
+    const int64_t span = (maxnch + 7) / 8;
+    return span >= 4 ? span : 0;
+}
+
+/* One window's scratch: per (chunk, head) G, M, W, U', entering state;
+ * the chunk and sequence tables. */
+typedef struct wset { cl_mem Gb, Mb, Wb, Ub, Sb, ctab, stab; } wset;
+
 static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, seqinfo *sq,
                    cl_long *ctab, cl_long *stab)
 {
@@ -201,19 +224,32 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     int64_t span = (int64_t)(budget / (per * sizeof(float) * a->H) / a->nseq);
     if (span < 1) span = 1;
     if (span > maxnch) span = maxnch;
+    const int scan = use_gla_scan(a);
+    const int64_t pspan = pipe_span(cl, maxnch, scan);
+    const int pipe = pspan > 0 && 2 * pspan <= span; /* two windows' scratch within the budget */
+    if (pipe) span = pspan;
+    const int nset = pipe ? 2 : 1;
+    const int64_t nwin = (maxnch + span - 1) / span;
     const int64_t cap = a->nseq * span; /* chunks in a window, at most */
     const size_t ch = (size_t)cap * a->H;
-    if ((rc = linattn_clrun_alloc(r, ch * Gc * sizeof(float), 0, &Gb)) ||
-        (rc = linattn_clrun_alloc(r, ch * qh.nq * C * C * sizeof(float), 0, &Mb)) ||
-        (rc = linattn_clrun_alloc(r, (gdn ? ch * C * K : 1) * sizeof(float), 0, &Wb)) ||
-        (rc = linattn_clrun_alloc(r, (gdn ? ch * C * V : 1) * sizeof(float), 0, &Ub)) ||
-        (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &Sb)) ||
-        (rc = linattn_clrun_alloc(r, (size_t)cap * 3 * sizeof(cl_long), 0, &ctab_m)) ||
-        (rc = linattn_clrun_alloc(r, (size_t)a->nseq * 2 * sizeof(cl_long), 0, &stab_m)))
-        return rc;
+    wset ws[2];
+    for (int i = 0; i < nset; i++)
+        if ((rc = linattn_clrun_alloc(r, ch * Gc * sizeof(float), 0, &ws[i].Gb)) ||
+            (rc = linattn_clrun_alloc(r, ch * qh.nq * C * C * sizeof(float), 0, &ws[i].Mb)) ||
+            (rc = linattn_clrun_alloc(r, (gdn ? ch * C * K : 1) * sizeof(float), 0, &ws[i].Wb)) ||
+            (rc = linattn_clrun_alloc(r, (gdn ? ch * C * V : 1) * sizeof(float), 0, &ws[i].Ub)) ||
+            (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &ws[i].Sb)) ||
+            (rc = linattn_clrun_alloc(r, (size_t)cap * 3 * sizeof(cl_long), 0, &ws[i].ctab)) ||
+            (rc = linattn_clrun_alloc(r, (size_t)a->nseq * 2 * sizeof(cl_long), 0, &ws[i].stab)))
+            return rc;
+    /* per window: its sequence table (host, alive until the call ends: the
+     * writes do not block); the events of its three kernels */
+    cl_long *stabs = pipe ? linattn_malloc(sizeof *stabs * 2 * (size_t)(a->nseq * nwin)) : stab;
+    cl_event *ev = pipe ? linattn_calloc((size_t)nwin * 3, sizeof *ev) : NULL;
+    cl_command_queue qs[3] = {cl->queue, cl->queue, cl->queue};
+    if (pipe && (!stabs || !ev)) rc = linattn_fail(LINATTN_ENOMEM, "OpenCL: out of memory");
+    for (int i = 1; pipe && !rc && i < 3; i++) rc = linattn_clrun_queue(cl, i, &qs[i]);
 
-    if (!gdn) Ub = v; /* U' = V, rows of v in place */
-    const int scan = use_gla_scan(a);
     const float scale = a->scale;
     const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk),
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(has_g), A(gdn), A(Gb),
@@ -224,33 +260,38 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale), A(gdn)};
     const linattn_karg gsargs[] = {A(ctab_m), A(k), A(v), A(Gb), A(Sb), A(H), A(Hk), A(map)};
     const linattn_karg gcargs[] = {A(stab_m), A(ctab_m), A(Gb), A(Sb), A(St), A(H)};
-    if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
-        (rc = linattn_clrun_args(pr->k[K_OUT], oargs, 15, "delta_out")))
-        return rc;
-    if (scan ? (rc = linattn_clrun_args(pr->k[K_GSUM], gsargs, 8, "gla_sum")) ||
-                   (rc = linattn_clrun_args(pr->k[K_GSCAN], gcargs, 6, "gla_scan"))
-             : (rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")))
-        return rc;
 
-    for (int64_t j0 = 0; j0 < maxnch; j0 += span) {
+    cl_long base = 0; /* the window's rows of the host chunk table */
+    for (int64_t j = 0; !rc && j < nwin; j++) {
+        const int64_t j0 = j * span;
+        const wset *w = &ws[j % nset];
+        cl_long *ct = ctab + 3 * base, *st = stabs + (pipe ? 2 * a->nseq * j : 0);
         cl_long nw = 0;
         for (int64_t n = 0; n < a->nseq; n++) {
-            stab[2 * n] = nw;
-            for (int64_t j = j0; j < j0 + span && j < sq[n].nch; j++, nw++) {
-                const cl_long t = j * C;
-                ctab[3 * nw] = sq[n].tok0 + t;
-                ctab[3 * nw + 1] = sq[n].len - t < C ? sq[n].len - t : C;
-                ctab[3 * nw + 2] = n;
+            st[2 * n] = nw;
+            for (int64_t jj = j0; jj < j0 + span && jj < sq[n].nch; jj++, nw++) {
+                const cl_long t = jj * C;
+                ct[3 * nw] = sq[n].tok0 + t;
+                ct[3 * nw + 1] = sq[n].len - t < C ? sq[n].len - t : C;
+                ct[3 * nw + 2] = n;
             }
-            stab[2 * n + 1] = nw - stab[2 * n];
+            st[2 * n + 1] = nw - st[2 * n];
         }
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, ctab_m, CL_TRUE, 0,
-                                                            (size_t)nw * 3 * sizeof(cl_long), ctab,
-                                                            0, NULL, NULL), "clEnqueueWriteBuffer");
-        LINATTN_CL_CHECK(linattn_clapi.clEnqueueWriteBuffer(cl->queue, stab_m, CL_TRUE, 0,
+        base += nw;
+        /* window j's scratch was window j - 2's: its delta_out must be done */
+        cl_event *e = pipe ? ev + 3 * j : NULL, *prev = pipe && j >= nset ? ev + 3 * (j - nset) + 2 : NULL;
+        LINATTN_CL_CHECK_RC(rc, linattn_clapi.clEnqueueWriteBuffer(qs[0], w->ctab, !pipe, 0,
+                                                            (size_t)nw * 3 * sizeof(cl_long), ct,
+                                                            prev ? 1 : 0, prev, NULL),
+                            "clEnqueueWriteBuffer");
+        if (!rc)
+            LINATTN_CL_CHECK_RC(rc, linattn_clapi.clEnqueueWriteBuffer(qs[0], w->stab, !pipe, 0,
                                                             (size_t)a->nseq * 2 * sizeof(cl_long),
-                                                            stab, 0, NULL, NULL),
-                         "clEnqueueWriteBuffer");
+                                                            st, 0, NULL, NULL),
+                                "clEnqueueWriteBuffer");
+        if (rc) break;
+        Gb = w->Gb; Mb = w->Mb; Wb = w->Wb; Ub = gdn ? w->Ub : v; Sb = w->Sb;
+        ctab_m = w->ctab; stab_m = w->stab;
         const size_t l3[3] = {LINATTN_CL_WG, 1, 1};
         const size_t gp[2] = {(size_t)nw * LINATTN_CL_WG, (size_t)H};
         const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
@@ -263,15 +304,40 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                               (size_t)((K + 63) / 64) * ((V + 63) / 64)};
         const size_t gc[3] = {((size_t)K * V + LINATTN_CL_WG - 1) / LINATTN_CL_WG * LINATTN_CL_WG,
                               (size_t)H, (size_t)a->nseq};
-        if ((rc = linattn_clrun_launch(cl, pr->k[K_PREP], 2, gp, l3, "delta_prep")) ||
-            (scan ? (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gg, l3, "gla_sum")) ||
-                        (rc = linattn_clrun_launch(cl, pr->k[K_GSCAN], 3, gc, l3, "gla_scan"))
-                  : (rc = linattn_clrun_launch(cl, pr->k[K_STATE], 3, gs, l3,
-                                               use_walk(K, pr->BV) ? "delta_walk"
-                                                                   : "delta_state"))) ||
-            (rc = linattn_clrun_launch(cl, pr->k[K_OUT], 3, go, l3, "delta_out")))
-            return rc;
+        if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
+            (rc = linattn_clrun_launch_on(cl, qs[0], pr->k[K_PREP], 2, gp, l3, 0, NULL,
+                                          e ? e : NULL, "delta_prep")))
+            break;
+        if (scan) {
+            if ((rc = linattn_clrun_args(pr->k[K_GSUM], gsargs, 8, "gla_sum")) ||
+                (rc = linattn_clrun_args(pr->k[K_GSCAN], gcargs, 6, "gla_scan")) ||
+                (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gg, l3, "gla_sum")) ||
+                (rc = linattn_clrun_launch(cl, pr->k[K_GSCAN], 3, gc, l3, "gla_scan")))
+                break;
+        } else if ((rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")) ||
+                   (rc = linattn_clrun_launch_on(cl, qs[1], pr->k[K_STATE], 3, gs, l3, e ? 1 : 0,
+                                                 e, e ? e + 1 : NULL,
+                                                 use_walk(K, pr->BV) ? "delta_walk"
+                                                                     : "delta_state")))
+            break;
+        if ((rc = linattn_clrun_args(pr->k[K_OUT], oargs, 15, "delta_out")) ||
+            (rc = linattn_clrun_launch_on(cl, qs[2], pr->k[K_OUT], 3, go, l3, e ? 1 : 0,
+                                          e ? e + 1 : NULL, e ? e + 2 : NULL, "delta_out")))
+            break;
+        for (int i = 0; pipe && i < 3; i++) linattn_clapi.clFlush(qs[i]);
     }
+    if (pipe) { /* every queue done (also after a failure: the scratch goes next) */
+        for (int i = 0; i < 3; i++) linattn_clapi.clFlush(qs[i]);
+        for (int i = 2; i >= 0; i--) {
+            const cl_int err = linattn_clapi.clFinish(qs[i]);
+            if (!rc && err != CL_SUCCESS) rc = linattn_cl_fail(err, "clFinish");
+        }
+        for (int64_t i = 0; ev && i < 3 * nwin; i++)
+            if (ev[i]) linattn_clapi.clReleaseEvent(ev[i]);
+        free(ev);
+        free(stabs);
+    }
+    if (rc) return rc;
     if ((rc = linattn_clrun_state_out(r, St, &a->ht, scount, 0))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }

@@ -511,6 +511,53 @@ START_TEST(test_step_opencl)
 }
 END_TEST
 
+/* ---- OpenCL's pipelined forward ---------------------------------------- */
+
+/* Windows of 1, 2 and 3 chunks (LINATTN_CL_PIPE) on three queues give the
+ * same bits as one window on one queue (the chunks' arithmetic does not
+ * depend on the windows), and match the double reference. */
+static const shape PIPE[] = {
+    {2, 300, 2, 64, 48, -0.5}, {1, 520, 1, 128, 128, -0.3}, {3, 200, 1, 32, 64, -1.0},
+};
+
+START_TEST(test_pipe_opencl)
+{
+    if (!tu_opencl()) return;
+    const int op = _i;
+    static const char *const span[] = {"1", "2", "3"};
+    for (size_t si = 0; si < sizeof PIPE / sizeof *PIPE; si++) {
+        const shape *s = &PIPE[si];
+        tu_delta p;
+        tu_delta_make(&p, op, s->B, s->T, s->H, s->K, s->V, 1, s->glo);
+        const size_t no = s->B * s->T * s->H * s->V, nh = s->B * s->H * s->K * s->V;
+        float *ro = tu_alloc(no), *rh = tu_alloc(nh), *o1 = tu_alloc(no), *h1 = tu_alloc(nh);
+        float *o = tu_alloc(no), *h = tu_alloc(nh);
+        const linattn_delta_opts rec = opts_of(LINATTN_ALGO_RECURRENT, 0);
+        const linattn_delta_opts chk = opts_of(LINATTN_ALGO_CHUNK, 0);
+        linattn_ctx *ref = tu_ctx("ref", 1), *cl = tu_ctx("opencl", 1);
+        ck_assert_int_eq(run(op, ref, &p, &rec, ro, rh), 0);
+        setenv("LINATTN_CL_PIPE", "0", 1);
+        ck_assert_msg(run(op, cl, &p, &chk, o1, h1) == 0, "%s", linattn_last_error());
+        const double eo = tu_relerr(o1, ro, no), eh = tu_relerr(h1, rh, nh);
+        ck_assert_msg(eo < TOL_CHUNK && eh < TOL_CHUNK, "%s opencl chunk T=%lld: o %.2e ht %.2e",
+                      OPS[op], (long long)s->T, eo, eh);
+        for (int w = 0; w < 3; w++) {
+            setenv("LINATTN_CL_PIPE", span[w], 1);
+            ck_assert_msg(run(op, cl, &p, &chk, o, h) == 0, "%s", linattn_last_error());
+            ck_assert_msg(!memcmp(o, o1, no * sizeof *o) && !memcmp(h, h1, nh * sizeof *h),
+                          "%s opencl: windows of %s chunks on three queues differ from one "
+                          "window (B=%lld T=%lld)", OPS[op], span[w], (long long)s->B,
+                          (long long)s->T);
+        }
+        unsetenv("LINATTN_CL_PIPE"); /* CK_FORK=no runs the next test in this process */
+        linattn_ctx_destroy(ref);
+        linattn_ctx_destroy(cl);
+        free(ro); free(rh); free(o1); free(h1); free(o); free(h);
+        tu_delta_free(&p);
+    }
+}
+END_TEST
+
 static const shape OSHAPES[] = {
     {2, 65, 2, 64, 48, -0.5}, {1, 130, 1, 128, 64, -0.3}, {3, 1, 2, 32, 40, -0.5},
     {1, 70, 3, 48, 32, -1.0},
@@ -733,9 +780,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_options_values);
     tcase_add_test(tc, test_options_table);
     suite_add_tcase(s, tc);
-    tc = tcase_create("opencl step");
+    tc = tcase_create("opencl step and pipeline");
     tcase_set_timeout(tc, 600); /* 7 kernel builds on PoCL per op and kernel */
     tcase_add_loop_test(tc, test_step_opencl, 0, 9);
+    tcase_add_loop_test(tc, test_pipe_opencl, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
