@@ -118,7 +118,7 @@ static void usage(FILE *f)
 typedef struct bench_row {
     const char *name;
     /* flops per token over all heads or lanes, with its algo column */
-    double (*flops)(const int64_t *d, const char *algo);
+    double (*flops)(const int64_t *d, const char *algo, int cl); /* cl: OpenCL ran it */
     int fma;          /* compared with the FMA peak (elementwise), not sgemm */
     int no_decode;    /* its step is timed by --mode context only */
     const char *form; /* the algo column of its chunk form, or of its only form */
@@ -135,37 +135,47 @@ typedef struct bench_row {
 /* per token: gdn/kla 4KV a value head (decay and delta write) and gla 2KV,
  * plus 2KV a read, one per output head (O = H unless query heads share a
  * state); the minimal counts, whatever the form */
-static double fl_delta(const int64_t *d, const char *algo)
+static double fl_delta(const int64_t *d, const char *algo, int cl)
 {
+    (void)cl;
     (void)algo;
     return (DH * 4.0 + DO * 2.0) * DK * DV;
 }
-static double fl_gla(const int64_t *d, const char *algo)
+static double fl_gla(const int64_t *d, const char *algo, int cl)
 {
+    (void)cl;
     (void)algo;
     return (DH * 2.0 + DO * 2.0) * DK * DV;
 }
 /* gka: 2((iters + 2)K^2 + 2KV) for the recurrence and, for its chunk form,
  * the count of its matrix products (linattn_gka(3)) 2(iters(K^2 + 2CK) + K^2 + CK + C^2 + 2KV + CK + CV)
- * with C = 64 */
-static double fl_gka(const int64_t *d, const char *algo)
+ * with the chunk size that ran: C = 64 on the CPU, 32 on OpenCL (its kernels'
+ * chunks, GKA_CL_CHUNK) */
+static double fl_gka(const int64_t *d, const char *algo, int cl)
 {
-    const double k = DK, v = DV, c = 64.0;
+    const double k = DK, v = DV, c = cl ? 32.0 : 64.0;
     if (strstr(algo, "chunk")) /* "chunk" or "auto:chunk" */
         return DH * (2.0 * (GKA_ITERS * (k * k + 2 * c * k) + k * k + c * k + c * c + 2 * k * v +
                             c * k + c * v));
     return DH * (2.0 * ((GKA_ITERS + 2.0) * k * k + 2.0 * k * v));
 }
-static double fl_kalman(const int64_t *d, const char *algo)
+static double fl_kalman(const int64_t *d, const char *algo, int cl)
 {
+    (void)cl;
     (void)algo;
     return (double)d['M' - 'A'] * d['S' - 'A'] * KALMAN_FLOPS;
 }
 /* ela: S += psi v^T, phi^T S (F = K) */
-static double fl_ela(const int64_t *d, const char *algo) { (void)algo; return DH * 4.0 * DK * DV; }
-/* softmax, causal: (T+1)/2 keys a token */
-static double fl_softmax(const int64_t *d, const char *algo)
+static double fl_ela(const int64_t *d, const char *algo, int cl)
 {
+    (void)algo;
+    (void)cl;
+    return DH * 4.0 * DK * DV;
+}
+/* softmax, causal: (T+1)/2 keys a token */
+static double fl_softmax(const int64_t *d, const char *algo, int cl)
+{
+    (void)cl;
     (void)algo;
     return DH * ((DK + DV) * ((double)d['T' - 'A'] + 1.0));
 }
@@ -699,7 +709,7 @@ int main(int argc, char **argv)
                                          linattn_ctx_last_form(ctx));
                             const double tokens = (double)B * T;
                             r->tok_s = tokens / r->sec;
-                            r->gflops = row->flops ? tokens * row->flops(dims, r->algo) / r->sec * 1e-9 : 0;
+                            r->gflops = row->flops ? tokens * row->flops(dims, r->algo, cl) / r->sec * 1e-9 : 0;
                             /* decode reads and writes its state once a step */
                             r->gbs = pre ? 0 : 2.0 * state_bytes / r->sec * 1e-9;
                             char shape[32];
