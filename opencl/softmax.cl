@@ -133,6 +133,149 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
     }
 }
 
+/* ---- forward, second form: a work-group of WG2 per (BQ2 rows, head) ---- *
+ * The same walk as softmax_fwd with more products per local-memory load:
+ * the query and key tiles are stored d-major ([d][row], rows padded to PP)
+ * and the probabilities key-major ([key][row]), so that a work-item reads
+ * its rows and keys as float4.  Work-item (ty, tx) = (lid / 16, lid % 16)
+ * owns rows 32 (i / 4) + 4 ty + i % 4 (i < 8), in the scores keys 4 tx + u
+ * (u < 4), in the output columns 64 c + 4 tx + u (c < NC2, u < 4): 32
+ * products per 3 float4 loads in the scores, 32 NC2 per 2 + NC2 in P V.
+ * Taken for V <= 128 (softmax_cl.c); the row statistics take 2 work-items
+ * a row; the outputs leave through local memory, 32 rows at a time. */
+#define WG2 128
+#define BQ2 64
+#define BK2 64
+#define DT2 16
+#define PP (BQ2 + 4)                     /* row stride of [d][row] tiles */
+#define NC2 ((V + 63) / 64)              /* 1 or 2 */
+#define VW (64 * NC2)                    /* value columns held, V padded */
+#define VP (VW + 4)                      /* row stride of a value tile */
+#define VD2 (NC2 == 1 ? 32 : 16)         /* keys of a value tile */
+#define LT2 (2 * DT2 * PP)               /* >= VD2 * VP */
+
+__kernel __attribute__((reqd_work_group_size(WG2, 1, 1)))
+void softmax_fwd2(__global const long *stab, __global const long *btab, __global const float *q,
+                  __global const float *k, __global const float *v, __global float *o, int H,
+                  int Hk, float scale)
+{
+    __local float4 lp4[BK2 * PP / 4], lt4[LT2 / 4];
+    __local float lred[WG2], lsum[WG2], lcorr[BQ2], ll[BQ2];
+    __local float *lp = (__local float *)lp4, *lt = (__local float *)lt4;
+    __local float *lq = lt, *lk = lt + DT2 * PP;
+    __local float4 *lq4 = lt4, *lk4 = lt4 + DT2 * PP / 4;
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int srow = lid / 2, part = lid % 2; /* the row statistics */
+    const int g = get_group_id(0), h = get_group_id(1), kh = h / (H / Hk);
+    const long n = btab[2 * g], i0 = btab[2 * g + 1];
+    const long tok0 = stab[2 * n], len = stab[2 * n + 1];
+    const int nq = (int)min((long)BQ2, len - i0);
+    const long kend = i0 + nq;
+    if (lid < BQ2) ll[lid] = 0.0f;
+    float acc[8][4 * NC2];
+    for (int i = 0; i < 8; i++)
+        for (int c = 0; c < 4 * NC2; c++) acc[i][c] = 0.0f;
+    float mrow = -INFINITY;
+    for (long j0 = 0; j0 < kend; j0 += BK2) {
+        float sc[8][4];
+        for (int i = 0; i < 8; i++)
+            for (int u = 0; u < 4; u++) sc[i][u] = 0.0f;
+        for (int d0 = 0; d0 < K; d0 += DT2) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < BQ2 * DT2; e += WG2) {
+                const int r = e / DT2, dd = e % DT2, d = d0 + dd;
+                lq[dd * PP + r] = (r < nq && d < K) ? q[((tok0 + i0 + r) * H + h) * K + d] : 0.0f;
+                lk[dd * PP + r] =
+                    (j0 + r < kend && d < K) ? k[((tok0 + j0 + r) * Hk + kh) * K + d] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int dd = 0; dd < DT2; dd++) {
+                const float4 a0 = lq4[dd * (PP / 4) + ty], a1 = lq4[dd * (PP / 4) + 8 + ty];
+                const float4 b = lk4[dd * (PP / 4) + tx];
+                const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+                const float bb[4] = {b.x, b.y, b.z, b.w};
+                for (int i = 0; i < 8; i++)
+                    for (int u = 0; u < 4; u++) sc[i][u] = mad(a[i], bb[u], sc[i][u]);
+            }
+        }
+        /* scaled and masked scores to lp, [key][row] */
+        for (int u = 0; u < 4; u++) {
+            const long t = j0 + 4 * tx + u;
+            for (int hf = 0; hf < 2; hf++) {
+                float x[4];
+                for (int i = 0; i < 4; i++) {
+                    const int r = 32 * hf + 4 * ty + i;
+                    x[i] = (r < nq && t <= i0 + r) ? sc[4 * hf + i][u] * scale : -INFINITY;
+                }
+                lp4[(4 * tx + u) * (PP / 4) + 8 * hf + ty] = (float4)(x[0], x[1], x[2], x[3]);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* row statistics: the tile's maximum, p = exp(s - m) in place */
+        float pm = -INFINITY;
+        for (int t = part * 32; t < part * 32 + 32; t++) pm = fmax(pm, lp[t * PP + srow]);
+        lred[lid] = pm;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const float mnew = fmax(mrow, fmax(lred[2 * srow], lred[2 * srow + 1]));
+        float ps = 0.0f;
+        for (int t = part * 32; t < part * 32 + 32; t++) {
+            const float x = lp[t * PP + srow];
+            const float p = x == -INFINITY ? 0.0f : exp(x - mnew);
+            lp[t * PP + srow] = p;
+            ps += p;
+        }
+        lsum[lid] = ps;
+        if (part == 0) lcorr[srow] = mnew == -INFINITY ? 1.0f : exp(mrow - mnew);
+        mrow = mnew;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (part == 0) ll[srow] = ll[srow] * lcorr[srow] + (lsum[lid] + lsum[lid + 1]);
+        for (int i = 0; i < 8; i++) {
+            const float cr = lcorr[32 * (i / 4) + 4 * ty + i % 4];
+            for (int c = 0; c < 4 * NC2; c++) acc[i][c] *= cr;
+        }
+        /* acc += P V, the values in tiles of VD2 keys */
+        for (int k0 = 0; k0 < BK2; k0 += VD2) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < VD2 * VW; e += WG2) {
+                const int kk = e / VW, col = e % VW;
+                lt[kk * VP + col] = (col < V && j0 + k0 + kk < kend)
+                                        ? v[((tok0 + j0 + k0 + kk) * Hk + kh) * V + col] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int kk = 0; kk < VD2; kk++) {
+                const float4 p0 = lp4[(k0 + kk) * (PP / 4) + ty];
+                const float4 p1 = lp4[(k0 + kk) * (PP / 4) + 8 + ty];
+                const float p[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+                for (int c = 0; c < NC2; c++) {
+                    const float4 b = lt4[kk * (VP / 4) + 16 * c + tx];
+                    const float bb[4] = {b.x, b.y, b.z, b.w};
+                    for (int i = 0; i < 8; i++)
+                        for (int u = 0; u < 4; u++)
+                            acc[i][4 * c + u] = mad(p[i], bb[u], acc[i][4 * c + u]);
+                }
+            }
+        }
+    }
+    /* out: 32 rows at a time through lp, [row][col] */
+    for (int hf = 0; hf < 2; hf++) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = 0; i < 4; i++) {
+            const int r = 32 * hf + 4 * ty + i;
+            const float inv = r < nq ? 1.0f / ll[r] : 0.0f;
+            for (int c = 0; c < NC2; c++)
+                lp4[(4 * ty + i) * (VW / 4) + 16 * c + tx] =
+                    (float4)(acc[4 * hf + i][4 * c], acc[4 * hf + i][4 * c + 1],
+                             acc[4 * hf + i][4 * c + 2], acc[4 * hf + i][4 * c + 3]) * inv;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int rows = clamp(nq - 32 * hf, 0, 32);
+        for (int e = lid; e < rows * V; e += WG2) {
+            const int rr = e / V, col = e % V;
+            o[((tok0 + i0 + 32 * hf + rr) * H + h) * V + col] = lp[rr * VW + col];
+        }
+    }
+}
+
 /* ---- decode: a work-group per (split of the cache, head, batch row) ---- */
 #define SPLIT_MAX 1024        /* keys in a split, at most (softmax_cl.c) */
 #define TPK 16                /* work-items per key in the scores */

@@ -201,6 +201,10 @@ static const shape SHAPES[] = {
     {3, 1, 4, 16, 16, 0},  {1, 63, 2, 32, 48, 0}, {2, 64, 2, 64, 64, 0},
     {1, 65, 3, 128, 128, 0}, {2, 130, 1, 48, 24, 0}, {1, 1000, 1, 64, 32, 0},
     {1, 300, 2, 256, 16, 1}, {1, 20, 1, 1, 3, 0},
+    /* OpenCL's two forward kernels: K = V = 128 with sequences not a multiple
+     * of the blocks, V with padded columns, V > 128 (softmax_fwd only) */
+    {1, 333, 2, 128, 128, 1}, {2, 200, 1, 128, 128, 0}, {1, 97, 1, 100, 96, 0},
+    {1, 150, 2, 32, 160, 1},
 };
 #define NSHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
 
