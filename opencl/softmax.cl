@@ -153,6 +153,53 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
 #define VP (VW + 4)                      /* row stride of a value tile */
 #define VD2 (NC2 == 1 ? 32 : 16)         /* keys of a value tile */
 #define LT2 (2 * DT2 * PP)               /* >= VD2 * VP */
+#define NDT ((K + DT2 - 1) / DT2)        /* stages of the scores per key tile */
+#define NST (NDT + BK2 / VD2)            /* and of P V */
+#define PF 16                            /* floats a work-item stages */
+#ifndef STAGE2
+#define STAGE2 1                         /* 0: no loads ahead (tuning) */
+#endif
+
+/* Staging: stage s of key tile j0 is a query and key tile (s < NDT: rows
+ * of DT2 columns from d = DT2 s) or a value tile (VD2 keys from BK2 / VD2
+ * (s - NDT)), PF floats a work-item (BQ2 DT2 = VD2 VW = 8 WG2): loaded into
+ * registers by fwd2_load while the previous stage's products run, stored to
+ * local memory by fwd2_store (with STAGE2 = 0, just before it). */
+static void fwd2_load(__global const float *q, __global const float *k, __global const float *v,
+                      long tq, long tk, int H, int Hk, int h, int kh, int nq, long j0, long kend,
+                      int s, int lid, float *f)
+{
+    if (s < NDT) {
+        for (int j = 0; j < 8; j++) {
+            const int e = lid + WG2 * j, r = e / DT2, d = DT2 * s + e % DT2;
+            f[j] = (r < nq && d < K) ? q[((tq + r) * H + h) * K + d] : 0.0f;
+            f[8 + j] = (j0 + r < kend && d < K) ? k[((tk + j0 + r) * Hk + kh) * K + d] : 0.0f;
+        }
+    } else {
+        const int k0 = VD2 * (s - NDT);
+        for (int j = 0; j < PF; j++) {
+            const int e = lid + WG2 * j, kk = e / VW, col = e % VW;
+            f[j] = (col < V && j0 + k0 + kk < kend)
+                       ? v[((tk + j0 + k0 + kk) * Hk + kh) * V + col] : 0.0f;
+        }
+    }
+}
+
+static void fwd2_store(__local float *lt, int s, int lid, const float *f)
+{
+    if (s < NDT) {
+        for (int j = 0; j < 8; j++) {
+            const int e = lid + WG2 * j, r = e / DT2, dd = e % DT2;
+            lt[dd * PP + r] = f[j];
+            lt[DT2 * PP + dd * PP + r] = f[8 + j];
+        }
+    } else {
+        for (int j = 0; j < PF; j++) {
+            const int e = lid + WG2 * j;
+            lt[e / VW * VP + e % VW] = f[j];
+        }
+    }
+}
 
 __kernel __attribute__((reqd_work_group_size(WG2, 1, 1)))
 void softmax_fwd2(__global const long *stab, __global const long *btab, __global const float *q,
@@ -162,7 +209,6 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
     __local float4 lp4[BK2 * PP / 4], lt4[LT2 / 4];
     __local float lred[WG2], lsum[WG2], lcorr[BQ2], ll[BQ2];
     __local float *lp = (__local float *)lp4, *lt = (__local float *)lt4;
-    __local float *lq = lt, *lk = lt + DT2 * PP;
     __local float4 *lq4 = lt4, *lk4 = lt4 + DT2 * PP / 4;
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int srow = lid / 2, part = lid % 2; /* the row statistics */
@@ -175,20 +221,19 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
     float acc[8][4 * NC2];
     for (int i = 0; i < 8; i++)
         for (int c = 0; c < 4 * NC2; c++) acc[i][c] = 0.0f;
-    float mrow = -INFINITY;
+    float mrow = -INFINITY, f[PF];
+    if (STAGE2) fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, 0, kend, 0, lid, f);
     for (long j0 = 0; j0 < kend; j0 += BK2) {
         float sc[8][4];
         for (int i = 0; i < 8; i++)
             for (int u = 0; u < 4; u++) sc[i][u] = 0.0f;
-        for (int d0 = 0; d0 < K; d0 += DT2) {
+        for (int s = 0; s < NDT; s++) {
             barrier(CLK_LOCAL_MEM_FENCE);
-            for (int e = lid; e < BQ2 * DT2; e += WG2) {
-                const int r = e / DT2, dd = e % DT2, d = d0 + dd;
-                lq[dd * PP + r] = (r < nq && d < K) ? q[((tok0 + i0 + r) * H + h) * K + d] : 0.0f;
-                lk[dd * PP + r] =
-                    (j0 + r < kend && d < K) ? k[((tok0 + j0 + r) * Hk + kh) * K + d] : 0.0f;
-            }
+            if (!STAGE2) fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s, lid, f);
+            fwd2_store(lt, s, lid, f);
             barrier(CLK_LOCAL_MEM_FENCE);
+            if (STAGE2)
+                fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s + 1, lid, f);
             for (int dd = 0; dd < DT2; dd++) {
                 const float4 a0 = lq4[dd * (PP / 4) + ty], a1 = lq4[dd * (PP / 4) + 8 + ty];
                 const float4 b = lk4[dd * (PP / 4) + tx];
@@ -235,13 +280,15 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
         }
         /* acc += P V, the values in tiles of VD2 keys */
         for (int k0 = 0; k0 < BK2; k0 += VD2) {
+            const int s = NDT + k0 / VD2;
             barrier(CLK_LOCAL_MEM_FENCE);
-            for (int e = lid; e < VD2 * VW; e += WG2) {
-                const int kk = e / VW, col = e % VW;
-                lt[kk * VP + col] = (col < V && j0 + k0 + kk < kend)
-                                        ? v[((tok0 + j0 + k0 + kk) * Hk + kh) * V + col] : 0.0f;
-            }
+            if (!STAGE2) fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s, lid, f);
+            fwd2_store(lt, s, lid, f);
             barrier(CLK_LOCAL_MEM_FENCE);
+            if (STAGE2 && s + 1 < NST)
+                fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s + 1, lid, f);
+            else if (STAGE2 && j0 + BK2 < kend)
+                fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0 + BK2, kend, 0, lid, f);
             for (int kk = 0; kk < VD2; kk++) {
                 const float4 p0 = lp4[(k0 + kk) * (PP / 4) + ty];
                 const float4 p1 = lp4[(k0 + kk) * (PP / 4) + 8 + ty];

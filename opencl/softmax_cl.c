@@ -15,11 +15,12 @@ enum { K_FWD, K_FWD2, K_SPLIT, K_MERGE, K_APPEND, NKERN };
 static const char *const kernel_names[NKERN] = {"softmax_fwd", "softmax_fwd2", "softmax_split",
                                                 "softmax_merge", "kv_append"};
 
-/* The kernels for (K, V), built on first use; cl->lock held. */
-static int kernels(linattn_cl *cl, int K, int V, cl_kernel *out)
+/* The kernels for (K, V), built on first use; cl->lock held.  stage: 0
+ * builds softmax_fwd2 without loads ahead (a program of its own). */
+static int kernels(linattn_cl *cl, int K, int V, int stage, cl_kernel *out)
 {
     char opts[64];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d", K, V);
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d%s", K, V, stage ? "" : " -DSTAGE2=0");
     return linattn_cl_kernels(cl, linattn_softmax_cl_src, opts, kernel_names, NKERN, out);
 }
 
@@ -30,13 +31,15 @@ static int kernels(linattn_cl *cl, int K, int V, cl_kernel *out)
 #define FWD2_WG 128
 #define FWD2_VMAX 128
 
-/* The forward's kernel: softmax_fwd2 where V allows it, unless
- * LINATTN_CL_SOFTMAX=1 (tuning, read at each call) asks for softmax_fwd. */
+/* The forward's kernel, from LINATTN_CL_SOFTMAX (tuning, read at each
+ * call): 1 softmax_fwd; 2 (default) softmax_fwd2 where V allows it, 3 the
+ * same without its loads ahead (built with -DSTAGE2=0); softmax_fwd where
+ * V does not allow softmax_fwd2. */
 static int fwd_form(int64_t V)
 {
     const char *env = getenv("LINATTN_CL_SOFTMAX");
-    if (env && !strcmp(env, "1")) return 1;
-    return V <= FWD2_VMAX ? 2 : 1;
+    const int f = env && !strcmp(env, "1") ? 1 : env && !strcmp(env, "3") ? 3 : 2;
+    return V <= FWD2_VMAX ? f : 1;
 }
 
 /* Keys per split of the device step for L tokens (a function of L alone). */
@@ -103,8 +106,8 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
             btab[2 * g + 1] = i0;
         }
     pthread_mutex_lock(&cl->lock);
-    rc = kernels(cl, a->K, a->V, kn);
-    const int two = fwd_form(a->V) == 2;
+    const int form = fwd_form(a->V), two = form != 1;
+    rc = kernels(cl, a->K, a->V, form != 3, kn);
     if (!rc)
         rc = fwd(&r, a, kn[two ? K_FWD2 : K_FWD], two ? FWD2_WG : LINATTN_CL_WG,
                  kernel_names[two ? K_FWD2 : K_FWD], stab, btab, nblk);
@@ -213,7 +216,7 @@ int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep
     cl_kernel kn[NKERN];
     linattn_clrun r = {.cl = cl};
     pthread_mutex_lock(&cl->lock);
-    rc = kernels(cl, a->K, a->V, kn);
+    rc = kernels(cl, a->K, a->V, 1, kn);
     if (!rc) rc = kv_step(&r, kv, a, kn);
     rc = linattn_clrun_end(&r, rc);
     return rc;
