@@ -165,39 +165,38 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
  * (s - NDT)), PF floats a work-item (BQ2 DT2 = VD2 VW = 8 WG2): loaded into
  * registers by fwd2_load while the previous stage's products run, stored to
  * local memory by fwd2_store (with STAGE2 = 0, just before it). */
-static void fwd2_load(__global const float *q, __global const float *k, __global const float *v,
-                      long tq, long tk, int H, int Hk, int h, int kh, int nq, long j0, long kend,
-                      int s, int lid, float *f)
+static void fwd2_load(__global const float *qb, __global const float *kb, __global const float *vb,
+                      long sq, long sk, long sv, int nq, int nk, int s, int lid, float *f)
 {
+    /* qb: the block's first query row, kb and vb the tile's first key and
+     * value rows; sq, sk, sv: their row strides; nq, nk: rows there */
     if (s < NDT) {
-        for (int j = 0; j < 8; j++) {
-            const int e = lid + WG2 * j, r = e / DT2, d = DT2 * s + e % DT2;
-            f[j] = (r < nq && d < K) ? q[((tq + r) * H + h) * K + d] : 0.0f;
-            f[8 + j] = (j0 + r < kend && d < K) ? k[((tk + j0 + r) * Hk + kh) * K + d] : 0.0f;
+        const int r0 = lid / DT2, d = DT2 * s + lid % DT2;
+        __global const float *qp = qb + r0 * sq + d, *kp = kb + r0 * sk + d;
+        for (int j = 0; j < 8; j++, qp += (WG2 / DT2) * sq, kp += (WG2 / DT2) * sk) {
+            const int r = r0 + (WG2 / DT2) * j;
+            f[j] = (r < nq && d < K) ? *qp : 0.0f;
+            f[8 + j] = (r < nk && d < K) ? *kp : 0.0f;
         }
     } else {
-        const int k0 = VD2 * (s - NDT);
-        for (int j = 0; j < PF; j++) {
-            const int e = lid + WG2 * j, kk = e / VW, col = e % VW;
-            f[j] = (col < V && j0 + k0 + kk < kend)
-                       ? v[((tk + j0 + k0 + kk) * Hk + kh) * V + col] : 0.0f;
-        }
+        const int k0 = VD2 * (s - NDT) + lid / VW, col = lid % VW;
+        __global const float *vp = vb + k0 * sv + col;
+        for (int j = 0; j < PF; j++, vp += (WG2 / VW) * sv)
+            f[j] = (col < V && k0 + (WG2 / VW) * j < nk) ? *vp : 0.0f;
     }
 }
 
 static void fwd2_store(__local float *lt, int s, int lid, const float *f)
 {
     if (s < NDT) {
+        const int r = lid / DT2, dd = lid % DT2;
         for (int j = 0; j < 8; j++) {
-            const int e = lid + WG2 * j, r = e / DT2, dd = e % DT2;
-            lt[dd * PP + r] = f[j];
-            lt[DT2 * PP + dd * PP + r] = f[8 + j];
+            lt[dd * PP + r + (WG2 / DT2) * j] = f[j];
+            lt[DT2 * PP + dd * PP + r + (WG2 / DT2) * j] = f[8 + j];
         }
     } else {
-        for (int j = 0; j < PF; j++) {
-            const int e = lid + WG2 * j;
-            lt[e / VW * VP + e % VW] = f[j];
-        }
+        const int kk = lid / VW, col = lid % VW;
+        for (int j = 0; j < PF; j++) lt[(kk + (WG2 / VW) * j) * VP + col] = f[j];
     }
 }
 
@@ -216,24 +215,27 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
     const long n = btab[2 * g], i0 = btab[2 * g + 1];
     const long tok0 = stab[2 * n], len = stab[2 * n + 1];
     const int nq = (int)min((long)BQ2, len - i0);
-    const long kend = i0 + nq;
+    const long kend = i0 + nq, sq = (long)H * K, sk = (long)Hk * K, sv = (long)Hk * V;
+    __global const float *qb = q + (tok0 + i0) * sq + (long)h * K;
     if (lid < BQ2) ll[lid] = 0.0f;
     float acc[8][4 * NC2];
     for (int i = 0; i < 8; i++)
         for (int c = 0; c < 4 * NC2; c++) acc[i][c] = 0.0f;
     float mrow = -INFINITY, f[PF];
-    if (STAGE2) fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, 0, kend, 0, lid, f);
+#define LOAD(j, s)                                                                                 \
+    fwd2_load(qb, k + (tok0 + (j)) * sk + (long)kh * K, v + (tok0 + (j)) * sv + (long)kh * V, sq,   \
+              sk, sv, nq, (int)min((long)BK2, kend - (j)), (s), lid, f)
+    if (STAGE2) LOAD(0, 0);
     for (long j0 = 0; j0 < kend; j0 += BK2) {
         float sc[8][4];
         for (int i = 0; i < 8; i++)
             for (int u = 0; u < 4; u++) sc[i][u] = 0.0f;
         for (int s = 0; s < NDT; s++) {
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (!STAGE2) fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s, lid, f);
+            if (!STAGE2) LOAD(j0, s);
             fwd2_store(lt, s, lid, f);
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (STAGE2)
-                fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s + 1, lid, f);
+            if (STAGE2) LOAD(j0, s + 1);
             for (int dd = 0; dd < DT2; dd++) {
                 const float4 a0 = lq4[dd * (PP / 4) + ty], a1 = lq4[dd * (PP / 4) + 8 + ty];
                 const float4 b = lk4[dd * (PP / 4) + tx];
@@ -282,13 +284,13 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
         for (int k0 = 0; k0 < BK2; k0 += VD2) {
             const int s = NDT + k0 / VD2;
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (!STAGE2) fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s, lid, f);
+            if (!STAGE2) LOAD(j0, s);
             fwd2_store(lt, s, lid, f);
             barrier(CLK_LOCAL_MEM_FENCE);
             if (STAGE2 && s + 1 < NST)
-                fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0, kend, s + 1, lid, f);
+                LOAD(j0, s + 1);
             else if (STAGE2 && j0 + BK2 < kend)
-                fwd2_load(q, k, v, tok0 + i0, tok0, H, Hk, h, kh, nq, j0 + BK2, kend, 0, lid, f);
+                LOAD(j0 + BK2, 0);
             for (int kk = 0; kk < VD2; kk++) {
                 const float4 p0 = lp4[(k0 + kk) * (PP / 4) + ty];
                 const float4 p1 = lp4[(k0 + kk) * (PP / 4) + 8 + ty];
@@ -322,6 +324,7 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
         }
     }
 }
+#undef LOAD
 
 /* ---- decode: a work-group per (split of the cache, head, batch row) ---- */
 #define SPLIT_MAX 1024        /* keys in a split, at most (softmax_cl.c) */
