@@ -1,8 +1,9 @@
 /* linattn - OpenCL C 1.2 kernels of causal softmax attention, built per
- * (K, V): the tiled forward (softmax_fwd), the decode step split over the
- * KV cache (softmax_split, then softmax_merge: log-sum-exp of the splits),
- * and the cache append (kv_append).  Work-groups of WG; every barrier is in
- * a kernel body and unconditional (see README.md). */
+ * (K, V): the tiled forward (softmax_fwd2 for V <= 128, softmax_fwd), the
+ * decode step split over the KV cache (softmax_split, then softmax_merge:
+ * log-sum-exp of the splits), and the cache append (kv_append).
+ * Work-groups of WG (softmax_fwd2: WG2); every barrier is in a kernel body
+ * and unconditional (see README.md). */
 
 #define WG 256
 
