@@ -1,8 +1,9 @@
 /* linattn - OpenCL C 1.2 kernels of causal softmax attention, built per
- * (K, V): the tiled forward (softmax_fwd), the decode step split over the
- * KV cache (softmax_split, then softmax_merge: log-sum-exp of the splits),
- * and the cache append (kv_append).  Work-groups of WG; every barrier is in
- * a kernel body and unconditional (see README.md). */
+ * (K, V): the tiled forward (softmax_fwd2 for V <= 128, softmax_fwd), the
+ * decode step split over the KV cache (softmax_split, then softmax_merge:
+ * log-sum-exp of the splits), and the cache append (kv_append).
+ * Work-groups of WG (softmax_fwd2: WG2); every barrier is in a kernel body
+ * and unconditional (see README.md). */
 
 #define WG 256
 
@@ -132,6 +133,199 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
         }
     }
 }
+
+/* ---- forward, second form: a work-group of WG2 per (BQ2 rows, head) ---- *
+ * The same walk as softmax_fwd with more products per local-memory load:
+ * the query and key tiles are stored d-major ([d][row], rows padded to PP)
+ * and the probabilities key-major ([key][row]), so that a work-item reads
+ * its rows and keys as float4.  Work-item (ty, tx) = (lid / 16, lid % 16)
+ * owns rows 32 (i / 4) + 4 ty + i % 4 (i < 8), in the scores keys 4 tx + u
+ * (u < 4), in the output columns 64 c + 4 tx + u (c < NC2, u < 4): 32
+ * products per 3 float4 loads in the scores, 32 NC2 per 2 + NC2 in P V.
+ * Taken for V <= 128 (softmax_cl.c); the row statistics take 2 work-items
+ * a row; the outputs leave through local memory, 32 rows at a time. */
+#define WG2 128
+#define BQ2 64
+#define BK2 64
+#define DT2 16
+#define PP (BQ2 + 4)                     /* row stride of [d][row] tiles */
+#define NC2 ((V + 63) / 64)              /* 1 or 2 */
+#define VW (64 * NC2)                    /* value columns held, V padded */
+#define VP (VW + 4)                      /* row stride of a value tile */
+#define VD2 (NC2 == 1 ? 32 : 16)         /* keys of a value tile */
+#define LT2 (2 * DT2 * PP)               /* >= VD2 * VP */
+#define NDT ((K + DT2 - 1) / DT2)        /* stages of the scores per key tile */
+#define NST (NDT + BK2 / VD2)            /* and of P V */
+#define PF 16                            /* floats a work-item stages */
+#ifndef STAGE2
+#define STAGE2 1                         /* 0: no loads ahead (tuning) */
+#endif
+
+/* Staging: stage s of key tile j0 is a query and key tile (s < NDT: rows
+ * of DT2 columns from d = DT2 s) or a value tile (VD2 keys from BK2 / VD2
+ * (s - NDT)), PF floats a work-item (BQ2 DT2 = VD2 VW = 8 WG2): loaded into
+ * registers by fwd2_load while the previous stage's products run, stored to
+ * local memory by fwd2_store (with STAGE2 = 0, just before it). */
+static void fwd2_load(__global const float *qb, __global const float *kb, __global const float *vb,
+                      long sq, long sk, long sv, int nq, int nk, int s, int lid, float *f)
+{
+    /* qb: the block's first query row, kb and vb the tile's first key and
+     * value rows; sq, sk, sv: their row strides; nq, nk: rows there */
+    if (s < NDT) {
+        const int r0 = lid / DT2, d = DT2 * s + lid % DT2;
+        __global const float *qp = qb + r0 * sq + d, *kp = kb + r0 * sk + d;
+        for (int j = 0; j < 8; j++, qp += (WG2 / DT2) * sq, kp += (WG2 / DT2) * sk) {
+            const int r = r0 + (WG2 / DT2) * j;
+            f[j] = (r < nq && d < K) ? *qp : 0.0f;
+            f[8 + j] = (r < nk && d < K) ? *kp : 0.0f;
+        }
+    } else {
+        const int k0 = VD2 * (s - NDT) + lid / VW, col = lid % VW;
+        __global const float *vp = vb + k0 * sv + col;
+        for (int j = 0; j < PF; j++, vp += (WG2 / VW) * sv)
+            f[j] = (col < V && k0 + (WG2 / VW) * j < nk) ? *vp : 0.0f;
+    }
+}
+
+static void fwd2_store(__local float *lt, int s, int lid, const float *f)
+{
+    if (s < NDT) {
+        const int r = lid / DT2, dd = lid % DT2;
+        for (int j = 0; j < 8; j++) {
+            lt[dd * PP + r + (WG2 / DT2) * j] = f[j];
+            lt[DT2 * PP + dd * PP + r + (WG2 / DT2) * j] = f[8 + j];
+        }
+    } else {
+        const int kk = lid / VW, col = lid % VW;
+        for (int j = 0; j < PF; j++) lt[(kk + (WG2 / VW) * j) * VP + col] = f[j];
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(WG2, 1, 1)))
+void softmax_fwd2(__global const long *stab, __global const long *btab, __global const float *q,
+                  __global const float *k, __global const float *v, __global float *o, int H,
+                  int Hk, float scale)
+{
+    __local float4 lp4[BK2 * PP / 4], lt4[LT2 / 4];
+    __local float lred[WG2], lsum[WG2], lcorr[BQ2], ll[BQ2];
+    __local float *lp = (__local float *)lp4, *lt = (__local float *)lt4;
+    __local float4 *lq4 = lt4, *lk4 = lt4 + DT2 * PP / 4;
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int srow = lid / 2, part = lid % 2; /* the row statistics */
+    const int g = get_group_id(0), h = get_group_id(1), kh = h / (H / Hk);
+    const long n = btab[2 * g], i0 = btab[2 * g + 1];
+    const long tok0 = stab[2 * n], len = stab[2 * n + 1];
+    const int nq = (int)min((long)BQ2, len - i0);
+    const long kend = i0 + nq, sq = (long)H * K, sk = (long)Hk * K, sv = (long)Hk * V;
+    __global const float *qb = q + (tok0 + i0) * sq + (long)h * K;
+    if (lid < BQ2) ll[lid] = 0.0f;
+    float acc[8][4 * NC2];
+    for (int i = 0; i < 8; i++)
+        for (int c = 0; c < 4 * NC2; c++) acc[i][c] = 0.0f;
+    float mrow = -INFINITY, f[PF];
+#define LOAD(j, s)                                                                                 \
+    fwd2_load(qb, k + (tok0 + (j)) * sk + (long)kh * K, v + (tok0 + (j)) * sv + (long)kh * V, sq,   \
+              sk, sv, nq, (int)min((long)BK2, kend - (j)), (s), lid, f)
+    if (STAGE2) LOAD(0, 0);
+    for (long j0 = 0; j0 < kend; j0 += BK2) {
+        float sc[8][4];
+        for (int i = 0; i < 8; i++)
+            for (int u = 0; u < 4; u++) sc[i][u] = 0.0f;
+        for (int s = 0; s < NDT; s++) {
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (!STAGE2) LOAD(j0, s);
+            fwd2_store(lt, s, lid, f);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (STAGE2) LOAD(j0, s + 1);
+            for (int dd = 0; dd < DT2; dd++) {
+                const float4 a0 = lq4[dd * (PP / 4) + ty], a1 = lq4[dd * (PP / 4) + 8 + ty];
+                const float4 b = lk4[dd * (PP / 4) + tx];
+                const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+                const float bb[4] = {b.x, b.y, b.z, b.w};
+                for (int i = 0; i < 8; i++)
+                    for (int u = 0; u < 4; u++) sc[i][u] = mad(a[i], bb[u], sc[i][u]);
+            }
+        }
+        /* scaled and masked scores to lp, [key][row] */
+        for (int u = 0; u < 4; u++) {
+            const long t = j0 + 4 * tx + u;
+            for (int hf = 0; hf < 2; hf++) {
+                float x[4];
+                for (int i = 0; i < 4; i++) {
+                    const int r = 32 * hf + 4 * ty + i;
+                    x[i] = (r < nq && t <= i0 + r) ? sc[4 * hf + i][u] * scale : -INFINITY;
+                }
+                lp4[(4 * tx + u) * (PP / 4) + 8 * hf + ty] = (float4)(x[0], x[1], x[2], x[3]);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* row statistics: the tile's maximum, p = exp(s - m) in place */
+        float pm = -INFINITY;
+        for (int t = part * 32; t < part * 32 + 32; t++) pm = fmax(pm, lp[t * PP + srow]);
+        lred[lid] = pm;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const float mnew = fmax(mrow, fmax(lred[2 * srow], lred[2 * srow + 1]));
+        float ps = 0.0f;
+        for (int t = part * 32; t < part * 32 + 32; t++) {
+            const float x = lp[t * PP + srow];
+            const float p = x == -INFINITY ? 0.0f : exp(x - mnew);
+            lp[t * PP + srow] = p;
+            ps += p;
+        }
+        lsum[lid] = ps;
+        if (part == 0) lcorr[srow] = mnew == -INFINITY ? 1.0f : exp(mrow - mnew);
+        mrow = mnew;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (part == 0) ll[srow] = ll[srow] * lcorr[srow] + (lsum[lid] + lsum[lid + 1]);
+        for (int i = 0; i < 8; i++) {
+            const float cr = lcorr[32 * (i / 4) + 4 * ty + i % 4];
+            for (int c = 0; c < 4 * NC2; c++) acc[i][c] *= cr;
+        }
+        /* acc += P V, the values in tiles of VD2 keys */
+        for (int k0 = 0; k0 < BK2; k0 += VD2) {
+            const int s = NDT + k0 / VD2;
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (!STAGE2) LOAD(j0, s);
+            fwd2_store(lt, s, lid, f);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (STAGE2 && s + 1 < NST)
+                LOAD(j0, s + 1);
+            else if (STAGE2 && j0 + BK2 < kend)
+                LOAD(j0 + BK2, 0);
+            for (int kk = 0; kk < VD2; kk++) {
+                const float4 p0 = lp4[(k0 + kk) * (PP / 4) + ty];
+                const float4 p1 = lp4[(k0 + kk) * (PP / 4) + 8 + ty];
+                const float p[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+                for (int c = 0; c < NC2; c++) {
+                    const float4 b = lt4[kk * (VP / 4) + 16 * c + tx];
+                    const float bb[4] = {b.x, b.y, b.z, b.w};
+                    for (int i = 0; i < 8; i++)
+                        for (int u = 0; u < 4; u++)
+                            acc[i][4 * c + u] = mad(p[i], bb[u], acc[i][4 * c + u]);
+                }
+            }
+        }
+    }
+    /* out: 32 rows at a time through lp, [row][col] */
+    for (int hf = 0; hf < 2; hf++) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = 0; i < 4; i++) {
+            const int r = 32 * hf + 4 * ty + i;
+            const float inv = r < nq ? 1.0f / ll[r] : 0.0f;
+            for (int c = 0; c < NC2; c++)
+                lp4[(4 * ty + i) * (VW / 4) + 16 * c + tx] =
+                    (float4)(acc[4 * hf + i][4 * c], acc[4 * hf + i][4 * c + 1],
+                             acc[4 * hf + i][4 * c + 2], acc[4 * hf + i][4 * c + 3]) * inv;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int rows = clamp(nq - 32 * hf, 0, 32);
+        for (int e = lid; e < rows * V; e += WG2) {
+            const int rr = e / V, col = e % V;
+            o[((tok0 + i0 + 32 * hf + rr) * H + h) * V + col] = lp[rr * VW + col];
+        }
+    }
+}
+#undef LOAD
 
 /* ---- decode: a work-group per (split of the cache, head, batch row) ---- */
 #define SPLIT_MAX 1024        /* keys in a split, at most (softmax_cl.c) */

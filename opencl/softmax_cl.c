@@ -11,20 +11,36 @@
 #define DEV_SPLIT_MIN 64   /* keys in a split of the device step: at least */
 #define DEV_SPLIT_MAX 1024 /* and at most (SPLIT_MAX in softmax.cl) */
 
-enum { K_FWD, K_SPLIT, K_MERGE, K_APPEND, NKERN };
-static const char *const kernel_names[NKERN] = {"softmax_fwd", "softmax_split", "softmax_merge",
-                                                "kv_append"};
+enum { K_FWD, K_FWD2, K_SPLIT, K_MERGE, K_APPEND, NKERN };
+static const char *const kernel_names[NKERN] = {"softmax_fwd", "softmax_fwd2", "softmax_split",
+                                                "softmax_merge", "kv_append"};
 
-/* The kernels for (K, V), built on first use; cl->lock held. */
-static int kernels(linattn_cl *cl, int K, int V, cl_kernel *out)
+/* The kernels for (K, V), built on first use; cl->lock held.  stage: 0
+ * builds softmax_fwd2 without loads ahead (a program of its own). */
+static int kernels(linattn_cl *cl, int K, int V, int stage, cl_kernel *out)
 {
     char opts[64];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d", K, V);
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d%s", K, V, stage ? "" : " -DSTAGE2=0");
     return linattn_cl_kernels(cl, linattn_softmax_cl_src, opts, kernel_names, NKERN, out);
 }
 
-/* Query rows per work-group of softmax_fwd: BQ of softmax.cl. */
+/* Query rows per work-group of softmax_fwd and softmax_fwd2: BQ and BQ2 of
+ * softmax.cl; softmax_fwd2 runs work-groups of FWD2_WG (WG2), for V up to
+ * FWD2_VMAX. */
 #define FWD_ROWS 64
+#define FWD2_WG 128
+#define FWD2_VMAX 128
+
+/* The forward's kernel, from LINATTN_CL_SOFTMAX (tuning, read at each
+ * call): 1 softmax_fwd; 2 (default) softmax_fwd2 where V allows it, 3 the
+ * same without its loads ahead (built with -DSTAGE2=0); softmax_fwd where
+ * V does not allow softmax_fwd2. */
+static int fwd_form(int64_t V)
+{
+    const char *env = getenv("LINATTN_CL_SOFTMAX");
+    const int f = env && !strcmp(env, "1") ? 1 : env && !strcmp(env, "3") ? 3 : 2;
+    return V <= FWD2_VMAX ? f : 1;
+}
 
 /* Keys per split of the device step for L tokens (a function of L alone). */
 static int64_t dev_split(int64_t L)
@@ -36,8 +52,8 @@ static int64_t dev_split(int64_t L)
 
 /* ---- forward ------------------------------------------------------------ */
 
-static int fwd(linattn_clrun *r, const linattn_cl_softmax *a, cl_kernel kern, const cl_long *stab,
-               const cl_long *btab, int64_t nblk)
+static int fwd(linattn_clrun *r, const linattn_cl_softmax *a, cl_kernel kern, size_t wg,
+               const char *name, const cl_long *stab, const cl_long *btab, int64_t nblk)
 {
     int rc;
     cl_mem q, k, v, o, st, bt;
@@ -54,10 +70,10 @@ static int fwd(linattn_clrun *r, const linattn_cl_softmax *a, cl_kernel kern, co
     const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk;
     const float scale = a->scale;
     const linattn_karg args[] = {A(st), A(bt), A(q), A(k), A(v), A(o), A(H), A(Hk), A(scale)};
-    if ((rc = linattn_clrun_args(kern, args, 9, "softmax_fwd"))) return rc;
-    const size_t local[2] = {LINATTN_CL_WG, 1};
-    const size_t global[2] = {(size_t)nblk * LINATTN_CL_WG, (size_t)a->H};
-    if ((rc = linattn_clrun_launch(cl, kern, 2, global, local, "softmax_fwd"))) return rc;
+    if ((rc = linattn_clrun_args(kern, args, 9, name))) return rc;
+    const size_t local[2] = {wg, 1};
+    const size_t global[2] = {(size_t)nblk * wg, (size_t)a->H};
+    if ((rc = linattn_clrun_launch(cl, kern, 2, global, local, name))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }
 
@@ -90,8 +106,11 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
             btab[2 * g + 1] = i0;
         }
     pthread_mutex_lock(&cl->lock);
-    rc = kernels(cl, a->K, a->V, kn);
-    if (!rc) rc = fwd(&r, a, kn[K_FWD], stab, btab, nblk);
+    const int form = fwd_form(a->V), two = form != 1;
+    rc = kernels(cl, a->K, a->V, form != 3, kn);
+    if (!rc)
+        rc = fwd(&r, a, kn[two ? K_FWD2 : K_FWD], two ? FWD2_WG : LINATTN_CL_WG,
+                 kernel_names[two ? K_FWD2 : K_FWD], stab, btab, nblk);
     rc = linattn_clrun_end(&r, rc);
     free(stab);
     free(btab);
@@ -197,7 +216,7 @@ int linattn_cl_kv_run(linattn_cl *cl, linattn_cl_kv *kv, const linattn_cl_kvstep
     cl_kernel kn[NKERN];
     linattn_clrun r = {.cl = cl};
     pthread_mutex_lock(&cl->lock);
-    rc = kernels(cl, a->K, a->V, kn);
+    rc = kernels(cl, a->K, a->V, 1, kn);
     if (!rc) rc = kv_step(&r, kv, a, kn);
     rc = linattn_clrun_end(&r, rc);
     return rc;
