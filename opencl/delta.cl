@@ -45,7 +45,15 @@
 #define RG (WG / BV)    /* row groups sharing those columns */
 #define NR ((K + RG - 1) / RG) /* state rows held by one work-item */
 #define RB 8            /* rows of U' reduced at a time in delta_state */
-#define LDX (TK + 1)    /* padded row of the A-operand slab */
+/* Slabs of the tiled products are [TK][LDS]: depth kk, then the 64 rows
+ * (A operand, X^T) or columns (B operand, Y) in the order pos(i) =
+ * 4 (i % 16) + i / 16, so that the four rows ty + 16a (columns tx + 16b)
+ * of a work-item's outputs are one aligned float4 at 4 ty (4 tx).  The row
+ * of 64 is padded to 68 (16-byte aligned rows; the stores of the staging
+ * below then hit 32 distinct banks per 32 work-items). */
+#define LDS 68
+#define POS(i) (4 * ((i) % 16) + (i) / 16)
+#define UNPOS(p) ((p) / 4 + 16 * ((p) % 4)) /* the i of pos(i) = p */
 
 static int key_head(int h, int H, int Hk, int map)
 {
@@ -53,14 +61,15 @@ static int key_head(int h, int H, int Hk, int map)
 }
 
 /* One 64 x 64 output tile, 4 x 4 per work-item: rows ty + 16a, cols tx + 16b.
- * acc += X[64][TK] * Y[TK][64] from the slabs in local memory. */
-static void tile_mac(__local const float *lx, __local const float *ly, float acc[4][4],
+ * acc += X[64][TK] * Y[TK][64] from the slabs lxt = X^T and ly in local
+ * memory, both [TK][LDS] in pos order: two float4 loads per kk. */
+static void tile_mac(__local const float *lxt, __local const float *ly, float acc[4][4],
                      int ty, int tx)
 {
     for (int kk = 0; kk < TK; kk++) {
-        float xa[4], yb[4];
-        for (int a = 0; a < 4; a++) xa[a] = lx[(ty + 16 * a) * LDX + kk];
-        for (int b = 0; b < 4; b++) yb[b] = ly[kk * 64 + tx + 16 * b];
+        const float4 x4 = vload4(0, lxt + kk * LDS + 4 * ty);
+        const float4 y4 = vload4(0, ly + kk * LDS + 4 * tx);
+        const float xa[4] = {x4.x, x4.y, x4.z, x4.w}, yb[4] = {y4.x, y4.y, y4.z, y4.w};
         for (int a = 0; a < 4; a++)
             for (int b = 0; b < 4; b++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
     }
@@ -82,14 +91,18 @@ static float4 ld4(__global const float *p, int n)
 /* The staged slabs of the tiled products go global -> registers -> local:
  * a work-item's float4s of slab p + 1 are loaded before slab p's products
  * (the prefetch), so that the loads' latency hides behind arithmetic
- * instead of serialising the staging loops.  An A-operand slab X[64][TK]
- * is one float4 per work-item: row lid / 4, columns 4 (lid % 4) ..; a
- * B-operand slab Y[TK][64] is one float4 too: row lid / 16, columns
- * 4 (lid % 16) .. */
-#define XROW(lid) ((lid) / 4)
-#define XCOL(lid) (4 * ((lid) % 4))
-#define YROW(lid) ((lid) / 16)
-#define YCOL(lid) (4 * ((lid) % 16))
+ * instead of serialising the staging loops.  From rows (fetch_x: X[64][TK],
+ * or Y^T) a work-item loads one float4, row XROW of 64 at depths XCOL ..;
+ * from columns (fetch_y: Y[TK][64], or X^T) one float4 at depth YROW,
+ * columns YCOL ... .  Any bijection would do; these keep the two work-items
+ * of a 32-byte segment of global memory adjacent and make the four stores
+ * to a [TK][LDS] slab (store_rows, store_cols) hit 32 distinct banks per
+ * 32 consecutive work-items (bits of lid: XROW from 1-4 and 6-7, XCOL from
+ * 0 and 5; YROW from 3-4 and 6-7, YCOL from 0-2 and 5). */
+#define XROW(lid) (4 * ((lid) / 64) + ((lid) / 2) % 4 + 16 * (((lid) % 32) / 8))
+#define XCOL(lid) (8 * (((lid) / 32) % 2) + 4 * ((lid) % 2))
+#define YROW(lid) (4 * ((lid) / 64) + ((lid) % 32) / 8)
+#define YCOL(lid) (4 * (2 * (((lid) / 32) % 2) + (lid) % 2 + 4 * (((lid) / 2) % 4)))
 
 /* x4 of the row XROW (r < c) of x at columns i0 + XCOL (< n) */
 static float4 fetch_x(__global const float *x, long ldx, int c, int i0, int n, int lid)
@@ -98,23 +111,14 @@ static float4 fetch_x(__global const float *x, long ldx, int c, int i0, int n, i
     return r < c ? ld4(x + r * ldx + i, n - i) : (float4)(0.0f);
 }
 
-static void store_x(float4 t, __local float *lx, int lid)
+/* A fetch_x, stored transposed into a slab: s[XCOL + j][pos(XROW)] */
+static void store_rows(float4 t, __local float *s, int lid)
 {
-    __local float *p = lx + XROW(lid) * LDX + XCOL(lid);
+    __local float *p = s + XCOL(lid) * LDS + POS(XROW(lid));
     p[0] = t.x;
-    p[1] = t.y;
-    p[2] = t.z;
-    p[3] = t.w;
-}
-
-/* Y^T[TK][64] from rows: a fetch_x of the rows, stored transposed */
-static void store_yt(float4 t, __local float *ly, int lid)
-{
-    const int r = XROW(lid), kk = XCOL(lid);
-    ly[kk * 64 + r] = t.x;
-    ly[(kk + 1) * 64 + r] = t.y;
-    ly[(kk + 2) * 64 + r] = t.z;
-    ly[(kk + 3) * 64 + r] = t.w;
+    p[LDS] = t.y;
+    p[2 * LDS] = t.z;
+    p[3 * LDS] = t.w;
 }
 
 /* y4 of Y[TK][64]: row s0 + YROW (< c) of y, columns col0 + YCOL (< n) */
@@ -124,38 +128,50 @@ static float4 fetch_y(__global const float *y, long ldy, int c, int s0, int col0
     return s < c ? ld4(y + s * ldy + col, n - col) : (float4)(0.0f);
 }
 
+/* A fetch_y into a slab: s[YROW][pos(YCOL + j)] (YCOL % 4 == 0, so
+ * pos(YCOL + j) = pos(YCOL) + 4 j) */
+static void store_cols(float4 t, __local float *s, int lid)
+{
+    __local float *p = s + YROW(lid) * LDS + POS(YCOL(lid));
+    p[0] = t.x;
+    p[4] = t.y;
+    p[8] = t.z;
+    p[12] = t.w;
+}
+
 #if GK
-/* Slab i0 for the sub-chunks off the diagonal: Y'^T[TK][64] with
- * y_si e^{R_bi - G_si} (s in sub-chunk b), X'_b[64][TK] with
- * x_ri e^{G_ri - R_bi} in xb + b * 64 * LDX for b < 3 and rows past b. */
+/* Slab i0 for the sub-chunks off the diagonal, [TK][LDS] slabs like
+ * tile_mac's: Y'^T with y_si e^{R_bi - G_si} (s in sub-chunk b) in ly,
+ * X'_b^T with x_ri e^{G_ri - R_bi} in xb + b * TK * LDS for b < 3 and rows
+ * past b.  Element e is depth e % TK of row UNPOS(e / TK). */
 static void load_off(__global const float *x, long ldx, __global const float *y, long ldy,
                      __global const float *G, int c, int i0, __local float *xb,
                      __local float *ly, int lid)
 {
     for (int e = lid; e < 64 * TK; e += WG) {
-        const int r = e / TK, kk = e % TK, i = i0 + kk, a = r / 16;
+        const int p = e / TK, r = UNPOS(p), kk = e % TK, i = i0 + kk, a = r / 16;
         const int ok = r < c && i < K;
         const float Gr = ok ? G[r * K + i] : 0.0f, xr = ok ? x[r * ldx + i] : 0.0f;
-        ly[kk * 64 + r] = ok && a < 3 && 16 * a + 15 < c
-                              ? y[r * ldy + i] * exp(G[(16 * a + 15) * K + i] - Gr) : 0.0f;
+        ly[kk * LDS + p] = ok && a < 3 && 16 * a + 15 < c
+                               ? y[r * ldy + i] * exp(G[(16 * a + 15) * K + i] - Gr) : 0.0f;
         for (int b = 0; b < 3; b++)
-            xb[(b * 64 + r) * LDX + kk] = ok && a > b ? xr * exp(Gr - G[(16 * b + 15) * K + i])
+            xb[(b * TK + kk) * LDS + p] = ok && a > b ? xr * exp(Gr - G[(16 * b + 15) * K + i])
                                                       : 0.0f;
     }
 }
 
-/* Slab i0 for the diagonal sub-chunks: X[64][TK] of x, Y^T[TK][64] of y
- * and G[64][TK] in lg. */
+/* Slab i0 for the diagonal sub-chunks: X^T of x in lx, Y^T of y in ly and
+ * G^T in lg, all [TK][LDS] */
 static void load_diag(__global const float *x, long ldx, __global const float *y, long ldy,
                       __global const float *G, int c, int i0, __local float *lx,
                       __local float *ly, __local float *lg, int lid)
 {
     for (int e = lid; e < 64 * TK; e += WG) {
-        const int r = e / TK, kk = e % TK, i = i0 + kk;
+        const int p = e / TK, r = UNPOS(p), kk = e % TK, i = i0 + kk;
         const int ok = r < c && i < K;
-        lx[r * LDX + kk] = ok ? x[r * ldx + i] : 0.0f;
-        ly[kk * 64 + r] = ok ? y[r * ldy + i] : 0.0f;
-        lg[r * LDX + kk] = ok ? G[r * K + i] : 0.0f;
+        lx[kk * LDS + p] = ok ? x[r * ldx + i] : 0.0f;
+        ly[kk * LDS + p] = ok ? y[r * ldy + i] : 0.0f;
+        lg[kk * LDS + p] = ok ? G[r * K + i] : 0.0f;
     }
 }
 #endif
@@ -170,8 +186,11 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 __global float *Gout, __global float *Mout, __global float *Wout,
                 __global float *Uout)
 {
-    __local float lA[64 * 64]; /* GK: scratch of the products first */
-    __local float lx[64 * LDX], ly[TK * 64];
+    /* A and T row-major (rows of 64), then T^T in pos order (rows of LDS);
+     * GK: scratch of the products first */
+    __local float lA[64 * LDS] __attribute__((aligned(16)));
+    __local float lx[TK * LDS] __attribute__((aligned(16)));
+    __local float ly[TK * LDS] __attribute__((aligned(16)));
     __local float lG[64], lb[64];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int w = get_group_id(0), h = get_group_id(1);
@@ -218,30 +237,37 @@ void delta_prep(__global const long *ctab, __global const float *q,
         for (int i0 = 0; i0 < K; i0 += TK) {
             load_off(xc, ldx, kc, ldk, Gw, c, i0, lA, ly, lid);
             barrier(CLK_LOCAL_MEM_FENCE);
-            for (int kk = 0; kk < TK; kk++)
-                for (int a = 1; a < 4; a++)
-                    for (int b = 0; b < a; b++)
-                        acc[a][b] = mad(lA[(b * 64 + ty + 16 * a) * LDX + kk],
-                                        ly[kk * 64 + tx + 16 * b], acc[a][b]);
+            for (int kk = 0; kk < TK; kk++) {
+                const float4 y4 = vload4(0, ly + kk * LDS + 4 * tx);
+                const float yb[3] = {y4.x, y4.y, y4.z};
+                for (int b = 0; b < 3; b++) {
+                    const float4 x4 = vload4(0, lA + (b * TK + kk) * LDS + 4 * ty);
+                    const float xa[4] = {x4.x, x4.y, x4.z, x4.w};
+                    for (int a = b + 1; a < 4; a++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
+                }
+            }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         for (int i0 = 0; i0 < K; i0 += TK) {
             load_diag(xc, ldx, kc, ldk, Gw, c, i0, lx, ly, lA, lid);
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (tx <= ty)
-                for (int kk = 0; kk < TK; kk++)
-                    for (int a = 0; a < 4; a++) {
-                        const int r = ty + 16 * a, s = tx + 16 * a;
-                        acc[a][a] = mad(lx[r * LDX + kk] * ly[kk * 64 + s],
-                                        exp(lA[r * LDX + kk] - lA[s * LDX + kk]), acc[a][a]);
-                    }
+            if (tx <= ty) /* rows ty + 16a, columns tx + 16a */
+                for (int kk = 0; kk < TK; kk++) {
+                    const int o = kk * LDS;
+                    const float4 xy = vload4(0, lx + o + 4 * ty) * vload4(0, ly + o + 4 * tx);
+                    const float4 d = exp(vload4(0, lA + o + 4 * ty) - vload4(0, lA + o + 4 * tx));
+                    acc[0][0] = mad(xy.x, d.x, acc[0][0]);
+                    acc[1][1] = mad(xy.y, d.y, acc[1][1]);
+                    acc[2][2] = mad(xy.z, d.z, acc[2][2]);
+                    acc[3][3] = mad(xy.w, d.w, acc[3][3]);
+                }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #else
         float4 fx = fetch_x(xc, ldx, c, 0, K, lid), fy = fetch_x(kc, ldk, c, 0, K, lid);
         for (int i0 = 0; i0 < K; i0 += TK) {
-            store_x(fx, lx, lid);
-            store_yt(fy, ly, lid);
+            store_rows(fx, lx, lid);
+            store_rows(fy, ly, lid);
             barrier(CLK_LOCAL_MEM_FENCE);
             if (i0 + TK < K) {
                 fx = fetch_x(xc, ldx, c, i0 + TK, K, lid);
@@ -281,6 +307,25 @@ void delta_prep(__global const long *ctab, __global const float *q,
         if (lid < r) lA[r * 64 + lid] = t;
         barrier(CLK_LOCAL_MEM_FENCE);
     }
+    /* T^T in pos order over lA, the unit diagonal and zeros above it
+     * included: the X^T slab of phase s0 below is lA + s0 LDS.  Each
+     * work-item holds 16 elements between the barriers; of 32 consecutive
+     * ones, lane j of 8 in group a of 4 takes row m + 16a, column
+     * 8 (u + a) + j mod 64 (distinct banks on both sides). */
+    {
+        float tv[64 * 64 / WG];
+        for (int i = 0; i < 64 * 64 / WG; i++) {
+            const int e = lid + WG * i, l = e % 32, m = e / 32 % 16, u = e / 512;
+            const int r = m + 16 * (l / 8), s = (8 * (u + l / 8) + l % 8) % 64;
+            tv[i] = s < r ? lA[r * 64 + s] : (s == r ? 1.0f : 0.0f);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = 0; i < 64 * 64 / WG; i++) {
+            const int e = lid + WG * i, l = e % 32, m = e / 32 % 16, u = e / 512;
+            const int r = m + 16 * (l / 8), s = (8 * (u + l / 8) + l % 8) % 64;
+            lA[s * LDS + POS(r)] = tv[i];
+        }
+    } /* the first phase's barrier orders these stores before tile_mac */
 
     /* W = T diag(beta) (e^G o K) and U = T diag(beta) V, 64 columns at a
      * time: phase p is slab s0 of block blk (blocks of W's columns, then
@@ -294,10 +339,6 @@ void delta_prep(__global const long *ctab, __global const float *q,
         const int blk = p / ns, s0 = (p % ns) * TK, pass = blk >= nbk;
         const int col0 = (pass ? blk - nbk : blk) * 64, ncol = pass ? V : K;
         if (s0 == 0) tile_zero(acc);
-        for (int e = lid; e < 64 * TK; e += WG) {
-            const int r = e / TK, kk = e % TK, s = s0 + kk;
-            lx[r * LDX + kk] = s < r ? lA[r * 64 + s] : (s == r ? 1.0f : 0.0f);
-        }
         { /* rows s of the slab scaled by beta_s (and e^G_s for W) */
             const int s = s0 + YROW(lid);
             const float b = s < c ? lb[s] : 0.0f;
@@ -306,7 +347,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
 #else
             const float4 coef = (float4)(s < c && !pass ? b * exp(lG[s]) : b);
 #endif
-            vstore4(coef * fy, 0, ly + YROW(lid) * 64 + YCOL(lid));
+            store_cols(coef * fy, ly, lid);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (p + 1 < nph) {
@@ -317,7 +358,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
             if (!np) fg = fetch_y(Gw, K, c, n0, c0, K, lid);
 #endif
         }
-        tile_mac(lx, ly, acc, ty, tx);
+        tile_mac(lA + s0 * LDS, ly, acc, ty, tx);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (s0 + TK >= c) {
             __global float *out = pass ? Uout + wh * CH * V : Wout + wh * CH * K;
@@ -684,7 +725,8 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gla_sum(__global const long *ctab, __global const float *k, __global const float *v,
              __global const float *Gin, __global float *Sbuf, int H, int Hk, int map)
 {
-    __local float lx[64 * LDX], ly[TK * 64];
+    __local float lx[TK * LDS] __attribute__((aligned(16)));
+    __local float ly[TK * LDS] __attribute__((aligned(16)));
 #if !GK
     __local float lD[64];
 #endif
@@ -696,7 +738,7 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
     const long wh = (long)w * H + h, ldk = (long)Hk * K, ldv = (long)H * V;
     __global const float *kc = k + (tok0 * Hk + key_head(h, H, Hk, map)) * K;
     __global const float *vc = v + (tok0 * H + h) * V, *G = Gin + wh * GS;
-    const int ns = (c + TK - 1) / TK, kk = YROW(lid), ii = YCOL(lid);
+    const int ns = (c + TK - 1) / TK, ii = YCOL(lid);
     float acc[4][4];
 #if GK
     const float4 gc = ld4(G + (c - 1) * K + i0 + ii, K - i0 - ii); /* G at the chunk's end */
@@ -708,18 +750,13 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
     tile_zero(acc);
     for (int p = 0; p < ns; p++) {
         barrier(CLK_LOCAL_MEM_FENCE); /* lD written; lx, ly free */
-        { /* X[i][kk] = k_{s0 + kk, i0 + i} e^{G_c - G_{s0 + kk}}: rows of k, transposed */
+        /* X^T[kk][i] = k_{s0 + kk, i0 + i} e^{G_c - G_{s0 + kk}}: rows of k */
 #if GK
-            const float4 t = fx * exp(gc - fg);
+        store_cols(fx * exp(gc - fg), lx, lid);
 #else
-            const float4 t = fx * lD[p * TK + kk];
+        store_cols(fx * lD[p * TK + YROW(lid)], lx, lid);
 #endif
-            lx[ii * LDX + kk] = t.x;
-            lx[(ii + 1) * LDX + kk] = t.y;
-            lx[(ii + 2) * LDX + kk] = t.z;
-            lx[(ii + 3) * LDX + kk] = t.w;
-        }
-        vstore4(fy, 0, ly + kk * 64 + ii);
+        store_cols(fy, ly, lid);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (p + 1 < ns) {
             fx = fetch_y(kc, ldk, c, (p + 1) * TK, i0, K, lid);
@@ -772,7 +809,8 @@ void delta_out(__global const long *ctab, __global const float *q,
                __global float *o, int H, int Hk, int Hq, int nq, int share, int map,
                float scale, int gdn)
 {
-    __local float lx[64 * LDX], ly[TK * 64];
+    __local float lx[TK * LDS] __attribute__((aligned(16)));
+    __local float ly[TK * LDS] __attribute__((aligned(16)));
     __local float leG[64];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int col0 = get_group_id(0) * 64, oh = get_group_id(1), w = get_group_id(2);
@@ -801,11 +839,11 @@ void delta_out(__global const long *ctab, __global const float *q,
     for (int p = 0; p < nph; p++) {
         barrier(CLK_LOCAL_MEM_FENCE); /* leG written; lx, ly free */
 #if GK
-        store_x(p < nk ? exp(fg) * fx : fx, lx, lid);
+        store_rows(p < nk ? exp(fg) * fx : fx, lx, lid);
 #else
-        store_x(p < nk ? leG[XROW(lid)] * fx : fx, lx, lid);
+        store_rows(p < nk ? leG[XROW(lid)] * fx : fx, lx, lid);
 #endif
-        vstore4(fy, 0, ly + YROW(lid) * 64 + YCOL(lid));
+        store_cols(fy, ly, lid);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (p + 1 < nk) {
             fx = fetch_x(qc, ldq, c, (p + 1) * TK, K, lid);
