@@ -92,6 +92,15 @@ int linattn_clrun_args(cl_kernel k, const linattn_karg *args, int n, const char 
 int linattn_clrun_launch(linattn_cl *cl, cl_kernel k, cl_uint dims, const size_t *global,
                          const size_t *local, const char *name);
 
+/* values_cl.c: the value check vc (vc->n buffers) enqueued into a fresh
+ * buffer of flags (*flag: [0] set when any value is out of range, [1 + i]
+ * when one of buffer i is), no wait: kernels enqueued after it read
+ * flag[0] and write nothing when it is set.  values_read then reads the
+ * flags back (waiting) into vc->bad[] and vc->read: LINATTN_ERANGE (a
+ * placeholder message, values.c names the culprit) when one is set. */
+int linattn_clrun_values_enqueue(linattn_clrun *r, const linattn_cl_vcheck *vc, cl_mem *flag);
+int linattn_clrun_values_read(linattn_clrun *r, cl_mem flag, linattn_cl_vcheck *vc);
+
 /* program.c: build a program from source (or the disk cache); on failure
  * the build log goes to stderr. */
 int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out);
