@@ -513,7 +513,12 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
                                       {&x->beta, op_beta[op],
                                        opts->beta_logits ? LINATTN_RANGE_FINITE
                                                          : LINATTN_RANGE_STEP}};
-    if ((rc = linattn_check_values(ctx, vc, 2))) return rc;
+    /* the OpenCL step checks device g, beta in its own call (no extra wait) */
+    linattn_value_pending vp;
+    const int defer = step && ctx->cl;
+    if ((rc = defer ? linattn_check_values_deferred(ctx, vc, 2, &vp)
+                    : linattn_check_values(ctx, vc, 2)))
+        return rc;
     const int nq = sh->hd.q != sh->hd.k ? (int)(sh->hd.q / sh->hd.v) : 1;
     const char *why = linattn_form_why(opts->algo, step, ctx->backend == LINATTN_BACKEND_REF);
     const linattn_algo algo = step ? LINATTN_ALGO_RECURRENT : choose_algo(ctx, opts, sh->T, &why);
@@ -531,8 +536,11 @@ static int run_packed(int op, linattn_ctx *ctx, linattn_delta_io *x,
             .v = linattn_cl_arg_of(&x->v), .g = linattn_cl_arg_of(&x->g),
             .beta = linattn_cl_arg_of(&x->beta), .h0 = linattn_cl_arg_of(&x->h0),
             .o = linattn_cl_arg_of(&x->o), .ht = linattn_cl_arg_of(&x->hT),
+            .vcheck = defer && vp.vc.n ? &vp.vc : NULL,
         };
         rc = linattn_cl_delta_run(ctx->cl, &a);
+        if (defer) rc = linattn_check_values_finish(&vp, rc);
+        /* (no fallback with a device tensor, so none with a deferred check) */
         if (!(rc && linattn_cl_fallback(ctx, rc, ts, 8)))
             return linattn_form_ran(ctx, rc, op_names[op], step, step ? "recurrent" : "chunk",
                                     step ? why : "OpenCL runs the chunk form (its only one)");

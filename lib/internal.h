@@ -262,6 +262,22 @@ typedef struct linattn_value_check {
  * finite and <= 0").  Device buffers are checked on the device, all with
  * one wait. */
 int linattn_check_values(const linattn_ctx *ctx, const linattn_value_check *c, int n);
+/* The same with the device tensors' check left to the device call: host
+ * tensors are checked now (a culprit: LINATTN_ERANGE as above), the device
+ * ones listed in p->vc, which the call takes (linattn_cl_delta.vcheck: it
+ * runs the check before its kernels, which write nothing on a culprit, and
+ * reads the flags back once after them); then check_values_finish(p, rc)
+ * with the call's rc names the culprit the flags found (LINATTN_ERANGE),
+ * else returns rc.  c[] must outlive p. */
+typedef struct linattn_value_pending {
+    const linattn_value_check *c;
+    int n;
+    int dev[LINATTN_MAX_VALUE_CHECKS]; /* 1: c[i] lies in a device buffer */
+    linattn_cl_vcheck vc;
+} linattn_value_pending;
+int linattn_check_values_deferred(const linattn_ctx *ctx, const linattn_value_check *c, int n,
+                                  linattn_value_pending *p);
+int linattn_check_values_finish(linattn_value_pending *p, int rc);
 
 /* dispatch.c */
 int linattn_kernels_select(linattn_kernels *k, const char *forced);

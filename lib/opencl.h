@@ -36,6 +36,30 @@ typedef struct linattn_cl_arg {
     int dtype;           /* linattn_dtype: float32, or a 16-bit state the kernel converts */
 } linattn_cl_arg;
 
+/* A value range [lo, hi], either end open (values.c's table). */
+typedef struct linattn_cl_range {
+    float lo, hi;
+    int lo_open, hi_open;
+} linattn_cl_range;
+/* The tensors of a value check that lie in device buffers (values.c fills
+ * it): buffer mem[i] holds count[i] floats that must lie in range[i].
+ * linattn_cl_values_check runs it and waits; a device call that takes one
+ * (linattn_cl_delta.vcheck) enqueues it before its kernels, hands the flags
+ * to them (they write nothing when one is set), reads the flags back once
+ * after them and before copying any result out, and then fills bad[] and
+ * sets read (values_cl.c). */
+#define LINATTN_CL_VCHECK_MAX 8
+typedef struct linattn_cl_vcheck {
+    int n;
+    void *mem[LINATTN_CL_VCHECK_MAX];
+    size_t count[LINATTN_CL_VCHECK_MAX];
+    linattn_cl_range range[LINATTN_CL_VCHECK_MAX];
+    int bad[LINATTN_CL_VCHECK_MAX]; /* out: 1 when a value of mem[i] is out of range */
+    int read;                       /* out: 1 once bad[] holds the device's flags */
+} linattn_cl_vcheck;
+/* Run the check on the device and wait for it: vc->bad[] and vc->read. */
+int linattn_cl_values_check(linattn_cl *cl, linattn_cl_vcheck *vc);
+
 /* The delta family on the device, arguments already checked. */
 typedef struct linattn_cl_delta {
     int op;              /* linattn_delta_op */
@@ -50,6 +74,8 @@ typedef struct linattn_cl_delta {
     float scale, eps;
     linattn_cl_arg q, k, v, g, beta, h0, o, ht; /* step: h0 = ht = state */
     int qk_l2norm, beta_logits; /* opts: q, k rows normalised; beta through the sigmoid */
+    linattn_cl_vcheck *vcheck; /* step: the value check of device g, beta, or NULL; a set
+                                  flag: LINATTN_ERANGE, nothing written */
 } linattn_cl_delta;
 
 int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a);
@@ -85,16 +111,6 @@ typedef struct linattn_cl_kalman {
 } linattn_cl_kalman;
 
 int linattn_cl_kalman_run(linattn_cl *cl, const linattn_cl_kalman *a);
-/* A value range [lo, hi], either end open (values.c's table). */
-typedef struct linattn_cl_range {
-    float lo, hi;
-    int lo_open, hi_open;
-} linattn_cl_range;
-/* bad[i] = 1 when a value of the count[i] floats of buffer mem[i] is out
- * of range[i] (NaN always is), else 0; n <= 8 buffers, one wait for the
- * device (values_cl.c). */
-int linattn_cl_values_check(linattn_cl *cl, void *const *mem, const size_t *count,
-                            const linattn_cl_range *range, int n, int *bad);
 /* ela on the device, arguments already checked.  step: T = 1, sequence n is
  * batch row n, the state (s0 = st, z0 = zt, c0 = ct) updated in place.
  * safe: the exp map with the running max offset c (c0/ct optional, see

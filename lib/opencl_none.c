@@ -102,10 +102,9 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a)
     return none();
 }
 
-int linattn_cl_values_check(linattn_cl *cl, void *const *mem, const size_t *count,
-                            const linattn_cl_range *range, int n, int *bad)
+int linattn_cl_values_check(linattn_cl *cl, linattn_cl_vcheck *vc)
 {
-    (void)cl; (void)mem; (void)count; (void)range; (void)n; (void)bad;
+    (void)cl; (void)vc;
     return none();
 }
 

@@ -147,35 +147,82 @@ static int report_device(const linattn_tensor *t, const char *name, const range_
     return rc;
 }
 
-int linattn_check_values(const linattn_ctx *ctx, const linattn_value_check *c, int n)
+/* The device tensors of c[] into vc (dev[i]: c[i] is one), then every
+ * host tensor checked here, in table order.  *host_bad: the index of the
+ * first host culprit (reported), else n. */
+static int list_and_check_host(const linattn_ctx *ctx, const linattn_value_check *c, int n,
+                               linattn_cl_vcheck *vc, int *dev, int *host_bad)
 {
-    int rc, bad[LINATTN_MAX_VALUE_CHECKS] = {0}, dev[LINATTN_MAX_VALUE_CHECKS] = {0}, nd = 0;
-    void *mem[LINATTN_MAX_VALUE_CHECKS];
-    size_t cnt[LINATTN_MAX_VALUE_CHECKS];
-    linattn_cl_range rg[LINATTN_MAX_VALUE_CHECKS];
-    if (n > LINATTN_MAX_VALUE_CHECKS)
+    if (n > LINATTN_MAX_VALUE_CHECKS || n > LINATTN_CL_VCHECK_MAX)
         return linattn_fail(LINATTN_EINVAL, "value check: %d tensors (at most %d)", n,
                             LINATTN_MAX_VALUE_CHECKS);
+    vc->n = vc->read = 0;
+    *host_bad = n;
     for (int i = 0; i < n; i++) {
+        dev[i] = 0;
         if (!linattn_given(c[i].t) || !(c[i].t->buf && ctx->cl)) continue;
         const range_def *r = &RANGES[c[i].range];
         dev[i] = 1;
-        mem[nd] = linattn_cl_arg_of(c[i].t).mem;
-        cnt[nd] = count_of(c[i].t);
-        rg[nd++] = (linattn_cl_range){r->lo, r->hi, r->lo_open, r->hi_open};
+        vc->mem[vc->n] = linattn_cl_arg_of(c[i].t).mem;
+        vc->count[vc->n] = count_of(c[i].t);
+        vc->bad[vc->n] = 0;
+        vc->range[vc->n++] = (linattn_cl_range){r->lo, r->hi, r->lo_open, r->hi_open};
     }
-    if (nd && (rc = linattn_cl_values_check(ctx->cl, mem, cnt, rg, nd, bad))) return rc;
-    for (int i = 0, d = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         const range_def *r = &RANGES[c[i].range];
-        if (!linattn_given(c[i].t)) continue;
-        if (dev[i]) {
-            if (bad[d++]) return report_device(c[i].t, c[i].name, r);
-            continue;
-        }
+        if (!linattn_given(c[i].t) || dev[i]) continue;
         const float *x = linattn_host(c[i].t);
         const size_t cn = count_of(c[i].t);
         const size_t j = linattn_dense(c[i].t) ? first_bad(x, cn, r) : first_bad_view(c[i].t, r);
-        if (j < cn) return report_bad(c[i].t, c[i].name, j, view_at(c[i].t, j), r);
+        if (j < cn) {
+            *host_bad = i;
+            return report_bad(c[i].t, c[i].name, j, view_at(c[i].t, j), r);
+        }
     }
     return LINATTN_OK;
+}
+
+/* The first device tensor before c[upto] the flags name (table order),
+ * reported. */
+static int report_flagged(const linattn_value_check *c, int upto, const int *dev,
+                          const linattn_cl_vcheck *vc)
+{
+    for (int i = 0, d = 0; i < upto; i++) {
+        if (!dev[i]) continue;
+        if (vc->bad[d++]) return report_device(c[i].t, c[i].name, &RANGES[c[i].range]);
+    }
+    return LINATTN_OK;
+}
+
+int linattn_check_values(const linattn_ctx *ctx, const linattn_value_check *c, int n)
+{
+    int rc, dev[LINATTN_MAX_VALUE_CHECKS], host_bad, before = 0;
+    linattn_cl_vcheck vc;
+    rc = list_and_check_host(ctx, c, n, &vc, dev, &host_bad);
+    for (int i = 0; i < host_bad && i < n; i++) before += dev[i];
+    if (!before) return rc; /* no device tensor before the first host culprit */
+    int r2;
+    if ((r2 = linattn_cl_values_check(ctx->cl, &vc)) || (r2 = report_flagged(c, host_bad, dev, &vc)))
+        return r2;
+    /* a host culprit after clean device tensors: report it again */
+    return rc ? list_and_check_host(ctx, c, n, &vc, dev, &host_bad) : LINATTN_OK;
+}
+
+int linattn_check_values_deferred(const linattn_ctx *ctx, const linattn_value_check *c, int n,
+                                  linattn_value_pending *p)
+{
+    int host_bad;
+    p->c = c;
+    p->n = n;
+    const int rc = list_and_check_host(ctx, c, n, &p->vc, p->dev, &host_bad);
+    for (int i = 0; rc && i < host_bad && i < n; i++)
+        if (p->dev[i]) return linattn_check_values(ctx, c, n); /* table order */
+    return rc;
+}
+
+int linattn_check_values_finish(linattn_value_pending *p, int rc)
+{
+    if (!p->vc.read) return rc;
+    const int r = report_flagged(p->c, p->n, p->dev, &p->vc);
+    return r ? r : rc;
 }

@@ -102,6 +102,15 @@ int linattn_clrun_launch_on(linattn_cl *cl, cl_command_queue q, cl_kernel k, cl_
                             const size_t *global, const size_t *local, cl_uint nwait,
                             const cl_event *wait, cl_event *ev, const char *name);
 
+/* values_cl.c: the value check vc (vc->n buffers) enqueued into a fresh
+ * buffer of flags (*flag: [0] set when any value is out of range, [1 + i]
+ * when one of buffer i is), no wait: kernels enqueued after it read
+ * flag[0] and write nothing when it is set.  values_read then reads the
+ * flags back (waiting) into vc->bad[] and vc->read: LINATTN_ERANGE (a
+ * placeholder message, values.c names the culprit) when one is set. */
+int linattn_clrun_values_enqueue(linattn_clrun *r, const linattn_cl_vcheck *vc, cl_mem *flag);
+int linattn_clrun_values_read(linattn_clrun *r, cl_mem flag, linattn_cl_vcheck *vc);
+
 /* program.c: build a program from source (or the disk cache); on failure
  * the build log goes to stderr. */
 int linattn_cl_build(linattn_cl *cl, const char *src, const char *opts, cl_program *out);

@@ -929,13 +929,18 @@ static ushort bf16_round(float x)
 
 /* One decode step: group (BV columns, unit = b*H + h).  mode 0 gdn (beta
  * given), 2 gla (no write correction).  State read and written once; query
- * heads after the first that share it (nq > 1) read the new state. */
+ * heads after the first that share it (nq > 1) read the new state.
+ * vcheck: vflag[0] is the value check's flag (values.cl, run just before):
+ * when set, a value of g or beta is out of range and the step writes
+ * nothing, neither o nor the state (the same for every work-item, so the
+ * barriers stay unconditional; the stores are guarded, the math runs). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_step(__global const float *q, __global const float *k,
                 __global const float *v, __global const float *g,
                 __global const float *beta, __global selt *state,
                 __global float *o, float scale, int has_g, int gdn, int H, int Hk,
-                int Hq, int nq, int share, int map)
+                int Hq, int nq, int share, int map,
+                __global const int *vflag, int vcheck)
 {
     __local float lq[K], lk[K];
 #if GK
@@ -944,6 +949,7 @@ void delta_step(__global const float *q, __global const float *k,
     __local float ra[RG * BV], rb[RG * BV], rkq[WG];
     const int lid = get_local_id(0), jj = lid % BV, rg = lid / BV;
     const long unit = get_group_id(1), bt = unit / H;
+    const int wr = !(vcheck && vflag[0]); /* a value out of range: write nothing */
     const int j = get_group_id(0) * BV + jj, jok = j < V, h = (int)(unit % H);
     __global selt *S = state + unit * K * V;
     const long ku = bt * Hk + key_head(h, H, Hk, map);
@@ -991,11 +997,11 @@ void delta_step(__global const float *q, __global const float *k,
 #endif
     const float vj = jok ? v[unit * V + j] : 0.0f;
     const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
-    if (rg == 0 && jok) o[ou * V + j] = scale * (gam * b + rkq[0] * u);
+    if (wr && rg == 0 && jok) o[ou * V + j] = scale * (gam * b + rkq[0] * u);
         for (int m = 0; m < NR; m++) {
         const int i = rg + RG * m;
         if (i < K) s[m] = mad(gam, s[m], lk[i] * u);
-        if (i < K && jok) SSTORE(s[m], S, (long)i * V + j);
+        if (wr && i < K && jok) SSTORE(s[m], S, (long)i * V + j);
     }
     for (int e = 1; e < nq; e++) {
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -1008,7 +1014,7 @@ void delta_step(__global const float *q, __global const float *k,
         }
         rb[rg * BV + jj] = pq;
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (rg == 0 && jok) {
+        if (wr && rg == 0 && jok) {
             float t = 0.0f;
             for (int x = 0; x < RG; x++) t += rb[x * BV + jj];
             o[(ou + e) * V + j] = scale * t;
@@ -1036,7 +1042,8 @@ void delta_step(__global const float *q, __global const float *k,
  * whole head) per group, 8 rows x 8 columns = 64 floats per work-item;
  * CW 4, SRG 16: 64 columns, 32 floats.  More bytes in flight per work-item:
  * smaller SRG (more rows each, more registers); more groups: larger SRG.
- * Local memory: 2 * WG * CW floats of partial sums (16 KiB at CW 8). */
+ * Local memory: 2 * WG * CW floats of partial sums (16 KiB at CW 8).
+ * vflag, vcheck: as delta_step's (a set flag: no store). */
 #ifndef CW
 #define CW 4
 #endif
@@ -1085,7 +1092,8 @@ void delta_stepw(__global const float *q, __global const float *k,
                  __global const float *v, __global const float *g,
                  __global const float *beta, __global selt *state,
                  __global float *o, float scale, int has_g, int gdn, int H, int Hk,
-                 int Hq, int nq, int share, int map)
+                 int Hq, int nq, int share, int map,
+                 __global const int *vflag, int vcheck)
 {
     __local float lq[K], lk[K];
 #if GK
@@ -1095,7 +1103,7 @@ void delta_stepw(__global const float *q, __global const float *k,
     const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;
     const long unit = get_group_id(1), bt = unit / H;
     const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL ? 1 : j < V;
-    const int h = (int)(unit % H);
+    const int h = (int)(unit % H), wr = !(vcheck && vflag[0]); /* else write nothing */
     __global selt *S = state + unit * K * V + j;
     const long ku = bt * Hk + key_head(h, H, Hk, map);
     const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
@@ -1160,7 +1168,7 @@ void delta_stepw(__global const float *q, __global const float *k,
         const float vj = jc < V ? v[unit * V + jc] : 0.0f;
         const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
         lu[lid] = u;
-        if (jc < V) o[ou * V + jc] = scale * (gam * b + kq * u);
+        if (wr && jc < V) o[ou * V + jc] = scale * (gam * b + kq * u);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     float uw[CW];
@@ -1172,7 +1180,7 @@ void delta_stepw(__global const float *q, __global const float *k,
             const float ki = lk[i];
 #pragma unroll
             for (int c = 0; c < CW; c++) s[m][c] = mad(gam, s[m][c], ki * uw[c]);
-            if (jok) SSTOREW(vloadw(0, s[m]), S + (long)i * V);
+            if (wr & jok) SSTOREW(vloadw(0, s[m]), S + (long)i * V);
         }
     }
     for (int e = 1; e < nq; e++) { /* query heads sharing the state read the new one */
@@ -1193,7 +1201,7 @@ void delta_stepw(__global const float *q, __global const float *k,
         }
         vstorew(vloadw(0, pq), 0, rb + rg * SBV + cg * CW);
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < SBV && j0 + lid < V) {
+        if (wr && lid < SBV && j0 + lid < V) {
             float t = 0.0f;
             for (int x = 0; x < SRG; x++) t += rb[x * SBV + lid];
             o[(ou + e) * V + j0 + lid] = scale * t;

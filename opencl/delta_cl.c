@@ -147,20 +147,28 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
         (rc = linattn_clrun_state_in(r, &a->h0, (size_t)units * a->K * a->V, 1, &S)) ||
         (rc = linattn_clrun_resolve(r, &a->o, 0, &o)))
         return rc;
+    /* the value check of device g, beta first; the step reads its flag and
+     * writes nothing when it is set */
+    cl_mem flag = r->cl->dummy;
+    const cl_int vcheck = a->vcheck != NULL;
+    if (vcheck && (rc = linattn_clrun_values_enqueue(r, a->vcheck, &flag))) return rc;
     if ((rc = inputs(r, pr, a, (cl_long)a->B, &q, &k, &beta))) return rc;
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
     const cl_int H = (cl_int)a->H, Hk = (cl_int)a->Hk, map = a->map;
     const qheads qh = qheads_of(a);
     const float scale = a->scale;
     const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g),
-                                 A(gdn), A(H), A(Hk), A(qh.Hq), A(qh.nq), A(qh.share), A(map)};
-    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 16, "delta_step"))) return rc;
+                                 A(gdn), A(H), A(Hk), A(qh.Hq), A(qh.nq), A(qh.share), A(map),
+                                 A(flag), A(vcheck)};
+    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 18, "delta_step"))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const int cols = pr->CW ? LINATTN_CL_WG / pr->SRG * pr->CW : pr->BV; /* per group */
     const size_t global[2] = {(size_t)(a->V + cols - 1) / cols * LINATTN_CL_WG, (size_t)units};
     if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local,
                                    pr->CW ? "delta_stepw" : "delta_step")))
         return rc;
+    /* the flags back (the call's one wait) before any result leaves */
+    if (vcheck && (rc = linattn_clrun_values_read(r, flag, a->vcheck))) return rc;
     if ((rc = linattn_clrun_state_out(r, S, &a->ht, (size_t)units * a->K * a->V, 1))) return rc;
     return linattn_clrun_out(r, o, &a->o);
 }

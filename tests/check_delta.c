@@ -760,6 +760,109 @@ START_TEST(test_options_table)
 }
 END_TEST
 
+/* ---- the step's value check on device buffers -------------------------- */
+
+/* A device buffer holding n floats (a 16-bit tensor: n uint16 in its
+ * first (n + 1) / 2 floats) written from x. */
+static linattn_buffer *dev_buf(linattn_ctx *c, const void *x, size_t nfloat)
+{
+    linattn_buffer *b;
+    ck_assert_int_eq(linattn_buffer_create(c, nfloat, &b), 0);
+    ck_assert_int_eq(linattn_buffer_write(b, 0, x, nfloat), 0);
+    return b;
+}
+
+/* loop index: op * 2 + (state 0 float32: delta_step, 1 bf16: delta_stepw).
+ * A step with q, k, v, g, beta, the state and o in device buffers and one
+ * value of g (then beta) NaN or out of range: LINATTN_ERANGE naming it, and
+ * the state and o buffers bit for bit as they were (the step kernel runs
+ * after the check and must write nothing: with its flag ignored the state
+ * changes and o loses its fill).  Then a good step on the same buffers
+ * matches the reference.  (gla refuses a 16-bit state.) */
+START_TEST(test_step_opencl_values)
+{
+    if (!tu_opencl()) return;
+    const int op = _i / 2, half = _i % 2;
+    if (op == 2 && half) return; /* gla keeps its state in float32 */
+    const int64_t B = 3, H = 2, K = 64, V = 64;
+    const size_t nq = B * H * K, nv = B * H * V, ng = B * H, nh = B * H * K * V;
+    const size_t hfl = half ? (nh + 1) / 2 : nh; /* floats of the state buffer */
+    tu_delta p;
+    tu_delta_make(&p, op, B, 1, H, K, V, 1, -0.5);
+    uint16_t *h16 = malloc(nh * 2 + 2);
+    ck_assert_ptr_nonnull(h16);
+    if (half) { /* the bf16 state and the float32 state it holds exactly */
+        ck_assert_int_eq(linattn_convert(p.h0, LINATTN_F32, h16, LINATTN_BF16, nh), 0);
+        ck_assert_int_eq(linattn_convert(h16, LINATTN_BF16, p.h0, LINATTN_F32, nh), 0);
+    }
+    const void *state0 = half ? (const void *)h16 : (const void *)p.h0;
+    float *ofill = tu_alloc(nv), *oread = tu_alloc(nv), *sread = tu_alloc(hfl);
+    float *bad = tu_alloc(ng);
+    linattn_ctx *cl = tu_ctx("opencl", 1), *ref = tu_ctx("ref", 1);
+    linattn_buffer *bq = dev_buf(cl, p.q, nq), *bk = dev_buf(cl, p.k, nq);
+    linattn_buffer *bv = dev_buf(cl, p.v, nv), *bg = dev_buf(cl, p.g, ng);
+    linattn_buffer *bb = dev_buf(cl, p.beta, ng), *bs = dev_buf(cl, state0, hfl);
+    linattn_buffer *bo = dev_buf(cl, ofill, nv);
+    const int64_t s3q[3] = {B, H, K}, s3v[3] = {B, H, V}, s2[2] = {B, H};
+    const int64_t s4[4] = {B, H, K, V};
+    linattn_delta_step_io io = {
+        .q = linattn_tensor_buffer(bq, 3, s3q), .k = linattn_tensor_buffer(bk, 3, s3q),
+        .v = linattn_tensor_buffer(bv, 3, s3v), .g = linattn_tensor_buffer(bg, 2, s2),
+        .beta = op == 2 ? linattn_tensor_none() : linattn_tensor_buffer(bb, 2, s2),
+        .state_h = linattn_tensor_buffer(bs, 4, s4), .o = linattn_tensor_buffer(bo, 3, s3v)};
+    if (half) io.state_h.dtype = LINATTN_BF16;
+    const linattn_delta_opts rec = opts_of(LINATTN_ALGO_RECURRENT, 0);
+    const char *const names[2] = {"g", op == 1 ? "eta" : "beta"};
+    for (int which = 0; which < (op == 2 ? 1 : 2); which++) {
+        const float outside[2] = {NAN, which ? 2.5f : 0.5f};
+        for (int b = 0; b < 2; b++) {
+            tu_fill(ofill, nv, -3.0, 3.0); /* o's prior contents, kept bit for bit */
+            ck_assert_int_eq(linattn_buffer_write(bo, 0, ofill, nv), 0);
+            ck_assert_int_eq(linattn_buffer_write(bs, 0, state0, hfl), 0);
+            memcpy(bad, which ? p.beta : p.g, ng * sizeof(float));
+            const size_t at = (size_t)tu_uniform(0, (double)ng) % ng;
+            bad[at] = outside[b];
+            ck_assert_int_eq(linattn_buffer_write(which ? bb : bg, 0, bad, ng), 0);
+            const int rc = tu_delta_step(op, cl, &io, &rec);
+            char want[32];
+            snprintf(want, sizeof want, "%s[%zu,%zu]", names[which], at / (size_t)H,
+                     at % (size_t)H);
+            ck_assert_msg(rc == LINATTN_ERANGE && strstr(linattn_last_error(), want),
+                          "%s%s step: %s = %g: status %d (%s)", OPS[op], half ? " bf16" : "",
+                          want, (double)outside[b], rc, linattn_last_error());
+            ck_assert_int_eq(linattn_buffer_read(bo, 0, oread, nv), 0);
+            ck_assert_int_eq(linattn_buffer_read(bs, 0, sread, hfl), 0);
+            ck_assert_msg(!memcmp(oread, ofill, nv * sizeof(float)),
+                          "%s%s step: %s = %g: o was written", OPS[op], half ? " bf16" : "",
+                          want, (double)outside[b]);
+            ck_assert_msg(!memcmp(sread, state0, hfl * sizeof(float)),
+                          "%s%s step: %s = %g: the state was written", OPS[op],
+                          half ? " bf16" : "", want, (double)outside[b]);
+            ck_assert_int_eq(linattn_buffer_write(which ? bb : bg, 0, which ? p.beta : p.g, ng),
+                             0);
+        }
+    }
+    /* a good step on the same buffers after the failed ones */
+    ck_assert_msg(tu_delta_step(op, cl, &io, &rec) == 0, "%s: %s", OPS[op], linattn_last_error());
+    float *ro = tu_alloc(nv), *rh = tu_alloc(nh), *got = tu_alloc(nh);
+    ck_assert_int_eq(run_step(op, ref, &p, &rec, ro, rh), 0);
+    ck_assert_int_eq(linattn_buffer_read(bo, 0, oread, nv), 0);
+    ck_assert_int_eq(linattn_buffer_read(bs, 0, sread, hfl), 0);
+    if (half) ck_assert_int_eq(linattn_convert(sread, LINATTN_BF16, got, LINATTN_F32, nh), 0);
+    else memcpy(got, sread, nh * sizeof(float));
+    const double eo = tu_relerr(oread, ro, nv), eh = tu_relerr(got, rh, nh);
+    ck_assert_msg(eo < TOL_REC && eh < (half ? 0x1p-8 : TOL_REC),
+                  "%s%s step after refused ones: o %.2e state %.2e", OPS[op],
+                  half ? " bf16" : "", eo, eh);
+    linattn_buffer *all[] = {bq, bk, bv, bg, bb, bs, bo};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) linattn_buffer_destroy(all[i]);
+    linattn_ctx_destroy(cl);
+    linattn_ctx_destroy(ref);
+    free(ro); free(rh); free(got); free(ofill); free(oread); free(sread); free(bad); free(h16);
+    tu_delta_free(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("delta");
@@ -784,6 +887,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600); /* 7 kernel builds on PoCL per op and kernel */
     tcase_add_loop_test(tc, test_step_opencl, 0, 9);
     tcase_add_loop_test(tc, test_pipe_opencl, 0, 3);
+    tcase_add_loop_test(tc, test_step_opencl_values, 0, 6);
     suite_add_tcase(s, tc);
     return s;
 }
