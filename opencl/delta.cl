@@ -503,9 +503,13 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #define UC 1
 #define UG BV
 #define UR (UG / 4)
-#define XN 4096          /* floats of the staging slab */
+#ifndef XN
+#define XN 4096          /* floats of the staging slab (-DXN= for tuning) */
+#endif
 #define XM (XN / 4 / WG) /* float4s a work-item stages */
-#define WCOLS 64         /* columns of W per slab */
+#ifndef WCOLS
+#define WCOLS 64         /* columns of W per slab (-DWCOLS= for tuning) */
+#endif
 #define KROWS (XN / K)   /* rows of k per slab */
 /* Unrolling of the two inner loops (-DWALK_WU=n, -DWALK_KU=n override it):
  * fully unrolled, they let NVIDIA's compiler hoist every local load of a
