@@ -555,6 +555,39 @@ START_TEST(test_pipe_opencl)
         free(ro); free(rh); free(o1); free(h1); free(o); free(h);
         tu_delta_free(&p);
     }
+    /* packed sequences of uneven lengths (cu_seqlens): the later windows hold
+     * the long ones only, the short ones' states pass through untouched */
+    static const int64_t LEN[] = {70, 400, 5, 190};
+    const int64_t N = 4, T = 665, H = 2, K = 64, V = 32;
+    int64_t cu[5] = {0};
+    for (int i = 0; i < N; i++) cu[i + 1] = cu[i] + LEN[i];
+    tu_delta p;
+    tu_delta_make(&p, op, 1, T, H, K, V, 0, -0.5);
+    const size_t ns = H * K * V, no = T * H * V;
+    float *h0 = tu_alloc(N * ns), *o1 = tu_alloc(no), *h1 = tu_alloc(N * ns);
+    float *o = tu_alloc(no), *h = tu_alloc(N * ns);
+    tu_fill(h0, N * ns, -0.5, 0.5);
+    linattn_ctx *cl = tu_ctx("opencl", 1);
+    const linattn_delta_opts chk = opts_of(LINATTN_ALGO_CHUNK, 0);
+    for (int w = 0; w < 3; w++) {
+        setenv("LINATTN_CL_PIPE", w ? span[w] : "0", 1);
+        linattn_delta_io io = tu_delta_io(&p, w ? o : o1, w ? h : h1);
+        io.cu_seqlens = cu;
+        io.n_seqs = N;
+        io.h0 = linattn_tensor_4d(h0, N, H, K, V);
+        io.hT = linattn_tensor_4d(w ? h : h1, N, H, K, V);
+        tu_poison(w ? o : o1, no);
+        tu_poison(w ? h : h1, N * ns);
+        ck_assert_msg(tu_delta_run(op, cl, &io, &chk) == 0, "%s", linattn_last_error());
+        if (w)
+            ck_assert_msg(!memcmp(o, o1, no * sizeof *o) && !memcmp(h, h1, N * ns * sizeof *h),
+                          "%s opencl: packed sequences, windows of %s chunks differ from one "
+                          "window", OPS[op], span[w]);
+    }
+    unsetenv("LINATTN_CL_PIPE");
+    linattn_ctx_destroy(cl);
+    free(h0); free(o1); free(h1); free(o); free(h);
+    tu_delta_free(&p);
 }
 END_TEST
 
