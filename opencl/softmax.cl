@@ -28,6 +28,20 @@
  * wrong outputs (infinities) with 3, 5, 6 or 7 */
 #define MVC (MVC0 <= 1 ? 1 : MVC0 <= 2 ? 2 : MVC0 <= 4 ? 4 : MVC0 <= 8 ? 8 : MVC0 <= 16 ? 16 : MVC0)
 
+/* n scores x[t * stride] of one row replaced by p = exp(x - m) (0 for a
+ * masked -inf score); returns their sum. */
+static float exp_run(__local float *x, int stride, int n, float m)
+{
+    float ps = 0.0f;
+    for (int t = 0; t < n; t++) {
+        const float v = x[t * stride];
+        const float p = v == -INFINITY ? 0.0f : exp(v - m);
+        x[t * stride] = p;
+        ps += p;
+    }
+    return ps;
+}
+
 /* stab: per sequence {first token (b*T + t0), tokens}; btab: per block
  * {sequence, first row}.  q, o [.., H, *], k, v [.., Hk, *]: query head h
  * reads key/value head h / (H / Hk). */
@@ -84,14 +98,7 @@ void softmax_fwd(__global const long *stab, __global const long *btab, __global 
         barrier(CLK_LOCAL_MEM_FENCE);
         const float mnew = fmax(fmax(mrow, fmax(lred[4 * srow], lred[4 * srow + 1])),
                                 fmax(lred[4 * srow + 2], lred[4 * srow + 3]));
-        float ps = 0.0f;
-        for (int t = part * 16; t < part * 16 + 16; t++) {
-            const float x = ls[srow * SP + t];
-            const float p = x == -INFINITY ? 0.0f : exp(x - mnew);
-            ls[srow * SP + t] = p;
-            ps += p;
-        }
-        lsum[lid] = ps;
+        lsum[lid] = exp_run(ls + srow * SP + part * 16, 1, 16, mnew);
         if (part == 0) lcorr[srow] = mnew == -INFINITY ? 1.0f : exp(mrow - mnew);
         mrow = mnew;
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -265,14 +272,7 @@ void softmax_fwd2(__global const long *stab, __global const long *btab, __global
         lred[lid] = pm;
         barrier(CLK_LOCAL_MEM_FENCE);
         const float mnew = fmax(mrow, fmax(lred[2 * srow], lred[2 * srow + 1]));
-        float ps = 0.0f;
-        for (int t = part * 32; t < part * 32 + 32; t++) {
-            const float x = lp[t * PP + srow];
-            const float p = x == -INFINITY ? 0.0f : exp(x - mnew);
-            lp[t * PP + srow] = p;
-            ps += p;
-        }
-        lsum[lid] = ps;
+        lsum[lid] = exp_run(lp + part * 32 * PP + srow, PP, 32, mnew);
         if (part == 0) lcorr[srow] = mnew == -INFINITY ? 1.0f : exp(mrow - mnew);
         mrow = mnew;
         barrier(CLK_LOCAL_MEM_FENCE);
