@@ -241,6 +241,7 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
  * chunk over its sum (and cx), the final state into S, z and its offset into
  * cf (not over cb, which other work-items of S may still read).  c_in, zero_c
  * as ela_seq.  Grid (ceil((F*V + F) / 256) * 256, H, N). */
+#define SD 16 /* chunks whose loads ela_chunk_scan has in flight */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, int zero_c,
                     __global float *P, __global float *pz, __global const float *m,
@@ -257,18 +258,31 @@ void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, i
     const long ch0 = sq[2 * n], nch = sq[2 * n + 1];
     float c = !safe ? 0.0f : c_in ? cb[unit * F + d] : zero_c ? 0.0f : -INFINITY;
     float x = isz ? z[unit * F + d] : S[unit * FV + e];
-    for (long i = ch0; i < ch0 + nch; i++) {
-        const long u = i * H + h;
-        __global float *p = isz ? pz + u * F + d : P + u * FV + e;
-        const float add = *p;
-        *p = x;
-        if (safe) {
-            const float mi = m[u * F + d], cn = fmax(c, mi);
-            if (isz) cx[u * F + d] = c;
-            x = x * exp(c - cn) + add * exp(mi - cn);
-            c = cn;
-        } else {
-            x += add;
+    /* SD chunks at a time: their loads all issued before the first update
+     * (one chunk at a time, each waited for its load: latency-bound) */
+    for (long i0 = ch0; i0 < ch0 + nch; i0 += SD) {
+        float add[SD], mi[SD];
+#pragma unroll
+        for (int j = 0; j < SD; j++) {
+            const long i = i0 + j, u = i * H + h;
+            const int in = i < ch0 + nch;
+            add[j] = in ? (isz ? pz[u * F + d] : P[u * FV + e]) : 0.0f;
+            mi[j] = in && safe ? m[u * F + d] : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < SD; j++) {
+            const long i = i0 + j, u = i * H + h;
+            if (i >= ch0 + nch) break;
+            if (isz) pz[u * F + d] = x;
+            else P[u * FV + e] = x;
+            if (safe) {
+                const float cn = fmax(c, mi[j]);
+                if (isz) cx[u * F + d] = c;
+                x = x * exp(c - cn) + add[j] * exp(mi[j] - cn);
+                c = cn;
+            } else {
+                x += add[j];
+            }
         }
     }
     if (isz) {
