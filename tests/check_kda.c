@@ -17,6 +17,10 @@
  * slowest backend), at a rate a busy 2-core machine keeps, plus margin. */
 #define RATE 2e7
 #define MARGIN 60
+/* and the OpenCL programs the first test of a case builds on PoCL, one per
+ * shape: 7-8 s each measured on an idle 2-core machine (the per-channel
+ * kernels with float4 slabs), doubled for a busy one */
+#define CL_BUILD 16
 static const char *const OPS[] = {"gdn", "kla", "gla"};
 
 /* One problem: q [B,T,Hq,K], k [B,T,Hk,K], v [B,T,H,V], g [B,T,H,K] (gk) or
@@ -341,7 +345,7 @@ static int timeout_of(double work)
      * would not survive the fork of each test (ref, scalar, the ISAs, OpenCL) */
     const int n = 3 + linattn_isa_usable("avx2") + linattn_isa_usable("avx512") +
                   linattn_isa_usable("neon");
-    return MARGIN + (int)(work * n / RATE);
+    return MARGIN + CL_BUILD * (int)NSHAPES + (int)(work * n / RATE);
 }
 
 static Suite *suite(void)
