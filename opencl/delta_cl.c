@@ -314,7 +314,7 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                               (size_t)H, (size_t)a->nseq};
         if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
             (rc = linattn_clrun_launch_on(cl, qs[0], pr->k[K_PREP], 2, gp, l3, 0, NULL,
-                                          e ? e : NULL, "delta_prep")))
+                                          e, "delta_prep")))
             break;
         if (scan) {
             if ((rc = linattn_clrun_args(pr->k[K_GSUM], gsargs, 8, "gla_sum")) ||
