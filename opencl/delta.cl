@@ -296,19 +296,58 @@ void delta_prep(__global const long *ctab, __global const float *q,
 
     if (!gdn) return; /* gla: U' = V (read in place by the next kernels), no W */
     barrier(CLK_LOCAL_MEM_FENCE);
-    /* T = (I + A)^-1 (unit lower), strictly lower part over A, row by row */
-    for (int r = 1; r < c; r++) {
-        float t = 0.0f;
-        if (lid < r) {
-            t = -lA[r * 64 + lid];
-            for (int s = lid + 1; s < r; s++) t -= lA[r * 64 + s] * lA[s * 64 + lid];
+    /* T = (I + A)^-1 (unit lower) by 16 x 16 blocks, 8 barriers: first the
+     * diagonal blocks T_dd = (I + A_dd)^-1 by forward substitution, one
+     * column j per work-item (64 of them), over A_dd; then the blocks below
+     * the diagonal by their distance L = a - b,
+     *   T_ab = -T_aa X_ab,  X_ab = sum_{b <= m < a} A_am T_mb,
+     * each stored as it is in the free block (b, a) above the diagonal
+     * (T[16a + i][16b + j] at lA[(16b + i) 64 + 16a + j]), so that A's
+     * blocks below it stay for the later distances and T_mb (m >= b) is
+     * always at lA[(16b + u) 64 + 16m + j].  X goes through lx. */
+    {
+        const int d = lid / 16, j = lid % 16;
+        float x[16];
+        if (lid < 64) {
+#pragma unroll
+            for (int i = 0; i < 16; i++) {
+                float t = 0.0f;
+#pragma unroll
+                for (int s = 0; s < i; s++) t = mad(lA[(16 * d + i) * 64 + 16 * d + s], x[s], t);
+                x[i] = i == j ? 1.0f : -t; /* x[i < j] = 0 */
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < r) lA[r * 64 + lid] = t;
-        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < 64)
+#pragma unroll
+            for (int i = 0; i < 16; i++) lA[(16 * d + i) * 64 + 16 * d + j] = x[i];
     }
-    /* T^T in pos order over lA, the unit diagonal and zeros above it
-     * included: the X^T slab of phase s0 below is lA + s0 LDS.  Each
+    for (int L = 1; L < 4; L++) {
+        const int i = lid / 16, j = lid % 16;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int b = 0; b + L < 4; b++) {
+            const int a = b + L;
+            float t = 0.0f;
+            for (int m = b; m < a; m++)
+#pragma unroll
+                for (int u = 0; u < 16; u++)
+                    t = mad(lA[(16 * a + i) * 64 + 16 * m + u], lA[(16 * b + u) * 64 + 16 * m + j], t);
+            lx[b * 256 + lid] = t;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int b = 0; b + L < 4; b++) {
+            const int a = b + L;
+            float t = 0.0f;
+#pragma unroll
+            for (int u = 0; u < 16; u++)
+                t = mad(lA[(16 * a + i) * 64 + 16 * a + u], lx[b * 256 + 16 * u + j], t);
+            lA[(16 * b + i) * 64 + 16 * a + j] = -t;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* T^T in pos order over lA (T's blocks where the inversion left them),
+     * the unit diagonal and zeros above it included: the X^T slab of phase
+     * s0 below is lA + s0 LDS.  Each
      * work-item holds 16 elements between the barriers; of 32 consecutive
      * ones, lane j of 8 in group a of 4 takes row m + 16a, column
      * 8 (u + a) + j mod 64 (distinct banks on both sides). */
@@ -317,7 +356,8 @@ void delta_prep(__global const long *ctab, __global const float *q,
         for (int i = 0; i < 64 * 64 / WG; i++) {
             const int e = lid + WG * i, l = e % 32, m = e / 32 % 16, u = e / 512;
             const int r = m + 16 * (l / 8), s = (8 * (u + l / 8) + l % 8) % 64;
-            tv[i] = s < r ? lA[r * 64 + s] : (s == r ? 1.0f : 0.0f);
+            tv[i] = s < r ? lA[(16 * (s / 16) + r % 16) * 64 + 16 * (r / 16) + s % 16]
+                          : (s == r ? 1.0f : 0.0f);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int i = 0; i < 64 * 64 / WG; i++) {
