@@ -137,7 +137,8 @@ void ela_seq(__global const long *stab, __global const float *q, __global const 
 #define TR 64 /* rows of a tile (chunk rows or features) */
 #define MU (V > 64 ? 8 : 4) /* value columns of a work-item: tx + 16 u, u < MU */
 #define TC (16 * MU)         /* columns of a tile (values; ela_cl.c mirrors it) */
-#define DT 8                 /* depth of the products' local tiles */
+#define DT 16                /* depth of the products' local slabs */
+#define NSL (MU / 4)         /* float4s of a [DT][TC] slab a work-item stages */
 
 /* the key feature of x = s k[d] (d < K; x = 0 beyond), nk = |s k|^2 */
 inline float ela_psi(int feature, int safe, float x, int d, float nk, float c)
@@ -160,6 +161,31 @@ inline float ela_phi(int feature, int safe, float x, int d, float nq, float c, f
     return x;
 }
 
+/* p[0..3] where the index is below n (zeros past it; nothing read there) */
+inline float4 ela_ld4(__global const float *p, int n)
+{
+    if (n >= 4) return vload4(0, p);
+    return (float4)(n > 0 ? p[0] : 0.0f, n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, 0.0f);
+}
+
+/* The [DT][TC] slabs of the products (values, state rows) go global ->
+ * registers -> local: a work-item's float4 l holds slab row SROW(l),
+ * columns SCOL(l) .. + 3, and the next slab's loads are issued before the
+ * current slab's products (the prefetch of delta.cl), so that their latency
+ * hides behind arithmetic. */
+#define SROW(lid, l) (((lid) + WG * (l)) / (TC / 4))
+#define SCOL(lid, l) (4 * (((lid) + WG * (l)) % (TC / 4)))
+
+/* slab rows t0 + SROW (< nr) of x (rows ld apart), columns j0 + SCOL (< V) */
+inline void ela_fetch_slab(float4 *w, __global const float *x, long ld, int t0, int nr, int j0,
+                           int lid)
+{
+    for (int l = 0; l < NSL; l++) {
+        const int t = t0 + SROW(lid, l), j = j0 + SCOL(lid, l);
+        w[l] = t < nr ? ela_ld4(x + t * ld + j, V - j) : (float4)(0.0f);
+    }
+}
+
 /* Per (chunk, head, feature tile, value tile): P = Psi^T V_c, pz = Psi^T 1,
  * and (safe) m.  Grid (chunks * 256, H, ftiles * vtiles). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -167,17 +193,29 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
                    int H, int F, int feature, int safe, float s, __global float *P,
                    __global float *pz, __global float *m)
 {
-    __local float lk[TR][TR + 1], lv[DT][TC], lm[TR], lnk[TR], lpart[WG];
+    __local float lk[TR][TR + 1], lm[TR], lnk[TR], lpart[WG];
+    __local float lv[DT * TC] __attribute__((aligned(16)));
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int ch = get_group_id(0), h = get_group_id(1);
     const int vtiles = (V + TC - 1) / TC;
     const int d0 = (get_group_id(2) / vtiles) * TR, j0 = (get_group_id(2) % vtiles) * TC;
     const long row0 = ct[3 * ch], len = ct[3 * ch + 1];
     const int c = (int)len;
-    /* the scaled keys of the tile's features, every row of the chunk */
-    for (int e = lid; e < TR * TR; e += WG) {
-        const int r = e / TR, dd = e % TR, d = d0 + dd;
-        lk[r][dd] = (r < c && d < K) ? s * k[((row0 + r) * H + h) * K + d] : 0.0f;
+    /* the first slab of values, in flight while the keys' tile is made */
+    __global const float *vc = v + (row0 * H + h) * V;
+    const long ldv = (long)H * V;
+    float4 w[NSL];
+    ela_fetch_slab(w, vc, ldv, 0, c, j0, lid);
+    /* the scaled keys of the tile's features, every row of the chunk, a
+     * float4 of a row at a time */
+    for (int e = lid; e < TR * TR / 4; e += WG) {
+        const int r = e / (TR / 4), dd = 4 * (e % (TR / 4)), d = d0 + dd;
+        const float4 x =
+            r < c ? s * ela_ld4(k + ((row0 + r) * H + h) * K + d, K - d) : (float4)(0.0f);
+        lk[r][dd] = x.x;
+        lk[r][dd + 1] = x.y;
+        lk[r][dd + 2] = x.z;
+        lk[r][dd + 3] = x.w;
     }
     /* squared key norms (sqdist): 4 work-items a row */
     {
@@ -206,15 +244,13 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
     float az[4] = {0.0f};
     for (int r0 = 0; r0 < CH; r0 += DT) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int e = lid; e < DT * TC; e += WG) {
-            const int r = e / TC, j = j0 + e % TC;
-            lv[r][e % TC] = (r0 + r < c && j < V) ? v[((row0 + r0 + r) * H + h) * V + j] : 0.0f;
-        }
+        for (int l = 0; l < NSL; l++) vstore4(w[l], 0, lv + SROW(lid, l) * TC + SCOL(lid, l));
         barrier(CLK_LOCAL_MEM_FENCE);
+        if (r0 + DT < CH) ela_fetch_slab(w, vc, ldv, r0 + DT, c, j0, lid);
         for (int r = 0; r < DT; r++) {
             float a[4], b[MU];
             for (int i = 0; i < 4; i++) a[i] = lk[r0 + r][ty + 16 * i];
-            for (int u = 0; u < MU; u++) b[u] = lv[r][tx + 16 * u];
+            for (int u = 0; u < MU; u++) b[u] = lv[r * TC + tx + 16 * u];
             for (int i = 0; i < 4; i++) {
                 az[i] += a[i];
                 for (int u = 0; u < MU; u++) acc[i][u] = mad(a[i], b[u], acc[i][u]);
@@ -298,7 +334,14 @@ void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, i
  * with (safe) c' = max(cx, m) the offset after the chunk, Psi = e^(b - c'),
  * Phi = e^(a + c' - M_r) and Phi~ = Phi e^(cx - c') (the state is relative to
  * cx).  bidir: S_in, z_in, cx are the final state (Sf, zf, cf) and A = 0.
- * Grid (chunks * 256, H, vtiles). */
+ * The slabs of q and k (row QR, features QD .. + 3 of a work-item), S_in and
+ * then V_c are prefetched: the next slab's loads are issued before the
+ * current slab's products.  Grid (chunks * 256, H, vtiles). */
+#define QR(lid) ((lid) / 4)
+#define QD(lid) (4 * ((lid) % 4))
+#if TR * DT != 4 * WG
+#error "ela_chunk_out stages its q, k slabs as one float4 a work-item"
+#endif
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void ela_chunk_out(__global const long *ct, __global const float *q, __global const float *k,
                    __global const float *v, int H, int F, int feature, int safe, int bidir,
@@ -307,15 +350,25 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
                    __global const float *Sf, __global const float *zf,
                    __global const float *cf, __global float *o)
 {
-    __local float la[TR * (TR + 1)]; /* first the row partials, then A */
-    __local float lq[TR][DT + 1], lk[TR][DT + 1], ls[DT][TC];
+    /* la: first the row partials, then the slabs of Phi and Psi (lq, lk:
+     * [TR][DT + 1] each), then A */
+    __local float la[TR * (TR + 1)];
+    __local float ls[DT * TC] __attribute__((aligned(16))); /* S_in, then V_c */
     __local float lc[FMAX], le[FMAX], lz[FMAX], lM[TR], lnq[TR], lnk[TR], lden[TR];
+    __local float *const lq = la, *const lk = la + TR * (DT + 1);
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int ch = get_group_id(0), h = get_group_id(1), j0 = get_group_id(2) * TC;
     const long row0 = ct[3 * ch], c = ct[3 * ch + 1], n = ct[3 * ch + 2];
     const long cu = (long)ch * H + h, nu = n * H + h;
     __global const float *Sin = bidir ? Sf + nu * F * V : P + cu * F * V;
     __global const float *zin = bidir ? zf + nu * F : pz + cu * F;
+    /* the first slabs in flight while the offsets and row maxima are made */
+    const int qr = QR(lid), qd = QD(lid);
+    const long qrow = ((row0 + qr) * H + h) * K + qd;
+    float4 wq = qr < c ? ela_ld4(q + qrow, K - qd) : (float4)(0.0f);
+    float4 wk = qr < c && !bidir ? ela_ld4(k + qrow, K - qd) : (float4)(0.0f);
+    float4 ws[NSL];
+    ela_fetch_slab(ws, Sin, V, 0, F, j0, lid);
     for (int d = lid; d < F; d += WG) {
         float cc = 0.0f, e = 1.0f;
         if (safe) {
@@ -328,17 +381,28 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         lz[d] = zin[d];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    /* per row: M (safe), |a|^2 and |b|^2 (sqdist); 4 work-items a row */
+    /* per row: M (safe), |a|^2 and |b|^2 (sqdist); 4 work-items a row, a
+     * float4 at a time */
     {
         const int r = lid / 4;
         const int sq = feature == 1 || feature == 2;
+        const long row = (row0 + r) * H + h;
         float mx = -INFINITY, aq = 0.0f, ak = 0.0f;
-        for (int d = lid % 4; d < (r < c && (safe || sq) ? K : 0); d += 4) {
-            const long row = (row0 + r) * H + h;
-            const float a = s * q[row * K + d], b = s * k[row * K + d];
-            mx = fmax(mx, a + lc[d]);
-            aq = mad(a, a, aq);
-            ak = mad(b, b, ak);
+        for (int d = 4 * (lid % 4); d < (r < c && (safe || sq) ? K : 0); d += 16) {
+            const float4 a = s * ela_ld4(q + row * K + d, K - d);
+            const float4 b = s * ela_ld4(k + row * K + d, K - d);
+            mx = fmax(mx, a.x + lc[d]);
+            if (d + 1 < K) mx = fmax(mx, a.y + lc[d + 1]);
+            if (d + 2 < K) mx = fmax(mx, a.z + lc[d + 2]);
+            if (d + 3 < K) mx = fmax(mx, a.w + lc[d + 3]);
+            aq = mad(a.x, a.x, aq);
+            aq = mad(a.y, a.y, aq);
+            aq = mad(a.z, a.z, aq);
+            aq = mad(a.w, a.w, aq);
+            ak = mad(b.x, b.x, ak);
+            ak = mad(b.y, b.y, ak);
+            ak = mad(b.z, b.z, ak);
+            ak = mad(b.w, b.w, ak);
         }
         la[lid] = mx;
         la[WG + lid] = aq;
@@ -354,33 +418,40 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
     float y[4][MU] = {{0.0f}}, A[4][4] = {{0.0f}}, dz[4] = {0.0f};
     for (int f0 = 0; f0 < F; f0 += DT) {
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int e = lid; e < TR * DT; e += WG) {
-            const int r = e / DT, dd = e % DT, d = f0 + dd;
-            float fq = 0.0f, fk = 0.0f;
-            if (r < c && d < F) {
-                const long row = (row0 + r) * H + h;
-                const float a = d < K ? s * q[row * K + d] : 0.0f;
-                fq = ela_phi(feature, safe, a, d, lnq[r], lc[d], lM[r]);
-                if (!bidir) {
-                    const float b = d < K ? s * k[row * K + d] : 0.0f;
-                    fk = ela_psi(feature, safe, b, d, lnk[r], lc[d]);
-                }
+        /* the staged slab to local memory: the features of q and k (zero
+         * past the chunk's rows and F), S_in's rows times e^(cx - c') */
+        {
+            const float nq = lnq[qr], nk = lnk[qr], M = lM[qr];
+            const float xq[4] = {wq.x, wq.y, wq.z, wq.w}, xk[4] = {wk.x, wk.y, wk.z, wk.w};
+            for (int j = 0; j < 4; j++) {
+                const int d = f0 + qd + j, ok = qr < c && d < F;
+                lq[qr * (DT + 1) + qd + j] =
+                    ok ? ela_phi(feature, safe, s * xq[j], d, nq, lc[d], M) : 0.0f;
+                lk[qr * (DT + 1) + qd + j] =
+                    ok && !bidir ? ela_psi(feature, safe, s * xk[j], d, nk, lc[d]) : 0.0f;
             }
-            lq[r][dd] = fq;
-            lk[r][dd] = fk;
         }
-        for (int e = lid; e < DT * TC; e += WG) {
-            const int dd = e / TC, j = j0 + e % TC, d = f0 + dd;
-            ls[dd][e % TC] = (d < F && j < V) ? Sin[(long)d * V + j] * le[d] : 0.0f;
+        for (int l = 0; l < NSL; l++) {
+            const int d = f0 + SROW(lid, l);
+            vstore4(ws[l] * (d < F ? le[d] : 0.0f), 0, ls + SROW(lid, l) * TC + SCOL(lid, l));
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        if (f0 + DT < F) { /* the next slab */
+            const int d = f0 + DT + qd;
+            wq = qr < c ? ela_ld4(q + qrow + f0 + DT, K - d) : (float4)(0.0f);
+            wk = qr < c && !bidir ? ela_ld4(k + qrow + f0 + DT, K - d) : (float4)(0.0f);
+            ela_fetch_slab(ws, Sin, V, f0 + DT, F, j0, lid);
+        } else { /* the first slab of values */
+            ela_fetch_slab(ws, v + (row0 * H + h) * V, (long)H * V, 0, bidir ? 0 : (int)c, j0,
+                           lid);
+        }
         for (int dd = 0; dd < DT; dd++) {
             const int d = f0 + dd;
             const float ez = d < F ? le[d] * lz[d] : 0.0f;
             float a[4], b[MU], kk[4];
-            for (int i = 0; i < 4; i++) a[i] = lq[ty + 16 * i][dd];
-            for (int u = 0; u < MU; u++) b[u] = ls[dd][tx + 16 * u];
-            for (int u = 0; u < 4; u++) kk[u] = lk[tx + 16 * u][dd];
+            for (int i = 0; i < 4; i++) a[i] = lq[(ty + 16 * i) * (DT + 1) + dd];
+            for (int u = 0; u < MU; u++) b[u] = ls[dd * TC + tx + 16 * u];
+            for (int u = 0; u < 4; u++) kk[u] = lk[(tx + 16 * u) * (DT + 1) + dd];
             for (int i = 0; i < 4; i++) {
                 dz[i] = mad(a[i], ez, dz[i]);
                 for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
@@ -388,6 +459,7 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
             }
         }
     }
+    barrier(CLK_LOCAL_MEM_FENCE); /* lq, lk (in la) and ls read */
     /* A, masked, to local memory; its row sums to the denominators */
     for (int i = 0; i < 4; i++)
         for (int u = 0; u < 4; u++) {
@@ -400,21 +472,21 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         for (int t = 0; t < TR; t++) acc += la[lid * (TR + 1) + t];
         lden[lid] = acc;
     }
-    /* Y += A V_c, the values in tiles of DT rows (ls) */
+    /* Y += A V_c, the values in slabs of DT rows (ls) */
     for (int t0 = 0; t0 < CH; t0 += DT) {
+        for (int l = 0; l < NSL; l++) vstore4(ws[l], 0, ls + SROW(lid, l) * TC + SCOL(lid, l));
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int e = lid; e < DT * TC; e += WG) {
-            const int t = t0 + e / TC, j = j0 + e % TC;
-            ls[e / TC][e % TC] = (!bidir && t < c && j < V) ? v[((row0 + t) * H + h) * V + j] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        if (t0 + DT < CH)
+            ela_fetch_slab(ws, v + (row0 * H + h) * V, (long)H * V, t0 + DT, bidir ? 0 : (int)c,
+                           j0, lid);
         for (int tt = 0; tt < DT; tt++) {
             float a[4], b[MU];
             for (int i = 0; i < 4; i++) a[i] = la[(ty + 16 * i) * (TR + 1) + t0 + tt];
-            for (int u = 0; u < MU; u++) b[u] = ls[tt][tx + 16 * u];
+            for (int u = 0; u < MU; u++) b[u] = ls[tt * TC + tx + 16 * u];
             for (int i = 0; i < 4; i++)
                 for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
         }
+        barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < 4; i++) {
         const int r = ty + 16 * i;
