@@ -35,6 +35,8 @@ struct linattn_cl {
     int profile;      /* LINATTN_CL_PROFILE, read when the device is opened */
     pthread_mutex_t lock;      /* one call at a time on the queue and kernels */
     cl_mem dummy;              /* bound to absent tensor arguments */
+    cl_mem vflag;              /* the value check's flags (values_cl.c), made on first use */
+    int vflag_dirty;           /* vflag may hold set flags: zero it before the next check */
     uint64_t clock;            /* program lookups so far */
     int nprog;
     linattn_cl_prog progs[LINATTN_CL_PROGS];

@@ -205,6 +205,7 @@ void linattn_cl_close(linattn_cl *cl)
     if (!cl) return;
     linattn_cl_programs_release(cl);
     if (cl->dummy) linattn_clapi.clReleaseMemObject(cl->dummy);
+    if (cl->vflag) linattn_clapi.clReleaseMemObject(cl->vflag);
     for (int i = 0; i < 2; i++)
         if (cl->aux[i]) linattn_clapi.clReleaseCommandQueue(cl->aux[i]);
     if (cl->queue) linattn_clapi.clReleaseCommandQueue(cl->queue);

@@ -1,7 +1,10 @@
 /* linattn - host side of the value check on OpenCL (values.cl): the flags
  * of a check, up to four buffers per launch, enqueued without waiting; the
  * flags read back once, by the check alone or after a device call's kernels
- * (linattn_cl_vcheck). */
+ * (linattn_cl_vcheck).  The flags live in one buffer per context (cl->vflag,
+ * under cl->lock), zero between calls: it is zeroed when made and again only
+ * after a check that may have set a flag (a culprit, or a call that failed
+ * before its read), so a decode step enqueues no fill. */
 #include "clpriv.h"
 #include "values_cl_src.h" /* generated from values.cl: linattn_values_cl_src */
 
@@ -19,13 +22,21 @@ int linattn_clrun_values_enqueue(linattn_clrun *r, const linattn_cl_vcheck *vc, 
     static const cl_int zero = 0;
     if (vc->n > LINATTN_CL_VCHECK_MAX)
         return linattn_fail(LINATTN_EINVAL, "value check: too many tensors");
-    if ((rc = linattn_cl_kernels(r->cl, linattn_values_cl_src, "", &name, 1, &kn)) ||
-        (rc = linattn_clrun_alloc(r, sizeof(cl_int) * (1 + LINATTN_CL_VCHECK_MAX), 0, flag)))
-        return rc;
-    LINATTN_CL_CHECK(linattn_clapi.clEnqueueFillBuffer(r->cl->queue, *flag, &zero, sizeof zero, 0,
-                                                       sizeof(cl_int) * (1 + LINATTN_CL_VCHECK_MAX),
-                                                       0, NULL, NULL),
-                     "clEnqueueFillBuffer");
+    linattn_cl *cl = r->cl;
+    const size_t bytes = sizeof(cl_int) * (1 + LINATTN_CL_VCHECK_MAX);
+    if ((rc = linattn_cl_kernels(cl, linattn_values_cl_src, "", &name, 1, &kn))) return rc;
+    if (!cl->vflag) {
+        cl_int err;
+        cl->vflag = linattn_clapi.clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+        if (!cl->vflag) return linattn_cl_fail(err, "clCreateBuffer");
+        cl->vflag_dirty = 1;
+    }
+    if (cl->vflag_dirty)
+        LINATTN_CL_CHECK(linattn_clapi.clEnqueueFillBuffer(cl->queue, cl->vflag, &zero, sizeof zero,
+                                                           0, bytes, 0, NULL, NULL),
+                         "clEnqueueFillBuffer");
+    *flag = cl->vflag;
+    cl->vflag_dirty = 1; /* until the read finds every flag clear */
     for (int at = 0; at < vc->n; at += PER_LAUNCH) {
         const int nb = vc->n - at < PER_LAUNCH ? vc->n - at : PER_LAUNCH;
         cl_mem x[PER_LAUNCH];
@@ -62,6 +73,7 @@ int linattn_clrun_values_read(linattn_clrun *r, cl_mem flag, linattn_cl_vcheck *
                      "clEnqueueReadBuffer");
     for (int i = 0; i < vc->n; i++) vc->bad[i] = f[1 + i] != 0;
     vc->read = 1;
+    if (!f[0] && flag == r->cl->vflag) r->cl->vflag_dirty = 0;
     return f[0] ? linattn_fail(LINATTN_ERANGE, "a value is out of range") : LINATTN_OK;
 }
 
