@@ -819,6 +819,7 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
         }
 }
 
+#define GSD 16 /* chunks whose loads gla_scan has in flight */
 __kernel void gla_scan(__global const long *stab, __global const long *ctab,
                        __global const float *Gin, __global float *Sbuf, __global float *St,
                        int H)
@@ -829,17 +830,28 @@ __kernel void gla_scan(__global const long *stab, __global const long *ctab,
     const long w0 = stab[2 * n], nw = stab[2 * n + 1];
     __global float *S = St + ((long)n * H + h) * K * V + e;
     float x = *S;
-    for (long w = w0; w < w0 + nw; w++) {
-        const long wh = w * H + h;
-        const int c = (int)ctab[3 * w + 1];
-        __global float *P = Sbuf + wh * K * V + e;
-        const float add = *P;
-        *P = x;
+    /* GSD chunks at a time: their loads all issued before the first update
+     * (one chunk at a time, each waited for its load: latency-bound) */
+    for (long w1 = w0; w1 < w0 + nw; w1 += GSD) {
+        float add[GSD], dec[GSD];
+#pragma unroll
+        for (int j = 0; j < GSD; j++) {
+            const long w = w1 + j, wh = w * H + h;
+            const int in = w < w0 + nw, c = in ? (int)ctab[3 * w + 1] : 1;
+            add[j] = in ? Sbuf[wh * K * V + e] : 0.0f;
 #if GK
-        x = mad(exp(Gin[wh * GS + (c - 1) * K + e / V]), x, add);
+            dec[j] = in ? Gin[wh * GS + (c - 1) * K + e / V] : 0.0f;
 #else
-        x = mad(exp(Gin[wh * GS + c - 1]), x, add);
+            dec[j] = in ? Gin[wh * GS + c - 1] : 0.0f;
 #endif
+        }
+#pragma unroll
+        for (int j = 0; j < GSD; j++) {
+            const long w = w1 + j;
+            if (w >= w0 + nw) break;
+            Sbuf[(w * H + h) * K * V + e] = x;
+            x = mad(exp(dec[j]), x, add[j]);
+        }
     }
     *S = x;
 }
