@@ -24,6 +24,7 @@ typedef struct linattn_cl_prog {
     cl_kernel kernels[LINATTN_CL_KERNELS];
 } linattn_cl_prog;
 
+#define LINATTN_CL_SPARE 16
 struct linattn_cl {
     cl_device_id dev;
     cl_context ctx;
@@ -36,6 +37,10 @@ struct linattn_cl {
     pthread_mutex_t lock;      /* one call at a time on the queue and kernels */
     cl_mem dummy;              /* bound to absent tensor arguments */
     cl_mem vflag;              /* the value check's flags (values_cl.c), made on first use */
+    cl_mem spare[LINATTN_CL_SPARE]; /* temporaries of earlier calls, kept for the next (clrun.c) */
+    size_t spare_bytes[LINATTN_CL_SPARE], spare_total;
+    int nspare;
+    int keep;         /* LINATTN_CL_KEEP (not "0"): keep temporaries between calls */
     int vflag_dirty;           /* vflag may hold set flags: zero it before the next check */
     uint64_t clock;            /* program lookups so far */
     int nprog;
@@ -64,10 +69,14 @@ int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
 typedef struct linattn_clrun {
     linattn_cl *cl;
     cl_mem tmp[LINATTN_CLRUN_MAX]; /* buffers this call allocated */
+    size_t tmpb[LINATTN_CLRUN_MAX]; /* their sizes */
     int ntmp;
 } linattn_clrun;
 int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out);
 void linattn_clrun_free(linattn_clrun *r);
+/* Release the temporaries kept between calls (all of them: every = 1), or
+ * none; returns how many went. */
+int linattn_cl_spare_release(linattn_cl *cl);
 /* The device buffer of an argument: its own, a fresh copy of its host data
  * (in = 1), or fresh space for an output (in = 0); absent: the dummy. */
 int linattn_clrun_resolve(linattn_clrun *r, const linattn_cl_arg *a, int in, cl_mem *out);

@@ -4,14 +4,98 @@
 #include <stdio.h>
 #include <time.h>
 #include "clpriv.h"
+#include "fault.h"
+
+/* Temporaries outlive their call: clrun_free keeps them (at most
+ * LINATTN_CL_SPARE buffers and a quarter of the device's memory, 2 GiB at
+ * most; the oldest go first), and clrun_alloc takes the smallest kept one of
+ * at least the size asked and at most twice it, so that a call repeated with
+ * the same shapes (a decode loop, a benchmark, a server's prefills) creates
+ * no buffer: on NVIDIA's OpenCL creating and releasing the scratch of a
+ * prefill cost about 0.3-0.5 ms a call.  LINATTN_CL_KEEP=0 (read when the
+ * device is opened) keeps none.  cl->lock is held. */
+static size_t spare_cap(const linattn_cl *cl)
+{
+    const uint64_t q = cl->info.global_mem / 4, most = (uint64_t)2 << 30;
+    return cl->keep ? (size_t)(q < most ? q : most) : 0;
+}
+
+/* kept buffer i out of the list (released: drop = 1) */
+static cl_mem spare_remove(linattn_cl *cl, int i, int drop)
+{
+    cl_mem m = cl->spare[i];
+    if (drop) linattn_cl_free(m);
+    cl->spare_total -= cl->spare_bytes[i];
+    for (int j = i + 1; j < cl->nspare; j++) {
+        cl->spare[j - 1] = cl->spare[j];
+        cl->spare_bytes[j - 1] = cl->spare_bytes[j];
+    }
+    cl->nspare--;
+    return m;
+}
+
+int linattn_cl_spare_release(linattn_cl *cl)
+{
+    const int n = cl->nspare;
+    while (cl->nspare) spare_remove(cl, cl->nspare - 1, 1);
+    return n;
+}
+
+/* the smallest kept buffer of bytes .. 2 bytes, out of the list; its size
+ * in *bytes */
+static int spare_take(linattn_cl *cl, size_t *bytes, cl_mem *out)
+{
+    int best = -1;
+    for (int i = 0; i < cl->nspare; i++)
+        if (cl->spare_bytes[i] >= *bytes && cl->spare_bytes[i] / 2 <= *bytes &&
+            (best < 0 || cl->spare_bytes[i] < cl->spare_bytes[best]))
+            best = i;
+    if (best < 0) return 0;
+    *bytes = cl->spare_bytes[best];
+    *out = spare_remove(cl, best, 0);
+    return 1;
+}
+
+static void spare_put(linattn_cl *cl, cl_mem m, size_t bytes)
+{
+    const size_t cap = spare_cap(cl);
+    if (bytes > cap) {
+        linattn_cl_free(m);
+        return;
+    }
+    while (cl->nspare && (cl->nspare == LINATTN_CL_SPARE || cl->spare_total + bytes > cap))
+        spare_remove(cl, 0, 1);
+    cl->spare[cl->nspare] = m;
+    cl->spare_bytes[cl->nspare++] = bytes;
+    cl->spare_total += bytes;
+}
 
 int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out)
 {
     void *m;
     if (r->ntmp == LINATTN_CLRUN_MAX)
         return linattn_fail(LINATTN_ENOMEM, "OpenCL: too many temporary buffers in one call");
-    int rc = linattn_cl_alloc_locked(r->cl, bytes, zero, &m);
-    if (rc) return rc;
+    cl_mem kept;
+    size_t kb = bytes ? bytes : 4;
+    if (!linattn_fault_on(LINATTN_FAULT_CL_OOM) && spare_take(r->cl, &kb, &kept)) {
+        if (zero && bytes >= 4) {
+            const float z = 0.0f;
+            cl_int err = linattn_clapi.clEnqueueFillBuffer(r->cl->queue, kept, &z, sizeof z, 0,
+                                                           bytes / 4 * 4, 0, NULL, NULL);
+            if (err == CL_SUCCESS) err = linattn_clapi.clFinish(r->cl->queue);
+            if (err != CL_SUCCESS) {
+                linattn_cl_free(kept);
+                return linattn_cl_fail(err, "clEnqueueFillBuffer");
+            }
+        }
+        m = kept;
+    } else {
+        int rc = linattn_cl_alloc_locked(r->cl, bytes, zero, &m);
+        if (rc == LINATTN_ENOMEM && linattn_cl_spare_release(r->cl)) /* the kept ones' room */
+            rc = linattn_cl_alloc_locked(r->cl, bytes, zero, &m);
+        if (rc) return rc;
+    }
+    r->tmpb[r->ntmp] = kb; /* the size asked, or the kept buffer's */
     r->tmp[r->ntmp++] = m;
     *out = m;
     return LINATTN_OK;
@@ -19,7 +103,7 @@ int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out)
 
 void linattn_clrun_free(linattn_clrun *r)
 {
-    for (int i = 0; i < r->ntmp; i++) linattn_cl_free(r->tmp[i]);
+    for (int i = 0; i < r->ntmp; i++) spare_put(r->cl, r->tmp[i], r->tmpb[i]);
     r->ntmp = 0;
 }
 

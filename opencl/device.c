@@ -183,6 +183,8 @@ int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
     cl->verbose = verbose;
     const char *prof = getenv("LINATTN_CL_PROFILE");
     cl->profile = prof && *prof && strcmp(prof, "0");
+    const char *keep = getenv("LINATTN_CL_KEEP");
+    cl->keep = !(keep && !strcmp(keep, "0"));
     snprintf(cl->desc, sizeof cl->desc, "opencl:%d.%d %s (%s)", devs[i].platform,
              devs[i].device, devs[i].name, devs[i].platform_name);
     pthread_mutex_init(&cl->lock, NULL);
@@ -204,6 +206,7 @@ void linattn_cl_close(linattn_cl *cl)
 {
     if (!cl) return;
     linattn_cl_programs_release(cl);
+    linattn_cl_spare_release(cl);
     if (cl->dummy) linattn_clapi.clReleaseMemObject(cl->dummy);
     if (cl->vflag) linattn_clapi.clReleaseMemObject(cl->vflag);
     for (int i = 0; i < 2; i++)
