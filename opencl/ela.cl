@@ -128,17 +128,25 @@ void ela_seq(__global const long *stab, __global const float *q, __global const 
  * per dimension, the chunk sums P, pz are taken relative to it, and the state
  * entering a chunk (written over P by ela_chunk_scan) relative to the offset
  * cx [chunk,H,F] entering it.  Work-items of a 256 group: ty = lid / 16 and
- * tx = lid % 16 own a 4 x MU register tile, rows ty + 16 i, columns tx + 16 u
- * (and 4x4 of the chunk's scores). */
+ * tx = lid % 16 own a 4 x MU register tile: value columns 4 tx + 64 w + u
+ * (w < MU / 4, u < 4), rows 4 ty + i (ela_chunk_sum's features) or ty + 16 i
+ * (ela_chunk_out's chunk rows, and 4 x 4 of its scores, key rows tx + 16 u).
+ * The products read their local slabs as aligned float4s: each operand's
+ * four (or MU) numbers of a depth step are one (MU / 4) float4 load(s). */
 
 #ifndef CH
 #define CH 64
 #endif
 #define TR 64 /* rows of a tile (chunk rows or features) */
-#define MU (V > 64 ? 8 : 4) /* value columns of a work-item: tx + 16 u, u < MU */
+#define MU (V > 64 ? 8 : 4) /* value columns of a work-item: 4 tx + 64 w + u */
 #define TC (16 * MU)         /* columns of a tile (values; ela_cl.c mirrors it) */
 #define DT 16                /* depth of the products' local slabs */
 #define NSL (MU / 4)         /* float4s of a [DT][TC] slab a work-item stages */
+#define NW (MU / 4)          /* float4 column groups of a work-item (w) */
+#define LDS 68               /* row stride of the [depth][64 + pad] slabs (16-byte rows) */
+/* the aligned float4 at p (p 16-byte aligned: local arrays aligned(16), offsets
+ * multiples of 4), one vector load of local memory */
+#define LD4L(p) (*(__local const float4 *)(p))
 
 /* the key feature of x = s k[d] (d < K; x = 0 beyond), nk = |s k|^2 */
 inline float ela_psi(int feature, int safe, float x, int d, float nk, float c)
@@ -168,6 +176,18 @@ inline float4 ela_ld4(__global const float *p, int n)
     return (float4)(n > 0 ? p[0] : 0.0f, n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, 0.0f);
 }
 
+/* x to p[0..3] where the index is below n */
+inline void ela_st4(float4 x, __global float *p, int n)
+{
+    if (n >= 4) {
+        vstore4(x, 0, p);
+        return;
+    }
+    if (n > 0) p[0] = x.x;
+    if (n > 1) p[1] = x.y;
+    if (n > 2) p[2] = x.z;
+}
+
 /* The [DT][TC] slabs of the products (values, state rows) go global ->
  * registers -> local: a work-item's float4 l holds slab row SROW(l),
  * columns SCOL(l) .. + 3, and the next slab's loads are issued before the
@@ -187,14 +207,17 @@ inline void ela_fetch_slab(float4 *w, __global const float *x, long ld, int t0, 
 }
 
 /* Per (chunk, head, feature tile, value tile): P = Psi^T V_c, pz = Psi^T 1,
- * and (safe) m.  Grid (chunks * 256, H, ftiles * vtiles). */
+ * and (safe) m.  Psi is lk [chunk row][feature tile + pad]: a work-item's
+ * features 4 ty .. + 3 are one float4 of a row.  Grid (chunks * 256, H,
+ * ftiles * vtiles). */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void ela_chunk_sum(__global const long *ct, __global const float *k, __global const float *v,
                    int H, int F, int feature, int safe, float s, __global float *P,
                    __global float *pz, __global float *m)
 {
-    __local float lk[TR][TR + 1], lm[TR], lnk[TR], lpart[WG];
+    __local float lk[TR * LDS] __attribute__((aligned(16)));
     __local float lv[DT * TC] __attribute__((aligned(16)));
+    __local float lm[TR], lnk[TR], lpart[WG];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int ch = get_group_id(0), h = get_group_id(1);
     const int vtiles = (V + TC - 1) / TC;
@@ -212,10 +235,7 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
         const int r = e / (TR / 4), dd = 4 * (e % (TR / 4)), d = d0 + dd;
         const float4 x =
             r < c ? s * ela_ld4(k + ((row0 + r) * H + h) * K + d, K - d) : (float4)(0.0f);
-        lk[r][dd] = x.x;
-        lk[r][dd + 1] = x.y;
-        lk[r][dd + 2] = x.z;
-        lk[r][dd + 3] = x.w;
+        vstore4(x, 0, lk + r * LDS + dd);
     }
     /* squared key norms (sqdist): 4 work-items a row */
     {
@@ -232,13 +252,14 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
                              lpart[4 * lid + 3];
     if (lid < TR) {
         float mx = -INFINITY;
-        for (int r = 0; r < (safe ? c : 0); r++) mx = fmax(mx, lk[r][lid]);
+        for (int r = 0; r < (safe ? c : 0); r++) mx = fmax(mx, lk[r * LDS + lid]);
         lm[lid] = mx;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int e = lid; e < TR * TR; e += WG) {
         const int r = e / TR, dd = e % TR, d = d0 + dd;
-        lk[r][dd] = (r < c && d < F) ? ela_psi(feature, safe, lk[r][dd], d, lnk[r], lm[dd]) : 0.0f;
+        lk[r * LDS + dd] =
+            (r < c && d < F) ? ela_psi(feature, safe, lk[r * LDS + dd], d, lnk[r], lm[dd]) : 0.0f;
     }
     float acc[4][MU] = {{0.0f}};
     float az[4] = {0.0f};
@@ -248,9 +269,16 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
         barrier(CLK_LOCAL_MEM_FENCE);
         if (r0 + DT < CH) ela_fetch_slab(w, vc, ldv, r0 + DT, c, j0, lid);
         for (int r = 0; r < DT; r++) {
-            float a[4], b[MU];
-            for (int i = 0; i < 4; i++) a[i] = lk[r0 + r][ty + 16 * i];
-            for (int u = 0; u < MU; u++) b[u] = lv[r * TC + tx + 16 * u];
+            const float4 a4 = LD4L(lk + (r0 + r) * LDS + 4 * ty);
+            const float a[4] = {a4.x, a4.y, a4.z, a4.w};
+            float b[MU];
+            for (int w = 0; w < NW; w++) {
+                const float4 b4 = LD4L(lv + r * TC + 4 * tx + 64 * w);
+                b[4 * w] = b4.x;
+                b[4 * w + 1] = b4.y;
+                b[4 * w + 2] = b4.z;
+                b[4 * w + 3] = b4.w;
+            }
             for (int i = 0; i < 4; i++) {
                 az[i] += a[i];
                 for (int u = 0; u < MU; u++) acc[i][u] = mad(a[i], b[u], acc[i][u]);
@@ -259,15 +287,17 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
     }
     const long unit = (long)ch * H + h;
     for (int i = 0; i < 4; i++) {
-        const int d = d0 + ty + 16 * i;
+        const int d = d0 + 4 * ty + i;
         if (d >= F) continue;
-        for (int u = 0; u < MU; u++) {
-            const int j = j0 + tx + 16 * u;
-            if (j < V) P[(unit * F + d) * V + j] = acc[i][u];
+        for (int w = 0; w < NW; w++) {
+            const int j = j0 + 4 * tx + 64 * w;
+            const float4 x = (float4)(acc[i][4 * w], acc[i][4 * w + 1], acc[i][4 * w + 2],
+                                      acc[i][4 * w + 3]);
+            ela_st4(x, P + (unit * F + d) * V + j, V - j);
         }
         if (j0 == 0 && tx == 0) {
             pz[unit * F + d] = az[i];
-            if (safe) m[unit * F + d] = lm[ty + 16 * i];
+            if (safe) m[unit * F + d] = lm[4 * ty + i];
         }
     }
 }
@@ -336,9 +366,15 @@ void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, i
  * cx).  bidir: S_in, z_in, cx are the final state (Sf, zf, cf) and A = 0.
  * The slabs of q and k (row QR, features QD .. + 3 of a work-item), S_in and
  * then V_c are prefetched: the next slab's loads are issued before the
- * current slab's products.  Grid (chunks * 256, H, vtiles). */
-#define QR(lid) ((lid) / 4)
-#define QD(lid) (4 * ((lid) % 4))
+ * current slab's products.  Phi, Psi (lq, lk) and then A (la) are stored
+ * transposed, [depth][LDS], with the chunk rows in the order POS(r) =
+ * 4 (r % 16) + r / 16, so that rows ty + 16 i (tx + 16 u) are the float4 at
+ * 4 ty (4 tx): delta.cl's layout, and its loaders' QR, QD (XROW, XCOL
+ * there), whose transposed stores hit 32 distinct banks per 32 work-items.
+ * Grid (chunks * 256, H, vtiles). */
+#define POS(r) (4 * ((r) % 16) + (r) / 16)
+#define QR(lid) (4 * ((lid) / 64) + ((lid) / 2) % 4 + 16 * (((lid) % 32) / 8))
+#define QD(lid) (8 * (((lid) / 32) % 2) + 4 * ((lid) % 2))
 #if TR * DT != 4 * WG
 #error "ela_chunk_out stages its q, k slabs as one float4 a work-item"
 #endif
@@ -351,11 +387,11 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
                    __global const float *cf, __global float *o)
 {
     /* la: first the row partials, then the slabs of Phi and Psi (lq, lk:
-     * [TR][DT + 1] each), then A */
-    __local float la[TR * (TR + 1)];
+     * [DT][LDS] each), then A^T ([TR][LDS]) */
+    __local float la[TR * LDS] __attribute__((aligned(16)));
     __local float ls[DT * TC] __attribute__((aligned(16))); /* S_in, then V_c */
     __local float lc[FMAX], le[FMAX], lz[FMAX], lM[TR], lnq[TR], lnk[TR], lden[TR];
-    __local float *const lq = la, *const lk = la + TR * (DT + 1);
+    __local float *const lq = la, *const lk = la + DT * LDS;
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int ch = get_group_id(0), h = get_group_id(1), j0 = get_group_id(2) * TC;
     const long row0 = ct[3 * ch], c = ct[3 * ch + 1], n = ct[3 * ch + 2];
@@ -378,7 +414,7 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         }
         lc[d] = cc;
         le[d] = e;
-        lz[d] = zin[d];
+        lz[d] = e * zin[d];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     /* per row: M (safe), |a|^2 and |b|^2 (sqdist); 4 work-items a row, a
@@ -425,9 +461,9 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
             const float xq[4] = {wq.x, wq.y, wq.z, wq.w}, xk[4] = {wk.x, wk.y, wk.z, wk.w};
             for (int j = 0; j < 4; j++) {
                 const int d = f0 + qd + j, ok = qr < c && d < F;
-                lq[qr * (DT + 1) + qd + j] =
+                lq[(qd + j) * LDS + POS(qr)] =
                     ok ? ela_phi(feature, safe, s * xq[j], d, nq, lc[d], M) : 0.0f;
-                lk[qr * (DT + 1) + qd + j] =
+                lk[(qd + j) * LDS + POS(qr)] =
                     ok && !bidir ? ela_psi(feature, safe, s * xk[j], d, nk, lc[d]) : 0.0f;
             }
         }
@@ -447,11 +483,17 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         }
         for (int dd = 0; dd < DT; dd++) {
             const int d = f0 + dd;
-            const float ez = d < F ? le[d] * lz[d] : 0.0f;
-            float a[4], b[MU], kk[4];
-            for (int i = 0; i < 4; i++) a[i] = lq[(ty + 16 * i) * (DT + 1) + dd];
-            for (int u = 0; u < MU; u++) b[u] = ls[dd * TC + tx + 16 * u];
-            for (int u = 0; u < 4; u++) kk[u] = lk[(tx + 16 * u) * (DT + 1) + dd];
+            const float ez = d < F ? lz[d] : 0.0f;
+            const float4 a4 = LD4L(lq + dd * LDS + 4 * ty), k4 = LD4L(lk + dd * LDS + 4 * tx);
+            const float a[4] = {a4.x, a4.y, a4.z, a4.w}, kk[4] = {k4.x, k4.y, k4.z, k4.w};
+            float b[MU];
+            for (int w = 0; w < NW; w++) {
+                const float4 b4 = LD4L(ls + dd * TC + 4 * tx + 64 * w);
+                b[4 * w] = b4.x;
+                b[4 * w + 1] = b4.y;
+                b[4 * w + 2] = b4.z;
+                b[4 * w + 3] = b4.w;
+            }
             for (int i = 0; i < 4; i++) {
                 dz[i] = mad(a[i], ez, dz[i]);
                 for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
@@ -460,16 +502,20 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE); /* lq, lk (in la) and ls read */
-    /* A, masked, to local memory; its row sums to the denominators */
-    for (int i = 0; i < 4; i++)
-        for (int u = 0; u < 4; u++) {
-            const int r = ty + 16 * i, t = tx + 16 * u;
-            la[r * (TR + 1) + t] = (t <= r && !bidir) ? A[i][u] : 0.0f;
-        }
+    /* A, masked, to local memory as A^T (la[t * LDS + POS(r)]: a work-item's
+     * rows ty + 16 i of column t are one float4); its row sums to the
+     * denominators */
+    for (int u = 0; u < 4; u++) {
+        const int t = tx + 16 * u, ok = !bidir;
+        const float4 x =
+            (float4)(ok && t <= ty ? A[0][u] : 0.0f, ok && t <= ty + 16 ? A[1][u] : 0.0f,
+                     ok && t <= ty + 32 ? A[2][u] : 0.0f, ok && t <= ty + 48 ? A[3][u] : 0.0f);
+        vstore4(x, 0, la + t * LDS + 4 * ty);
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid < TR) {
         float acc = 0.0f;
-        for (int t = 0; t < TR; t++) acc += la[lid * (TR + 1) + t];
+        for (int t = 0; t < TR; t++) acc += la[t * LDS + POS(lid)];
         lden[lid] = acc;
     }
     /* Y += A V_c, the values in slabs of DT rows (ls) */
@@ -480,9 +526,16 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
             ela_fetch_slab(ws, v + (row0 * H + h) * V, (long)H * V, t0 + DT, bidir ? 0 : (int)c,
                            j0, lid);
         for (int tt = 0; tt < DT; tt++) {
-            float a[4], b[MU];
-            for (int i = 0; i < 4; i++) a[i] = la[(ty + 16 * i) * (TR + 1) + t0 + tt];
-            for (int u = 0; u < MU; u++) b[u] = ls[tt * TC + tx + 16 * u];
+            const float4 a4 = LD4L(la + (t0 + tt) * LDS + 4 * ty);
+            const float a[4] = {a4.x, a4.y, a4.z, a4.w};
+            float b[MU];
+            for (int w = 0; w < NW; w++) {
+                const float4 b4 = LD4L(ls + tt * TC + 4 * tx + 64 * w);
+                b[4 * w] = b4.x;
+                b[4 * w + 1] = b4.y;
+                b[4 * w + 2] = b4.z;
+                b[4 * w + 3] = b4.w;
+            }
             for (int i = 0; i < 4; i++)
                 for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
         }
@@ -492,9 +545,11 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
         const int r = ty + 16 * i;
         if (r >= c) continue;
         const float den = fmax(dz[i] + lden[r], EPS);
-        for (int u = 0; u < MU; u++) {
-            const int j = j0 + tx + 16 * u;
-            if (j < V) o[((row0 + r) * H + h) * V + j] = y[i][u] / den;
+        for (int w = 0; w < NW; w++) {
+            const int j = j0 + 4 * tx + 64 * w;
+            const float4 x = (float4)(y[i][4 * w], y[i][4 * w + 1], y[i][4 * w + 2],
+                                      y[i][4 * w + 3]) / den;
+            ela_st4(x, o + ((row0 + r) * H + h) * V + j, V - j);
         }
     }
 }

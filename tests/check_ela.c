@@ -134,7 +134,7 @@ typedef struct shape { int64_t B, T, H, K, V; int s0; int packed; } shape;
 static const shape SHAPES[] = {
     {4, 1, 8, 16, 16, 0, 0},  {1, 63, 3, 32, 48, 2, 0}, {2, 64, 2, 64, 64, 0, 0},
     {2, 65, 2, 24, 40, 1, 0}, {1, 130, 1, 128, 96, 2, 0}, {1, 1000, 2, 32, 16, 0, 0},
-    {1, 130, 2, 32, 20, 2, 1},
+    {1, 130, 2, 32, 20, 2, 1},  {1, 100, 2, 13, 77, 1, 0}, /* K, V not multiples of 4 */
 };
 #define NSHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
 
