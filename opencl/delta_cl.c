@@ -78,10 +78,14 @@ static int use_walk(int K, int bv)
  * B=1 T=16384 H=16 K=V=128: 2.7 ms a call, against 5.4 ms by gla_sum and
  * gla_scan, whose scan over the chunks is latency-bound), unless
  * LINATTN_CL_GLA_SCAN=1 asks for the scan. */
+/* gla's chunk states by gla_sum and gla_scan (parallel over the chunks)
+ * rather than the walk: measured faster on an NVIDIA H200 (B=1 T=16384
+ * H=16 K=V=128: 1.75-1.83 against 2.31-2.40 ms a call; B=8 T=4096:
+ * 3.30-3.35 against 3.93-4.00).  LINATTN_CL_GLA_SCAN=0 takes the walk. */
 static int use_gla_scan(const linattn_cl_delta *a)
 {
-    const char *env = getenv("LINATTN_CL_GLA_SCAN"); /* tuning: 1 forces the scan */
-    return a->op == LINATTN_OP_GLA && env && !strcmp(env, "1");
+    const char *env = getenv("LINATTN_CL_GLA_SCAN"); /* tuning: 0 forces the walk */
+    return a->op == LINATTN_OP_GLA && !(env && !strcmp(env, "0"));
 }
 
 static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,
@@ -180,19 +184,18 @@ typedef struct seqinfo { cl_long tok0, len, nch; } seqinfo;
  * the walk over a window's chunks (one work-group per head and column
  * block, latency-bound when there are few sequences) runs on its own queue
  * while the next window's delta_prep and the previous one's delta_out run
- * beside it on theirs.  About 8 windows of 4 chunks or more; never with
- * LINATTN_CL_PROFILE (one queue) nor gla's scan.  LINATTN_CL_PIPE=N forces
- * windows of N chunks (0: no pipeline). */
+ * beside it on theirs.  Only when asked (LINATTN_CL_PIPE=N: windows of N
+ * chunks): with the call's scratch kept between calls (clrun.c) one window
+ * measured faster on an NVIDIA H200 (gdn B=1 T=16384: 4.64-4.70 against
+ * 4.79-4.86 ms a call; B=8 T=4096 the same within noise), whose OpenCL
+ * overlaps little of the three queues' kernels.  Never with
+ * LINATTN_CL_PROFILE (one queue) nor gla's scan. */
 static int64_t pipe_span(const linattn_cl *cl, int64_t maxnch, int scan)
 {
     const char *env = getenv("LINATTN_CL_PIPE"); /* tuning and tests */
-    if (scan || cl->profile) return 0;
-    if (env && *env) {
-        const long n = strtol(env, NULL, 10);
-        return n > 0 && n < maxnch ? n : 0;
-    }
-    const int64_t span = (maxnch + 7) / 8;
-    return span >= 4 ? span : 0;
+    if (scan || cl->profile || !env || !*env) return 0;
+    const long n = strtol(env, NULL, 10);
+    return n > 0 && n < maxnch ? n : 0;
 }
 
 /* One window's scratch: per (chunk, head) G, M, W, U', entering state;

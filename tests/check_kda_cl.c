@@ -236,9 +236,10 @@ static const int KERNEL_CASES[] = {4, 13, 18, 19};
 static const char *const VARIANTS[][2] = {{"8", "1"}, {"32", "0"}};
 #define NVARIANTS 2
 
-/* gla's chunk states come from the walk as gdn's; LINATTN_CL_GLA_SCAN=1
- * takes gla_sum and gla_scan instead: test_forward_gla_scan runs the gla
- * cases that way (the BV variants change the other kernels' shapes). */
+/* gla's chunk states come from gla_sum and gla_scan; LINATTN_CL_GLA_SCAN=0
+ * takes the walk as gdn's instead: test_forward_gla_walk runs the gla
+ * cases that way (the BV variants change the walk's and the other kernels'
+ * shapes). */
 static const int GLA_CASES[] = {8, 9, 10, 14, 20};
 #define NGCASES ((int)(sizeof GLA_CASES / sizeof *GLA_CASES))
 
@@ -258,9 +259,9 @@ START_TEST(test_forward_kernels)
 }
 END_TEST
 
-START_TEST(test_forward_gla_scan)
+START_TEST(test_forward_gla_walk)
 {
-    setenv("LINATTN_CL_GLA_SCAN", "1", 1);
+    setenv("LINATTN_CL_GLA_SCAN", "0", 1);
     setenv("LINATTN_CL_BV", VARIANTS[_i % NVARIANTS][0], 1);
     setenv("LINATTN_CL_WALK", VARIANTS[_i % NVARIANTS][1], 1);
     ck_assert(CASES[GLA_CASES[_i / NVARIANTS]].op == 2);
@@ -375,7 +376,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_forward, 0, NCASES);
     tcase_add_loop_test(tc, test_step, 0, NCASES);
     tcase_add_loop_test(tc, test_forward_kernels, 0, NKCASES * NVARIANTS);
-    tcase_add_loop_test(tc, test_forward_gla_scan, 0, NGCASES * NVARIANTS);
+    tcase_add_loop_test(tc, test_forward_gla_walk, 0, NGCASES * NVARIANTS);
     suite_add_tcase(s, tc);
     return s;
 }
