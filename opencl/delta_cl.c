@@ -74,10 +74,6 @@ static int use_walk(int K, int bv)
     return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
 }
 
-/* gla's chunk states through the walk, as gdn and kla (measured on an H200,
- * B=1 T=16384 H=16 K=V=128: 2.7 ms a call, against 5.4 ms by gla_sum and
- * gla_scan, whose scan over the chunks is latency-bound), unless
- * LINATTN_CL_GLA_SCAN=1 asks for the scan. */
 /* gla's chunk states by gla_sum and gla_scan (parallel over the chunks)
  * rather than the walk: measured faster on an NVIDIA H200 (B=1 T=16384
  * H=16 K=V=128: 1.75-1.83 against 2.31-2.40 ms a call; B=8 T=4096:
