@@ -532,12 +532,14 @@ void delta_state(__global const long *stab, __global const long *ctab,
  * K * BV <= 2048, with the state split over the whole work-group:
  * work-item (srg, scg) holds rows srg * SR .. + SR of columns scg * SC ..
  * + SC in registers, a copy of the state sits in local memory (lS) for
- * U' = U - W S, whose tile per work-item is UR rows x UC columns; U' goes
- * through local memory (lU) to the update.  Each chunk is a sequence of
- * phases over slabs staged in lX: W, WCOLS columns at a time (gdn), then k,
- * KROWS rows at a time; the next slab's loads (float4s into registers) are
- * issued before the current slab's products, across chunks too, so that
- * memory latency hides behind arithmetic. */
+ * U' = U - W S, whose tile per work-item is UR rows x UC columns (BV = 16:
+ * 4 x 4 of a quarter of the depth, WTILE below); U' goes through local
+ * memory (lU) to the update.  Each chunk is a sequence of phases over slabs
+ * staged in lX: W, WCOLS columns at a time (gdn), then (WTILE) the phase
+ * that sums the quarters of U', then k, KROWS rows at a time; the next slab's
+ * loads (float4s into registers) are issued before the current slab's
+ * products, across chunks too, and the chunk table's rows a chunk before
+ * their use, so that memory latency hides behind arithmetic. */
 #define SC (BV / 8)
 #define SR (K / 32)
 #define UC 1
@@ -551,6 +553,21 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #define WCOLS 64         /* columns of W per slab (-DWCOLS= for tuning) */
 #endif
 #define KROWS (XN / K)   /* rows of k per slab */
+/* WTILE (BV = 16): U' = U - W S in 4 x 4 tiles, rows r + 16 a and columns
+ * 4 c .. 4 c + 3 of work-item (r, c) of each of four depth quarters (a
+ * slab's columns of W split four ways), so that a depth step is 8 float4
+ * reads of local memory for 64 FMAs (one work-item's 4 rows x 1 column
+ * read 8 for 16); W slabs are staged with rows of WLD = WCOLS + 4 floats
+ * (conflict-free float4 reads of 8 rows), and a reduction phase between the
+ * W and the k phases sums the quarters through lX into lU. */
+#if BV == 16 && WCOLS % 16 == 0
+#define WTILE 1
+#define WLD (WCOLS + 4)
+#else
+#define WTILE 0
+#define WLD WCOLS
+#endif
+#define LXN (64 * WLD > XN ? 64 * WLD : XN) /* floats of lX */
 /* Unrolling of the two inner loops (-DWALK_WU=n, -DWALK_KU=n override it):
  * fully unrolled, they let NVIDIA's compiler hoist every local load of a
  * slab into registers (221 of them a work-item, one group per SM); with
@@ -584,17 +601,17 @@ static void fetch(float4 *t, __global const float *Wc, __global const float *kc,
     }
 }
 
-/* The next chunk's rows of U (urg * UR + a < c, column ju) and, per head
+/* The next chunk's rows of U (ur0 + urs * a < c, column ju) and, per head
  * g, its G[lid] (lid < 64) and G[c - 1]: loaded a chunk ahead, so that no
  * chunk starts by waiting for global memory. */
 static void walk_next(float *un, float *gn, float *gl, __global const float *Uio,
                       __global const float *Gin, long wh, long tok, int c, int H, int h, int gdn,
-                      int urg, int ju, int lid)
+                      int ur0, int urs, int ju, int lid)
 {
     __global const float *U = gdn ? Uio + wh * CH * V : Uio + (tok * H + h) * V;
 #pragma unroll
     for (int a = 0; a < UR; a++) {
-        const int r = urg * UR + a;
+        const int r = ur0 + urs * a;
         un[a] = r < c && ju < V ? U[r * (gdn ? V : (long)H * V) + ju] : 0.0f;
     }
 #if !GK
@@ -612,14 +629,26 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 {
     __local float lS[K * BV];
     __local float lU[64 * BV];
-    __local float lX[XN];
+    __local float lX[LXN] __attribute__((aligned(16)));
     __local float lD[64];
     const int lid = get_local_id(0);
-    const int scg = lid % 8, srg = lid / 8, ucg = lid % UG, urg = lid / UG;
+    const int scg = lid % 8, srg = lid / 8;
     const int j0 = get_group_id(0) * BV, h = get_group_id(1), n = get_group_id(2);
     const long w0 = stab[2 * n], nw = stab[2 * n + 1];
     const long ldk = (long)Hk * K, kh = key_head(h, H, Hk, map);
-    const int i0 = srg * SR, ju = j0 + ucg * UC, nwp = gdn ? (K + WCOLS - 1) / WCOLS : 0;
+    const int i0 = srg * SR, nwp = gdn ? (K + WCOLS - 1) / WCOLS : 0;
+#if WTILE
+    /* depth quarter, row group and column group of the W products; U rows
+     * wrg + 16 a at column 4 wcg + wdg (each quarter adds its column of U) */
+    const int wdg = lid / 64, wrg = lid % 64 / 4, wcg = lid % 4;
+    const int ur0 = wrg, urs = 16, uc = 4 * wcg + wdg;
+    const int nr = nwp > 0; /* the reduction phase */
+    float4 acc[UR];
+#else
+    const int ucg = lid % UG, urg = lid / UG;
+    const int ur0 = urg * UR, urs = 1, uc = ucg * UC, nr = 0;
+#endif
+    const int ju = j0 + uc, kp0 = nwp + nr; /* the first k phase */
     float s[SR][SC];
     float4 t[XM];
     __global float *S = St + ((long)n * H + h) * K * V;
@@ -634,26 +663,34 @@ void delta_walk(__global const long *stab, __global const long *ctab,
         fetch(t, Win + w0 * H * CH * K + (long)h * CH * K, k + (ctab[3 * w0] * Hk + kh) * K, ldk,
               (int)ctab[3 * w0 + 1], 0, nwp, lid);
         walk_next(un, &gn, &gln, Uio, Gin, w0 * H + h, ctab[3 * w0], (int)ctab[3 * w0 + 1], H, h,
-                  gdn, urg, ju, lid);
+                  gdn, ur0, urs, ju, lid);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
     for (int a = 0; a < SR; a++)
 #pragma unroll
         for (int b = 0; b < SC; b++) s[a][b] = lS[(i0 + a) * BV + scg * SC + b];
+    /* the chunk table's rows a chunk ahead of their use: this chunk's and
+     * the next one's in registers, the one after loaded during this one */
+    long tok1 = nw > 0 ? ctab[3 * w0] : 0, tok2 = nw > 1 ? ctab[3 * (w0 + 1)] : 0;
+    int c1 = nw > 0 ? (int)ctab[3 * w0 + 1] : 0, c2 = nw > 1 ? (int)ctab[3 * (w0 + 1) + 1] : 0;
     for (long w = w0; w < w0 + nw; w++) {
-        const long tok0 = ctab[3 * w];
-        const int c = (int)ctab[3 * w + 1], np = nwp + (c + KROWS - 1) / KROWS;
+        const long tok0 = tok1;
+        const int c = c1, np = kp0 + (c + KROWS - 1) / KROWS;
+        tok1 = tok2;
+        c1 = c2;
+        if (w + 2 < w0 + nw) {
+            tok2 = ctab[3 * (w + 2)];
+            c2 = (int)ctab[3 * (w + 2) + 1];
+        }
         const long wh = w * H + h;
         __global const float *kc = k + (tok0 * Hk + kh) * K;
         __global const float *G = Gin + wh * GS;
         __global float *U = gdn ? Uio + wh * CH * V : Uio + (tok0 * H + h) * V;
         __global float *Sout = Sbuf + wh * K * V;
         __global const float *Wc = Win + wh * CH * K;
-        /* the next chunk, for the prefetch of its first slab */
+        /* the next chunk (tok1, c1), for the prefetch of its first slab */
         const int more = w + 1 < w0 + nw;
-        const long tok1 = more ? ctab[3 * (w + 1)] : tok0;
-        const int c1 = more ? (int)ctab[3 * (w + 1) + 1] : 0;
         barrier(CLK_LOCAL_MEM_FENCE); /* lS is this chunk's entering state; lU, lD free */
         for (int e = lid; e < K * BV; e += WG) { /* the state entering the chunk */
             const int jj = e % BV;
@@ -666,16 +703,29 @@ void delta_walk(__global const long *stab, __global const long *ctab,
         float u[UR];
 #pragma unroll
         for (int a = 0; a < UR; a++) u[a] = un[a];
-        if (more) walk_next(un, &gn, &gln, Uio, Gin, wh + H, tok1, c1, H, h, gdn, urg, ju, lid);
+#if WTILE
+#pragma unroll
+        for (int a = 0; a < UR; a++)
+            acc[a] = (float4)(wdg == 0 ? u[a] : 0.0f, wdg == 1 ? u[a] : 0.0f, wdg == 2 ? u[a] : 0.0f,
+                              wdg == 3 ? u[a] : 0.0f);
+#endif
+        if (more) walk_next(un, &gn, &gln, Uio, Gin, wh + H, tok1, c1, H, h, gdn, ur0, urs, ju, lid);
         for (int p = 0; p < np; p++) {
-            if (p == nwp) /* U' = U - W S is complete: publish it with this phase */
+            const int isr = nr && p == nwp; /* WTILE's reduction phase */
+            if (p == kp0 && !nr) /* U' = U - W S is complete (gla: U' = V): publish it */
 #pragma unroll
-                for (int a = 0; a < UR; a++) lU[(urg * UR + a) * BV + ucg] = u[a];
+                for (int a = 0; a < UR; a++) lU[(ur0 + urs * a) * BV + uc] = u[a];
             barrier(CLK_LOCAL_MEM_FENCE);
+#if WTILE
+            if (isr && wdg > 0) /* quarters 1-3 of U' into lX (its last W slab is read) */
 #pragma unroll
-            for (int m = 0; m < XM; m++) {
-                if (p >= nwp) { /* rows of k scaled by e^{G_c - G_r} */
-                    const int e = 4 * (lid + m * WG), r = (p - nwp) * KROWS + e / K;
+                for (int a = 0; a < UR; a++)
+                    vstore4(acc[a], 0, lX + (wdg - 1) * 64 * BV + (wrg + 16 * a) * BV + 4 * wcg);
+#endif
+#pragma unroll
+            for (int m = 0; m < XM && !isr; m++) {
+                if (p >= kp0) { /* rows of k scaled by e^{G_c - G_r} */
+                    const int e = 4 * (lid + m * WG), r = (p - kp0) * KROWS + e / K;
 #if GK
                     const int i = e % K;
                     if (r < c)
@@ -683,14 +733,50 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 #else
                     t[m] *= r < c ? lD[r] : 0.0f;
 #endif
+                    vstore4(t[m], lid + m * WG, lX);
+                } else { /* W's rows WLD floats apart */
+                    const int e = 4 * (lid + m * WG);
+                    vstore4(t[m], 0, lX + e / WCOLS * WLD + e % WCOLS);
                 }
-                vstore4(t[m], lid + m * WG, lX);
             }
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (p + 1 < np) fetch(t, Wc, kc, ldk, c, p + 1, nwp, lid);
-            else if (more)
+            /* the next phase's slab (past the reduction phase, which stages none) */
+            const int q = p + 1 + (nr && p + 1 == nwp);
+            if (isr) {
+            } else if (q < np) {
+                fetch(t, Wc, kc, ldk, c, q < nwp ? q : q - nr, nwp, lid);
+            } else if (more) {
                 fetch(t, Win + (wh + H) * CH * K, k + (tok1 * Hk + kh) * K, ldk, c1, 0, nwp, lid);
-            if (p < nwp) { /* u -= W[:, slab] S[slab, :] */
+            }
+#if WTILE
+            if (isr) { /* quarter 0 adds the others: U' to lU */
+                if (wdg == 0)
+#pragma unroll
+                    for (int a = 0; a < UR; a++) {
+                        const int o = (wrg + 16 * a) * BV + 4 * wcg;
+                        vstore4(acc[a] + vload4(0, lX + o) + vload4(0, lX + 64 * BV + o) +
+                                    vload4(0, lX + 2 * 64 * BV + o),
+                                0, lU + o);
+                    }
+            } else if (p < nwp) { /* acc -= W[rows, quarter of the slab] S[.., cols] */
+                for (int d = 0; d < WCOLS / 4; d += 4) {
+                    const int dd = wdg * (WCOLS / 4) + d, ii = p * WCOLS + dd;
+                    if (ii < K) {
+                        const float4 s0 = vload4(0, lS + ii * BV + 4 * wcg);
+                        const float4 s1 = vload4(0, lS + (ii + 1) * BV + 4 * wcg);
+                        const float4 s2 = vload4(0, lS + (ii + 2) * BV + 4 * wcg);
+                        const float4 s3 = vload4(0, lS + (ii + 3) * BV + 4 * wcg);
+#pragma unroll
+                        for (int a = 0; a < UR; a++) {
+                            const float4 wv = vload4(0, lX + (wrg + 16 * a) * WLD + dd);
+                            acc[a] -= wv.x * s0 + wv.y * s1 + wv.z * s2 + wv.w * s3;
+                        }
+                    }
+                }
+            }
+#else
+            if (isr) {
+            } else if (p < nwp) { /* u -= W[:, slab] S[slab, :] */
                 UNROLL(WALK_WU)
                 for (int i = 0; i < WCOLS && p * WCOLS + i < K; i += 4) {
                     const int ii = p * WCOLS + i;
@@ -702,8 +788,10 @@ void delta_walk(__global const long *stab, __global const long *ctab,
                         u[a] -= wv.x * s0 + wv.y * s1 + wv.z * s2 + wv.w * s3;
                     }
                 }
-            } else { /* S += (scaled k rows)^T U' */
-                if (p == nwp) { /* the state decays over the chunk first */
+            }
+#endif
+            else { /* S += (scaled k rows)^T U' */
+                if (p == kp0) { /* the state decays over the chunk first */
 #pragma unroll
                     for (int a = 0; a < SR; a++) {
 #if GK
@@ -715,7 +803,7 @@ void delta_walk(__global const long *stab, __global const long *ctab,
                         for (int b = 0; b < SC; b++) s[a][b] *= d;
                     }
                 }
-                const int r0 = (p - nwp) * KROWS;
+                const int r0 = (p - kp0) * KROWS;
                 UNROLL(WALK_KU)
                 for (int rr = 0; rr < KROWS && r0 + rr < c; rr++) {
                     float uv[SC], kd[SR];
