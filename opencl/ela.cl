@@ -148,6 +148,18 @@ void ela_seq(__global const long *stab, __global const float *q, __global const 
  * multiples of 4), one vector load of local memory */
 #define LD4L(p) (*(__local const float4 *)(p))
 
+/* a work-item's MU value columns (4 tx + 64 w + u) of a slab row */
+inline void slab_cols(__local const float *row, int tx, float b[MU])
+{
+    for (int w = 0; w < NW; w++) {
+        const float4 b4 = LD4L(row + 4 * tx + 64 * w);
+        b[4 * w] = b4.x;
+        b[4 * w + 1] = b4.y;
+        b[4 * w + 2] = b4.z;
+        b[4 * w + 3] = b4.w;
+    }
+}
+
 /* the key feature of x = s k[d] (d < K; x = 0 beyond), nk = |s k|^2 */
 inline float ela_psi(int feature, int safe, float x, int d, float nk, float c)
 {
@@ -272,13 +284,7 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
             const float4 a4 = LD4L(lk + (r0 + r) * LDS + 4 * ty);
             const float a[4] = {a4.x, a4.y, a4.z, a4.w};
             float b[MU];
-            for (int w = 0; w < NW; w++) {
-                const float4 b4 = LD4L(lv + r * TC + 4 * tx + 64 * w);
-                b[4 * w] = b4.x;
-                b[4 * w + 1] = b4.y;
-                b[4 * w + 2] = b4.z;
-                b[4 * w + 3] = b4.w;
-            }
+            slab_cols(lv + r * TC, tx, b);
             for (int i = 0; i < 4; i++) {
                 az[i] += a[i];
                 for (int u = 0; u < MU; u++) acc[i][u] = mad(a[i], b[u], acc[i][u]);
@@ -529,13 +535,7 @@ void ela_chunk_out(__global const long *ct, __global const float *q, __global co
             const float4 a4 = LD4L(la + (t0 + tt) * LDS + 4 * ty);
             const float a[4] = {a4.x, a4.y, a4.z, a4.w};
             float b[MU];
-            for (int w = 0; w < NW; w++) {
-                const float4 b4 = LD4L(ls + tt * TC + 4 * tx + 64 * w);
-                b[4 * w] = b4.x;
-                b[4 * w + 1] = b4.y;
-                b[4 * w + 2] = b4.z;
-                b[4 * w + 3] = b4.w;
-            }
+            slab_cols(ls + tt * TC, tx, b);
             for (int i = 0; i < 4; i++)
                 for (int u = 0; u < MU; u++) y[i][u] = mad(a[i], b[u], y[i][u]);
         }
