@@ -107,6 +107,8 @@ static linattn_ctx *default_ctx(void)
     linattn_ctx *ctx = NULL;
     linattn_config_init(&cfg);
     cfg.threads = 2;
+    cfg.device = "cpu"; /* the CPU chunk form, also where LINATTN_DEVICE=opencl (the OpenCL
+                           forms of these shapes: check_kda_cl, check_kda) */
     ck_assert_msg(linattn_ctx_create(&cfg, &ctx) == 0, "%s", linattn_last_error());
     return ctx;
 }
