@@ -37,11 +37,11 @@ struct linattn_cl {
     pthread_mutex_t lock;      /* one call at a time on the queue and kernels */
     cl_mem dummy;              /* bound to absent tensor arguments */
     cl_mem vflag;              /* the value check's flags (values_cl.c), made on first use */
+    int vflag_dirty;           /* vflag may hold set flags: zero it before the next check */
     cl_mem spare[LINATTN_CL_SPARE]; /* temporaries of earlier calls, kept for the next (clrun.c) */
     size_t spare_bytes[LINATTN_CL_SPARE], spare_total;
     int nspare;
     int keep;         /* LINATTN_CL_KEEP (not "0"): keep temporaries between calls */
-    int vflag_dirty;           /* vflag may hold set flags: zero it before the next check */
     uint64_t clock;            /* program lookups so far */
     int nprog;
     linattn_cl_prog progs[LINATTN_CL_PROGS];
@@ -63,6 +63,8 @@ int linattn_cl_fail(cl_int err, const char *what);
 
 /* device.c: linattn_cl_alloc for callers holding cl->lock. */
 int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem);
+/* Zero the first bytes / 4 floats of m and wait; on failure m is released. */
+int linattn_cl_zero_locked(linattn_cl *cl, cl_mem m, size_t bytes);
 
 /* clrun.c: one call on the device (with cl->lock held). */
 #define LINATTN_CLRUN_MAX 40
@@ -74,8 +76,7 @@ typedef struct linattn_clrun {
 } linattn_clrun;
 int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out);
 void linattn_clrun_free(linattn_clrun *r);
-/* Release the temporaries kept between calls (all of them: every = 1), or
- * none; returns how many went. */
+/* Release every temporary kept between calls; returns how many went. */
 int linattn_cl_spare_release(linattn_cl *cl);
 /* The device buffer of an argument: its own, a fresh copy of its host data
  * (in = 1), or fresh space for an output (in = 0); absent: the dummy. */

@@ -78,16 +78,8 @@ int linattn_clrun_alloc(linattn_clrun *r, size_t bytes, int zero, cl_mem *out)
     cl_mem kept;
     size_t kb = bytes ? bytes : 4;
     if (!linattn_fault_on(LINATTN_FAULT_CL_OOM) && spare_take(r->cl, &kb, &kept)) {
-        if (zero && bytes >= 4) {
-            const float z = 0.0f;
-            cl_int err = linattn_clapi.clEnqueueFillBuffer(r->cl->queue, kept, &z, sizeof z, 0,
-                                                           bytes / 4 * 4, 0, NULL, NULL);
-            if (err == CL_SUCCESS) err = linattn_clapi.clFinish(r->cl->queue);
-            if (err != CL_SUCCESS) {
-                linattn_cl_free(kept);
-                return linattn_cl_fail(err, "clEnqueueFillBuffer");
-            }
-        }
+        int rc = zero ? linattn_cl_zero_locked(r->cl, kept, bytes) : LINATTN_OK;
+        if (rc) return rc;
         m = kept;
     } else {
         int rc = linattn_cl_alloc_locked(r->cl, bytes, zero, &m);

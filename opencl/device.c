@@ -221,6 +221,18 @@ const char *linattn_cl_describe(const linattn_cl *cl) { return cl->desc; }
 
 int linattn_cl_is_gpu(const linattn_cl *cl) { return cl->info.is_gpu; }
 
+int linattn_cl_zero_locked(linattn_cl *cl, cl_mem m, size_t bytes)
+{
+    const float z = 0.0f;
+    if (bytes < sizeof z) return LINATTN_OK;
+    cl_int err = linattn_clapi.clEnqueueFillBuffer(cl->queue, m, &z, sizeof z, 0,
+                                                   bytes / sizeof z * sizeof z, 0, NULL, NULL);
+    if (err == CL_SUCCESS) err = linattn_clapi.clFinish(cl->queue);
+    if (err == CL_SUCCESS) return LINATTN_OK;
+    linattn_clapi.clReleaseMemObject(m);
+    return linattn_cl_fail(err, "clEnqueueFillBuffer");
+}
+
 int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem)
 {
     cl_int err;
@@ -236,18 +248,9 @@ int linattn_cl_alloc_locked(linattn_cl *cl, size_t bytes, int zero, void **mem)
     else
         m = linattn_clapi.clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (!m) return linattn_cl_fail(err, "clCreateBuffer");
-    if (zero) {
-        const float z = 0.0f;
-        err = linattn_clapi.clEnqueueFillBuffer(cl->queue, m, &z, sizeof z, 0, bytes / 4 * 4, 0,
-                                                NULL, NULL);
-        if (err == CL_SUCCESS) err = linattn_clapi.clFinish(cl->queue);
-        if (err != CL_SUCCESS) {
-            linattn_clapi.clReleaseMemObject(m);
-            return linattn_cl_fail(err, "clEnqueueFillBuffer");
-        }
-    }
-    *mem = m;
-    return LINATTN_OK;
+    const int rc = zero ? linattn_cl_zero_locked(cl, m, bytes) : LINATTN_OK;
+    if (!rc) *mem = m;
+    return rc;
 }
 
 int linattn_cl_alloc(linattn_cl *cl, size_t bytes, int zero, void **mem)

@@ -26,9 +26,9 @@ int linattn_clrun_values_enqueue(linattn_clrun *r, const linattn_cl_vcheck *vc, 
     const size_t bytes = sizeof(cl_int) * (1 + LINATTN_CL_VCHECK_MAX);
     if ((rc = linattn_cl_kernels(cl, linattn_values_cl_src, "", &name, 1, &kn))) return rc;
     if (!cl->vflag) {
-        cl_int err;
-        cl->vflag = linattn_clapi.clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
-        if (!cl->vflag) return linattn_cl_fail(err, "clCreateBuffer");
+        void *m;
+        if ((rc = linattn_cl_alloc_locked(cl, bytes, 0, &m))) return rc;
+        cl->vflag = m;
         cl->vflag_dirty = 1;
     }
     if (cl->vflag_dirty)
@@ -73,7 +73,7 @@ int linattn_clrun_values_read(linattn_clrun *r, cl_mem flag, linattn_cl_vcheck *
                      "clEnqueueReadBuffer");
     for (int i = 0; i < vc->n; i++) vc->bad[i] = f[1 + i] != 0;
     vc->read = 1;
-    if (!f[0] && flag == r->cl->vflag) r->cl->vflag_dirty = 0;
+    if (!f[0]) r->cl->vflag_dirty = 0; /* flag is cl->vflag: every flag clear */
     return f[0] ? linattn_fail(LINATTN_ERANGE, "a value is out of range") : LINATTN_OK;
 }
 
