@@ -658,22 +658,21 @@ void delta_walk(__global const long *stab, __global const long *ctab,
         const int jj = e % BV;
         lS[e] = j0 + jj < V ? S[(long)(e / BV) * V + j0 + jj] : 0.0f;
     }
+    /* the chunk table's rows a chunk ahead of their use: this chunk's and
+     * the next one's in registers, the one after loaded during this one */
+    long tok1 = nw > 0 ? ctab[3 * w0] : 0, tok2 = nw > 1 ? ctab[3 * (w0 + 1)] : 0;
+    int c1 = nw > 0 ? (int)ctab[3 * w0 + 1] : 0, c2 = nw > 1 ? (int)ctab[3 * (w0 + 1) + 1] : 0;
     float un[UR], gn = 0.0f, gln = 0.0f;
     if (nw > 0) {
-        fetch(t, Win + w0 * H * CH * K + (long)h * CH * K, k + (ctab[3 * w0] * Hk + kh) * K, ldk,
-              (int)ctab[3 * w0 + 1], 0, nwp, lid);
-        walk_next(un, &gn, &gln, Uio, Gin, w0 * H + h, ctab[3 * w0], (int)ctab[3 * w0 + 1], H, h,
-                  gdn, ur0, urs, ju, lid);
+        fetch(t, Win + w0 * H * CH * K + (long)h * CH * K, k + (tok1 * Hk + kh) * K, ldk, c1, 0,
+              nwp, lid);
+        walk_next(un, &gn, &gln, Uio, Gin, w0 * H + h, tok1, c1, H, h, gdn, ur0, urs, ju, lid);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
     for (int a = 0; a < SR; a++)
 #pragma unroll
         for (int b = 0; b < SC; b++) s[a][b] = lS[(i0 + a) * BV + scg * SC + b];
-    /* the chunk table's rows a chunk ahead of their use: this chunk's and
-     * the next one's in registers, the one after loaded during this one */
-    long tok1 = nw > 0 ? ctab[3 * w0] : 0, tok2 = nw > 1 ? ctab[3 * (w0 + 1)] : 0;
-    int c1 = nw > 0 ? (int)ctab[3 * w0 + 1] : 0, c2 = nw > 1 ? (int)ctab[3 * (w0 + 1) + 1] : 0;
     for (long w = w0; w < w0 + nw; w++) {
         const long tok0 = tok1;
         const int c = c1, np = kp0 + (c + KROWS - 1) / KROWS;
@@ -742,12 +741,10 @@ void delta_walk(__global const long *stab, __global const long *ctab,
             barrier(CLK_LOCAL_MEM_FENCE);
             /* the next phase's slab (past the reduction phase, which stages none) */
             const int q = p + 1 + (nr && p + 1 == nwp);
-            if (isr) {
-            } else if (q < np) {
+            if (!isr && q < np)
                 fetch(t, Wc, kc, ldk, c, q < nwp ? q : q - nr, nwp, lid);
-            } else if (more) {
+            else if (!isr && more)
                 fetch(t, Win + (wh + H) * CH * K, k + (tok1 * Hk + kh) * K, ldk, c1, 0, nwp, lid);
-            }
 #if WTILE
             if (isr) { /* quarter 0 adds the others: U' to lU */
                 if (wdg == 0)
@@ -774,9 +771,8 @@ void delta_walk(__global const long *stab, __global const long *ctab,
                     }
                 }
             }
-#else
-            if (isr) {
-            } else if (p < nwp) { /* u -= W[:, slab] S[slab, :] */
+#else /* (no reduction phase) */
+            if (p < nwp) { /* u -= W[:, slab] S[slab, :] */
                 UNROLL(WALK_WU)
                 for (int i = 0; i < WCOLS && p * WCOLS + i < K; i += 4) {
                     const int ii = p * WCOLS + i;
