@@ -546,13 +546,16 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #define UG BV
 #define UR (UG / 4)
 #ifndef XN
-#define XN 4096          /* floats of the staging slab (-DXN= for tuning) */
+#define XN 4096          /* floats of the staging slab (the host: 8192 with WCOLS 128) */
 #endif
 #define XM (XN / 4 / WG) /* float4s a work-item stages */
 #ifndef WCOLS
-#define WCOLS 64         /* columns of W per slab (-DWCOLS= for tuning) */
+#define WCOLS 64         /* columns of W per slab (the host: 128 where K % 128 == 0) */
 #endif
 #define KROWS (XN / K)   /* rows of k per slab */
+#if XN != 64 * WCOLS /* a W slab is the chunk's 64 rows of WCOLS columns */
+#error "delta_walk: XN must be 64 * WCOLS"
+#endif
 /* WTILE (BV = 16): U' = U - W S in 4 x 4 tiles, rows r + 16 a and columns
  * 4 c .. 4 c + 3 of work-item (r, c) of each of four depth quarters (a
  * slab's columns of W split four ways), so that a depth step is 8 float4

@@ -74,6 +74,22 @@ static int use_walk(int K, int bv)
     return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
 }
 
+/* delta_walk's slabs: 128 columns of W (one phase for K = 128) in an
+ * 8192-float staging slab where K is a multiple of 128 and the device's
+ * local memory holds them (about 46 KiB: measured on an NVIDIA H200, B=1
+ * T=16384 H=16 K=V=128 gdn 3.49 against 3.66 ms a call, B=8 T=4096 6.98
+ * against 7.26), else 64 in 4096 (28 KiB).  LINATTN_CL_WALK_WIDE=0|1
+ * forces it (tuning and tests; 1 only where local memory allows). */
+static int walk_wide(const linattn_cl *cl, int K, int bv)
+{
+    const uint64_t need = 4u * (64u * 132 + (uint64_t)K * bv + 64u * bv + 64) + 512;
+    const uint64_t lm = cl->info.local_mem;
+    const char *env = getenv("LINATTN_CL_WALK_WIDE"); /* tuning and tests */
+    if (lm < need) return 0;
+    if (env && (!strcmp(env, "0") || !strcmp(env, "1"))) return atoi(env);
+    return K % 128 == 0;
+}
+
 /* gla's chunk states by gla_sum and gla_scan (parallel over the chunks)
  * rather than the walk: measured faster on an NVIDIA H200 (B=1 T=16384
  * H=16 K=V=128: 1.75-1.83 against 2.31-2.40 ms a call; B=8 T=4096:
@@ -363,10 +379,12 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     if (use_walk(a->K, pr.BV)) names[K_STATE] = "delta_walk";
     if (a->step) pick_step(a->K, a->V, a->h0.dtype != LINATTN_F32, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = "delta_stepw";
-    char opts[160];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d",
+    const int wide = !a->step && use_walk(a->K, pr.BV) && walk_wide(cl, a->K, pr.BV);
+    char opts[192];
+    snprintf(opts, sizeof opts,
+             "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d",
              a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
-             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16);
+             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64, wide ? 8192 : 4096);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {
