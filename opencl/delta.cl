@@ -16,8 +16,8 @@
  *                (delta_walk: the same, the state over the whole group)
  *   gla_sum,     gla instead of the walk: per-chunk Kd^T V in parallel, then
  *   gla_scan     a scaled prefix sum over the chunks per state element
- *   delta_out    one group per (chunk, query head, 64 value columns):
- *                O = scale ((e^G o Q) S_in + M U')
+ *   delta_out    one group per (chunk, query head, 128 value columns, 64
+ *                where V <= 64): O = scale ((e^G o Q) S_in + M U')
  * Per head, D[r][s] = e^{G_r - G_s} and e^G scales rows.  Per key channel
  * (GK) the products are sum_i x_ri y_si e^{G_ri - G_si} and e^G, Kd scale
  * elements; e^{-G} over a chunk would overflow, so the 16-row sub-chunks
@@ -72,6 +72,43 @@ static void tile_mac(__local const float *lxt, __local const float *ly, float ac
         const float xa[4] = {x4.x, x4.y, x4.z, x4.w}, yb[4] = {y4.x, y4.y, y4.z, y4.w};
         for (int a = 0; a < 4; a++)
             for (int b = 0; b < 4; b++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
+    }
+}
+
+/* Two tiles sharing an operand, three float4 loads per kk for 32 FMAs:
+ * tile_mac_x: acc0 += X Y0, acc1 += X Y1 (one X^T slab, two Y slabs);
+ * tile_mac_y: acc0 += X0 Y, acc1 += X1 Y (two X^T slabs, one Y slab). */
+static void tile_mac_x(__local const float *lxt, __local const float *ly0,
+                       __local const float *ly1, float acc0[4][4], float acc1[4][4], int ty,
+                       int tx)
+{
+    for (int kk = 0; kk < TK; kk++) {
+        const float4 x4 = vload4(0, lxt + kk * LDS + 4 * ty);
+        const float4 y0 = vload4(0, ly0 + kk * LDS + 4 * tx), y1 = vload4(0, ly1 + kk * LDS + 4 * tx);
+        const float xa[4] = {x4.x, x4.y, x4.z, x4.w};
+        const float yb[4] = {y0.x, y0.y, y0.z, y0.w}, yc[4] = {y1.x, y1.y, y1.z, y1.w};
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                acc0[a][b] = mad(xa[a], yb[b], acc0[a][b]);
+                acc1[a][b] = mad(xa[a], yc[b], acc1[a][b]);
+            }
+    }
+}
+
+static void tile_mac_y(__local const float *lx0, __local const float *lx1,
+                       __local const float *ly, float acc0[4][4], float acc1[4][4], int ty,
+                       int tx)
+{
+    for (int kk = 0; kk < TK; kk++) {
+        const float4 x0 = vload4(0, lx0 + kk * LDS + 4 * ty), x1 = vload4(0, lx1 + kk * LDS + 4 * ty);
+        const float4 y4 = vload4(0, ly + kk * LDS + 4 * tx);
+        const float xa[4] = {x0.x, x0.y, x0.z, x0.w}, xc[4] = {x1.x, x1.y, x1.z, x1.w};
+        const float yb[4] = {y4.x, y4.y, y4.z, y4.w};
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                acc0[a][b] = mad(xa[a], yb[b], acc0[a][b]);
+                acc1[a][b] = mad(xc[a], yb[b], acc1[a][b]);
+            }
     }
 }
 
@@ -189,8 +226,8 @@ void delta_prep(__global const long *ctab, __global const float *q,
     /* A and T row-major (rows of 64), then T^T in pos order (rows of LDS);
      * GK: scratch of the products first */
     __local float lA[64 * LDS] __attribute__((aligned(16)));
-    __local float lx[TK * LDS] __attribute__((aligned(16)));
-    __local float ly[TK * LDS] __attribute__((aligned(16)));
+    __local float lxy[2 * TK * LDS] __attribute__((aligned(16)));
+    __local float *lx = lxy, *ly = lxy + TK * LDS;
     __local float lG[64], lb[64];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
     const int w = get_group_id(0), h = get_group_id(1);
@@ -201,7 +238,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
     __global const float *kc = k + (tok0 * Hk + kh) * K;
     __global const float *vc = v + (tok0 * H + h) * V;
     const long wh = (long)w * H + h;
-    float acc[4][4];
+    float acc[4][4], acc1[4][4];
 
 #if GK
     __global float *Gw = Gout + wh * GS; /* G[r][i], rows r < c */
@@ -226,6 +263,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
     if (lid < CH) Gout[wh * CH + lid] = lG[lid];
 #endif
 
+#if GK
     /* e < nq: M = (Q K^T) o D of query head e with the diagonal, zero above
      * it and past c; e = nq (gdn): A = strict_lower(diag(beta) K K^T o D) */
     for (int e = 0; e < nq + gdn; e++) {
@@ -233,7 +271,6 @@ void delta_prep(__global const long *ctab, __global const float *q,
         __global const float *xc = e < nq ? q + (tok0 * Hq + qh) * K : kc;
         const long ldx = e < nq ? ldq : ldk;
         tile_zero(acc);
-#if GK
         for (int i0 = 0; i0 < K; i0 += TK) {
             load_off(xc, ldx, kc, ldk, Gw, c, i0, lA, ly, lid);
             barrier(CLK_LOCAL_MEM_FENCE);
@@ -263,29 +300,10 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
-#else
-        float4 fx = fetch_x(xc, ldx, c, 0, K, lid), fy = fetch_x(kc, ldk, c, 0, K, lid);
-        for (int i0 = 0; i0 < K; i0 += TK) {
-            store_rows(fx, lx, lid);
-            store_rows(fy, ly, lid);
-            barrier(CLK_LOCAL_MEM_FENCE);
-            if (i0 + TK < K) {
-                fx = fetch_x(xc, ldx, c, i0 + TK, K, lid);
-                fy = fetch_x(kc, ldk, c, i0 + TK, K, lid);
-            }
-            tile_mac(lx, ly, acc, ty, tx);
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
-#endif
         for (int a = 0; a < 4; a++)
             for (int b = 0; b < 4; b++) {
                 const int r = ty + 16 * a, s = tx + 16 * b;
-                const int keep = r < c && (e < nq ? s <= r : s < r);
-#if GK
-                const float x = keep ? acc[a][b] : 0.0f;
-#else
-                const float x = keep ? acc[a][b] * exp(lG[r] - lG[s]) : 0.0f;
-#endif
+                const float x = r < c && (e < nq ? s <= r : s < r) ? acc[a][b] : 0.0f;
                 if (e < nq) {
                     if (r < CH && s < CH) Mout[((w * Ho + (share ? qh : h)) * CH + r) * CH + s] = x;
                 } else {
@@ -293,6 +311,40 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 }
             }
     }
+#else
+    /* M = (Q K^T) o D of query head e with the diagonal, zero above it and
+     * past c; with e = 0 (gdn) A = strict_lower(diag(beta) K K^T o D) from
+     * the same slabs of K (lx: K^T, ly: Q^T) */
+    for (int e = 0; e < nq; e++) {
+        const long qh = share ? h * nq + e : kh;
+        __global const float *qe = q + (tok0 * Hq + qh) * K;
+        const int wa = gdn && e == 0;
+        tile_zero(acc);
+        tile_zero(acc1);
+        float4 fx = fetch_x(kc, ldk, c, 0, K, lid), fy = fetch_x(qe, ldq, c, 0, K, lid);
+        for (int i0 = 0; i0 < K; i0 += TK) {
+            store_rows(fx, lx, lid);
+            store_rows(fy, ly, lid);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (i0 + TK < K) {
+                fx = fetch_x(kc, ldk, c, i0 + TK, K, lid);
+                fy = fetch_x(qe, ldq, c, i0 + TK, K, lid);
+            }
+            if (wa) tile_mac_y(ly, lx, lx, acc, acc1, ty, tx);
+            else tile_mac(ly, lx, acc, ty, tx);
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                const int r = ty + 16 * a, s = tx + 16 * b;
+                const float d = exp(lG[r] - lG[s]); /* used where s <= r only */
+                if (r < CH && s < CH)
+                    Mout[((w * Ho + (share ? qh : h)) * CH + r) * CH + s] =
+                        r < c && s <= r ? acc[a][b] * d : 0.0f;
+                if (wa) lA[r * 64 + s] = r < c && s < r ? lb[r] * acc1[a][b] * d : 0.0f;
+            }
+    }
+#endif
 
     if (!gdn) return; /* gla: U' = V (read in place by the next kernels), no W */
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -367,47 +419,66 @@ void delta_prep(__global const long *ctab, __global const float *q,
         }
     } /* the first phase's barrier orders these stores before tile_mac */
 
-    /* W = T diag(beta) (e^G o K) and U = T diag(beta) V, 64 columns at a
-     * time: phase p is slab s0 of block blk (blocks of W's columns, then
-     * U's), the next phase's slab prefetched across blocks */
-    const int ns = (c + TK - 1) / TK, nbk = (K + 63) / 64, nph = (nbk + (V + 63) / 64) * ns;
-    float4 fy = fetch_y(kc, ldk, c, 0, 0, K, lid);
+    /* W = T diag(beta) (e^G o K) and U = T diag(beta) V, 128 columns at a
+     * time: blocks of 64 columns (W's, then U's) in pairs, the pair's two
+     * Y slabs in lx and ly; phase p is slab s0 of pair pb, the next phase's
+     * slabs prefetched across pairs */
+    const int ns = (c + TK - 1) / TK, nbk = (K + 63) / 64, nb = nbk + (V + 63) / 64;
+    const int nph = (nb + 1) / 2 * ns;
+    float4 fy[2];
 #if GK
-    float4 fg = fetch_y(Gw, K, c, 0, 0, K, lid);
+    float4 fg[2];
 #endif
+    for (int u = 0; u < 2; u++) { /* blocks 0 and 1, slab 0 */
+        const int pass = u >= nbk, c0 = (pass ? u - nbk : u) * 64;
+        fy[u] = u >= nb ? (float4)(0.0f) : pass ? fetch_y(vc, ldv, c, 0, c0, V, lid)
+                                                : fetch_y(kc, ldk, c, 0, c0, K, lid);
+#if GK
+        fg[u] = u < nb && !pass ? fetch_y(Gw, K, c, 0, c0, K, lid) : (float4)(0.0f);
+#endif
+    }
     for (int p = 0; p < nph; p++) {
-        const int blk = p / ns, s0 = (p % ns) * TK, pass = blk >= nbk;
-        const int col0 = (pass ? blk - nbk : blk) * 64, ncol = pass ? V : K;
-        if (s0 == 0) tile_zero(acc);
-        { /* rows s of the slab scaled by beta_s (and e^G_s for W) */
-            const int s = s0 + YROW(lid);
+        const int pb = p / ns, s0 = (p % ns) * TK;
+        if (s0 == 0) {
+            tile_zero(acc);
+            tile_zero(acc1);
+        }
+        for (int u = 0; u < 2; u++) { /* rows s of the slab scaled by beta_s (and e^G_s for W) */
+            const int pass = 2 * pb + u >= nbk, s = s0 + YROW(lid);
             const float b = s < c ? lb[s] : 0.0f;
 #if GK
-            const float4 coef = pass ? (float4)(b) : b * exp(fg);
+            const float4 coef = pass ? (float4)(b) : b * exp(fg[u]);
 #else
             const float4 coef = (float4)(s < c && !pass ? b * exp(lG[s]) : b);
 #endif
-            store_cols(coef * fy, ly, lid);
+            store_cols(coef * fy[u], u ? ly : lx, lid);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (p + 1 < nph) {
-            const int nb = (p + 1) / ns, n0 = ((p + 1) % ns) * TK, np = nb >= nbk;
-            const int c0 = (np ? nb - nbk : nb) * 64;
-            fy = np ? fetch_y(vc, ldv, c, n0, c0, V, lid) : fetch_y(kc, ldk, c, n0, c0, K, lid);
+            const int n0 = ((p + 1) % ns) * TK;
+            for (int u = 0; u < 2; u++) {
+                const int nbl = (p + 1) / ns * 2 + u, np = nbl >= nbk;
+                const int c0 = (np ? nbl - nbk : nbl) * 64;
+                fy[u] = nbl >= nb ? (float4)(0.0f) : np ? fetch_y(vc, ldv, c, n0, c0, V, lid)
+                                                        : fetch_y(kc, ldk, c, n0, c0, K, lid);
 #if GK
-            if (!np) fg = fetch_y(Gw, K, c, n0, c0, K, lid);
+                if (nbl < nb && !np) fg[u] = fetch_y(Gw, K, c, n0, c0, K, lid);
 #endif
+            }
         }
-        tile_mac(lA + s0 * LDS, ly, acc, ty, tx);
+        tile_mac_x(lA + s0 * LDS, lx, ly, acc, acc1, ty, tx);
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (s0 + TK >= c) {
-            __global float *out = pass ? Uout + wh * CH * V : Wout + wh * CH * K;
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) {
-                    const int r = ty + 16 * a, col = col0 + tx + 16 * b;
-                    if (r < c && col < ncol) out[r * ncol + col] = acc[a][b];
-                }
-        }
+        if (s0 + TK >= c)
+            for (int u = 0; u < 2 && 2 * pb + u < nb; u++) {
+                const int blk = 2 * pb + u, pass = blk >= nbk;
+                const int col0 = (pass ? blk - nbk : blk) * 64, ncol = pass ? V : K;
+                __global float *out = pass ? Uout + wh * CH * V : Wout + wh * CH * K;
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        const int r = ty + 16 * a, col = col0 + tx + 16 * b;
+                        if (r < c && col < ncol) out[r * ncol + col] = u ? acc1[a][b] : acc[a][b];
+                    }
+            }
     }
 }
 
@@ -943,8 +1014,11 @@ __kernel void gla_scan(__global const long *stab, __global const long *ctab,
     *S = x;
 }
 
-/* O = scale ((e^G o Q) S_in + M U') for 64 value columns of one chunk and
- * output head oh (a query head reading state h). */
+/* O = scale ((e^G o Q) S_in + M U') for OCOLS value columns of one chunk
+ * and output head oh (a query head reading state h): with OCOLS = 128, two
+ * 64-column tiles whose Y slabs (S, then U') sit in ly and ly + TK LDS
+ * share each X slab (e^G o Q, then M). */
+#define OCOLS (V > 64 ? 128 : 64)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_out(__global const long *ctab, __global const float *q,
                __global const float *Gin, __global const float *Min,
@@ -953,10 +1027,10 @@ void delta_out(__global const long *ctab, __global const float *q,
                float scale, int gdn)
 {
     __local float lx[TK * LDS] __attribute__((aligned(16)));
-    __local float ly[TK * LDS] __attribute__((aligned(16)));
+    __local float ly[OCOLS / 64 * TK * LDS] __attribute__((aligned(16)));
     __local float leG[64];
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
-    const int col0 = get_group_id(0) * 64, oh = get_group_id(1), w = get_group_id(2);
+    const int col0 = get_group_id(0) * OCOLS, oh = get_group_id(1), w = get_group_id(2);
     const int h = share ? oh / nq : oh;
     const long tok0 = ctab[3 * w];
     const int c = (int)ctab[3 * w + 1];
@@ -967,15 +1041,16 @@ void delta_out(__global const long *ctab, __global const float *q,
     __global const float *U = gdn ? Uin + wh * CH * V : Uin + (tok0 * H + h) * V;
     __global const float *G = Gin + wh * GS;
     const long ldu = gdn ? V : (long)H * V;
-    float acc[4][4];
+    float acc[OCOLS / 64][4][4];
 #if !GK
     if (lid < 64) leG[lid] = lid < c ? exp(G[lid]) : 0.0f;
 #endif
-    tile_zero(acc);
+    for (int u = 0; u < OCOLS / 64; u++) tile_zero(acc[u]);
     /* phase p < nk: slab i0 = p TK of (e^G o Q) and S; after: slab s0 of M
      * and U'; the next phase's float4s prefetched before the products */
     const int nk = (K + TK - 1) / TK, nph = nk + (c + TK - 1) / TK;
-    float4 fx = fetch_x(qc, ldq, c, 0, K, lid), fy = fetch_y(S, V, K, 0, col0, V, lid);
+    float4 fx = fetch_x(qc, ldq, c, 0, K, lid), fy[OCOLS / 64];
+    for (int u = 0; u < OCOLS / 64; u++) fy[u] = fetch_y(S, V, K, 0, col0 + 64 * u, V, lid);
 #if GK
     float4 fg = fetch_x(G, K, c, 0, K, lid);
 #endif
@@ -986,28 +1061,36 @@ void delta_out(__global const long *ctab, __global const float *q,
 #else
         store_rows(p < nk ? leG[XROW(lid)] * fx : fx, lx, lid);
 #endif
-        store_cols(fy, ly, lid);
+        for (int u = 0; u < OCOLS / 64; u++) store_cols(fy[u], ly + u * TK * LDS, lid);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (p + 1 < nk) {
             fx = fetch_x(qc, ldq, c, (p + 1) * TK, K, lid);
-            fy = fetch_y(S, V, K, (p + 1) * TK, col0, V, lid);
+            for (int u = 0; u < OCOLS / 64; u++)
+                fy[u] = fetch_y(S, V, K, (p + 1) * TK, col0 + 64 * u, V, lid);
 #if GK
             fg = fetch_x(G, K, c, (p + 1) * TK, K, lid);
 #endif
         } else if (p + 1 < nph) {
             const int s0 = (p + 1 - nk) * TK;
             fx = fetch_x(M, CH, c, s0, c, lid);
-            fy = fetch_y(U, ldu, c, s0, col0, V, lid);
+            for (int u = 0; u < OCOLS / 64; u++)
+                fy[u] = fetch_y(U, ldu, c, s0, col0 + 64 * u, V, lid);
         }
-        tile_mac(lx, ly, acc, ty, tx);
+#if OCOLS == 128
+        tile_mac_x(lx, ly, ly + TK * LDS, acc[0], acc[1], ty, tx);
+#else
+        tile_mac(lx, ly, acc[0], ty, tx);
+#endif
     }
-    #pragma unroll
-    for (int a = 0; a < 4; a++)
-        #pragma unroll
-        for (int b = 0; b < 4; b++) {
-            const int r = ty + 16 * a, col = col0 + tx + 16 * b;
-            if (r < c && col < V) o[((tok0 + r) * Ho + oh) * V + col] = scale * acc[a][b];
-        }
+#pragma unroll
+    for (int u = 0; u < OCOLS / 64; u++)
+#pragma unroll
+        for (int a = 0; a < 4; a++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                const int r = ty + 16 * a, col = col0 + 64 * u + tx + 16 * b;
+                if (r < c && col < V) o[((tok0 + r) * Ho + oh) * V + col] = scale * acc[u][a][b];
+            }
 }
 
 /* kla: beta = eta / (|k|^2 + eps), one work-item per (token, value head)

@@ -319,7 +319,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         const size_t gp[2] = {(size_t)nw * LINATTN_CL_WG, (size_t)H};
         const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
                                 (size_t)a->nseq};
-        const size_t go[3] = {(size_t)(V + 63) / 64 * LINATTN_CL_WG,
+        const int oc = V > 64 ? 128 : 64; /* delta_out's value columns a group (OCOLS) */
+        const size_t go[3] = {(size_t)(V + oc - 1) / oc * LINATTN_CL_WG,
                               (size_t)(qh.share ? qh.Hq : H), (size_t)nw};
         /* gla_sum per (chunk, head, 64 x 64 state tile); gla_scan per
          * (state element, head, sequence) */
