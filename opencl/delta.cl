@@ -1093,17 +1093,29 @@ void delta_out(__global const long *ctab, __global const float *q,
             }
 }
 
-/* kla: beta = eta / (|k|^2 + eps), one work-item per (token, value head)
- * row, k from the key head that value head reads. */
-__kernel void kla_beta(__global const float *eta, __global const float *k,
-                       __global float *beta, long rows, float eps, int H, int Hk, int map)
+/* kla: beta = eta / (|k|^2 + eps) per (token, value head) row, k from the
+ * key head that value head reads: four work-items a row, each summing a
+ * float4 of every 16 floats (adjacent work-items read adjacent float4s),
+ * groups of 64 work-items (16 rows). */
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void kla_beta(__global const float *eta, __global const float *k, __global float *beta,
+              long rows, float eps, int H, int Hk, int map)
 {
-    const long r = get_global_id(0);
-    if (r >= rows) return;
-    __global const float *kr = k + (r / H * Hk + key_head((int)(r % H), H, Hk, map)) * K;
+    __local float part[64];
+    const int lid = get_local_id(0), j = lid % 4;
+    const long r = get_group_id(0) * 16 + lid / 4;
     float s = 0.0f;
-    for (int i = 0; i < K; i++) s = mad(kr[i], kr[i], s);
-    beta[r] = eta[r] / (s + eps);
+    if (r < rows) {
+        __global const float *kr = k + (r / H * Hk + key_head((int)(r % H), H, Hk, map)) * K;
+        for (int i = 4 * j; i < K; i += 16) {
+            const float4 x = ld4(kr + i, K - i);
+            s = mad(x.x, x.x, mad(x.y, x.y, mad(x.z, x.z, mad(x.w, x.w, s))));
+        }
+    }
+    part[lid] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (j == 0 && r < rows)
+        beta[r] = eta[r] / (((part[lid] + part[lid + 1]) + (part[lid + 2] + part[lid + 3])) + eps);
 }
 
 /* opts.qk_l2norm: y = x / sqrt(|x|^2 + 1e-6) per row of K floats, one

@@ -109,7 +109,7 @@ static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a
     if ((rc = linattn_clrun_alloc(r, (size_t)rows * sizeof(float), 0, beta))) return rc;
     const linattn_karg args[] = {A(eta), A(k), A(*beta), A(rows), A(eps), A(H), A(Hk), A(map)};
     if ((rc = linattn_clrun_args(pr->k[K_KLA], args, 8, "kla_beta"))) return rc;
-    const size_t local = 64, global = ((size_t)rows + 63) / 64 * 64;
+    const size_t local = 64, global = ((size_t)rows + 15) / 16 * 64; /* 16 rows a group */
     return linattn_clrun_launch(r->cl, pr->k[K_KLA], 1, &global, &local, "kla_beta");
 }
 
