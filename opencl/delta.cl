@@ -213,6 +213,16 @@ static void load_diag(__global const float *x, long ldx, __global const float *y
 }
 #endif
 
+/* delta_prep's W and U slabs: rows s0 .. of 64-column block blk (W's nbk
+ * blocks of k's columns, then U's of v's), zeros past the nb blocks. */
+static float4 wu_fetch(__global const float *kc, long ldk, __global const float *vc, long ldv,
+                       int c, int s0, int blk, int nbk, int nb, int lid)
+{
+    if (blk >= nb) return (float4)(0.0f);
+    return blk >= nbk ? fetch_y(vc, ldv, c, s0, (blk - nbk) * 64, V, lid)
+                      : fetch_y(kc, ldk, c, s0, blk * 64, K, lid);
+}
+
 /* Chunk table: per chunk of the window {first token (b*T + t), length, seq}.
  * M of query head oh of chunk w at Mout + (w * Ho + oh) * CH * CH. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
@@ -430,11 +440,9 @@ void delta_prep(__global const long *ctab, __global const float *q,
     float4 fg[2];
 #endif
     for (int u = 0; u < 2; u++) { /* blocks 0 and 1, slab 0 */
-        const int pass = u >= nbk, c0 = (pass ? u - nbk : u) * 64;
-        fy[u] = u >= nb ? (float4)(0.0f) : pass ? fetch_y(vc, ldv, c, 0, c0, V, lid)
-                                                : fetch_y(kc, ldk, c, 0, c0, K, lid);
+        fy[u] = wu_fetch(kc, ldk, vc, ldv, c, 0, u, nbk, nb, lid);
 #if GK
-        fg[u] = u < nb && !pass ? fetch_y(Gw, K, c, 0, c0, K, lid) : (float4)(0.0f);
+        fg[u] = u < nbk ? fetch_y(Gw, K, c, 0, u * 64, K, lid) : (float4)(0.0f);
 #endif
     }
     for (int p = 0; p < nph; p++) {
@@ -457,12 +465,10 @@ void delta_prep(__global const long *ctab, __global const float *q,
         if (p + 1 < nph) {
             const int n0 = ((p + 1) % ns) * TK;
             for (int u = 0; u < 2; u++) {
-                const int nbl = (p + 1) / ns * 2 + u, np = nbl >= nbk;
-                const int c0 = (np ? nbl - nbk : nbl) * 64;
-                fy[u] = nbl >= nb ? (float4)(0.0f) : np ? fetch_y(vc, ldv, c, n0, c0, V, lid)
-                                                        : fetch_y(kc, ldk, c, n0, c0, K, lid);
+                const int nbl = (p + 1) / ns * 2 + u;
+                fy[u] = wu_fetch(kc, ldk, vc, ldv, c, n0, nbl, nbk, nb, lid);
 #if GK
-                if (nbl < nb && !np) fg[u] = fetch_y(Gw, K, c, n0, c0, K, lid);
+                if (nbl < nbk) fg[u] = fetch_y(Gw, K, c, n0, nbl * 64, K, lid);
 #endif
             }
         }

@@ -82,7 +82,8 @@ static int use_walk(int K, int bv)
  * forces it (tuning and tests; 1 only where local memory allows). */
 static int walk_wide(const linattn_cl *cl, int K, int bv)
 {
-    const uint64_t need = 4u * (64u * 132 + (uint64_t)K * bv + 64u * bv + 64) + 512;
+    /* delta_walk's local arrays: lX (64 rows of W, 128 + 4 floats apart), lS, lU, lD */
+    const uint64_t need = 4u * (64u * (128 + 4) + (uint64_t)K * bv + 64u * bv + 64) + 512;
     const uint64_t lm = cl->info.local_mem;
     const char *env = getenv("LINATTN_CL_WALK_WIDE"); /* tuning and tests */
     if (lm < need) return 0;
@@ -377,10 +378,11 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->step ? 0 : a->K, a->V)};
     const char *names[NKERN];
     memcpy(names, kernel_names, sizeof names);
-    if (use_walk(a->K, pr.BV)) names[K_STATE] = "delta_walk";
+    const int walk = use_walk(a->K, pr.BV);
+    if (walk) names[K_STATE] = "delta_walk";
     if (a->step) pick_step(a->K, a->V, a->h0.dtype != LINATTN_F32, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = "delta_stepw";
-    const int wide = !a->step && use_walk(a->K, pr.BV) && walk_wide(cl, a->K, pr.BV);
+    const int wide = !a->step && walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];
     snprintf(opts, sizeof opts,
              "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d",

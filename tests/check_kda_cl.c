@@ -56,8 +56,9 @@ static const kcase CASES[] = {
     {0, 1, G_MILD, 2, 70, 1, 1, 1, 128, 24, 0, 0, 0, 0, 0},
     {2, 0, G_MILD, 1, 100, 2, 2, 2, 128, 36, 1, 0, 0, 0, 0},
     /* V > 64: delta_out's groups of 128 value columns (the last one partial)
-     * and delta_prep's W and U by pairs of 64-column blocks (odd counts) */
-    {0, 0, G_UNIFORM, 1, 100, 2, 1, 2, 64, 136, 0, 0, 0, 0, 0},
+     * and delta_prep's W and U by pairs of 64-column blocks (2 + 3: the
+     * last pair half empty; 2 + 2) */
+    {0, 0, G_UNIFORM, 1, 100, 2, 1, 2, 128, 136, 0, 0, 0, 0, 0},
     {1, 0, G_MIXED, 1, 90, 2, 2, 2, 128, 80, 0, 0, 1, 0, 0},
     {2, 1, G_MILD, 2, 70, 2, 2, 4, 32, 96, 0, 0, 0, 0, 0},
 };
