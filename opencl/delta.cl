@@ -983,26 +983,43 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
         }
 }
 
+/* gla_scan's work-item takes GSV adjacent state elements (the host's
+ * -DGSV: 4 where V % 4 == 0, one 16-byte load a chunk; else 1) */
+#ifndef GSV
+#define GSV 1
+#endif
+#if GSV == 4
+#define gfloat float4
+#define GLD(p) vload4(0, (p))
+#define GST(x, p) vstore4((x), 0, (p))
+#elif GSV == 1
+#define gfloat float
+#define GLD(p) (*(p))
+#define GST(x, p) (*(p) = (x))
+#else
+#error "GSV is 1 or 4"
+#endif
 #define GSD 16 /* chunks whose loads gla_scan has in flight */
 __kernel void gla_scan(__global const long *stab, __global const long *ctab,
                        __global const float *Gin, __global float *Sbuf, __global float *St,
                        int H)
 {
-    const long e = get_global_id(0);
+    const long e = get_global_id(0) * GSV;
     const int h = get_global_id(1), n = get_global_id(2);
     if (e >= (long)K * V) return;
     const long w0 = stab[2 * n], nw = stab[2 * n + 1];
     __global float *S = St + ((long)n * H + h) * K * V + e;
-    float x = *S;
+    gfloat x = GLD(S);
     /* GSD chunks at a time: their loads all issued before the first update
      * (one chunk at a time, each waited for its load: latency-bound) */
     for (long w1 = w0; w1 < w0 + nw; w1 += GSD) {
-        float add[GSD], dec[GSD];
+        gfloat add[GSD];
+        float dec[GSD];
 #pragma unroll
         for (int j = 0; j < GSD; j++) {
             const long w = w1 + j, wh = w * H + h;
             const int in = w < w0 + nw, c = in ? (int)ctab[3 * w + 1] : 1;
-            add[j] = in ? Sbuf[wh * K * V + e] : 0.0f;
+            add[j] = in ? GLD(Sbuf + wh * K * V + e) : (gfloat)(0.0f);
 #if GK
             dec[j] = in ? Gin[wh * GS + (c - 1) * K + e / V] : 0.0f;
 #else
@@ -1013,11 +1030,11 @@ __kernel void gla_scan(__global const long *stab, __global const long *ctab,
         for (int j = 0; j < GSD; j++) {
             const long w = w1 + j;
             if (w >= w0 + nw) break;
-            Sbuf[(w * H + h) * K * V + e] = x;
-            x = mad(exp(dec[j]), x, add[j]);
+            GST(x, Sbuf + (w * H + h) * K * V + e);
+            x = mad((gfloat)(exp(dec[j])), x, add[j]);
         }
     }
-    *S = x;
+    GST(x, S);
 }
 
 /* O = scale ((e^G o Q) S_in + M U') for OCOLS value columns of one chunk

@@ -101,6 +101,10 @@ static int use_gla_scan(const linattn_cl_delta *a)
     return a->op == LINATTN_OP_GLA && !(env && !strcmp(env, "0"));
 }
 
+/* gla_scan's state elements a work-item (its GSV): 4 adjacent value
+ * columns where V allows (one 16-byte load a chunk), else 1 */
+static int gla_scan_width(int V) { return V % 4 ? 1 : 4; }
+
 static int kla_beta(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a, cl_mem eta,
                     cl_mem k, cl_long rows, cl_mem *beta)
 {
@@ -327,7 +331,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
          * (state element, head, sequence) */
         const size_t gg[3] = {(size_t)nw * LINATTN_CL_WG, (size_t)H,
                               (size_t)((K + 63) / 64) * ((V + 63) / 64)};
-        const size_t gc[3] = {((size_t)K * V + LINATTN_CL_WG - 1) / LINATTN_CL_WG * LINATTN_CL_WG,
+        const size_t gc[3] = {((size_t)K * V / gla_scan_width(V) + LINATTN_CL_WG - 1) /
+                                  LINATTN_CL_WG * LINATTN_CL_WG,
                               (size_t)H, (size_t)a->nseq};
         if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
             (rc = linattn_clrun_launch_on(cl, qs[0], pr->k[K_PREP], 2, gp, l3, 0, NULL,
@@ -385,9 +390,11 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     const int wide = !a->step && walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];
     snprintf(opts, sizeof opts,
-             "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d",
+             "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d "
+             "-DGSV=%d",
              a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
-             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64, wide ? 8192 : 4096);
+             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64, wide ? 8192 : 4096,
+             gla_scan_width(a->V));
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {

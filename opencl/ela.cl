@@ -308,11 +308,30 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
     }
 }
 
-/* Per (sequence, head), one work-item per state element (F*V of S, then F of
- * z): the walk over the sequence's chunks writes the state entering each
- * chunk over its sum (and cx), the final state into S, z and its offset into
- * cf (not over cb, which other work-items of S may still read).  c_in, zero_c
- * as ela_seq.  Grid (ceil((F*V + F) / 256) * 256, H, N). */
+/* Per (sequence, head), one work-item per SV adjacent state elements of a
+ * row of S (F*V/SV of them), then one per element of z (F): the walk over
+ * the sequence's chunks writes the state entering each chunk over its sum
+ * (and cx), the final state into S, z and its offset into cf (not over cb,
+ * which other work-items of S may still read).  SV (the host's -DSV) is 4
+ * where V % 4 == 0: one 16-byte load a chunk and one offset update for four
+ * elements (H200: 1.4 TB/s of P traffic with one float a work-item).  c_in,
+ * zero_c as ela_seq.  Grid (ceil((F*V/SV + F) / 256) * 256, H, N). */
+#ifndef SV
+#define SV 1
+#endif
+#if SV == 4
+#define floatv float4
+#define LDV(p) vload4(0, (p))
+#define STV(x, p) vstore4((x), 0, (p))
+#define LANE0(x) ((x).x)
+#elif SV == 1
+#define floatv float
+#define LDV(p) (*(p))
+#define STV(x, p) (*(p) = (x))
+#define LANE0(x) (x)
+#else
+#error "SV is 1 or 4"
+#endif
 #define SD 16 /* chunks whose loads ela_chunk_scan has in flight */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, int zero_c,
@@ -320,33 +339,35 @@ void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, i
                     __global float *cx, __global float *S, __global float *z,
                     __global const float *cb, __global float *cf)
 {
-    const long e = get_global_id(0);
+    const long g = get_global_id(0);
     const int h = get_group_id(1), n = get_group_id(2);
     const long unit = (long)n * H + h;
-    const long FV = (long)F * V;
-    if (e >= FV + F) return;
-    const int isz = e >= FV;
-    const int d = isz ? (int)(e - FV) : (int)(e / V);
+    const long FV = (long)F * V, nv = FV / SV;
+    if (g >= nv + F) return;
+    const int isz = g >= nv;
+    const long e = isz ? g - nv : g * SV; /* z's element, else S's first */
+    const int d = isz ? (int)e : (int)(e / V);
     const long ch0 = sq[2 * n], nch = sq[2 * n + 1];
     float c = !safe ? 0.0f : c_in ? cb[unit * F + d] : zero_c ? 0.0f : -INFINITY;
-    float x = isz ? z[unit * F + d] : S[unit * FV + e];
+    floatv x = isz ? (floatv)(z[unit * F + d]) : LDV(S + unit * FV + e);
     /* SD chunks at a time: their loads all issued before the first update
      * (one chunk at a time, each waited for its load: latency-bound) */
     for (long i0 = ch0; i0 < ch0 + nch; i0 += SD) {
-        float add[SD], mi[SD];
+        floatv add[SD];
+        float mi[SD];
 #pragma unroll
         for (int j = 0; j < SD; j++) {
             const long i = i0 + j, u = i * H + h;
             const int in = i < ch0 + nch;
-            add[j] = in ? (isz ? pz[u * F + d] : P[u * FV + e]) : 0.0f;
+            add[j] = !in ? (floatv)(0.0f) : isz ? (floatv)(pz[u * F + d]) : LDV(P + u * FV + e);
             mi[j] = in && safe ? m[u * F + d] : 0.0f;
         }
 #pragma unroll
         for (int j = 0; j < SD; j++) {
             const long i = i0 + j, u = i * H + h;
             if (i >= ch0 + nch) break;
-            if (isz) pz[u * F + d] = x;
-            else P[u * FV + e] = x;
+            if (isz) pz[u * F + d] = LANE0(x);
+            else STV(x, P + u * FV + e);
             if (safe) {
                 const float cn = fmax(c, mi[j]);
                 if (isz) cx[u * F + d] = c;
@@ -358,10 +379,10 @@ void ela_chunk_scan(__global const long *sq, int H, int F, int safe, int c_in, i
         }
     }
     if (isz) {
-        z[unit * F + d] = x;
+        z[unit * F + d] = LANE0(x);
         if (safe) cf[unit * F + d] = c;
     } else {
-        S[unit * FV + e] = x;
+        STV(x, S + unit * FV + e);
     }
 }
 

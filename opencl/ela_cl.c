@@ -86,6 +86,10 @@ static int run_rec(linattn_clrun *r, const linattn_cl_ela *a, cl_kernel kern, cl
     return state_out(r, a, &b);
 }
 
+/* ela_chunk_scan's elements a work-item (its SV): 4 adjacent value columns
+ * where V allows (one 16-byte load each), else 1 */
+static int scan_width(int V) { return V % 4 ? 1 : 4; }
+
 /* kern: ela_chunk_sum, ela_chunk_scan, ela_chunk_out, ela_chunk_unshift */
 static int run_chunk(linattn_clrun *r, const linattn_cl_ela *a, cl_kernel *kern,
                      const cl_long *stab)
@@ -133,6 +137,8 @@ static int run_chunk(linattn_clrun *r, const linattn_cl_ela *a, cl_kernel *kern,
     const size_t ft = (size_t)(a->F + FTILE - 1) / FTILE;
     const size_t elems = ((size_t)a->F * a->V + a->F + LINATTN_CL_WG - 1) / LINATTN_CL_WG *
                          LINATTN_CL_WG;
+    const size_t scan_items = ((size_t)a->F * a->V / scan_width(a->V) + a->F + LINATTN_CL_WG - 1) /
+                              LINATTN_CL_WG * LINATTN_CL_WG;
     const size_t local[3] = {LINATTN_CL_WG, 1, 1};
     if (nch) {
         const linattn_karg sa[] = {A(ctm), A(b.k), A(b.v), A(H), A(F), A(feature), A(safe),
@@ -144,7 +150,7 @@ static int run_chunk(linattn_clrun *r, const linattn_cl_ela *a, cl_kernel *kern,
     }
     const linattn_karg wa[] = {A(sqm), A(H), A(F), A(safe), A(c_in), A(zero_c), A(P),
                                A(pz), A(m), A(cx), A(b.S), A(b.z), A(b.c), A(cf)};
-    const size_t gw[3] = {elems, (size_t)a->H, (size_t)a->nseq};
+    const size_t gw[3] = {scan_items, (size_t)a->H, (size_t)a->nseq};
     if ((rc = linattn_clrun_args(kern[1], wa, 14, "ela_chunk_scan")) ||
         (rc = linattn_clrun_launch(r->cl, kern[1], 3, gw, local, "ela_chunk_scan")))
         return rc;
@@ -189,8 +195,8 @@ int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
     static const char *const chk[] = {"ela_chunk_sum", "ela_chunk_scan", "ela_chunk_out",
                                       "ela_chunk_unshift"};
     char opts[64];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d", a->K, a->V,
-             chunk ? chunk : LINATTN_CL_CHUNK);
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DSV=%d", a->K, a->V,
+             chunk ? chunk : LINATTN_CL_CHUNK, scan_width(a->V));
     if (a->ran_chunk) *a->ran_chunk = chunk != 0;
     rc = linattn_cl_kernels(cl, linattn_ela_cl_src, opts, chunk ? chk : rec, chunk ? 4 : 1,
                             kern);
