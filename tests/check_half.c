@@ -75,71 +75,102 @@ START_TEST(test_roundtrip_all)
 }
 END_TEST
 
+/* The value of every pattern 0 .. n - 1 of d (one array conversion; the
+ * patterns' values are checked by test_roundtrip_all). */
+static double *pattern_values(linattn_dtype d, uint32_t n)
+{
+    uint16_t *h = malloc(n * sizeof *h);
+    float *f = malloc(n * sizeof *f);
+    double *v = malloc(n * sizeof *v);
+    ck_assert(h && f && v);
+    for (uint32_t i = 0; i < n; i++) h[i] = (uint16_t)i;
+    ck_assert_int_eq(linattn_convert(h, d, f, LINATTN_F32, n), 0);
+    for (uint32_t i = 0; i < n; i++) v[i] = f[i];
+    free(h);
+    free(f);
+    return v;
+}
+
 /* The half value nearest x, ties to the even pattern, by double arithmetic:
- * the finite patterns in order of value (positive ones are increasing). */
-static uint16_t ref_round(float x, linattn_dtype d)
+ * val holds the values of the finite patterns 0 .. inf - 1 in order (the
+ * positive ones are increasing). */
+static uint16_t ref_round(float x, uint16_t inf, const double *val)
 {
     const uint16_t sign = signbit(x) ? 0x8000 : 0;
     const double a = fabs((double)x);
-    const uint16_t inf = d == LINATTN_F16 ? 0x7c00 : 0x7f80;
-    if (isnan(x)) return 0;
     if (isinf(x)) return sign | inf;
     /* binary search for the largest pattern p with value(p) <= a */
     uint32_t lo = 0, hi = inf; /* value(inf) > a */
     while (hi - lo > 1) {
         const uint32_t mid = (lo + hi) / 2;
-        if ((double)h2f((uint16_t)mid, d) <= a) lo = mid;
+        if (val[mid] <= a) lo = mid;
         else hi = mid;
     }
-    const double vl = h2f((uint16_t)lo, d);
     /* the next value up; past the largest finite one, the overflow
      * threshold is where a value one step further would sit */
-    double vh = h2f((uint16_t)hi, d);
-    if (hi == inf) vh = vl + (vl - (double)h2f((uint16_t)(lo - 1), d));
+    const double vl = val[lo], vh = hi == inf ? vl + (vl - val[lo - 1]) : val[hi];
     const double dl = a - vl, dh = vh - a;
     uint32_t r = dl < dh ? lo : dh < dl ? hi : (lo % 2 == 0 ? lo : hi);
     return (uint16_t)(sign | r);
 }
 
-static void check_round(float x, linattn_dtype d)
+/* x[0..n) rounded to d in one array conversion (the vector paths) against
+ * ref_round, and every 64th one alone (the scalar path) against the array */
+static void check_round(const float *x, size_t n, linattn_dtype d, uint16_t inf,
+                        const double *val)
 {
-    if (isnan(x)) {
-        ck_assert(isnan(h2f(f2h(x, d), d)));
-        return;
+    uint16_t *got = malloc(n * sizeof *got);
+    ck_assert(got);
+    ck_assert_int_eq(linattn_convert(x, LINATTN_F32, got, d, n), 0);
+    for (size_t j = 0; j < n; j++) {
+        if (j % 64 == 0) ck_assert_uint_eq(f2h(x[j], d), got[j]);
+        if (isnan(x[j])) { /* a NaN pattern: exponent all ones, mantissa not 0 */
+            ck_assert_msg((got[j] & 0x7fff) > inf, "%s(NaN %08x): %04x", linattn_dtype_name(d),
+                          bits(x[j]), got[j]);
+            continue;
+        }
+        const uint16_t want = ref_round(x[j], inf, val);
+        ck_assert_msg(got[j] == want, "%s(%a = %08x): %04x, want %04x", linattn_dtype_name(d),
+                      (double)x[j], bits(x[j]), got[j], want);
     }
-    const uint16_t got = f2h(x, d), want = ref_round(x, d);
-    ck_assert_msg(got == want, "%s(%a = %08x): %04x, want %04x", linattn_dtype_name(d),
-                  (double)x, bits(x), got, want);
+    free(got);
 }
 
 START_TEST(test_rounding)
 {
     const linattn_dtype d = HALVES[_i];
     const uint16_t inf = d == LINATTN_F16 ? 0x7c00 : 0x7f80;
+    double *val = pattern_values(d, (uint32_t)inf + 1);
+    enum { NRAND = 200000, NEDGE = 20 };
+    const size_t n = 10 * (size_t)inf + NEDGE + NRAND;
+    float *x = malloc(n * sizeof *x);
+    ck_assert(x);
+    size_t m = 0;
     /* around every finite half value: the midpoints to its neighbours and one
      * float32 step either side of them (ties, just above, just below) */
     for (uint32_t h = 0; h < inf; h++) {
-        const double v = h2f((uint16_t)h, d), w = h2f((uint16_t)(h + 1), d);
+        const double v = val[h], w = val[h + 1];
         const float mid = (float)((v + w) / 2); /* exact in float32 */
         const float pts[5] = {(float)v, mid, nextafterf(mid, 0), nextafterf(mid, INFINITY),
                               nextafterf((float)v, INFINITY)};
         for (int j = 0; j < 5; j++) {
-            check_round(pts[j], d);
-            check_round(-pts[j], d);
+            x[m++] = pts[j];
+            x[m++] = -pts[j];
         }
     }
     /* overflow: the largest finite value, the tie above it, Inf, NaN */
-    const float big = h2f((uint16_t)(inf - 1), d);
-    const float edge[] = {big, nextafterf(big, INFINITY), FLT_MAX, INFINITY, -INFINITY,
-                          65519.996f, 65520.0f, 0.0f, -0.0f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f,
-                          0x1p-149f, 0x1p-126f, 0x1.fffffep-127f, NAN, -NAN,
-                          flt(0x7f800001u), flt(0xff800001u), flt(0x7fc00000u)};
-    for (size_t j = 0; j < sizeof edge / sizeof *edge; j++) check_round(edge[j], d);
+    const float big = (float)val[inf - 1];
+    const float edge[NEDGE] = {big, nextafterf(big, INFINITY), FLT_MAX, INFINITY, -INFINITY,
+                               65519.996f, 65520.0f, 0.0f, -0.0f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f,
+                               0x1p-149f, 0x1p-126f, 0x1.fffffep-127f, NAN, -NAN,
+                               flt(0x7f800001u), flt(0xff800001u), flt(0x7fc00000u)};
+    for (size_t j = 0; j < NEDGE; j++) x[m++] = edge[j];
     /* random float32 patterns */
-    for (int j = 0; j < 200000; j++) {
-        const uint32_t x = (uint32_t)(tu_uniform(0, 4294967296.0));
-        check_round(flt(x), d);
-    }
+    for (int j = 0; j < NRAND; j++) x[m++] = flt((uint32_t)(tu_uniform(0, 4294967296.0)));
+    ck_assert_uint_eq(m, n);
+    check_round(x, n, d, inf, val);
+    free(x);
+    free(val);
 }
 END_TEST
 
