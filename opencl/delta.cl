@@ -118,10 +118,23 @@ static void tile_zero(float acc[4][4])
         for (int b = 0; b < 4; b++) acc[a][b] = 0.0f;
 }
 
-/* p[0..3] where the index is below n (zeros past it; nothing read there). */
+/* p[0..3] where the index is below n (zeros past it; nothing read there).
+ * GALIGN (the host's -DGALIGN=1 where K, V and CH are multiples of 4, so
+ * that every row the products read starts 16-byte aligned): a whole float4
+ * through a pointer to it, which vload4 may not assume (on the H200 a vload4
+ * of global floats compiled to four scalar accesses: gla 1.52 -> 1.20-1.30 ms
+ * a call at B = 1, T = 16384). */
+#ifndef GALIGN
+#define GALIGN 0
+#endif
+#if GALIGN
+#define GVL(p) (*(__global const float4 *)(p))
+#else
+#define GVL(p) vload4(0, (p))
+#endif
 static float4 ld4(__global const float *p, int n)
 {
-    if (n >= 4) return vload4(0, p);
+    if (n >= 4) return GVL(p);
     return (float4)(n > 0 ? p[0] : 0.0f, n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, 0.0f);
 }
 
@@ -671,12 +684,12 @@ static void fetch(float4 *t, __global const float *Wc, __global const float *kc,
     if (p < nwp) {
         for (int m = 0; m < XM; m++) {
             const int e = 4 * (lid + m * WG), r = e / WCOLS, i = p * WCOLS + e % WCOLS;
-            t[m] = r < c && i < K ? vload4(0, Wc + r * K + i) : (float4)(0.0f);
+            t[m] = r < c && i < K ? GVL(Wc + r * K + i) : (float4)(0.0f);
         }
     } else {
         for (int m = 0; m < XM; m++) {
             const int e = 4 * (lid + m * WG), r = (p - nwp) * KROWS + e / K, i = e % K;
-            t[m] = r < c ? vload4(0, kc + r * ldk + i) : (float4)(0.0f);
+            t[m] = r < c ? GVL(kc + r * ldk + i) : (float4)(0.0f);
         }
     }
 }
@@ -990,8 +1003,8 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
 #endif
 #if GSV == 4
 #define gfloat float4
-#define GLD(p) vload4(0, (p))
-#define GST(x, p) vstore4((x), 0, (p))
+#define GLD(p) (*(__global float4 *)(p)) /* (16-byte aligned: whole float4s) */
+#define GST(x, p) (*(__global float4 *)(p) = (x))
 #elif GSV == 1
 #define gfloat float
 #define GLD(p) (*(p))
@@ -1287,8 +1300,8 @@ void delta_step(__global const float *q, __global const float *k,
  * The same step as delta_step, shaped for the state's bandwidth: the group
  * covers SBV = (WG / SRG) * CW value columns of one unit; work-item
  * (rg = lid / SCG, cg = lid % SCG) owns the CW columns cg * CW .. + CW - 1
- * and the rows rg + SRG m (m < SNR), loads all of them first (vector loads:
- * vload4/8 of float, of ushort for bf16, vload_half4/8 for f16), then does
+ * and the rows rg + SRG m (m < SNR), loads all of them first (whole vectors
+ * of CW floats, or of CW ushorts for a 16-bit state: GVEC below), then does
  * the math in registers.  Row sums: partials per row group through local
  * memory, one pass of SBV work-items over the row groups in a fixed order.
  * The order of every sum depends on SRG only, not on CW: f32 (CW 4) and
@@ -1327,15 +1340,7 @@ void delta_step(__global const float *q, __global const float *k,
 #define ushortw CAT(ushort, CW)
 #define vloadw CAT(vload, CW)
 #define vstorew CAT(vstore, CW)
-#if SDT == 0
-#define SLOADW(p) vloadw(0, (p))
-#define SSTOREW(x, p) vstorew((x), 0, (p))
-#elif SDT == 1
-#define SLOADW(p) CAT(vload_half, CW)(0, (p))
-#define SSTOREW(x, p) CAT(CAT(vstore_half, CW), _rte)((x), 0, (p))
-#else
-#define SLOADW(p) as_floatw(CAT(convert_uint, CW)(vloadw(0, (p))) << 16)
-#define SSTOREW(x, p) vstorew(bf16_roundw(x), 0, (p))
+#if SDT == 2
 #define as_floatw CAT(as_float, CW)
 #define as_uintw CAT(as_uint, CW)
 /* bf16_round on CW lanes */
@@ -1346,6 +1351,33 @@ static ushortw bf16_roundw(floatw x)
     const uintw rnd = (u + 0x7fffu + (h & 1u)) >> 16;
     return CAT(convert_ushort, CW)(select(rnd, nan, (u & 0x7fffffffu) > 0x7f800000u));
 }
+#endif
+/* The state's rows are accessed as whole vectors, through a pointer to the
+ * vector type: the rows start CW-aligned (V % CW == 0, a buffer's start is
+ * aligned as OpenCL requires), which vloadN may not assume: on the H200
+ * vload4 of float compiled to four strided scalar accesses (B = 256, H =
+ * 16, K = V = 128: 0.24 ms a step against 0.15 through float4) */
+#define GVEC(T, p) (*(__global T *)(p))
+#if SDT == 0
+#define SLOADW(p) GVEC(floatw, p)
+#define SSTOREW(x, p) (GVEC(floatw, p) = (x))
+#elif SDT == 1
+static floatw hload(__global const half *p)
+{
+    const ushortw r = GVEC(const ushortw, p);
+    return CAT(vload_half, CW)(0, (__private const half *)&r);
+}
+static void hstore(floatw x, __global half *p)
+{
+    ushortw r;
+    CAT(CAT(vstore_half, CW), _rte)(x, 0, (__private half *)&r);
+    GVEC(ushortw, p) = r;
+}
+#define SLOADW(p) hload(p)
+#define SSTOREW(x, p) hstore((x), (p))
+#else
+#define SLOADW(p) as_floatw(CAT(convert_uint, CW)(GVEC(const ushortw, p)) << 16)
+#define SSTOREW(x, p) (GVEC(ushortw, p) = bf16_roundw(x))
 #endif
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))

@@ -34,21 +34,22 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
     return bv;
 }
 
-/* The step's kernel: delta_stepw with CW = 4 columns per work-item for a
- * 16-bit state (V a multiple of 4), else delta_step (CW 0).
+/* The step's kernel: delta_stepw with CW = 4 columns per work-item (V a
+ * multiple of 4), else delta_step (CW 0).
  * LINATTN_CL_STEPW=1|4|8 forces delta_step or the width (tuning; a width V
  * does not allow falls back to 4, then to delta_step).  The row groups,
  * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
  * (4..64, a power of two); a choice that does not depend on the state's
  * dtype, so that 16-bit and float states sum in the same order in the same
- * kernel (LINATTN_CL_STEPW=4 for both, as tests/check_half forces).  Were K
+ * kernel (the default width 4 for both; tests/check_half forces it).  Were K
  * over about 1300 (the API stops at 1024), the width would narrow to keep
  * delta_stepw's local memory within 32 KiB, then take delta_step. */
-static void pick_step(int K, int V, int half, int *cw, int *srg)
+static void pick_step(int K, int V, int *cw, int *srg)
 {
     const char *env = getenv("LINATTN_CL_STEPW"); /* tuning: force 1, 4 or 8 */
-    int w = half ? 4 : 1; /* measured on an H200 (B = 64, 256): float fastest with
-                             delta_step, 16-bit states with CW = 4 (8: more registers, slower) */
+    int w = 4; /* measured on an H200 (B = 256, H = 16, K = V = 128): width 4 with whole
+                  float4 accesses 0.15 ms a step against 0.17 by delta_step, width 8 0.19;
+                  16-bit states: width 4 and 8 within noise, delta_step slower */
     if (env && (!strcmp(env, "1") || !strcmp(env, "4") || !strcmp(env, "8"))) w = atoi(env);
     if (w == 8 && V % 8) w = 4;
     if (w == 4 && V % 4) w = 1;
@@ -385,16 +386,16 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     memcpy(names, kernel_names, sizeof names);
     const int walk = use_walk(a->K, pr.BV);
     if (walk) names[K_STATE] = "delta_walk";
-    if (a->step) pick_step(a->K, a->V, a->h0.dtype != LINATTN_F32, &pr.CW, &pr.SRG);
+    if (a->step) pick_step(a->K, a->V, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = "delta_stepw";
     const int wide = !a->step && walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];
     snprintf(opts, sizeof opts,
              "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d "
-             "-DGSV=%d",
+             "-DGSV=%d -DGALIGN=%d",
              a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
              pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64, wide ? 8192 : 4096,
-             gla_scan_width(a->V));
+             gla_scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0 && C % 4 == 0);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {

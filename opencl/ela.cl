@@ -181,10 +181,22 @@ inline float ela_phi(int feature, int safe, float x, int d, float nq, float c, f
     return x;
 }
 
-/* p[0..3] where the index is below n (zeros past it; nothing read there) */
+/* p[0..3] where the index is below n (zeros past it; nothing read there).
+ * GALIGN (the host's -DGALIGN=1 where K and V are multiples of 4: every row
+ * read or written starts 16-byte aligned): whole float4s through a pointer,
+ * which vload4 / vstore4 may not assume (NVIDIA compiled them to four
+ * scalar accesses: ela 1.60 -> 1.48 ms a call at B = 1, T = 16384 on the
+ * H200). */
+#ifndef GALIGN
+#define GALIGN 0
+#endif
 inline float4 ela_ld4(__global const float *p, int n)
 {
+#if GALIGN
+    if (n >= 4) return *(__global const float4 *)p;
+#else
     if (n >= 4) return vload4(0, p);
+#endif
     return (float4)(n > 0 ? p[0] : 0.0f, n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, 0.0f);
 }
 
@@ -192,7 +204,11 @@ inline float4 ela_ld4(__global const float *p, int n)
 inline void ela_st4(float4 x, __global float *p, int n)
 {
     if (n >= 4) {
+#if GALIGN
+        *(__global float4 *)p = x;
+#else
         vstore4(x, 0, p);
+#endif
         return;
     }
     if (n > 0) p[0] = x.x;
@@ -321,8 +337,8 @@ void ela_chunk_sum(__global const long *ct, __global const float *k, __global co
 #endif
 #if SV == 4
 #define floatv float4
-#define LDV(p) vload4(0, (p))
-#define STV(x, p) vstore4((x), 0, (p))
+#define LDV(p) (*(__global float4 *)(p)) /* (16-byte aligned: whole float4s) */
+#define STV(x, p) (*(__global float4 *)(p) = (x))
 #define LANE0(x) ((x).x)
 #elif SV == 1
 #define floatv float

@@ -195,8 +195,8 @@ int linattn_cl_ela_run(linattn_cl *cl, const linattn_cl_ela *a)
     static const char *const chk[] = {"ela_chunk_sum", "ela_chunk_scan", "ela_chunk_out",
                                       "ela_chunk_unshift"};
     char opts[64];
-    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DSV=%d", a->K, a->V,
-             chunk ? chunk : LINATTN_CL_CHUNK, scan_width(a->V));
+    snprintf(opts, sizeof opts, "-DK=%d -DV=%d -DCH=%d -DSV=%d -DGALIGN=%d", a->K, a->V,
+             chunk ? chunk : LINATTN_CL_CHUNK, scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0);
     if (a->ran_chunk) *a->ran_chunk = chunk != 0;
     rc = linattn_cl_kernels(cl, linattn_ela_cl_src, opts, chunk ? chk : rec, chunk ? 4 : 1,
                             kern);
