@@ -127,8 +127,10 @@ static void tile_zero(float acc[4][4])
 #ifndef GALIGN
 #define GALIGN 0
 #endif
+/* a whole vector of type T at an address known to be aligned for it */
+#define GVEC(T, p) (*(__global T *)(p))
 #if GALIGN
-#define GVL(p) (*(__global const float4 *)(p))
+#define GVL(p) GVEC(const float4, p)
 #else
 #define GVL(p) vload4(0, (p))
 #endif
@@ -1003,8 +1005,8 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
 #endif
 #if GSV == 4
 #define gfloat float4
-#define GLD(p) (*(__global float4 *)(p)) /* (16-byte aligned: whole float4s) */
-#define GST(x, p) (*(__global float4 *)(p) = (x))
+#define GLD(p) GVEC(float4, p) /* (16-byte aligned: whole float4s) */
+#define GST(x, p) (GVEC(float4, p) = (x))
 #elif GSV == 1
 #define gfloat float
 #define GLD(p) (*(p))
@@ -1301,7 +1303,7 @@ void delta_step(__global const float *q, __global const float *k,
  * covers SBV = (WG / SRG) * CW value columns of one unit; work-item
  * (rg = lid / SCG, cg = lid % SCG) owns the CW columns cg * CW .. + CW - 1
  * and the rows rg + SRG m (m < SNR), loads all of them first (whole vectors
- * of CW floats, or of CW ushorts for a 16-bit state: GVEC below), then does
+ * of CW floats, or of CW ushorts for a 16-bit state, through GVEC), then does
  * the math in registers.  Row sums: partials per row group through local
  * memory, one pass of SBV work-items over the row groups in a fixed order.
  * The order of every sum depends on SRG only, not on CW: f32 (CW 4) and
@@ -1357,7 +1359,6 @@ static ushortw bf16_roundw(floatw x)
  * aligned as OpenCL requires), which vloadN may not assume: on the H200
  * vload4 of float compiled to four strided scalar accesses (B = 256, H =
  * 16, K = V = 128: 0.24 ms a step against 0.15 through float4) */
-#define GVEC(T, p) (*(__global T *)(p))
 #if SDT == 0
 #define SLOADW(p) GVEC(floatw, p)
 #define SSTOREW(x, p) (GVEC(floatw, p) = (x))
