@@ -941,61 +941,129 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 /* gla without the walk: U' = V needs nothing of the state, so the chunk
  * states are a scaled prefix sum, S_w = e^{G_c} S_{w-1} + P_w with
  * P_w = (e^{G_c - G} o K)^T V over chunk w.  gla_sum: P_w into Sbuf, one
- * group per (chunk, head, 64 x 64 tile of the state); gla_scan: one
+ * group per (chunk, head, GT x GT tile of the state); gla_scan: one
  * work-item per (state element, head, sequence) walks the window's chunks,
- * writes the state entering each over its P and carries St. */
+ * writes the state entering each over its P and carries St.
+ * gla_sum's tile: GT = 128 (the host's -DGT where K or V is over 64) or 64;
+ * work-item (ty, tx) of 16 x 16 sums rows 4 ty + 64 a + j and columns
+ * 4 tx + 64 b + j (j < 4, a, b < GT / 64) of it, so that its operands per
+ * token are whole float4s of local memory: at GT = 128, 8 x 8 sums for four
+ * float4 reads (measured on an H200, B = 1, T = 16384, H = 16, K = V = 128:
+ * 0.26 ms against 0.32 by 64 x 64 tiles of 4 x 4; B = 8, T = 4096: 0.51
+ * against 0.62; 127 registers).  Both operands are rows of
+ * tokens (k's, scaled, and v's), staged TK tokens at a time as they lie in
+ * memory ([TK][GT] slabs), each work-item's next float4s loaded before the
+ * current slab's products. */
+#ifndef GT
+#define GT 64
+#endif
+#define GTU (GT / 64)         /* float4s of a work-item per token and operand */
+#define GTM (TK * GT / 4 / WG) /* float4s a work-item stages per operand and slab */
+#define GSR(lid, m) ((lid) / (GT / 4) + (m) * (WG / (GT / 4))) /* its tokens of a slab */
+#define GSC(lid) (4 * ((lid) % (GT / 4)))                        /* its column of the tile */
+#if GK
+#define FG fg
+#else
+#define FG NULL
+#endif
+/* A work-item's float4s of slab s0: rows of k (x), v (y) and G (g: GK) */
+static void gla_sum_fetch(float4 *x, float4 *y, float4 *g, __global const float *kc, long ldk,
+                          __global const float *vc, long ldv, __global const float *G, int c,
+                          int s0, int i0, int col0, int lid)
+{
+    const int i = i0 + GSC(lid), col = col0 + GSC(lid);
+#pragma unroll
+    for (int m = 0; m < GTM; m++) {
+        const int r = s0 + GSR(lid, m);
+        x[m] = r < c ? ld4(kc + r * ldk + i, K - i) : (float4)(0.0f);
+        y[m] = r < c ? ld4(vc + r * ldv + col, V - col) : (float4)(0.0f);
+#if GK
+        g[m] = r < c ? ld4(G + r * K + i, K - i) : (float4)(0.0f);
+#endif
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gla_sum(__global const long *ctab, __global const float *k, __global const float *v,
              __global const float *Gin, __global float *Sbuf, int H, int Hk, int map)
 {
-    __local float lx[TK * LDS] __attribute__((aligned(16)));
-    __local float ly[TK * LDS] __attribute__((aligned(16)));
+    __local float lx[TK * GT] __attribute__((aligned(16)));
+    __local float ly[TK * GT] __attribute__((aligned(16)));
 #if !GK
     __local float lD[64];
 #endif
     const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
-    const int w = get_group_id(0), h = get_group_id(1), nvt = (V + 63) / 64;
-    const int i0 = get_group_id(2) / nvt * 64, col0 = get_group_id(2) % nvt * 64;
+    const int w = get_group_id(0), h = get_group_id(1), nvt = (V + GT - 1) / GT;
+    const int i0 = get_group_id(2) / nvt * GT, col0 = get_group_id(2) % nvt * GT;
     const long tok0 = ctab[3 * w];
     const int c = (int)ctab[3 * w + 1];
     const long wh = (long)w * H + h, ldk = (long)Hk * K, ldv = (long)H * V;
     __global const float *kc = k + (tok0 * Hk + key_head(h, H, Hk, map)) * K;
     __global const float *vc = v + (tok0 * H + h) * V, *G = Gin + wh * GS;
-    const int ns = (c + TK - 1) / TK, ii = YCOL(lid);
-    float acc[4][4];
+    const int sc = GSC(lid), ns = (c + TK - 1) / TK;
+    float4 acc[4 * GTU][GTU];
+    float4 fx[GTM], fy[GTM];
 #if GK
-    const float4 gc = ld4(G + (c - 1) * K + i0 + ii, K - i0 - ii); /* G at the chunk's end */
-    float4 fg = fetch_y(G, K, c, 0, i0, K, lid);
+    const float4 gc = ld4(G + (c - 1) * K + i0 + sc, K - i0 - sc); /* G at the chunk's end */
+    float4 fg[GTM];
 #else
     if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
 #endif
-    float4 fx = fetch_y(kc, ldk, c, 0, i0, K, lid), fy = fetch_y(vc, ldv, c, 0, col0, V, lid);
-    tile_zero(acc);
+#pragma unroll
+    for (int a = 0; a < 4 * GTU; a++)
+#pragma unroll
+        for (int b = 0; b < GTU; b++) acc[a][b] = (float4)(0.0f);
+    gla_sum_fetch(fx, fy, FG, kc, ldk, vc, ldv, G, c, 0, i0, col0, lid);
     for (int p = 0; p < ns; p++) {
         barrier(CLK_LOCAL_MEM_FENCE); /* lD written; lx, ly free */
-        /* X^T[kk][i] = k_{s0 + kk, i0 + i} e^{G_c - G_{s0 + kk}}: rows of k */
+#pragma unroll
+        for (int m = 0; m < GTM; m++) {
+            const int kk = GSR(lid, m);
 #if GK
-        store_cols(fx * exp(gc - fg), lx, lid);
+            vstore4(fx[m] * exp(gc - fg[m]), 0, lx + kk * GT + sc);
 #else
-        store_cols(fx * lD[p * TK + YROW(lid)], lx, lid);
+            vstore4(fx[m] * lD[p * TK + kk], 0, lx + kk * GT + sc);
 #endif
-        store_cols(fy, ly, lid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (p + 1 < ns) {
-            fx = fetch_y(kc, ldk, c, (p + 1) * TK, i0, K, lid);
-            fy = fetch_y(vc, ldv, c, (p + 1) * TK, col0, V, lid);
-#if GK
-            fg = fetch_y(G, K, c, (p + 1) * TK, i0, K, lid);
-#endif
+            vstore4(fy[m], 0, ly + kk * GT + sc);
         }
-        tile_mac(lx, ly, acc, ty, tx);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (p + 1 < ns)
+            gla_sum_fetch(fx, fy, FG, kc, ldk, vc, ldv, G, c, (p + 1) * TK, i0, col0, lid);
+        for (int kk = 0; kk < TK; kk++) {
+            float xa[4 * GTU];
+            float4 yb[GTU];
+#pragma unroll
+            for (int a = 0; a < GTU; a++) {
+                const float4 x4 = vload4(0, lx + kk * GT + 4 * ty + 64 * a);
+                xa[4 * a] = x4.x;
+                xa[4 * a + 1] = x4.y;
+                xa[4 * a + 2] = x4.z;
+                xa[4 * a + 3] = x4.w;
+                yb[a] = vload4(0, ly + kk * GT + 4 * tx + 64 * a);
+            }
+#pragma unroll
+            for (int a = 0; a < 4 * GTU; a++)
+#pragma unroll
+                for (int b = 0; b < GTU; b++) acc[a][b] = mad((float4)(xa[a]), yb[b], acc[a][b]);
+        }
     }
     __global float *P = Sbuf + wh * K * V;
-    for (int a = 0; a < 4; a++)
-        for (int b = 0; b < 4; b++) {
-            const int i = i0 + ty + 16 * a, col = col0 + tx + 16 * b;
-            if (i < K && col < V) P[(long)i * V + col] = acc[a][b];
+#pragma unroll
+    for (int a = 0; a < 4 * GTU; a++) {
+        const int i = i0 + 4 * ty + 64 * (a / 4) + a % 4;
+#pragma unroll
+        for (int b = 0; b < GTU; b++) {
+            const int col = col0 + 4 * tx + 64 * b;
+#if GALIGN
+            if (i < K && col < V) /* (V % 4 == 0: all four columns in) */
+                GVEC(float4, P + (long)i * V + col) = acc[a][b];
+#else
+            const float t[4] = {acc[a][b].x, acc[a][b].y, acc[a][b].z, acc[a][b].w};
+            for (int j = 0; j < 4; j++)
+                if (i < K && col + j < V) P[(long)i * V + col + j] = t[j];
+#endif
         }
+    }
 }
 
 /* gla_scan's work-item takes GSV adjacent state elements (the host's
@@ -1014,7 +1082,13 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
 #else
 #error "GSV is 1 or 4"
 #endif
-#define GSD 16 /* chunks whose loads gla_scan has in flight */
+/* GSD: chunks whose loads gla_scan has in flight (-DGSD=n: tuning).  8
+ * measured best on an H200 (B = 1, T = 16384, H = 16, K = V = 128: the scan
+ * 0.148 ms against 0.20 with 16, whose 196 registers left one group per
+ * compute unit; 4: 0.15) */
+#ifndef GSD
+#define GSD 8
+#endif
 __kernel void gla_scan(__global const long *stab, __global const long *ctab,
                        __global const float *Gin, __global float *Sbuf, __global float *St,
                        int H)

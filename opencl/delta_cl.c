@@ -102,6 +102,10 @@ static int use_gla_scan(const linattn_cl_delta *a)
     return a->op == LINATTN_OP_GLA && !(env && !strcmp(env, "0"));
 }
 
+/* gla_sum's tile of the state: 128 x 128 where K or V is over 64 (8 x 8
+ * sums a work-item), else 64 x 64 (4 x 4) */
+static int gla_sum_tile(int K, int V) { return K > 64 || V > 64 ? 128 : 64; }
+
 /* gla_scan's state elements a work-item (its GSV): 4 adjacent value
  * columns where V allows (one 16-byte load a chunk), else 1 */
 static int gla_scan_width(int V) { return V % 4 ? 1 : 4; }
@@ -328,10 +332,11 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         const int oc = V > 64 ? 128 : 64; /* delta_out's value columns a group (OCOLS) */
         const size_t go[3] = {(size_t)(V + oc - 1) / oc * LINATTN_CL_WG,
                               (size_t)(qh.share ? qh.Hq : H), (size_t)nw};
-        /* gla_sum per (chunk, head, 64 x 64 state tile); gla_scan per
+        /* gla_sum per (chunk, head, state tile); gla_scan per
          * (state element, head, sequence) */
+        const int gt = gla_sum_tile(K, V);
         const size_t gg[3] = {(size_t)nw * LINATTN_CL_WG, (size_t)H,
-                              (size_t)((K + 63) / 64) * ((V + 63) / 64)};
+                              (size_t)((K + gt - 1) / gt) * ((V + gt - 1) / gt)};
         const size_t gc[3] = {((size_t)K * V / gla_scan_width(V) + LINATTN_CL_WG - 1) /
                                   LINATTN_CL_WG * LINATTN_CL_WG,
                               (size_t)H, (size_t)a->nseq};
@@ -392,10 +397,11 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     char opts[192];
     snprintf(opts, sizeof opts,
              "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d "
-             "-DGSV=%d -DGALIGN=%d",
+             "-DGSV=%d -DGALIGN=%d -DGT=%d",
              a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
              pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64, wide ? 8192 : 4096,
-             gla_scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0 && C % 4 == 0);
+             gla_scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0 && C % 4 == 0,
+             gla_sum_tile(a->K, a->V));
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {
