@@ -235,7 +235,10 @@ void bench_op_print_sets(FILE *f)
 
 const char *bench_op_bad_set(const char *const *ops, int n)
 {
-    static char bad[128];
+    /* a set's name and value (bounded: gcc's -Wformat-truncation otherwise
+     * sizes sets[i].name by the whole table) and the library's message */
+    static char bad[sizeof sets[0].name + sizeof sets[0].value + 512];
+    const int nl = (int)sizeof sets[0].name, vl = (int)sizeof sets[0].value;
     for (int i = 0; i < nsets; i++) {
         int used = 0;
         for (int o = 0; o < n && !used; o++)
@@ -245,15 +248,15 @@ const char *bench_op_bad_set(const char *const *ops, int n)
                 double x;
                 if (j < 0) continue;
                 if (linattn_op_option_parse(op, j, sets[i].value, &x)) {
-                    snprintf(bad, sizeof bad, "%s=%s: %s", sets[i].name, sets[i].value,
-                             linattn_last_error());
+                    snprintf(bad, sizeof bad, "%.*s=%.*s: %s", nl, sets[i].name, vl,
+                             sets[i].value, linattn_last_error());
                     return bad;
                 }
                 used = 1;
             }
         if (!used) {
-            snprintf(bad, sizeof bad, "%s=%s: no operator measured takes %s", sets[i].name,
-                     sets[i].value, sets[i].name);
+            snprintf(bad, sizeof bad, "%.*s=%.*s: no operator measured takes %.*s", nl,
+                     sets[i].name, vl, sets[i].value, nl, sets[i].name);
             return bad;
         }
     }
