@@ -961,11 +961,6 @@ void delta_walk(__global const long *stab, __global const long *ctab,
 #define GTM (TK * GT / 4 / WG) /* float4s a work-item stages per operand and slab */
 #define GSR(lid, m) ((lid) / (GT / 4) + (m) * (WG / (GT / 4))) /* its tokens of a slab */
 #define GSC(lid) (4 * ((lid) % (GT / 4)))                        /* its column of the tile */
-#if GK
-#define FG fg
-#else
-#define FG NULL
-#endif
 /* A work-item's float4s of slab s0: rows of k (x), v (y) and G (g: GK) */
 static void gla_sum_fetch(float4 *x, float4 *y, float4 *g, __global const float *kc, long ldk,
                           __global const float *vc, long ldv, __global const float *G, int c,
@@ -1002,10 +997,9 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
     __global const float *vc = v + (tok0 * H + h) * V, *G = Gin + wh * GS;
     const int sc = GSC(lid), ns = (c + TK - 1) / TK;
     float4 acc[4 * GTU][GTU];
-    float4 fx[GTM], fy[GTM];
+    float4 fx[GTM], fy[GTM], fg[GTM]; /* (fg: GK only) */
 #if GK
     const float4 gc = ld4(G + (c - 1) * K + i0 + sc, K - i0 - sc); /* G at the chunk's end */
-    float4 fg[GTM];
 #else
     if (lid < 64) lD[lid] = lid < c ? exp(G[c - 1] - G[lid]) : 0.0f;
 #endif
@@ -1013,7 +1007,7 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
     for (int a = 0; a < 4 * GTU; a++)
 #pragma unroll
         for (int b = 0; b < GTU; b++) acc[a][b] = (float4)(0.0f);
-    gla_sum_fetch(fx, fy, FG, kc, ldk, vc, ldv, G, c, 0, i0, col0, lid);
+    gla_sum_fetch(fx, fy, fg, kc, ldk, vc, ldv, G, c, 0, i0, col0, lid);
     for (int p = 0; p < ns; p++) {
         barrier(CLK_LOCAL_MEM_FENCE); /* lD written; lx, ly free */
 #pragma unroll
@@ -1028,7 +1022,7 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (p + 1 < ns)
-            gla_sum_fetch(fx, fy, FG, kc, ldk, vc, ldv, G, c, (p + 1) * TK, i0, col0, lid);
+            gla_sum_fetch(fx, fy, fg, kc, ldk, vc, ldv, G, c, (p + 1) * TK, i0, col0, lid);
         for (int kk = 0; kk < TK; kk++) {
             float xa[4 * GTU];
             float4 yb[GTU];
