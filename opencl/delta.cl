@@ -55,6 +55,11 @@
 #define POS(i) (4 * ((i) % 16) + (i) / 16)
 #define UNPOS(p) ((p) / 4 + 16 * ((p) % 4)) /* the i of pos(i) = p */
 
+/* #pragma unroll n with n a macro */
+#define PRAGMA_(x) _Pragma(#x)
+#define UNROLL_(n) PRAGMA_(unroll n)
+#define UNROLL(n) UNROLL_(n)
+
 static int key_head(int h, int H, int Hk, int map)
 {
     return map ? h % Hk : h / (H / Hk);
@@ -246,7 +251,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 __global const float *g, __global const float *beta, int H,
                 int Hk, int Hq, int nq, int share, int map, int has_g, int gdn,
                 __global float *Gout, __global float *Mout, __global float *Wout,
-                __global float *Uout)
+                __global float *Uout, int mq)
 {
     /* A and T row-major (rows of 64), then T^T in pos order (rows of LDS);
      * GK: scratch of the products first */
@@ -339,8 +344,9 @@ void delta_prep(__global const long *ctab, __global const float *q,
 #else
     /* M = (Q K^T) o D of query head e with the diagonal, zero above it and
      * past c; with e = 0 (gdn) A = strict_lower(diag(beta) K K^T o D) from
-     * the same slabs of K (lx: K^T, ly: Q^T) */
-    for (int e = 0; e < nq; e++) {
+     * the same slabs of K (lx: K^T, ly: Q^T).  mq: the query heads whose M
+     * this kernel forms, nq, or 0 for gla where gla_out forms them */
+    for (int e = 0; e < mq; e++) {
         const long qh = share ? h * nq + e : kh;
         __global const float *qe = q + (tok0 * Hq + qh) * K;
         const int wa = gdn && e == 0;
@@ -674,9 +680,6 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #ifndef WALK_KU
 #define WALK_KU 32
 #endif
-#define PRAGMA_(x) _Pragma(#x)
-#define UNROLL_(n) PRAGMA_(unroll n)
-#define UNROLL(n) UNROLL_(n)
 
 /* Slab p of chunk (Wc, kc, c): p < nwp W's columns p * WCOLS .., else k's
  * rows (p - nwp) * KROWS ..; zeros past the chunk. */
@@ -1120,11 +1123,39 @@ __kernel void gla_scan(__global const long *stab, __global const long *ctab,
     GST(x, S);
 }
 
+#define OCOLS (V > 64 ? 128 : 64) /* value columns of a delta_out / gla_out group */
+
+/* acc[u] += X Y_u for the group's OCOLS / 64 value tiles, Y_u at ly + u TK LDS */
+static void out_mac(__local const float *lxt, __local const float *ly,
+                    float acc[OCOLS / 64][4][4], int ty, int tx)
+{
+#if OCOLS == 128
+    tile_mac_x(lxt, ly, ly + TK * LDS, acc[0], acc[1], ty, tx);
+#else
+    tile_mac(lxt, ly, acc[0], ty, tx);
+#endif
+}
+
+/* o's rows tok0 + r (r < c) of output head oh (of Ho), columns col0 .. +
+ * OCOLS - 1 (< V): scale acc */
+static void out_store(__global float *o, float acc[OCOLS / 64][4][4], long tok0, int c,
+                      long Ho, int oh, int col0, float scale, int ty, int tx)
+{
+#pragma unroll
+    for (int u = 0; u < OCOLS / 64; u++)
+#pragma unroll
+        for (int a = 0; a < 4; a++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                const int r = ty + 16 * a, col = col0 + 64 * u + tx + 16 * b;
+                if (r < c && col < V) o[((tok0 + r) * Ho + oh) * V + col] = scale * acc[u][a][b];
+            }
+}
+
 /* O = scale ((e^G o Q) S_in + M U') for OCOLS value columns of one chunk
  * and output head oh (a query head reading state h): with OCOLS = 128, two
  * 64-column tiles whose Y slabs (S, then U') sit in ly and ly + TK LDS
  * share each X slab (e^G o Q, then M). */
-#define OCOLS (V > 64 ? 128 : 64)
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void delta_out(__global const long *ctab, __global const float *q,
                __global const float *Gin, __global const float *Min,
@@ -1182,22 +1213,124 @@ void delta_out(__global const long *ctab, __global const float *q,
             for (int u = 0; u < OCOLS / 64; u++)
                 fy[u] = fetch_y(U, ldu, c, s0, col0 + 64 * u, V, lid);
         }
-#if OCOLS == 128
-        tile_mac_x(lx, ly, ly + TK * LDS, acc[0], acc[1], ty, tx);
-#else
-        tile_mac(lx, ly, acc[0], ty, tx);
-#endif
+        out_mac(lx, ly, acc, ty, tx);
     }
-#pragma unroll
-    for (int u = 0; u < OCOLS / 64; u++)
-#pragma unroll
-        for (int a = 0; a < 4; a++)
-#pragma unroll
-            for (int b = 0; b < 4; b++) {
-                const int r = ty + 16 * a, col = col0 + 64 * u + tx + 16 * b;
-                if (r < c && col < V) o[((tok0 + r) * Ho + oh) * V + col] = scale * acc[u][a][b];
-            }
+    out_store(o, acc, tok0, c, Ho, oh, col0, scale, ty, tx);
 }
+
+#if !GK
+/* gla with a gate per head: O = scale (diag(e^G) Q S_in + M V), with
+ * M = (Q K^T) o D formed here (D_rs = e^{G_r - G_s} for s <= r < c, else
+ * 0), so that delta_prep forms only G for it.  A group: OCOLS value columns
+ * of one chunk and output head, as delta_out's.  Phases over K: slabs of
+ * Q^T, K^T and S; acc += Q S and am += Q K^T from one float4 of Q a depth.
+ * Then the rows of acc take their e^{G_r}, M^T goes to local memory
+ * (lb[s LDS + pos(r)], the X^T slabs of the later phases) and phases over
+ * the chunk's tokens add M V.  The slabs are double-buffered: a phase
+ * stores the next phase's (prefetched before its products) in the other
+ * half after its products, one barrier a phase. */
+#define GOB ((2 + OCOLS / 64) * TK * LDS) /* floats of a phase's slabs: Q^T, K^T, S */
+
+/* acc[u] += X Y_u (Y_u at ly + u TK LDS) and am += X Z, one X^T slab */
+static void tile_mac_xm(__local const float *lxt, __local const float *lz,
+                        __local const float *ly, float acc[OCOLS / 64][4][4], float am[4][4],
+                        int ty, int tx)
+{
+    UNROLL(TK) /* (NVIDIA: 128 registers, two groups a compute unit; 131 without) */
+    for (int kk = 0; kk < TK; kk++) {
+        const float4 x4 = vload4(0, lxt + kk * LDS + 4 * ty);
+        const float4 z4 = vload4(0, lz + kk * LDS + 4 * tx);
+        const float xa[4] = {x4.x, x4.y, x4.z, x4.w}, zb[4] = {z4.x, z4.y, z4.z, z4.w};
+#pragma unroll
+        for (int u = 0; u < OCOLS / 64; u++) {
+            const float4 y4 = vload4(0, ly + u * TK * LDS + kk * LDS + 4 * tx);
+            const float yb[4] = {y4.x, y4.y, y4.z, y4.w};
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) acc[u][a][b] = mad(xa[a], yb[b], acc[u][a][b]);
+        }
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) am[a][b] = mad(xa[a], zb[b], am[a][b]);
+    }
+}
+
+/* one phase's slabs of gla_out into buf: Q^T, K^T, then S's OCOLS / 64 */
+static void gla_out_store(__local float *buf, float4 fx, float4 fz, const float4 fy[OCOLS / 64],
+                          int lid)
+{
+    store_rows(fx, buf, lid);
+    store_rows(fz, buf + TK * LDS, lid);
+#pragma unroll
+    for (int u = 0; u < OCOLS / 64; u++) store_cols(fy[u], buf + (2 + u) * TK * LDS, lid);
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gla_out(__global const long *ctab, __global const float *q, __global const float *k,
+             __global const float *Gin, __global const float *v, __global const float *Sbuf,
+             __global float *o, int H, int Hk, int Hq, int nq, int share, int map, float scale)
+{
+    __local float lb[2 * GOB] __attribute__((aligned(16)));
+    __local float lG[64];
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int col0 = get_group_id(0) * OCOLS, oh = get_group_id(1), w = get_group_id(2);
+    const int h = share ? oh / nq : oh;
+    const long tok0 = ctab[3 * w];
+    const int c = (int)ctab[3 * w + 1];
+    const long wh = (long)w * H + h, Ho = share ? Hq : H;
+    const long ldq = (long)Hq * K, ldk = (long)Hk * K, ldv = (long)H * V;
+    __global const float *qc = q + (tok0 * Hq + (share ? oh : key_head(oh, H, Hk, map))) * K;
+    __global const float *kc = k + (tok0 * Hk + key_head(h, H, Hk, map)) * K;
+    __global const float *vc = v + (tok0 * H + h) * V, *S = Sbuf + wh * K * V;
+    __local float *lu = lb + 64 * LDS; /* the M phases' V slabs, after M^T */
+    if (lid < 64) lG[lid] = lid < c ? Gin[wh * CH + lid] : 0.0f;
+    float acc[OCOLS / 64][4][4], am[4][4];
+    for (int u = 0; u < OCOLS / 64; u++) tile_zero(acc[u]);
+    tile_zero(am);
+    const int nk = (K + TK - 1) / TK, ns = (c + TK - 1) / TK;
+    float4 fx = fetch_x(qc, ldq, c, 0, K, lid), fz = fetch_x(kc, ldk, c, 0, K, lid);
+    float4 fy[OCOLS / 64];
+    for (int u = 0; u < OCOLS / 64; u++) fy[u] = fetch_y(S, V, K, 0, col0 + 64 * u, V, lid);
+    gla_out_store(lb, fx, fz, fy, lid);
+    for (int p = 0; p < nk; p++) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* phase p's slabs stored, phase p - 1's read */
+        __local const float *b = lb + (p % 2) * GOB;
+        if (p + 1 < nk) {
+            const int i0 = (p + 1) * TK;
+            fx = fetch_x(qc, ldq, c, i0, K, lid);
+            fz = fetch_x(kc, ldk, c, i0, K, lid);
+            for (int u = 0; u < OCOLS / 64; u++) fy[u] = fetch_y(S, V, K, i0, col0 + 64 * u, V, lid);
+        } else { /* the first M phase's V slabs */
+            for (int u = 0; u < OCOLS / 64; u++) fy[u] = fetch_y(vc, ldv, c, 0, col0 + 64 * u, V, lid);
+        }
+        tile_mac_xm(b, b + TK * LDS, b + 2 * TK * LDS, acc, am, ty, tx);
+        if (p + 1 < nk) gla_out_store(lb + ((p + 1) % 2) * GOB, fx, fz, fy, lid);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* every slab read: lb free */
+#pragma unroll
+    for (int a = 0; a < 4; a++) {
+        const int r = ty + 16 * a;
+        const float Gr = lG[r], er = exp(Gr);
+        for (int u = 0; u < OCOLS / 64; u++)
+            for (int b = 0; b < 4; b++) acc[u][a][b] *= er;
+        for (int b = 0; b < 4; b++) {
+            const int s = tx + 16 * b;
+            lb[s * LDS + POS(r)] = r < c && s <= r ? am[a][b] * exp(Gr - lG[s]) : 0.0f;
+        }
+    }
+    for (int u = 0; u < OCOLS / 64; u++) store_cols(fy[u], lu + u * TK * LDS, lid);
+    for (int p = 0; p < ns; p++) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* M^T and phase p's V slabs stored, p - 1's read */
+        __local const float *ub = lu + (p % 2) * (OCOLS / 64) * TK * LDS;
+        if (p + 1 < ns)
+            for (int u = 0; u < OCOLS / 64; u++)
+                fy[u] = fetch_y(vc, ldv, c, (p + 1) * TK, col0 + 64 * u, V, lid);
+        out_mac(lb + p * TK * LDS, ub, acc, ty, tx);
+        if (p + 1 < ns)
+            for (int u = 0; u < OCOLS / 64; u++)
+                store_cols(fy[u], lu + ((p + 1) % 2) * (OCOLS / 64) * TK * LDS + u * TK * LDS, lid);
+    }
+    out_store(o, acc, tok0, c, Ho, oh, col0, scale, ty, tx);
+}
+#endif
 
 /* kla: beta = eta / (|k|^2 + eps) per (token, value head) row, k from the
  * key head that value head reads: four work-items a row, each summing a

@@ -102,6 +102,18 @@ static int use_gla_scan(const linattn_cl_delta *a)
     return a->op == LINATTN_OP_GLA && !(env && !strcmp(env, "0"));
 }
 
+/* gla with a gate per head and the scan: gla_out forms M = (Q K^T) o D
+ * from the slabs of Q it stages anyway (delta_prep then forms only the
+ * gates' sums, and no M goes through memory).  Measured on an NVIDIA H200
+ * (B=1 T=16384 H=16 K=V=128): 1.00-1.04 against 1.09-1.11 ms a call; B=8
+ * T=4096: 1.89-1.92 against 2.10-2.15).
+ * LINATTN_CL_GLA_OUT=0 takes delta_out and delta_prep's M (tuning). */
+static int use_gla_out(const linattn_cl_delta *a)
+{
+    const char *env = getenv("LINATTN_CL_GLA_OUT"); /* tuning: 0 forces delta_out */
+    return !a->step && !a->gk && use_gla_scan(a) && !(env && !strcmp(env, "0"));
+}
+
 /* gla_sum's tile of the state: 128 x 128 where K or V is over 64 (8 x 8
  * sums a work-item), else 64 x 64 (4 x 4) */
 static int gla_sum_tile(int K, int V) { return K > 64 || V > 64 ? 128 : 64; }
@@ -247,8 +259,10 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     /* scratch per (chunk, head): entering state, W, U' (gdn, kla: gla reads
      * V in place and has no W), M (per query head), G */
     const cl_int has_g = a->g.host || a->g.mem, gdn = a->op != LINATTN_OP_GLA;
+    const int gout = use_gla_out(a);
+    const cl_int mq = gout ? 0 : qh.nq; /* query heads whose M delta_prep forms */
     const size_t per = (size_t)K * V + (gdn ? (size_t)C * K + (size_t)C * V : 0) +
-                       (size_t)qh.nq * C * C + Gc;
+                       (size_t)mq * C * C + Gc;
     uint64_t budget = cl->info.global_mem / 4;
     if (budget > ((uint64_t)1 << 30)) budget = (uint64_t)1 << 30;
     int64_t maxnch = 1;
@@ -268,7 +282,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     wset ws[2];
     for (int i = 0; i < nset; i++)
         if ((rc = linattn_clrun_alloc(r, ch * Gc * sizeof(float), 0, &ws[i].Gb)) ||
-            (rc = linattn_clrun_alloc(r, ch * qh.nq * C * C * sizeof(float), 0, &ws[i].Mb)) ||
+            (rc = linattn_clrun_alloc(r, (mq ? ch * mq * C * C : 1) * sizeof(float), 0,
+                                      &ws[i].Mb)) ||
             (rc = linattn_clrun_alloc(r, (gdn ? ch * C * K : 1) * sizeof(float), 0, &ws[i].Wb)) ||
             (rc = linattn_clrun_alloc(r, (gdn ? ch * C * V : 1) * sizeof(float), 0, &ws[i].Ub)) ||
             (rc = linattn_clrun_alloc(r, ch * K * V * sizeof(float), 0, &ws[i].Sb)) ||
@@ -286,11 +301,13 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
     const float scale = a->scale;
     const linattn_karg pargs[] = {A(ctab_m), A(q), A(k), A(v), A(g), A(beta), A(H), A(Hk),
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(has_g), A(gdn), A(Gb),
-                          A(Mb), A(Wb), A(Ub)};
+                          A(Mb), A(Wb), A(Ub), A(mq)};
     const linattn_karg sargs[] = {A(stab_m), A(ctab_m), A(k), A(Gb), A(Wb), A(Ub), A(St), A(Sb), A(H),
                           A(Hk), A(map), A(gdn)};
     const linattn_karg oargs[] = {A(ctab_m), A(q), A(Gb), A(Mb), A(Ub), A(Sb), A(o), A(H), A(Hk),
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale), A(gdn)};
+    const linattn_karg goargs[] = {A(ctab_m), A(q), A(k), A(Gb), A(v), A(Sb), A(o), A(H), A(Hk),
+                          A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale)};
     const linattn_karg gsargs[] = {A(ctab_m), A(k), A(v), A(Gb), A(Sb), A(H), A(Hk), A(map)};
     const linattn_karg gcargs[] = {A(stab_m), A(ctab_m), A(Gb), A(Sb), A(St), A(H)};
 
@@ -329,7 +346,7 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         const size_t gp[2] = {(size_t)nw * LINATTN_CL_WG, (size_t)H};
         const size_t gs[3] = {(size_t)(V + pr->BV - 1) / pr->BV * LINATTN_CL_WG, (size_t)H,
                                 (size_t)a->nseq};
-        const int oc = V > 64 ? 128 : 64; /* delta_out's value columns a group (OCOLS) */
+        const int oc = V > 64 ? 128 : 64; /* value columns a group of delta_out, gla_out (OCOLS) */
         const size_t go[3] = {(size_t)(V + oc - 1) / oc * LINATTN_CL_WG,
                               (size_t)(qh.share ? qh.Hq : H), (size_t)nw};
         /* gla_sum per (chunk, head, state tile); gla_scan per
@@ -340,7 +357,7 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         const size_t gc[3] = {((size_t)K * V / gla_scan_width(V) + LINATTN_CL_WG - 1) /
                                   LINATTN_CL_WG * LINATTN_CL_WG,
                               (size_t)H, (size_t)a->nseq};
-        if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 18, "delta_prep")) ||
+        if ((rc = linattn_clrun_args(pr->k[K_PREP], pargs, 19, "delta_prep")) ||
             (rc = linattn_clrun_launch_on(cl, qs[0], pr->k[K_PREP], 2, gp, l3, 0, NULL,
                                           e, "delta_prep")))
             break;
@@ -356,9 +373,11 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                                                  use_walk(K, pr->BV) ? "delta_walk"
                                                                      : "delta_state")))
             break;
-        if ((rc = linattn_clrun_args(pr->k[K_OUT], oargs, 15, "delta_out")) ||
+        const char *oname = gout ? "gla_out" : "delta_out";
+        if ((rc = gout ? linattn_clrun_args(pr->k[K_OUT], goargs, 14, oname)
+                       : linattn_clrun_args(pr->k[K_OUT], oargs, 15, oname)) ||
             (rc = linattn_clrun_launch_on(cl, qs[2], pr->k[K_OUT], 3, go, l3, e ? 1 : 0,
-                                          e ? e + 1 : NULL, e ? e + 2 : NULL, "delta_out")))
+                                          e ? e + 1 : NULL, e ? e + 2 : NULL, oname)))
             break;
         for (int i = 0; pipe && i < 3; i++) linattn_clapi.clFlush(qs[i]);
     }
@@ -393,6 +412,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     if (walk) names[K_STATE] = "delta_walk";
     if (a->step) pick_step(a->K, a->V, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = "delta_stepw";
+    if (use_gla_out(a)) names[K_OUT] = "gla_out";
     const int wide = !a->step && walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];
     snprintf(opts, sizeof opts,

@@ -61,6 +61,10 @@ static const kcase CASES[] = {
     {0, 0, G_UNIFORM, 1, 100, 2, 1, 2, 128, 136, 0, 0, 0, 0, 0},
     {1, 0, G_MIXED, 1, 90, 2, 2, 2, 128, 80, 0, 0, 1, 0, 0},
     {2, 1, G_MILD, 2, 70, 2, 2, 4, 32, 96, 0, 0, 0, 0, 0},
+    /* gla with a gate per head, V > 64: gla_out's groups of 128 value
+     * columns (the last one partial); the shapes of the gdn case above, so
+     * the same program */
+    {2, 0, G_MIXED, 1, 100, 2, 1, 2, 128, 136, 0, 0, 0, 0, 0},
 };
 #define NCASES ((int)(sizeof CASES / sizeof *CASES))
 
