@@ -1391,7 +1391,20 @@ typedef float selt;
 #elif SDT == 1
 typedef half selt;
 #define SLOAD(p, e) vload_half((e), (p))
-#define SSTORE(x, p, e) vstore_half_rte((x), (e), (p))
+#define SSTORE(x, p, e) f16_store((x), (p), (e))
+/* x to binary16, rounded to nearest even by vstore_half_rte, a NaN as the
+ * library rounds it (its upper payload, or a quiet one if that is empty;
+ * vstore_half_rte may give any NaN) */
+static ushort f16_nan(float x)
+{
+    const uint u = as_uint(x), m = (u >> 13) & 0x3ffu;
+    return (ushort)(((u >> 16) & 0x8000u) | 0x7c00u | (m ? m : 0x200u));
+}
+static void f16_store(float x, __global half *p, long e)
+{
+    if (isnan(x)) ((__global ushort *)p)[e] = f16_nan(x);
+    else vstore_half_rte(x, e, p);
+}
 #else
 typedef ushort selt;
 #define SLOAD(p, e) as_float((uint)(p)[e] << 16)
@@ -1561,58 +1574,140 @@ static ushortw bf16_roundw(floatw x)
  * vload4 of float compiled to four strided scalar accesses (B = 256, H =
  * 16, K = V = 128: 0.24 ms a step against 0.15 through float4) */
 #if SDT == 0
-#define SLOADW(p) GVEC(floatw, p)
 #define SSTOREW(x, p) (GVEC(floatw, p) = (x))
 #elif SDT == 1
-static floatw hload(__global const half *p)
-{
-    const ushortw r = GVEC(const ushortw, p);
-    return CAT(vload_half, CW)(0, (__private const half *)&r);
-}
 static void hstore(floatw x, __global half *p)
 {
     ushortw r;
     CAT(CAT(vstore_half, CW), _rte)(x, 0, (__private half *)&r);
+    if (any(isnan(x))) { /* (rare) NaN lanes as f16_nan rounds them */
+        ushort t[CW];
+        float xs[CW];
+        vstorew(r, 0, t);
+        vstorew(x, 0, xs);
+        for (int c = 0; c < CW; c++)
+            if (isnan(xs[c])) t[c] = f16_nan(xs[c]);
+        r = vloadw(0, t);
+    }
     GVEC(ushortw, p) = r;
 }
-#define SLOADW(p) hload(p)
 #define SSTOREW(x, p) hstore((x), (p))
 #else
-#define SLOADW(p) as_floatw(CAT(convert_uint, CW)(GVEC(const ushortw, p)) << 16)
 #define SSTOREW(x, p) (GVEC(ushortw, p) = bf16_roundw(x))
 #endif
 
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
-void delta_stepw(__global const float *q, __global const float *k,
-                 __global const float *v, __global const float *g,
-                 __global const float *beta, __global selt *state,
-                 __global float *o, float scale, int has_g, int gdn, int H, int Hk,
-                 int Hq, int nq, int share, int map,
-                 __global const int *vflag, int vcheck)
-{
-    __local float lq[K], lk[K];
-#if GK
-    __local float lg[K];
-#endif
-    __local float ra[SRG * SBV], rb[SRG * SBV], lu[SBV], rkq[SRG];
-    const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;
-    const long unit = get_group_id(1), bt = unit / H;
-    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL ? 1 : j < V;
-    const int h = (int)(unit % H), wr = !(vcheck && vflag[0]); /* else write nothing */
-    __global selt *S = state + unit * K * V + j;
-    const long ku = bt * Hk + key_head(h, H, Hk, map);
+/* delta_stepw's and delta_stepw2's arguments, and what both set up: local
+ * memory, the work-item's place (row group rg, columns j .. j + CW - 1 of
+ * unit), its state rows S + i V, the key, query and output rows */
+#define STEPW_ARGS                                                                        \
+    __global const float *q, __global const float *k, __global const float *v,            \
+        __global const float *g, __global const float *beta, __global selt *state,        \
+        __global float *o, float scale, int has_g, int gdn, int H, int Hk, int Hq, int nq, \
+        int share, int map, __global const int *vflag, int vcheck
+#define STEPW_SETUP                                                                       \
+    __local float lq[K], lk[K];                                                           \
+    __local float lg[GK ? K : 1]; /* (GK: e^g) */                                         \
+    __local float ra[SRG * SBV], rb[SRG * SBV], lu[SBV], rkq[SRG];                        \
+    const int lid = get_local_id(0), cg = lid % SCG, rg = lid / SCG;                      \
+    const long unit = get_group_id(1), bt = unit / H;                                     \
+    const int j0 = get_group_id(0) * SBV, j = j0 + cg * CW, jok = SVFULL ? 1 : j < V;     \
+    const int h = (int)(unit % H), wr = !(vcheck && vflag[0]); /* else write nothing */   \
+    __global selt *S = state + unit * K * V + j;                                          \
+    const long ku = bt * Hk + key_head(h, H, Hk, map);                                   \
     const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
-    float s[SNR][CW];
-    /* the state first: every load in flight before any math */
+
+#if GK
+#define LGI(i) lg[i] /* row i's decay e^g */
+#else
+#define LGI(i) 1.0f
+#endif
+
+/* Row i's share of the row sums: x, its CW state elements (GK: decayed here
+ * by gi), into pa += x ki and pb += x qi */
+static void stepw_acc(float x[CW], float ki, float qi, float gi, float pa[CW], float pb[CW])
+{
+#pragma unroll
+    for (int c = 0; c < CW; c++) {
+#if GK
+        x[c] *= gi; /* the decayed state */
+#endif
+        pa[c] = mad(x[c], ki, pa[c]);
+        pb[c] = mad(x[c], qi, pb[c]);
+    }
+}
+
+/* Row i's new state: x (decayed) gam + ki u */
+static void stepw_upd(float x[CW], float ki, float gam, const float uw[CW])
+{
+#pragma unroll
+    for (int c = 0; c < CW; c++) x[c] = mad(gam, x[c], ki * uw[c]);
+}
+
+#if SDT == 0
+typedef floatw srawt;
+#define SWIDEN(x) (x)
+#elif SDT == 1
+typedef ushortw srawt;
+static floatw hwiden(ushortw r) { return CAT(vload_half, CW)(0, (__private const half *)&r); }
+#define SWIDEN(x) hwiden(x)
+#else
+typedef ushortw srawt;
+#define SWIDEN(x) as_floatw(CAT(convert_uint, CW)(x) << 16)
+#endif
+
+/* a work-item's SNR rows of CW elements, as stored (zeros past the state) */
+static void stepw_rows(__global const selt *S, int rg, int jok, srawt raw[SNR])
+{
 #pragma unroll
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
-        floatw x = (floatw)(0.0f);
-        if (SROW(i)) {
-            if (jok) x = SLOADW(S + (long)i * V);
-        }
-        vstorew(x, 0, s[m]);
+        raw[m] = (srawt)(0);
+        if (SROW(i) && jok) raw[m] = GVEC(const srawt, S + (long)i * V);
     }
+}
+
+/* The first pass over the work-item's rows: each widened from raw into s[m]
+ * (GK: decayed), pa and pb as stepw_acc; returns q.k over the rows */
+static float stepw_first(const srawt raw[SNR], float s[SNR][CW], __local const float *lq,
+                         __local const float *lk, __local const float *lg, int rg, float pa[CW],
+                         float pb[CW])
+{
+    float pk = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CW; c++) pa[c] = pb[c] = 0.0f;
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        vstorew(SWIDEN(raw[m]), 0, s[m]);
+        if (SROW(i)) {
+            pk = mad(lq[i], lk[i], pk);
+            stepw_acc(s[m], lk[i], lq[i], LGI(i), pa, pb); /* (s[m] decayed in place) */
+        }
+    }
+    return pk;
+}
+
+/* The new state's rows (s decayed) from u (uw: the work-item's columns),
+ * stored where st (the value check passed and the columns exist) */
+static void stepw_last(float s[SNR][CW], __local const float *lk, float gam, const float uw[CW],
+                       int rg, int st, __global selt *S)
+{
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        const int i = rg + SRG * m;
+        if (SROW(i)) {
+            stepw_upd(s[m], lk[i], gam, uw);
+            if (st) SSTOREW(vloadw(0, s[m]), S + (long)i * V);
+        }
+    }
+}
+
+/* delta_stepw's and delta_stepw2's inputs: q, k (and GK: e^g) of the unit
+ * to local memory; returns the step's scalar decay (1 for GK) */
+static float stepw_inputs(__global const float *q, __global const float *k,
+                          __global const float *g, long qu, long ku, long unit, int has_g,
+                          __local float *lq, __local float *lk, __local float *lg, int lid)
+{
     for (int i = lid; i < K; i += WG) {
         lq[i] = q[qu * K + i];
         lk[i] = k[ku * K + i];
@@ -1626,28 +1721,20 @@ void delta_stepw(__global const float *q, __global const float *k,
     const float gam = has_g ? exp(g[unit]) : 1.0f;
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
-    float pa[CW], pb[CW], pk = 0.0f;
-#pragma unroll
-    for (int c = 0; c < CW; c++) pa[c] = pb[c] = 0.0f;
-#pragma unroll
-    for (int m = 0; m < SNR; m++) {
-        const int i = rg + SRG * m;
-        if (SROW(i)) {
-            const float ki = lk[i], qi = lq[i];
-#if GK
-            const float gi = lg[i];
-#endif
-            pk = mad(qi, ki, pk);
-#pragma unroll
-            for (int c = 0; c < CW; c++) {
-#if GK
-                s[m][c] *= gi; /* the decayed state */
-#endif
-                pa[c] = mad(s[m][c], ki, pa[c]);
-                pb[c] = mad(s[m][c], qi, pb[c]);
-            }
-        }
-    }
+    return gam;
+}
+
+/* The row sums of the step: a work-item's partials pa, pb (its rows of k^T S
+ * and q^T S over its CW columns) and pk (q^T k) through local memory, summed
+ * over the row groups in a fixed order by SBV work-items, one column each:
+ * u (the column's write) to lu, and o */
+static void stepw_sums(const float pa[CW], const float pb[CW], float pk,
+                       __global const float *v, __global const float *beta, __global float *o,
+                       long unit, long ou, int j0, float gam, float scale, int gdn, int wr,
+                       __local float *ra, __local float *rb, __local float *rkq,
+                       __local float *lu, int lid)
+{
+    const int cg = lid % SCG, rg = lid / SCG;
     vstorew(vloadw(0, pa), 0, ra + rg * SBV + cg * CW);
     vstorew(vloadw(0, pb), 0, rb + rg * SBV + cg * CW);
     if (cg == 0) rkq[rg] = pk;
@@ -1665,19 +1752,22 @@ void delta_stepw(__global const float *q, __global const float *k,
         lu[lid] = u;
         if (wr && jc < V) o[ou * V + jc] = scale * (gam * b + kq * u);
     }
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_stepw(STEPW_ARGS)
+{
+    STEPW_SETUP
+    srawt raw[SNR];
+    float s[SNR][CW], pa[CW], pb[CW];
+    stepw_rows(S, rg, jok, raw); /* the state first: every load in flight before any math */
+    const float gam = stepw_inputs(q, k, g, qu, ku, unit, has_g, lq, lk, lg, lid);
+    const float pk = stepw_first(raw, s, lq, lk, lg, rg, pa, pb);
+    stepw_sums(pa, pb, pk, v, beta, o, unit, ou, j0, gam, scale, gdn, wr, ra, rb, rkq, lu, lid);
     barrier(CLK_LOCAL_MEM_FENCE);
     float uw[CW];
     vstorew(vloadw(0, lu + cg * CW), 0, uw);
-#pragma unroll
-    for (int m = 0; m < SNR; m++) {
-        const int i = rg + SRG * m;
-        if (SROW(i)) {
-            const float ki = lk[i];
-#pragma unroll
-            for (int c = 0; c < CW; c++) s[m][c] = mad(gam, s[m][c], ki * uw[c]);
-            if (wr & jok) SSTOREW(vloadw(0, s[m]), S + (long)i * V);
-        }
-    }
+    stepw_last(s, lk, gam, uw, rg, wr & jok, S);
     for (int e = 1; e < nq; e++) { /* query heads sharing the state read the new one */
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int i = lid; i < K; i += WG) lq[i] = q[(qu + e) * K + i];
@@ -1702,4 +1792,39 @@ void delta_stepw(__global const float *q, __global const float *k,
             o[(ou + e) * V + j0 + lid] = scale * t;
         }
     }
+}
+
+/* ---- delta_stepw2: delta_stepw in two passes over the state ----
+ * The same step, sums and roundings as delta_stepw (the same float results),
+ * for one query head a state (nq == 1; the host's choice for a 16-bit
+ * state): the first pass reads the state and forms the row sums, the second
+ * reads it again (from the cache: a group's rows were read microseconds
+ * before) and writes the new state, so that no work-item holds its state
+ * across the sums, only the loads in flight, as stored (16-bit elements
+ * packed): fewer registers (NVIDIA H200, bf16, K = V = 128: 48 against 64),
+ * more groups a compute unit. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void delta_stepw2(STEPW_ARGS)
+{
+    STEPW_SETUP
+    srawt raw[SNR];
+    float s[SNR][CW], pa[CW], pb[CW]; /* (s: rewritten by the second pass) */
+    stepw_rows(S, rg, jok, raw); /* every load in flight before any math */
+    const float gam = stepw_inputs(q, k, g, qu, ku, unit, has_g, lq, lk, lg, lid);
+    const float pk = stepw_first(raw, s, lq, lk, lg, rg, pa, pb);
+    stepw_sums(pa, pb, pk, v, beta, o, unit, ou, j0, gam, scale, gdn, wr, ra, rb, rkq, lu, lid);
+    stepw_rows(S, rg, jok, raw); /* again, issued before the barrier's wait */
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float uw[CW];
+    vstorew(vloadw(0, lu + cg * CW), 0, uw);
+#pragma unroll
+    for (int m = 0; m < SNR; m++) { /* widened and decayed as in the first pass */
+        vstorew(SWIDEN(raw[m]), 0, s[m]);
+#if GK
+        const int i = rg + SRG * m;
+#pragma unroll
+        for (int c = 0; c < CW; c++) s[m][c] *= SROW(i) ? lg[i] : 1.0f;
+#endif
+    }
+    stepw_last(s, lk, gam, uw, rg, wr & jok, S);
 }

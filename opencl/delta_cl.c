@@ -17,6 +17,7 @@ static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "de
 typedef struct dprog {
     int BV;
     int CW, SRG; /* delta_stepw's shape (CW 0: delta_step) */
+    const char *step_name; /* the step's kernel */
     cl_kernel k[NKERN];
 } dprog;
 
@@ -174,6 +175,20 @@ static qheads qheads_of(const linattn_cl_delta *a)
     return (qheads){(cl_int)a->Hq, share ? (cl_int)(a->Hq / a->H) : 1, share};
 }
 
+/* delta_stepw2 (two passes over the state) rather than delta_stepw: for a
+ * 16-bit state with one query head a state (nq = 1), measured faster on an
+ * NVIDIA H200 (gdn, B=256 H=16 K=V=128, the kernel: bf16 0.140 -> 0.120 ms,
+ * f16 0.110 -> 0.092), where a float32 state measured slower (0.150 ->
+ * 0.158).  The same sums in the same order: the same results.
+ * LINATTN_CL_STEP2=0|1 forces it where nq = 1 (tuning and tests). */
+static int step_two(const linattn_cl_delta *a)
+{
+    const char *env = getenv("LINATTN_CL_STEP2"); /* tuning and tests */
+    if (qheads_of(a).nq != 1) return 0;
+    if (env && (!strcmp(env, "0") || !strcmp(env, "1"))) return atoi(env);
+    return a->h0.dtype != LINATTN_F32;
+}
+
 static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
 {
     int rc;
@@ -198,12 +213,11 @@ static int step(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a)
     const linattn_karg args[] = {A(q), A(k), A(v), A(g), A(beta), A(S), A(o), A(scale), A(has_g),
                                  A(gdn), A(H), A(Hk), A(qh.Hq), A(qh.nq), A(qh.share), A(map),
                                  A(flag), A(vcheck)};
-    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 18, "delta_step"))) return rc;
+    if ((rc = linattn_clrun_args(pr->k[K_STEP], args, 18, pr->step_name))) return rc;
     const size_t local[2] = {LINATTN_CL_WG, 1};
     const int cols = pr->CW ? LINATTN_CL_WG / pr->SRG * pr->CW : pr->BV; /* per group */
     const size_t global[2] = {(size_t)(a->V + cols - 1) / cols * LINATTN_CL_WG, (size_t)units};
-    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local,
-                                   pr->CW ? "delta_stepw" : "delta_step")))
+    if ((rc = linattn_clrun_launch(r->cl, pr->k[K_STEP], 2, global, local, pr->step_name)))
         return rc;
     /* the flags back (the call's one wait) before any result leaves */
     if (vcheck && (rc = linattn_clrun_values_read(r, flag, a->vcheck))) return rc;
@@ -411,7 +425,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     const int walk = use_walk(a->K, pr.BV);
     if (walk) names[K_STATE] = "delta_walk";
     if (a->step) pick_step(a->K, a->V, &pr.CW, &pr.SRG);
-    if (pr.CW) names[K_STEP] = "delta_stepw";
+    if (pr.CW) names[K_STEP] = step_two(a) ? "delta_stepw2" : "delta_stepw";
+    pr.step_name = names[K_STEP];
     if (use_gla_out(a)) names[K_OUT] = "gla_out";
     const int wide = !a->step && walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];

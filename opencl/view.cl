@@ -3,7 +3,8 @@
  * index i of shape (C order, leading dimensions of size 1 when the tensor
  * has fewer), n = the element count; from16/to16 convert from or to a
  * 16-bit type on the way (bf = 1: bfloat16 by shifts, else binary16 by
- * vload_half/vstore_half_rte: core OpenCL 1.2, no extension). */
+ * vload_half/vstore_half_rte: core OpenCL 1.2, no extension; a NaN rounded
+ * by the library's rule, as vstore_half_rte may give any NaN). */
 
 static long at(long e, long4 shape, long4 s)
 {
@@ -43,6 +44,9 @@ __kernel void view_to16(__global const float *src, long soff, long4 ss, __global
             const uint h = u >> 16;
             dst[j] = (u & 0x7fffffffu) > 0x7f800000u ? (ushort)((h & 0x7fu) ? h : (h | 0x40u))
                                                      : (ushort)((u + 0x7fffu + (h & 1u)) >> 16);
+        } else if (isnan(x)) { /* the library's NaN: upper payload, or a quiet one */
+            const uint u = as_uint(x), m = (u >> 13) & 0x3ffu;
+            dst[j] = (ushort)(((u >> 16) & 0x8000u) | 0x7c00u | (m ? m : 0x200u));
         } else {
             vstore_half_rte(x, j, (__global half *)dst);
         }

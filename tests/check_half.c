@@ -404,6 +404,10 @@ static double relerr_nonfinite(const float *x, const float *ref, size_t n)
  * the norm of the error against the reference: bf16 keeps it) */
 static int plain_state;
 
+/* 1: step_case's 16-bit state dense (no gaps, offset 0), as the OpenCL step
+ * kernels take it in place; a strided one goes through float32 there */
+static int dense_state;
+
 /* A step (or, T > 0, a forward over T tokens from h0 = hT) of op on a
  * strided 16-bit state: B sequences, H value heads (Hq = nq H query heads
  * sharing them), K x V state, g per key channel (gk).  The state's rows
@@ -416,7 +420,9 @@ static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B
                              int nq, int64_t K, int64_t V, int gk, int64_t T, float tiny)
 {
     const int forced = same_step_kernel(isa);
-    const int64_t Hq = nq * H, ld = V + 5, sh = K * ld + 3, sb = H * sh + 7, off = 11;
+    const int dn = dense_state;
+    const int64_t Hq = nq * H, ld = dn ? V : V + 5, sh = K * ld + (dn ? 0 : 3);
+    const int64_t sb = H * sh + (dn ? 0 : 7), off = dn ? 0 : 11;
     const int64_t TT = T ? T : 1;
     const size_t nqk = (size_t)(B * TT * Hq * K), nk = (size_t)(B * TT * H * K);
     const size_t nv = (size_t)(B * TT * H * V), no = (size_t)(B * TT * Hq * V);
@@ -599,17 +605,23 @@ START_TEST(test_step_subnormal)
 END_TEST
 
 /* OpenCL's step kernels, each forced (LINATTN_CL_STEPW, read at each call):
- * delta_step (1), delta_stepw with 4 and 8 columns per work-item, and the
- * default choice (NULL: step_case then forces 4 columns for both calls,
- * so that their sums run in the same order).  V = 20 takes 4
- * columns when 8 are asked, V = 21 always delta_step. */
-static const char *const STEPW[] = {"1", "4", "8", NULL};
+ * delta_step (1), 4 and 8 columns per work-item, and the default choice
+ * (NULL: step_case then forces 4 columns for both calls, so that their
+ * sums run in the same order).  With 4 or 8 columns a 16-bit state with
+ * one query head a state takes delta_stepw2 (two passes) unless the last
+ * variant forces delta_stepw (LINATTN_CL_STEP2=0); the float32 call and
+ * the shapes with nq > 1 take delta_stepw.  V = 20 takes 4 columns when 8
+ * are asked, V = 21 always delta_step. */
+static const char *const STEPW[] = {"1", "4", "8", NULL, "4"};
+#define NSTEPW ((int)(sizeof STEPW / sizeof *STEPW))
 static const struct { int64_t B, H; int nq; int64_t K, V; int gk; } CLSTEP[] = {
     {1, 2, 1, 64, 64, 0},  {2, 3, 2, 128, 96, 1}, {3, 1, 4, 256, 128, 0}, {4, 2, 1, 128, 128, 1},
     {5, 1, 1, 64, 96, 0},  {2, 1, 1, 33, 20, 1},  {1, 2, 2, 24, 21, 0},   {1, 1, 1, 256, 64, 1},
 };
 
-/* loop index: variant * 2 + dtype; gdn and kla take the shapes in turn */
+/* loop index: variant * 2 + dtype; gdn and kla take the shapes in turn,
+ * each with a strided state (widened to float32 for the kernel) and a dense
+ * one (the 16-bit kernels: delta_stepw2 where nq = 1) */
 START_TEST(test_step_opencl)
 {
     if (!tu_opencl()) return;
@@ -617,14 +629,21 @@ START_TEST(test_step_opencl)
     const linattn_dtype d = HALVES[_i % 2];
     if (w) setenv("LINATTN_CL_STEPW", w, 1);
     else unsetenv("LINATTN_CL_STEPW");
-    for (size_t n = 0; n < sizeof CLSTEP / sizeof *CLSTEP; n++) {
+    if (_i / 2 == NSTEPW - 1) setenv("LINATTN_CL_STEP2", "0", 1);
+    for (size_t n = 0; n < 2 * sizeof CLSTEP / sizeof *CLSTEP; n++) {
+        const size_t m = n / 2;
         plain_state = 1;
-        step_case("opencl", (int)(n % 2), d, CLSTEP[n].B, CLSTEP[n].H, CLSTEP[n].nq, CLSTEP[n].K,
-                  CLSTEP[n].V, CLSTEP[n].gk, 0);
+        dense_state = (int)(n % 2);
+        step_case("opencl", (int)(m % 2), d, CLSTEP[m].B, CLSTEP[m].H, CLSTEP[m].nq, CLSTEP[m].K,
+                  CLSTEP[m].V, CLSTEP[m].gk, 0);
     }
-    plain_state = 0; /* and once with NaN, Inf and -1e6 in the state */
+    plain_state = 0; /* and once with NaN, Inf and -1e6 in the state, dense */
+    dense_state = 1;
+    step_case("opencl", 0, d, 2, 2, 1, 64, 64, 1, 0);
     step_case("opencl", 0, d, 2, 2, 2, 64, 64, 1, 0);
+    dense_state = 0;
     unsetenv("LINATTN_CL_STEPW"); /* CK_FORK=no runs the next test in this process */
+    unsetenv("LINATTN_CL_STEP2");
 }
 END_TEST
 
@@ -774,7 +793,7 @@ static Suite *suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("opencl step");
     tcase_set_timeout(tc, 600); /* per variant and dtype: 16 kernel builds on PoCL */
-    tcase_add_loop_test(tc, test_step_opencl, 0, 8);
+    tcase_add_loop_test(tc, test_step_opencl, 0, 2 * NSTEPW);
     suite_add_tcase(s, tc);
     tc = tcase_create("drift");
     tcase_set_timeout(tc, 900); /* per entry: 2 x 10^5 steps of 2 heads of 32 x 32 */
