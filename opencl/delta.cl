@@ -1616,21 +1616,12 @@ static void hstore(floatw x, __global half *p)
     const long ku = bt * Hk + key_head(h, H, Hk, map);                                   \
     const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
 
-#if GK
-#define LGI(i) lg[i] /* row i's decay e^g */
-#else
-#define LGI(i) 1.0f
-#endif
-
-/* Row i's share of the row sums: x, its CW state elements (GK: decayed here
- * by gi), into pa += x ki and pb += x qi */
-static void stepw_acc(float x[CW], float ki, float qi, float gi, float pa[CW], float pb[CW])
+/* Row i's share of the row sums: x, its CW (decayed) state elements, into
+ * pa += x ki and pb += x qi */
+static void stepw_acc(const float x[CW], float ki, float qi, float pa[CW], float pb[CW])
 {
 #pragma unroll
     for (int c = 0; c < CW; c++) {
-#if GK
-        x[c] *= gi; /* the decayed state */
-#endif
         pa[c] = mad(x[c], ki, pa[c]);
         pb[c] = mad(x[c], qi, pb[c]);
     }
@@ -1666,8 +1657,24 @@ static void stepw_rows(__global const selt *S, int rg, int jok, srawt raw[SNR])
     }
 }
 
-/* The first pass over the work-item's rows: each widened from raw into s[m]
- * (GK: decayed), pa and pb as stepw_acc; returns q.k over the rows */
+/* The work-item's rows widened from raw into s, the decayed state (GK: row
+ * i times e^g_i, lg[i]) */
+static void stepw_widen(const srawt raw[SNR], float s[SNR][CW], __local const float *lg, int rg)
+{
+#pragma unroll
+    for (int m = 0; m < SNR; m++) {
+        vstorew(SWIDEN(raw[m]), 0, s[m]);
+#if GK
+        const int i = rg + SRG * m;
+        if (SROW(i))
+#pragma unroll
+            for (int c = 0; c < CW; c++) s[m][c] *= lg[i];
+#endif
+    }
+}
+
+/* The first pass over the work-item's rows: s as stepw_widen, pa and pb as
+ * stepw_acc; returns q.k over the rows */
 static float stepw_first(const srawt raw[SNR], float s[SNR][CW], __local const float *lq,
                          __local const float *lk, __local const float *lg, int rg, float pa[CW],
                          float pb[CW])
@@ -1675,13 +1682,13 @@ static float stepw_first(const srawt raw[SNR], float s[SNR][CW], __local const f
     float pk = 0.0f;
 #pragma unroll
     for (int c = 0; c < CW; c++) pa[c] = pb[c] = 0.0f;
+    stepw_widen(raw, s, lg, rg);
 #pragma unroll
     for (int m = 0; m < SNR; m++) {
         const int i = rg + SRG * m;
-        vstorew(SWIDEN(raw[m]), 0, s[m]);
         if (SROW(i)) {
             pk = mad(lq[i], lk[i], pk);
-            stepw_acc(s[m], lk[i], lq[i], LGI(i), pa, pb); /* (s[m] decayed in place) */
+            stepw_acc(s[m], lk[i], lq[i], pa, pb);
         }
     }
     return pk;
@@ -1817,14 +1824,6 @@ void delta_stepw2(STEPW_ARGS)
     barrier(CLK_LOCAL_MEM_FENCE);
     float uw[CW];
     vstorew(vloadw(0, lu + cg * CW), 0, uw);
-#pragma unroll
-    for (int m = 0; m < SNR; m++) { /* widened and decayed as in the first pass */
-        vstorew(SWIDEN(raw[m]), 0, s[m]);
-#if GK
-        const int i = rg + SRG * m;
-#pragma unroll
-        for (int c = 0; c < CW; c++) s[m][c] *= SROW(i) ? lg[i] : 1.0f;
-#endif
-    }
+    stepw_widen(raw, s, lg, rg); /* as in the first pass */
     stepw_last(s, lk, gam, uw, rg, wr & jok, S);
 }

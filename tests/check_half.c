@@ -412,8 +412,8 @@ static int dense_state;
  * strided 16-bit state: B sequences, H value heads (Hq = nq H query heads
  * sharing them), K x V state, g per key channel (gk).  The state's rows
  * are ld = V + 5 elements apart, its heads K ld + 3, its sequences
- * H (K ld + 3) + 7, from an offset of 11; the gaps hold a sentinel that
- * must survive.  Equal bit for bit to the float32 call on the widened state
+ * H (K ld + 3) + 7, from an offset of 11 (dense_state: none of these gaps);
+ * the gaps hold a sentinel that must survive.  Equal bit for bit to the float32 call on the widened state
  * with its state rounded once, outputs included; the float32 call near the
  * double reference's. */
 static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H,
