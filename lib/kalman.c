@@ -190,11 +190,12 @@ static void apply_map(const float *m, int n, int S, float *lam, float *eta)
 }
 
 /* Scan pass 2: the entering state from the maps of the earlier pieces (in
- * this thread's copy st), then the recurrence over the piece. */
-static void piece_job(void *arg, int64_t unit, int thread)
+ * this thread's copy st), then the recurrence over the piece.  Two calls:
+ * piece_job every piece but the sequences' last, then last_job those.  Only
+ * a last piece writes the final state, which may be the initial state every
+ * piece reads (lamT = lam0): no write may come before the last read. */
+static void piece_run(const kalman_plan *p, int64_t g, int64_t blk, int thread)
 {
-    const kalman_plan *p = arg;
-    const int64_t g = unit / p->nb, blk = unit % p->nb;
     int64_t n, from, len;
     piece_span(p, g, &n, &from, &len);
     float *w = linattn_runner_work(&p->run, thread), *st = w, *ste = w + (size_t)BLK * p->S;
@@ -213,6 +214,20 @@ static void piece_job(void *arg, int64_t unit, int thread)
         jb.eta = ste;
     }
     p->ctx->kern.kalman_rec(&jb);
+}
+
+static void piece_job(void *arg, int64_t unit, int thread)
+{
+    const kalman_plan *p = arg;
+    const int64_t g = unit / p->nb;
+    if (g + 1 < p->first[p->seq_of[g] + 1]) piece_run(p, g, unit % p->nb, thread);
+}
+
+static void last_job(void *arg, int64_t unit, int thread)
+{
+    const kalman_plan *p = arg;
+    const int64_t n = unit / p->nb;
+    if (p->first[n + 1] > p->first[n]) piece_run(p, p->first[n + 1] - 1, unit % p->nb, thread);
 }
 
 /* The scan's tables: pieces of L tokens per sequence. */
@@ -271,6 +286,7 @@ static int execute(kalman_plan *p, const char *what)
     } else {
         linattn_runner_jobs(&p->run, p->npieces * p->nb, sum_job, p, 0);
         linattn_runner_jobs(&p->run, p->npieces * p->nb, piece_job, p, 0);
+        linattn_runner_jobs(&p->run, p->nseq * p->nb, last_job, p, 0);
     }
 done:
     linattn_runner_end(&p->run);
