@@ -625,9 +625,16 @@ void delta_state(__global const long *stab, __global const long *ctab,
     }
 }
 
-#if K % 32 == 0 && BV <= 16 && K * BV <= 2048
-/* delta_walk: delta_state's walk for K a multiple of 32, BV <= 16 and
- * K * BV <= 2048, with the state split over the whole work-group:
+#ifndef WALK
+#define WALK 0
+#endif
+#if WALK
+#if K % 32 || BV > 32 || K * BV > 4096
+#error "delta_walk: K a multiple of 32, BV <= 32, K * BV <= 4096"
+#endif
+/* delta_walk: delta_state's walk for K a multiple of 32, BV <= 32 and
+ * K * BV <= 4096 (the host: BV 16 and K * BV <= 2048, or BV 32 where the
+ * device's local memory holds it), with the state split over the whole work-group:
  * work-item (srg, scg) holds rows srg * SR .. + SR of columns scg * SC ..
  * + SC in registers, a copy of the state sits in local memory (lS) for
  * U' = U - W S, whose tile per work-item is UR rows x UC columns (BV = 16:
@@ -643,17 +650,12 @@ void delta_state(__global const long *stab, __global const long *ctab,
 #define UC 1
 #define UG BV
 #define UR (UG / 4)
-#ifndef XN
-#define XN 4096          /* floats of the staging slab (the host: 8192 with WCOLS 128) */
-#endif
-#define XM (XN / 4 / WG) /* float4s a work-item stages */
 #ifndef WCOLS
 #define WCOLS 64         /* columns of W per slab (the host: 128 where K % 128 == 0) */
 #endif
+#define XN (64 * WCOLS)  /* floats of the staging slab: the chunk's 64 rows of W's columns */
+#define XM (XN / 4 / WG) /* float4s a work-item stages */
 #define KROWS (XN / K)   /* rows of k per slab */
-#if XN != 64 * WCOLS /* a W slab is the chunk's 64 rows of WCOLS columns */
-#error "delta_walk: XN must be 64 * WCOLS"
-#endif
 /* WTILE (BV = 16): U' = U - W S in 4 x 4 tiles, rows r + 16 a and columns
  * 4 c .. 4 c + 3 of work-item (r, c) of each of four depth quarters (a
  * slab's columns of W split four ways), so that a depth step is 8 float4
@@ -661,11 +663,12 @@ void delta_state(__global const long *stab, __global const long *ctab,
  * read 8 for 16); W slabs are staged with rows of WLD = WCOLS + 4 floats
  * (conflict-free float4 reads of 8 rows), and a reduction phase between the
  * W and the k phases sums the quarters through lX into lU. */
-#if BV == 16 && WCOLS % 16 == 0
-#define WTILE 1
+#ifndef WTILE
+#define WTILE (BV == 16 && WCOLS % 16 == 0)
+#endif
+#if WTILE
 #define WLD (WCOLS + 4)
 #else
-#define WTILE 0
 #define WLD WCOLS
 #endif
 #define LXN (64 * WLD > XN ? 64 * WLD : XN) /* floats of lX */
@@ -744,7 +747,8 @@ void delta_walk(__global const long *stab, __global const long *ctab,
     float4 acc[UR];
 #else
     const int ucg = lid % UG, urg = lid / UG;
-    const int ur0 = urg * UR, urs = 1, uc = ucg * UC, nr = 0;
+    const int ur0 = urg * UR, urs = 1, uc = ucg * UC;
+    int nr = 0; /* (not const: clang warns of the constant in nr && ..) */
 #endif
     const int ju = j0 + uc, kp0 = nwp + nr; /* the first k phase */
     float s[SR][SC];

@@ -21,9 +21,24 @@ typedef struct dprog {
     cl_kernel k[NKERN];
 } dprog;
 
-/* Value columns per group of delta_state / delta_step: 32, or fewer when
- * that leaves over half the compute units without a group (a single long
- * sequence): the sequential kernels then get more, shorter groups.
+/* delta_walk at 32 value columns a group: with narrow slabs (below) its
+ * local arrays lS (K x 32), lU (64 x 32), lX (4096 floats), lD take
+ * 4 (32 K + 2048 + 4096 + 64) bytes and some, 41 KiB at K = 128. */
+static int walk32_fits(const linattn_cl *cl, int K)
+{
+    return K % 32 == 0 && K <= 128 && 4u * (32u * K + 2048 + 4096 + 64) + 512 <= cl->info.local_mem;
+}
+
+/* Value columns per group of delta_state / delta_walk / delta_step: 32, or
+ * fewer when that leaves over half the compute units without a group (a
+ * single long sequence): the sequential kernels then get more, shorter
+ * groups.  delta_walk (K % 32 == 0) takes 16 (at most 2048 / K), or 32
+ * where its local arrays fit: measured on an NVIDIA H200 (one group per
+ * compute unit either way; gdn H=16 K=V=128), B=8 T=4096 4.23-4.32 ms a
+ * call at 32 columns against 5.43-5.49 at 16 (the walk 1.63 against 2.68:
+ * half as many groups, each 1.3 times as long), while at B=1 T=16384,
+ * where 16 columns make 128 groups, one per compute unit, 32 would take
+ * 3.78 against 2.81 (the rule above keeps 16 there).
  * LINATTN_CL_BV=8|16|32 forces it (for tuning). */
 static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
 {
@@ -31,7 +46,9 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
     const char *env = getenv("LINATTN_CL_BV"); /* tuning: force 8, 16 or 32 */
     if (env && (!strcmp(env, "8") || !strcmp(env, "16") || !strcmp(env, "32"))) return atoi(env);
     while (bv > 8 && 2 * units * ((V + bv - 1) / bv) < (int64_t)cl->info.compute_units) bv /= 2;
-    while (bv > 8 && K > 0 && K % 32 == 0 && (bv > 16 || K * bv > 2048)) bv /= 2; /* delta_walk */
+    while (bv > 8 && K > 0 && K % 32 == 0 && !(bv == 32 && walk32_fits(cl, K)) &&
+           (bv > 16 || K * bv > 2048))
+        bv /= 2; /* delta_walk */
     return bv;
 }
 
@@ -68,12 +85,14 @@ static void pick_step(int K, int V, int *cw, int *srg)
 }
 
 /* delta_walk (the state spread over the work-group, K % 32 == 0, BV <= 16
- * and K * BV <= 2048, as delta.cl guards it: 28 KiB of local memory), else
- * delta_state.  pick_bv's K is 0 for the step (its own kernel). */
-static int use_walk(int K, int bv)
+ * and K * BV <= 2048: 28 KiB of local memory, or BV 32 where walk32_fits),
+ * else delta_state; the host builds it in with -DWALK=1.  The step has its
+ * own kernel (and pick_bv's K is 0). */
+static int use_walk(const linattn_cl *cl, int K, int bv, int step)
 {
     const char *env = getenv("LINATTN_CL_WALK"); /* tuning: 0 forces delta_state */
-    return K % 32 == 0 && bv <= 16 && K * bv <= 2048 && !(env && !strcmp(env, "0"));
+    const int fits = (bv <= 16 && K * bv <= 2048) || (bv == 32 && walk32_fits(cl, K));
+    return !step && K % 32 == 0 && fits && !(env && !strcmp(env, "0"));
 }
 
 /* delta_walk's slabs: 128 columns of W (one phase for K = 128) in an
@@ -384,7 +403,7 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
         } else if ((rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")) ||
                    (rc = linattn_clrun_launch_on(cl, qs[1], pr->k[K_STATE], 3, gs, l3, e ? 1 : 0,
                                                  e, e ? e + 1 : NULL,
-                                                 use_walk(K, pr->BV) ? "delta_walk"
+                                                 use_walk(cl, K, pr->BV, 0) ? "delta_walk"
                                                                      : "delta_state")))
             break;
         const char *oname = gout ? "gla_out" : "delta_out";
@@ -422,21 +441,21 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     dprog pr = {.BV = pick_bv(cl, a->nseq * a->H, a->step ? 0 : a->K, a->V)};
     const char *names[NKERN];
     memcpy(names, kernel_names, sizeof names);
-    const int walk = use_walk(a->K, pr.BV);
+    const int walk = use_walk(cl, a->K, pr.BV, a->step);
     if (walk) names[K_STATE] = "delta_walk";
     if (a->step) pick_step(a->K, a->V, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = step_two(a) ? "delta_stepw2" : "delta_stepw";
     pr.step_name = names[K_STEP];
     if (use_gla_out(a)) names[K_OUT] = "gla_out";
-    const int wide = !a->step && walk && walk_wide(cl, a->K, pr.BV);
+    const int wide = walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];
     snprintf(opts, sizeof opts,
-             "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d -DXN=%d "
-             "-DGSV=%d -DGALIGN=%d -DGT=%d",
+             "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d "
+             "-DGSV=%d -DGALIGN=%d -DGT=%d -DWALK=%d",
              a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
-             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64, wide ? 8192 : 4096,
+             pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64,
              gla_scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0 && C % 4 == 0,
-             gla_sum_tile(a->K, a->V));
+             gla_sum_tile(a->K, a->V), walk);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {

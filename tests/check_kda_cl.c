@@ -238,12 +238,14 @@ static void describe(char *buf, size_t n, const kcase *c, const char *what)
 
 /* The walk over the chunks has two kernels (delta_walk for K a multiple of
  * 32, else delta_state) and 8, 16 or 32 value columns per group, chosen by
- * the device's size (PoCL's: delta_walk with 16 when K allows): on the
- * cases below test_forward_kernels forces delta_walk with 8 columns and
- * delta_state with 32 (LINATTN_CL_BV, LINATTN_CL_WALK, read at each call). */
+ * the device's size (PoCL's: delta_walk with 32 where K <= 128 allows):
+ * on the cases below test_forward_kernels forces delta_walk with 16
+ * columns (its 4 x 4 tiles of U', WTILE; 8 and 32 share the other code)
+ * and delta_state with 32 (LINATTN_CL_BV, LINATTN_CL_WALK, read at each
+ * call). */
 static const int KERNEL_CASES[] = {4, 13, 18, 19};
 #define NKCASES ((int)(sizeof KERNEL_CASES / sizeof *KERNEL_CASES))
-static const char *const VARIANTS[][2] = {{"8", "1"}, {"32", "0"}};
+static const char *const VARIANTS[][2] = {{"16", "1"}, {"32", "0"}};
 #define NVARIANTS 2
 
 /* gla's chunk states come from gla_sum and gla_scan; LINATTN_CL_GLA_SCAN=0
