@@ -1563,13 +1563,21 @@ void delta_step(__global const float *q, __global const float *k,
 #if SDT == 2
 #define as_floatw CAT(as_float, CW)
 #define as_uintw CAT(as_uint, CW)
-/* bf16_round on CW lanes */
+/* bf16_round on CW lanes: rounding alone (integer work is what limits the
+ * decode step on an NVIDIA H200), a NaN lane (rare) as bf16_round keeps it */
 static ushortw bf16_roundw(floatw x)
 {
-    const uintw u = as_uintw(x), h = u >> 16;
-    const uintw nan = select(h | 0x40u, h, (h & 0x7fu) != 0);
-    const uintw rnd = (u + 0x7fffu + (h & 1u)) >> 16;
-    return CAT(convert_ushort, CW)(select(rnd, nan, (u & 0x7fffffffu) > 0x7f800000u));
+    const uintw u = as_uintw(x);
+    ushortw r = CAT(convert_ushort, CW)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    if (any(isnan(x))) {
+        ushort t[CW];
+        float xs[CW];
+        vstorew(r, 0, t);
+        vstorew(x, 0, xs);
+        for (int c = 0; c < CW; c++) t[c] = bf16_round(xs[c]);
+        r = vloadw(0, t);
+    }
+    return r;
 }
 #endif
 /* The state's rows are accessed as whole vectors, through a pointer to the
@@ -1602,7 +1610,9 @@ static void hstore(floatw x, __global half *p)
 
 /* delta_stepw's and delta_stepw2's arguments, and what both set up: local
  * memory, the work-item's place (row group rg, columns j .. j + CW - 1 of
- * unit), its state rows S + i V, the key, query and output rows */
+ * unit), its state rows S + i V, the key, query and output rows, and the
+ * value and beta of column j0 + lid (loaded with the state: the sums after
+ * a barrier use them) */
 #define STEPW_ARGS                                                                        \
     __global const float *q, __global const float *k, __global const float *v,            \
         __global const float *g, __global const float *beta, __global selt *state,        \
@@ -1618,7 +1628,9 @@ static void hstore(floatw x, __global half *p)
     const int h = (int)(unit % H), wr = !(vcheck && vflag[0]); /* else write nothing */   \
     __global selt *S = state + unit * K * V + j;                                          \
     const long ku = bt * Hk + key_head(h, H, Hk, map);                                   \
-    const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;
+    const long qu = share ? bt * Hq + (long)h * nq : ku, ou = share ? qu : unit;          \
+    const float vj = lid < SBV && j0 + lid < V ? v[unit * V + j0 + lid] : 0.0f;          \
+    const float bu = gdn ? beta[unit] : 1.0f;
 
 /* Row i's share of the row sums: x, its CW (decayed) state elements, into
  * pa += x ki and pb += x qi */
@@ -1738,11 +1750,10 @@ static float stepw_inputs(__global const float *q, __global const float *k,
 /* The row sums of the step: a work-item's partials pa, pb (its rows of k^T S
  * and q^T S over its CW columns) and pk (q^T k) through local memory, summed
  * over the row groups in a fixed order by SBV work-items, one column each:
- * u (the column's write) to lu, and o */
-static void stepw_sums(const float pa[CW], const float pb[CW], float pk,
-                       __global const float *v, __global const float *beta, __global float *o,
-                       long unit, long ou, int j0, float gam, float scale, int gdn, int wr,
-                       __local float *ra, __local float *rb, __local float *rkq,
+ * u (the column's write, from its value vj and beta bu) to lu, and o */
+static void stepw_sums(const float pa[CW], const float pb[CW], float pk, float vj, float bu,
+                       __global float *o, long ou, int j0, float gam, float scale, int gdn,
+                       int wr, __local float *ra, __local float *rb, __local float *rkq,
                        __local float *lu, int lid)
 {
     const int cg = lid % SCG, rg = lid / SCG;
@@ -1758,8 +1769,7 @@ static void stepw_sums(const float pa[CW], const float pb[CW], float pk,
             b += rb[x * SBV + lid];
             kq += rkq[x];
         }
-        const float vj = jc < V ? v[unit * V + jc] : 0.0f;
-        const float u = gdn ? beta[unit] * (vj - gam * a) : vj;
+        const float u = gdn ? bu * (vj - gam * a) : vj;
         lu[lid] = u;
         if (wr && jc < V) o[ou * V + jc] = scale * (gam * b + kq * u);
     }
@@ -1774,7 +1784,7 @@ void delta_stepw(STEPW_ARGS)
     stepw_rows(S, rg, jok, raw); /* the state first: every load in flight before any math */
     const float gam = stepw_inputs(q, k, g, qu, ku, unit, has_g, lq, lk, lg, lid);
     const float pk = stepw_first(raw, s, lq, lk, lg, rg, pa, pb);
-    stepw_sums(pa, pb, pk, v, beta, o, unit, ou, j0, gam, scale, gdn, wr, ra, rb, rkq, lu, lid);
+    stepw_sums(pa, pb, pk, vj, bu, o, ou, j0, gam, scale, gdn, wr, ra, rb, rkq, lu, lid);
     barrier(CLK_LOCAL_MEM_FENCE);
     float uw[CW];
     vstorew(vloadw(0, lu + cg * CW), 0, uw);
@@ -1823,7 +1833,7 @@ void delta_stepw2(STEPW_ARGS)
     stepw_rows(S, rg, jok, raw); /* every load in flight before any math */
     const float gam = stepw_inputs(q, k, g, qu, ku, unit, has_g, lq, lk, lg, lid);
     const float pk = stepw_first(raw, s, lq, lk, lg, rg, pa, pb);
-    stepw_sums(pa, pb, pk, v, beta, o, unit, ou, j0, gam, scale, gdn, wr, ra, rb, rkq, lu, lid);
+    stepw_sums(pa, pb, pk, vj, bu, o, ou, j0, gam, scale, gdn, wr, ra, rb, rkq, lu, lid);
     stepw_rows(S, rg, jok, raw); /* again, issued before the barrier's wait */
     barrier(CLK_LOCAL_MEM_FENCE);
     float uw[CW];
