@@ -17,7 +17,7 @@ static const char *const kernel_names[NKERN] = {"delta_prep", "delta_state", "de
 typedef struct dprog {
     int BV;
     int CW, SRG; /* delta_stepw's shape (CW 0: delta_step) */
-    const char *step_name; /* the step's kernel */
+    const char *step_name, *state_name; /* the step's and the walk's kernels */
     int gout;              /* gla_out and gla_gates (use_gla_out) */
     cl_kernel k[NKERN];
 } dprog;
@@ -411,11 +411,9 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                 (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gg, l3, "gla_sum")) ||
                 (rc = linattn_clrun_launch(cl, pr->k[K_GSCAN], 3, gc, l3, "gla_scan")))
                 break;
-        } else if ((rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, "delta_state/walk")) ||
+        } else if ((rc = linattn_clrun_args(pr->k[K_STATE], sargs, 12, pr->state_name)) ||
                    (rc = linattn_clrun_launch_on(cl, qs[1], pr->k[K_STATE], 3, gs, l3, e ? 1 : 0,
-                                                 e, e ? e + 1 : NULL,
-                                                 use_walk(cl, K, pr->BV, 0) ? "delta_walk"
-                                                                     : "delta_state")))
+                                                 e, e ? e + 1 : NULL, pr->state_name)))
             break;
         const char *oname = gout ? "gla_out" : "delta_out";
         if ((rc = gout ? linattn_clrun_args(pr->k[K_OUT], goargs, 14, oname)
@@ -457,6 +455,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     if (a->step) pick_step(a->K, a->V, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = step_two(a) ? "delta_stepw2" : "delta_stepw";
     pr.step_name = names[K_STEP];
+    pr.state_name = names[K_STATE];
     pr.gout = use_gla_out(a);
     if (pr.gout) { /* (and its gates' sums by gla_gates) */
         names[K_OUT] = "gla_out";
