@@ -57,13 +57,21 @@ static int pick_bv(const linattn_cl *cl, int64_t units, int K, int V)
  * multiple of 4), else delta_step (CW 0).
  * LINATTN_CL_STEPW=1|4|8 forces delta_step or the width (tuning; a width V
  * does not allow falls back to 4, then to delta_step).  The row groups,
- * SRG: K / 8 rounded up to a power of two in [8, 32], or LINATTN_CL_STEPRG
- * (4..64, a power of two); a choice that does not depend on the state's
- * dtype, so that 16-bit and float states sum in the same order in the same
- * kernel (the default width 4 for both; tests/check_half forces it).  Were K
+ * SRG: K / 8 rounded up to a power of two in [8, 32], K / 16 for a 16-bit
+ * state where the groups that makes are at least four a compute unit (half
+ * as many bytes a row: more rows a work-item), or LINATTN_CL_STEPRG (4..64,
+ * a power of two).  Measured on an NVIDIA H200 (gdn, H=16 K=V=128, the
+ * kernel): at B=256 bf16 0.097-0.101 ms at 16 row groups against
+ * 0.089-0.093 at 8, f16 0.085-0.087 either way, float32 0.145-0.148 at 16
+ * against 0.149-0.152 at 8; at B=64 within noise; at B=1 (16 groups) a
+ * bf16 step 0.034 -> 0.041 ms a call, which the group rule avoids.  The width and
+ * the row groups set the order of the sums: tests/check_half, which wants
+ * a 16-bit state's result to be the float32 one rounded once, forces both.
+ * Were K
  * over about 1300 (the API stops at 1024), the width would narrow to keep
  * delta_stepw's local memory within 32 KiB, then take delta_step. */
-static void pick_step(int K, int V, int *cw, int *srg)
+static void pick_step(const linattn_cl *cl, int64_t units, int K, int V, int half, int *cw,
+                      int *srg)
 {
     const char *env = getenv("LINATTN_CL_STEPW"); /* tuning: force 1, 4 or 8 */
     int w = 4; /* measured on an H200 (B = 256, H = 16, K = V = 128): width 4 with whole
@@ -73,7 +81,10 @@ static void pick_step(int K, int V, int *cw, int *srg)
     if (w == 8 && V % 8) w = 4;
     if (w == 4 && V % 4) w = 1;
     int rg = 8;
-    while (rg < 32 && rg * 8 < K) rg *= 2;
+    const int wide = half && w > 1; /* fewer row groups where the groups fill the device */
+    const int64_t cols = (int64_t)LINATTN_CL_WG / 8 * w; /* a group's columns at 8 row groups */
+    const int fill = units * ((V + cols - 1) / cols) >= 4 * (int64_t)cl->info.compute_units;
+    while (rg < 32 && rg * (wide && fill ? 16 : 8) < K) rg *= 2;
     env = getenv("LINATTN_CL_STEPRG"); /* tuning: force the row groups */
     if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16") ||
                 !strcmp(env, "32") || !strcmp(env, "64")))
@@ -452,7 +463,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     memcpy(names, kernel_names, sizeof names);
     const int walk = use_walk(cl, a->K, pr.BV, a->step);
     if (walk) names[K_STATE] = "delta_walk";
-    if (a->step) pick_step(a->K, a->V, &pr.CW, &pr.SRG);
+    if (a->step)
+        pick_step(cl, a->nseq * a->H, a->K, a->V, a->h0.dtype != LINATTN_F32, &pr.CW, &pr.SRG);
     if (pr.CW) names[K_STEP] = step_two(a) ? "delta_stepw2" : "delta_stepw";
     pr.step_name = names[K_STEP];
     pr.state_name = names[K_STATE];

@@ -219,22 +219,43 @@ static int is_state(const linattn_op_tensor *t)
 /* One entry point on one backend in dtype d: all tensors (states_only = 0)
  * or only the states (1) in d, host tensors or (dev) device buffers. */
 /* OpenCL's default step runs delta_step (a column a work-item) on a float32
- * state and delta_stepw (4 columns) on a dense 16-bit one; they sum the rows
- * in different orders.  The 16-bit result is the float32 one rounded once
- * when both run one kernel: unless a test forces one, force delta_stepw's. */
-static int same_step_kernel(const char *isa)
+ * state and delta_stepw (4 columns) on a dense 16-bit one, and delta_stepw
+ * may take half as many row groups for a 16-bit state (K / 16 rounded up
+ * to a power of two in [8, 32], against K / 8, where the device has groups
+ * enough); they sum the rows in different orders.  The 16-bit result is
+ * the float32 one rounded once when both run one kernel of one shape:
+ * unless a test forces them, force delta_stepw's and K / 16's row groups
+ * for both calls.  Returns what it set (1 the kernel, 2 the row groups)
+ * for same_step_kernel_end. */
+static int same_step_kernel(const char *isa, int64_t K)
 {
-    if (strcmp(isa, "opencl") || getenv("LINATTN_CL_STEPW")) return 0;
-    setenv("LINATTN_CL_STEPW", "4", 1);
-    return 1;
+    int set = 0;
+    if (strcmp(isa, "opencl")) return 0;
+    if (!getenv("LINATTN_CL_STEPW")) {
+        setenv("LINATTN_CL_STEPW", "4", 1);
+        set |= 1;
+    }
+    if (!getenv("LINATTN_CL_STEPRG")) {
+        int rg = 8;
+        while (rg < 32 && rg * 16 < K) rg *= 2;
+        setenv("LINATTN_CL_STEPRG", rg == 8 ? "8" : rg == 16 ? "16" : "32", 1);
+        set |= 2;
+    }
+    return set;
+}
+
+static void same_step_kernel_end(int set)
+{
+    if (set & 1) unsetenv("LINATTN_CL_STEPW");
+    if (set & 2) unsetenv("LINATTN_CL_STEPRG");
 }
 
 static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d,
                      int states_only, int dev)
 {
-    const int forced = same_step_kernel(isa);
     int64_t dims[LINATTN_OP_LETTERS];
     tu_op_sizes(dims, 2, 11, 2, 8, 12, 10, 3);
+    const int forced = same_step_kernel(isa, dims['K' - 'A']);
     tu_op p;
     tu_op_make(&p, op, dims, TU_OP_ALL, 1, 0);
     linattn_ctx *c = tu_ctx(isa, 2), *r = tu_ctx("ref", 1);
@@ -355,7 +376,7 @@ static void check_op(const linattn_op_info *op, const char *isa, linattn_dtype d
     linattn_ctx_destroy(c);
     linattn_ctx_destroy(r);
     tu_op_free(&p);
-    if (forced) unsetenv("LINATTN_CL_STEPW");
+    same_step_kernel_end(forced);
 }
 
 /* loop index: entry point */
@@ -419,7 +440,7 @@ static int dense_state;
 static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H,
                              int nq, int64_t K, int64_t V, int gk, int64_t T, float tiny)
 {
-    const int forced = same_step_kernel(isa);
+    const int forced = same_step_kernel(isa, K);
     const int dn = dense_state;
     const int64_t Hq = nq * H, ld = dn ? V : V + 5, sh = K * ld + (dn ? 0 : 3);
     const int64_t sb = H * sh + (dn ? 0 : 7), off = dn ? 0 : 11;
@@ -539,7 +560,7 @@ static void step_case_scaled(const char *isa, int op, linattn_dtype d, int64_t B
     linattn_ctx_destroy(rc_);
     free(q); free(k); free(v); free(g); free(beta); free(o32); free(o16); free(s32);
     free(hs); free(want); free(sref); free(oref);
-    if (forced) unsetenv("LINATTN_CL_STEPW");
+    same_step_kernel_end(forced);
 }
 
 static void step_case(const char *isa, int op, linattn_dtype d, int64_t B, int64_t H, int nq,
