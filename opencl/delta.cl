@@ -69,32 +69,35 @@ static int key_head(int h, int H, int Hk, int map)
 
 /* One 64 x 64 output tile, 4 x 4 per work-item: rows ty + 16a, cols tx + 16b.
  * acc += X[64][TK] * Y[TK][64] from the slabs lxt = X^T and ly in local
- * memory, both [TK][LDS] in pos order: two float4 loads per kk. */
+ * memory, both [TK][LDS] in pos order: two float4 loads per kk.  The rows
+ * of a < a0 are left alone (a caller whose X is zero there: a0 a constant
+ * where the caller is compiled, so that the loops stay unrolled). */
 static void tile_mac(__local const float *lxt, __local const float *ly, float acc[4][4],
-                     int ty, int tx)
+                     int a0, int ty, int tx)
 {
     for (int kk = 0; kk < TK; kk++) {
         const float4 x4 = vload4(0, lxt + kk * LDS + 4 * ty);
         const float4 y4 = vload4(0, ly + kk * LDS + 4 * tx);
         const float xa[4] = {x4.x, x4.y, x4.z, x4.w}, yb[4] = {y4.x, y4.y, y4.z, y4.w};
-        for (int a = 0; a < 4; a++)
+        for (int a = a0; a < 4; a++)
             for (int b = 0; b < 4; b++) acc[a][b] = mad(xa[a], yb[b], acc[a][b]);
     }
 }
 
 /* Two tiles sharing an operand, three float4 loads per kk for 32 FMAs:
- * tile_mac_x: acc0 += X Y0, acc1 += X Y1 (one X^T slab, two Y slabs);
+ * tile_mac_x: acc0 += X Y0, acc1 += X Y1 (one X^T slab, two Y slabs; rows
+ * from a0, as tile_mac's);
  * tile_mac_y: acc0 += X0 Y, acc1 += X1 Y (two X^T slabs, one Y slab). */
 static void tile_mac_x(__local const float *lxt, __local const float *ly0,
-                       __local const float *ly1, float acc0[4][4], float acc1[4][4], int ty,
-                       int tx)
+                       __local const float *ly1, float acc0[4][4], float acc1[4][4], int a0,
+                       int ty, int tx)
 {
     for (int kk = 0; kk < TK; kk++) {
         const float4 x4 = vload4(0, lxt + kk * LDS + 4 * ty);
         const float4 y0 = vload4(0, ly0 + kk * LDS + 4 * tx), y1 = vload4(0, ly1 + kk * LDS + 4 * tx);
         const float xa[4] = {x4.x, x4.y, x4.z, x4.w};
         const float yb[4] = {y0.x, y0.y, y0.z, y0.w}, yc[4] = {y1.x, y1.y, y1.z, y1.w};
-        for (int a = 0; a < 4; a++)
+        for (int a = a0; a < 4; a++)
             for (int b = 0; b < 4; b++) {
                 acc0[a][b] = mad(xa[a], yb[b], acc0[a][b]);
                 acc1[a][b] = mad(xa[a], yc[b], acc1[a][b]);
@@ -363,7 +366,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
                 fy = fetch_x(qe, ldq, c, i0 + TK, K, lid);
             }
             if (wa) tile_mac_y(ly, lx, lx, acc, acc1, ty, tx);
-            else tile_mac(ly, lx, acc, ty, tx);
+            else tile_mac(ly, lx, acc, 0, ty, tx);
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         for (int a = 0; a < 4; a++)
@@ -494,7 +497,7 @@ void delta_prep(__global const long *ctab, __global const float *q,
 #endif
             }
         }
-        tile_mac_x(lA + s0 * LDS, lx, ly, acc, acc1, ty, tx);
+        tile_mac_x(lA + s0 * LDS, lx, ly, acc, acc1, 0, ty, tx);
         barrier(CLK_LOCAL_MEM_FENCE);
         if (s0 + TK >= c)
             for (int u = 0; u < 2 && 2 * pb + u < nb; u++) {
@@ -986,6 +989,81 @@ static void gla_sum_fetch(float4 *x, float4 *y, float4 *g, __global const float 
     }
 }
 
+/* gla_walk's pieces: gla_sum's staging, products and stores.  gla_sum
+ * keeps its own copy of them: through these it took 161 registers on an
+ * NVIDIA H200 against 127 (one group a compute unit, not two: the scan's
+ * call at B = 8, T = 4096 1.82-1.88 -> 1.97-2.01 ms).
+ * A slab's staging: the work-item's float4s of k, scaled to the chunk's
+ * end (lD[token], or GK: e^{gc - G}), into lx, of v into ly */
+static void gla_sum_stage(__local float *lx, __local float *ly, const float4 *fx,
+                          const float4 *fy, const float4 *fg, float4 gc, __local const float *lD,
+                          int s0, int lid)
+{
+    const int sc = GSC(lid);
+#pragma unroll
+    for (int m = 0; m < GTM; m++) {
+        const int kk = GSR(lid, m);
+#if GK
+        vstore4(fx[m] * exp(gc - fg[m]), 0, lx + kk * GT + sc);
+#else
+        vstore4(fx[m] * lD[s0 + kk], 0, lx + kk * GT + sc);
+#endif
+        vstore4(fy[m], 0, ly + kk * GT + sc);
+    }
+}
+
+/* acc += lx^T ly over a staged slab of TK tokens */
+static void gla_sum_mac(__local const float *lx, __local const float *ly, float4 acc[4 * GTU][GTU],
+                        int ty, int tx)
+{
+    for (int kk = 0; kk < TK; kk++) {
+        float xa[4 * GTU];
+        float4 yb[GTU];
+#pragma unroll
+        for (int a = 0; a < GTU; a++) {
+            const float4 x4 = vload4(0, lx + kk * GT + 4 * ty + 64 * a);
+            xa[4 * a] = x4.x;
+            xa[4 * a + 1] = x4.y;
+            xa[4 * a + 2] = x4.z;
+            xa[4 * a + 3] = x4.w;
+            yb[a] = vload4(0, ly + kk * GT + 4 * tx + 64 * a);
+        }
+#pragma unroll
+        for (int a = 0; a < 4 * GTU; a++)
+#pragma unroll
+            for (int b = 0; b < GTU; b++) acc[a][b] = mad((float4)(xa[a]), yb[b], acc[a][b]);
+    }
+}
+
+/* The work-item's sums of a tile at rows i0, columns col0 of the K x V state
+ * P: acc = P (load; zeros past the state), else P = acc */
+static void gla_sum_io(__global float *P, float4 acc[4 * GTU][GTU], int i0, int col0, int load,
+                       int ty, int tx)
+{
+#pragma unroll
+    for (int a = 0; a < 4 * GTU; a++) {
+        const int i = i0 + 4 * ty + 64 * (a / 4) + a % 4;
+#pragma unroll
+        for (int b = 0; b < GTU; b++) {
+            const int col = col0 + 4 * tx + 64 * b;
+#if GALIGN
+            const int in = i < K && col < V; /* (V % 4 == 0: all four columns in) */
+            __global float4 *x = (__global float4 *)(P + (long)i * V + col);
+            if (load) acc[a][b] = in ? *x : (float4)(0.0f);
+            else if (in) *x = acc[a][b];
+#else
+            float t[4] = {acc[a][b].x, acc[a][b].y, acc[a][b].z, acc[a][b].w};
+            for (int j = 0; j < 4; j++) {
+                const int in = i < K && col + j < V;
+                if (load) t[j] = in ? P[(long)i * V + col + j] : 0.0f;
+                else if (in) P[(long)i * V + col + j] = t[j];
+            }
+            if (load) acc[a][b] = (float4)(t[0], t[1], t[2], t[3]);
+#endif
+        }
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gla_sum(__global const long *ctab, __global const float *k, __global const float *v,
              __global const float *Gin, __global float *Sbuf, int H, int Hk, int map)
@@ -1067,6 +1145,74 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
         }
     }
 }
+
+#if !GK
+/* gla_walk: gla_sum and gla_scan in one, for a gate per head: a group
+ * carries a GT x GT tile of one sequence's state (one head) in its
+ * registers through the window's chunks, storing the tile entering each
+ * chunk, then S = e^{G_c} S + P_w, P_w formed as gla_sum forms it; the
+ * final tile to St (which held the initial one).  No P goes through memory
+ * (gla_sum writes it, gla_scan reads it and writes the states over it),
+ * but there is a group only a (sequence, head, tile): the host's choice
+ * where those fill the device (NVIDIA H200, B = 8, T = 4096, H = 16,
+ * K = V = 128, 64 x 64 tiles: 0.59-0.62 ms against gla_sum's 0.50 and
+ * gla_scan's 0.28).  Each chunk's first slab is fetched during the chunk
+ * before's last products. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void gla_walk(__global const long *stab, __global const long *ctab, __global const float *k,
+              __global const float *v, __global const float *Gin, __global float *Sbuf,
+              __global float *St, int H, int Hk, int map)
+{
+    __local float lx[TK * GT] __attribute__((aligned(16)));
+    __local float ly[TK * GT] __attribute__((aligned(16)));
+    __local float lD[64];
+    const int lid = get_local_id(0), ty = lid / 16, tx = lid % 16;
+    const int h = get_group_id(1), nvt = (V + GT - 1) / GT;
+    const int nt = (K + GT - 1) / GT * nvt, n = get_group_id(2) / nt, t = get_group_id(2) % nt;
+    const int i0 = t / nvt * GT, col0 = t % nvt * GT;
+    const long w0 = stab[2 * n], nw = stab[2 * n + 1], ldk = (long)Hk * K, ldv = (long)H * V;
+    const long kh = key_head(h, H, Hk, map);
+    __global float *Sn = St + ((long)n * H + h) * K * V;
+    float4 acc[4 * GTU][GTU];
+    float4 fx[GTM], fy[GTM], fg[GTM]; /* (fg: unused) */
+    gla_sum_io(Sn, acc, i0, col0, 1, ty, tx);
+    if (nw > 0) {
+        const long tok0 = ctab[3 * w0];
+        gla_sum_fetch(fx, fy, fg, k + (tok0 * Hk + kh) * K, ldk, v + (tok0 * H + h) * V, ldv,
+                      Gin, (int)ctab[3 * w0 + 1], 0, i0, col0, lid);
+    }
+    for (long w = w0; w < w0 + nw; w++) {
+        const long wh = w * H + h, tok0 = ctab[3 * w];
+        const int c = (int)ctab[3 * w + 1], ns = (c + TK - 1) / TK;
+        __global const float *kc = k + (tok0 * Hk + kh) * K, *vc = v + (tok0 * H + h) * V;
+        __global const float *G = Gin + wh * GS;
+        const float gend = G[c - 1];
+        gla_sum_io(Sbuf + wh * K * V, acc, i0, col0, 0, ty, tx); /* entering chunk w */
+        const float e = exp(gend);
+#pragma unroll
+        for (int a = 0; a < 4 * GTU; a++)
+#pragma unroll
+            for (int b = 0; b < GTU; b++) acc[a][b] *= e;
+        /* lD: the last products of chunk w - 1 are past the barrier after
+         * which nothing reads it */
+        if (lid < 64) lD[lid] = lid < c ? exp(gend - G[lid]) : 0.0f;
+        for (int p = 0; p < ns; p++) {
+            barrier(CLK_LOCAL_MEM_FENCE); /* lD written; lx, ly free */
+            gla_sum_stage(lx, ly, fx, fy, fg, (float4)(0.0f), lD, p * TK, lid);
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (p + 1 < ns) {
+                gla_sum_fetch(fx, fy, fg, kc, ldk, vc, ldv, G, c, (p + 1) * TK, i0, col0, lid);
+            } else if (w + 1 < w0 + nw) { /* the next chunk's first slab */
+                const long t1 = ctab[3 * (w + 1)];
+                gla_sum_fetch(fx, fy, fg, k + (t1 * Hk + kh) * K, ldk, v + (t1 * H + h) * V,
+                              ldv, Gin, (int)ctab[3 * (w + 1) + 1], 0, i0, col0, lid);
+            }
+            gla_sum_mac(lx, ly, acc, ty, tx);
+        }
+    }
+    gla_sum_io(Sn, acc, i0, col0, 0, ty, tx);
+}
+#endif
 
 /* gla_scan's work-item takes GSV adjacent state elements (the host's
  * -DGSV: 4 where V % 4 == 0, one 16-byte load a chunk; else 1) */
@@ -1152,14 +1298,15 @@ __kernel void gla_gates(__global const long *ctab, __global const float *g, int 
 
 #define OCOLS (V > 64 ? 128 : 64) /* value columns of a delta_out / gla_out group */
 
-/* acc[u] += X Y_u for the group's OCOLS / 64 value tiles, Y_u at ly + u TK LDS */
+/* acc[u] += X Y_u for the group's OCOLS / 64 value tiles, Y_u at ly + u TK
+ * LDS (rows from a0, as tile_mac's) */
 static void out_mac(__local const float *lxt, __local const float *ly,
-                    float acc[OCOLS / 64][4][4], int ty, int tx)
+                    float acc[OCOLS / 64][4][4], int a0, int ty, int tx)
 {
 #if OCOLS == 128
-    tile_mac_x(lxt, ly, ly + TK * LDS, acc[0], acc[1], ty, tx);
+    tile_mac_x(lxt, ly, ly + TK * LDS, acc[0], acc[1], a0, ty, tx);
 #else
-    tile_mac(lxt, ly, acc[0], ty, tx);
+    tile_mac(lxt, ly, acc[0], a0, ty, tx);
 #endif
 }
 
@@ -1240,7 +1387,7 @@ void delta_out(__global const long *ctab, __global const float *q,
             for (int u = 0; u < OCOLS / 64; u++)
                 fy[u] = fetch_y(U, ldu, c, s0, col0 + 64 * u, V, lid);
         }
-        out_mac(lx, ly, acc, ty, tx);
+        out_mac(lx, ly, acc, 0, ty, tx);
     }
     out_store(o, acc, tok0, c, Ho, oh, col0, scale, ty, tx);
 }
@@ -1255,10 +1402,28 @@ void delta_out(__global const long *ctab, __global const float *q,
  * (lb[s LDS + pos(r)], the X^T slabs of the later phases) and phases over
  * the chunk's tokens add M V.  The slabs are double-buffered: a phase
  * stores the next phase's (prefetched before its products) in the other
- * half after its products, one barrier a phase. */
+ * half after its products, one barrier a phase.  M is lower triangular
+ * (s <= r), and a work-item's rows r = ty + 16 a, columns s = tx + 16 b:
+ * am's blocks b > a are never formed, and the phase over tokens s = 16 p ..
+ * 16 p + 15 skips the rows of a < p (out_mac_from): 19% fewer products (NVIDIA H200, B = 8, T = 4096,
+ * H = 16, K = V = 128: gla_out 1.03 -> 0.96 ms). */
 #define GOB ((2 + OCOLS / 64) * TK * LDS) /* floats of a phase's slabs: Q^T, K^T, S */
 
-/* acc[u] += X Y_u (Y_u at ly + u TK LDS) and am += X Z, one X^T slab */
+/* out_mac from the rows of a0 = min(p, 3) on: each a0 a constant where its
+ * products are compiled (a loop from a variable a0 would index acc at run
+ * time), chosen here, not by unrolling the caller's loop over the phases,
+ * whose barriers PoCL would not unroll */
+static void out_mac_from(__local const float *lxt, __local const float *ly,
+                         float acc[OCOLS / 64][4][4], int p, int ty, int tx)
+{
+    if (p == 0) out_mac(lxt, ly, acc, 0, ty, tx);
+    else if (p == 1) out_mac(lxt, ly, acc, 1, ty, tx);
+    else if (p == 2) out_mac(lxt, ly, acc, 2, ty, tx);
+    else out_mac(lxt, ly, acc, 3, ty, tx);
+}
+
+/* acc[u] += X Y_u (Y_u at ly + u TK LDS) and am += X Z, one X^T slab (am's
+ * blocks b <= a alone) */
 static void tile_mac_xm(__local const float *lxt, __local const float *lz,
                         __local const float *ly, float acc[OCOLS / 64][4][4], float am[4][4],
                         int ty, int tx)
@@ -1276,7 +1441,7 @@ static void tile_mac_xm(__local const float *lxt, __local const float *lz,
                 for (int b = 0; b < 4; b++) acc[u][a][b] = mad(xa[a], yb[b], acc[u][a][b]);
         }
         for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 4; b++) am[a][b] = mad(xa[a], zb[b], am[a][b]);
+            for (int b = 0; b <= a; b++) am[a][b] = mad(xa[a], zb[b], am[a][b]);
     }
 }
 
@@ -1340,7 +1505,7 @@ void gla_out(__global const long *ctab, __global const float *q, __global const 
             for (int b = 0; b < 4; b++) acc[u][a][b] *= er;
         for (int b = 0; b < 4; b++) {
             const int s = tx + 16 * b;
-            lb[s * LDS + POS(r)] = r < c && s <= r ? am[a][b] * exp(Gr - lG[s]) : 0.0f;
+            lb[s * LDS + POS(r)] = b <= a && r < c && s <= r ? am[a][b] * exp(Gr - lG[s]) : 0.0f;
         }
     }
     for (int u = 0; u < OCOLS / 64; u++) store_cols(fy[u], lu + u * TK * LDS, lid);
@@ -1350,7 +1515,7 @@ void gla_out(__global const long *ctab, __global const float *q, __global const 
         if (p + 1 < ns)
             for (int u = 0; u < OCOLS / 64; u++)
                 fy[u] = fetch_y(vc, ldv, c, (p + 1) * TK, col0 + 64 * u, V, lid);
-        out_mac(lb + p * TK * LDS, ub, acc, ty, tx);
+        out_mac_from(lb + p * TK * LDS, ub, acc, p, ty, tx); /* (rows a < p: M's zeros) */
         if (p + 1 < ns)
             for (int u = 0; u < OCOLS / 64; u++)
                 store_cols(fy[u], lu + ((p + 1) % 2) * (OCOLS / 64) * TK * LDS + u * TK * LDS, lid);

@@ -19,6 +19,7 @@ typedef struct dprog {
     int CW, SRG; /* delta_stepw's shape (CW 0: delta_step) */
     const char *step_name, *state_name; /* the step's and the walk's kernels */
     int gout;              /* gla_out and gla_gates (use_gla_out) */
+    int gwalk;             /* gla_walk's tile, 0 for gla_sum and gla_scan */
     cl_kernel k[NKERN];
 } dprog;
 
@@ -151,6 +152,23 @@ static int use_gla_out(const linattn_cl_delta *a)
 /* gla_sum's tile of the state: 128 x 128 where K or V is over 64 (8 x 8
  * sums a work-item), else 64 x 64 (4 x 4) */
 static int gla_sum_tile(int K, int V) { return K > 64 || V > 64 ? 128 : 64; }
+
+/* gla_walk (gla_sum and gla_scan in one, a group a (sequence, head, state
+ * tile)) for a gate per head, where its groups fill the device: its tile
+ * (the program's GT), or 0 for gla_sum and gla_scan.  Measured on an NVIDIA
+ * H200 (H=16 K=V=128): B=8 T=4096 (512 groups of 64 x 64 tiles) 1.68-1.71 ms
+ * a call against 1.88-1.92 by the scan, 128 x 128 tiles 1.64-1.68; B=1
+ * T=16384 (64 groups) 1.65-1.72 against 1.0.
+ * LINATTN_CL_GLA_WALK=0|64|128 forces the scan or that tile (tuning). */
+static int gla_walk_tile(const linattn_cl *cl, const linattn_cl_delta *a)
+{
+    const char *env = getenv("LINATTN_CL_GLA_WALK"); /* tuning and tests */
+    if (a->step || a->gk || !use_gla_scan(a)) return 0;
+    if (env && (!strcmp(env, "0") || !strcmp(env, "64") || !strcmp(env, "128"))) return atoi(env);
+    const int t = 64;
+    const int64_t groups = a->nseq * a->H * ((a->K + t - 1) / t) * ((a->V + t - 1) / t);
+    return groups >= 3 * (int64_t)cl->info.compute_units ? t : 0;
+}
 
 /* gla_scan's state elements a work-item (its GSV): 4 adjacent value
  * columns where V allows (one 16-byte load a chunk), else 1 */
@@ -357,6 +375,8 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                           A(qh.Hq), A(qh.nq), A(qh.share), A(map), A(scale)};
     const linattn_karg gsargs[] = {A(ctab_m), A(k), A(v), A(Gb), A(Sb), A(H), A(Hk), A(map)};
     const linattn_karg gcargs[] = {A(stab_m), A(ctab_m), A(Gb), A(Sb), A(St), A(H)};
+    const linattn_karg gwargs[] = {A(stab_m), A(ctab_m), A(k), A(v), A(Gb), A(Sb), A(St), A(H),
+                          A(Hk), A(map)};
 
     cl_long base = 0; /* the window's rows of the host chunk table */
     for (int64_t j = 0; !rc && j < nwin; j++) {
@@ -416,7 +436,13 @@ static int forward(linattn_clrun *r, const dprog *pr, const linattn_cl_delta *a,
                    (rc = linattn_clrun_launch_on(cl, qs[0], pr->k[K_PREP], 2, gp, l3, 0, NULL,
                                                  e, "delta_prep")))
             break;
-        if (scan) {
+        if (pr->gwalk) {
+            const int nt = (K + pr->gwalk - 1) / pr->gwalk * ((V + pr->gwalk - 1) / pr->gwalk);
+            const size_t gwk[3] = {LINATTN_CL_WG, (size_t)H, (size_t)a->nseq * nt};
+            if ((rc = linattn_clrun_args(pr->k[K_GSUM], gwargs, 10, "gla_walk")) ||
+                (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gwk, l3, "gla_walk")))
+                break;
+        } else if (scan) {
             if ((rc = linattn_clrun_args(pr->k[K_GSUM], gsargs, 8, "gla_sum")) ||
                 (rc = linattn_clrun_args(pr->k[K_GSCAN], gcargs, 6, "gla_scan")) ||
                 (rc = linattn_clrun_launch(cl, pr->k[K_GSUM], 3, gg, l3, "gla_sum")) ||
@@ -473,6 +499,8 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
         names[K_OUT] = "gla_out";
         names[K_PREP] = "gla_gates";
     }
+    pr.gwalk = gla_walk_tile(cl, a);
+    if (pr.gwalk) names[K_GSUM] = "gla_walk"; /* (and no gla_scan launched) */
     const int wide = walk && walk_wide(cl, a->K, pr.BV);
     char opts[192];
     snprintf(opts, sizeof opts,
@@ -481,7 +509,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
              a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
              pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64,
              gla_scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0 && C % 4 == 0,
-             gla_sum_tile(a->K, a->V), walk);
+             pr.gwalk ? pr.gwalk : gla_sum_tile(a->K, a->V), walk);
     if ((rc = linattn_cl_kernels(cl, linattn_delta_cl_src, opts, names, NKERN, pr.k)))
         goto done;
     if (a->step) {

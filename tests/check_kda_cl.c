@@ -255,6 +255,14 @@ static const char *const VARIANTS[][2] = {{"16", "1"}, {"32", "0"}};
 static const int GLA_CASES[] = {8, 9, 10, 14, 20};
 #define NGCASES ((int)(sizeof GLA_CASES / sizeof *GLA_CASES))
 
+/* gla with a gate per head: gla_walk (gla_sum and gla_scan in one, a group
+ * a (sequence, head, state tile)) where its groups fill the device, else
+ * gla_sum and gla_scan; test_forward_gla_tiles forces each on one of the
+ * per-head cases (LINATTN_CL_GLA_WALK: 0 the scan, else gla_walk's tile),
+ * whatever the device's size makes of them in test_forward. */
+static const struct { int ci; const char *tile; } GLA_TILES[] = {{14, "64"}, {20, "0"}, {24, "128"}};
+#define NGTILES ((int)(sizeof GLA_TILES / sizeof *GLA_TILES))
+
 static void forward_case(int ci);
 
 START_TEST(test_forward)
@@ -279,6 +287,15 @@ START_TEST(test_forward_gla_walk)
     ck_assert(CASES[GLA_CASES[_i / NVARIANTS]].op == 2);
     forward_case(GLA_CASES[_i / NVARIANTS]);
     unsetenv("LINATTN_CL_GLA_SCAN");
+}
+END_TEST
+
+START_TEST(test_forward_gla_tiles)
+{
+    setenv("LINATTN_CL_GLA_WALK", GLA_TILES[_i].tile, 1);
+    ck_assert(CASES[GLA_TILES[_i].ci].op == 2 && !CASES[GLA_TILES[_i].ci].gk);
+    forward_case(GLA_TILES[_i].ci);
+    unsetenv("LINATTN_CL_GLA_WALK");
 }
 END_TEST
 
@@ -320,8 +337,9 @@ static void forward_case(int ci)
     linattn_ctx_destroy(cl);
     const double eo = tu_relerr(o, ro, p.no), eh = tu_relerr(h, rh, p.ns);
     const char *bv = getenv("LINATTN_CL_BV"), *walk = getenv("LINATTN_CL_WALK");
-    ck_assert_msg(eo < TOL_FWD && eh < TOL_FWD, "%s (BV %s, walk %s): o %.2e ht %.2e", what,
-                  bv ? bv : "auto", walk ? walk : "auto", eo, eh);
+    const char *gw = getenv("LINATTN_CL_GLA_WALK");
+    ck_assert_msg(eo < TOL_FWD && eh < TOL_FWD, "%s (BV %s, walk %s, gla walk %s): o %.2e ht %.2e",
+                  what, bv ? bv : "auto", walk ? walk : "auto", gw ? gw : "auto", eo, eh);
     free(ro); free(rh); free(o); free(h);
     prob_free(&p);
 }
@@ -389,6 +407,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_step, 0, NCASES);
     tcase_add_loop_test(tc, test_forward_kernels, 0, NKCASES * NVARIANTS);
     tcase_add_loop_test(tc, test_forward_gla_walk, 0, NGCASES * NVARIANTS);
+    tcase_add_loop_test(tc, test_forward_gla_tiles, 0, NGTILES);
     suite_add_tcase(s, tc);
     return s;
 }
