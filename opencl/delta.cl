@@ -989,81 +989,6 @@ static void gla_sum_fetch(float4 *x, float4 *y, float4 *g, __global const float 
     }
 }
 
-/* gla_walk's pieces: gla_sum's staging, products and stores.  gla_sum
- * keeps its own copy of them: through these it took 161 registers on an
- * NVIDIA H200 against 127 (one group a compute unit, not two: the scan's
- * call at B = 8, T = 4096 1.82-1.88 -> 1.97-2.01 ms).
- * A slab's staging: the work-item's float4s of k, scaled to the chunk's
- * end (lD[token], or GK: e^{gc - G}), into lx, of v into ly */
-static void gla_sum_stage(__local float *lx, __local float *ly, const float4 *fx,
-                          const float4 *fy, const float4 *fg, float4 gc, __local const float *lD,
-                          int s0, int lid)
-{
-    const int sc = GSC(lid);
-#pragma unroll
-    for (int m = 0; m < GTM; m++) {
-        const int kk = GSR(lid, m);
-#if GK
-        vstore4(fx[m] * exp(gc - fg[m]), 0, lx + kk * GT + sc);
-#else
-        vstore4(fx[m] * lD[s0 + kk], 0, lx + kk * GT + sc);
-#endif
-        vstore4(fy[m], 0, ly + kk * GT + sc);
-    }
-}
-
-/* acc += lx^T ly over a staged slab of TK tokens */
-static void gla_sum_mac(__local const float *lx, __local const float *ly, float4 acc[4 * GTU][GTU],
-                        int ty, int tx)
-{
-    for (int kk = 0; kk < TK; kk++) {
-        float xa[4 * GTU];
-        float4 yb[GTU];
-#pragma unroll
-        for (int a = 0; a < GTU; a++) {
-            const float4 x4 = vload4(0, lx + kk * GT + 4 * ty + 64 * a);
-            xa[4 * a] = x4.x;
-            xa[4 * a + 1] = x4.y;
-            xa[4 * a + 2] = x4.z;
-            xa[4 * a + 3] = x4.w;
-            yb[a] = vload4(0, ly + kk * GT + 4 * tx + 64 * a);
-        }
-#pragma unroll
-        for (int a = 0; a < 4 * GTU; a++)
-#pragma unroll
-            for (int b = 0; b < GTU; b++) acc[a][b] = mad((float4)(xa[a]), yb[b], acc[a][b]);
-    }
-}
-
-/* The work-item's sums of a tile at rows i0, columns col0 of the K x V state
- * P: acc = P (load; zeros past the state), else P = acc */
-static void gla_sum_io(__global float *P, float4 acc[4 * GTU][GTU], int i0, int col0, int load,
-                       int ty, int tx)
-{
-#pragma unroll
-    for (int a = 0; a < 4 * GTU; a++) {
-        const int i = i0 + 4 * ty + 64 * (a / 4) + a % 4;
-#pragma unroll
-        for (int b = 0; b < GTU; b++) {
-            const int col = col0 + 4 * tx + 64 * b;
-#if GALIGN
-            const int in = i < K && col < V; /* (V % 4 == 0: all four columns in) */
-            __global float4 *x = (__global float4 *)(P + (long)i * V + col);
-            if (load) acc[a][b] = in ? *x : (float4)(0.0f);
-            else if (in) *x = acc[a][b];
-#else
-            float t[4] = {acc[a][b].x, acc[a][b].y, acc[a][b].z, acc[a][b].w};
-            for (int j = 0; j < 4; j++) {
-                const int in = i < K && col + j < V;
-                if (load) t[j] = in ? P[(long)i * V + col + j] : 0.0f;
-                else if (in) P[(long)i * V + col + j] = t[j];
-            }
-            if (load) acc[a][b] = (float4)(t[0], t[1], t[2], t[3]);
-#endif
-        }
-    }
-}
-
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void gla_sum(__global const long *ctab, __global const float *k, __global const float *v,
              __global const float *Gin, __global float *Sbuf, int H, int Hk, int map)
@@ -1147,6 +1072,88 @@ void gla_sum(__global const long *ctab, __global const float *k, __global const 
 }
 
 #if !GK
+/* gla_walk's pieces: gla_sum's staging, products and stores (a gate per
+ * head).  gla_sum keeps its own copy of them: through these it took 161
+ * registers on an NVIDIA H200 against 127 (one group a compute unit, not
+ * two: the scan's call at B = 8, T = 4096 1.82-1.88 -> 1.97-2.01 ms).
+ * A slab's staging: the work-item's float4s of k, scaled to the chunk's
+ * end (lD[token]), into lx, of v into ly */
+static void gla_walk_stage(__local float *lx, __local float *ly, const float4 *fx,
+                           const float4 *fy, __local const float *lD, int s0, int lid)
+{
+    const int sc = GSC(lid);
+#pragma unroll
+    for (int m = 0; m < GTM; m++) {
+        const int kk = GSR(lid, m);
+        vstore4(fx[m] * lD[s0 + kk], 0, lx + kk * GT + sc);
+        vstore4(fy[m], 0, ly + kk * GT + sc);
+    }
+}
+
+/* acc += lx^T ly over a staged slab of TK tokens */
+static void gla_walk_mac(__local const float *lx, __local const float *ly,
+                         float4 acc[4 * GTU][GTU], int ty, int tx)
+{
+    for (int kk = 0; kk < TK; kk++) {
+        float xa[4 * GTU];
+        float4 yb[GTU];
+#pragma unroll
+        for (int a = 0; a < GTU; a++) {
+            const float4 x4 = vload4(0, lx + kk * GT + 4 * ty + 64 * a);
+            xa[4 * a] = x4.x;
+            xa[4 * a + 1] = x4.y;
+            xa[4 * a + 2] = x4.z;
+            xa[4 * a + 3] = x4.w;
+            yb[a] = vload4(0, ly + kk * GT + 4 * tx + 64 * a);
+        }
+#pragma unroll
+        for (int a = 0; a < 4 * GTU; a++)
+#pragma unroll
+            for (int b = 0; b < GTU; b++) acc[a][b] = mad((float4)(xa[a]), yb[b], acc[a][b]);
+    }
+}
+
+/* The work-item's sums of a tile at rows i0, columns col0 of the K x V state
+ * P: acc = P (load; zeros past the state), else P = acc */
+static void gla_walk_io(__global float *P, float4 acc[4 * GTU][GTU], int i0, int col0, int load,
+                        int ty, int tx)
+{
+#pragma unroll
+    for (int a = 0; a < 4 * GTU; a++) {
+        const int i = i0 + 4 * ty + 64 * (a / 4) + a % 4;
+#pragma unroll
+        for (int b = 0; b < GTU; b++) {
+            const int col = col0 + 4 * tx + 64 * b;
+#if GALIGN
+            const int in = i < K && col < V; /* (V % 4 == 0: all four columns in) */
+            __global float4 *x = (__global float4 *)(P + (long)i * V + col);
+            if (load) acc[a][b] = in ? *x : (float4)(0.0f);
+            else if (in) *x = acc[a][b];
+#else
+            float t[4] = {acc[a][b].x, acc[a][b].y, acc[a][b].z, acc[a][b].w};
+            for (int j = 0; j < 4; j++) {
+                const int in = i < K && col + j < V;
+                if (load) t[j] = in ? P[(long)i * V + col + j] : 0.0f;
+                else if (in) P[(long)i * V + col + j] = t[j];
+            }
+            if (load) acc[a][b] = (float4)(t[0], t[1], t[2], t[3]);
+#endif
+        }
+    }
+}
+
+/* The work-item's float4s of the first slab of chunk w (sequence head h,
+ * key head kh; gla_sum_fetch's g and G are GK's alone: none here) */
+static void gla_walk_first(float4 *fx, float4 *fy, __global const long *ctab, long w,
+                           __global const float *k, __global const float *v, int H, int Hk,
+                           long kh, int h, int i0, int col0, int lid)
+{
+    const long tok0 = ctab[3 * w];
+    gla_sum_fetch(fx, fy, (float4 *)0, k + (tok0 * Hk + kh) * K, (long)Hk * K,
+                  v + (tok0 * H + h) * V, (long)H * V, (__global const float *)0,
+                  (int)ctab[3 * w + 1], 0, i0, col0, lid);
+}
+
 /* gla_walk: gla_sum and gla_scan in one, for a gate per head: a group
  * carries a GT x GT tile of one sequence's state (one head) in its
  * registers through the window's chunks, storing the tile entering each
@@ -1174,20 +1181,16 @@ void gla_walk(__global const long *stab, __global const long *ctab, __global con
     const long kh = key_head(h, H, Hk, map);
     __global float *Sn = St + ((long)n * H + h) * K * V;
     float4 acc[4 * GTU][GTU];
-    float4 fx[GTM], fy[GTM], fg[GTM]; /* (fg: unused) */
-    gla_sum_io(Sn, acc, i0, col0, 1, ty, tx);
-    if (nw > 0) {
-        const long tok0 = ctab[3 * w0];
-        gla_sum_fetch(fx, fy, fg, k + (tok0 * Hk + kh) * K, ldk, v + (tok0 * H + h) * V, ldv,
-                      Gin, (int)ctab[3 * w0 + 1], 0, i0, col0, lid);
-    }
+    float4 fx[GTM], fy[GTM];
+    gla_walk_io(Sn, acc, i0, col0, 1, ty, tx);
+    if (nw > 0) gla_walk_first(fx, fy, ctab, w0, k, v, H, Hk, kh, h, i0, col0, lid);
     for (long w = w0; w < w0 + nw; w++) {
         const long wh = w * H + h, tok0 = ctab[3 * w];
         const int c = (int)ctab[3 * w + 1], ns = (c + TK - 1) / TK;
         __global const float *kc = k + (tok0 * Hk + kh) * K, *vc = v + (tok0 * H + h) * V;
         __global const float *G = Gin + wh * GS;
         const float gend = G[c - 1];
-        gla_sum_io(Sbuf + wh * K * V, acc, i0, col0, 0, ty, tx); /* entering chunk w */
+        gla_walk_io(Sbuf + wh * K * V, acc, i0, col0, 0, ty, tx); /* entering chunk w */
         const float e = exp(gend);
 #pragma unroll
         for (int a = 0; a < 4 * GTU; a++)
@@ -1198,19 +1201,17 @@ void gla_walk(__global const long *stab, __global const long *ctab, __global con
         if (lid < 64) lD[lid] = lid < c ? exp(gend - G[lid]) : 0.0f;
         for (int p = 0; p < ns; p++) {
             barrier(CLK_LOCAL_MEM_FENCE); /* lD written; lx, ly free */
-            gla_sum_stage(lx, ly, fx, fy, fg, (float4)(0.0f), lD, p * TK, lid);
+            gla_walk_stage(lx, ly, fx, fy, lD, p * TK, lid);
             barrier(CLK_LOCAL_MEM_FENCE);
-            if (p + 1 < ns) {
-                gla_sum_fetch(fx, fy, fg, kc, ldk, vc, ldv, G, c, (p + 1) * TK, i0, col0, lid);
-            } else if (w + 1 < w0 + nw) { /* the next chunk's first slab */
-                const long t1 = ctab[3 * (w + 1)];
-                gla_sum_fetch(fx, fy, fg, k + (t1 * Hk + kh) * K, ldk, v + (t1 * H + h) * V,
-                              ldv, Gin, (int)ctab[3 * (w + 1) + 1], 0, i0, col0, lid);
-            }
-            gla_sum_mac(lx, ly, acc, ty, tx);
+            if (p + 1 < ns) /* (gla_sum_fetch's g: GK's alone) */
+                gla_sum_fetch(fx, fy, (float4 *)0, kc, ldk, vc, ldv, G, c, (p + 1) * TK, i0,
+                              col0, lid);
+            else if (w + 1 < w0 + nw) /* the next chunk's first slab */
+                gla_walk_first(fx, fy, ctab, w + 1, k, v, H, Hk, kh, h, i0, col0, lid);
+            gla_walk_mac(lx, ly, acc, ty, tx);
         }
     }
-    gla_sum_io(Sn, acc, i0, col0, 0, ty, tx);
+    gla_walk_io(Sn, acc, i0, col0, 0, ty, tx);
 }
 #endif
 
