@@ -42,6 +42,7 @@ struct linattn_cl {
     size_t spare_bytes[LINATTN_CL_SPARE], spare_total;
     int nspare;
     int keep;         /* LINATTN_CL_KEEP (not "0"): keep temporaries between calls */
+    int nv_cc;        /* NVIDIA compute capability x 10 (cl_nv_device_attribute_query), else 0 */
     uint64_t clock;            /* program lookups so far */
     int nprog;
     linattn_cl_prog progs[LINATTN_CL_PROGS];

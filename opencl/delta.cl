@@ -1573,7 +1573,9 @@ __kernel void beta_sigmoid(__global const float *x, __global float *y, long n)
 
 /* The step's state elements: SDT 0 float, 1 f16 (vload_half / vstore_half_rte,
  * core OpenCL), 2 bf16 (the upper half of a float, rounded to nearest even;
- * NaN kept quiet): widened once, updated in float, rounded once. */
+ * NaN kept quiet), 3 bf16 rounded by NVIDIA's conversion instruction where
+ * delta_stepw stores it (bf16_roundw; the same bits): widened once, updated
+ * in float, rounded once. */
 #ifndef SDT
 #define SDT 0
 #endif
@@ -1749,24 +1751,59 @@ void delta_step(__global const float *q, __global const float *k,
 #define ushortw CAT(ushort, CW)
 #define vloadw CAT(vload, CW)
 #define vstorew CAT(vstore, CW)
-#if SDT == 2
+#if SDT != 0
+/* NaN in a lane of x: the lanes' sum is NaN (as it is for +Inf beside -Inf,
+ * which then takes the exact lane-by-lane path for nothing): one test of a
+ * sum instead of one per lane */
+static int nanw(floatw x)
+{
+#if CW == 8
+    const float4 t = x.lo + x.hi;
+    return isnan((t.s0 + t.s1) + (t.s2 + t.s3));
+#else
+    return isnan((x.s0 + x.s1) + (x.s2 + x.s3));
+#endif
+}
+#endif
+#if SDT >= 2
+/* A bf16 state travels as uint words of two elements (element 2c in the
+ * lower half of word c): widened by a shift (lower) and a mask (upper) */
+#if CW == 8
+#define CWH 4
+#else
+#define CWH 2
+#endif
+#define uinth CAT(uint, CWH)
 #define as_floatw CAT(as_float, CW)
 #define as_uintw CAT(as_uint, CW)
-/* bf16_round on CW lanes: rounding alone (integer work is what limits the
- * decode step on an NVIDIA H200), a NaN lane (rare) as bf16_round keeps it */
-static ushortw bf16_roundw(floatw x)
+/* bf16_round on CW lanes, packed two a word: rounding alone (integer work is
+ * what limits the decode step on an NVIDIA H200), a NaN lane (rare) as
+ * bf16_round keeps it.  SDT 3 (the host's choice on NVIDIA devices of
+ * compute capability 8.0 and later): two lanes a conversion instruction,
+ * cvt.rn.bf16x2.f32, which rounds to nearest even and keeps subnormals and
+ * infinities as the integer rounding does (NaN lanes are fixed after it) */
+static uinth bf16_roundw(floatw x)
 {
-    const uintw u = as_uintw(x);
-    ushortw r = CAT(convert_ushort, CW)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    if (any(isnan(x))) {
+    uint pr[CWH];
+    float xs[CW];
+    vstorew(x, 0, xs);
+#if SDT == 3
+#pragma unroll
+    for (int c = 0; c < CWH; c++)
+        __asm__("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(pr[c]) : "f"(xs[2 * c + 1]), "f"(xs[2 * c]));
+#else
+    const uintw u = as_uintw(x), r = u + 0x7fffu + ((u >> 16) & 1u);
+    uint rs[CW];
+    CAT(vstore, CW)(r, 0, rs);
+#pragma unroll
+    for (int c = 0; c < CWH; c++) pr[c] = (rs[2 * c] >> 16) | (rs[2 * c + 1] & 0xffff0000u);
+#endif
+    if (nanw(x)) {
         ushort t[CW];
-        float xs[CW];
-        vstorew(r, 0, t);
-        vstorew(x, 0, xs);
         for (int c = 0; c < CW; c++) t[c] = bf16_round(xs[c]);
-        r = vloadw(0, t);
+        return CAT(as_uint, CWH)(vloadw(0, t));
     }
-    return r;
+    return CAT(vload, CWH)(0, pr);
 }
 #endif
 /* The state's rows are accessed as whole vectors, through a pointer to the
@@ -1781,7 +1818,7 @@ static void hstore(floatw x, __global half *p)
 {
     ushortw r;
     CAT(CAT(vstore_half, CW), _rte)(x, 0, (__private half *)&r);
-    if (any(isnan(x))) { /* (rare) NaN lanes as f16_nan rounds them */
+    if (nanw(x)) { /* (rare) NaN lanes as f16_nan rounds them */
         ushort t[CW];
         float xs[CW];
         vstorew(r, 0, t);
@@ -1794,7 +1831,7 @@ static void hstore(floatw x, __global half *p)
 }
 #define SSTOREW(x, p) hstore((x), (p))
 #else
-#define SSTOREW(x, p) (GVEC(ushortw, p) = bf16_roundw(x))
+#define SSTOREW(x, p) (GVEC(uinth, p) = bf16_roundw(x))
 #endif
 
 /* delta_stepw's and delta_stepw2's arguments, and what both set up: local
@@ -1847,8 +1884,15 @@ typedef ushortw srawt;
 static floatw hwiden(ushortw r) { return CAT(vload_half, CW)(0, (__private const half *)&r); }
 #define SWIDEN(x) hwiden(x)
 #else
-typedef ushortw srawt;
-#define SWIDEN(x) as_floatw(CAT(convert_uint, CW)(x) << 16)
+typedef uinth srawt;
+#if CW == 8
+#define SWIDEN(x) as_float8((uint8)((x).s0 << 16, (x).s0 & 0xffff0000u, (x).s1 << 16,       \
+                                    (x).s1 & 0xffff0000u, (x).s2 << 16, (x).s2 & 0xffff0000u, \
+                                    (x).s3 << 16, (x).s3 & 0xffff0000u))
+#else
+#define SWIDEN(x) as_float4((uint4)((x).s0 << 16, (x).s0 & 0xffff0000u, (x).s1 << 16,       \
+                                    (x).s1 & 0xffff0000u))
+#endif
 #endif
 
 /* a work-item's SNR rows of CW elements, as stored (zeros past the state) */

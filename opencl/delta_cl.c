@@ -232,6 +232,18 @@ static qheads qheads_of(const linattn_cl_delta *a)
  * f16 0.110 -> 0.092), where a float32 state measured slower (0.150 ->
  * 0.158).  The same sums in the same order: the same results.
  * LINATTN_CL_STEP2=0|1 forces it where nq = 1 (tuning and tests). */
+/* The step program's state elements (-DSDT): the state's dtype, and for
+ * bf16 on NVIDIA devices of compute capability 8.0 and later 3, which
+ * rounds by the device's own conversion instruction (the same bits;
+ * LINATTN_CL_BF16CVT=0 keeps the integer rounding) */
+static int step_sdt(const linattn_cl *cl, const linattn_cl_delta *a)
+{
+    if (!a->step) return 0;
+    const char *env = getenv("LINATTN_CL_BF16CVT"); /* tuning and tests */
+    if (a->h0.dtype == LINATTN_BF16 && cl->nv_cc >= 80 && !(env && !strcmp(env, "0"))) return 3;
+    return (int)a->h0.dtype;
+}
+
 static int step_two(const linattn_cl_delta *a)
 {
     const char *env = getenv("LINATTN_CL_STEP2"); /* tuning and tests */
@@ -506,7 +518,7 @@ int linattn_cl_delta_run(linattn_cl *cl, const linattn_cl_delta *a)
     snprintf(opts, sizeof opts,
              "-DK=%d -DV=%d -DCH=%d -DBV=%d -DGK=%d -DSDT=%d -DCW=%d -DSRG=%d -DWCOLS=%d "
              "-DGSV=%d -DGALIGN=%d -DGT=%d -DWALK=%d",
-             a->K, a->V, C, pr.BV, a->gk != 0, a->step ? (int)a->h0.dtype : 0,
+             a->K, a->V, C, pr.BV, a->gk != 0, step_sdt(cl, a),
              pr.CW ? pr.CW : 4, pr.CW ? pr.SRG : 16, wide ? 128 : 64,
              gla_scan_width(a->V), a->K % 4 == 0 && a->V % 4 == 0 && C % 4 == 0,
              pr.gwalk ? pr.gwalk : gla_sum_tile(a->K, a->V), walk);

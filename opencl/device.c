@@ -30,6 +30,29 @@ static void str_info(cl_device_id d, cl_device_info what, char *buf, size_t n)
     buf[n - 1] = '\0';
 }
 
+/* An NVIDIA device's compute capability times 10 (its OpenCL names the
+ * query cl_nv_device_attribute_query), else 0: kernels may take PTX
+ * instructions that the capability has. */
+static int nv_capability(cl_device_id d)
+{
+    size_t n = 0;
+    cl_uint major = 0, minor = 0;
+    if (linattn_clapi.clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &n) != CL_SUCCESS || !n)
+        return 0;
+    char *ext = malloc(n + 1);
+    if (!ext) return 0;
+    str_info(d, CL_DEVICE_EXTENSIONS, ext, n + 1);
+    const int nv = strstr(ext, "cl_nv_device_attribute_query") != NULL;
+    free(ext);
+    if (!nv) return 0;
+    if (linattn_clapi.clGetDeviceInfo(d, 0x4000 /* COMPUTE_CAPABILITY_MAJOR_NV */, sizeof major,
+                                      &major, NULL) != CL_SUCCESS ||
+        linattn_clapi.clGetDeviceInfo(d, 0x4001 /* COMPUTE_CAPABILITY_MINOR_NV */, sizeof minor,
+                                      &minor, NULL) != CL_SUCCESS)
+        return 0;
+    return (int)(major * 10 + minor);
+}
+
 /* Fill one entry; decide whether our kernels can run there. */
 static void describe(linattn_device_info *di, cl_platform_id p, cl_device_id d)
 {
@@ -185,6 +208,7 @@ int linattn_cl_open(const char *spec, int verbose, linattn_cl **out)
     cl->profile = prof && *prof && strcmp(prof, "0");
     const char *keep = getenv("LINATTN_CL_KEEP");
     cl->keep = !(keep && !strcmp(keep, "0"));
+    cl->nv_cc = nv_capability(cl->dev);
     snprintf(cl->desc, sizeof cl->desc, "opencl:%d.%d %s (%s)", devs[i].platform,
              devs[i].device, devs[i].name, devs[i].platform_name);
     pthread_mutex_init(&cl->lock, NULL);
