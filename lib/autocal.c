@@ -62,8 +62,8 @@ int linattn_cal_pick(linattn_ctx *ctx, uint64_t key, const char *what, int token
 {
     const int have = linattn_cal_cached(ctx, key);
     if (have >= 0) return have;
-    /* the chunk jobs call BLAS on one thread while the context's threads run */
-    const int began = linattn_blas_serial_begin(linattn_max_threads(ctx) > 1);
+    /* the chunk jobs call BLAS on one thread, as they do when they run */
+    const int began = linattn_blas_serial_begin(1);
     double best[2] = {1e30, 1e30};
     run(arg, 0); /* warm-up: caches, first-touch pages, BLAS's buffers */
     run(arg, 1);

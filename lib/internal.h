@@ -38,10 +38,14 @@ void linattn_register_neon(linattn_kernels *k);
 
 /* info.c */
 int linattn_have_blas(void);
-/* BLAS runs single-threaded inside our parallel regions: when parallel is
- * nonzero set OpenBLAS to one thread (process-wide, counted over the calls
- * in progress: the last one out restores the count) and return what to
- * pass to linattn_blas_serial_end. */
+/* BLAS runs single-threaded inside every call that uses it, whatever the
+ * context's threads (one thread or many): the context's threads are the
+ * only parallelism, so that a one-thread context uses one core and every
+ * thread count gives the same bits (OpenBLAS's own threads change the
+ * order of its sums on some CPUs: seen on an AMD EPYC with AVX2 only).
+ * When parallel is nonzero set OpenBLAS to one thread (process-wide,
+ * counted over the calls in progress: the last one out restores the count)
+ * and return what to pass to linattn_blas_serial_end. */
 int linattn_blas_serial_begin(int parallel);
 void linattn_blas_serial_end(int began);
 

@@ -176,7 +176,7 @@ void linattn_ws_give(const linattn_ctx *ctx, void *mem, int slot)
 void linattn_runner_jobs(const linattn_runner *r, int64_t njobs, linattn_job_fn fn, void *arg,
                          int blas)
 {
-    const int began = linattn_blas_serial_begin(blas && r->threads > 1);
+    const int began = linattn_blas_serial_begin(blas);
     linattn_parallel_for(r->ctx, njobs, fn, arg);
     linattn_blas_serial_end(began);
 }

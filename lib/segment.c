@@ -212,7 +212,7 @@ int linattn_segment_combine(linattn_ctx *ctx, const linattn_segment *first,
     const int nt = linattn_max_threads(ctx) > 0 ? linattn_max_threads(ctx) : 1;
     a.tmp = linattn_malloc(sizeof(float) * (size_t)nt * (size_t)(a.K * a.K + a.K * a.V));
     if (!a.tmp) return linattn_fail(LINATTN_ENOMEM, "combine: out of memory for scratch");
-    const int blas = linattn_blas_serial_begin(nt > 1);
+    const int blas = linattn_blas_serial_begin(1);
     linattn_parallel_for(ctx, ash[0] * ash[1], comb_job, &a);
     linattn_blas_serial_end(blas);
     free(a.tmp);
@@ -306,7 +306,7 @@ int linattn_segment_apply(linattn_ctx *ctx, const linattn_segment_apply_io *io)
     const int nt = linattn_max_threads(ctx) > 0 ? linattn_max_threads(ctx) : 1;
     if (a.hT && !(a.tmp = linattn_malloc(sizeof(float) * (size_t)nt * (size_t)(K * V))))
         return linattn_fail(LINATTN_ENOMEM, "apply: out of memory for scratch");
-    const int blas = linattn_blas_serial_begin(nt > 1);
+    const int blas = linattn_blas_serial_begin(1);
     if (outs) linattn_parallel_for(ctx, N * a.Ho, out_job, &a); /* reads h0 before hT */
     if (a.hT) linattn_parallel_for(ctx, N * H, state_job, &a);
     linattn_blas_serial_end(blas);
