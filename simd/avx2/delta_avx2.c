@@ -22,7 +22,9 @@
  * lib/half.c for bf16; a vector holding a NaN goes through the scalar code),
  * so that a decode step moves half the bytes and touches no other scratch;
  * with one token (and no read passes) the write widens the state again from
- * cache rather than keep a float32 copy in the pack.
+ * cache rather than keep a float32 copy in the pack; a full panel of such a
+ * step on a bf16 state takes its vectors in pairs (step_bf16: one 32-byte
+ * load widens 16 columns, even and odd, by a shift and an and).
  * AVX2 has no masked 16-bit moves: a tail vector goes through eight
  * halves on the stack.
  *
@@ -212,6 +214,161 @@ INLINE void read_pass(const float *W, ptrdiff_t ldW, int K, const float *x, cons
     for (int v = 0; v < NV; v++) st(dst + v * VL, m[v], MASKED, p[v]);
 }
 
+/* ---- the decode step on a bf16 state, two vectors at a time ---------------
+ * As the AVX-512 kernel's step_bf16: a full panel of a one-token call with a
+ * bf16 state read by the sweep's queries only (panel()'s `direct` case) is
+ * bound by widening and rounding, not bytes.  A pair of vectors covers 16
+ * columns in an even/odd layout: one 32-byte load holds 16 bf16, the even
+ * columns widen by one shift (w << 16) and the odd ones by one and (w &
+ * 0xffff0000); rounded back, the odd columns keep their upper halves in
+ * place and the even ones shift down into the lower halves, one or merging
+ * the two.  v is split into that layout and o merged back (shuffles and
+ * lane permutes); every column goes through the same arithmetic as in
+ * panel(), so the results are bit for bit the same.  The rounding is
+ * lib/half.c's (+ 0x7fff + the lowest kept bit); a pair holding a NaN goes
+ * through the scalar code. */
+
+/* Split 16 floats at p (columns 0..15) into even and odd columns. */
+INLINE void split_eo(const float *p, __m256 *e, __m256 *o)
+{
+    const __m256 x0 = _mm256_loadu_ps(p), x1 = _mm256_loadu_ps(p + VL);
+    /* per 128-bit lane x0[0,2] x1[0,2] (0x88) or x0[1,3] x1[1,3] (0xdd); then the
+     * 64-bit quarters in the order 0, 2, 1, 3 */
+    *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0x88)), 0xd8));
+    *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(x0, x1, 0xdd)), 0xd8));
+}
+
+/* Store even and odd columns as 16 floats at p. */
+INLINE void merge_eo(float *p, __m256 e, __m256 o)
+{
+    const __m256 lo = _mm256_unpacklo_ps(e, o); /* columns 0..3 | 8..11 */
+    const __m256 hi = _mm256_unpackhi_ps(e, o); /* columns 4..7 | 12..15 */
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + VL, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/* 16 bf16 at h, widened into even and odd columns. */
+INLINE void ld_bf16_eo(const uint16_t *h, __m256 *e, __m256 *o)
+{
+    const __m256i w = _mm256_loadu_si256((const __m256i *)h);
+    *e = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    *o = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32((int)0xffff0000u)));
+}
+
+/* The 16 columns of a pair holding a NaN rounded to bf16 at h, lib/half.c's bits. */
+static __attribute__((noinline)) void st_bf16_eo_nan(uint16_t *h, __m256 e, __m256 o)
+{
+    float fe[VL], fo[VL], x[2 * VL];
+    _mm256_storeu_ps(fe, e);
+    _mm256_storeu_ps(fo, o);
+    for (int l = 0; l < VL; l++) {
+        x[2 * l] = fe[l];
+        x[2 * l + 1] = fo[l];
+    }
+    linattn_bf16_out_scalar(x, h, 2 * VL);
+}
+
+/* x + 0x7fff + its lowest kept bit (no NaN) */
+INLINE __m256i round_bf16(__m256 x)
+{
+    const __m256i i = _mm256_castps_si256(x);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(i, 16), _mm256_set1_epi32(1));
+    return _mm256_add_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(0x7fff)), lsb);
+}
+
+INLINE void st_bf16_eo(uint16_t *h, __m256 e, __m256 o)
+{
+    if (_mm256_movemask_ps(_mm256_cmp_ps(e, o, _CMP_UNORD_Q))) { /* a NaN in either */
+        st_bf16_eo_nan(h, e, o);
+        return;
+    }
+    const __m256i hi = _mm256_and_si256(round_bf16(o), _mm256_set1_epi32((int)0xffff0000u));
+    _mm256_storeu_si256((__m256i *)h, _mm256_or_si256(hi, _mm256_srli_epi32(round_bf16(e), 16)));
+}
+
+/* panel() for a full panel (NV even) of a one-token call with a bf16 state
+ * read by the sweep's queries only (its `direct` case): the same steps,
+ * vectors in pairs. */
+INLINE void step_bf16(const linattn_delta_rec_job *jb, int j0, float *gbuf, const int NV,
+                      const int GDN, const int GK, const int NQ)
+{
+    const int K = jb->K, nq = NQ == 1 ? 1 : jb->nq;
+    const ptrdiff_t sqh = jb->sqh, soh = jb->soh;
+    const uint16_t *const h0 = jb->h0 + j0;
+    uint16_t *const ht = jb->ht + j0;
+    float *const gc = GK ? gbuf : NULL;
+    float *const ck = GK ? gbuf + 2 * LINATTN_MAX_HEAD_DIM : NULL;
+    float *const cq = GK ? gbuf + 3 * LINATTN_MAX_HEAD_DIM : NULL;
+    __m256 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
+
+    if (GK) {
+        decay_row(jb, 0, gc);
+        scaled_reads(jb, 0, gc, NQ, ck, cq);
+    }
+    UNROLL
+    for (int v = 0; v < NV; v++) {
+        a[v] = _mm256_setzero_ps();
+        UNROLL
+        for (int r = 0; r < NQ; r++) b[r][v] = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < K; i++) {
+        const uint16_t *hrow = h0 + (ptrdiff_t)i * jb->ld0;
+        const __m256 ki = GK ? _mm256_set1_ps(ck[i]) : _mm256_set1_ps(jb->k[i]);
+        __m256 qi[NQMAX];
+        UNROLL
+        for (int r = 0; r < NQ; r++)
+            qi[r] = GK ? _mm256_set1_ps(cq[r * LINATTN_MAX_HEAD_DIM + i]) : _mm256_set1_ps(jb->q[r * sqh + i]);
+        UNROLL
+        for (int v = 0; v < NV; v += 2) {
+            __m256 s[2];
+            ld_bf16_eo(hrow + v * VL, &s[0], &s[1]);
+            UNROLL
+            for (int x = 0; x < 2; x++) {
+                if (GDN) a[v + x] = _mm256_fmadd_ps(s[x], ki, a[v + x]);
+                UNROLL
+                for (int r = 0; r < NQ; r++) b[r][v + x] = _mm256_fmadd_ps(s[x], qi[r], b[r][v + x]);
+            }
+        }
+    }
+
+    const float *q = jb->q, *k = jb->k;
+    const float gs = jb->g && !GK ? expf(jb->g[0]) : 1.0f;
+    const __m256 gam = _mm256_set1_ps(gs), scale = _mm256_set1_ps(jb->scale);
+    UNROLL
+    for (int v = 0; v < NV; v += 2) split_eo(jb->v + j0 + v * VL, &u[v], &u[v + 1]);
+    if (GDN) {
+        const __m256 beta = _mm256_set1_ps(jb->beta[0]);
+        UNROLL
+        for (int v = 0; v < NV; v++)
+            u[v] = GK ? _mm256_mul_ps(beta, _mm256_sub_ps(u[v], a[v]))
+                      : _mm256_mul_ps(beta, _mm256_fnmadd_ps(gam, a[v], u[v]));
+    }
+    for (int r = 0; r < nq; r++) {
+        const __m256 kq = _mm256_set1_ps(dot(k, q + r * sqh, K));
+        __m256 y[NVMAX];
+        UNROLL
+        for (int v = 0; v < NV; v++) {
+            const __m256 br = b[r < NQ ? r : 0][v];
+            y[v] = _mm256_mul_ps(scale, _mm256_fmadd_ps(kq, u[v], GK ? br : _mm256_mul_ps(gam, br)));
+        }
+        UNROLL
+        for (int v = 0; v < NV; v += 2) merge_eo(jb->o + r * soh + j0 + v * VL, y[v], y[v + 1]);
+    }
+    for (int i = 0; i < K; i++) {
+        const uint16_t *grow = h0 + (ptrdiff_t)i * jb->ld0;
+        uint16_t *hrow = ht + (ptrdiff_t)i * jb->ldt;
+        const __m256 ki = _mm256_set1_ps(k[i]);
+        const __m256 gi = GK ? _mm256_set1_ps(gc[i]) : gam;
+        UNROLL
+        for (int v = 0; v < NV; v += 2) {
+            __m256 s[2];
+            ld_bf16_eo(grow + v * VL, &s[0], &s[1]);
+            st_bf16_eo(hrow + v * VL, _mm256_fmadd_ps(gi, s[0], _mm256_mul_ps(ki, u[v])),
+                       _mm256_fmadd_ps(gi, s[1], _mm256_mul_ps(ki, u[v + 1])));
+        }
+    }
+}
+
 /* One panel of NV vectors (columns j0 .. j0+w-1).  NV, MASKED, GDN,
  * PACKED, GK and NQ are compile-time constants at every call site, so each
  * instantiation is specialised; MASKED = 0 requires w == NV*VL.
@@ -253,6 +410,10 @@ INLINE void panel(const linattn_delta_rec_job *jb, int j0, int w, float *buf, fl
     int cnt[NVMAX]; /* lanes of vector v in the panel */
     __m256 a[NVMAX], b[NQMAX][NVMAX], u[NVMAX];
 
+    if (direct && hdt == LINATTN_KH_BF16 && !MASKED && NV % 2 == 0) {
+        step_bf16(jb, j0, gbuf, NV, GDN, GK, NQ); /* the decode step, in pairs */
+        return;
+    }
     UNROLL
     for (int v = 0; v < NV; v++) {
         const int r = w - v * VL;
