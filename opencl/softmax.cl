@@ -24,9 +24,12 @@
 #define VD (VD0 > 16 ? 16 : VD0 < 1 ? 1 : VD0) /* keys of a value tile */
 #define LT (QKT > VD * V ? QKT : VD * V)
 #define MVC0 ((V + 15) / 16)
-/* output columns per work-item, rounded up to a power of 2: PoCL 3.1 gave
- * wrong outputs (infinities) with 3, 5, 6 or 7 */
-#define MVC (MVC0 <= 1 ? 1 : MVC0 <= 2 ? 2 : MVC0 <= 4 ? 4 : MVC0 <= 8 ? 8 : MVC0 <= 16 ? 16 : MVC0)
+/* output columns per work-item, rounded up to a power of 2 and at least 4:
+ * PoCL 3.1 gave wrong outputs (infinities) with 3, 5, 6 or 7, and with 1 or
+ * 2 when built for an AVX2-only CPU (AMD EPYC, its "haswell" target; the
+ * columns past V are guarded, so 4 only costs work where V <= 32, which
+ * takes softmax_fwd2 unless LINATTN_CL_SOFTMAX asks otherwise) */
+#define MVC (MVC0 <= 4 ? 4 : MVC0 <= 8 ? 8 : MVC0 <= 16 ? 16 : MVC0)
 
 /* n scores x[t * stride] of one row replaced by p = exp(x - m) (0 for a
  * masked -inf score); returns their sum. */
