@@ -226,12 +226,6 @@ static qheads qheads_of(const linattn_cl_delta *a)
     return (qheads){(cl_int)a->Hq, share ? (cl_int)(a->Hq / a->H) : 1, share};
 }
 
-/* delta_stepw2 (two passes over the state) rather than delta_stepw: for a
- * 16-bit state with one query head a state (nq = 1), measured faster on an
- * NVIDIA H200 (gdn, B=256 H=16 K=V=128, the kernel: bf16 0.140 -> 0.120 ms,
- * f16 0.110 -> 0.092), where a float32 state measured slower (0.150 ->
- * 0.158).  The same sums in the same order: the same results.
- * LINATTN_CL_STEP2=0|1 forces it where nq = 1 (tuning and tests). */
 /* The step program's state elements (-DSDT): the state's dtype, and for
  * bf16 on NVIDIA devices of compute capability 8.0 and later 3, which
  * rounds by the device's own conversion instruction (the same bits;
@@ -244,6 +238,12 @@ static int step_sdt(const linattn_cl *cl, const linattn_cl_delta *a)
     return (int)a->h0.dtype;
 }
 
+/* delta_stepw2 (two passes over the state) rather than delta_stepw: for a
+ * 16-bit state with one query head a state (nq = 1), measured faster on an
+ * NVIDIA H200 (gdn, B=256 H=16 K=V=128, the kernel: bf16 0.140 -> 0.120 ms,
+ * f16 0.110 -> 0.092), where a float32 state measured slower (0.150 ->
+ * 0.158).  The same sums in the same order: the same results.
+ * LINATTN_CL_STEP2=0|1 forces it where nq = 1 (tuning and tests). */
 static int step_two(const linattn_cl_delta *a)
 {
     const char *env = getenv("LINATTN_CL_STEP2"); /* tuning and tests */
