@@ -14,6 +14,11 @@ struct linattn_buffer {
 
 int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out)
 {
+    return linattn_buffer_make(ctx, count, 1, out);
+}
+
+int linattn_buffer_make(linattn_ctx *ctx, size_t count, int zero, linattn_buffer **out)
+{
     int rc;
     if (!out) return linattn_fail(LINATTN_ENULL, "out: NULL");
     *out = NULL;
@@ -26,7 +31,7 @@ int linattn_buffer_create(linattn_ctx *ctx, size_t count, linattn_buffer **out)
     b->ctx = ctx;
     b->count = count;
     if (ctx->cl) {
-        if ((rc = linattn_cl_alloc(ctx->cl, count * sizeof(float), 1, &b->mem))) {
+        if ((rc = linattn_cl_alloc(ctx->cl, count * sizeof(float), zero, &b->mem))) {
             free(b);
             return rc;
         }

@@ -171,6 +171,9 @@ int linattn_views_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *c
                         unsigned rows_ok, unsigned any_ok, unsigned half_ok);
 /* buffer.c: a buffer's device memory (NULL on a CPU context). */
 void *linattn_buffer_mem(const linattn_buffer *b);
+/* linattn_buffer_create, whose device memory is zeroed only when zero is
+ * set (host memory always is): for scratch the caller fills completely. */
+int linattn_buffer_make(linattn_ctx *ctx, size_t count, int zero, linattn_buffer **out);
 
 /* half.c: one element to or from a 16-bit type (round to nearest even,
  * linattn_convert(3)), and n elements of a dtype to float32 or back

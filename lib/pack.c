@@ -186,7 +186,8 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
             e->dense.dtype = LINATTN_F32;
             if (on_device(ctx, t)) {
                 e->dense.data = NULL;
-                if ((rc = linattn_buffer_create(ctx, cnt, &e->dense.buf))) break;
+                /* (an input's copy is written whole by the view copy below) */
+                if ((rc = linattn_buffer_make(ctx, cnt, !(in >> i & 1u), &e->dense.buf))) break;
                 if (in >> i & 1u) {
                     int64_t s[LINATTN_MAX_DIMS], z[LINATTN_MAX_DIMS];
                     linattn_strides(t, s);

@@ -4,7 +4,9 @@
  * has fewer), n = the element count; from16/to16 convert from or to a
  * 16-bit type on the way (bf = 1: bfloat16 by shifts, else binary16 by
  * vload_half/vstore_half_rte: core OpenCL 1.2, no extension; a NaN rounded
- * by the library's rule, as vstore_half_rte may give any NaN). */
+ * by the library's rule, as vstore_half_rte may give any NaN).  flat: both
+ * layouts are dense, element e at offset + e (no index arithmetic: the
+ * 64-bit divisions of at() cost more than the copy on a GPU). */
 
 static long at(long e, long4 shape, long4 s)
 {
@@ -16,29 +18,30 @@ static long at(long e, long4 shape, long4 s)
     return i0 * s.x + i1 * s.y + i2 * s.z + i3 * s.w;
 }
 
+#define SRC(e) (soff + (flat ? (e) : at((e), shape, ss)))
+#define DST(e) (doff + (flat ? (e) : at((e), shape, ds)))
+
 __kernel void view_copy(__global const float *src, long soff, long4 ss, __global float *dst,
-                        long doff, long4 ds, long4 shape, long n)
+                        long doff, long4 ds, long4 shape, long n, int flat)
 {
-    for (long e = get_global_id(0); e < n; e += get_global_size(0))
-        dst[doff + at(e, shape, ds)] = src[soff + at(e, shape, ss)];
+    for (long e = get_global_id(0); e < n; e += get_global_size(0)) dst[DST(e)] = src[SRC(e)];
 }
 
 __kernel void view_from16(__global const ushort *src, long soff, long4 ss, __global float *dst,
-                          long doff, long4 ds, long4 shape, long n, int bf)
+                          long doff, long4 ds, long4 shape, long n, int bf, int flat)
 {
     for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
-        const long i = soff + at(e, shape, ss);
-        dst[doff + at(e, shape, ds)] =
-            bf ? as_float((uint)src[i] << 16) : vload_half(i, (__global const half *)src);
+        const long i = SRC(e);
+        dst[DST(e)] = bf ? as_float((uint)src[i] << 16) : vload_half(i, (__global const half *)src);
     }
 }
 
 __kernel void view_to16(__global const float *src, long soff, long4 ss, __global ushort *dst,
-                        long doff, long4 ds, long4 shape, long n, int bf)
+                        long doff, long4 ds, long4 shape, long n, int bf, int flat)
 {
     for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
-        const float x = src[soff + at(e, shape, ss)];
-        const long j = doff + at(e, shape, ds);
+        const float x = src[SRC(e)];
+        const long j = DST(e);
         if (bf) {
             const uint u = as_uint(x);
             const uint h = u >> 16;
