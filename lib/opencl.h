@@ -168,10 +168,11 @@ int linattn_cl_softmax_run(linattn_cl *cl, const linattn_cl_softmax *a);
 /* Copy the 4-D (or fewer) shape from the view (soff, sstr) of device buffer
  * src to the view (doff, dstr) of dst, offsets and strides in elements;
  * one of sdt, ddt is float32, the other any dtype (converted; to a 16-bit
- * type rounded to nearest even) (view_cl.c); waits for the device. */
+ * type rounded to nearest even) (view_cl.c); waits for the device.  flat:
+ * both views are dense (linattn_dense), copied element for element. */
 int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t *sstr,
                          linattn_dtype sdt, void *dst, int64_t doff, const int64_t *dstr,
-                         linattn_dtype ddt, const int64_t *shape, int ndim);
+                         linattn_dtype ddt, const int64_t *shape, int ndim, int flat);
 
 /* A summarised segment's outputs completed on the device (segment_cl.c):
  * o [Bt,len,Ho,V] += oA [Bt,len,Ho,K] . S [Bt,H,K,V] per (b, output head r),

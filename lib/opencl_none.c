@@ -110,11 +110,11 @@ int linattn_cl_values_check(linattn_cl *cl, linattn_cl_vcheck *vc)
 
 int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t *sstr,
                          linattn_dtype sdt, void *dst, int64_t doff, const int64_t *dstr,
-                         linattn_dtype ddt, const int64_t *shape, int ndim)
+                         linattn_dtype ddt, const int64_t *shape, int ndim, int flat)
 {
     (void)cl; (void)src; (void)soff; (void)sstr; (void)dst; (void)doff; (void)dstr;
     (void)sdt; (void)ddt;
-    (void)shape; (void)ndim;
+    (void)shape; (void)ndim; (void)flat;
     return none();
 }
 

@@ -194,7 +194,8 @@ int linattn_pack_begin(linattn_packset *ps, linattn_ctx *ctx, linattn_tensor *co
                     linattn_strides(&e->dense, z);
                     if ((rc = linattn_cl_view_copy(ctx->cl, linattn_buffer_mem(t->buf), t->offset,
                                                    s, t->dtype, linattn_buffer_mem(e->dense.buf),
-                                                   0, z, LINATTN_F32, t->shape, t->ndim)))
+                                                   0, z, LINATTN_F32, t->shape, t->ndim,
+                                                   linattn_dense(t))))
                         break;
                 }
             } else {
@@ -226,7 +227,7 @@ int linattn_pack_end(linattn_packset *ps, int rc)
                 rc = linattn_cl_view_copy(ps->ctx->cl, linattn_buffer_mem(e->dense.buf), 0, z,
                                           LINATTN_F32, linattn_buffer_mem(e->orig.buf),
                                           e->orig.offset, s, e->orig.dtype, e->orig.shape,
-                                          e->orig.ndim);
+                                          e->orig.ndim, linattn_dense(&e->orig));
             } else if (e->host) {
                 host_copy(ps->ctx, &e->orig, view_base(&e->orig), e->host, 0);
             }

@@ -28,7 +28,7 @@ __kernel void view_copy(__global const float *src, long soff, long4 ss, __global
 }
 
 __kernel void view_from16(__global const ushort *src, long soff, long4 ss, __global float *dst,
-                          long doff, long4 ds, long4 shape, long n, int bf, int flat)
+                          long doff, long4 ds, long4 shape, long n, int flat, int bf)
 {
     for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
         const long i = SRC(e);
@@ -37,7 +37,7 @@ __kernel void view_from16(__global const ushort *src, long soff, long4 ss, __glo
 }
 
 __kernel void view_to16(__global const float *src, long soff, long4 ss, __global ushort *dst,
-                        long doff, long4 ds, long4 shape, long n, int bf, int flat)
+                        long doff, long4 ds, long4 shape, long n, int flat, int bf)
 {
     for (long e = get_global_id(0); e < n; e += get_global_size(0)) {
         const float x = src[SRC(e)];

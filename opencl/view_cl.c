@@ -14,21 +14,9 @@ static cl_long4 pad4(const int64_t *x, int ndim, int64_t fill)
     return v;
 }
 
-/* x: the strides of a dense C-order layout of shape (dimensions of size 1
- * take any stride) */
-static int dense(const int64_t *x, const int64_t *shape, int ndim)
-{
-    int64_t want = 1;
-    for (int d = ndim - 1; d >= 0; d--) {
-        if (shape[d] != 1 && x[d] != want) return 0;
-        want *= shape[d];
-    }
-    return 1;
-}
-
 int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t *sstr,
                          linattn_dtype sdt, void *dst, int64_t doff, const int64_t *dstr,
-                         linattn_dtype ddt, const int64_t *shape, int ndim)
+                         linattn_dtype ddt, const int64_t *shape, int ndim, int flat)
 {
     int rc;
     cl_kernel kn[3];
@@ -44,13 +32,13 @@ int linattn_cl_view_copy(linattn_cl *cl, void *src, int64_t soff, const int64_t 
     static const char *const names[3] = {"view_copy", "view_from16", "view_to16"};
     rc = linattn_cl_kernels(cl, linattn_view_cl_src, "", names, 3, kn);
     if (!rc) {
-        const cl_int flat = dense(sstr, shape, ndim) && dense(dstr, shape, ndim);
-        const linattn_karg args[] = {A(s),  A(so), A(ss), A(t),   A(dof),
-                                     A(ds), A(sh), A(n),  A(bf), A(flat)};
-        const linattn_karg copy[] = {A(s), A(so), A(ss), A(t), A(dof), A(ds), A(sh), A(n), A(flat)};
+        const cl_int fl = flat;
+        /* (view_copy takes all but bf) */
+        const linattn_karg args[] = {A(s),  A(so), A(ss), A(t),  A(dof),
+                                     A(ds), A(sh), A(n),  A(fl), A(bf)};
         const size_t ls = LOCAL;
         const size_t gs = ((size_t)(n < (1 << 22) ? n : (1 << 22)) + LOCAL - 1) / LOCAL * LOCAL;
-        if (!(rc = linattn_clrun_args(kn[which], which ? args : copy, which ? 10 : 9, names[which])))
+        if (!(rc = linattn_clrun_args(kn[which], args, which ? 10 : 9, names[which])))
             rc = linattn_clrun_launch(cl, kn[which], 1, &gs, &ls, names[which]);
     }
     return linattn_clrun_end(&r, rc);
